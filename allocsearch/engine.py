@@ -1,0 +1,194 @@
+"""Block-by-block calibration engine.
+
+The inputs of the first decoder block are captured once; then each block in turn gets
+statistics from hooks on its prunable layers, is pruned, and is run again (pruned) to
+produce the next block's inputs. Peak memory is the model plus one set of block inputs,
+(nsamples, seqlen, hidden) in the model dtype, plus one batch's activations inside a block.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from allocsearch.models.adapters import ModelAdapter
+from allocsearch.pruners.base import Pruner
+from allocsearch.pruners.pattern import UNSTRUCTURED, Pattern
+from allocsearch.pruners.stats import StatsAccumulator
+
+
+@dataclass(frozen=True)
+class LayerTarget:
+    """What one prunable layer should become."""
+
+    sparsity: float
+    pattern: Pattern = UNSTRUCTURED
+
+    def __post_init__(self) -> None:
+        # Normalises the pair: an N:M pattern fixes the sparsity; bounds are checked.
+        object.__setattr__(self, "sparsity", self.pattern.resolve_sparsity(self.sparsity))
+
+
+def uniform_targets(
+    adapter: ModelAdapter, sparsity: float | None, pattern: Pattern = UNSTRUCTURED
+) -> dict[str, LayerTarget]:
+    """The same target for every prunable layer."""
+    target = LayerTarget(pattern.resolve_sparsity(sparsity), pattern)
+    return {name: target for name in adapter.prunable_layers()}
+
+
+@dataclass
+class PruneReport:
+    """Achieved sparsity per layer (from the masks) and the layers' parameter counts."""
+
+    pruner: str
+    sparsity: dict[str, float] = field(default_factory=dict)
+    numel: dict[str, int] = field(default_factory=dict)
+    calibration_tokens: int = 0
+    seconds: float = 0.0
+
+    @property
+    def overall(self) -> float:
+        """Parameter-weighted sparsity over the prunable layers."""
+        total = sum(self.numel.values())
+        return sum(self.sparsity[n] * self.numel[n] for n in self.numel) / max(total, 1)
+
+
+@dataclass
+class _Batch:
+    """One batch of block inputs: hidden states (B, T, H) and whatever else the model
+    passes its blocks (position embeddings, masks); captured per batch so shapes match."""
+
+    hidden: torch.Tensor
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+
+
+class _Captured(Exception):
+    """Stops the model's forward once the first block's inputs are seen."""
+
+
+@torch.no_grad()
+def capture_block_inputs(
+    model: nn.Module, adapter: ModelAdapter, windows: torch.Tensor, batch_size: int
+) -> list[_Batch]:
+    """Run the embedding stage on (n, seqlen) windows and keep what block 0 receives."""
+    batches: list[_Batch] = []
+    device = next(model.parameters()).device
+
+    def hook(_mod: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        batches.append(_Batch(args[0], tuple(args[1:]), dict(kwargs)))
+        raise _Captured
+
+    handle = adapter.block(0).register_forward_pre_hook(hook, with_kwargs=True)
+    try:
+        for chunk in windows.split(batch_size):
+            with contextlib.suppress(_Captured):
+                model(input_ids=chunk.to(device), use_cache=False)
+    finally:
+        handle.remove()
+    return batches
+
+
+def _run_block(block: nn.Module, batches: list[_Batch], keep_outputs: bool) -> None:
+    for b in batches:
+        out = block(b.hidden, *b.args, **b.kwargs)
+        if keep_outputs:
+            b.hidden = out[0] if isinstance(out, tuple) else out
+
+
+@torch.no_grad()
+def prune_sequential(
+    model: nn.Module,
+    adapter: ModelAdapter,
+    pruner: Pruner,
+    targets: Mapping[str, LayerTarget],
+    windows: torch.Tensor | None,
+    *,
+    batch_size: int = 1,
+    progress: bool = True,
+) -> PruneReport:
+    """Prune every layer named in ``targets`` in place, block by block.
+
+    ``windows`` (n, seqlen) are the calibration tokens; a data-free pruner (magnitude)
+    may pass None. Layers missing from ``targets`` stay dense.
+    """
+    unknown = set(targets) - set(adapter.prunable_layers())
+    if unknown:
+        raise KeyError(f"targets name layers the model does not have: {sorted(unknown)[:5]}")
+    start = time.perf_counter()
+    report = PruneReport(pruner=pruner.name)
+    batches: list[_Batch] = []
+    if pruner.needs_data:
+        if windows is None:
+            raise ValueError(f"pruner {pruner.name!r} needs calibration windows")
+        batches = capture_block_inputs(model, adapter, windows, batch_size)
+        report.calibration_tokens = int(windows.numel())
+
+    bar = tqdm(range(adapter.num_blocks), desc=f"prune ({pruner.name})", disable=not progress)
+    for index in bar:
+        block = adapter.block(index)
+        layers = {n: m for n, m in adapter.block_layers(index).items() if n in targets}
+        stats = _collect_stats(block, adapter, layers, batches, pruner) if batches else {}
+        for name, layer in layers.items():
+            weight = adapter.get_weight(layer)
+            t = targets[name]
+            result = pruner.prune(weight, stats.get(name), t.sparsity, t.pattern)
+            adapter.set_weight(layer, result.weight)
+            report.sparsity[name] = result.sparsity
+            report.numel[name] = weight.numel()
+        if batches and index + 1 < adapter.num_blocks:
+            _run_block(block, batches, keep_outputs=True)
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _collect_stats(
+    block: nn.Module,
+    adapter: ModelAdapter,
+    layers: Mapping[str, nn.Module],
+    batches: list[_Batch],
+    pruner: Pruner,
+) -> dict[str, Any]:
+    """One dense forward of the block with hooks accumulating each layer's input stats."""
+    accs: dict[str, StatsAccumulator] = {}
+    handles = []
+
+    def make_hook(acc: StatsAccumulator) -> Callable[..., None]:
+        def hook(_mod: nn.Module, inputs: tuple[torch.Tensor, ...], _out: Any) -> None:
+            acc.add(inputs[0])
+
+        return hook
+
+    for name, layer in layers.items():
+        in_features = adapter.get_weight(layer).shape[1]
+        acc = StatsAccumulator(
+            in_features,
+            norms=pruner.needs_norms,
+            hessian=pruner.needs_hessian,
+            device=adapter.get_weight(layer).device,
+        )
+        accs[name] = acc
+        handles.append(layer.register_forward_hook(make_hook(acc)))
+    try:
+        _run_block(block, batches, keep_outputs=False)
+    finally:
+        for h in handles:
+            h.remove()
+    return {name: acc.result() for name, acc in accs.items()}
+
+
+def measure_sparsity(adapter: ModelAdapter) -> dict[str, float]:
+    """Fraction of exact zeros in each prunable layer's weight."""
+    out: dict[str, float] = {}
+    for name, layer in adapter.prunable_layers().items():
+        w = adapter.get_weight(layer)
+        out[name] = float((w == 0).sum().item()) / w.numel()
+    return out

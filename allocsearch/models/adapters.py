@@ -1,0 +1,117 @@
+"""The one place that knows Hugging Face module paths.
+
+An adapter exposes a causal LM as a list of decoder blocks, each with named prunable
+linear layers, and reads/writes their weights as (out_features, in_features) matrices
+whatever the storage (GPT-2's Conv1D stores (in, out)).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers.pytorch_utils import Conv1D
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """Where an architecture keeps its decoder blocks and what its prunable layers are."""
+
+    blocks_path: str  # attribute path from the *ForCausalLM model to the block list
+    transposed: bool = False  # weights stored (in, out): GPT-2's Conv1D
+
+    @property
+    def layer_type(self) -> type[nn.Module]:
+        return Conv1D if self.transposed else nn.Linear
+
+
+_LLAMA_LIKE = ArchSpec("model.layers")
+
+#: model_type (from the HF config) -> layout. Add an architecture by adding a line.
+ARCHITECTURES: dict[str, ArchSpec] = {
+    "llama": _LLAMA_LIKE,
+    "mistral": _LLAMA_LIKE,
+    "qwen2": _LLAMA_LIKE,
+    "qwen3": _LLAMA_LIKE,
+    "opt": ArchSpec("model.decoder.layers"),
+    "gpt2": ArchSpec("transformer.h", transposed=True),
+}
+
+
+class UnsupportedArchitectureError(ValueError):
+    pass
+
+
+def _resolve(root: nn.Module, path: str) -> nn.Module:
+    obj: nn.Module = root
+    for part in path.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+class ModelAdapter:
+    """Blocks and prunable layers of one loaded model; names are full module names
+    relative to the causal LM (``model.layers.3.mlp.down_proj``)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        model_type = getattr(getattr(model, "config", None), "model_type", None)
+        spec = ARCHITECTURES.get(str(model_type))
+        if spec is None:
+            raise UnsupportedArchitectureError(
+                f"unsupported architecture {model_type!r}; supported: "
+                f"{', '.join(sorted(ARCHITECTURES))}"
+            )
+        self.model = model
+        self.model_type = str(model_type)
+        self.spec = spec
+        blocks = _resolve(model, spec.blocks_path)
+        if not isinstance(blocks, nn.ModuleList):
+            raise UnsupportedArchitectureError(
+                f"{self.model_type}: expected a ModuleList at {spec.blocks_path}"
+            )
+        self._blocks: list[nn.Module] = list(blocks)
+
+    @property
+    def num_blocks(self) -> int:
+        return len(self._blocks)
+
+    def block(self, index: int) -> nn.Module:
+        return self._blocks[index]
+
+    def block_prefix(self, index: int) -> str:
+        return f"{self.spec.blocks_path}.{index}"
+
+    def block_layers(self, index: int) -> dict[str, nn.Module]:
+        """Prunable layers of one block, in module order, keyed by full name."""
+        prefix = self.block_prefix(index)
+        kind = self.spec.layer_type
+        return {
+            f"{prefix}.{name}": mod
+            for name, mod in self._blocks[index].named_modules()
+            if name and isinstance(mod, kind)
+        }
+
+    def prunable_layers(self) -> dict[str, nn.Module]:
+        """Every prunable layer of every block (the embeddings and lm_head are never pruned)."""
+        out: dict[str, nn.Module] = {}
+        for i in range(self.num_blocks):
+            out.update(self.block_layers(i))
+        return out
+
+    def get_weight(self, layer: nn.Module) -> torch.Tensor:
+        """The weight as (out_features, in_features); a view, not a copy."""
+        w = layer.weight
+        assert isinstance(w, torch.Tensor)
+        return w.data.T if self.spec.transposed else w.data
+
+    def set_weight(self, layer: nn.Module, weight: torch.Tensor) -> None:
+        """Write an (out, in) matrix back in place, in the layer's storage layout and dtype."""
+        self.get_weight(layer).copy_(weight)
+
+    def block_index(self, name: str) -> int:
+        """Block index of a full layer name (``model.layers.3.mlp.up_proj`` -> 3)."""
+        prefix = self.spec.blocks_path + "."
+        if not name.startswith(prefix):
+            raise KeyError(f"{name!r} is not inside {self.spec.blocks_path}")
+        return int(name[len(prefix) :].split(".", 1)[0])

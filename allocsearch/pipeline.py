@@ -1,0 +1,102 @@
+"""The library calls behind ``allocsearch prune`` and ``allocsearch eval``, shared by the
+CLI, the benchmarks and the notebooks (one obvious way to do each thing)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from allocsearch.data.windows import DataConfig, calibration_windows, evaluation_windows
+from allocsearch.engine import PruneReport, measure_sparsity, prune_sequential, uniform_targets
+from allocsearch.evaluate.perplexity import PerplexityResult, perplexity
+from allocsearch.models.loading import LoadedModel
+from allocsearch.pruners import get_pruner
+from allocsearch.pruners.pattern import UNSTRUCTURED, Pattern
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class PruneConfig:
+    """A uniform prune: one method, one sparsity (or N:M pattern) for every prunable layer."""
+
+    method: str = "wanda"
+    sparsity: float | None = 0.5
+    pattern: Pattern = UNSTRUCTURED
+    calibration: DataConfig = field(default_factory=DataConfig)
+    batch_size: int = 1
+
+    def __post_init__(self) -> None:
+        get_pruner(self.method)  # fails early on an unknown name
+        object.__setattr__(self, "sparsity", self.pattern.resolve_sparsity(self.sparsity))
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["pattern"] = str(self.pattern)
+        return d
+
+
+def prune_uniform(loaded: LoadedModel, config: PruneConfig, *, progress: bool = True) -> PruneReport:
+    """Prune ``loaded`` in place at one ratio with the configured pruner."""
+    pruner = get_pruner(config.method)
+    windows = None
+    if pruner.needs_data:
+        cal = config.calibration
+        windows = calibration_windows(
+            loaded.tokenizer, cal.source, cal.nsamples, cal.seqlen, cal.seed
+        )
+    targets = uniform_targets(loaded.adapter, config.sparsity, config.pattern)
+    return prune_sequential(
+        loaded.model,
+        loaded.adapter,
+        pruner,
+        targets,
+        windows,
+        batch_size=config.batch_size,
+        progress=progress,
+    )
+
+
+def evaluate_perplexity(
+    loaded: LoadedModel,
+    source: str = "embedded",
+    *,
+    part: str = "evaluation",
+    seqlen: int = 512,
+    nsamples: int | None = None,
+    batch_size: int = 1,
+    progress: bool = True,
+) -> PerplexityResult:
+    """Perplexity on non-overlapping windows of one part of a source (all of it by default)."""
+    windows = evaluation_windows(loaded.tokenizer, source, part, seqlen, nsamples)
+    return perplexity(loaded.model, windows, batch_size=batch_size, progress=progress)
+
+
+def overall_sparsity(loaded: LoadedModel) -> float:
+    """Parameter-weighted fraction of zeros over the prunable layers."""
+    per = measure_sparsity(loaded.adapter)
+    layers = loaded.adapter.prunable_layers()
+    sizes = {n: loaded.adapter.get_weight(m).numel() for n, m in layers.items()}
+    return sum(per[n] * sizes[n] for n in per) / sum(sizes.values())
+
+
+def write_prune_record(out_dir: Path, loaded: LoadedModel, config: PruneConfig,
+                       report: PruneReport) -> Path:
+    """``allocsearch_prune.json`` beside a saved model: how it was made and what it achieved."""
+    record = {
+        "schema_version": SCHEMA_VERSION,
+        "source_model": loaded.name,
+        "architecture": loaded.adapter.model_type,
+        "config": config.to_dict(),
+        "achieved_sparsity": report.overall,
+        "calibration_tokens": report.calibration_tokens,
+        "seconds": report.seconds,
+        "layers": report.sparsity,
+    }
+    path = out_dir / "allocsearch_prune.json"
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    return path

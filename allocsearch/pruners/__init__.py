@@ -1,0 +1,47 @@
+"""Pruners: pure tensor functions ``(weight, stats, sparsity, pattern) -> PruneResult``.
+
+``PRUNERS`` is the registry: a plain dict from name to class.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from allocsearch.pruners.base import Pruner, PruneResult
+from allocsearch.pruners.magnitude_sparsify import MagnitudePruner
+from allocsearch.pruners.pattern import UNSTRUCTURED, Pattern
+from allocsearch.pruners.sparsegpt_sparsify import SparseGPTPruner
+from allocsearch.pruners.stats import LayerStats, StatsAccumulator
+from allocsearch.pruners.wanda_sparsify import WandaPruner
+
+PRUNERS: dict[str, type[Pruner]] = {
+    MagnitudePruner.name: MagnitudePruner,
+    WandaPruner.name: WandaPruner,
+    SparseGPTPruner.name: SparseGPTPruner,
+}
+
+
+def get_pruner(name: str, **params: Any) -> Pruner:
+    """Instantiate a registered pruner by name."""
+    try:
+        cls = PRUNERS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown pruner {name!r}; choose one of: {', '.join(sorted(PRUNERS))}"
+        ) from None
+    return cls(**params)
+
+
+__all__ = [
+    "PRUNERS",
+    "UNSTRUCTURED",
+    "LayerStats",
+    "MagnitudePruner",
+    "Pattern",
+    "PruneResult",
+    "Pruner",
+    "SparseGPTPruner",
+    "StatsAccumulator",
+    "WandaPruner",
+    "get_pruner",
+]

@@ -1,0 +1,72 @@
+"""The pruner interface: a pure function of tensors.
+
+``prune(weight, stats, sparsity, pattern) -> PruneResult`` with weight shaped
+(out_features, in_features) in the layer's own orientation-free form (the model adapter
+transposes GPT-2's Conv1D before and after). Pruners never walk models, load data, print,
+or choose devices: they compute on whatever device the weight is on.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+
+from allocsearch.pruners.pattern import Pattern
+from allocsearch.pruners.stats import LayerStats
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    """``mask`` is True where a weight was removed; ``weight`` is the new weight (zeros at
+    the mask; SparseGPT also updates the kept weights)."""
+
+    mask: torch.Tensor  # (out, in) bool
+    weight: torch.Tensor  # (out, in), the input's dtype
+
+    @property
+    def sparsity(self) -> float:
+        return float(self.mask.sum().item()) / self.mask.numel()
+
+
+class Pruner(ABC):
+    """Base class for registered pruners."""
+
+    name: ClassVar[str]
+    #: Which statistics the engine must collect for this pruner.
+    needs_norms: ClassVar[bool] = False
+    needs_hessian: ClassVar[bool] = False
+
+    @property
+    def needs_data(self) -> bool:
+        return self.needs_norms or self.needs_hessian
+
+    def prune(
+        self,
+        weight: torch.Tensor,
+        stats: LayerStats | None,
+        sparsity: float | None,
+        pattern: Pattern | str | None = None,
+    ) -> PruneResult:
+        """Prune one matrix. ``sparsity`` may be None for an N:M pattern (it is implied)."""
+        if weight.ndim != 2:
+            raise ValueError(f"expected a 2-D weight (out, in), got shape {tuple(weight.shape)}")
+        pat = Pattern.parse(pattern)
+        s = pat.resolve_sparsity(sparsity)
+        if self.needs_data and stats is None:
+            raise ValueError(f"pruner {self.name!r} needs calibration statistics")
+        if s == 0.0 and not pat.is_nm:
+            return PruneResult(torch.zeros_like(weight, dtype=torch.bool), weight.clone())
+        return self._prune(weight, stats, s, pat)
+
+    @abstractmethod
+    def _prune(
+        self, weight: torch.Tensor, stats: LayerStats | None, sparsity: float, pattern: Pattern
+    ) -> PruneResult: ...
+
+
+def apply_mask(weight: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """A copy of ``weight`` with the masked entries set to zero."""
+    return weight.masked_fill(mask, 0)

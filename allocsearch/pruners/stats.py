@@ -1,0 +1,63 @@
+"""Input statistics of one linear layer, accumulated over calibration tokens.
+
+Pure tensor code: the engine feeds it the layer inputs it captured with hooks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class LayerStats:
+    """What pruners may know about a layer's inputs X (tokens x in_features).
+
+    ``sq_norm[j] = sum_t X[t, j]^2`` (Wanda's squared input-channel norm), and
+    ``hessian = 2/T * X^T X`` (SparseGPT's layer-wise Hessian), both float32.
+    """
+
+    tokens: int
+    sq_norm: torch.Tensor | None = None  # (in,)
+    hessian: torch.Tensor | None = None  # (in, in)
+
+    def require_sq_norm(self, who: str) -> torch.Tensor:
+        if self.sq_norm is None:
+            raise ValueError(f"{who} needs input-channel norms (LayerStats.sq_norm)")
+        return self.sq_norm
+
+    def require_hessian(self, who: str) -> torch.Tensor:
+        if self.hessian is None:
+            raise ValueError(f"{who} needs the input Hessian (LayerStats.hessian)")
+        return self.hessian
+
+
+class StatsAccumulator:
+    """Running sums over batches of inputs of shape (..., in_features)."""
+
+    def __init__(self, in_features: int, *, norms: bool, hessian: bool, device: torch.device):
+        self.in_features = in_features
+        self.tokens = 0
+        self._sq = torch.zeros(in_features, dtype=torch.float32, device=device) if norms else None
+        self._h = (
+            torch.zeros(in_features, in_features, dtype=torch.float32, device=device)
+            if hessian
+            else None
+        )
+
+    @torch.no_grad()
+    def add(self, x: torch.Tensor) -> None:
+        x2 = x.reshape(-1, self.in_features).float()  # (t, in)
+        t = x2.shape[0]
+        if self._sq is not None:
+            self._sq += x2.square().sum(dim=0)
+        if self._h is not None:
+            # Running mean of 2 x x^T keeps magnitudes bounded for long calibration sets.
+            self._h.mul_(self.tokens / (self.tokens + t))
+            xs = x2 * (2.0 / (self.tokens + t)) ** 0.5
+            self._h.addmm_(xs.T, xs)
+        self.tokens += t
+
+    def result(self) -> LayerStats:
+        return LayerStats(tokens=self.tokens, sq_norm=self._sq, hessian=self._h)

