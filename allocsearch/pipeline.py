@@ -4,14 +4,23 @@ CLI, the benchmarks and the notebooks (one obvious way to do each thing)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from allocsearch.budget import identity_from_adapter
 from allocsearch.data.windows import DataConfig, calibration_windows, evaluation_windows
-from allocsearch.engine import PruneReport, measure_sparsity, prune_sequential, uniform_targets
+from allocsearch.engine import (
+    LayerTarget,
+    PruneReport,
+    measure_sparsity,
+    prune_sequential,
+    uniform_targets,
+)
 from allocsearch.evaluate.perplexity import PerplexityResult, perplexity
 from allocsearch.models.loading import LoadedModel
+from allocsearch.plan import Plan
 from allocsearch.pruners import get_pruner
 from allocsearch.pruners.pattern import UNSTRUCTURED, Pattern
 
@@ -58,6 +67,50 @@ def prune_uniform(loaded: LoadedModel, config: PruneConfig, *, progress: bool = 
         windows,
         batch_size=config.batch_size,
         progress=progress,
+    )
+
+
+def allocate_plan(
+    loaded: LoadedModel,
+    method: str,
+    target: float,
+    data: DataConfig | None = None,
+    *,
+    params: Mapping[str, Any] | None = None,
+    cache_dir: Path | None = None,
+    progress: bool = True,
+) -> Plan:
+    """Profile the dense model (cached) and run one registered allocator."""
+    from allocsearch.allocation import get_allocator
+    from allocsearch.profile import build_profile
+
+    allocator = get_allocator(method, **dict(params or {}))  # fails before any work
+    profile = build_profile(loaded, data or DataConfig(), cache_dir=cache_dir, progress=progress)
+    return allocator.allocate(profile, target)
+
+
+def prune_with_plan(
+    loaded: LoadedModel,
+    plan: Plan,
+    method: str = "wanda",
+    calibration: DataConfig | None = None,
+    *,
+    batch_size: int = 1,
+    progress: bool = True,
+    **pruner_params: Any,
+) -> PruneReport:
+    """Prune ``loaded`` in place at each module's planned sparsity and pattern."""
+    plan.validate()
+    plan.check_model(identity_from_adapter(loaded.adapter, loaded.name))
+    pruner = get_pruner(method, **pruner_params)
+    windows = None
+    if pruner.needs_data:
+        cal = calibration or DataConfig()
+        windows = calibration_windows(loaded.tokenizer, cal.source, cal.nsamples, cal.seqlen, cal.seed)
+    targets = {n: LayerTarget(c.sparsity, c.pattern) for n, c in plan.modules.items()}
+    return prune_sequential(
+        loaded.model, loaded.adapter, pruner, targets, windows,
+        batch_size=batch_size, progress=progress,
     )
 
 

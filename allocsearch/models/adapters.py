@@ -109,6 +109,10 @@ class ModelAdapter:
         """Write an (out, in) matrix back in place, in the layer's storage layout and dtype."""
         self.get_weight(layer).copy_(weight)
 
+    def to_storage(self, weight: torch.Tensor) -> torch.Tensor:
+        """An (out, in) matrix in the layer's storage layout (for functional calls)."""
+        return weight.T if self.spec.transposed else weight
+
     def block_index(self, name: str) -> int:
         """Block index of a full layer name (``model.layers.3.mlp.up_proj`` -> 3)."""
         prefix = self.spec.blocks_path + "."

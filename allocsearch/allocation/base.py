@@ -1,0 +1,95 @@
+"""The allocator interface: ``allocate(profile, target) -> Plan`` meeting the budget exactly."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any, ClassVar
+
+import numpy as np
+
+from allocsearch.budget import DEFAULT_BOUNDS, plan_from_values
+from allocsearch.plan import Plan
+from allocsearch.profile import Profile
+
+GRANULARITIES = ("block", "module")
+
+
+@dataclass(frozen=True)
+class AllocatorParams:
+    """Base of each allocator's parameters; subclasses add typed fields with defaults."""
+
+    min_sparsity: float = DEFAULT_BOUNDS[0]
+    max_sparsity: float = DEFAULT_BOUNDS[1]
+
+    def __post_init__(self) -> None:
+        if not (0.0 <= self.min_sparsity <= self.max_sparsity < 1.0):
+            raise ValueError(
+                f"need 0 <= min_sparsity <= max_sparsity < 1, got "
+                f"{self.min_sparsity}, {self.max_sparsity}"
+            )
+
+
+class Allocator(ABC):
+    """A published allocation rule. Subclasses set ``name``, ``Params`` and ``_values``."""
+
+    name: ClassVar[str]
+    Params: ClassVar[type[AllocatorParams]] = AllocatorParams
+    #: Whether the profile needs the dense model attached (Wanda scores, block forwards).
+    needs_model: ClassVar[bool] = False
+
+    def __init__(self, **params: Any) -> None:
+        known = {f.name for f in fields(self.Params)}
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise ValueError(
+                f"allocator {self.name!r} has no parameter(s) {unknown}; it takes: "
+                f"{', '.join(sorted(known))}"
+            )
+        self.params = self.Params(**params)
+
+    def allocate(self, profile: Profile, target: float, **provenance: Any) -> Plan:
+        if not (0.0 <= target < 1.0):
+            raise ValueError(f"target sparsity must lie in [0, 1), got {target}")
+        if self.needs_model and profile.loaded is None:
+            raise ValueError(f"allocator {self.name!r} needs the dense model attached to the profile")
+        values = self._values(profile, target)
+        p = self.params
+        record = {
+            "method": self.name,
+            "params": asdict(p),
+            "data": vars(profile.data),
+            "profile": profile.key,
+            **provenance,
+        }
+        return plan_from_values(
+            profile.identity, target, values,
+            bounds=(p.min_sparsity, p.max_sparsity), provenance=record,
+        )
+
+    @abstractmethod
+    def _values(self, profile: Profile, target: float) -> Mapping[str, float]:
+        """Per-module sparsities before projection to the exact budget."""
+
+
+def spread_blocks(profile: Profile, per_block: np.ndarray | list[float]) -> dict[str, float]:
+    """Give every module its block's value."""
+    out: dict[str, float] = {}
+    for b, names in enumerate(profile.blocks()):
+        for n in names:
+            out[n] = float(per_block[b])
+    return out
+
+
+def min_max(values: np.ndarray) -> np.ndarray:
+    """Scale into [0, 1]; a constant vector maps to zeros."""
+    lo, hi = float(values.min()), float(values.max())
+    if hi - lo < 1e-12:
+        return np.zeros_like(values, dtype=np.float64)
+    return (values - lo) / (hi - lo)
+
+
+def check_granularity(value: str) -> None:
+    if value not in GRANULARITIES:
+        raise ValueError(f"granularity must be one of {GRANULARITIES}, got {value!r}")

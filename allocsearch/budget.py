@@ -1,0 +1,109 @@
+"""Budget projection: the one way every allocator and the search meet a sparsity target.
+
+Given any per-module vector ``v`` (sparsities, or scores already mapped to sparsities), the
+nearest vector in parameter-weighted L2 that meets the target exactly within per-module
+bounds is ``clip(v + shift, lower, upper)`` for one scalar ``shift`` (the KKT conditions of
+min sum_i n_i (x_i - v_i)^2 s.t. sum_i n_i x_i = target * sum_i n_i, lower <= x <= upper).
+The shift is found by bisection; the last rounding residue is spread over unclipped modules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from allocsearch.plan import ModelIdentity, ModuleChoice, Plan
+from allocsearch.pruners.pattern import UNSTRUCTURED, Pattern
+
+DEFAULT_BOUNDS = (0.0, 0.95)
+
+
+def project_to_budget(
+    values: ArrayLike,
+    weights: ArrayLike,
+    target: float,
+    lower: ArrayLike = DEFAULT_BOUNDS[0],
+    upper: ArrayLike = DEFAULT_BOUNDS[1],
+) -> NDArray[np.float64]:
+    """The nearest vector to ``values`` whose ``weights``-weighted mean is ``target``."""
+    v = np.asarray(values, dtype=np.float64)
+    w = np.asarray(weights, dtype=np.float64)
+    lo = np.broadcast_to(np.asarray(lower, dtype=np.float64), v.shape)
+    hi = np.broadcast_to(np.asarray(upper, dtype=np.float64), v.shape)
+    if v.shape != w.shape or v.ndim != 1 or v.size == 0:
+        raise ValueError(f"values and weights must be equal-length 1-D, got {v.shape} and {w.shape}")
+    if not np.all(np.isfinite(v)):
+        raise ValueError("values must be finite")
+    if np.any(lo > hi) or np.any(w <= 0):
+        raise ValueError("need lower <= upper and positive weights")
+    total = w.sum()
+    want = target * total
+    lo_sum, hi_sum = float(w @ lo), float(w @ hi)
+    if not (lo_sum - 1e-12 * total <= want <= hi_sum + 1e-12 * total):
+        raise ValueError(
+            f"target {target} is unreachable within the bounds "
+            f"(weighted range [{lo_sum / total:.4f}, {hi_sum / total:.4f}])"
+        )
+
+    def mass(shift: float) -> float:
+        return float(w @ np.clip(v + shift, lo, hi))
+
+    a, b = float((lo - v).min()), float((hi - v).max())
+    for _ in range(200):
+        mid = 0.5 * (a + b)
+        if mass(mid) < want:
+            a = mid
+        else:
+            b = mid
+    x = np.clip(v + 0.5 * (a + b), lo, hi)
+    free = (x > lo) & (x < hi)
+    if free.any():
+        x[free] += (want - float(w @ x)) / w[free].sum()
+        x = np.clip(x, lo, hi)
+    return x
+
+
+def identity_from_adapter(adapter: object, name: str) -> ModelIdentity:
+    """The plan identity of a loaded model (``adapter`` is a ModelAdapter)."""
+    from allocsearch.models.adapters import ModelAdapter
+
+    assert isinstance(adapter, ModelAdapter)
+    shapes = {
+        n: (int(adapter.get_weight(m).shape[0]), int(adapter.get_weight(m).shape[1]))
+        for n, m in adapter.prunable_layers().items()
+    }
+    return ModelIdentity(name, adapter.model_type, adapter.num_blocks, shapes)
+
+
+def plan_from_values(
+    identity: ModelIdentity,
+    target: float,
+    values: Mapping[str, float] | Sequence[float],
+    *,
+    patterns: Mapping[str, Pattern] | None = None,
+    bounds: tuple[float, float] = DEFAULT_BOUNDS,
+    provenance: Mapping[str, object] | None = None,
+) -> Plan:
+    """Project per-module values to the exact budget and wrap them as a validated Plan.
+
+    Modules with an N:M pattern keep the pattern's sparsity; the others absorb the rest.
+    """
+    names = list(identity.shapes)
+    vals = [values[n] for n in names] if isinstance(values, Mapping) else list(values)
+    if len(vals) != len(names):
+        raise ValueError(f"expected {len(names)} values, got {len(vals)}")
+    pats = [(patterns or {}).get(n, UNSTRUCTURED) for n in names]
+    fixed = [p.sparsity for p in pats]
+    lo = np.array([f if f is not None else bounds[0] for f in fixed])
+    hi = np.array([f if f is not None else bounds[1] for f in fixed])
+    start = np.array([f if f is not None else v for f, v in zip(fixed, vals, strict=True)])
+    weights = np.array([identity.numel(n) for n in names], dtype=np.float64)
+    x = project_to_budget(start, weights, target, lo, hi)
+    modules = {
+        n: ModuleChoice(float(s), p) for n, s, p in zip(names, x, pats, strict=True)
+    }
+    plan = Plan(identity, float(target), modules, dict(provenance or {}))
+    plan.validate()
+    return plan

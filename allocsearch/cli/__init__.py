@@ -1,0 +1,55 @@
+"""Command line: parse arguments once into typed configs, then call the library.
+
+    allocsearch prune    --model smollm2-135m --method wanda --sparsity 0.5 --out pruned/
+    allocsearch eval     --model pruned/ --data embedded
+    allocsearch allocate --model smollm2-135m --method owl --sparsity 0.7 --out plan.json
+    allocsearch prune    --plan plan.json --method sparsegpt --out pruned/
+    allocsearch plan show plan.json
+    allocsearch export   plan.json --format llmcompressor
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from allocsearch import __version__
+from allocsearch.cli import plans, prune_eval
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="allocsearch", description="Per-layer sparsity allocation search for LLM pruning."
+    )
+    parser.add_argument("--version", action="version", version=f"allocsearch {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    prune_eval.register(sub)
+    plans.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    quiet = bool(getattr(args, "quiet", False))
+    logging.basicConfig(
+        level=logging.WARNING if quiet else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if quiet:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
+    try:
+        return int(args.func(args))
+    except (ValueError, FileNotFoundError, KeyError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"allocsearch: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""Argument groups shared by several commands."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def add_model_args(p: argparse.ArgumentParser, default: str | None = "smollm2-135m") -> None:
+    p.add_argument(
+        "--model", default=default,
+        help="hub id, model directory, .gguf file, or the alias smollm2-135m"
+        + (f" (default {default})" if default else ""),
+    )
+    p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    p.add_argument(
+        "--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
+        help="weights and activations dtype (default float32)",
+    )
+    add_quiet(p)
+
+
+def add_quiet(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quiet", action="store_true", help="no progress bars or info logs")
+
+
+def add_data_args(p: argparse.ArgumentParser, nsamples: int | None) -> None:
+    p.add_argument(
+        "--data", default="embedded",
+        help="embedded (default, offline), wikitext2, c4, or a path to a text file",
+    )
+    p.add_argument(
+        "--nsamples", type=int, default=nsamples,
+        help=f"number of windows (default {nsamples if nsamples else 'all'})",
+    )
+    p.add_argument("--seqlen", type=int, default=512, help="tokens per window (default 512)")
+    p.add_argument("--seed", type=int, default=0, help="seed for the calibration windows")
+
+
+def load(args: argparse.Namespace, model: str | None = None) -> Any:
+    from allocsearch.models import load_model
+
+    return load_model(model or args.model, device=args.device, dtype=args.dtype)
+
+
+def parse_params(items: list[str] | None) -> dict[str, Any]:
+    """``--param key=value`` pairs; values parsed as YAML scalars (numbers, booleans)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--param needs key=value, got {item!r}")
+        out[key.strip()] = yaml.safe_load(value)
+    return out

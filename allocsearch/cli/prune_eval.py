@@ -1,0 +1,104 @@
+"""``allocsearch prune`` (uniform or from a plan) and ``allocsearch eval``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from allocsearch.cli.common import add_data_args, add_model_args, load
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("prune", help="prune a model (uniformly or by a plan) and save it")
+    add_model_args(p, default=None)
+    add_data_args(p, nsamples=64)
+    p.add_argument("--method", default="wanda", help="magnitude, wanda (default) or sparsegpt")
+    p.add_argument("--sparsity", type=float, default=None,
+                   help="fraction of weights removed per layer (default 0.5, or the N:M ratio)")
+    p.add_argument("--pattern", default="unstructured", help="unstructured (default) or N:M, e.g. 2:4")
+    p.add_argument("--plan", type=Path, default=None,
+                   help="a plan JSON: per-module sparsities instead of --sparsity/--pattern; "
+                        "the model defaults to the plan's")
+    p.add_argument("--batch-size", type=int, default=1, help="calibration windows per forward")
+    p.add_argument("--out", type=Path, required=True, help="directory for the pruned model")
+    p.add_argument("--eval", action="store_true", help="also report evaluation perplexity")
+    p.set_defaults(func=cmd_prune)
+
+    e = sub.add_parser("eval", help="perplexity and sparsity of a model")
+    add_model_args(e)
+    add_data_args(e, nsamples=None)
+    e.add_argument("--part", default="evaluation", choices=["calibration", "search", "evaluation"],
+                   help="which part of the data (default evaluation)")
+    e.add_argument("--batch-size", type=int, default=1, help="windows per forward")
+    e.add_argument("--json", type=Path, default=None, help="also write the result as JSON")
+    e.set_defaults(func=cmd_eval)
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    from allocsearch.data import DataConfig
+    from allocsearch.models import save_model
+    from allocsearch.pipeline import (
+        PruneConfig,
+        evaluate_perplexity,
+        prune_uniform,
+        prune_with_plan,
+        write_prune_record,
+    )
+    from allocsearch.plan import Plan
+    from allocsearch.pruners import Pattern, get_pruner
+
+    calibration = DataConfig(args.data, args.nsamples, args.seqlen, args.seed)
+    if args.plan is not None:
+        if args.sparsity is not None or args.pattern != "unstructured":
+            raise ValueError("--plan sets every module's sparsity; drop --sparsity/--pattern")
+        plan = Plan.load(args.plan)  # validated before any model is loaded
+        get_pruner(args.method)
+        loaded = load(args, args.model or plan.model.name)
+        report = prune_with_plan(loaded, plan, args.method, calibration,
+                                 batch_size=args.batch_size, progress=not args.quiet)
+        config = PruneConfig(args.method, plan.target, calibration=calibration,
+                             batch_size=args.batch_size)
+        what = f"plan {args.plan} (target {plan.target:.4f})"
+    else:
+        pattern = Pattern.parse(args.pattern)
+        sparsity = args.sparsity if (args.sparsity is not None or pattern.is_nm) else 0.5
+        config = PruneConfig(args.method, sparsity, pattern, calibration, args.batch_size)
+        loaded = load(args, args.model or "smollm2-135m")
+        report = prune_uniform(loaded, config, progress=not args.quiet)
+        what = f"{config.pattern} {config.sparsity:.4f}"
+    save_model(loaded, args.out)
+    record = write_prune_record(args.out, loaded, config, report)
+    if args.plan is not None:
+        data = json.loads(record.read_text())
+        data["plan"] = str(args.plan)
+        record.write_text(json.dumps(data, indent=2) + "\n")
+    print(
+        f"pruned {loaded.name} with {args.method}, {what}: {report.overall:.4f} sparsity over "
+        f"{len(report.sparsity)} layers in {report.seconds:.1f}s; saved to {args.out}"
+    )
+    if args.eval:
+        res = evaluate_perplexity(loaded, args.data, seqlen=args.seqlen, progress=not args.quiet)
+        print(f"evaluation perplexity {res.ppl:.3f} on {res.tokens} tokens ({args.data})")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from allocsearch.pipeline import evaluate_perplexity, overall_sparsity
+
+    loaded = load(args)
+    res = evaluate_perplexity(
+        loaded, args.data, part=args.part, seqlen=args.seqlen, nsamples=args.nsamples,
+        batch_size=args.batch_size, progress=not args.quiet,
+    )
+    sparsity = overall_sparsity(loaded)
+    print(
+        f"{loaded.name}: perplexity {res.ppl:.3f} on {res.tokens} tokens "
+        f"({res.windows} x {res.seqlen}, {args.data} {args.part}); sparsity {sparsity:.4f}"
+    )
+    if args.json is not None:
+        payload = {"model": loaded.name, "data": args.data, "part": args.part,
+                   "sparsity": sparsity, **res.to_dict()}
+        args.json.write_text(json.dumps(payload, indent=2) + "\n")
+    return 0

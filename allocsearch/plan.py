@@ -1,0 +1,252 @@
+"""Plans: which sparsity and pattern each prunable layer of one model gets.
+
+A plan is versioned JSON (``schema_version``), keyed by full module names, and carries the
+model's identity (name, architecture, block count, a fingerprint of module names and
+shapes, and the shapes themselves, so its parameter-weighted budget is computable without
+the model). Loading validates everything and raises :class:`PlanError` naming the fault.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from allocsearch.pruners.pattern import UNSTRUCTURED, Pattern
+
+SCHEMA_VERSION = 1
+#: How far a plan's parameter-weighted sparsity may miss its target.
+BUDGET_TOLERANCE = 1e-4
+
+
+class PlanError(ValueError):
+    """A plan that cannot be used, with a message naming the fault."""
+
+
+def fingerprint(shapes: Mapping[str, tuple[int, int]]) -> str:
+    """Hash of the prunable layers' names and (out, in) shapes, in name order."""
+    h = hashlib.sha256()
+    for name in sorted(shapes):
+        out_f, in_f = shapes[name]
+        h.update(f"{name}:{out_f}x{in_f};".encode())
+    return h.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class ModelIdentity:
+    """Which model a plan is for."""
+
+    name: str
+    architecture: str
+    num_blocks: int
+    shapes: dict[str, tuple[int, int]]  # full module name -> (out_features, in_features)
+    fingerprint: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.fingerprint:
+            object.__setattr__(self, "fingerprint", fingerprint(self.shapes))
+
+    def numel(self, name: str) -> int:
+        out_f, in_f = self.shapes[name]
+        return out_f * in_f
+
+
+@dataclass(frozen=True)
+class ModuleChoice:
+    """One layer's choice. ``action`` is reserved for structured (NAS) actions."""
+
+    sparsity: float
+    pattern: Pattern = UNSTRUCTURED
+    action: str | None = None
+
+
+@dataclass
+class Plan:
+    """A per-module sparsity plan for one model, meeting a parameter-weighted target."""
+
+    model: ModelIdentity
+    target: float
+    modules: dict[str, ModuleChoice]
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    # ----------------------------------------------------------------- budget
+    def budget(self) -> float:
+        """Parameter-weighted sparsity over the prunable layers."""
+        total = sum(self.model.numel(n) for n in self.modules)
+        kept = sum(c.sparsity * self.model.numel(n) for n, c in self.modules.items())
+        return kept / total
+
+    def sparsities(self) -> dict[str, float]:
+        return {n: c.sparsity for n, c in self.modules.items()}
+
+    def block_sparsity(self) -> list[float]:
+        """Parameter-weighted sparsity of each block (blocks in order)."""
+        prefix = self._blocks_prefix()
+        num = [0.0] * self.model.num_blocks
+        den = [0] * self.model.num_blocks
+        for name, choice in self.modules.items():
+            b = int(name[len(prefix) :].split(".", 1)[0])
+            num[b] += choice.sparsity * self.model.numel(name)
+            den[b] += self.model.numel(name)
+        return [n / d if d else 0.0 for n, d in zip(num, den, strict=True)]
+
+    def _blocks_prefix(self) -> str:
+        # Module names are "<blocks path>.<index>.<rest>"; the prefix is shared by all.
+        first = next(iter(self.modules))
+        parts = first.split(".")
+        for i, p in enumerate(parts):
+            if p.isdigit():
+                return ".".join(parts[:i]) + "."
+        raise PlanError(f"module name {first!r} has no block index")
+
+    # ------------------------------------------------------------- validation
+    def validate(self) -> None:
+        """Raise PlanError on any inconsistency (names, bounds, patterns, budget)."""
+        known = set(self.model.shapes)
+        names = set(self.modules)
+        unknown = sorted(names - known)
+        if unknown:
+            raise PlanError(f"unknown module names (not in the model): {unknown[:5]}")
+        missing = sorted(known - names)
+        if missing:
+            raise PlanError(f"missing module names ({len(missing)}): {missing[:5]}")
+        if fingerprint(self.model.shapes) != self.model.fingerprint:
+            raise PlanError("model fingerprint does not match the module shapes it lists")
+        if not (0.0 <= self.target < 1.0):
+            raise PlanError(f"target sparsity {self.target} is outside [0, 1)")
+        for name, choice in self.modules.items():
+            s = choice.sparsity
+            if not (isinstance(s, float | int) and math.isfinite(s) and 0.0 <= s < 1.0):
+                raise PlanError(f"{name}: sparsity {s!r} is outside [0, 1)")
+            p = choice.pattern
+            if p.is_nm:
+                if not math.isclose(s, p.sparsity or 0.0, abs_tol=1e-9):
+                    raise PlanError(f"{name}: pattern {p} implies sparsity {p.sparsity}, plan says {s}")
+                if self.model.shapes[name][1] % p.m:
+                    raise PlanError(f"{name}: in_features not divisible by M of pattern {p}")
+        got = self.budget()
+        if abs(got - self.target) > BUDGET_TOLERANCE:
+            raise PlanError(
+                f"budget {got:.6f} misses its target {self.target:.6f} by more than {BUDGET_TOLERANCE}"
+            )
+
+    def check_model(self, identity: ModelIdentity) -> None:
+        """Raise PlanError unless this plan was made for a model with these layers."""
+        if identity.fingerprint != self.model.fingerprint:
+            mine, theirs = set(self.model.shapes), set(identity.shapes)
+            detail = (
+                f"{len(mine - theirs)} of its modules are not in the model"
+                if mine != theirs
+                else "the module shapes differ"
+            )
+            raise PlanError(
+                f"plan is for another model ({self.model.name}, {self.model.architecture}, "
+                f"fingerprint {self.model.fingerprint}; this model is {identity.name}, "
+                f"{identity.architecture}, fingerprint {identity.fingerprint}): {detail}"
+            )
+
+    # ----------------------------------------------------------- (de)serialise
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "model": {
+                "name": self.model.name,
+                "architecture": self.model.architecture,
+                "num_blocks": self.model.num_blocks,
+                "fingerprint": self.model.fingerprint,
+                "shapes": {n: list(s) for n, s in self.model.shapes.items()},
+            },
+            "target": self.target,
+            "budget": self.budget(),
+            "modules": {
+                n: {"sparsity": c.sparsity, "pattern": str(c.pattern)}
+                | ({"action": c.action} if c.action else {})
+                for n, c in self.modules.items()
+            },
+            "provenance": self.provenance,
+        }
+
+    def save(self, path: str | Path) -> Path:
+        """Validate, then write JSON (atomically: a bad plan writes nothing)."""
+        self.validate()
+        path = Path(path)
+        text = json.dumps(self.to_dict(), indent=1) + "\n"
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "plan") -> Plan:
+        try:
+            return _from_dict(data)
+        except PlanError as exc:
+            raise PlanError(f"{where}: {exc}") from None
+
+    @classmethod
+    def load(cls, path: str | Path) -> Plan:
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise PlanError(f"{path}: cannot read plan ({exc.strerror})") from None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise PlanError(
+                f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+            ) from None
+        return cls.from_dict(data, where=str(path))
+
+
+def _require(data: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
+    if key not in data:
+        raise PlanError(f"missing key {where}{key!r}")
+    value = data[key]
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise PlanError(f"{where}{key!r} has the wrong type ({type(value).__name__})")
+    return value
+
+
+def _from_dict(data: Any) -> Plan:
+    if not isinstance(data, dict):
+        raise PlanError("a plan must be a JSON object")
+    version = data.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise PlanError(f"unsupported schema_version {version!r} (this allocsearch reads {SCHEMA_VERSION})")
+    m = _require(data, "model", dict, "")
+    shapes_raw = _require(m, "shapes", dict, "model.")
+    shapes: dict[str, tuple[int, int]] = {}
+    for name, shape in shapes_raw.items():
+        if not (isinstance(shape, list) and len(shape) == 2 and all(isinstance(v, int) for v in shape)):
+            raise PlanError(f"model.shapes[{name!r}] must be [out_features, in_features]")
+        shapes[name] = (shape[0], shape[1])
+    identity = ModelIdentity(
+        name=_require(m, "name", str, "model."),
+        architecture=_require(m, "architecture", str, "model."),
+        num_blocks=_require(m, "num_blocks", int, "model."),
+        shapes=shapes,
+        fingerprint=_require(m, "fingerprint", str, "model."),
+    )
+    modules: dict[str, ModuleChoice] = {}
+    for name, entry in _require(data, "modules", dict, "").items():
+        if not isinstance(entry, dict):
+            raise PlanError(f"modules[{name!r}] must be an object")
+        sparsity = _require(entry, "sparsity", (int, float), f"modules[{name!r}].")
+        try:
+            pattern = Pattern.parse(entry.get("pattern", "unstructured"))
+        except ValueError as exc:
+            raise PlanError(f"modules[{name!r}]: {exc}") from None
+        modules[name] = ModuleChoice(float(sparsity), pattern, entry.get("action"))
+    plan = Plan(
+        model=identity,
+        target=float(_require(data, "target", (int, float), "")),
+        modules=modules,
+        provenance=dict(data.get("provenance") or {}),
+    )
+    plan.validate()
+    return plan

@@ -1,0 +1,193 @@
+"""Per-module statistics computed once per (model weights, data, seed) and cached on disk.
+
+A profile holds, for every prunable layer of the *dense* model: its shape, the squared
+input-channel norms of its calibration inputs (Wanda's ||X_j||^2) and the heavy-tail
+exponent of its weight spectrum (AlphaPruning's Hill estimate). Wanda scores and outlier
+ratios are derived from those and the dense weights, which the profile can hold a
+reference to while the model is loaded.
+
+Cache layout: ``<cache>/profiles/<key>/{meta.json, norms.safetensors}``; the key hashes the
+model fingerprint, a digest of its weights, the data source, window count and length,
+and the seed, so a changed input never reuses a stale profile.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+from allocsearch.budget import identity_from_adapter
+from allocsearch.data.windows import DataConfig, calibration_windows
+from allocsearch.engine import _run_block, capture_block_inputs
+from allocsearch.models.loading import LoadedModel, default_cache_dir
+from allocsearch.plan import ModelIdentity
+from allocsearch.pruners.stats import StatsAccumulator
+from allocsearch.pruners.wanda_sparsify import wanda_scores
+
+log = logging.getLogger(__name__)
+PROFILE_VERSION = 1
+
+
+def hill_alpha(weight: torch.Tensor, tail: float = 0.5) -> float:
+    """Power-law exponent of the eigenvalues of W^T W by the Hill estimator.
+
+    With the nonzero eigenvalues sorted ascending and the top ``tail`` share as the tail
+    (its smallest value ``x_min``): alpha = 1 + k / sum_i ln(lambda_i / x_min).
+    Smaller alpha means a heavier tail, read by AlphaPruning as a better-trained layer.
+    """
+    eig = torch.linalg.svdvals(weight.double()).square().sort().values
+    eig = eig[eig > 1e-12]
+    start = int(eig.numel() * (1.0 - tail))
+    t = eig[start:]
+    logs = torch.log(t / t[0])
+    return float(1.0 + t.numel() / logs.sum().clamp_min(1e-12))
+
+
+def weights_digest(loaded: LoadedModel) -> str:
+    """A cheap content digest of the prunable weights (first row and sum of each)."""
+    h = hashlib.sha256()
+    for name, layer in loaded.adapter.prunable_layers().items():
+        w = loaded.adapter.get_weight(layer).float()
+        h.update(name.encode())
+        h.update(w[0].cpu().numpy().tobytes())
+        h.update(repr(float(w.abs().sum())).encode())
+    return h.hexdigest()[:16]
+
+
+@dataclass
+class Profile:
+    identity: ModelIdentity
+    key: str
+    data: DataConfig
+    tokens: int
+    sq_norm: dict[str, torch.Tensor]  # name -> (in,) float32
+    alpha: dict[str, float]
+    #: The dense model, while it is loaded (Wanda scores, BESA); None for a bare profile.
+    loaded: LoadedModel | None = field(default=None, repr=False)
+
+    def numel(self, name: str) -> int:
+        return self.identity.numel(name)
+
+    def blocks(self) -> list[list[str]]:
+        """Module names grouped by block, blocks in order."""
+        out: list[list[str]] = [[] for _ in range(self.identity.num_blocks)]
+        for name in self.identity.shapes:
+            out[_block_of(name)].append(name)
+        return out
+
+    def wanda_scores(self, name: str) -> torch.Tensor:
+        """(out, in) Wanda scores of a dense layer; needs the model attached."""
+        return wanda_scores(self.weight(name), self.sq_norm[name])
+
+    def weight(self, name: str) -> torch.Tensor:
+        """(out, in) dense weight of a layer; needs the model attached."""
+        if self.loaded is None:
+            raise ValueError("this profile has no model attached; build it with the model loaded")
+        return self.loaded.adapter.get_weight(self.loaded.adapter.prunable_layers()[name])
+
+
+def _block_of(name: str) -> int:
+    for part in name.split("."):
+        if part.isdigit():
+            return int(part)
+    raise ValueError(f"{name!r} has no block index")
+
+
+def profile_key(identity: ModelIdentity, digest: str, data: DataConfig) -> str:
+    raw = json.dumps(
+        [PROFILE_VERSION, identity.fingerprint, digest, data.source, data.nsamples,
+         data.seqlen, data.seed]
+    )
+    return hashlib.sha256(raw.encode()).hexdigest()[:20]
+
+
+def build_profile(
+    loaded: LoadedModel,
+    data: DataConfig,
+    *,
+    cache_dir: Path | None = None,
+    progress: bool = True,
+    batch_size: int = 1,
+) -> Profile:
+    """Profile a dense model, or reuse the cached profile for the same inputs (and say so)."""
+    identity = identity_from_adapter(loaded.adapter, loaded.name)
+    key = profile_key(identity, weights_digest(loaded), data)
+    folder = (cache_dir or default_cache_dir()) / "profiles" / key
+    meta_path = folder / "meta.json"
+    if meta_path.is_file():
+        meta = json.loads(meta_path.read_text())
+        norms = load_file(str(folder / "norms.safetensors"))
+        log.info("reusing cached profile %s", folder)
+        alpha = {k: float(v) for k, v in meta["alpha"].items()}
+        return Profile(identity, key, data, int(meta["tokens"]), norms, alpha, loaded)
+
+    windows = calibration_windows(loaded.tokenizer, data.source, data.nsamples, data.seqlen, data.seed)
+    start = time.perf_counter()
+    prof = compute_profile(loaded, windows, data, progress=progress, batch_size=batch_size)
+    prof.key = key
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in prof.sq_norm.items()}, str(folder / "norms.safetensors"))
+    meta = {
+        "version": PROFILE_VERSION, "model": loaded.name, "fingerprint": identity.fingerprint,
+        "data": vars(data), "tokens": prof.tokens, "alpha": prof.alpha,
+        "seconds": time.perf_counter() - start,
+    }
+    meta_path.write_text(json.dumps(meta, indent=1))
+    log.info("profiled %s in %.1fs; cached at %s", loaded.name, meta["seconds"], folder)
+    return prof
+
+
+def compute_profile(
+    loaded: LoadedModel,
+    windows: torch.Tensor,
+    data: DataConfig | None = None,
+    *,
+    progress: bool = True,
+    batch_size: int = 1,
+) -> Profile:
+    """Profile a dense model on given (n, seqlen) windows, without the disk cache."""
+    identity = identity_from_adapter(loaded.adapter, loaded.name)
+    norms, tokens = _dense_norms(loaded, windows, batch_size, progress)
+    layers = loaded.adapter.prunable_layers()
+    alpha = {
+        n: hill_alpha(loaded.adapter.get_weight(m))
+        for n, m in tqdm(layers.items(), desc="spectra", disable=not progress)
+    }
+    if data is None:
+        data = DataConfig("windows", int(windows.shape[0]), int(windows.shape[1]), 0)
+    return Profile(identity, "", data, tokens, {k: v.cpu() for k, v in norms.items()}, alpha, loaded)
+
+
+@torch.no_grad()
+def _dense_norms(
+    loaded: LoadedModel, windows: torch.Tensor, batch_size: int, progress: bool
+) -> tuple[dict[str, torch.Tensor], int]:
+    """One dense pass block by block; hooks accumulate every layer's input norms."""
+    adapter = loaded.adapter
+    batches = capture_block_inputs(loaded.model, adapter, windows, batch_size)
+    norms: dict[str, torch.Tensor] = {}
+    for index in tqdm(range(adapter.num_blocks), desc="profile", disable=not progress):
+        accs, handles = {}, []
+        for name, layer in adapter.block_layers(index).items():
+            w = adapter.get_weight(layer)
+            acc = StatsAccumulator(w.shape[1], norms=True, hessian=False, device=w.device)
+            accs[name] = acc
+            handles.append(layer.register_forward_hook(lambda _m, i, _o, a=acc: a.add(i[0])))
+        try:
+            _run_block(adapter.block(index), batches, keep_outputs=True)
+        finally:
+            for h in handles:
+                h.remove()
+        for name, acc in accs.items():
+            stats = acc.result()
+            assert stats.sq_norm is not None
+            norms[name] = stats.sq_norm
+    return norms, int(windows.numel())

@@ -1,0 +1,43 @@
+"""Contract every registered allocator must honour: exact budget, bounds, determinism."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from allocsearch.allocation import ALLOCATORS, get_allocator
+from allocsearch.plan import Plan
+from tests.helpers import tiny_profile
+
+FAST = {"besa": {"steps": 3, "nsamples": 2, "seqlen": 16, "progress": False}}
+
+
+@pytest.fixture(scope="module")
+def profile():  # type: ignore[no-untyped-def]
+    return tiny_profile("llama")
+
+
+@pytest.mark.parametrize("name", sorted(ALLOCATORS))
+@pytest.mark.parametrize("target", [0.3, 0.5, 0.7])
+def test_budget_exact_and_bounds(profile, name: str, target: float) -> None:
+    params = {**FAST.get(name, {}), "min_sparsity": 0.05, "max_sparsity": 0.9}
+    plan = get_allocator(name, **params).allocate(profile, target)
+    assert abs(plan.budget() - target) <= 1e-6
+    values = np.array(list(plan.sparsities().values()))
+    assert values.min() >= 0.05 - 1e-12 and values.max() <= 0.9 + 1e-12
+    assert set(plan.modules) == set(profile.identity.shapes)
+    assert plan.provenance["method"] == name
+    again = get_allocator(name, **params).allocate(profile, target)
+    assert again.sparsities() == pytest.approx(plan.sparsities(), abs=1e-9)
+    assert Plan.from_dict(plan.to_dict()).sparsities() == plan.sparsities()
+
+
+@pytest.mark.parametrize("name", sorted(ALLOCATORS))
+def test_unknown_parameter_is_named(name: str) -> None:
+    with pytest.raises(ValueError, match="no parameter"):
+        get_allocator(name, bogus=1)
+
+
+def test_unknown_allocator() -> None:
+    with pytest.raises(ValueError, match="alpha, besa, owl, ramp, uniform"):
+        get_allocator("evopress")

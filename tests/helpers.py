@@ -1,0 +1,38 @@
+"""Test helpers: a tiny loaded model with a character tokenizer, and its profile."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from allocsearch.data import DataConfig
+from allocsearch.models import LoadedModel, ModelAdapter
+from allocsearch.profile import Profile, compute_profile
+from tests.conftest import make_tiny
+
+
+class CharTokenizer:
+    """One token per byte (mod vocab): enough for window arithmetic without a hub."""
+
+    def __init__(self, vocab: int = 128) -> None:
+        self.vocab = vocab
+
+    def __call__(self, text: str, return_tensors: str = "pt", **_: Any) -> Any:
+        class Out:
+            input_ids = torch.tensor([[ord(c) % self.vocab for c in text]])
+
+        return Out()
+
+
+def tiny_loaded(arch: str = "llama", seed: int = 0) -> LoadedModel:
+    model = make_tiny(arch, seed)
+    return LoadedModel(model, CharTokenizer(), ModelAdapter(model), f"tiny-{arch}", torch.device("cpu"))
+
+
+def tiny_profile(arch: str = "llama", seed: int = 0) -> Profile:
+    lm = tiny_loaded(arch, seed)
+    windows = torch.randint(0, 128, (4, 32), generator=torch.Generator().manual_seed(seed))
+    prof = compute_profile(lm, windows, progress=False)
+    prof.data = DataConfig("embedded", 4, 32, seed)  # BESA draws its own windows from here
+    return prof
