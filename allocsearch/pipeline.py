@@ -86,7 +86,9 @@ def allocate_plan(
 
     allocator = get_allocator(method, **dict(params or {}))  # fails before any work
     profile = build_profile(loaded, data or DataConfig(), cache_dir=cache_dir, progress=progress)
-    return allocator.allocate(profile, target)
+    plan = allocator.allocate(profile, target)
+    plan.provenance["profile_from_cache"] = profile.from_cache
+    return plan
 
 
 def prune_with_plan(

@@ -72,6 +72,8 @@ class Profile:
     alpha: dict[str, float]
     #: The dense model, while it is loaded (Wanda scores, BESA); None for a bare profile.
     loaded: LoadedModel | None = field(default=None, repr=False)
+    #: True when this profile was read from the disk cache rather than computed.
+    from_cache: bool = False
 
     def numel(self, name: str) -> int:
         return self.identity.numel(name)
@@ -127,7 +129,7 @@ def build_profile(
         norms = load_file(str(folder / "norms.safetensors"))
         log.info("reusing cached profile %s", folder)
         alpha = {k: float(v) for k, v in meta["alpha"].items()}
-        return Profile(identity, key, data, int(meta["tokens"]), norms, alpha, loaded)
+        return Profile(identity, key, data, int(meta["tokens"]), norms, alpha, loaded, from_cache=True)
 
     windows = calibration_windows(loaded.tokenizer, data.source, data.nsamples, data.seqlen, data.seed)
     start = time.perf_counter()

@@ -5,13 +5,20 @@ magnitude, Wanda and SparseGPT, unstructured and N:M.
 
     python benchmarks/quality.py --suite uniform            # ~20 min on 2 CPU cores
 
-Prints a table and writes benchmarks/results/quality_uniform.json.
+Suite ``priors``: every allocation prior (uniform, OWL on its grid, alpha, ramp, BESA) at
+50/60/70%, pruned with sequential Wanda; parameters chosen on the search split, the chosen
+plans measured on the evaluation split.
+
+    python benchmarks/quality.py --suite priors --nsamples 16 --seqlen 256 --eval-windows 40
+
+Prints a table and writes benchmarks/results/quality_<suite>.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import json
 import sys
 import time
 from pathlib import Path
@@ -19,7 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import environment, print_table, write_json
+from _common import RESULTS, environment, print_table, write_json
 
 from allocsearch.data import DataConfig
 from allocsearch.models import load_model
@@ -70,7 +77,105 @@ def suite_uniform(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-SUITES = {"uniform": suite_uniform}
+PRIOR_TARGETS = (0.5, 0.6, 0.7)
+OWL_GRID = [(m, lam) for m in (3, 5, 7, 10) for lam in (0.02, 0.05, 0.08, 0.1, 0.2)]
+ALPHA_EPS = (0.05, 0.1, 0.2, 0.3)
+RAMP_SLOPES = (0.1, 0.2, 0.3, 0.4)
+
+
+def prior_candidates() -> list[tuple[str, str, dict[str, Any]]]:
+    """(family, allocator, params) for every plan the priors suite tries at each target."""
+    out: list[tuple[str, str, dict[str, Any]]] = [("uniform", "uniform", {})]
+    out += [("owl", "owl", {"M": float(m), "lam": lam}) for m, lam in OWL_GRID]
+    out += [("alpha", "alpha", {"eps": e}) for e in ALPHA_EPS]
+    out += [("ramp", "ramp", {"slope": s}) for s in RAMP_SLOPES]
+    out += [("besa", "besa", {"progress": False})]
+    return out
+
+
+def suite_priors(args: argparse.Namespace) -> dict[str, Any]:
+    """Every allocation prior at 50/60/70%, pruned for real with sequential Wanda.
+
+    Parameters are chosen on the search split (``--search-windows`` windows); each
+    family's chosen plan is then measured on the evaluation split. Partial results are
+    kept in results/quality_priors.partial.json so an interrupted run resumes.
+    """
+    from allocsearch.allocation import get_allocator
+    from allocsearch.pipeline import prune_with_plan
+    from allocsearch.profile import build_profile
+
+    loaded = load_model(args.model, device=args.device, dtype=args.dtype)
+    dense = copy.deepcopy(loaded.model.state_dict())
+    cal = DataConfig(args.data, args.nsamples, args.seqlen, args.seed)
+    profile = build_profile(loaded, DataConfig(args.data, 64, 512, args.seed), progress=False)
+    partial_path = RESULTS / "quality_priors.partial.json"
+    done: dict[str, Any] = json.loads(partial_path.read_text()) if partial_path.exists() else {}
+    plans_dir = RESULTS / "priors_plans"
+    plans_dir.mkdir(parents=True, exist_ok=True)
+
+    def measure(plan: Any, part: str, windows: int | None) -> float:
+        loaded.model.load_state_dict(dense)
+        prune_with_plan(loaded, plan, "wanda", cal, progress=False)
+        return evaluate_perplexity(loaded, args.data, part=part, seqlen=512, nsamples=windows,
+                                   progress=False).ppl
+
+    rows: list[dict[str, Any]] = []
+    for target in PRIOR_TARGETS:
+        trials: list[dict[str, Any]] = []
+        plans: dict[str, Any] = {}
+        for family, method, params in prior_candidates():
+            label = method + "".join(f" {k}={v}" for k, v in params.items() if k != "progress")
+            key = f"{target}|{label}"
+            t = time.perf_counter()
+            plan = get_allocator(method, **params).allocate(profile, target)
+            plans[label] = plan
+            if key not in done:
+                alloc_s = time.perf_counter() - t
+                search = measure(plan, "search", args.search_windows)
+                done[key] = {"search_ppl": search, "alloc_s": alloc_s,
+                             "total_s": time.perf_counter() - t}
+                partial_path.write_text(json.dumps(done, indent=1))
+            trials.append({"target": target, "family": family, "label": label, **done[key]})
+            print(f"  {target:.0%} {label:32s} search ppl {done[key]['search_ppl']:10.3f}", flush=True)
+        chosen = {"owl default (M=5, lam=0.08)": "owl M=5.0 lam=0.08"}
+        for family in ("uniform", "owl", "alpha", "ramp", "besa"):
+            best = min((r for r in trials if r["family"] == family), key=lambda r: r["search_ppl"])
+            chosen[f"{family} (best on search)" if family in ("owl", "alpha", "ramp") else family] = (
+                best["label"]
+            )
+        for name, label in chosen.items():
+            key = f"{target}|{label}|evaluation"
+            if key not in done:
+                done[key] = {"eval_ppl": measure(plans[label], "evaluation", args.eval_windows)}
+                partial_path.write_text(json.dumps(done, indent=1))
+            search = done[f"{target}|{label}"]["search_ppl"]
+            rows.append({"target": target, "prior": name, "params": label, "search_ppl": search,
+                         "eval_ppl": done[key]["eval_ppl"]})
+            plans[label].save(plans_dir / f"{round(target * 100)}_{label.replace(' ', '_')}.json")
+            print(f"  {target:.0%} {name:30s} {label:24s} eval ppl {done[key]['eval_ppl']:10.3f}",
+                  flush=True)
+        at = [r for r in rows if r["target"] == target]
+        best = min(at, key=lambda r: r["search_ppl"])
+        for r in at:
+            r["best_prior"] = r is best
+        trials_all = done.setdefault("_trials", {})
+        trials_all[str(target)] = trials
+    return {
+        "suite": "priors",
+        "model": args.model,
+        "data": args.data,
+        "pruner": "wanda (sequential)",
+        "calibration": {"nsamples": args.nsamples, "seqlen": args.seqlen, "seed": args.seed},
+        "profile": {"nsamples": 64, "seqlen": 512, "seed": args.seed},
+        "search": {"part": "search", "seqlen": 512, "windows": args.search_windows},
+        "evaluation": {"part": "evaluation", "seqlen": 512, "windows": args.eval_windows},
+        "environment": environment(),
+        "rows": rows,
+        "trials": done.get("_trials", {}),
+    }
+
+
+SUITES = {"uniform": suite_uniform, "priors": suite_priors}
 
 
 def main() -> None:
@@ -83,10 +188,16 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--dtype", default="float32")
+    p.add_argument("--search-windows", type=int, default=16, help="priors: search-split windows")
+    p.add_argument("--eval-windows", type=int, default=None, help="evaluation windows (default all)")
     args = p.parse_args()
     payload = SUITES[args.suite](args)
     print()
-    print_table(payload["rows"], ["run", "sparsity", "ppl", "eval_tokens", "prune_s", "eval_s"])
+    columns = {
+        "uniform": ["run", "sparsity", "ppl", "eval_tokens", "prune_s", "eval_s"],
+        "priors": ["target", "prior", "params", "search_ppl", "eval_ppl", "best_prior"],
+    }[args.suite]
+    print_table(payload["rows"], columns)
     path = write_json(f"quality_{args.suite}.json", payload)
     print(f"\nwrote {path}")
 

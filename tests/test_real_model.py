@@ -109,3 +109,34 @@ def test_cli_prune_then_eval(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert payload["sparsity"] == pytest.approx(0.5, abs=1e-6)
     assert 10.0 < payload["ppl"] < 200.0
     assert "perplexity" in capsys.readouterr().out
+
+
+def test_cli_allocate_show_prune_export(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cache = ["--nsamples", "4", "--seqlen", "64", "--quiet"]
+    plan_path = tmp_path / "owl.json"
+    assert main(["allocate", "--method", "owl", "--sparsity", "0.7", "--param", "M=5",
+                 "--param", "lam=0.08", "--out", str(plan_path), *cache]) == 0
+    first = capsys.readouterr().out
+    plan = json.loads(plan_path.read_text())
+    assert plan["model"]["num_blocks"] == 30 and len(plan["modules"]) == 210
+    assert abs(plan["budget"] - 0.7) < 1e-6
+    assert plan["provenance"]["params"]["M"] == 5
+    # The profile is cached: a second allocation reuses it.
+    ramp = tmp_path / "ramp.json"
+    assert main(["allocate", "--method", "ramp", "--sparsity", "0.7", "--param", "slope=0.3",
+                 "--out", str(ramp), *cache[:-1]]) == 0
+    if "reused from cache" not in first:  # unless an earlier run cached the same profile
+        assert "computed and cached" in first
+    assert "reused from cache" in capsys.readouterr().out
+    assert main(["plan", "show", str(plan_path), "--compare", str(ramp)]) == 0
+    assert (tmp_path / "owl.png").stat().st_size > 10_000
+    out = tmp_path / "pruned"
+    assert main(["prune", "--plan", str(plan_path), "--method", "wanda", "--out", str(out),
+                 *cache]) == 0
+    pruned = load_model(str(out), device="cpu")
+    measured = measure_sparsity(pruned.adapter)
+    for name, entry in plan["modules"].items():
+        assert abs(measured[name] - entry["sparsity"]) < 1e-5, name
+    recipe = tmp_path / "recipe.yaml"
+    assert main(["export", str(plan_path), "--format", "llmcompressor", "--out", str(recipe)]) == 0
+    assert "SparseGPTModifier" in recipe.read_text()

@@ -58,6 +58,8 @@ def cmd_allocate(args: argparse.Namespace) -> int:
     plan = allocate_plan(loaded, args.method, args.sparsity, data, params=params,
                          progress=not args.quiet)
     plan.save(args.out)
+    cached = plan.provenance.get("profile_from_cache")
+    print(f"profile {plan.provenance.get('profile')}: {'reused from cache' if cached else 'computed and cached'}")
     blocks = plan.block_sparsity()
     print(f"wrote {args.out}: {args.method} plan at {plan.budget():.6f} (target {args.sparsity}); "
           f"block sparsity {min(blocks):.3f}..{max(blocks):.3f}")
