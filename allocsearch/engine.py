@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from allocsearch.models.adapters import ModelAdapter
 from allocsearch.pruners.base import Pruner
 from allocsearch.pruners.pattern import UNSTRUCTURED, Pattern
-from allocsearch.pruners.stats import StatsAccumulator
+from allocsearch.pruners.stats import LayerStats, StatsAccumulator
 
 
 @dataclass(frozen=True)
@@ -97,11 +97,58 @@ def capture_block_inputs(
     return batches
 
 
-def _run_block(block: nn.Module, batches: list[_Batch], keep_outputs: bool) -> None:
+def _run_block(block: nn.Module, batches: list[_Batch], keep_outputs: bool) -> list[torch.Tensor]:
+    """Run one block on every batch; keep_outputs writes the outputs over the inputs,
+    otherwise they are returned (block outputs are (B, T, H))."""
+    outs: list[torch.Tensor] = []
     for b in batches:
         out = block(b.hidden, *b.args, **b.kwargs)
+        hidden = out[0] if isinstance(out, tuple) else out
         if keep_outputs:
-            b.hidden = out[0] if isinstance(out, tuple) else out
+            b.hidden = hidden
+        else:
+            outs.append(hidden)
+    return outs
+
+
+@torch.no_grad()
+def block_stats(
+    adapter: ModelAdapter,
+    index: int,
+    batches: list[_Batch],
+    *,
+    norms: bool,
+    hessian: bool,
+    names: set[str] | None = None,
+    keep_outputs: bool = False,
+) -> tuple[dict[str, LayerStats], list[torch.Tensor]]:
+    """One forward of block ``index`` with hooks accumulating its layers' input statistics.
+
+    Returns the statistics of each prunable layer (those in ``names`` when given) and the
+    block outputs, unless ``keep_outputs`` wrote them over the inputs.
+    """
+    accs: dict[str, StatsAccumulator] = {}
+    handles = []
+
+    def make_hook(acc: StatsAccumulator) -> Callable[..., None]:
+        def hook(_mod: nn.Module, inputs: tuple[torch.Tensor, ...], _out: Any) -> None:
+            acc.add(inputs[0])
+
+        return hook
+
+    for name, layer in adapter.block_layers(index).items():
+        if names is not None and name not in names:
+            continue
+        w = adapter.get_weight(layer)
+        acc = StatsAccumulator(w.shape[1], norms=norms, hessian=hessian, device=w.device)
+        accs[name] = acc
+        handles.append(layer.register_forward_hook(make_hook(acc)))
+    try:
+        outs = _run_block(adapter.block(index), batches, keep_outputs=keep_outputs)
+    finally:
+        for h in handles:
+            h.remove()
+    return {name: acc.result() for name, acc in accs.items()}, outs
 
 
 @torch.no_grad()
@@ -136,7 +183,10 @@ def prune_sequential(
     for index in bar:
         block = adapter.block(index)
         layers = {n: m for n, m in adapter.block_layers(index).items() if n in targets}
-        stats = _collect_stats(block, adapter, layers, batches, pruner) if batches else {}
+        stats: dict[str, LayerStats] = {}
+        if batches:
+            stats, _ = block_stats(adapter, index, batches, norms=pruner.needs_norms,
+                                   hessian=pruner.needs_hessian, names=set(layers))
         for name, layer in layers.items():
             weight = adapter.get_weight(layer)
             t = targets[name]
@@ -148,41 +198,6 @@ def prune_sequential(
             _run_block(block, batches, keep_outputs=True)
     report.seconds = time.perf_counter() - start
     return report
-
-
-def _collect_stats(
-    block: nn.Module,
-    adapter: ModelAdapter,
-    layers: Mapping[str, nn.Module],
-    batches: list[_Batch],
-    pruner: Pruner,
-) -> dict[str, Any]:
-    """One dense forward of the block with hooks accumulating each layer's input stats."""
-    accs: dict[str, StatsAccumulator] = {}
-    handles = []
-
-    def make_hook(acc: StatsAccumulator) -> Callable[..., None]:
-        def hook(_mod: nn.Module, inputs: tuple[torch.Tensor, ...], _out: Any) -> None:
-            acc.add(inputs[0])
-
-        return hook
-
-    for name, layer in layers.items():
-        in_features = adapter.get_weight(layer).shape[1]
-        acc = StatsAccumulator(
-            in_features,
-            norms=pruner.needs_norms,
-            hessian=pruner.needs_hessian,
-            device=adapter.get_weight(layer).device,
-        )
-        accs[name] = acc
-        handles.append(layer.register_forward_hook(make_hook(acc)))
-    try:
-        _run_block(block, batches, keep_outputs=False)
-    finally:
-        for h in handles:
-            h.remove()
-    return {name: acc.result() for name, acc in accs.items()}
 
 
 def measure_sparsity(adapter: ModelAdapter) -> dict[str, float]:

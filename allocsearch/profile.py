@@ -26,10 +26,9 @@ from tqdm.auto import tqdm
 
 from allocsearch.budget import identity_from_adapter
 from allocsearch.data.windows import DataConfig, calibration_windows
-from allocsearch.engine import _run_block, capture_block_inputs
+from allocsearch.engine import block_stats, capture_block_inputs
 from allocsearch.models.loading import LoadedModel, default_cache_dir
 from allocsearch.plan import ModelIdentity
-from allocsearch.pruners.stats import StatsAccumulator
 from allocsearch.pruners.wanda_sparsify import wanda_scores
 
 log = logging.getLogger(__name__)
@@ -168,7 +167,6 @@ def compute_profile(
     return Profile(identity, "", data, tokens, {k: v.cpu() for k, v in norms.items()}, alpha, loaded)
 
 
-@torch.no_grad()
 def _dense_norms(
     loaded: LoadedModel, windows: torch.Tensor, batch_size: int, progress: bool
 ) -> tuple[dict[str, torch.Tensor], int]:
@@ -177,19 +175,7 @@ def _dense_norms(
     batches = capture_block_inputs(loaded.model, adapter, windows, batch_size)
     norms: dict[str, torch.Tensor] = {}
     for index in tqdm(range(adapter.num_blocks), desc="profile", disable=not progress):
-        accs, handles = {}, []
-        for name, layer in adapter.block_layers(index).items():
-            w = adapter.get_weight(layer)
-            acc = StatsAccumulator(w.shape[1], norms=True, hessian=False, device=w.device)
-            accs[name] = acc
-            handles.append(layer.register_forward_hook(lambda _m, i, _o, a=acc: a.add(i[0])))
-        try:
-            _run_block(adapter.block(index), batches, keep_outputs=True)
-        finally:
-            for h in handles:
-                h.remove()
-        for name, acc in accs.items():
-            stats = acc.result()
-            assert stats.sq_norm is not None
-            norms[name] = stats.sq_norm
+        stats, _ = block_stats(adapter, index, batches, norms=True, hessian=False, keep_outputs=True)
+        for name, st in stats.items():
+            norms[name] = st.require_sq_norm("profile")
     return norms, int(windows.numel())

@@ -31,6 +31,7 @@ from _common import RESULTS, environment, print_table, write_json
 from allocsearch.data import DataConfig
 from allocsearch.models import load_model
 from allocsearch.pipeline import PruneConfig, evaluate_perplexity, overall_sparsity, prune_uniform
+from allocsearch.plan import Plan
 from allocsearch.pruners import Pattern
 
 UNIFORM_RUNS: list[tuple[str, float | None, str]] = [
@@ -77,7 +78,7 @@ def suite_uniform(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-PRIOR_TARGETS = (0.5, 0.6, 0.7)
+PRIOR_TARGETS = (0.7, 0.6, 0.5)  # the hard cases first: a partial run still informs
 OWL_GRID = [(m, lam) for m in (3, 5, 7, 10) for lam in (0.02, 0.05, 0.08, 0.1, 0.2)]
 ALPHA_EPS = (0.05, 0.1, 0.2, 0.3)
 RAMP_SLOPES = (0.1, 0.2, 0.3, 0.4)
@@ -120,14 +121,19 @@ def suite_priors(args: argparse.Namespace) -> dict[str, Any]:
                                    progress=False).ppl
 
     rows: list[dict[str, Any]] = []
-    for target in PRIOR_TARGETS:
+    for target in args.targets:
         trials: list[dict[str, Any]] = []
         plans: dict[str, Any] = {}
         for family, method, params in prior_candidates():
             label = method + "".join(f" {k}={v}" for k, v in params.items() if k != "progress")
             key = f"{target}|{label}"
             t = time.perf_counter()
-            plan = get_allocator(method, **params).allocate(profile, target)
+            plan_file = plans_dir / f"{round(target * 100)}_{label.replace(' ', '_')}.json"
+            if plan_file.exists() and key in done:
+                plan = Plan.load(plan_file)  # BESA takes minutes: do not redo it on resume
+            else:
+                plan = get_allocator(method, **params).allocate(profile, target)
+                plan.save(plan_file)
             plans[label] = plan
             if key not in done:
                 alloc_s = time.perf_counter() - t
@@ -151,7 +157,6 @@ def suite_priors(args: argparse.Namespace) -> dict[str, Any]:
             search = done[f"{target}|{label}"]["search_ppl"]
             rows.append({"target": target, "prior": name, "params": label, "search_ppl": search,
                          "eval_ppl": done[key]["eval_ppl"]})
-            plans[label].save(plans_dir / f"{round(target * 100)}_{label.replace(' ', '_')}.json")
             print(f"  {target:.0%} {name:30s} {label:24s} eval ppl {done[key]['eval_ppl']:10.3f}",
                   flush=True)
         at = [r for r in rows if r["target"] == target]
@@ -189,6 +194,8 @@ def main() -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--dtype", default="float32")
     p.add_argument("--search-windows", type=int, default=16, help="priors: search-split windows")
+    p.add_argument("--targets", type=float, nargs="+", default=list(PRIOR_TARGETS),
+                   help="priors: target sparsities")
     p.add_argument("--eval-windows", type=int, default=None, help="evaluation windows (default all)")
     args = p.parse_args()
     payload = SUITES[args.suite](args)

@@ -54,7 +54,7 @@ def _corrupt(plan: Plan, edit: Any) -> dict[str, Any]:
 
 
 def _first(data: dict[str, Any]) -> str:
-    return next(iter(data["modules"]))
+    return str(next(iter(data["modules"])))
 
 
 CASES = [

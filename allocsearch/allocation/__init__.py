@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from allocsearch._registry import lookup
 from allocsearch.allocation.alpha import AlphaAllocator
 from allocsearch.allocation.base import Allocator, AllocatorParams
 from allocsearch.allocation.besa import BesaAllocator
@@ -24,13 +25,7 @@ ALLOCATORS: dict[str, type[Allocator]] = {
 
 
 def get_allocator(name: str, **params: Any) -> Allocator:
-    try:
-        cls = ALLOCATORS[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown allocator {name!r}; choose one of: {', '.join(sorted(ALLOCATORS))}"
-        ) from None
-    return cls(**params)
+    return lookup(ALLOCATORS, name, "allocator")(**params)
 
 
 __all__ = ["ALLOCATORS", "Allocator", "AllocatorParams", "get_allocator"]

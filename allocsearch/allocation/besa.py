@@ -22,22 +22,21 @@ from tqdm.auto import tqdm
 
 from allocsearch.allocation.base import Allocator, AllocatorParams
 from allocsearch.data.windows import calibration_windows
-from allocsearch.engine import _Batch, capture_block_inputs
+from allocsearch.engine import _Batch, block_stats, capture_block_inputs
 from allocsearch.models.adapters import ModelAdapter
 from allocsearch.profile import Profile
-from allocsearch.pruners.stats import StatsAccumulator
 from allocsearch.pruners.wanda_sparsify import wanda_scores
 
 
 @dataclass(frozen=True)
 class BesaParams(AllocatorParams):
-    steps: int = 30
+    steps: int = 20
     lr: float = 0.05
     candidates: int = 20
     penalty: float = 20.0
     rowwise: bool = False
-    nsamples: int = 16
-    seqlen: int = 256
+    nsamples: int = 8
+    seqlen: int = 128
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -84,12 +83,13 @@ class BesaAllocator(Allocator):
         block = adapter.block(index)
         prefix = adapter.block_prefix(index) + "."
         named = adapter.block_layers(index)
-        dense_out, norms = _dense_pass(adapter, block, named, batches)
+        stats, dense_out = block_stats(adapter, index, batches, norms=True, hessian=False)
         layers: dict[str, _Layer] = {}
         for name, layer in named.items():
             w = adapter.get_weight(layer).detach().float()
             rows, cols = w.shape
-            order = torch.argsort(wanda_scores(w, norms[name]), dim=1, stable=True)
+            scores = wanda_scores(w, stats[name].require_sq_norm(self.name))
+            order = torch.argsort(scores, dim=1, stable=True)
             rank = torch.empty_like(order)
             rank.scatter_(1, order, torch.arange(cols, device=w.device).expand(rows, cols))
             frac = rank.float() / cols
@@ -149,29 +149,3 @@ def _call(block: torch.nn.Module, weights: dict[str, torch.Tensor], b: _Batch) -
     out = functional_call(block, weights, (b.hidden, *b.args), b.kwargs, strict=False)
     hidden: torch.Tensor = out[0] if isinstance(out, tuple) else out
     return hidden
-
-
-@torch.no_grad()
-def _dense_pass(
-    adapter: ModelAdapter, block: torch.nn.Module, named: Mapping[str, torch.nn.Module],
-    batches: list[_Batch],
-) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
-    """Dense outputs of the block on its current inputs, and each layer's input norms."""
-    accs = {}
-    handles = []
-    for name, layer in named.items():
-        w = adapter.get_weight(layer)
-        acc = StatsAccumulator(w.shape[1], norms=True, hessian=False, device=w.device)
-        accs[name] = acc
-        handles.append(layer.register_forward_hook(lambda _m, i, _o, a=acc: a.add(i[0])))
-    try:
-        outs = [_call(block, {}, b) for b in batches]
-    finally:
-        for h in handles:
-            h.remove()
-    norms = {}
-    for name, acc in accs.items():
-        st = acc.result()
-        assert st.sq_norm is not None
-        norms[name] = st.sq_norm
-    return outs, norms

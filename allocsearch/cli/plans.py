@@ -59,7 +59,8 @@ def cmd_allocate(args: argparse.Namespace) -> int:
                          progress=not args.quiet)
     plan.save(args.out)
     cached = plan.provenance.get("profile_from_cache")
-    print(f"profile {plan.provenance.get('profile')}: {'reused from cache' if cached else 'computed and cached'}")
+    state = "reused from cache" if cached else "computed and cached"
+    print(f"profile {plan.provenance.get('profile')}: {state}")
     blocks = plan.block_sparsity()
     print(f"wrote {args.out}: {args.method} plan at {plan.budget():.6f} (target {args.sparsity}); "
           f"block sparsity {min(blocks):.3f}..{max(blocks):.3f}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from allocsearch._registry import lookup
 from allocsearch.pruners.base import Pruner, PruneResult
 from allocsearch.pruners.magnitude_sparsify import MagnitudePruner
 from allocsearch.pruners.pattern import UNSTRUCTURED, Pattern
@@ -23,13 +24,7 @@ PRUNERS: dict[str, type[Pruner]] = {
 
 def get_pruner(name: str, **params: Any) -> Pruner:
     """Instantiate a registered pruner by name."""
-    try:
-        cls = PRUNERS[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown pruner {name!r}; choose one of: {', '.join(sorted(PRUNERS))}"
-        ) from None
-    return cls(**params)
+    return lookup(PRUNERS, name, "pruner")(**params)
 
 
 __all__ = [

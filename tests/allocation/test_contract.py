@@ -7,19 +7,20 @@ import pytest
 
 from allocsearch.allocation import ALLOCATORS, get_allocator
 from allocsearch.plan import Plan
+from allocsearch.profile import Profile
 from tests.helpers import tiny_profile
 
 FAST = {"besa": {"steps": 3, "nsamples": 2, "seqlen": 16, "progress": False}}
 
 
 @pytest.fixture(scope="module")
-def profile():  # type: ignore[no-untyped-def]
+def profile() -> Profile:
     return tiny_profile("llama")
 
 
 @pytest.mark.parametrize("name", sorted(ALLOCATORS))
 @pytest.mark.parametrize("target", [0.3, 0.5, 0.7])
-def test_budget_exact_and_bounds(profile, name: str, target: float) -> None:
+def test_budget_exact_and_bounds(profile: Profile, name: str, target: float) -> None:
     params = {**FAST.get(name, {}), "min_sparsity": 0.05, "max_sparsity": 0.9}
     plan = get_allocator(name, **params).allocate(profile, target)
     assert abs(plan.budget() - target) <= 1e-6
