@@ -179,7 +179,9 @@ def prune_sequential(
         batches = capture_block_inputs(model, adapter, windows, batch_size)
         report.calibration_tokens = int(windows.numel())
 
-    bar = tqdm(range(adapter.num_blocks), desc=f"prune ({pruner.name})", disable=not progress)
+    # Blocks after the last targeted one are left alone: no need to propagate into them.
+    last = max((adapter.block_index(n) for n in targets), default=-1)
+    bar = tqdm(range(last + 1), desc=f"prune ({pruner.name})", disable=not progress)
     for index in bar:
         block = adapter.block(index)
         layers = {n: m for n, m in adapter.block_layers(index).items() if n in targets}
@@ -194,7 +196,7 @@ def prune_sequential(
             adapter.set_weight(layer, result.weight)
             report.sparsity[name] = result.sparsity
             report.numel[name] = weight.numel()
-        if batches and index + 1 < adapter.num_blocks:
+        if batches and index < last:
             _run_block(block, batches, keep_outputs=True)
     report.seconds = time.perf_counter() - start
     return report

@@ -41,6 +41,9 @@ def main() -> None:
     p.add_argument("--seqlen", type=int, default=2048)
     p.add_argument("--device", default="auto")
     p.add_argument("--dtype", default="float32")
+    p.add_argument("--blocks", type=int, default=None,
+                   help="prune only the first N blocks (every block is the same size, so the "
+                        "peak is the same; the walk stops after the last pruned block)")
     args = p.parse_args()
 
     lm = load_model(args.model, device=args.device, dtype=args.dtype)
@@ -53,12 +56,15 @@ def main() -> None:
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     t = time.perf_counter()
-    prune_sequential(lm.model, lm.adapter, get_pruner(args.method),
-                     uniform_targets(lm.adapter, 0.5), windows, progress=True)
+    targets = uniform_targets(lm.adapter, 0.5)
+    if args.blocks is not None:
+        targets = {n: t for n, t in targets.items() if lm.adapter.block_index(n) < args.blocks}
+    prune_sequential(lm.model, lm.adapter, get_pruner(args.method), targets, windows, progress=True)
     seconds = time.perf_counter() - t
     peak = torch.cuda.max_memory_allocated() / MiB if cuda else rss_peak_mib()
     row = {
         "method": args.method, "tokens": f"{args.nsamples} x {args.seqlen}",
+        "blocks": args.blocks or lm.adapter.num_blocks,
         "device": str(lm.device), "dtype": args.dtype, "model_MiB": model_mib,
         "block_inputs_MiB": buffer_mib, "before_MiB": base, "peak_MiB": peak,
         "prune_s": seconds,

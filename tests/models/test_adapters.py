@@ -125,3 +125,15 @@ def test_block_walk_matches_full_forward_when_nothing_is_pruned(arch: str) -> No
     with torch.no_grad():
         ref = model(windows, output_hidden_states=True).hidden_states[1]
     torch.testing.assert_close(torch.cat([b.hidden for b in batches]), ref)
+
+
+def test_walk_stops_after_the_last_targeted_block() -> None:
+    model = make_tiny("llama")
+    adapter = ModelAdapter(model)
+    calls: list[int] = []
+    adapter.block(1).register_forward_pre_hook(lambda _m, _a: calls.append(1))
+    names = [n for n in adapter.prunable_layers() if adapter.block_index(n) == 0]
+    prune_sequential(model, adapter, get_pruner("wanda"), {n: LayerTarget(0.5) for n in names},
+                     torch.randint(0, 128, (2, 8)), progress=False)
+    assert calls == []  # block 1 was never run
+    assert measure_sparsity(adapter)[names[0]] == 0.5
