@@ -12,24 +12,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from allocsearch.allocation.base import (
-    Allocator,
-    AllocatorParams,
-    check_granularity,
-    min_max,
-    spread_blocks,
-)
+from allocsearch.allocation.base import Allocator, GroupedParams, allocate_by_group, min_max
 from allocsearch.profile import Profile
 
 
 @dataclass(frozen=True)
-class AlphaParams(AllocatorParams):
+class AlphaParams(GroupedParams):
     eps: float = 0.1
-    granularity: str = "block"
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_granularity(self.granularity)
         if self.eps < 0:
             raise ValueError(f"eps must be non-negative, got {self.eps}")
 
@@ -45,11 +37,9 @@ class AlphaAllocator(Allocator):
     def _values(self, profile: Profile, target: float) -> Mapping[str, float]:
         p = self.params
         assert isinstance(p, AlphaParams)
-        if p.granularity == "block":
-            per_block = np.array([
-                np.mean([profile.alpha[n] for n in names]) for names in profile.blocks()
-            ])
-            return spread_blocks(profile, alpha_sparsities(per_block, target, p.eps))
-        names = list(profile.identity.shapes)
-        values = alpha_sparsities(np.array([profile.alpha[n] for n in names]), target, p.eps)
-        return dict(zip(names, values.tolist(), strict=True))
+        return allocate_by_group(
+            profile,
+            p.granularity,
+            lambda names: float(np.mean([profile.alpha[n] for n in names])),
+            lambda alphas: alpha_sparsities(alphas, target, p.eps),
+        )

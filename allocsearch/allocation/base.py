@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar
 
@@ -73,6 +73,31 @@ class Allocator(ABC):
         """Per-module sparsities before projection to the exact budget."""
 
 
+@dataclass(frozen=True)
+class GroupedParams(AllocatorParams):
+    """Parameters of allocators that score groups of modules: whole blocks or single modules."""
+
+    granularity: str = "block"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.granularity not in GRANULARITIES:
+            raise ValueError(f"granularity must be one of {GRANULARITIES}, got {self.granularity!r}")
+
+
+def allocate_by_group(
+    profile: Profile,
+    granularity: str,
+    score: Callable[[list[str]], float],
+    to_sparsity: Callable[[np.ndarray], np.ndarray],
+) -> dict[str, float]:
+    """Score each group (a block's modules, or one module), map the scores to sparsities,
+    and give every module its group's value."""
+    groups = profile.blocks() if granularity == "block" else [[n] for n in profile.identity.shapes]
+    values = to_sparsity(np.array([score(g) for g in groups], dtype=np.float64))
+    return {n: float(v) for g, v in zip(groups, values, strict=True) for n in g}
+
+
 def spread_blocks(profile: Profile, per_block: np.ndarray | list[float]) -> dict[str, float]:
     """Give every module its block's value."""
     out: dict[str, float] = {}
@@ -90,6 +115,3 @@ def min_max(values: np.ndarray) -> np.ndarray:
     return (values - lo) / (hi - lo)
 
 
-def check_granularity(value: str) -> None:
-    if value not in GRANULARITIES:
-        raise ValueError(f"granularity must be one of {GRANULARITIES}, got {value!r}")

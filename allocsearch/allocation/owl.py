@@ -15,25 +15,17 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from allocsearch.allocation.base import (
-    Allocator,
-    AllocatorParams,
-    check_granularity,
-    min_max,
-    spread_blocks,
-)
+from allocsearch.allocation.base import Allocator, GroupedParams, allocate_by_group, min_max
 from allocsearch.profile import Profile
 
 
 @dataclass(frozen=True)
-class OwlParams(AllocatorParams):
+class OwlParams(GroupedParams):
     M: float = 5.0
     lam: float = 0.08
-    granularity: str = "block"
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_granularity(self.granularity)
         if self.M <= 0 or self.lam < 0:
             raise ValueError(f"OWL needs M > 0 and lam >= 0, got M={self.M}, lam={self.lam}")
 
@@ -44,7 +36,7 @@ def outlier_ratio(scores: Sequence[torch.Tensor], m: float) -> float:
     return float((flat > m * flat.mean()).sum()) / flat.numel()
 
 
-def owl_sparsities(ratios: Sequence[float], target: float, lam: float) -> np.ndarray:
+def owl_sparsities(ratios: Sequence[float] | np.ndarray, target: float, lam: float) -> np.ndarray:
     """The OWL formula on outlier ratios (one per group)."""
     scaled = min_max(np.asarray(ratios, dtype=np.float64)) * 2.0 * lam
     keep = scaled - scaled.mean() + (1.0 - target)
@@ -59,12 +51,9 @@ class OwlAllocator(Allocator):
     def _values(self, profile: Profile, target: float) -> Mapping[str, float]:
         p = self.params
         assert isinstance(p, OwlParams)
-        if p.granularity == "block":
-            ratios = [
-                outlier_ratio([profile.wanda_scores(n) for n in names], p.M)
-                for names in profile.blocks()
-            ]
-            return spread_blocks(profile, owl_sparsities(ratios, target, p.lam))
-        names = list(profile.identity.shapes)
-        ratios = [outlier_ratio([profile.wanda_scores(n)], p.M) for n in names]
-        return dict(zip(names, owl_sparsities(ratios, target, p.lam).tolist(), strict=True))
+        return allocate_by_group(
+            profile,
+            p.granularity,
+            lambda names: outlier_ratio([profile.wanda_scores(n) for n in names], p.M),
+            lambda ratios: owl_sparsities(ratios, target, p.lam),
+        )
