@@ -67,10 +67,15 @@ def plot_plan(plan: Plan, path: str | Path, compare: dict[str, Plan] | None = No
     fig, ax = plt.subplots(figsize=(max(8.0, len(names) / 16), 4.0))
     ax.bar(range(len(names)), values, color=colors, width=1.0)
     ax.axhline(plan.target, color="black", lw=1, ls="--", label=f"target {plan.target:.2f}")
-    for label, other in (compare or {}).items():
+    line_colors = ["tab:green", "tab:red", "tab:purple", "tab:brown", "tab:gray", "tab:olive"]
+    for i, (label, other) in enumerate((compare or {}).items()):
         xs = [(b + 0.5) * per_block for b in range(other.model.num_blocks)]
-        ax.plot(xs, other.block_sparsity(), marker=".", lw=1.5, label=label)
-    ax.set_xlabel("module (model order; blue attention, orange MLP)")
+        ax.plot(xs, other.block_sparsity(), marker=".", lw=1.5, label=f"{label} (block mean)",
+                color=line_colors[i % len(line_colors)])
+    step = max(1, plan.model.num_blocks // 10)
+    ticks = list(range(0, plan.model.num_blocks, step))
+    ax.set_xticks([b * per_block for b in ticks], [str(b) for b in ticks])
+    ax.set_xlabel("block (each bar a module in model order; blue attention, orange MLP)")
     ax.set_ylabel("sparsity")
     ax.set_xlim(-0.5, len(names) - 0.5)
     ax.set_ylim(0, 1)
