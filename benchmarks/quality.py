@@ -112,6 +112,11 @@ def suite_priors(args: argparse.Namespace) -> dict[str, Any]:
     partial_path = RESULTS / "quality_priors.partial.json"
     done: dict[str, Any] = json.loads(partial_path.read_text()) if partial_path.exists() else {}
     plans_dir = RESULTS / "priors_plans"
+
+    def save_partial() -> None:
+        tmp = partial_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(done, indent=1))
+        tmp.replace(partial_path)  # atomic: an interrupted run never leaves half a file
     plans_dir.mkdir(parents=True, exist_ok=True)
 
     def measure(plan: Any, part: str, windows: int | None) -> float:
@@ -140,7 +145,7 @@ def suite_priors(args: argparse.Namespace) -> dict[str, Any]:
                 search = measure(plan, "search", args.search_windows)
                 done[key] = {"search_ppl": search, "alloc_s": alloc_s,
                              "total_s": time.perf_counter() - t}
-                partial_path.write_text(json.dumps(done, indent=1))
+                save_partial()
             trials.append({"target": target, "family": family, "label": label, **done[key]})
             print(f"  {target:.0%} {label:32s} search ppl {done[key]['search_ppl']:10.3f}", flush=True)
         chosen = {"owl default (M=5, lam=0.08)": "owl M=5.0 lam=0.08"}
@@ -153,7 +158,7 @@ def suite_priors(args: argparse.Namespace) -> dict[str, Any]:
             key = f"{target}|{label}|evaluation"
             if key not in done:
                 done[key] = {"eval_ppl": measure(plans[label], "evaluation", args.eval_windows)}
-                partial_path.write_text(json.dumps(done, indent=1))
+                save_partial()
             search = done[f"{target}|{label}"]["search_ppl"]
             rows.append({"target": target, "prior": name, "params": label, "search_ppl": search,
                          "eval_ppl": done[key]["eval_ppl"]})
