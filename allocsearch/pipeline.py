@@ -21,7 +21,7 @@ from allocsearch.engine import (
 from allocsearch.evaluate.perplexity import PerplexityResult, perplexity
 from allocsearch.models.loading import LoadedModel
 from allocsearch.plan import Plan
-from allocsearch.pruners import get_pruner
+from allocsearch.pruners import Pruner, get_pruner
 from allocsearch.pruners.pattern import UNSTRUCTURED, Pattern
 
 SCHEMA_VERSION = 1
@@ -51,22 +51,27 @@ class PruneConfig:
 
 def prune_uniform(loaded: LoadedModel, config: PruneConfig, *, progress: bool = True) -> PruneReport:
     """Prune ``loaded`` in place at one ratio with the configured pruner."""
-    pruner = get_pruner(config.method)
+    targets = uniform_targets(loaded.adapter, config.sparsity, config.pattern)
+    return _prune_to_targets(loaded, get_pruner(config.method), targets, config.calibration,
+                             config.batch_size, progress)
+
+
+def _prune_to_targets(
+    loaded: LoadedModel,
+    pruner: Pruner,
+    targets: Mapping[str, LayerTarget],
+    calibration: DataConfig,
+    batch_size: int,
+    progress: bool,
+) -> PruneReport:
+    """Draw calibration windows when the pruner needs data, then walk the blocks."""
     windows = None
     if pruner.needs_data:
-        cal = config.calibration
-        windows = calibration_windows(
-            loaded.tokenizer, cal.source, cal.nsamples, cal.seqlen, cal.seed
-        )
-    targets = uniform_targets(loaded.adapter, config.sparsity, config.pattern)
+        cal = calibration
+        windows = calibration_windows(loaded.tokenizer, cal.source, cal.nsamples, cal.seqlen, cal.seed)
     return prune_sequential(
-        loaded.model,
-        loaded.adapter,
-        pruner,
-        targets,
-        windows,
-        batch_size=config.batch_size,
-        progress=progress,
+        loaded.model, loaded.adapter, pruner, targets, windows,
+        batch_size=batch_size, progress=progress,
     )
 
 
@@ -104,16 +109,9 @@ def prune_with_plan(
     """Prune ``loaded`` in place at each module's planned sparsity and pattern."""
     plan.validate()
     plan.check_model(identity_from_adapter(loaded.adapter, loaded.name))
-    pruner = get_pruner(method, **pruner_params)
-    windows = None
-    if pruner.needs_data:
-        cal = calibration or DataConfig()
-        windows = calibration_windows(loaded.tokenizer, cal.source, cal.nsamples, cal.seqlen, cal.seed)
     targets = {n: LayerTarget(c.sparsity, c.pattern) for n, c in plan.modules.items()}
-    return prune_sequential(
-        loaded.model, loaded.adapter, pruner, targets, windows,
-        batch_size=batch_size, progress=progress,
-    )
+    return _prune_to_targets(loaded, get_pruner(method, **pruner_params), targets,
+                             calibration or DataConfig(), batch_size, progress)
 
 
 def evaluate_perplexity(
