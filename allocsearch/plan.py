@@ -36,6 +36,15 @@ def fingerprint(shapes: Mapping[str, tuple[int, int]]) -> str:
     return h.hexdigest()[:16]
 
 
+def block_of(name: str) -> int:
+    """Block index of a full module name: its first all-digit part
+    (``model.layers.3.mlp.up_proj`` -> 3, ``transformer.h.0.attn.c_attn`` -> 0)."""
+    for part in name.split("."):
+        if part.isdigit():
+            return int(part)
+    raise PlanError(f"module name {name!r} has no block index")
+
+
 @dataclass(frozen=True)
 class ModelIdentity:
     """Which model a plan is for."""
@@ -85,23 +94,13 @@ class Plan:
 
     def block_sparsity(self) -> list[float]:
         """Parameter-weighted sparsity of each block (blocks in order)."""
-        prefix = self._blocks_prefix()
         num = [0.0] * self.model.num_blocks
         den = [0] * self.model.num_blocks
         for name, choice in self.modules.items():
-            b = int(name[len(prefix) :].split(".", 1)[0])
+            b = block_of(name)
             num[b] += choice.sparsity * self.model.numel(name)
             den[b] += self.model.numel(name)
         return [n / d if d else 0.0 for n, d in zip(num, den, strict=True)]
-
-    def _blocks_prefix(self) -> str:
-        # Module names are "<blocks path>.<index>.<rest>"; the prefix is shared by all.
-        first = next(iter(self.modules))
-        parts = first.split(".")
-        for i, p in enumerate(parts):
-            if p.isdigit():
-                return ".".join(parts[:i]) + "."
-        raise PlanError(f"module name {first!r} has no block index")
 
     # ------------------------------------------------------------- validation
     def validate(self) -> None:

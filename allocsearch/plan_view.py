@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from allocsearch.plan import Plan
+from allocsearch.plan import Plan, block_of
 
 
 def _kind(name: str) -> str:
@@ -15,13 +15,11 @@ def _kind(name: str) -> str:
 
 def block_rows(plan: Plan) -> list[dict[str, float]]:
     """Per block: parameter-weighted sparsity of attention, MLP and the whole block."""
-    prefix = plan._blocks_prefix()
     sums: list[dict[str, list[float]]] = [
         {"attn": [0.0, 0.0], "mlp": [0.0, 0.0]} for _ in range(plan.model.num_blocks)
     ]
     for name, c in plan.modules.items():
-        b = int(name[len(prefix) :].split(".", 1)[0])
-        acc = sums[b][_kind(name)]
+        acc = sums[block_of(name)][_kind(name)]
         acc[0] += c.sparsity * plan.model.numel(name)
         acc[1] += plan.model.numel(name)
     rows = []

@@ -28,7 +28,7 @@ from allocsearch.budget import identity_from_adapter
 from allocsearch.data.windows import DataConfig, calibration_windows
 from allocsearch.engine import block_stats, capture_block_inputs
 from allocsearch.models.loading import LoadedModel, default_cache_dir
-from allocsearch.plan import ModelIdentity
+from allocsearch.plan import ModelIdentity, block_of
 from allocsearch.pruners.wanda_sparsify import wanda_scores
 
 log = logging.getLogger(__name__)
@@ -73,6 +73,7 @@ class Profile:
     loaded: LoadedModel | None = field(default=None, repr=False)
     #: True when this profile was read from the disk cache rather than computed.
     from_cache: bool = False
+    _layers: dict[str, torch.nn.Module] | None = field(default=None, init=False, repr=False)
 
     def numel(self, name: str) -> int:
         return self.identity.numel(name)
@@ -81,7 +82,7 @@ class Profile:
         """Module names grouped by block, blocks in order."""
         out: list[list[str]] = [[] for _ in range(self.identity.num_blocks)]
         for name in self.identity.shapes:
-            out[_block_of(name)].append(name)
+            out[block_of(name)].append(name)
         return out
 
     def wanda_scores(self, name: str) -> torch.Tensor:
@@ -92,14 +93,9 @@ class Profile:
         """(out, in) dense weight of a layer; needs the model attached."""
         if self.loaded is None:
             raise ValueError("this profile has no model attached; build it with the model loaded")
-        return self.loaded.adapter.get_weight(self.loaded.adapter.prunable_layers()[name])
-
-
-def _block_of(name: str) -> int:
-    for part in name.split("."):
-        if part.isdigit():
-            return int(part)
-    raise ValueError(f"{name!r} has no block index")
+        if self._layers is None:  # one module walk, not one per call (OWL asks 210 times)
+            self._layers = self.loaded.adapter.prunable_layers()
+        return self.loaded.adapter.get_weight(self._layers[name])
 
 
 def profile_key(identity: ModelIdentity, digest: str, data: DataConfig) -> str:
