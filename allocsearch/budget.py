@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from allocsearch.plan import ModelIdentity, ModuleChoice, Plan
+from allocsearch.plan import ModelIdentity, ModuleChoice, Plan, block_of
 from allocsearch.pruners.pattern import UNSTRUCTURED, Pattern
 
 DEFAULT_BOUNDS = (0.0, 0.95)
@@ -107,3 +107,26 @@ def plan_from_values(
     plan = Plan(identity, float(target), modules, dict(provenance or {}))
     plan.validate()
     return plan
+
+
+def random_plan(
+    identity: ModelIdentity,
+    target: float,
+    *,
+    block_spread: float = 0.15,
+    module_spread: float = 0.05,
+    seed: int = 0,
+    bounds: tuple[float, float] = DEFAULT_BOUNDS,
+) -> Plan:
+    """A random plan meeting ``target``: one uniform offset in +-``block_spread`` per block
+    plus +-``module_spread`` per module, projected to the budget. Varied plans for
+    benchmarks, predictor training data and tests."""
+    rng = np.random.default_rng(seed)
+    offsets = rng.uniform(-block_spread, block_spread, identity.num_blocks)
+    names = list(identity.shapes)
+    values = [
+        target + offsets[block_of(n)] + rng.uniform(-module_spread, module_spread) for n in names
+    ]
+    prov = {"method": "random", "params": {"block_spread": block_spread,
+                                           "module_spread": module_spread}, "seed": seed}
+    return plan_from_values(identity, target, values, bounds=bounds, provenance=prov)

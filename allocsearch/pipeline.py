@@ -109,9 +109,13 @@ def prune_with_plan(
     """Prune ``loaded`` in place at each module's planned sparsity and pattern."""
     plan.validate()
     plan.check_model(identity_from_adapter(loaded.adapter, loaded.name))
-    targets = {n: LayerTarget(c.sparsity, c.pattern) for n, c in plan.modules.items()}
-    return _prune_to_targets(loaded, get_pruner(method, **pruner_params), targets,
+    return _prune_to_targets(loaded, get_pruner(method, **pruner_params), plan_targets(plan),
                              calibration or DataConfig(), batch_size, progress)
+
+
+def plan_targets(plan: Plan) -> dict[str, LayerTarget]:
+    """What each layer of a (validated) plan should become."""
+    return {n: LayerTarget(c.sparsity, c.pattern) for n, c in plan.modules.items()}
 
 
 def evaluate_perplexity(

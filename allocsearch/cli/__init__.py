@@ -6,6 +6,7 @@
     allocsearch prune    --plan plan.json --method sparsegpt --out pruned/
     allocsearch plan show plan.json
     allocsearch export   plan.json --format llmcompressor
+    allocsearch evaluate plan.json --fitness kl --fidelity 2048,8192 --verify wanda
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import sys
 from collections.abc import Sequence
 
 from allocsearch import __version__
-from allocsearch.cli import plans, prune_eval
+from allocsearch.cli import evaluate, plans, prune_eval
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     prune_eval.register(sub)
     plans.register(sub)
+    evaluate.register(sub)
     return parser
 
 

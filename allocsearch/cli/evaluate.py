@@ -1,0 +1,79 @@
+"""``allocsearch evaluate plan.json``: cached-mask fitness at each fidelity, and optionally
+the exact verification (sequential prune + evaluation perplexity)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from allocsearch.cli.common import add_data_args, add_model_args, load
+
+
+def _fidelities(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(float(x)) for x in text.split(",") if x.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected comma-separated token counts, got {text!r}") from exc
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("evaluate", help="score a plan with cached masks (and verify it exactly)")
+    p.add_argument("plan", type=Path, nargs="+", help="plan JSON file(s), all for the same model")
+    add_model_args(p, default=None)
+    add_data_args(p, nsamples=64)
+    p.add_argument("--fitness", default="ppl", help="ppl (default) or kl (to the dense model)")
+    p.add_argument("--scores", default="wanda", help="mask ranking: wanda (default) or magnitude")
+    p.add_argument("--fidelity", type=_fidelities, default=(2048, 8192, 20480),
+                   help="search-part token prefixes to report, comma-separated "
+                        "(default 2048,8192,20480; the last is the full fidelity)")
+    p.add_argument("--verify", default=None, metavar="PRUNER",
+                   help="also prune sequentially with wanda or sparsegpt and report "
+                        "evaluation-split perplexity")
+    p.add_argument("--verify-nsamples", type=int, default=None,
+                   help="evaluation windows for --verify (default all)")
+    p.add_argument("--batch-size", type=int, default=1, help="windows per forward")
+    p.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
+    p.set_defaults(func=cmd_evaluate)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from allocsearch.data import DataConfig
+    from allocsearch.evaluate import Evaluator, EvaluatorConfig, VerifyConfig
+    from allocsearch.plan import Plan
+    from allocsearch.pruners import get_pruner
+
+    plans = [Plan.load(p) for p in args.plan]  # validated before any model is loaded
+    if args.verify is not None:
+        get_pruner(args.verify)
+    data = DataConfig(args.data, args.nsamples, args.seqlen, args.seed)
+    config = EvaluatorConfig(
+        fitness=args.fitness, scores=args.scores, source=args.data, seqlen=args.seqlen,
+        fidelities=args.fidelity, batch_size=args.batch_size, profile=data,
+    )
+    loaded = load(args, args.model or plans[0].model.name)
+    results: list[dict[str, Any]] = []
+    with Evaluator.build(loaded, config, progress=not args.quiet) as ev:
+        if ev.profile.from_cache:
+            print(f"profile reused from cache ({ev.profile.key})")
+        for path, plan in zip(args.plan, plans, strict=True):
+            steps = list(ev.iter_fitness(plan))
+            line = ", ".join(f"{s.tokens} tok: {s.value:.4f}" for s in steps)
+            print(f"{path}: target {plan.target:.4f}, {args.fitness} on search part: {line}")
+            row: dict[str, Any] = {
+                "plan": str(path), "target": plan.target, "fitness": args.fitness,
+                "steps": [vars(s) for s in steps],
+            }
+            if args.verify is not None:
+                v = ev.verify(plan, VerifyConfig(args.verify, data, seqlen=args.seqlen,
+                                                 nsamples=args.verify_nsamples,
+                                                 batch_size=args.batch_size))
+                print(f"  verified with {v.pruner}: evaluation perplexity {v.ppl:.3f} on "
+                      f"{v.tokens} tokens, sparsity {v.achieved_sparsity:.4f}")
+                row["verification"] = v.to_dict()
+            results.append(row)
+    if args.json is not None:
+        payload = {"model": loaded.name, "config": config.to_dict(), "results": results}
+        args.json.write_text(json.dumps(payload, indent=2) + "\n")
+    return 0

@@ -1,0 +1,237 @@
+"""The Evaluator: score a plan in about the time of one forward pass, then verify it exactly.
+
+    ev = Evaluator.build(loaded, EvaluatorConfig(fitness="kl"))
+    for step in ev.iter_fitness(plan):      # one step per fidelity (2k, 8k, ... tokens)
+        ...                                 # report to Optuna, stop early if poor
+    ev.fitness(plan)                        # the value at the full fidelity
+    ev.verify(plan, VerifyConfig("wanda"))  # sequential prune + evaluation-split perplexity
+    ev.close()                              # dense weights back, bit-identical
+
+The evaluator owns the model's prunable weights while it is open: it writes plans in place
+through a :class:`MaskCache` and restores the dense weights after a verification.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from allocsearch.budget import identity_from_adapter
+from allocsearch.data.windows import DataConfig, evaluation_windows
+from allocsearch.evaluate.fitness import FITNESSES, DenseReference, dense_reference, make_fitness
+from allocsearch.evaluate.mask_cache import SCORE_RULES, MaskCache
+from allocsearch.models.loading import LoadedModel
+from allocsearch.plan import Plan
+from allocsearch.profile import Profile, build_profile
+
+
+@dataclass(frozen=True)
+class EvaluatorConfig:
+    """How candidates are scored. ``fidelities`` are prefixes of the search part, in tokens;
+    the last one is the full fidelity. ``profile`` is the calibration data of the scores."""
+
+    fitness: str = "ppl"
+    scores: str = "wanda"
+    source: str = "embedded"
+    seqlen: int = 512
+    fidelities: tuple[int, ...] = (2048, 8192, 20480)
+    topk: int = 32
+    batch_size: int = 1
+    profile: DataConfig = field(default_factory=DataConfig)
+
+    def __post_init__(self) -> None:
+        if self.fitness not in FITNESSES:
+            raise ValueError(f"unknown fitness {self.fitness!r}; known: {', '.join(FITNESSES)}")
+        if self.scores not in SCORE_RULES:
+            raise ValueError(f"unknown scores {self.scores!r}; known: {', '.join(SCORE_RULES)}")
+        fids = tuple(int(f) for f in self.fidelities)
+        if not fids or any(f < 1 for f in fids) or list(fids) != sorted(set(fids)):
+            raise ValueError(f"fidelities must be increasing positive token counts, got {fids}")
+        object.__setattr__(self, "fidelities", fids)
+        if self.seqlen < 2 or self.topk < 1 or self.batch_size < 1:
+            raise ValueError("seqlen must be >= 2, topk and batch_size >= 1")
+
+    @property
+    def windows_needed(self) -> int:
+        return math.ceil(self.fidelities[-1] / self.seqlen)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class VerifyConfig:
+    """Exact verification: a sequential prune with ``pruner`` at the plan's ratios, then
+    perplexity on ``nsamples`` windows (all by default) of the evaluation part."""
+
+    pruner: str = "wanda"
+    calibration: DataConfig = field(default_factory=DataConfig)
+    part: str = "evaluation"
+    seqlen: int = 512
+    nsamples: int | None = None
+    batch_size: int = 1
+
+
+@dataclass(frozen=True)
+class FitnessStep:
+    """The running fitness after ``tokens`` search tokens (``windows`` windows)."""
+
+    fidelity: int  # the fidelity this step answers (tokens asked for)
+    tokens: int  # tokens actually scored (whole windows)
+    windows: int
+    value: float
+
+
+@dataclass(frozen=True)
+class Verification:
+    pruner: str
+    ppl: float
+    tokens: int
+    achieved_sparsity: float
+    prune_seconds: float
+    eval_seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Evaluator:
+    """Cached-mask fitness of plans for one loaded model (see the module docstring)."""
+
+    def __init__(
+        self, loaded: LoadedModel, profile: Profile, config: EvaluatorConfig, *, progress: bool = True
+    ) -> None:
+        self.loaded = loaded
+        self.config = config
+        self.profile = profile
+        self.identity = identity_from_adapter(loaded.adapter, loaded.name)
+        self.windows = evaluation_windows(
+            loaded.tokenizer, config.source, "search", config.seqlen, config.windows_needed
+        )
+        self.cache = MaskCache(loaded.adapter, profile.sq_norm, scores=config.scores)
+        self.reference: DenseReference | None = None
+        if FITNESSES[config.fitness].needs_reference:
+            self.reference = dense_reference(loaded.model, self.windows, config.topk, config.batch_size)
+        self.progress = progress
+
+    @classmethod
+    def build(
+        cls,
+        loaded: LoadedModel,
+        config: EvaluatorConfig | None = None,
+        *,
+        cache_dir: Path | None = None,
+        progress: bool = True,
+    ) -> Evaluator:
+        """Profile the dense model (or reuse the cached profile), then build the caches."""
+        config = config or EvaluatorConfig()
+        profile = build_profile(loaded, config.profile, cache_dir=cache_dir, progress=progress)
+        return cls(loaded, profile, config, progress=progress)
+
+    # ----------------------------------------------------------------- fitness
+    def apply(self, plan: Plan) -> int:
+        """Write ``plan`` into the model (only the layers that changed); returns their count."""
+        from allocsearch.pipeline import plan_targets  # pipeline imports this package
+
+        plan.validate()
+        plan.check_model(self.identity)
+        return self.cache.apply(plan_targets(plan))
+
+    @torch.no_grad()
+    def iter_fitness(self, plan: Plan | None, upto: int | None = None) -> Iterator[FitnessStep]:
+        """Apply ``plan`` (None = dense) and yield the running fitness at each fidelity up to
+        ``upto`` tokens (the full fidelity by default). Stop iterating to stop early."""
+        if plan is None:
+            self.cache.restore()
+        else:
+            self.apply(plan)
+        rungs = [f for f in self.config.fidelities if upto is None or f <= upto]
+        if upto is not None and upto not in rungs:
+            if upto > self.config.fidelities[-1]:
+                raise ValueError(
+                    f"fidelity {upto} is above this evaluator's largest, {self.config.fidelities[-1]}"
+                )
+            rungs.append(upto)
+        fitness = make_fitness(self.config.fitness, self.reference)
+        device = next(self.loaded.model.parameters()).device
+        seqlen = self.config.seqlen
+        done = 0
+        rung = 0
+        n_windows = math.ceil(rungs[-1] / seqlen)
+        bar = tqdm(total=n_windows, desc=f"fitness ({fitness.name})", disable=not self.progress,
+                   unit="window", leave=False)
+        try:
+            while rung < len(rungs):
+                b = min(self.config.batch_size, n_windows - done)
+                ids = self.windows[done : done + b].to(device)
+                logits = self.loaded.model(input_ids=ids, use_cache=False).logits  # (B, T, V)
+                fitness.update(logits, ids, done)
+                done += b
+                bar.update(b)
+                while rung < len(rungs) and done * seqlen >= rungs[rung]:
+                    yield FitnessStep(rungs[rung], done * seqlen, done, fitness.value())
+                    rung += 1
+        finally:
+            bar.close()
+
+    def fitness(self, plan: Plan | None, fidelity: int | None = None) -> float:
+        """The fitness of ``plan`` at one fidelity (tokens; the full one by default)."""
+        steps = list(self.iter_fitness(plan, upto=fidelity))
+        return steps[-1].value
+
+    # ------------------------------------------------------------ verification
+    def verify(self, plan: Plan, config: VerifyConfig | None = None) -> Verification:
+        """Prune the model sequentially at the plan's ratios, measure evaluation perplexity,
+        then restore the dense weights."""
+        from allocsearch.pipeline import evaluate_perplexity, prune_with_plan  # (import cycle)
+
+        config = config or VerifyConfig()
+        self.cache.restore()
+        try:
+            report = prune_with_plan(
+                self.loaded, plan, config.pruner, config.calibration,
+                batch_size=config.batch_size, progress=self.progress,
+            )
+            start = time.perf_counter()
+            result = evaluate_perplexity(
+                self.loaded, self.config.source, part=config.part, seqlen=config.seqlen,
+                nsamples=config.nsamples, batch_size=config.batch_size, progress=self.progress,
+            )
+            seconds = time.perf_counter() - start
+        finally:
+            self.cache.restore()
+        return Verification(config.pruner, result.ppl, result.tokens, report.overall,
+                            report.seconds, seconds)
+
+    # --------------------------------------------------------------- plumbing
+    def memory(self) -> dict[str, int]:
+        """Bytes the evaluator holds beyond the model, and the model's own size."""
+        out = self.cache.nbytes()
+        out["reference"] = self.reference.nbytes() if self.reference is not None else 0
+        out["windows"] = self.windows.numel() * self.windows.element_size()
+        out["model"] = sum(p.numel() * p.element_size() for p in self.loaded.model.parameters())
+        return out
+
+    def restore(self) -> None:
+        self.cache.restore()
+
+    def close(self) -> None:
+        """Leave the model dense, as it was given."""
+        self.cache.restore()
+
+    def __enter__(self) -> Evaluator:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
