@@ -87,7 +87,8 @@ class Profile:
 
     def wanda_scores(self, name: str) -> torch.Tensor:
         """(out, in) Wanda scores of a dense layer; needs the model attached."""
-        return wanda_scores(self.weight(name), self.sq_norm[name])
+        w = self.weight(name)
+        return wanda_scores(w, self.sq_norm[name].to(w.device))
 
     def weight(self, name: str) -> torch.Tensor:
         """(out, in) dense weight of a layer; needs the model attached."""

@@ -104,11 +104,10 @@ def main() -> None:
     n_windows = -(-args.tokens // args.seqlen)
     rows: list[dict[str, Any]] = []
     memory: dict[str, Any] = {}
+    base = _now_mib(device)  # the loaded model and the process, before any evaluator
     for fitness in args.fitness:
         config = EvaluatorConfig(fitness=fitness, seqlen=args.seqlen, fidelities=(args.tokens,),
                                  batch_size=args.batch_size, profile=data)
-        torch.cuda.empty_cache() if device.type == "cuda" else None
-        base = _now_mib(device)
         _reset_peak(device)
         t = time.perf_counter()
         ev = Evaluator.build(lm, config, progress=False)

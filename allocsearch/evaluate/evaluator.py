@@ -119,8 +119,16 @@ class Evaluator:
         self.cache = MaskCache(loaded.adapter, profile.sq_norm, scores=config.scores)
         self.reference: DenseReference | None = None
         if FITNESSES[config.fitness].needs_reference:
-            self.reference = dense_reference(loaded.model, self.windows, config.topk, config.batch_size)
+            self._reference()
         self.progress = progress
+
+    def _reference(self) -> DenseReference:
+        """The dense model's top-k log-probs on the search windows, computed once."""
+        if self.reference is None:
+            self.cache.restore()
+            c = self.config
+            self.reference = dense_reference(self.loaded.model, self.windows, c.topk, c.batch_size)
+        return self.reference
 
     @classmethod
     def build(
@@ -146,9 +154,16 @@ class Evaluator:
         return self.cache.apply(plan_targets(plan))
 
     @torch.no_grad()
-    def iter_fitness(self, plan: Plan | None, upto: int | None = None) -> Iterator[FitnessStep]:
+    def iter_fitness(
+        self, plan: Plan | None, upto: int | None = None, *, fitness: str | None = None
+    ) -> Iterator[FitnessStep]:
         """Apply ``plan`` (None = dense) and yield the running fitness at each fidelity up to
-        ``upto`` tokens (the full fidelity by default). Stop iterating to stop early."""
+        ``upto`` tokens (the full fidelity by default). Stop iterating to stop early.
+        ``fitness`` overrides the configured fitness for this call."""
+        name = fitness or self.config.fitness
+        if name not in FITNESSES:
+            raise ValueError(f"unknown fitness {name!r}; known: {', '.join(FITNESSES)}")
+        fn = make_fitness(name, self._reference() if FITNESSES[name].needs_reference else None)
         if plan is None:
             self.cache.restore()
         else:
@@ -160,31 +175,32 @@ class Evaluator:
                     f"fidelity {upto} is above this evaluator's largest, {self.config.fidelities[-1]}"
                 )
             rungs.append(upto)
-        fitness = make_fitness(self.config.fitness, self.reference)
         device = next(self.loaded.model.parameters()).device
         seqlen = self.config.seqlen
         done = 0
         rung = 0
         n_windows = math.ceil(rungs[-1] / seqlen)
-        bar = tqdm(total=n_windows, desc=f"fitness ({fitness.name})", disable=not self.progress,
+        bar = tqdm(total=n_windows, desc=f"fitness ({name})", disable=not self.progress,
                    unit="window", leave=False)
         try:
             while rung < len(rungs):
                 b = min(self.config.batch_size, n_windows - done)
                 ids = self.windows[done : done + b].to(device)
                 logits = self.loaded.model(input_ids=ids, use_cache=False).logits  # (B, T, V)
-                fitness.update(logits, ids, done)
+                fn.update(logits, ids, done)
                 done += b
                 bar.update(b)
                 while rung < len(rungs) and done * seqlen >= rungs[rung]:
-                    yield FitnessStep(rungs[rung], done * seqlen, done, fitness.value())
+                    yield FitnessStep(rungs[rung], done * seqlen, done, fn.value())
                     rung += 1
         finally:
             bar.close()
 
-    def fitness(self, plan: Plan | None, fidelity: int | None = None) -> float:
+    def fitness(
+        self, plan: Plan | None, fidelity: int | None = None, *, fitness: str | None = None
+    ) -> float:
         """The fitness of ``plan`` at one fidelity (tokens; the full one by default)."""
-        steps = list(self.iter_fitness(plan, upto=fidelity))
+        steps = list(self.iter_fitness(plan, upto=fidelity, fitness=fitness))
         return steps[-1].value
 
     # ------------------------------------------------------------ verification

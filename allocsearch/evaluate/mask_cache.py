@@ -70,7 +70,12 @@ def score_ranks(scores: torch.Tensor, rowwise: bool) -> torch.Tensor:
 
 
 def rank_mask(rank: torch.Tensor, sparsity: float, pattern: Pattern, rowwise: bool) -> torch.Tensor:
-    """The (out, in) removal mask for one layer from its ranks, with exact counts.
+    """The (out, in) removal mask for one layer from its ranks, with exact counts."""
+    return ~rank_keep(rank, sparsity, pattern, rowwise)
+
+
+def rank_keep(rank: torch.Tensor, sparsity: float, pattern: Pattern, rowwise: bool) -> torch.Tensor:
+    """The (out, in) *keep* mask (True = stays) for one layer from its ranks.
 
     Unstructured: row-wise groups prune ``k`` or ``k + 1`` each (the first rows take the
     remainder), exactly as :func:`allocsearch.pruners.masks.row_lowest_mask`; a layer-wise
@@ -79,14 +84,16 @@ def rank_mask(rank: torch.Tensor, sparsity: float, pattern: Pattern, rowwise: bo
     """
     rows, cols = rank.shape
     if pattern.is_nm:
-        return nm_mask(rank, pattern)
+        return ~nm_mask(rank, pattern)
     total = num_pruned(rows * cols, sparsity)
     if not rowwise:
-        return rank < total
+        return rank >= total
     base, extra = divmod(total, rows)
-    per_row = torch.full((rows, 1), base, dtype=torch.int32, device=rank.device)
+    # The rank dtype holds cols - 1; a count of cols (prune a whole row) needs one more.
+    dtype = rank.dtype if base + 1 <= torch.iinfo(rank.dtype).max else torch.int32
+    per_row = torch.full((rows, 1), base, dtype=dtype, device=rank.device)
     per_row[:extra] += 1
-    return rank < per_row
+    return rank >= per_row
 
 
 class MaskCache:
@@ -150,12 +157,19 @@ class MaskCache:
             if key == self._current[name]:
                 continue
             w = self.adapter.get_weight(layer)
-            w.copy_(self.dense[name])
             if t is not None and key is not None:
-                w.masked_fill_(self.mask(name, t.sparsity, t.pattern), 0)
+                # One pass over the layer: w = dense where kept, +0.0 elsewhere.
+                keep = rank_keep(self.rank[name], t.sparsity, t.pattern, self.rule.rowwise)
+                torch.where(keep, self.dense[name], self._zero(w), out=w)
+            else:
+                w.copy_(self.dense[name])
             self._current[name] = key
             changed += 1
         return changed
+
+    @staticmethod
+    def _zero(like: torch.Tensor) -> torch.Tensor:
+        return torch.zeros((), dtype=like.dtype, device=like.device)
 
     def restore(self) -> None:
         """Put every dense weight back (bit-identical to when the cache was built)."""

@@ -1,0 +1,130 @@
+"""Does the cheap fitness rank plans like the exact number? Spearman over varied plans.
+
+    python benchmarks/correlation.py --nsamples 16 --seqlen 256 --eval-windows 40
+
+For 24 plans at 60/65/70% (uniform, OWL, alpha, ramps of both signs, random per-block
+plans), on SmolLM2-135M and the embedded data:
+- cached-mask fitness on the search part (perplexity and KL to dense), at each fidelity;
+- exact verification: sequential Wanda at the plan's ratios (calibration --nsamples x
+  --seqlen, seed 0), perplexity on --eval-windows x 512 tokens of the evaluation part.
+Reports Spearman's rho of each cheap fitness against the exact perplexity, over all plans and
+within each target. Finished plans are kept in results/correlation_<device>_<dtype>.partial.json (an
+interrupted run resumes); writes results/correlation_<device>_<dtype>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import RESULTS, environment, print_table, write_json
+from scipy.stats import spearmanr
+
+from allocsearch.allocation import get_allocator
+from allocsearch.budget import identity_from_adapter, random_plan
+from allocsearch.data import DataConfig
+from allocsearch.evaluate import Evaluator, EvaluatorConfig, VerifyConfig
+from allocsearch.models import load_model
+from allocsearch.plan import Plan
+
+TARGETS = (0.6, 0.65, 0.7)
+PRIORS: list[tuple[str, str, dict[str, Any]]] = [
+    ("uniform", "uniform", {}),
+    ("owl M=5 lam=0.08", "owl", {"M": 5, "lam": 0.08}),
+    ("alpha eps=0.1", "alpha", {"eps": 0.1}),
+    ("ramp +0.15", "ramp", {"slope": 0.15}),
+    ("ramp +0.3", "ramp", {"slope": 0.3}),
+    ("ramp -0.2", "ramp", {"slope": -0.2}),
+]
+RANDOM = [("random 0.1", 0.1), ("random 0.2", 0.2)]
+
+
+def make_plans(ev: Evaluator) -> dict[str, Plan]:
+    """Every plan, made while the model is dense (OWL reads the dense weights)."""
+    ev.restore()
+    ident = identity_from_adapter(ev.loaded.adapter, ev.loaded.name)
+    plans: dict[str, Plan] = {}
+    for i, target in enumerate(TARGETS):
+        for label, method, params in PRIORS:
+            plans[f"{target:.2f} {label}"] = get_allocator(method, **params).allocate(ev.profile, target)
+        for j, (label, spread) in enumerate(RANDOM):
+            plans[f"{target:.2f} {label}"] = random_plan(ident, target, block_spread=spread,
+                                                         seed=10 * i + j)
+    return plans
+
+
+def spearman(rows: list[dict[str, Any]], key: str) -> float:
+    rho = spearmanr([r[key] for r in rows], [r["exact_ppl"] for r in rows]).statistic
+    return float(rho)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--model", default="smollm2-135m")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--dtype", default="float32")
+    p.add_argument("--nsamples", type=int, default=16, help="calibration windows (verification)")
+    p.add_argument("--seqlen", type=int, default=256, help="calibration window length")
+    p.add_argument("--eval-windows", type=int, default=40, help="512-token evaluation windows")
+    p.add_argument("--fidelities", type=int, nargs="+", default=[2048, 8192])
+    p.add_argument("--fresh", action="store_true", help="ignore the partial results")
+    args = p.parse_args()
+
+    lm = load_model(args.model, device=args.device, dtype=args.dtype)
+    config = EvaluatorConfig(fitness="ppl", fidelities=tuple(args.fidelities))
+    ev = Evaluator.build(lm, config)
+    plans = make_plans(ev)
+    verify = VerifyConfig("wanda", DataConfig("embedded", args.nsamples, args.seqlen, 0),
+                          nsamples=args.eval_windows)
+    tag = f"{lm.device.type}_{args.dtype}"
+    partial_path = RESULTS / f"correlation_{tag}.partial.json"
+    done: dict[str, Any] = {}
+    if partial_path.exists() and not args.fresh:
+        done = json.loads(partial_path.read_text())
+    ev.progress = False
+    for label, plan in plans.items():
+        if label in done:
+            continue
+        t = time.perf_counter()
+        row: dict[str, Any] = {"plan": label, "target": plan.target}
+        for fitness in ("ppl", "kl"):
+            for step in ev.iter_fitness(plan, fitness=fitness):
+                row[f"{fitness}@{step.tokens}"] = step.value
+        row["fitness_s"] = time.perf_counter() - t
+        v = ev.verify(plan, verify)
+        row |= {"exact_ppl": v.ppl, "exact_tokens": v.tokens, "verify_s": v.prune_seconds + v.eval_seconds}
+        done[label] = row
+        print(f"{label:24s} ppl@full {row[f'ppl@{args.fidelities[-1]}']:9.3f}  "
+              f"kl {row[f'kl@{args.fidelities[-1]}']:.4f}  exact {v.ppl:9.3f}", flush=True)
+        tmp = partial_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(done, indent=1))
+        tmp.replace(partial_path)
+    ev.close()
+
+    rows = [done[k] for k in plans]
+    keys = [f"{f}@{t}" for f in ("ppl", "kl") for t in args.fidelities]
+    summary = [{"group": "all", "plans": len(rows), **{k: spearman(rows, k) for k in keys}}]
+    for target in TARGETS:
+        sub = [r for r in rows if abs(r["target"] - target) < 1e-9]
+        summary.append({"group": f"{target:.2f}", "plans": len(sub),
+                        **{k: spearman(sub, k) for k in keys}})
+    print_table(rows, ["plan", *keys, "exact_ppl"])
+    print("\nSpearman rho of each cheap fitness vs. exact sequential-Wanda perplexity")
+    print_table(summary, list(summary[0]))
+    path = write_json(f"correlation_{tag}.json", {
+        "environment": environment(), "model": args.model, "args": vars(args),
+        "evaluator": config.to_dict(), "verify": {"pruner": verify.pruner,
+        "calibration": vars(verify.calibration), "eval_windows": args.eval_windows},
+        "rows": rows, "spearman": summary,
+    })
+    print(f"\nwrote {path}")
+
+
+if __name__ == "__main__":
+    main()
