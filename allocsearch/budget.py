@@ -83,22 +83,25 @@ def plan_from_values(
     values: Mapping[str, float] | Sequence[float],
     *,
     patterns: Mapping[str, Pattern] | None = None,
+    fixed: Mapping[str, float] | None = None,
     bounds: tuple[float, float] = DEFAULT_BOUNDS,
     provenance: Mapping[str, object] | None = None,
 ) -> Plan:
     """Project per-module values to the exact budget and wrap them as a validated Plan.
 
-    Modules with an N:M pattern keep the pattern's sparsity; the others absorb the rest.
+    Modules with an N:M pattern keep the pattern's sparsity, modules in ``fixed`` keep their
+    given sparsity (0 = keep dense); the others absorb the rest.
     """
     names = list(identity.shapes)
     vals = [values[n] for n in names] if isinstance(values, Mapping) else list(values)
     if len(vals) != len(names):
         raise ValueError(f"expected {len(names)} values, got {len(vals)}")
     pats = [(patterns or {}).get(n, UNSTRUCTURED) for n in names]
-    fixed = [p.sparsity for p in pats]
-    lo = np.array([f if f is not None else bounds[0] for f in fixed])
-    hi = np.array([f if f is not None else bounds[1] for f in fixed])
-    start = np.array([f if f is not None else v for f, v in zip(fixed, vals, strict=True)])
+    held = dict(fixed or {})
+    pinned = [p.sparsity if p.is_nm else held.get(n) for n, p in zip(names, pats, strict=True)]
+    lo = np.array([f if f is not None else bounds[0] for f in pinned])
+    hi = np.array([f if f is not None else bounds[1] for f in pinned])
+    start = np.array([f if f is not None else v for f, v in zip(pinned, vals, strict=True)])
     weights = np.array([identity.numel(n) for n in names], dtype=np.float64)
     x = project_to_budget(start, weights, target, lo, hi)
     modules = {

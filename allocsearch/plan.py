@@ -63,6 +63,15 @@ class ModelIdentity:
         out_f, in_f = self.shapes[name]
         return out_f * in_f
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "architecture": self.architecture,
+            "num_blocks": self.num_blocks,
+            "fingerprint": self.fingerprint,
+            "shapes": {n: list(s) for n, s in self.shapes.items()},
+        }
+
 
 @dataclass(frozen=True)
 class ModuleChoice:
@@ -152,13 +161,7 @@ class Plan:
     def to_dict(self) -> dict[str, Any]:
         return {
             "schema_version": SCHEMA_VERSION,
-            "model": {
-                "name": self.model.name,
-                "architecture": self.model.architecture,
-                "num_blocks": self.model.num_blocks,
-                "fingerprint": self.model.fingerprint,
-                "shapes": {n: list(s) for n, s in self.model.shapes.items()},
-            },
+            "model": self.model.to_dict(),
             "target": self.target,
             "budget": self.budget(),
             "modules": {

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from allocsearch.models.adapters import layer_kind
 from allocsearch.plan import Plan, block_of
 
 
-def _kind(name: str) -> str:
-    """attn or mlp, from the module name (the adapter's naming, all supported archs)."""
-    attn = ("attn", "q_proj", "k_proj", "v_proj", "o_proj", "out_proj")
-    return "attn" if any(a in name for a in attn) else "mlp"
+def _kind(plan: Plan, name: str) -> str:
+    """attn or mlp, as the model adapter classifies the layer."""
+    return "attn" if layer_kind(plan.model.architecture, name) == "attention" else "mlp"
 
 
 def block_rows(plan: Plan) -> list[dict[str, float]]:
@@ -19,7 +19,7 @@ def block_rows(plan: Plan) -> list[dict[str, float]]:
         {"attn": [0.0, 0.0], "mlp": [0.0, 0.0]} for _ in range(plan.model.num_blocks)
     ]
     for name, c in plan.modules.items():
-        acc = sums[block_of(name)][_kind(name)]
+        acc = sums[block_of(name)][_kind(plan, name)]
         acc[0] += c.sparsity * plan.model.numel(name)
         acc[1] += plan.model.numel(name)
     rows = []
@@ -60,7 +60,7 @@ def plot_plan(plan: Plan, path: str | Path, compare: dict[str, Plan] | None = No
 
     names = list(plan.modules)
     values = [plan.modules[n].sparsity for n in names]
-    colors = ["tab:blue" if _kind(n) == "attn" else "tab:orange" for n in names]
+    colors = ["tab:blue" if _kind(plan, n) == "attn" else "tab:orange" for n in names]
     per_block = len(names) / plan.model.num_blocks
     fig, ax = plt.subplots(figsize=(max(8.0, len(names) / 16), 4.0))
     ax.bar(range(len(names)), values, color=colors, width=1.0)

@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,6 +74,9 @@ class Profile:
     loaded: LoadedModel | None = field(default=None, repr=False)
     #: True when this profile was read from the disk cache rather than computed.
     from_cache: bool = False
+    #: Dense weights to read instead of the live model's (set by the Evaluator, which
+    #: writes masked weights into the model while a search runs).
+    dense: Mapping[str, torch.Tensor] | None = field(default=None, repr=False)
     _layers: dict[str, torch.nn.Module] | None = field(default=None, init=False, repr=False)
 
     def numel(self, name: str) -> int:
@@ -92,6 +96,8 @@ class Profile:
 
     def weight(self, name: str) -> torch.Tensor:
         """(out, in) dense weight of a layer; needs the model attached."""
+        if self.dense is not None:
+            return self.dense[name]
         if self.loaded is None:
             raise ValueError("this profile has no model attached; build it with the model loaded")
         if self._layers is None:  # one module walk, not one per call (OWL asks 210 times)

@@ -11,7 +11,13 @@ plans measured on the evaluation split.
 
     python benchmarks/quality.py --suite priors --nsamples 16 --seqlen 256 --eval-windows 40
 
-Prints a table and writes benchmarks/results/quality_<suite>.json.
+Suites ``search`` and ``samplers`` (see benchmarks/_search.py): the Optuna search against the
+priors at 70% and 60%, and the samplers against each other.
+
+    python benchmarks/quality.py --suite search --device cuda --n-trials 250
+    python benchmarks/quality.py --suite samplers --device cuda --n-trials 100 --seeds 3
+
+Prints a table and writes benchmarks/results/quality_<suite>[_<device>].json.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import RESULTS, environment, print_table, write_json
+from _search import suite_samplers, suite_search
 
 from allocsearch.data import DataConfig
 from allocsearch.models import load_model
@@ -185,7 +192,8 @@ def suite_priors(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-SUITES = {"uniform": suite_uniform, "priors": suite_priors}
+SUITES = {"uniform": suite_uniform, "priors": suite_priors, "search": suite_search,
+          "samplers": suite_samplers}
 
 
 def main() -> None:
@@ -202,15 +210,29 @@ def main() -> None:
     p.add_argument("--targets", type=float, nargs="+", default=list(PRIOR_TARGETS),
                    help="priors: target sparsities")
     p.add_argument("--eval-windows", type=int, default=None, help="evaluation windows (default all)")
+    p.add_argument("--n-trials", type=int, default=250, help="search/samplers: trials per study")
+    p.add_argument("--samplers", nargs="+", default=["evopress", "tpe", "cmaes"])
+    p.add_argument("--seeds", type=int, default=3, help="samplers: seeds per sampler")
+    p.add_argument("--no-sparsegpt", dest="sparsegpt", action="store_false",
+                   help="search: skip the SparseGPT re-verification")
+    p.add_argument("--progress", action="store_true", help="search: progress bars and trial log")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="search/samplers: study config overrides (as allocsearch search --set)")
     args = p.parse_args()
+    if args.suite in ("search", "samplers") and args.targets == list(PRIOR_TARGETS):
+        args.targets = [0.7, 0.6] if args.suite == "search" else [0.7]
     payload = SUITES[args.suite](args)
     print()
     columns = {
         "uniform": ["run", "sparsity", "ppl", "eval_tokens", "prune_s", "eval_s"],
         "priors": ["target", "prior", "params", "search_ppl", "eval_ppl", "best_prior"],
+        "search": ["target", "fitness_evaluations", "verifications", "best_fitness", "best_wanda_ppl",
+                   "best_prior", "best_prior_wanda_ppl", "ratio_wanda", "ratio_sparsegpt"],
+        "samplers": ["sampler", "metric", "median", "min", "max", "seeds"],
     }[args.suite]
     print_table(payload["rows"], columns)
-    path = write_json(f"quality_{args.suite}.json", payload)
+    name = args.suite if args.suite in ("uniform", "priors") else f"{args.suite}_{payload['device']}"
+    path = write_json(f"quality_{name}.json", payload)
     print(f"\nwrote {path}")
 
 

@@ -7,6 +7,8 @@
     allocsearch plan show plan.json
     allocsearch export   plan.json --format llmcompressor
     allocsearch evaluate plan.json --fitness kl --fidelity 2048,8192 --verify wanda
+    allocsearch search   studies/smollm2-70.yaml --n-trials 200
+    allocsearch study report studies/smollm2-70/
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import sys
 from collections.abc import Sequence
 
 from allocsearch import __version__
-from allocsearch.cli import evaluate, plans, prune_eval
+from allocsearch.cli import evaluate, plans, prune_eval, search
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     prune_eval.register(sub)
     plans.register(sub)
     evaluate.register(sub)
+    search.register(sub)
     return parser
 
 

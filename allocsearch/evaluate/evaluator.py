@@ -117,6 +117,8 @@ class Evaluator:
             loaded.tokenizer, config.source, "search", config.seqlen, config.windows_needed
         )
         self.cache = MaskCache(loaded.adapter, profile.sq_norm, scores=config.scores)
+        # Allocators (OWL reads weights) keep seeing the dense model while plans are applied.
+        profile.dense = self.cache.dense
         self.reference: DenseReference | None = None
         if FITNESSES[config.fitness].needs_reference:
             self._reference()

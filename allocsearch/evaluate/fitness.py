@@ -62,16 +62,23 @@ class Fitness(ABC):
     def value(self) -> float: ...
 
 
+#: Positions per chunk of the vocabulary-wide reductions: (64, V) float32 stays in cache,
+#: which makes them ~2.5x faster on CPU than one pass over (T, V).
+CHUNK = 64
+
+
 class PerplexityFitness(Fitness):
     name = "ppl"
     unit = "perplexity"
 
     def update(self, logits: torch.Tensor, ids: torch.Tensor, start: int) -> None:
-        loss = F.cross_entropy(
-            logits[:, :-1].float().reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1),
-            reduction="sum",
-        )
-        self.total += float(loss)
+        acc = torch.zeros((), dtype=torch.float64, device=logits.device)  # one sync per batch
+        for b in range(ids.shape[0]):
+            lg = logits[b, :-1]  # (T-1, V)
+            tgt = ids[b, 1:]
+            for a in range(0, lg.shape[0], CHUNK):
+                acc += F.cross_entropy(lg[a : a + CHUNK].float(), tgt[a : a + CHUNK], reduction="sum")
+        self.total += float(acc)
         self.count += ids[:, 1:].numel()
 
     def value(self) -> float:
@@ -88,16 +95,21 @@ class KLFitness(Fitness):
         self.reference = reference
 
     def update(self, logits: torch.Tensor, ids: torch.Tensor, start: int) -> None:
-        b = ids.shape[0]
-        ref_lp = self.reference.logprobs[start : start + b].to(logits.device)  # (B, T-1, k)
-        ref_ix = self.reference.indices[start : start + b].to(logits.device).long()
-        lq = torch.log_softmax(logits[:, :-1].float(), dim=-1).gather(-1, ref_ix)  # (B, T-1, k)
-        p = ref_lp.exp()
-        p_rest = (1.0 - p.sum(-1)).clamp_min(1e-12)
-        q_rest = (1.0 - lq.exp().sum(-1)).clamp_min(1e-12)
-        kl = (p * (ref_lp - lq)).sum(-1) + p_rest * (p_rest.log() - q_rest.log())
-        self.total += float(kl.sum())
-        self.count += kl.numel()
+        acc = torch.zeros((), dtype=torch.float64, device=logits.device)  # one sync per batch
+        for b in range(ids.shape[0]):
+            ref_lp = self.reference.logprobs[start + b].to(logits.device)  # (T-1, k)
+            ref_ix = self.reference.indices[start + b].to(logits.device).long()
+            lg = logits[b, :-1]  # (T-1, V)
+            for a in range(0, lg.shape[0], CHUNK):
+                sl = slice(a, a + CHUNK)
+                lq = torch.log_softmax(lg[sl].float(), dim=-1).gather(-1, ref_ix[sl])  # (c, k)
+                p = ref_lp[sl].exp()
+                p_rest = (1.0 - p.sum(-1)).clamp_min(1e-12)
+                q_rest = (1.0 - lq.exp().sum(-1)).clamp_min(1e-12)
+                kl = (p * (ref_lp[sl] - lq)).sum(-1) + p_rest * (p_rest.log() - q_rest.log())
+                acc += kl.sum()
+                self.count += kl.numel()
+        self.total += float(acc)
 
     def value(self) -> float:
         return self.total / max(self.count, 1)

@@ -158,18 +158,16 @@ class MaskCache:
                 continue
             w = self.adapter.get_weight(layer)
             if t is not None and key is not None:
-                # One pass over the layer: w = dense where kept, +0.0 elsewhere.
+                # One pass over the layer, w = dense * keep: twice as fast on CPU as
+                # torch.where. Removed negative weights become -0.0, which equals 0 for
+                # every test of sparsity (== 0, nonzero, sparse formats).
                 keep = rank_keep(self.rank[name], t.sparsity, t.pattern, self.rule.rowwise)
-                torch.where(keep, self.dense[name], self._zero(w), out=w)
+                torch.mul(self.dense[name], keep, out=w)
             else:
                 w.copy_(self.dense[name])
             self._current[name] = key
             changed += 1
         return changed
-
-    @staticmethod
-    def _zero(like: torch.Tensor) -> torch.Tensor:
-        return torch.zeros((), dtype=like.dtype, device=like.device)
 
     def restore(self) -> None:
         """Put every dense weight back (bit-identical to when the cache was built)."""

@@ -20,6 +20,7 @@ class ArchSpec:
 
     blocks_path: str  # attribute path from the *ForCausalLM model to the block list
     transposed: bool = False  # weights stored (in, out): GPT-2's Conv1D
+    attention: str = "self_attn"  # name part of a block's attention submodule (the rest is MLP)
 
     @property
     def layer_type(self) -> type[nn.Module]:
@@ -35,8 +36,16 @@ ARCHITECTURES: dict[str, ArchSpec] = {
     "qwen2": _LLAMA_LIKE,
     "qwen3": _LLAMA_LIKE,
     "opt": ArchSpec("model.decoder.layers"),
-    "gpt2": ArchSpec("transformer.h", transposed=True),
+    "gpt2": ArchSpec("transformer.h", transposed=True, attention="attn"),
 }
+
+
+def layer_kind(architecture: str, name: str) -> str:
+    """``"attention"`` or ``"mlp"`` for a full prunable-layer name of an architecture."""
+    spec = ARCHITECTURES.get(architecture)
+    if spec is None:
+        raise UnsupportedArchitectureError(f"unsupported architecture {architecture!r}")
+    return "attention" if spec.attention in name.split(".") else "mlp"
 
 
 class UnsupportedArchitectureError(ValueError):

@@ -1,0 +1,22 @@
+"""The search: the only package that imports Optuna. Spaces (YAML) -> trials -> plans,
+study configs, samplers (including an EvoPress-style one), the runner and reports."""
+
+from __future__ import annotations
+
+from allocsearch.search.config import StudyConfig, StudyConfigError, WarmStart
+from allocsearch.search.runner import StudyRun, open_study, run_study, trial_plan, verify_best
+from allocsearch.search.space import SearchSpace, SpaceError, find_space
+
+__all__ = [
+    "SearchSpace",
+    "SpaceError",
+    "StudyConfig",
+    "StudyConfigError",
+    "StudyRun",
+    "WarmStart",
+    "find_space",
+    "open_study",
+    "run_study",
+    "trial_plan",
+    "verify_best",
+]

@@ -1,0 +1,192 @@
+"""Study launch configs: YAML in ``studies/``, parsed once into typed, validated objects.
+
+    schema_version: 1
+    name: smollm2-70
+    model: smollm2-135m
+    target: 0.7
+    space: blocks                 # a name in spaces/ or a path
+    evaluator: {fitness: ppl, fidelities: [2048, 4096], seqlen: 512}
+    sampler: {name: tpe, params: {multivariate: true}}
+    pruner: {name: median}
+    n_trials: 200
+    warm_start: [{method: uniform}, {method: ramp, grid: {slope: [0.1, 0.2, 0.3, 0.4]}}]
+    verify: {pruner: wanda, top: 3, nsamples: 16, seqlen: 256, eval_windows: 40}
+
+Outputs (storage, plans, plots, report) go to ``<config dir>/<name>/`` unless ``output`` says
+otherwise. Command-line overrides are ``key=value`` pairs with dotted keys
+(``sampler.name=cmaes``), applied before validation.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from allocsearch.data import DataConfig
+from allocsearch.evaluate import EvaluatorConfig
+
+STUDY_SCHEMA_VERSION = 1
+OBJECTIVES = ("fitness", "sparsity")
+_KEYS = {"schema_version", "name", "model", "device", "dtype", "data", "target", "space",
+         "evaluator", "sampler", "pruner", "n_trials", "storage", "seed", "warm_start", "verify",
+         "objectives", "output"}
+
+
+class StudyConfigError(ValueError):
+    """A study config that cannot be used, naming the file and the key."""
+
+
+@dataclass(frozen=True)
+class WarmStart:
+    """One prior, or a grid of one prior's parameters, enqueued before sampling."""
+
+    method: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @staticmethod
+    def expand(entry: Any, where: str) -> list[WarmStart]:
+        if not isinstance(entry, dict) or "method" not in entry:
+            raise StudyConfigError(f"{where}: each warm_start entry needs a method")
+        unknown = sorted(set(entry) - {"method", "params", "grid"})
+        if unknown:
+            raise StudyConfigError(f"{where}: unknown warm_start key(s) {unknown}")
+        base = dict(entry.get("params") or {})
+        grid = dict(entry.get("grid") or {})
+        if not grid:
+            return [WarmStart(str(entry["method"]), base)]
+        keys = sorted(grid)
+        return [WarmStart(str(entry["method"]), base | dict(zip(keys, combo, strict=True)))
+                for combo in itertools.product(*(list(grid[k]) for k in keys))]
+
+    @property
+    def label(self) -> str:
+        args = " ".join(f"{k}={v}" for k, v in sorted(self.params.items()))
+        return f"{self.method} {args}".strip()
+
+
+@dataclass(frozen=True)
+class VerifySettings:
+    pruner: str = "wanda"
+    top: int = 3
+    nsamples: int = 16
+    seqlen: int = 256
+    eval_windows: int | None = 40
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    name: str
+    model: str = "smollm2-135m"
+    device: str = "auto"
+    dtype: str = "float32"
+    data: DataConfig = field(default_factory=DataConfig)  # the profile's calibration data
+    target: float = 0.7
+    space: str = "blocks"
+    evaluator: EvaluatorConfig = field(default_factory=EvaluatorConfig)
+    sampler: str = "tpe"
+    sampler_params: dict[str, Any] = field(default_factory=dict)
+    pruner: str = "none"
+    pruner_params: dict[str, Any] = field(default_factory=dict)
+    n_trials: int = 100
+    storage: str | None = None
+    seed: int = 0
+    warm_start: tuple[WarmStart, ...] = ()
+    verify: VerifySettings = field(default_factory=VerifySettings)
+    objectives: tuple[str, ...] = ("fitness",)
+    output: Path = Path("study")
+    source: str = ""
+
+    @property
+    def storage_url(self) -> str:
+        return self.storage or f"sqlite:///{(self.output / 'study.db').resolve()}"
+
+    @classmethod
+    def load(cls, path: str | Path, overrides: list[str] | None = None) -> StudyConfig:
+        p = Path(path)
+        if not p.is_file():
+            raise StudyConfigError(f"no study config at {p}")
+        try:
+            data = yaml.safe_load(p.read_text())
+        except yaml.YAMLError as exc:
+            raise StudyConfigError(f"{p}: not valid YAML ({exc})") from exc
+        data = apply_overrides(data if isinstance(data, dict) else {}, overrides or [])
+        return cls.from_dict(data, p)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], path: Path) -> StudyConfig:
+        where = str(path)
+        unknown = sorted(set(data) - _KEYS)
+        if unknown:
+            raise StudyConfigError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(_KEYS)}")
+        if data.get("schema_version", STUDY_SCHEMA_VERSION) != STUDY_SCHEMA_VERSION:
+            raise StudyConfigError(f"{where}: unsupported schema_version {data['schema_version']!r}")
+        name = str(data.get("name") or path.stem)
+        try:
+            cal = DataConfig(**(data.get("data") or {}))
+            ev_raw = dict(data.get("evaluator") or {})
+            if "fidelities" in ev_raw:
+                ev_raw["fidelities"] = tuple(ev_raw["fidelities"])
+            ev_raw.setdefault("source", cal.source)
+            evaluator = EvaluatorConfig(**ev_raw, profile=cal)
+            verify = VerifySettings(**(data.get("verify") or {}))
+        except TypeError as exc:
+            raise StudyConfigError(f"{where}: {exc}") from exc
+        except ValueError as exc:
+            raise StudyConfigError(f"{where}: {exc}") from exc
+        target = float(data.get("target", 0.7))
+        if not 0.0 < target < 1.0:
+            raise StudyConfigError(f"{where}: target must lie in (0, 1), got {target}")
+        sampler = _named(data.get("sampler", "tpe"), "sampler", where)
+        pruner = _named(data.get("pruner", "none"), "pruner", where)
+        n_trials = int(data.get("n_trials", 100))
+        if n_trials < 1:
+            raise StudyConfigError(f"{where}: n_trials must be at least 1")
+        objectives = tuple(data.get("objectives") or ("fitness",))
+        if objectives[0] != "fitness" or any(o not in OBJECTIVES for o in objectives) \
+                or len(set(objectives)) != len(objectives):
+            raise StudyConfigError(f"{where}: objectives must be [fitness] or [fitness, sparsity]")
+        warm = tuple(w for e in (data.get("warm_start") or [])
+                     for w in WarmStart.expand(e, f"{where}: warm_start"))
+        output = Path(data["output"]) if data.get("output") else path.parent / name
+        return cls(
+            name=name, model=str(data.get("model", "smollm2-135m")),
+            device=str(data.get("device", "auto")), dtype=str(data.get("dtype", "float32")),
+            data=cal, target=target, space=str(data.get("space", "blocks")), evaluator=evaluator,
+            sampler=sampler[0], sampler_params=sampler[1], pruner=pruner[0],
+            pruner_params=pruner[1], n_trials=n_trials, storage=data.get("storage"),
+            seed=int(data.get("seed", 0)), warm_start=warm, verify=verify, objectives=objectives,
+            output=output, source=where,
+        )
+
+
+def _named(value: Any, what: str, where: str) -> tuple[str, dict[str, Any]]:
+    """``tpe`` or ``{name: tpe, params: {...}}``."""
+    if isinstance(value, str):
+        return value, {}
+    if isinstance(value, dict) and "name" in value and set(value) <= {"name", "params"}:
+        return str(value["name"]), dict(value.get("params") or {})
+    raise StudyConfigError(f"{where}: {what} must be a name or {{name: ..., params: {{...}}}}")
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """``key=value`` with dotted keys into nested mappings; values parsed as YAML scalars."""
+    out = copy.deepcopy(data)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise StudyConfigError(f"override {item!r}: expected key=value")
+        node = out
+        parts = key.split(".")
+        for part in parts[:-1]:
+            if isinstance(node.get(part), str):  # sampler: tpe  ->  {name: tpe}
+                node[part] = {"name": node[part]}
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise StudyConfigError(f"override {item!r}: {part} is not a mapping")
+        node[parts[-1]] = yaml.safe_load(raw)
+    return out

@@ -1,0 +1,169 @@
+"""``allocsearch study report DIR``: the best plans against the priors, the best plan as JSON,
+and plots (optimization history, per-layer sparsity of the best plan vs. the priors, and the
+Pareto front of two-objective studies)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from allocsearch.plan import Plan
+from allocsearch.search.runner import trial_plan
+
+
+@dataclass
+class StudyReport:
+    name: str
+    counts: dict[str, int]
+    rows: list[dict[str, Any]]  # best trials, then the best trial of each prior
+    files: list[Path] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"study": self.name, "counts": self.counts, "rows": self.rows,
+                "files": [str(f) for f in self.files]}
+
+
+def load_study(folder: Path, storage: str | None = None, name: str | None = None) -> optuna.Study:
+    """The study stored in ``folder/study.db`` (or at ``storage``); its only one unless named."""
+    url = storage or f"sqlite:///{(folder / 'study.db').resolve()}"
+    if storage is None and not (folder / "study.db").is_file():
+        raise FileNotFoundError(f"no study in {folder} (expected {folder / 'study.db'})")
+    names = [s.study_name for s in optuna.get_all_study_summaries(url, include_best_trial=False)]
+    if name is None:
+        if len(names) != 1:
+            raise ValueError(f"{url} holds studies {names}; name one with --name")
+        name = names[0]
+    elif name not in names:
+        raise ValueError(f"no study {name!r} in {url}; it holds {names}")
+    return optuna.load_study(study_name=name, storage=url)
+
+
+def _verified(study: optuna.Study, number: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in study.user_attrs.items():
+        if key.startswith(f"verified_{number}_"):
+            out[key.rsplit("_", 1)[1]] = value["ppl"]
+    return out
+
+
+def build_report(study: optuna.Study, folder: Path, *, top: int = 5, plots: bool = True) -> StudyReport:
+    trials = study.get_trials(deepcopy=False)
+    counts = {s.name.lower(): sum(t.state == s for t in trials)
+              for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
+    counts["fitness_evaluations"] = sum(1 for t in trials if "sparsities" in t.user_attrs)
+    counts["verifications"] = sum(1 for k in study.user_attrs if k.startswith("verified_"))
+    done = sorted((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: t.values[0])
+    rows: list[dict[str, Any]] = []
+
+    def row(t: FrozenTrial, kind: str) -> dict[str, Any]:
+        return {"kind": kind, "trial": t.number, "fitness": t.values[0],
+                "prior": t.user_attrs.get("prior", ""), "verified_ppl": _verified(study, t.number)}
+
+    for t in done[:top]:
+        rows.append(row(t, "best"))
+    best_prior: dict[str, FrozenTrial] = {}
+    for t in done:
+        method = str(t.user_attrs.get("prior", "")).split(" ")[0]
+        if method and method not in best_prior:
+            best_prior[method] = t
+    rows += [row(t, "prior") for t in best_prior.values()]
+    report = StudyReport(study.study_name, counts, rows)
+    folder.mkdir(parents=True, exist_ok=True)
+    if done:
+        best = trial_plan(study, done[0])
+        best.provenance["verified_ppl"] = _verified(study, done[0].number)
+        report.files.append(best.save(folder / "best_plan.json"))
+        if plots:
+            report.files.append(plot_history(study, folder / "history.png"))
+            compare = {f"{m} (#{t.number})": trial_plan(study, t) for m, t in best_prior.items()}
+            from allocsearch.plan_view import plot_plan
+
+            report.files.append(plot_plan(best, folder / "best_vs_priors.png", compare=compare))
+    if plots and len(study.directions) > 1:
+        report.files.append(plot_pareto(study, folder / "pareto.png"))
+    path = folder / "report.json"
+    path.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    report.files.append(path)
+    return report
+
+
+def format_report(report: StudyReport) -> str:
+    c = report.counts
+    lines = [
+        f"study {report.name}: {c['complete']} complete, {c['pruned']} pruned, {c['fail']} failed; "
+        f"{c['fitness_evaluations']} cached-mask evaluations, {c['verifications']} exact verifications",
+        "",
+        f"{'kind':6s} {'trial':>6s} {'fitness':>12s} {'verified ppl':>14s}  prior",
+    ]
+    for r in report.rows:
+        ver = ", ".join(f"{k} {v:.3f}" for k, v in r["verified_ppl"].items()) or "-"
+        lines.append(f"{r['kind']:6s} {r['trial']:>6d} {r['fitness']:>12.4f} {ver:>14s}  {r['prior']}")
+    lines += ["", "files: " + ", ".join(str(f) for f in report.files)]
+    return "\n".join(lines)
+
+
+def plot_history(study: optuna.Study, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    done = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    xs = [t.number for t in done]
+    ys = [t.values[0] for t in done]
+    prior = ["prior" in t.user_attrs for t in done]
+    ax.scatter([x for x, p in zip(xs, prior, strict=True) if not p],
+               [y for y, p in zip(ys, prior, strict=True) if not p], s=12, label="searched trial")
+    ax.scatter([x for x, p in zip(xs, prior, strict=True) if p],
+               [y for y, p in zip(ys, prior, strict=True) if p], s=30, marker="s", color="tab:red",
+               label="prior (warm start)")
+    best: list[float] = []
+    for y in ys:
+        best.append(min(y, best[-1]) if best else y)
+    ax.step(xs, best, where="post", color="black", label="best so far")
+    ax.set_yscale("log")
+    ax.set_xlabel("trial")
+    ax.set_ylabel("fitness (search split)")
+    ax.set_title(f"{study.study_name}: optimization history")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_pareto(study: optuna.Study, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    done = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+    front = {t.number for t in study.best_trials}
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for on, style in ((False, {"s": 10, "color": "tab:gray", "label": "trial"}),
+                      (True, {"s": 30, "color": "tab:red", "label": "Pareto front"})):
+        pts = [t for t in done if (t.number in front) == on]
+        ax.scatter([t.values[1] for t in pts], [t.values[0] for t in pts], **style)  # type: ignore[arg-type]
+    ax.set_xlabel("sparsity")
+    ax.set_ylabel("fitness (search split)")
+    ax.set_yscale("log")
+    ax.set_title(f"{study.study_name}: fitness vs. sparsity")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def best_plan(study: optuna.Study) -> Plan:
+    done = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+    if not done:
+        raise ValueError(f"study {study.study_name} has no complete trial")
+    return trial_plan(study, min(done, key=lambda t: t.values[0]))

@@ -1,0 +1,315 @@
+"""Search spaces as data: YAML files that declare parameters and how a trial becomes a plan.
+
+A space names its **parameters** (float, int or categorical; once, or once per decoder
+block) and a **plan recipe** built from a fixed set of steps, applied in order:
+
+1. ``base``: ``uniform`` (every module at the target) or a registered allocator whose
+   parameters may reference space parameters (``{allocator: ramp, params: {slope: $slope}}``);
+2. ``offset``: a per-block parameter added to every module of its block;
+3. ``split``: a per-block parameter moving sparsity from MLP to attention (+) or back (-)
+   at an unchanged block budget;
+4. ``layer_type``: a per-block categorical among ``unstructured``, N:M patterns such as
+   ``2:4``, and ``dense``;
+5. the projection to the exact budget (``bounds`` are the per-module limits).
+
+``target`` may name a float parameter, for studies that trade fitness against sparsity.
+Adding a space is writing a YAML file; :meth:`SearchSpace.suggest` is the only code in the
+project that calls ``trial.suggest_*``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from allocsearch.budget import DEFAULT_BOUNDS, plan_from_values
+from allocsearch.models.adapters import layer_kind
+from allocsearch.plan import Plan, block_of
+from allocsearch.pruners.pattern import Pattern
+
+if TYPE_CHECKING:
+    import optuna
+
+    from allocsearch.profile import Profile
+
+SPACE_SCHEMA_VERSION = 1
+PARAM_TYPES = ("float", "int", "categorical")
+LAYER_TYPES_FIXED = ("unstructured", "dense")
+_TOP_KEYS = {"schema_version", "name", "description", "bounds", "parameters", "plan"}
+_PARAM_KEYS = {"type", "low", "high", "step", "log", "choices", "per"}
+_PLAN_KEYS = {"base", "offset", "split", "layer_type", "target"}
+
+
+class SpaceError(ValueError):
+    """A search space that cannot be used, with a message naming the file and the key."""
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    name: str
+    type: str
+    low: float | None = None
+    high: float | None = None
+    step: float | None = None
+    log: bool = False
+    choices: tuple[Any, ...] = ()
+    per: str = "none"  # "none" or "block"
+
+    def names(self, num_blocks: int) -> list[str]:
+        """The Optuna parameter names: ``offset_0 .. offset_29`` for a per-block one."""
+        return [f"{self.name}_{b}" for b in range(num_blocks)] if self.per == "block" else [self.name]
+
+    def clip(self, value: float) -> float:
+        assert self.low is not None and self.high is not None
+        v = min(max(float(value), self.low), self.high)
+        if self.step:
+            v = self.low + round((v - self.low) / self.step) * self.step
+            v = min(max(v, self.low), self.high)
+        return round(v) if self.type == "int" else v
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    name: str
+    description: str
+    parameters: dict[str, ParamSpec]
+    recipe: dict[str, Any]
+    bounds: tuple[float, float] = DEFAULT_BOUNDS
+    source: str = field(default="", compare=False)
+
+    # ---------------------------------------------------------------- loading
+    @classmethod
+    def load(cls, path: str | Path) -> SearchSpace:
+        """Load and validate a space from a YAML file (safe loader)."""
+        p = Path(path)
+        try:
+            data = yaml.safe_load(p.read_text())
+        except yaml.YAMLError as exc:
+            raise SpaceError(f"{p}: not valid YAML ({exc})") from exc
+        return cls.from_dict(data, str(p))
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "space") -> SearchSpace:
+        if not isinstance(data, dict):
+            raise SpaceError(f"{where}: expected a mapping at the top level")
+        unknown = sorted(set(data) - _TOP_KEYS)
+        if unknown:
+            raise SpaceError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(_TOP_KEYS)}")
+        version = data.get("schema_version", SPACE_SCHEMA_VERSION)
+        if version != SPACE_SCHEMA_VERSION:
+            raise SpaceError(f"{where}: schema_version {version!r} is not supported "
+                             f"(this allocsearch reads {SPACE_SCHEMA_VERSION})")
+        params_raw = data.get("parameters") or {}
+        if not isinstance(params_raw, dict):
+            raise SpaceError(f"{where}: parameters must be a mapping of name -> spec")
+        params = {n: _param(n, spec, where) for n, spec in params_raw.items()}
+        bounds = data.get("bounds", list(DEFAULT_BOUNDS))
+        if (not isinstance(bounds, list) or len(bounds) != 2
+                or not 0.0 <= float(bounds[0]) <= float(bounds[1]) < 1.0):
+            raise SpaceError(f"{where}: bounds must be [low, high] with 0 <= low <= high < 1")
+        recipe = _recipe(data.get("plan") or {}, params, where)
+        return cls(str(data.get("name", Path(where).stem)), str(data.get("description", "")),
+                   params, recipe, (float(bounds[0]), float(bounds[1])), where)
+
+    # --------------------------------------------------------------- sampling
+    def suggest(self, trial: optuna.Trial, num_blocks: int) -> dict[str, Any]:
+        """Ask the trial for every parameter: the one place ``trial.suggest_*`` is called."""
+        values: dict[str, Any] = {}
+        for spec in self.parameters.values():
+            for name in spec.names(num_blocks):
+                if spec.type == "categorical":
+                    values[name] = trial.suggest_categorical(name, list(spec.choices))
+                elif spec.type == "int":
+                    assert spec.low is not None and spec.high is not None
+                    values[name] = trial.suggest_int(name, int(spec.low), int(spec.high),
+                                                     step=int(spec.step or 1), log=spec.log)
+                else:
+                    assert spec.low is not None and spec.high is not None
+                    values[name] = trial.suggest_float(name, spec.low, spec.high,
+                                                       step=spec.step, log=spec.log)
+        return values
+
+    def target_of(self, values: dict[str, Any], default: float) -> float:
+        ref = self.recipe.get("target")
+        return float(values[ref]) if ref else default
+
+    # ---------------------------------------------------------- values -> plan
+    def build_plan(self, values: dict[str, Any], profile: Profile, target: float) -> Plan:
+        """The plan a trial's values describe, projected to its exact budget.
+
+        Raises SpaceError when the choices cannot meet the budget (say, too many blocks kept
+        dense at a high target)."""
+        ident = profile.identity
+        t = self.target_of(values, target)
+        base = self.recipe["base"]
+        if base == "uniform":
+            start = {n: t for n in ident.shapes}
+        else:
+            from allocsearch.allocation import get_allocator
+
+            params = {k: values[v[1:]] if isinstance(v, str) and v.startswith("$") else v
+                      for k, v in base["params"].items()}
+            start = get_allocator(base["allocator"], **params).allocate(profile, t).sparsities()
+        offset = self.recipe.get("offset")
+        split = self.recipe.get("split")
+        layer_type = self.recipe.get("layer_type")
+        kinds = {n: layer_kind(ident.architecture, n) for n in ident.shapes}
+        attn = [0] * ident.num_blocks
+        mlp = [0] * ident.num_blocks
+        for n, kind in kinds.items():
+            (attn if kind == "attention" else mlp)[block_of(n)] += ident.numel(n)
+        out: dict[str, float] = {}
+        patterns: dict[str, Pattern] = {}
+        fixed: dict[str, float] = {}
+        for n, v in start.items():
+            b = block_of(n)
+            if offset:
+                v += float(values[f"{offset}_{b}"])
+            if split:
+                s = float(values[f"{split}_{b}"])
+                # +s on attention, -s * A/M on the MLP: the block's parameter mass is unchanged.
+                v += s if kinds[n] == "attention" else -s * attn[b] / max(mlp[b], 1)
+            if layer_type:
+                choice = str(values[f"{layer_type}_{b}"])
+                if choice == "dense":
+                    fixed[n] = 0.0
+                elif choice != "unstructured":
+                    patterns[n] = Pattern.parse(choice)
+            out[n] = v
+        prov = {"method": "search", "space": self.name, "params": dict(values), "target": t}
+        try:
+            return plan_from_values(ident, t, out, patterns=patterns, fixed=fixed,
+                                    bounds=self.bounds, provenance=prov)
+        except ValueError as exc:
+            raise SpaceError(f"infeasible choices for target {t}: {exc}") from exc
+
+    # ----------------------------------------------------------- warm starts
+    def params_for_prior(
+        self, method: str, params: dict[str, Any], prior: Plan, num_blocks: int
+    ) -> dict[str, Any] | None:
+        """Trial parameters that reproduce a prior's plan in this space, or None when the
+        space cannot express it. A space built on the same allocator takes the prior's
+        parameters; a uniform-based space with block offsets takes its block sparsities."""
+        base = self.recipe["base"]
+        values: dict[str, Any] = {}
+        if base != "uniform" and base["allocator"] == method:
+            for key, ref in base["params"].items():
+                if isinstance(ref, str) and ref.startswith("$"):
+                    spec = self.parameters[ref[1:]]
+                    values[spec.name] = spec.clip(params.get(key, 0.0)) if spec.type != "categorical" \
+                        else params.get(key)
+            offsets = [0.0] * num_blocks
+        elif base == "uniform" and self.recipe.get("offset"):
+            offsets = [s - prior.target for s in prior.block_sparsity()]
+        elif base == "uniform" and method == "uniform":
+            offsets = [0.0] * num_blocks
+        else:
+            return None
+        for step, neutral in (("offset", None), ("split", 0.0), ("layer_type", "unstructured")):
+            ref = self.recipe.get(step)
+            if not ref:
+                continue
+            spec = self.parameters[ref]
+            for b, name in enumerate(spec.names(num_blocks)):
+                if neutral is None:
+                    values[name] = spec.clip(offsets[b])
+                elif spec.type == "categorical":
+                    values[name] = neutral
+                else:
+                    values[name] = spec.clip(float(neutral))  # type: ignore[arg-type]
+        if self.recipe.get("target"):
+            spec = self.parameters[self.recipe["target"]]
+            values[spec.name] = spec.clip(prior.target)
+        return values
+
+
+def _param(name: str, spec: Any, where: str) -> ParamSpec:
+    at = f"{where}: parameters.{name}"
+    if not isinstance(spec, dict):
+        raise SpaceError(f"{at}: expected a mapping with type, low/high or choices")
+    unknown = sorted(set(spec) - _PARAM_KEYS)
+    if unknown:
+        raise SpaceError(f"{at}: unknown key(s) {unknown}; allowed: {sorted(_PARAM_KEYS)}")
+    kind = spec.get("type")
+    if kind not in PARAM_TYPES:
+        raise SpaceError(f"{at}: type must be one of {list(PARAM_TYPES)}, got {kind!r}")
+    per = spec.get("per", "none")
+    if per not in ("none", "block"):
+        raise SpaceError(f"{at}: per must be 'none' or 'block', got {per!r}")
+    if kind == "categorical":
+        choices = spec.get("choices")
+        if not isinstance(choices, list) or not choices:
+            raise SpaceError(f"{at}: a categorical parameter needs a non-empty choices list")
+        return ParamSpec(name, kind, choices=tuple(choices), per=per)
+    low, high = spec.get("low"), spec.get("high")
+    if not isinstance(low, int | float) or not isinstance(high, int | float):
+        raise SpaceError(f"{at}: low and high must be numbers")
+    if not low < high:
+        raise SpaceError(f"{at}: low ({low}) must be below high ({high})")
+    step = spec.get("step")
+    if step is not None and (not isinstance(step, int | float) or step <= 0):
+        raise SpaceError(f"{at}: step must be a positive number")
+    log = bool(spec.get("log", False))
+    if log and low <= 0:
+        raise SpaceError(f"{at}: a log-scaled parameter needs low > 0")
+    return ParamSpec(name, kind, float(low), float(high), step, log, per=per)
+
+
+def _recipe(plan: Any, params: dict[str, ParamSpec], where: str) -> dict[str, Any]:
+    at = f"{where}: plan"
+    if not isinstance(plan, dict):
+        raise SpaceError(f"{at}: expected a mapping")
+    unknown = sorted(set(plan) - _PLAN_KEYS)
+    if unknown:
+        raise SpaceError(f"{at}: unknown step(s) {unknown}; allowed: {sorted(_PLAN_KEYS)}")
+    base = plan.get("base", "uniform")
+    if base != "uniform":
+        from allocsearch.allocation import ALLOCATORS
+
+        if not isinstance(base, dict) or "allocator" not in base:
+            raise SpaceError(f"{at}.base: 'uniform' or {{allocator: NAME, params: {{...}}}}")
+        if base["allocator"] not in ALLOCATORS:
+            raise SpaceError(f"{at}.base: unknown allocator {base['allocator']!r}; "
+                             f"known: {', '.join(ALLOCATORS)}")
+        base = {"allocator": base["allocator"], "params": dict(base.get("params") or {})}
+        for key, ref in base["params"].items():
+            if isinstance(ref, str) and ref.startswith("$") and ref[1:] not in params:
+                raise SpaceError(f"{at}.base.params.{key}: {ref} names no declared parameter")
+    out: dict[str, Any] = {"base": base}
+    for step, kind, per in (("offset", "float", "block"), ("split", "float", "block"),
+                            ("layer_type", "categorical", "block"), ("target", "float", "none")):
+        ref = plan.get(step)
+        if ref is None:
+            continue
+        spec = params.get(ref)
+        if spec is None:
+            raise SpaceError(f"{at}.{step}: {ref!r} names no declared parameter")
+        if spec.type != kind or spec.per != per:
+            raise SpaceError(f"{at}.{step}: parameter {ref!r} must be a {kind} with per: {per}")
+        if step == "layer_type":
+            for c in spec.choices:
+                if c not in LAYER_TYPES_FIXED:
+                    try:
+                        Pattern.parse(str(c))
+                    except ValueError as exc:
+                        raise SpaceError(f"{at}.layer_type: bad choice {c!r}: {exc}") from exc
+        out[step] = ref
+    return out
+
+
+def find_space(name_or_path: str | Path, search_dirs: list[Path] | None = None) -> SearchSpace:
+    """Load a space by path, or by name from ``spaces/`` (the working directory's, then the
+    repository's beside the package)."""
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml") and p.is_file():
+        return SearchSpace.load(p)
+    dirs = search_dirs or [Path.cwd() / "spaces", Path(__file__).resolve().parents[2] / "spaces"]
+    for d in dirs:
+        for cand in (d / f"{p.name}", d / f"{p.name}.yaml"):
+            if cand.is_file():
+                return SearchSpace.load(cand)
+    known = sorted({f.stem for d in dirs if d.is_dir() for f in d.glob("*.yaml")})
+    raise SpaceError(f"no search space {str(name_or_path)!r}; known: {', '.join(known) or 'none'}")

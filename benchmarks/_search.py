@@ -1,0 +1,153 @@
+"""The search suites of benchmarks/quality.py (kept apart for size).
+
+``search``: at each target, run the study config studies/smollm2-<pct>.yaml, verify its best
+trial exactly, and verify on the same device every prior plan chosen in the ``priors`` suite
+(benchmarks/results/priors_plans/), with Wanda and, for the best searched plan and the best
+prior, SparseGPT too.
+
+``samplers``: the EvoPress-style sampler vs. TPE vs. CMA-ES at equal trial budgets, several
+seeds, the 70% study with only the uniform warm start (so the samplers, not the priors, find
+the plans); the best trial of each run is verified with Wanda.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from _common import RESULTS, environment
+
+from allocsearch.data import DataConfig
+from allocsearch.evaluate import Evaluator, VerifyConfig
+from allocsearch.models import load_model
+from allocsearch.plan import Plan
+from allocsearch.search import StudyConfig, run_study
+from allocsearch.search.report import best_plan
+
+STUDIES = Path(__file__).resolve().parents[1] / "studies"
+
+
+def _config(target: float, args: argparse.Namespace, extra: list[str]) -> StudyConfig:
+    pct = round(target * 100)
+    tag = f"{args.suite}_{pct}_{args.device}_{args.dtype}"  # suites never share a study
+    overrides = [f"n_trials={args.n_trials}", f"seed={args.seed}", f"device={args.device}",
+                 f"dtype={args.dtype}", *extra, *args.set]
+    cfg = StudyConfig.load(STUDIES / f"smollm2-{pct}.yaml", overrides)
+    out = RESULTS / "search_runs" / f"{cfg.name}_{tag}_{cfg.sampler}_s{cfg.seed}"
+    return StudyConfig.load(STUDIES / f"smollm2-{pct}.yaml", [*overrides, f"output={out}"])
+
+
+def _evaluator(args: argparse.Namespace) -> Evaluator:
+    """One evaluator for every study of the suite (the studies share their evaluator config)."""
+    cfg = _config(args.targets[0], args, [])
+    loaded = load_model(args.model, device=args.device, dtype=args.dtype)
+    return Evaluator.build(loaded, cfg.evaluator, progress=False)
+
+
+def _verify(ev: Evaluator, cfg: StudyConfig, plan: Plan, pruner: str) -> float:
+    v = cfg.verify
+    vc = VerifyConfig(pruner, DataConfig(cfg.data.source, v.nsamples, v.seqlen, cfg.data.seed),
+                      nsamples=v.eval_windows, batch_size=cfg.evaluator.batch_size)
+    return ev.verify(plan, vc).ppl
+
+
+def _priors_chosen(target: float) -> dict[str, tuple[str, bool]]:
+    """prior row name -> (plan label, is the best prior), from the priors suite's results."""
+    rows = json.loads((RESULTS / "quality_priors.json").read_text())["rows"]
+    return {r["prior"]: (r["params"], bool(r["best_prior"])) for r in rows
+            if abs(r["target"] - target) < 1e-9}
+
+
+def suite_search(args: argparse.Namespace) -> dict[str, Any]:
+    ev = _evaluator(args)
+    rows: list[dict[str, Any]] = []
+    for target in args.targets:
+        cfg = _config(target, args, [])
+        t = time.perf_counter()
+        run = run_study(cfg, evaluator=ev, progress=args.progress, verify=True)
+        search_s = time.perf_counter() - t
+        best = best_plan(run.study)
+        best_trial = best.provenance["trial"]
+        best_ppl = run.verified[best_trial]["ppl"]
+        fitness_evals = sum(1 for tr in run.study.trials if "sparsities" in tr.user_attrs)
+        out: dict[str, Any] = {
+            "target": target, "trials": len(run.study.trials), "fitness_evaluations": fitness_evals,
+            "search_s": search_s, "best_trial": best_trial,
+            "best_fitness": best.provenance["fitness"], "best_wanda_ppl": best_ppl,
+            "top_verified": {str(k): v["ppl"] for k, v in run.verified.items()},
+            "priors_wanda_ppl": {}, "verifications": len(run.verified),
+        }
+        best_prior_plan = None
+        for name, (label, is_best) in _priors_chosen(target).items():
+            path = RESULTS / "priors_plans" / f"{round(target * 100)}_{label.replace(' ', '_')}.json"
+            plan = Plan.load(path)
+            ppl = _verify(ev, cfg, plan, "wanda")
+            out["priors_wanda_ppl"][name] = ppl
+            out["verifications"] += 1
+            if is_best:
+                best_prior_plan = plan
+                out["best_prior"] = name
+                out["best_prior_wanda_ppl"] = ppl
+            print(f"  {target:.0%} prior {name:28s} wanda ppl {ppl:9.3f}", flush=True)
+        out["ratio_wanda"] = best_ppl / out["best_prior_wanda_ppl"]
+        if args.sparsegpt and best_prior_plan is not None:
+            out["best_sparsegpt_ppl"] = _verify(ev, cfg, best, "sparsegpt")
+            out["best_prior_sparsegpt_ppl"] = _verify(ev, cfg, best_prior_plan, "sparsegpt")
+            out["ratio_sparsegpt"] = out["best_sparsegpt_ppl"] / out["best_prior_sparsegpt_ppl"]
+            out["verifications"] += 2
+        best.save(RESULTS / f"search_best_{round(target * 100)}.json")
+        print(f"  {target:.0%} searched best (trial {best_trial}): wanda ppl {best_ppl:.3f} vs best "
+              f"prior {out['best_prior_wanda_ppl']:.3f} = {out['ratio_wanda']:.3f}x", flush=True)
+        rows.append(out)
+        _save_partial("search", args, rows)
+    ev.close()
+    return {"suite": "search", "model": args.model, "device": ev.loaded.device.type, "dtype": args.dtype,
+            "n_trials": args.n_trials, "environment": environment(), "rows": rows}
+
+
+def suite_samplers(args: argparse.Namespace) -> dict[str, Any]:
+    ev = _evaluator(args)
+    runs: list[dict[str, Any]] = []
+    target = args.targets[0]
+    for sampler in args.samplers:
+        for seed in range(args.seeds):
+            extra = [f"sampler.name={sampler}", f"seed={seed}", "warm_start=[{method: uniform}]",
+                     "verify.top=1"]
+            if sampler == "evopress":
+                extra += ["sampler.params={}", "pruner.name=evopress", "pruner.params={}"]
+            elif sampler == "cmaes":
+                extra += ["sampler.params={}"]
+            cfg = _config(target, args, extra)
+            t = time.perf_counter()
+            run = run_study(cfg, evaluator=ev, progress=args.progress, verify=True)
+            best = best_plan(run.study)
+            trial = best.provenance["trial"]
+            pruned = sum(1 for tr in run.study.trials if tr.state.name == "PRUNED")
+            runs.append({"sampler": sampler, "seed": seed, "trials": len(run.study.trials),
+                         "pruned": pruned, "best_fitness": best.provenance["fitness"],
+                         "best_wanda_ppl": run.verified[trial]["ppl"],
+                         "seconds": time.perf_counter() - t})
+            print(f"  {sampler:9s} seed {seed}: best fitness {runs[-1]['best_fitness']:.3f}, "
+                  f"verified {runs[-1]['best_wanda_ppl']:.3f} ({pruned} pruned)", flush=True)
+            _save_partial("samplers", args, runs)
+    summary = []
+    for sampler in args.samplers:
+        mine = [r for r in runs if r["sampler"] == sampler]
+        for key in ("best_fitness", "best_wanda_ppl"):
+            vals = [r[key] for r in mine]
+            summary.append({"sampler": sampler, "metric": key, "median": statistics.median(vals),
+                            "min": min(vals), "max": max(vals), "seeds": len(vals)})
+    ev.close()
+    return {"suite": "samplers", "model": args.model, "target": target, "n_trials": args.n_trials,
+            "device": ev.loaded.device.type, "dtype": args.dtype, "environment": environment(),
+            "rows": summary, "runs": runs}
+
+
+def _save_partial(suite: str, args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
+    path = RESULTS / f"quality_{suite}_{args.device}_{args.dtype}.partial.json"
+    path.write_text(json.dumps(rows, indent=1) + "\n")
+

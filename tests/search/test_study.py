@@ -1,0 +1,165 @@
+"""Tiny-model studies end to end: every sampler, two objectives, resume, configs, EvoPress."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+import torch
+from optuna.trial import TrialState
+
+from allocsearch.evaluate import Evaluator
+from allocsearch.profile import compute_profile
+from allocsearch.search import StudyConfig, StudyConfigError, run_study, trial_plan
+from allocsearch.search.config import apply_overrides
+from allocsearch.search.report import build_report, format_report, load_study
+from allocsearch.search.samplers import EvoPressSampler
+from tests.helpers import tiny_loaded
+
+EVAL = {"seqlen": 32, "fidelities": [64, 128], "batch_size": 2}
+
+
+@pytest.fixture(scope="module")
+def evaluator() -> Evaluator:
+    lm = tiny_loaded("llama")
+    windows = torch.randint(0, 128, (4, 32), generator=torch.Generator().manual_seed(0))
+    prof = compute_profile(lm, windows, progress=False)
+    return Evaluator(lm, prof, _config(Path("x"), {}).evaluator, progress=False)
+
+
+def _config(out: Path, extra: dict[str, Any]) -> StudyConfig:
+    data = {"name": "tiny", "target": 0.6, "space": "blocks", "n_trials": 6, "evaluator": EVAL,
+            "warm_start": [{"method": "uniform"}, {"method": "ramp", "grid": {"slope": [0.1, 0.3]}}],
+            "verify": {"top": 1, "nsamples": 2, "seqlen": 32, "eval_windows": 2},
+            "output": str(out)} | extra
+    return StudyConfig.from_dict(data, out / "tiny.yaml")
+
+
+def _check_plans(study: optuna.Study, target: float | None = 0.6) -> int:
+    n = 0
+    for t in study.get_trials(states=(TrialState.COMPLETE,)):
+        plan = trial_plan(study, t)
+        assert abs(plan.budget() - (target if target is not None else t.values[1])) < 1e-6
+        n += 1
+    return n
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "cmaes", "gp", "random", "evopress"])
+def test_each_sampler_runs_a_study_with_budget_exact_plans(
+    sampler: str, evaluator: Evaluator, tmp_path: Path
+) -> None:
+    cfg = _config(tmp_path, {"sampler": sampler, "pruner": "median"})
+    run = run_study(cfg, evaluator=evaluator, progress=False)
+    trials = run.study.trials
+    assert len(trials) == 6
+    assert [t.user_attrs.get("prior") for t in trials[:3]] == ["uniform", "ramp slope=0.1",
+                                                               "ramp slope=0.3"]
+    assert _check_plans(run.study) >= 3
+    best = min((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: t.values[0])
+    assert best.number in run.verified and run.verified[best.number]["ppl"] > 1.0
+    for t in trials:  # fidelities were reported as intermediate values, in tokens
+        if t.state == TrialState.COMPLETE:
+            assert sorted(t.intermediate_values) == [64, 128]
+
+
+def test_two_objectives_with_nsga2(evaluator: Evaluator, tmp_path: Path) -> None:
+    cfg = _config(tmp_path, {"sampler": "nsga2", "space": "blocks_pareto", "warm_start": [],
+                             "objectives": ["fitness", "sparsity"]})
+    run = run_study(cfg, evaluator=evaluator, progress=False)
+    assert len(run.study.directions) == 2
+    assert _check_plans(run.study, target=None) == 6
+    report = build_report(run.study, tmp_path, plots=True)
+    assert (tmp_path / "pareto.png").stat().st_size > 5000
+    assert report.counts["complete"] == 6
+
+
+def test_resume_after_interruption_keeps_completed_trials(evaluator: Evaluator, tmp_path: Path) -> None:
+    cfg = _config(tmp_path, {"n_trials": 5, "sampler": "random"})
+    calls = {"n": 0}
+    real = evaluator.iter_fitness
+
+    def flaky(*args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt  # the user presses Ctrl-C during trial 3
+        return real(*args, **kwargs)
+
+    evaluator.iter_fitness = flaky  # type: ignore[method-assign]
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_study(cfg, evaluator=evaluator, progress=False)
+    finally:
+        del evaluator.iter_fitness  # type: ignore[method-assign]
+    before = {t.number: t.values[0] for t in load_study(tmp_path).get_trials(
+        states=(TrialState.COMPLETE,))}
+    assert sorted(before) == [0, 1, 2]
+    run = run_study(cfg, evaluator=evaluator, progress=False)  # same config: resumes
+    after = run.study.get_trials()
+    assert {t.number: t.values[0] for t in after if t.number in before} == before
+    assert after[3].state == TrialState.FAIL
+    # The interrupted trial failed and does not count: 5 complete trials in the end.
+    assert sum(t.state == TrialState.COMPLETE for t in after) == 5
+    assert run.new_trials == 2
+    assert len(after) == 6
+
+
+def test_report_writes_best_plan_and_plots(evaluator: Evaluator, tmp_path: Path) -> None:
+    cfg = _config(tmp_path, {"sampler": "tpe"})
+    run_study(cfg, evaluator=evaluator, progress=False)
+    report = build_report(load_study(tmp_path), tmp_path)
+    text = format_report(report)
+    assert "cached-mask evaluations" in text and "prior" in text
+    for name in ("best_plan.json", "history.png", "best_vs_priors.png", "report.json"):
+        assert (tmp_path / name).is_file(), name
+    assert {r["kind"] for r in report.rows} == {"best", "prior"}
+
+
+def test_config_errors_and_overrides(tmp_path: Path) -> None:
+    with pytest.raises(StudyConfigError, match=r"unknown key\(s\) \['trials'\]"):
+        StudyConfig.from_dict({"trials": 3}, tmp_path / "s.yaml")
+    with pytest.raises(StudyConfigError, match="objectives"):
+        StudyConfig.from_dict({"objectives": ["sparsity"]}, tmp_path / "s.yaml")
+    with pytest.raises(StudyConfigError, match="n_trials"):
+        StudyConfig.from_dict({"n_trials": 0}, tmp_path / "s.yaml")
+    with pytest.raises(StudyConfigError, match="fidelities"):
+        StudyConfig.from_dict({"evaluator": {"fidelities": [8, 4]}}, tmp_path / "s.yaml")
+    with pytest.raises(StudyConfigError, match="no study config"):
+        StudyConfig.load(tmp_path / "missing.yaml")
+    data = apply_overrides({"sampler": "tpe", "evaluator": {"fitness": "ppl"}},
+                           ["sampler.name=cmaes", "evaluator.fidelities=[1024, 2048]", "n_trials=9"])
+    assert data == {"sampler": {"name": "cmaes"}, "n_trials": 9,
+                    "evaluator": {"fitness": "ppl", "fidelities": [1024, 2048]}}
+    cfg = StudyConfig.from_dict(data, tmp_path / "s.yaml")
+    assert cfg.sampler == "cmaes" and cfg.evaluator.fidelities == (1024, 2048)
+    assert cfg.output == tmp_path / "s" and cfg.storage_url.endswith("/s/study.db")
+
+
+def test_shipped_study_configs_load() -> None:
+    studies = Path(__file__).resolve().parents[2] / "studies"
+    names = sorted(p.name for p in studies.glob("*.yaml"))
+    assert {"smollm2-70.yaml", "smollm2-60.yaml"} <= set(names)
+    for name in names:
+        cfg = StudyConfig.load(studies / name)
+        assert cfg.output == studies / cfg.name
+
+
+def test_evopress_level_switches_keep_the_offset_sum() -> None:
+    study = optuna.create_study(sampler=EvoPressSampler(seed=0, step=0.025, max_switches=3))
+    parent = {f"offset_{b}": 0.0 for b in range(8)}
+    dist = optuna.distributions.FloatDistribution(-0.2, 0.2)
+    study.add_trial(optuna.trial.create_trial(
+        params=parent, distributions={k: dist for k in parent}, value=1.0))
+    changed = 0
+    for _ in range(20):
+        trial = study.ask()
+        child = {k: trial.suggest_float(k, -0.2, 0.2) for k in parent}
+        moved = [v for v in child.values() if abs(v) > 1e-12]
+        assert abs(sum(child.values())) < 1e-12  # every switch is +step on one, -step on another
+        # At most 3 switches touch at most 6 blocks, each by whole levels (two may cancel).
+        assert len(moved) <= 6
+        assert all(abs(abs(v) / 0.025 - round(abs(v) / 0.025)) < 1e-9 for v in moved)
+        changed += bool(moved)
+        study.tell(trial, 2.0)  # worse than the parent: the parent stays
+    assert changed >= 15
