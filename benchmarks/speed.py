@@ -20,6 +20,8 @@ import argparse
 import statistics
 import sys
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,15 @@ MiB = 1 << 20
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
+
+
+def _timed(device: torch.device, fn: Callable[[], object]) -> float:
+    """Seconds ``fn`` takes, the device's queued work included."""
+    _sync(device)
+    t = time.perf_counter()
+    fn()
+    _sync(device)
+    return time.perf_counter() - t
 
 
 def _rss_mib(field: str) -> float:
@@ -119,17 +130,9 @@ def main() -> None:
         for r in range(args.repeats):
             fwd.append(_forward_only(ev, n_windows))
             plan = random_plan(ident, 0.6 + 0.1 * r / max(args.repeats - 1, 1), seed=r)
-            _sync(device)
-            t = time.perf_counter()
-            ev.fitness(plan)
-            _sync(device)
-            full.append(time.perf_counter() - t)
+            full.append(_timed(device, partial(ev.fitness, plan)))
             ev.restore()
-            _sync(device)
-            t = time.perf_counter()
-            ev.apply(plan)
-            _sync(device)
-            apply_s.append(time.perf_counter() - t)
+            apply_s.append(_timed(device, partial(ev.apply, plan)))
             ev.restore()
         peak = _peak_mib(device) - base
         held = ev.memory()

@@ -127,15 +127,7 @@ def plot_history(study: optuna.Study, path: Path) -> Path:
     for y in ys:
         best.append(min(y, best[-1]) if best else y)
     ax.step(xs, best, where="post", color="black", label="best so far")
-    ax.set_yscale("log")
-    ax.set_xlabel("trial")
-    ax.set_ylabel("fitness (search split)")
-    ax.set_title(f"{study.study_name}: optimization history")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _finish(fig, ax, path, "trial", f"{study.study_name}: optimization history")
 
 
 def plot_pareto(study: optuna.Study, path: Path) -> Path:
@@ -151,10 +143,17 @@ def plot_pareto(study: optuna.Study, path: Path) -> Path:
                       (True, {"s": 30, "color": "tab:red", "label": "Pareto front"})):
         pts = [t for t in done if (t.number in front) == on]
         ax.scatter([t.values[1] for t in pts], [t.values[0] for t in pts], **style)  # type: ignore[arg-type]
-    ax.set_xlabel("sparsity")
-    ax.set_ylabel("fitness (search split)")
+    return _finish(fig, ax, path, "sparsity", f"{study.study_name}: fitness vs. sparsity")
+
+
+def _finish(fig: Any, ax: Any, path: Path, xlabel: str, title: str) -> Path:
+    """Shared axes (log fitness), legend and PNG output of the study plots."""
+    import matplotlib.pyplot as plt
+
     ax.set_yscale("log")
-    ax.set_title(f"{study.study_name}: fitness vs. sparsity")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("fitness (search split)")
+    ax.set_title(title)
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)

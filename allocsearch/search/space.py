@@ -93,11 +93,7 @@ class SearchSpace:
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "space") -> SearchSpace:
-        if not isinstance(data, dict):
-            raise SpaceError(f"{where}: expected a mapping at the top level")
-        unknown = sorted(set(data) - _TOP_KEYS)
-        if unknown:
-            raise SpaceError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(_TOP_KEYS)}")
+        _check_keys(data, _TOP_KEYS, where)
         version = data.get("schema_version", SPACE_SCHEMA_VERSION)
         if version != SPACE_SCHEMA_VERSION:
             raise SpaceError(f"{where}: schema_version {version!r} is not supported "
@@ -226,13 +222,18 @@ class SearchSpace:
         return values
 
 
+def _check_keys(data: Any, allowed: set[str], at: str, what: str = "key(s)") -> None:
+    """A mapping whose keys are all allowed, or a SpaceError naming the strays."""
+    if not isinstance(data, dict):
+        raise SpaceError(f"{at}: expected a mapping")
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise SpaceError(f"{at}: unknown {what} {unknown}; allowed: {sorted(allowed)}")
+
+
 def _param(name: str, spec: Any, where: str) -> ParamSpec:
     at = f"{where}: parameters.{name}"
-    if not isinstance(spec, dict):
-        raise SpaceError(f"{at}: expected a mapping with type, low/high or choices")
-    unknown = sorted(set(spec) - _PARAM_KEYS)
-    if unknown:
-        raise SpaceError(f"{at}: unknown key(s) {unknown}; allowed: {sorted(_PARAM_KEYS)}")
+    _check_keys(spec, _PARAM_KEYS, at)
     kind = spec.get("type")
     if kind not in PARAM_TYPES:
         raise SpaceError(f"{at}: type must be one of {list(PARAM_TYPES)}, got {kind!r}")
@@ -260,11 +261,7 @@ def _param(name: str, spec: Any, where: str) -> ParamSpec:
 
 def _recipe(plan: Any, params: dict[str, ParamSpec], where: str) -> dict[str, Any]:
     at = f"{where}: plan"
-    if not isinstance(plan, dict):
-        raise SpaceError(f"{at}: expected a mapping")
-    unknown = sorted(set(plan) - _PLAN_KEYS)
-    if unknown:
-        raise SpaceError(f"{at}: unknown step(s) {unknown}; allowed: {sorted(_PLAN_KEYS)}")
+    _check_keys(plan, _PLAN_KEYS, at, "step(s)")
     base = plan.get("base", "uniform")
     if base != "uniform":
         from allocsearch.allocation import ALLOCATORS
