@@ -3,6 +3,7 @@ registries: plain dicts from name to a factory ``(seed, **params) -> optuna obje
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -15,7 +16,9 @@ from allocsearch.search.samplers.evopress import EvoPressPruner, EvoPressSampler
 def _tpe(seed: int, **params: Any) -> optuna.samplers.BaseSampler:
     # multivariate + group: per-block offsets are modelled jointly, as the budget couples them.
     opts: dict[str, Any] = {"multivariate": True, "group": True, "n_startup_trials": 10}
-    return optuna.samplers.TPESampler(seed=seed, **(opts | params))
+    with warnings.catch_warnings():  # both options are still "experimental" in Optuna 5.0
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(seed=seed, **(opts | params))
 
 
 def _cmaes(seed: int, **params: Any) -> optuna.samplers.BaseSampler:
