@@ -163,3 +163,23 @@ def test_evopress_level_switches_keep_the_offset_sum() -> None:
         changed += bool(moved)
         study.tell(trial, 2.0)  # worse than the parent: the parent stays
     assert changed >= 15
+
+
+def test_the_notebook_runs_on_a_study_folder(
+    evaluator: Evaluator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    run_study(_config(tmp_path, {"sampler": "random"}), evaluator=evaluator, progress=False)
+    monkeypatch.setenv("ALLOCSEARCH_STUDY", str(tmp_path))
+    notebook = Path(__file__).resolve().parents[2] / "notebooks" / "study_report.ipynb"
+    cells = json.loads(notebook.read_text())["cells"]
+    namespace: dict[str, Any] = {}
+    for cell in cells:
+        if cell["cell_type"] == "code":
+            exec(compile("".join(cell["source"]), str(notebook), "exec"), namespace)
+    assert "best" in {r["kind"] for r in namespace["report"].rows}
+    assert len(namespace["frame"]) == 6
