@@ -35,3 +35,11 @@ def test_help_lists_commands(capsys: pytest.CaptureFixture[str]) -> None:
     assert exc.value.code == 0
     out = capsys.readouterr().out
     assert "prune" in out and "eval" in out
+
+
+def test_search_set_takes_several_overrides() -> None:
+    from allocsearch.cli import build_parser
+
+    args = build_parser().parse_args(
+        ["search", "s.yaml", "--set", "seed=1", "space=hybrid", "--n-trials", "5", "--set", "x=2"])
+    assert args.set == ["seed=1", "space=hybrid", "x=2"] and args.n_trials == 5

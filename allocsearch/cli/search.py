@@ -19,7 +19,7 @@ def register(sub: Any) -> None:
     s.add_argument("--seed", type=int, default=None)
     s.add_argument("--target", type=float, default=None)
     s.add_argument("--output", type=Path, default=None, help="output folder (default beside the config)")
-    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+    s.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                    help="override any config key, dotted (evaluator.fidelities=[2048,8192])")
     s.add_argument("--no-verify", action="store_true", help="skip the exact verification of the best")
     add_quiet(s)
