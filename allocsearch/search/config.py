@@ -43,15 +43,19 @@ class StudyConfigError(ValueError):
 
 @dataclass(frozen=True)
 class WarmStart:
-    """One prior, or a grid of one prior's parameters, enqueued before sampling."""
+    """One prior, a grid of one prior's parameters, or a saved plan (``{plan: path}``, for
+    example a previous study's best), enqueued before sampling."""
 
     method: str
     params: dict[str, Any] = field(default_factory=dict)
+    plan: str | None = None
 
     @staticmethod
     def expand(entry: Any, where: str) -> list[WarmStart]:
+        if isinstance(entry, dict) and set(entry) == {"plan"}:
+            return [WarmStart("plan", {}, str(entry["plan"]))]
         if not isinstance(entry, dict) or "method" not in entry:
-            raise StudyConfigError(f"{where}: each warm_start entry needs a method")
+            raise StudyConfigError(f"{where}: each warm_start entry needs a method (or a plan)")
         unknown = sorted(set(entry) - {"method", "params", "grid"})
         if unknown:
             raise StudyConfigError(f"{where}: unknown warm_start key(s) {unknown}")
@@ -65,6 +69,8 @@ class WarmStart:
 
     @property
     def label(self) -> str:
+        if self.plan is not None:
+            return f"plan {Path(self.plan).name}"
         args = " ".join(f"{k}={v}" for k, v in sorted(self.params.items()))
         return f"{self.method} {args}".strip()
 

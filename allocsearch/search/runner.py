@@ -174,8 +174,11 @@ def _enqueue_priors(study: optuna.Study, config: StudyConfig, space: SearchSpace
     from allocsearch.allocation import get_allocator
 
     for ws in config.warm_start:
-        target = config.target
-        prior = get_allocator(ws.method, **ws.params).allocate(ev.profile, target)
+        if ws.plan is not None:
+            prior = Plan.load(ws.plan)
+            prior.check_model(ev.identity)
+        else:
+            prior = get_allocator(ws.method, **ws.params).allocate(ev.profile, config.target)
         params = space.params_for_prior(ws.method, ws.params, prior, ev.identity.num_blocks)
         if params is None:
             log.info("warm start %s cannot be expressed in space %s; skipped", ws.label, space.name)

@@ -183,3 +183,21 @@ def test_the_notebook_runs_on_a_study_folder(
             exec(compile("".join(cell["source"]), str(notebook), "exec"), namespace)
     assert "best" in {r["kind"] for r in namespace["report"].rows}
     assert len(namespace["frame"]) == 6
+
+
+def test_a_saved_plan_warm_starts_a_study(evaluator: Evaluator, tmp_path: Path) -> None:
+    from allocsearch.allocation import get_allocator
+
+    saved = get_allocator("ramp", slope=0.2).allocate(evaluator.profile, 0.6)
+    saved.save(tmp_path / "previous.json")
+    cfg = _config(tmp_path, {"sampler": "random", "n_trials": 2,
+                             "warm_start": [{"plan": str(tmp_path / "previous.json")}]})
+    run = run_study(cfg, evaluator=evaluator, progress=False)
+    first = run.study.trials[0]
+    assert first.user_attrs["prior"] == "plan previous.json"
+    rebuilt = trial_plan(run.study, first)
+    for name, choice in rebuilt.modules.items():
+        assert choice.sparsity == pytest.approx(saved.modules[name].sparsity, abs=1e-6)
+    with pytest.raises(StudyConfigError, match=r"unknown warm_start key\(s\) \[.plan., .seed.\]"):
+        StudyConfig.from_dict({"warm_start": [{"plan": "a.json", "method": "x", "seed": 1}]},
+                              tmp_path / "s.yaml")
