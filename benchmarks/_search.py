@@ -13,6 +13,7 @@ the plans); the best trial of each run is verified with Wanda.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import time
@@ -21,8 +22,7 @@ from typing import Any
 
 from _common import RESULTS, environment
 
-from allocsearch.data import DataConfig
-from allocsearch.evaluate import Evaluator, VerifyConfig
+from allocsearch.evaluate import Evaluator
 from allocsearch.models import load_model
 from allocsearch.plan import Plan
 from allocsearch.search import StudyConfig, run_study
@@ -38,7 +38,7 @@ def _config(target: float, args: argparse.Namespace, extra: list[str]) -> StudyC
                  f"dtype={args.dtype}", *extra, *args.set]
     cfg = StudyConfig.load(STUDIES / f"smollm2-{pct}.yaml", overrides)
     out = RESULTS / "search_runs" / f"{cfg.name}_{tag}_{cfg.sampler}_s{cfg.seed}"
-    return StudyConfig.load(STUDIES / f"smollm2-{pct}.yaml", [*overrides, f"output={out}"])
+    return dataclasses.replace(cfg, output=out)
 
 
 def _evaluator(args: argparse.Namespace) -> Evaluator:
@@ -49,10 +49,7 @@ def _evaluator(args: argparse.Namespace) -> Evaluator:
 
 
 def _verify(ev: Evaluator, cfg: StudyConfig, plan: Plan, pruner: str) -> float:
-    v = cfg.verify
-    vc = VerifyConfig(pruner, DataConfig(cfg.data.source, v.nsamples, v.seqlen, cfg.data.seed),
-                      nsamples=v.eval_windows, batch_size=cfg.evaluator.batch_size)
-    return ev.verify(plan, vc).ppl
+    return ev.verify(plan, cfg.verify_config(pruner)).ppl
 
 
 def _priors_chosen(target: float) -> dict[str, tuple[str, bool]]:

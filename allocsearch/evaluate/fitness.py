@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -122,14 +123,15 @@ FITNESSES: dict[str, type[Fitness]] = {
 }
 
 
-def make_fitness(name: str, reference: DenseReference | None) -> Fitness:
+def make_fitness(name: str, reference: Callable[[], DenseReference] | None) -> Fitness:
+    """A fresh fitness by name; ``reference`` is called only when the fitness needs one."""
     if name not in FITNESSES:
         raise ValueError(f"unknown fitness {name!r}; known: {', '.join(FITNESSES)}")
     cls = FITNESSES[name]
     if cls.needs_reference:
         if reference is None:
             raise ValueError(f"fitness {name!r} needs the dense reference of the search windows")
-        return KLFitness(reference)
+        return KLFitness(reference())
     return cls()
 
 

@@ -28,7 +28,7 @@ from typing import Any
 import yaml
 
 from allocsearch.data import DataConfig
-from allocsearch.evaluate import EvaluatorConfig
+from allocsearch.evaluate import EvaluatorConfig, VerifyConfig
 
 STUDY_SCHEMA_VERSION = 1
 OBJECTIVES = ("fitness", "sparsity")
@@ -106,6 +106,13 @@ class StudyConfig:
     objectives: tuple[str, ...] = ("fitness",)
     output: Path = Path("study")
     source: str = ""
+
+    def verify_config(self, pruner: str | None = None) -> VerifyConfig:
+        """The exact verification of this study (``pruner`` overrides ``verify.pruner``)."""
+        v = self.verify
+        calibration = DataConfig(self.data.source, v.nsamples, v.seqlen, self.data.seed)
+        return VerifyConfig(pruner or v.pruner, calibration, nsamples=v.eval_windows,
+                            batch_size=self.evaluator.batch_size)
 
     @property
     def storage_url(self) -> str:

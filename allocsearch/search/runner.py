@@ -19,7 +19,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from tqdm.auto import tqdm
 
-from allocsearch.evaluate import Evaluator, VerifyConfig
+from allocsearch.evaluate import Evaluator
 from allocsearch.models.loading import LoadedModel
 from allocsearch.plan import Plan
 from allocsearch.search.config import StudyConfig
@@ -102,6 +102,7 @@ def run_study(
 
     bar = tqdm(total=config.n_trials, initial=done, desc=f"study {config.name}", unit="trial",
                disable=not progress)
+    best = {"text": _best_text(study)}  # refreshed once per finished trial (a storage query)
 
     def objective(trial: optuna.Trial) -> float | tuple[float, float]:
         values = space.suggest(trial, ident.num_blocks)
@@ -118,7 +119,7 @@ def run_study(
         value = float("nan")
         for step in ev.iter_fitness(plan):
             value = step.value
-            bar.set_postfix_str(f"best {_best_text(study)} | trial {trial.number} at {step.tokens} tok")
+            bar.set_postfix_str(f"best {best['text']} | trial {trial.number} at {step.tokens} tok")
             if not multi:
                 trial.report(value, step.tokens)
                 if trial.should_prune():
@@ -127,7 +128,8 @@ def run_study(
 
     def callback(study: optuna.Study, trial: FrozenTrial) -> None:
         bar.update(1)
-        bar.set_postfix_str(f"best {_best_text(study)}")
+        best["text"] = _best_text(study)
+        bar.set_postfix_str(f"best {best['text']}")
         prior = trial.user_attrs.get("prior")
         what = f" [{prior}]" if prior else ""
         if trial.state == TrialState.COMPLETE:
@@ -141,7 +143,7 @@ def run_study(
             msg += what
         secs = (trial.datetime_complete - trial.datetime_start).total_seconds() \
             if trial.datetime_complete and trial.datetime_start else 0.0
-        bar.write(f"{msg}  ({secs:.1f}s; best {_best_text(study)})") if progress else log.info(msg)
+        bar.write(f"{msg}  ({secs:.1f}s; best {best['text']})") if progress else log.info(msg)
 
     start = time.perf_counter()
     verbosity = optuna.logging.get_verbosity()
@@ -217,10 +219,7 @@ def verify_best(
     if priors and priors[0] not in chosen:
         chosen.append(priors[0])
     v = config.verify
-    from allocsearch.data import DataConfig
-
-    vc = VerifyConfig(v.pruner, DataConfig(config.data.source, v.nsamples, v.seqlen, config.data.seed),
-                      nsamples=v.eval_windows, batch_size=config.evaluator.batch_size)
+    vc = config.verify_config()
     out: dict[int, dict[str, Any]] = {}
     for t in chosen:
         key = f"verified_{t.number}_{v.pruner}"
