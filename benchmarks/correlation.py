@@ -23,7 +23,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import RESULTS, environment, print_table, write_json
+from _common import RESULTS, add_model_args, environment, print_table, write_json
 from scipy.stats import spearmanr
 
 from allocsearch.allocation import get_allocator
@@ -66,9 +66,7 @@ def spearman(rows: list[dict[str, Any]], key: str) -> float:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--model", default="smollm2-135m")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--dtype", default="float32")
+    add_model_args(p)
     p.add_argument("--nsamples", type=int, default=16, help="calibration windows (verification)")
     p.add_argument("--seqlen", type=int, default=256, help="calibration window length")
     p.add_argument("--eval-windows", type=int, default=40, help="512-token evaluation windows")

@@ -19,7 +19,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import environment, print_table, write_json
+from _common import add_model_args, environment, print_table, write_json
 
 from allocsearch.data import calibration_windows
 from allocsearch.engine import prune_sequential, uniform_targets
@@ -35,12 +35,10 @@ def rss_peak_mib() -> float:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--model", default="smollm2-135m")
+    add_model_args(p)
     p.add_argument("--method", default="wanda")
     p.add_argument("--nsamples", type=int, default=128)
     p.add_argument("--seqlen", type=int, default=2048)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--dtype", default="float32")
     p.add_argument("--blocks", type=int, default=None,
                    help="prune only the first N blocks (every block is the same size, so the "
                         "peak is the same; the walk stops after the last pruned block)")

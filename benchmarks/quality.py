@@ -32,7 +32,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import RESULTS, environment, print_table, write_json
+from _common import RESULTS, add_model_args, environment, print_table, write_json
 from _search import suite_samplers, suite_search
 
 from allocsearch.data import DataConfig
@@ -199,13 +199,11 @@ SUITES = {"uniform": suite_uniform, "priors": suite_priors, "search": suite_sear
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--suite", choices=sorted(SUITES), default="uniform")
-    p.add_argument("--model", default="smollm2-135m")
+    add_model_args(p)
     p.add_argument("--data", default="embedded")
     p.add_argument("--nsamples", type=int, default=64)
     p.add_argument("--seqlen", type=int, default=512)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--dtype", default="float32")
     p.add_argument("--search-windows", type=int, default=16, help="priors: search-split windows")
     p.add_argument("--targets", type=float, nargs="+", default=list(PRIOR_TARGETS),
                    help="priors: target sparsities")

@@ -29,7 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import environment, print_table, write_json
+from _common import add_model_args, environment, print_table, write_json
 
 from allocsearch.budget import identity_from_adapter, random_plan
 from allocsearch.data import DataConfig, calibration_windows
@@ -93,9 +93,7 @@ def _forward_only(ev: Evaluator, n_windows: int) -> float:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--model", default="smollm2-135m")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--dtype", default="float32")
+    add_model_args(p)
     p.add_argument("--tokens", type=int, default=4096, help="fitness tokens per candidate")
     p.add_argument("--seqlen", type=int, default=512)
     p.add_argument("--batch-size", type=int, default=1)
