@@ -161,11 +161,13 @@ def prune_sequential(
     *,
     batch_size: int = 1,
     progress: bool = True,
+    on_stats: Callable[[str, LayerStats], None] | None = None,
 ) -> PruneReport:
     """Prune every layer named in ``targets`` in place, block by block.
 
     ``windows`` (n, seqlen) are the calibration tokens; a data-free pruner (magnitude)
-    may pass None. Layers missing from ``targets`` stay dense.
+    may pass None. Layers missing from ``targets`` stay dense. ``on_stats`` sees each
+    layer's statistics as the pruner gets them (inputs from the already pruned blocks).
     """
     unknown = set(targets) - set(adapter.prunable_layers())
     if unknown:
@@ -189,6 +191,9 @@ def prune_sequential(
         if batches:
             stats, _ = block_stats(adapter, index, batches, norms=pruner.needs_norms,
                                    hessian=pruner.needs_hessian, names=set(layers))
+            if on_stats is not None:
+                for name, st in stats.items():
+                    on_stats(name, st)
         for name, layer in layers.items():
             weight = adapter.get_weight(layer)
             t = targets[name]

@@ -5,6 +5,10 @@ trial exactly, and verify on the same device every prior plan chosen in the ``pr
 (benchmarks/results/priors_plans/), with Wanda and, for the best searched plan and the best
 prior, SparseGPT too.
 
+``anchored``: the sequential-aware study studies/smollm2-<pct>-seq.yaml (anchored rounds,
+allocsearch/search/anchored.py): its best anchor against the best prior, both verified on the
+same device with Wanda and, unless --no-sparsegpt, SparseGPT.
+
 ``samplers``: the EvoPress-style sampler vs. TPE vs. CMA-ES at equal trial budgets, several
 seeds, the 70% study with only the uniform warm start (so the samplers, not the priors, find
 the plans); the best trial of each run is verified with Wanda.
@@ -34,8 +38,8 @@ STUDIES = Path(__file__).resolve().parents[1] / "studies"
 def _config(target: float, args: argparse.Namespace, extra: list[str]) -> StudyConfig:
     pct = round(target * 100)
     tag = f"{args.suite}_{pct}_{args.device}_{args.dtype}"  # suites never share a study
-    overrides = [f"n_trials={args.n_trials}", f"seed={args.seed}", f"device={args.device}",
-                 f"dtype={args.dtype}", *extra, *args.set]
+    overrides = [f"seed={args.seed}", f"device={args.device}", f"dtype={args.dtype}", *extra,
+                 *args.set] + ([f"n_trials={args.n_trials}"] if args.n_trials else [])
     cfg = StudyConfig.load(STUDIES / f"smollm2-{pct}.yaml", overrides)
     out = RESULTS / "search_runs" / f"{cfg.name}_{tag}_{cfg.sampler}_s{cfg.seed}"
     return dataclasses.replace(cfg, output=out)
@@ -104,6 +108,56 @@ def suite_search(args: argparse.Namespace) -> dict[str, Any]:
     ev.close()
     return {"suite": "search", "model": args.model, "device": ev.loaded.device.type, "dtype": args.dtype,
             "n_trials": args.n_trials, "environment": environment(), "rows": rows}
+
+
+def suite_anchored(args: argparse.Namespace) -> dict[str, Any]:
+    from allocsearch.search.anchored import run_anchored
+
+    rows: list[dict[str, Any]] = []
+    ev: Evaluator | None = None
+    for target in args.targets:
+        pct = round(target * 100)
+        overrides = [f"seed={args.seed}", f"device={args.device}", f"dtype={args.dtype}",
+                     *args.set] + ([f"n_trials={args.n_trials}"] if args.n_trials else [])
+        cfg = StudyConfig.load(STUDIES / f"smollm2-{pct}-seq.yaml", overrides)
+        tag = f"anchored_{pct}_{args.device}_{args.dtype}_{cfg.sampler}_s{cfg.seed}"
+        cfg = dataclasses.replace(cfg, output=RESULTS / "search_runs" / f"{cfg.name}_{tag}")
+        if ev is None:
+            loaded = load_model(args.model, device=args.device, dtype=args.dtype)
+            ev = Evaluator.build(loaded, cfg.evaluator, progress=False)
+        t = time.perf_counter()
+        run = run_anchored(cfg, evaluator=ev, progress=args.progress, verify=True)
+        assert run.best is not None
+        out: dict[str, Any] = {
+            "target": target, "rounds": len(run.rounds), "trials_per_round": cfg.n_trials,
+            "fitness_evaluations": sum(
+                sum(1 for tr in r.study.trials if "sparsities" in tr.user_attrs) for r in run.rounds
+            ) + len(run.anchors),
+            "anchors": run.anchors, "best_round": run.best.provenance["anchored_round"],
+            "best_wanda_ppl": run.verified["best"]["ppl"],
+            "start_wanda_ppl": run.verified["start"]["ppl"], "search_s": time.perf_counter() - t,
+        }
+        for name, (label, is_best) in _priors_chosen(target).items():
+            if not is_best:
+                continue
+            prior = Plan.load(RESULTS / "priors_plans" / f"{pct}_{label.replace(' ', '_')}.json")
+            out["best_prior"] = name
+            out["best_prior_wanda_ppl"] = _verify(ev, cfg, prior, "wanda")
+            out["ratio_wanda"] = out["best_wanda_ppl"] / out["best_prior_wanda_ppl"]
+            if args.sparsegpt:
+                out["best_sparsegpt_ppl"] = _verify(ev, cfg, run.best, "sparsegpt")
+                out["best_prior_sparsegpt_ppl"] = _verify(ev, cfg, prior, "sparsegpt")
+                out["ratio_sparsegpt"] = out["best_sparsegpt_ppl"] / out["best_prior_sparsegpt_ppl"]
+        run.best.save(RESULTS / f"search_best_{pct}_anchored_{args.device}.json")
+        print(f"  {target:.0%} anchored best (round {out['best_round']}): wanda ppl "
+              f"{out['best_wanda_ppl']:.3f} vs best prior {out.get('best_prior_wanda_ppl', 0):.3f} "
+              f"= {out.get('ratio_wanda', 0):.3f}x", flush=True)
+        rows.append(out)
+        _save_partial("anchored", args, rows)
+    assert ev is not None
+    ev.close()
+    return {"suite": "anchored", "model": args.model, "device": ev.loaded.device.type,
+            "dtype": args.dtype, "n_trials": args.n_trials, "environment": environment(), "rows": rows}
 
 
 def suite_samplers(args: argparse.Namespace) -> dict[str, Any]:

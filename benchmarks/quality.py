@@ -16,6 +16,7 @@ priors at 70% and 60%, and the samplers against each other.
 
     python benchmarks/quality.py --suite search --device cuda --n-trials 250
     python benchmarks/quality.py --suite samplers --device cuda --n-trials 100 --seeds 3
+    python benchmarks/quality.py --suite anchored --progress
 
 Prints a table and writes benchmarks/results/quality_<suite>[_<device>].json.
 """
@@ -33,7 +34,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import RESULTS, add_model_args, environment, print_table, write_json
-from _search import suite_samplers, suite_search
+from _search import suite_anchored, suite_samplers, suite_search
 
 from allocsearch.data import DataConfig
 from allocsearch.models import load_model
@@ -193,7 +194,7 @@ def suite_priors(args: argparse.Namespace) -> dict[str, Any]:
 
 
 SUITES = {"uniform": suite_uniform, "priors": suite_priors, "search": suite_search,
-          "samplers": suite_samplers}
+          "samplers": suite_samplers, "anchored": suite_anchored}
 
 
 def main() -> None:
@@ -208,7 +209,8 @@ def main() -> None:
     p.add_argument("--targets", type=float, nargs="+", default=list(PRIOR_TARGETS),
                    help="priors: target sparsities")
     p.add_argument("--eval-windows", type=int, default=None, help="evaluation windows (default all)")
-    p.add_argument("--n-trials", type=int, default=250, help="search/samplers: trials per study")
+    p.add_argument("--n-trials", type=int, default=None,
+                   help="search/samplers: trials per study; anchored: per round (default: config)")
     p.add_argument("--samplers", nargs="+", default=["evopress", "tpe", "cmaes"])
     p.add_argument("--seeds", type=int, default=3, help="samplers: seeds per sampler")
     p.add_argument("--no-sparsegpt", dest="sparsegpt", action="store_false",
@@ -217,7 +219,7 @@ def main() -> None:
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="search/samplers: study config overrides (as allocsearch search --set)")
     args = p.parse_args()
-    if args.suite in ("search", "samplers") and args.targets == list(PRIOR_TARGETS):
+    if args.suite in ("search", "samplers", "anchored") and args.targets == list(PRIOR_TARGETS):
         args.targets = [0.7, 0.6] if args.suite == "search" else [0.7]
     payload = SUITES[args.suite](args)
     print()
@@ -227,6 +229,8 @@ def main() -> None:
         "search": ["target", "fitness_evaluations", "verifications", "best_fitness", "best_wanda_ppl",
                    "best_prior", "best_prior_wanda_ppl", "ratio_wanda", "ratio_sparsegpt"],
         "samplers": ["sampler", "metric", "median", "min", "max", "seeds"],
+        "anchored": ["target", "rounds", "fitness_evaluations", "best_round", "best_wanda_ppl",
+                     "best_prior", "best_prior_wanda_ppl", "ratio_wanda", "ratio_sparsegpt"],
     }[args.suite]
     print_table(payload["rows"], columns)
     name = args.suite if args.suite in ("uniform", "priors") else f"{args.suite}_{payload['device']}"

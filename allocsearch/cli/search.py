@@ -49,6 +49,12 @@ def cmd_search(args: argparse.Namespace) -> int:
             overrides.append(f"{key}={value}")
     config = StudyConfig.load(args.config, overrides)
     find_space(config.space)  # a bad space fails before the model loads
+    if config.anchor.rounds:
+        from allocsearch.search.anchored import format_anchors, run_anchored
+
+        anchored = run_anchored(config, progress=not args.quiet, verify=not args.no_verify)
+        print(format_anchors(anchored))
+        return 0
     run = run_study(config, progress=not args.quiet, verify=not args.no_verify)
     report = build_report(run.study, config.output)
     print(format_report(report))

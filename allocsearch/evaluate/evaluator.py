@@ -123,6 +123,8 @@ class Evaluator:
         if FITNESSES[config.fitness].needs_reference:
             self._reference()
         self.progress = progress
+        #: The plan whose sequential-prune norms score the masks (None: the dense profile's).
+        self.anchor_plan: Plan | None = None
 
     def _reference(self) -> DenseReference:
         """The dense model's top-k log-probs on the search windows, computed once."""
@@ -184,7 +186,9 @@ class Evaluator:
                    unit="window", leave=False)
         try:
             while rung < len(rungs):
-                b = min(self.config.batch_size, n_windows - done)
+                # A batch never runs past the next rung, so a trial stopped there costs
+                # only that rung's tokens whatever the batch size.
+                b = min(self.config.batch_size, math.ceil(rungs[rung] / seqlen) - done)
                 ids = self.windows[done : done + b].to(device)
                 logits = self.loaded.model(input_ids=ids, use_cache=False).logits  # (B, T, V)
                 fn.update(logits, ids, done)
@@ -202,6 +206,32 @@ class Evaluator:
         """The fitness of ``plan`` at one fidelity (tokens; the full one by default)."""
         steps = list(self.iter_fitness(plan, upto=fidelity, fitness=fitness))
         return steps[-1].value
+
+    def anchor(self, plan: Plan | None, calibration: DataConfig | None = None) -> None:
+        """Score masks with the input norms a sequential Wanda prune at ``plan`` sees on the
+        ``calibration`` windows (see :mod:`allocsearch.evaluate.anchor`); None goes back to
+        the dense profile. With the verification's calibration, the fitness of ``plan``
+        itself is then that of its exact sequential prune."""
+        from allocsearch.evaluate.anchor import anchored_norms  # imports the engine
+        from allocsearch.pipeline import plan_targets
+
+        if self.config.scores != "wanda":
+            raise ValueError(f"anchored scores need Wanda scores, not {self.config.scores!r}")
+        if plan is None:
+            self.cache.rescore(self.profile.sq_norm)
+            self.anchor_plan = None
+            return
+        plan.validate()
+        plan.check_model(self.identity)
+        self.cache.restore()
+        try:
+            norms = anchored_norms(self.loaded, plan_targets(plan), calibration or DataConfig(),
+                                   batch_size=self.config.batch_size, progress=self.progress)
+        finally:
+            self.cache.restore()
+        # Layers after the plan's last pruned block never reach the pruner: dense norms.
+        self.cache.rescore({**self.profile.sq_norm, **norms})
+        self.anchor_plan = plan
 
     # ------------------------------------------------------------ verification
     def verify(self, plan: Plan, config: VerifyConfig | None = None) -> Verification:

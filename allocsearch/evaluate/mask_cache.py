@@ -122,10 +122,21 @@ class MaskCache:
         self._current: dict[str, tuple[int, Pattern] | None] = {}
         for name, layer in self._layers.items():
             w = adapter.get_weight(layer)  # (out, in) view of the parameter
-            norm = sq_norm.get(name) if sq_norm is not None else None
             self.dense[name] = w.detach().clone()
-            self.rank[name] = score_ranks(self.rule.score(w, norm), self.rule.rowwise)
             self._current[name] = None  # None = dense
+        self._rank_all(sq_norm)
+
+    def rescore(self, sq_norm: Mapping[str, torch.Tensor] | None) -> None:
+        """Rank every layer's dense weights again with new input norms (name -> (in,)).
+        The weights in the model are left as they are; the next :meth:`apply` rewrites
+        every layer with the new ranks."""
+        self._rank_all(sq_norm)
+        self.forget()
+
+    def _rank_all(self, sq_norm: Mapping[str, torch.Tensor] | None) -> None:
+        for name, w in self.dense.items():
+            norm = sq_norm.get(name) if sq_norm is not None else None
+            self.rank[name] = score_ranks(self.rule.score(w, norm), self.rule.rowwise)
 
     @property
     def names(self) -> list[str]:

@@ -34,7 +34,7 @@ STUDY_SCHEMA_VERSION = 1
 OBJECTIVES = ("fitness", "sparsity")
 _KEYS = {"schema_version", "name", "model", "device", "dtype", "data", "target", "space",
          "evaluator", "sampler", "pruner", "n_trials", "storage", "seed", "warm_start", "verify",
-         "objectives", "output"}
+         "objectives", "output", "anchor"}
 
 
 class StudyConfigError(ValueError):
@@ -85,6 +85,36 @@ class VerifySettings:
 
 
 @dataclass(frozen=True)
+class AnchorSettings:
+    """Sequential-aware search in ``rounds`` rounds (0: off, one study on one-shot masks).
+
+    Round r scores masks with the input norms a sequential Wanda prune sees at anchor r
+    (:mod:`allocsearch.evaluate.anchor`), runs ``n_trials`` trials warm started from that
+    anchor, and its best trial becomes anchor r + 1. ``start`` is the first anchor (a prior
+    or ``{plan: path}``; the uniform plan when absent)."""
+
+    rounds: int = 0
+    start: WarmStart | None = None
+
+    @staticmethod
+    def parse(raw: Any, where: str) -> AnchorSettings:
+        if raw is None:
+            return AnchorSettings()
+        if not isinstance(raw, dict) or set(raw) - {"rounds", "start"}:
+            raise StudyConfigError(f"{where}: anchor must be {{rounds: N, start: <warm start>}}")
+        rounds = int(raw.get("rounds", 0))
+        if rounds < 0:
+            raise StudyConfigError(f"{where}: anchor.rounds must be >= 0, got {rounds}")
+        start = None
+        if raw.get("start") is not None:
+            starts = WarmStart.expand(raw["start"], f"{where}: anchor.start")
+            if len(starts) != 1:
+                raise StudyConfigError(f"{where}: anchor.start must be one plan, not a grid")
+            start = starts[0]
+        return AnchorSettings(rounds, start)
+
+
+@dataclass(frozen=True)
 class StudyConfig:
     name: str
     model: str = "smollm2-135m"
@@ -106,6 +136,7 @@ class StudyConfig:
     objectives: tuple[str, ...] = ("fitness",)
     output: Path = Path("study")
     source: str = ""
+    anchor: AnchorSettings = field(default_factory=AnchorSettings)
 
     def verify_config(self, pruner: str | None = None) -> VerifyConfig:
         """The exact verification of this study (``pruner`` overrides ``verify.pruner``)."""
@@ -166,6 +197,9 @@ class StudyConfig:
         warm = tuple(w for e in (data.get("warm_start") or [])
                      for w in WarmStart.expand(e, f"{where}: warm_start"))
         output = Path(data["output"]) if data.get("output") else path.parent / name
+        anchor = AnchorSettings.parse(data.get("anchor"), where)
+        if anchor.rounds and len(objectives) > 1:
+            raise StudyConfigError(f"{where}: anchored rounds need a single objective")
         return cls(
             name=name, model=str(data.get("model", "smollm2-135m")),
             device=str(data.get("device", "auto")), dtype=str(data.get("dtype", "float32")),
@@ -173,7 +207,7 @@ class StudyConfig:
             sampler=sampler[0], sampler_params=sampler[1], pruner=pruner[0],
             pruner_params=pruner[1], n_trials=n_trials, storage=data.get("storage"),
             seed=int(data.get("seed", 0)), warm_start=warm, verify=verify, objectives=objectives,
-            output=output, source=where,
+            output=output, source=where, anchor=anchor,
         )
 
 

@@ -95,6 +95,20 @@ def test_fidelity_steps_are_prefix_perplexities() -> None:
         ev.fitness(plan, fidelity=161)
 
 
+def test_a_large_batch_stops_at_each_rung() -> None:
+    """Batches of 8 windows still answer the 64-token rung after 2 windows: a trial pruned
+    there has cost 2 windows, not 8."""
+    ev = _evaluator(config=EvaluatorConfig(seqlen=32, fidelities=(64, 160), batch_size=8))
+    seen: list[int] = []
+    hook = ev.loaded.model.register_forward_pre_hook(
+        lambda _m, _a, kw: seen.append(int(kw["input_ids"].shape[0])), with_kwargs=True)
+    steps = ev.iter_fitness(_plan(ev))
+    first = next(steps)
+    assert (first.tokens, seen) == (64, [2])
+    steps.close()
+    hook.remove()
+
+
 def test_verification_equals_the_pipeline_on_a_fresh_model() -> None:
     ev = _evaluator()
     plan = _plan(ev, 0.5)

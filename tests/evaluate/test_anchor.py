@@ -1,0 +1,88 @@
+"""Anchored (sequential-aware) scores: the anchor's fitness is its exact sequential prune."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from allocsearch.budget import identity_from_adapter, plan_from_values
+from allocsearch.data import DataConfig
+from allocsearch.evaluate import Evaluator, EvaluatorConfig, perplexity
+from allocsearch.evaluate.anchor import anchored_norms
+from allocsearch.pipeline import plan_targets, prune_with_plan
+from allocsearch.plan import Plan
+from allocsearch.profile import compute_profile
+from tests.helpers import tiny_loaded
+
+CONFIG = EvaluatorConfig(seqlen=32, fidelities=(64, 128), batch_size=2)
+CAL = DataConfig("embedded", 3, 32, 1)
+
+
+def _evaluator(arch: str) -> Evaluator:
+    lm = tiny_loaded(arch)
+    windows = torch.randint(0, 128, (4, 32), generator=torch.Generator().manual_seed(0))
+    return Evaluator(lm, compute_profile(lm, windows, progress=False), CONFIG, progress=False)
+
+
+def _plan(ev: Evaluator, seed: int, target: float = 0.7) -> Plan:
+    ident = identity_from_adapter(ev.loaded.adapter, ev.loaded.name)
+    g = torch.Generator().manual_seed(seed)
+    values = (target + 0.4 * (torch.rand(len(ident.shapes), generator=g) - 0.5)).tolist()
+    return plan_from_values(ident, target, values)
+
+
+def _weights(ev: Evaluator) -> dict[str, torch.Tensor]:
+    a = ev.loaded.adapter
+    return {n: a.get_weight(m).clone() for n, m in a.prunable_layers().items()}
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2", "opt"])
+def test_anchored_masks_equal_the_sequential_prune_of_the_anchor(arch: str) -> None:
+    ev = _evaluator(arch)
+    plan = _plan(ev, 0)
+    dense = _weights(ev)
+    ev.anchor(plan, CAL)
+    assert all(torch.equal(w, dense[n]) for n, w in _weights(ev).items())  # left dense
+    ev.apply(plan)
+    cached = _weights(ev)
+    # A fresh model of the same weights, pruned sequentially with Wanda on the same windows.
+    fresh = tiny_loaded(arch)
+    prune_with_plan(fresh, plan, "wanda", CAL, progress=False)
+    a = fresh.adapter
+    mismatched = [n for n, m in a.prunable_layers().items()
+                  if not torch.equal(a.get_weight(m) == 0, cached[n] == 0)]
+    assert mismatched == []
+    # ... and so the anchor's fitness is the perplexity of its sequential prune.
+    exact = perplexity(fresh.model, ev.windows[:4], progress=False).ppl
+    assert ev.fitness(plan) == pytest.approx(exact, rel=1e-6)
+
+
+def test_one_shot_masks_differ_from_sequential_ones_and_none_goes_back() -> None:
+    ev = _evaluator("llama")
+    plan = _plan(ev, 1)
+    ev.apply(plan)
+    one_shot = _weights(ev)
+    ev.anchor(plan, CAL)
+    ev.apply(plan)
+    anchored = _weights(ev)
+    # Layers of block 0 see the same inputs either way (calibration windows aside); later
+    # blocks see pruned inputs, so some masks must move.
+    assert any(not torch.equal(one_shot[n] == 0, anchored[n] == 0) for n in one_shot)
+    ev.anchor(None)
+    ev.apply(plan)
+    assert all(torch.equal(w, one_shot[n]) for n, w in _weights(ev).items())
+    ev.close()
+
+
+def test_anchored_norms_cover_every_pruned_layer_and_need_wanda_scores() -> None:
+    ev = _evaluator("llama")
+    plan = _plan(ev, 2)
+    norms = anchored_norms(ev.loaded, plan_targets(plan), CAL, progress=False)
+    ev.restore()
+    assert set(norms) == set(plan.modules)
+    assert all(v.shape == ev.profile.sq_norm[n].shape and v.dtype == torch.float32
+               for n, v in norms.items())
+    mag = Evaluator(ev.loaded, ev.profile, EvaluatorConfig(scores="magnitude", seqlen=32,
+                                                           fidelities=(64,)), progress=False)
+    with pytest.raises(ValueError, match="need Wanda scores"):
+        mag.anchor(plan, CAL)
