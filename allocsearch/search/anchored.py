@@ -1,16 +1,16 @@
 """Sequential-aware search in rounds: one study per anchor plan.
 
 Round r anchors the evaluator at plan A_r (masks scored with the norms a sequential prune at
-A_r sees, on the verification's calibration windows), measures A_r's fitness, which is then
-that of its exact sequential prune, and runs a study warm started from A_r; the study's best
-trial becomes A_{r+1}. After the last round A_{R+1} is measured the same way and the anchor
-with the best exact fitness is the result, so a round that made things worse costs only its
-trials. Everything is chosen on the search windows; the evaluation split is read only by the
-final verification.
+A_r sees, on the verification's calibration windows), so A_r's fitness is that of its exact
+sequential prune, and runs a study warm started from A_r. The anchored fitness is exact at
+A_r only and drifts as trials move away from it, so the round's ``check`` best trials are
+then measured exactly (each anchored at itself), and the best plan measured so far becomes
+A_{r+1}: a round that found nothing better costs only its trials. Everything is chosen on the
+search windows; the evaluation split is read only by the final verification.
 
-Outputs in the study folder: ``anchor_r<r>.json`` (each anchor plan, written before its round
-so a re-run resumes the same rounds), ``r<r>/`` (each round's study, a normal study folder
-for ``allocsearch study report``), ``anchors.json`` (exact fitness per anchor, the choice and
+Outputs in the study folder: ``anchor_r<r>.json`` (each anchor, written before its round so
+a re-run resumes the same rounds), ``r<r>/`` (each round's study, a normal study folder for
+``allocsearch study report``), ``anchors.json`` (every plan measured exactly, the choice and
 its verification) and ``best_plan.json``.
 """
 
@@ -38,7 +38,8 @@ log = logging.getLogger(__name__)
 class AnchoredRun:
     config: StudyConfig
     rounds: list[StudyRun] = field(default_factory=list)
-    #: One row per anchor: round, file, exact fitness on the search windows.
+    #: One row per plan measured exactly (anchors and each round's short list): round,
+    #: role, plan, exact fitness on the search windows (and the anchored fitness).
     anchors: list[dict[str, Any]] = field(default_factory=list)
     best: Plan | None = None
     verified: dict[str, Any] = field(default_factory=dict)
@@ -71,7 +72,8 @@ def run_anchored(
     verify: bool = True,
 ) -> AnchoredRun:
     """Run (or resume) ``config.anchor.rounds`` anchored rounds of ``config``'s study."""
-    if config.anchor.rounds < 1:
+    settings = config.anchor
+    if settings.rounds < 1:
         raise ValueError(f"study {config.name!r} has no anchored rounds (anchor.rounds = 0)")
     if loaded is None and evaluator is None:
         from allocsearch.models import load_model
@@ -82,33 +84,57 @@ def run_anchored(
     out = config.output
     out.mkdir(parents=True, exist_ok=True)
     result = AnchoredRun(config)
+    measured: dict[tuple[float, ...], tuple[float, Plan]] = {}  # sparsities -> exact, plan
+
+    def key(plan: Plan) -> tuple[float, ...]:
+        return tuple(round(v, 7) for v in plan.sparsities().values())
+
+    def exact(plan: Plan, row: dict[str, Any]) -> float:
+        """Anchor at ``plan`` and measure it: its exact sequential fitness."""
+        if key(plan) in measured:
+            return measured[key(plan)][0]
+        ev.anchor(plan, calibration)
+        value = ev.fitness(plan)
+        measured[key(plan)] = (value, plan)
+        result.anchors.append(row | {"fitness": value})
+        if progress:
+            tqdm.write(f"exact {config.evaluator.fitness} {value:.4g} on the search windows: "
+                       f"{row['role']} {row['plan']}")
+        return value
+
     anchor = _start_plan(config, ev)
-    for r in range(1, config.anchor.rounds + 2):
+    for r in range(1, settings.rounds + 1):
         path = out / f"anchor_r{r}.json"
         if path.is_file():  # a re-run continues with the anchors it chose before
             anchor = Plan.load(path)
         else:
             anchor.save(path)
-        ev.anchor(anchor, calibration)
-        exact = ev.fitness(anchor)
-        result.anchors.append({"round": r, "file": path.name, "fitness": exact,
-                               "from": anchor.provenance.get("method", "")})
-        if progress:
-            tqdm.write(f"anchor {r}: exact {config.evaluator.fitness} {exact:.4g} on the search "
-                       f"windows ({path.name})")
-        if r > config.anchor.rounds:
-            break  # the last round's best is measured, not searched from
+        exact(anchor, {"round": r, "role": "anchor", "plan": path.name})
+        if ev.anchor_plan is None or key(ev.anchor_plan) != key(anchor):
+            ev.anchor(anchor, calibration)
         warm = (WarmStart("plan", {}, str(path)),) + (config.warm_start if r == 1 else ())
+        # A seed per round: the same seed would propose round 1's trials again.
         cfg_r = dataclasses.replace(config, name=f"{config.name}-r{r}", output=out / f"r{r}",
-                                    warm_start=warm, anchor=AnchorSettings())
+                                    warm_start=warm, anchor=AnchorSettings(),
+                                    seed=config.seed + r - 1)
         run = run_study(cfg_r, evaluator=ev, progress=progress, verify=False)
         result.rounds.append(run)
-        anchor = _best_trial_plan(run)
+        # The short list: anchored fitness is exact at the anchor only, so the round's best
+        # few are measured exactly and the best plan measured so far anchors the next round.
+        done = sorted(run.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
+                      key=lambda t: t.values[0])
+        short = [t for t in done if t.user_attrs.get("prior") != f"plan {path.name}"]
+        for t in short[: settings.check]:
+            exact(trial_plan(run.study, t), {"round": r, "role": "candidate",
+                                             "plan": f"r{r} trial {t.number}",
+                                             "anchored_fitness": t.values[0]})
+        anchor = min(measured.values(), key=lambda m: m[0])[1]
 
-    best_row = min(result.anchors, key=lambda a: a["fitness"])
-    best = Plan.load(out / best_row["file"])
-    best.provenance = {**best.provenance, "anchored_round": best_row["round"],
-                       "exact_search_fitness": best_row["fitness"]}
+    value, best = min(measured.values(), key=lambda m: m[0])
+    best = Plan.from_dict(best.to_dict())  # a copy: its provenance gains the choice
+    chosen = next(a for a in result.anchors if a["fitness"] == value)
+    best.provenance = {**best.provenance, "anchored": chosen["plan"],
+                       "exact_search_fitness": value}
     result.best = best
     ev.anchor(None)
     if verify:
@@ -117,27 +143,29 @@ def run_anchored(
             v = ev.verify(plan, vc)
             result.verified[label] = v.to_dict()
             if progress:
-                tqdm.write(f"verified {label} anchor with {vc.pruner}: evaluation perplexity "
+                tqdm.write(f"verified {label} plan with {vc.pruner}: evaluation perplexity "
                            f"{v.ppl:.3f}")
         best.provenance["verified_ppl"] = {vc.pruner: result.verified["best"]["ppl"]}
     best.save(out / "best_plan.json")
     (out / "anchors.json").write_text(json.dumps(
-        {"study": config.name, "fitness": config.evaluator.fitness, "anchors": result.anchors,
-         "best_round": best_row["round"], "verified": result.verified}, indent=1) + "\n")
+        {"study": config.name, "fitness": config.evaluator.fitness, "measured": result.anchors,
+         "best": chosen["plan"], "verified": result.verified}, indent=1) + "\n")
     if evaluator is None:
         ev.close()
     return result
 
 
 def format_anchors(run: AnchoredRun) -> str:
-    """The anchors' exact search fitness, the choice and its verification, as text."""
+    """Every plan measured exactly, the choice and its verification, as text."""
     name = run.config.evaluator.fitness
     lines = [f"study {run.config.name}: {len(run.rounds)} anchored rounds",
-             f"{'anchor':>6}  {'exact ' + name:>12}  file"]
-    best = run.best.provenance.get("anchored_round") if run.best is not None else None
+             f"{'round':>5}  {'role':9}  {'anchored':>9}  {'exact ' + name:>10}  plan"]
+    best = run.best.provenance.get("anchored") if run.best is not None else None
     for a in run.anchors:
-        mark = "  <- best" if a["round"] == best else ""
-        lines.append(f"{a['round']:>6}  {a['fitness']:>12.4f}  {a['file']}{mark}")
+        mark = "  <- best" if a["plan"] == best else ""
+        anchored = f"{a['anchored_fitness']:9.4g}" if "anchored_fitness" in a else f"{'':9}"
+        lines.append(f"{a['round']:>5}  {a['role']:9}  {anchored}  {a['fitness']:>10.4f}  "
+                     f"{a['plan']}{mark}")
     for label, v in run.verified.items():
         lines.append(f"verified {label} ({v['pruner']}): evaluation perplexity {v['ppl']:.3f}")
     lines.append(f"best plan: {run.config.output / 'best_plan.json'}")

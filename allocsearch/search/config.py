@@ -89,29 +89,35 @@ class AnchorSettings:
     """Sequential-aware search in ``rounds`` rounds (0: off, one study on one-shot masks).
 
     Round r scores masks with the input norms a sequential Wanda prune sees at anchor r
-    (:mod:`allocsearch.evaluate.anchor`), runs ``n_trials`` trials warm started from that
-    anchor, and its best trial becomes anchor r + 1. ``start`` is the first anchor (a prior
-    or ``{plan: path}``; the uniform plan when absent)."""
+    (:mod:`allocsearch.evaluate.anchor`) and runs ``n_trials`` trials warm started from that
+    anchor; its ``check`` best trials are then measured exactly, and the best plan measured
+    so far becomes anchor r + 1. ``start`` is the first anchor (a prior or ``{plan: path}``;
+    the uniform plan when absent)."""
 
     rounds: int = 0
     start: WarmStart | None = None
+    check: int = 3
 
     @staticmethod
     def parse(raw: Any, where: str) -> AnchorSettings:
         if raw is None:
             return AnchorSettings()
-        if not isinstance(raw, dict) or set(raw) - {"rounds", "start"}:
-            raise StudyConfigError(f"{where}: anchor must be {{rounds: N, start: <warm start>}}")
+        if not isinstance(raw, dict) or set(raw) - {"rounds", "start", "check"}:
+            raise StudyConfigError(
+                f"{where}: anchor must be {{rounds: N, start: <warm start>, check: K}}")
         rounds = int(raw.get("rounds", 0))
         if rounds < 0:
             raise StudyConfigError(f"{where}: anchor.rounds must be >= 0, got {rounds}")
+        check = int(raw.get("check", 3))
+        if check < 1:
+            raise StudyConfigError(f"{where}: anchor.check must be >= 1, got {check}")
         start = None
         if raw.get("start") is not None:
             starts = WarmStart.expand(raw["start"], f"{where}: anchor.start")
             if len(starts) != 1:
                 raise StudyConfigError(f"{where}: anchor.start must be one plan, not a grid")
             start = starts[0]
-        return AnchorSettings(rounds, start)
+        return AnchorSettings(rounds, start, check)
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,12 @@ def load_study(folder: Path, storage: str | None = None, name: str | None = None
     """The study stored in ``folder/study.db`` (or at ``storage``); its only one unless named."""
     url = storage or f"sqlite:///{(folder / 'study.db').resolve()}"
     if storage is None and not (folder / "study.db").is_file():
+        if (folder / "anchors.json").is_file():  # anchored rounds: one study per round
+            rounds = sorted(p.parent.name for p in folder.glob("r*/study.db"))
+            raise FileNotFoundError(
+                f"{folder} holds anchored rounds, one study each: report one of "
+                f"{[str(folder / r) for r in rounds]}; "
+                f"the chosen plan is {folder / 'best_plan.json'} (see anchors.json)")
         raise FileNotFoundError(f"no study in {folder} (expected {folder / 'study.db'})")
     names = [s.study_name for s in optuna.get_all_study_summaries(url, include_best_trial=False)]
     if name is None:

@@ -16,7 +16,6 @@ from allocsearch.profile import compute_profile
 from allocsearch.search import StudyConfig, StudyConfigError
 from allocsearch.search.anchored import format_anchors, run_anchored
 from allocsearch.search.report import load_study
-from allocsearch.search.runner import trial_plan
 from tests.helpers import tiny_loaded
 
 EVAL = {"seqlen": 32, "fidelities": [64, 128], "batch_size": 2}
@@ -38,39 +37,58 @@ def evaluator() -> Evaluator:
                      _config(Path("x")).evaluator, progress=False)
 
 
-def test_rounds_chain_anchors_and_keep_the_best_exact_one(evaluator: Evaluator, tmp_path: Path) -> None:
+def test_rounds_measure_a_short_list_and_continue_from_the_best_exact_plan(
+    evaluator: Evaluator, tmp_path: Path
+) -> None:
     cfg = _config(tmp_path)
     run = run_anchored(cfg, evaluator=evaluator, progress=False)
-    assert [a["round"] for a in run.anchors] == [1, 2, 3] and len(run.rounds) == 2
+    assert len(run.rounds) == 2
+    rows = run.anchors
+    anchors: dict[int, Plan] = {}
+    first: dict[int, float] = {}
     for r, study_run in enumerate(run.rounds, start=1):
         study = load_study(tmp_path / f"r{r}")
         assert study.study_name == study_run.study.study_name == f"tiny-r{r}"
         trials = study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))
         assert len(trials) == 4
-        # The round starts from its anchor (round 1 also from the config's warm starts) ...
-        first = trials[0]
-        assert first.user_attrs["prior"] == f"plan anchor_r{r}.json"
-        assert first.values[0] == pytest.approx(run.anchors[r - 1]["fitness"], rel=1e-9)
+        # The round starts from its anchor (round 1 also from the config's warm starts), whose
+        # anchored fitness is its exact one.
+        assert trials[0].user_attrs["prior"] == f"plan anchor_r{r}.json"
+        anchors[r] = Plan.load(tmp_path / f"anchor_r{r}.json")
+        first[r] = trials[0].values[0]
         if r == 1:
             assert trials[1].user_attrs["prior"] == "uniform"
-        # ... and its best trial is the next anchor.
-        best = min((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: t.values[0])
-        nxt = Plan.load(tmp_path / f"anchor_r{r + 1}.json")
-        assert nxt.sparsities() == trial_plan(study, best).sparsities()
+        # Its short list: the best complete trials other than the anchor, each measured.
+        cands = [a for a in rows if a["round"] == r and a["role"] == "candidate"]
+        done = sorted((t for t in trials if t.state == TrialState.COMPLETE
+                       and t.user_attrs.get("prior") != f"plan anchor_r{r}.json"),
+                      key=lambda t: t.values[0])
+        assert [a["plan"] for a in cands] == [f"r{r} trial {t.number}" for t in done[:3]]
+        assert [a["anchored_fitness"] for a in cands] == [t.values[0] for t in done[:3]]
+    # Round 2 starts from the best plan measured in round 1 (anchor 1 included).
+    assert first[2] == pytest.approx(min(a["fitness"] for a in rows if a["round"] == 1), rel=1e-9)
+    # The result is the best plan measured at all.
     assert run.best is not None
-    best_fitness = min(a["fitness"] for a in run.anchors)
-    assert run.best.provenance["exact_search_fitness"] == best_fitness
+    assert run.best.provenance["exact_search_fitness"] == min(a["fitness"] for a in rows)
     saved = Plan.load(tmp_path / "best_plan.json")
     assert abs(saved.budget() - 0.6) < 1e-6
     record = json.loads((tmp_path / "anchors.json").read_text())
     assert record["verified"]["best"]["ppl"] > 1.0 and record["verified"]["start"]["ppl"] > 1.0
     assert "<- best" in format_anchors(run)
     assert evaluator.anchor_plan is None  # left on the dense profile's scores
+    with pytest.raises(FileNotFoundError, match="anchored rounds, one study each"):
+        load_study(tmp_path)  # the top folder: the error names the round folders
 
-    # Re-running resumes: no new trials, the same anchors.
+    # Each anchor's exact fitness, measured afresh, is its first trial's value.
+    for r, plan in anchors.items():
+        evaluator.anchor(plan, cfg.verify_config().calibration)
+        assert evaluator.fitness(plan) == pytest.approx(first[r], rel=1e-9)
+    evaluator.anchor(None)
+
+    # Re-running resumes: no new trials, the same plans measured to the same values.
     again = run_anchored(cfg, evaluator=evaluator, progress=False, verify=False)
     assert [r.new_trials for r in again.rounds] == [0, 0]
-    assert [a["fitness"] for a in again.anchors] == pytest.approx([a["fitness"] for a in run.anchors])
+    assert [a["fitness"] for a in again.anchors] == pytest.approx([a["fitness"] for a in rows])
 
 
 @pytest.mark.parametrize(("anchor", "message"), [

@@ -139,10 +139,13 @@ def test_config_errors_and_overrides(tmp_path: Path) -> None:
 def test_shipped_study_configs_load() -> None:
     studies = Path(__file__).resolve().parents[2] / "studies"
     names = sorted(p.name for p in studies.glob("*.yaml"))
-    assert {"smollm2-70.yaml", "smollm2-60.yaml"} <= set(names)
+    assert {"smollm2-70.yaml", "smollm2-60.yaml", "smollm2-70-seq.yaml"} <= set(names)
     for name in names:
         cfg = StudyConfig.load(studies / name)
         assert cfg.output == studies / cfg.name
+    seq = StudyConfig.load(studies / "smollm2-70-seq.yaml")
+    assert seq.anchor.rounds == 3 and seq.anchor.start is not None
+    assert seq.anchor.start.label == "ramp slope=0.3"
 
 
 def test_evopress_level_switches_keep_the_offset_sum() -> None:
