@@ -132,8 +132,9 @@ def suite_anchored(args: argparse.Namespace) -> dict[str, Any]:
             "target": target, "rounds": len(run.rounds), "trials_per_round": cfg.n_trials,
             "fitness_evaluations": sum(
                 sum(1 for tr in r.study.trials if "sparsities" in tr.user_attrs) for r in run.rounds
-            ) + len(run.anchors),
-            "anchors": run.anchors, "best_round": run.best.provenance["anchored_round"],
+            ),
+            "exact_measurements": len(run.anchors), "measured": run.anchors,
+            "best_from": run.best.provenance["anchored"],
             "best_wanda_ppl": run.verified["best"]["ppl"],
             "start_wanda_ppl": run.verified["start"]["ppl"], "search_s": time.perf_counter() - t,
         }
@@ -149,7 +150,7 @@ def suite_anchored(args: argparse.Namespace) -> dict[str, Any]:
                 out["best_prior_sparsegpt_ppl"] = _verify(ev, cfg, prior, "sparsegpt")
                 out["ratio_sparsegpt"] = out["best_sparsegpt_ppl"] / out["best_prior_sparsegpt_ppl"]
         run.best.save(RESULTS / f"search_best_{pct}_anchored_{args.device}.json")
-        print(f"  {target:.0%} anchored best (round {out['best_round']}): wanda ppl "
+        print(f"  {target:.0%} anchored best ({out['best_from']}): wanda ppl "
               f"{out['best_wanda_ppl']:.3f} vs best prior {out.get('best_prior_wanda_ppl', 0):.3f} "
               f"= {out.get('ratio_wanda', 0):.3f}x", flush=True)
         rows.append(out)

@@ -229,7 +229,8 @@ def main() -> None:
         "search": ["target", "fitness_evaluations", "verifications", "best_fitness", "best_wanda_ppl",
                    "best_prior", "best_prior_wanda_ppl", "ratio_wanda", "ratio_sparsegpt"],
         "samplers": ["sampler", "metric", "median", "min", "max", "seeds"],
-        "anchored": ["target", "rounds", "fitness_evaluations", "best_round", "best_wanda_ppl",
+        "anchored": ["target", "rounds", "fitness_evaluations", "exact_measurements", "best_from",
+                     "best_wanda_ppl",
                      "best_prior", "best_prior_wanda_ppl", "ratio_wanda", "ratio_sparsegpt"],
     }[args.suite]
     print_table(payload["rows"], columns)
