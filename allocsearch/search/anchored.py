@@ -29,7 +29,7 @@ from allocsearch.evaluate import Evaluator
 from allocsearch.models.loading import LoadedModel
 from allocsearch.plan import Plan
 from allocsearch.search.config import AnchorSettings, StudyConfig, WarmStart
-from allocsearch.search.runner import StudyRun, run_study, trial_plan
+from allocsearch.search.runner import StudyRun, run_study, study_evaluator, trial_plan
 
 log = logging.getLogger(__name__)
 
@@ -56,13 +56,6 @@ def _start_plan(config: StudyConfig, ev: Evaluator) -> Plan:
     return get_allocator(ws.method, **ws.params).allocate(ev.profile, config.target)
 
 
-def _best_trial_plan(run: StudyRun) -> Plan:
-    done = run.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    if not done:
-        raise ValueError(f"study {run.study.study_name} has no complete trial")
-    return trial_plan(run.study, min(done, key=lambda t: t.values[0]))
-
-
 def run_anchored(
     config: StudyConfig,
     *,
@@ -75,11 +68,7 @@ def run_anchored(
     settings = config.anchor
     if settings.rounds < 1:
         raise ValueError(f"study {config.name!r} has no anchored rounds (anchor.rounds = 0)")
-    if loaded is None and evaluator is None:
-        from allocsearch.models import load_model
-
-        loaded = load_model(config.model, device=config.device, dtype=config.dtype)
-    ev = evaluator or Evaluator.build(loaded, config.evaluator, progress=progress)  # type: ignore[arg-type]
+    ev = study_evaluator(config, loaded, evaluator, progress)
     calibration = config.verify_config().calibration
     out = config.output
     out.mkdir(parents=True, exist_ok=True)
@@ -123,11 +112,16 @@ def run_anchored(
         # few are measured exactly and the best plan measured so far anchors the next round.
         done = sorted(run.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
                       key=lambda t: t.values[0])
-        short = [t for t in done if t.user_attrs.get("prior") != f"plan {path.name}"]
-        for t in short[: settings.check]:
-            exact(trial_plan(run.study, t), {"round": r, "role": "candidate",
-                                             "plan": f"r{r} trial {t.number}",
-                                             "anchored_fitness": t.values[0]})
+        picked = 0
+        for t in done:  # the best trials whose plans were not measured yet
+            plan = trial_plan(run.study, t)
+            if picked == settings.check:
+                break
+            if key(plan) in measured:
+                continue
+            exact(plan, {"round": r, "role": "candidate", "plan": f"r{r} trial {t.number}",
+                         "anchored_fitness": t.values[0]})
+            picked += 1
         anchor = min(measured.values(), key=lambda m: m[0])[1]
 
     value, best = min(measured.values(), key=lambda m: m[0])

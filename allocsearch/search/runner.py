@@ -65,6 +65,23 @@ def open_study(config: StudyConfig) -> optuna.Study:
     return study
 
 
+def study_evaluator(
+    config: StudyConfig, loaded: LoadedModel | None, evaluator: Evaluator | None, progress: bool
+) -> Evaluator:
+    """The evaluator given (checked against the config), or one built on ``loaded`` (the
+    config's model, loaded here, when None)."""
+    if evaluator is not None:
+        if evaluator.config != config.evaluator:
+            raise ValueError(f"the evaluator given is configured as {evaluator.config}, but "
+                             f"study {config.name!r} asks for {config.evaluator}")
+        return evaluator
+    if loaded is None:
+        from allocsearch.models import load_model
+
+        loaded = load_model(config.model, device=config.device, dtype=config.dtype)
+    return Evaluator.build(loaded, config.evaluator, progress=progress)
+
+
 def run_study(
     config: StudyConfig,
     *,
@@ -75,14 +92,7 @@ def run_study(
 ) -> StudyRun:
     """Run (or resume) the study of ``config`` up to ``n_trials`` finished trials."""
     space = find_space(config.space)
-    if loaded is None and evaluator is None:
-        from allocsearch.models import load_model
-
-        loaded = load_model(config.model, device=config.device, dtype=config.dtype)
-    if evaluator is not None and evaluator.config != config.evaluator:
-        raise ValueError(f"the evaluator given is configured as {evaluator.config}, but study "
-                         f"{config.name!r} asks for {config.evaluator}")
-    ev = evaluator or Evaluator.build(loaded, config.evaluator, progress=progress)  # type: ignore[arg-type]
+    ev = study_evaluator(config, loaded, evaluator, progress)
     ident = ev.identity
     multi = len(config.objectives) > 1
     if multi and not space.recipe.get("target"):

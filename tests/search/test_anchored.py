@@ -46,6 +46,7 @@ def test_rounds_measure_a_short_list_and_continue_from_the_best_exact_plan(
     rows = run.anchors
     anchors: dict[int, Plan] = {}
     first: dict[int, float] = {}
+    seen = [[round(v, 7) for v in Plan.load(tmp_path / "anchor_r1.json").sparsities().values()]]
     for r, study_run in enumerate(run.rounds, start=1):
         study = load_study(tmp_path / f"r{r}")
         assert study.study_name == study_run.study.study_name == f"tiny-r{r}"
@@ -58,13 +59,13 @@ def test_rounds_measure_a_short_list_and_continue_from_the_best_exact_plan(
         first[r] = trials[0].values[0]
         if r == 1:
             assert trials[1].user_attrs["prior"] == "uniform"
-        # Its short list: the best complete trials other than the anchor, each measured.
+        # Its short list: the best complete trials whose plans were not measured before.
         cands = [a for a in rows if a["round"] == r and a["role"] == "candidate"]
         done = sorted((t for t in trials if t.state == TrialState.COMPLETE
-                       and t.user_attrs.get("prior") != f"plan anchor_r{r}.json"),
-                      key=lambda t: t.values[0])
+                       and t.user_attrs["sparsities"] not in seen), key=lambda t: t.values[0])
         assert [a["plan"] for a in cands] == [f"r{r} trial {t.number}" for t in done[:3]]
         assert [a["anchored_fitness"] for a in cands] == [t.values[0] for t in done[:3]]
+        seen += [t.user_attrs["sparsities"] for t in done[:3]]
     # Round 2 starts from the best plan measured in round 1 (anchor 1 included).
     assert first[2] == pytest.approx(min(a["fitness"] for a in rows if a["round"] == 1), rel=1e-9)
     # The result is the best plan measured at all.
