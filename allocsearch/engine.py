@@ -23,6 +23,9 @@ from allocsearch.pruners.base import Pruner
 from allocsearch.pruners.pattern import UNSTRUCTURED, Pattern
 from allocsearch.pruners.stats import LayerStats, StatsAccumulator
 
+#: What a block is calibrated on: the already pruned model's outputs, or the dense model's.
+CALIBRATION_INPUTS = ("pruned", "dense")
+
 
 @dataclass(frozen=True)
 class LayerTarget:
@@ -162,13 +165,19 @@ def prune_sequential(
     batch_size: int = 1,
     progress: bool = True,
     on_stats: Callable[[str, LayerStats], None] | None = None,
+    inputs: str = "pruned",
 ) -> PruneReport:
     """Prune every layer named in ``targets`` in place, block by block.
 
     ``windows`` (n, seqlen) are the calibration tokens; a data-free pruner (magnitude)
-    may pass None. Layers missing from ``targets`` stay dense. ``on_stats`` sees each
-    layer's statistics as the pruner gets them (inputs from the already pruned blocks).
+    may pass None. Layers missing from ``targets`` stay dense. ``inputs`` says what each
+    block is calibrated on: ``pruned`` (sequential: the outputs of the blocks already
+    pruned, as SparseGPT and Wanda do) or ``dense`` (one-shot: the dense model's
+    activations, as llm-compressor's basic pipeline and the Evaluator's cached masks).
+    ``on_stats`` sees each layer's statistics as the pruner gets them.
     """
+    if inputs not in CALIBRATION_INPUTS:
+        raise ValueError(f"inputs must be one of {CALIBRATION_INPUTS}, got {inputs!r}")
     unknown = set(targets) - set(adapter.prunable_layers())
     if unknown:
         raise KeyError(f"targets name layers the model does not have: {sorted(unknown)[:5]}")
@@ -189,8 +198,10 @@ def prune_sequential(
         layers = {n: m for n, m in adapter.block_layers(index).items() if n in targets}
         stats: dict[str, LayerStats] = {}
         if batches:
+            # One-shot: the dense block's outputs replace its inputs before it is pruned.
             stats, _ = block_stats(adapter, index, batches, norms=pruner.needs_norms,
-                                   hessian=pruner.needs_hessian, names=set(layers))
+                                   hessian=pruner.needs_hessian, names=set(layers),
+                                   keep_outputs=inputs == "dense")
             if on_stats is not None:
                 for name, st in stats.items():
                     on_stats(name, st)
@@ -201,7 +212,7 @@ def prune_sequential(
             adapter.set_weight(layer, result.weight)
             report.sparsity[name] = result.sparsity
             report.numel[name] = weight.numel()
-        if batches and index < last:
+        if batches and index < last and inputs == "pruned":
             _run_block(block, batches, keep_outputs=True)
     report.seconds = time.perf_counter() - start
     return report

@@ -12,6 +12,7 @@ from typing import Any
 from allocsearch.budget import identity_from_adapter
 from allocsearch.data.windows import DataConfig, calibration_windows, evaluation_windows
 from allocsearch.engine import (
+    CALIBRATION_INPUTS,
     LayerTarget,
     PruneReport,
     measure_sparsity,
@@ -36,9 +37,12 @@ class PruneConfig:
     pattern: Pattern = UNSTRUCTURED
     calibration: DataConfig = field(default_factory=DataConfig)
     batch_size: int = 1
+    inputs: str = "pruned"  # sequential; "dense" calibrates every block on the dense model
 
     def __post_init__(self) -> None:
         get_pruner(self.method)  # fails early on an unknown name
+        if self.inputs not in CALIBRATION_INPUTS:
+            raise ValueError(f"inputs must be one of {CALIBRATION_INPUTS}, got {self.inputs!r}")
         object.__setattr__(self, "sparsity", self.pattern.resolve_sparsity(self.sparsity))
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
@@ -53,7 +57,7 @@ def prune_uniform(loaded: LoadedModel, config: PruneConfig, *, progress: bool = 
     """Prune ``loaded`` in place at one ratio with the configured pruner."""
     targets = uniform_targets(loaded.adapter, config.sparsity, config.pattern)
     return _prune_to_targets(loaded, get_pruner(config.method), targets, config.calibration,
-                             config.batch_size, progress)
+                             config.batch_size, progress, config.inputs)
 
 
 def _prune_to_targets(
@@ -63,6 +67,7 @@ def _prune_to_targets(
     calibration: DataConfig,
     batch_size: int,
     progress: bool,
+    inputs: str = "pruned",
 ) -> PruneReport:
     """Draw calibration windows when the pruner needs data, then walk the blocks."""
     windows = None
@@ -71,7 +76,7 @@ def _prune_to_targets(
         windows = calibration_windows(loaded.tokenizer, cal.source, cal.nsamples, cal.seqlen, cal.seed)
     return prune_sequential(
         loaded.model, loaded.adapter, pruner, targets, windows,
-        batch_size=batch_size, progress=progress,
+        batch_size=batch_size, progress=progress, inputs=inputs,
     )
 
 
@@ -104,13 +109,15 @@ def prune_with_plan(
     *,
     batch_size: int = 1,
     progress: bool = True,
+    inputs: str = "pruned",
     **pruner_params: Any,
 ) -> PruneReport:
-    """Prune ``loaded`` in place at each module's planned sparsity and pattern."""
+    """Prune ``loaded`` in place at each module's planned sparsity and pattern; ``inputs``
+    as in :func:`allocsearch.engine.prune_sequential` (sequential by default)."""
     plan.validate()
     plan.check_model(identity_from_adapter(loaded.adapter, loaded.name))
     return _prune_to_targets(loaded, get_pruner(method, **pruner_params), plan_targets(plan),
-                             calibration or DataConfig(), batch_size, progress)
+                             calibration or DataConfig(), batch_size, progress, inputs)
 
 
 def plan_targets(plan: Plan) -> dict[str, LayerTarget]:

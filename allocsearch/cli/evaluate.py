@@ -31,6 +31,8 @@ def register(sub: Any) -> None:
     p.add_argument("--verify", default=None, metavar="PRUNER",
                    help="also prune sequentially with wanda or sparsegpt and report "
                         "evaluation-split perplexity")
+    p.add_argument("--verify-inputs", default="pruned", choices=["pruned", "dense"],
+                   help="--verify prunes sequentially (pruned, default) or one-shot (dense)")
     p.add_argument("--verify-nsamples", type=int, default=None,
                    help="evaluation windows for --verify (default all)")
     p.add_argument("--batch-size", type=int, default=1, help="windows per forward")
@@ -68,8 +70,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             if args.verify is not None:
                 v = ev.verify(plan, VerifyConfig(args.verify, data, seqlen=args.seqlen,
                                                  nsamples=args.verify_nsamples,
-                                                 batch_size=args.batch_size))
-                print(f"  verified with {v.pruner}: evaluation perplexity {v.ppl:.3f} on "
+                                                 batch_size=args.batch_size,
+                                                 inputs=args.verify_inputs))
+                print(f"  verified with {v.pruner} ({v.inputs} inputs): evaluation perplexity {v.ppl:.3f} on "
                       f"{v.tokens} tokens, sparsity {v.achieved_sparsity:.4f}")
                 row["verification"] = v.to_dict()
             results.append(row)

@@ -22,6 +22,9 @@ def register(sub: Any) -> None:
                    help="a plan JSON: per-module sparsities instead of --sparsity/--pattern; "
                         "the model defaults to the plan's")
     p.add_argument("--batch-size", type=int, default=1, help="calibration windows per forward")
+    p.add_argument("--inputs", default="pruned", choices=["pruned", "dense"],
+                   help="calibrate each block on the pruned model's outputs (sequential, default) "
+                   "or on the dense model's (one-shot, like the search's cached masks)")
     p.add_argument("--out", type=Path, required=True, help="directory for the pruned model")
     p.add_argument("--eval", action="store_true", help="also report evaluation perplexity")
     p.set_defaults(func=cmd_prune)
@@ -57,14 +60,16 @@ def cmd_prune(args: argparse.Namespace) -> int:
         get_pruner(args.method)
         loaded = load(args, args.model or plan.model.name)
         report = prune_with_plan(loaded, plan, args.method, calibration,
-                                 batch_size=args.batch_size, progress=not args.quiet)
+                                 batch_size=args.batch_size, progress=not args.quiet,
+                                 inputs=args.inputs)
         config = PruneConfig(args.method, plan.target, calibration=calibration,
-                             batch_size=args.batch_size)
+                             batch_size=args.batch_size, inputs=args.inputs)
         what = f"plan {args.plan} (target {plan.target:.4f})"
     else:
         pattern = Pattern.parse(args.pattern)
         sparsity = args.sparsity if (args.sparsity is not None or pattern.is_nm) else 0.5
-        config = PruneConfig(args.method, sparsity, pattern, calibration, args.batch_size)
+        config = PruneConfig(args.method, sparsity, pattern, calibration, args.batch_size,
+                             args.inputs)
         loaded = load(args, args.model or "smollm2-135m")
         report = prune_uniform(loaded, config, progress=not args.quiet)
         what = f"{config.pattern} {config.sparsity:.4f}"

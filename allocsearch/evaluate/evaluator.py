@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from allocsearch.budget import identity_from_adapter
 from allocsearch.data.windows import DataConfig, evaluation_windows
+from allocsearch.engine import CALIBRATION_INPUTS
 from allocsearch.evaluate.fitness import FITNESSES, DenseReference, dense_reference, make_fitness
 from allocsearch.evaluate.mask_cache import SCORE_RULES, MaskCache
 from allocsearch.models.loading import LoadedModel
@@ -78,6 +79,13 @@ class VerifyConfig:
     seqlen: int = 512
     nsamples: int | None = None
     batch_size: int = 1
+    #: ``pruned``: sequential prune; ``dense``: one-shot, every block calibrated on the
+    #: dense model (the masks the cached fitness uses, on the verification's windows).
+    inputs: str = "pruned"
+
+    def __post_init__(self) -> None:
+        if self.inputs not in CALIBRATION_INPUTS:
+            raise ValueError(f"inputs must be one of {CALIBRATION_INPUTS}, got {self.inputs!r}")
 
 
 @dataclass(frozen=True)
@@ -98,6 +106,7 @@ class Verification:
     achieved_sparsity: float
     prune_seconds: float
     eval_seconds: float
+    inputs: str = "pruned"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -244,7 +253,7 @@ class Evaluator:
         try:
             report = prune_with_plan(
                 self.loaded, plan, config.pruner, config.calibration,
-                batch_size=config.batch_size, progress=self.progress,
+                batch_size=config.batch_size, progress=self.progress, inputs=config.inputs,
             )
             start = time.perf_counter()
             result = evaluate_perplexity(
@@ -255,7 +264,7 @@ class Evaluator:
         finally:
             self.cache.restore()
         return Verification(config.pruner, result.ppl, result.tokens, report.overall,
-                            report.seconds, seconds)
+                            report.seconds, seconds, config.inputs)
 
     # --------------------------------------------------------------- plumbing
     def memory(self) -> dict[str, int]:

@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 
 from allocsearch.data import DataConfig
+from allocsearch.engine import CALIBRATION_INPUTS
 from allocsearch.evaluate import EvaluatorConfig, VerifyConfig
 
 STUDY_SCHEMA_VERSION = 1
@@ -82,6 +83,12 @@ class VerifySettings:
     nsamples: int = 16
     seqlen: int = 256
     eval_windows: int | None = 40
+    inputs: str = "pruned"  # or "dense": one-shot verification (see VerifyConfig)
+
+    def __post_init__(self) -> None:
+        if self.inputs not in CALIBRATION_INPUTS:
+            raise ValueError(f"verify.inputs must be one of {CALIBRATION_INPUTS}, "
+                             f"got {self.inputs!r}")
 
 
 @dataclass(frozen=True)
@@ -149,7 +156,7 @@ class StudyConfig:
         v = self.verify
         calibration = DataConfig(self.data.source, v.nsamples, v.seqlen, self.data.seed)
         return VerifyConfig(pruner or v.pruner, calibration, nsamples=v.eval_windows,
-                            batch_size=self.evaluator.batch_size)
+                            batch_size=self.evaluator.batch_size, inputs=v.inputs)
 
     @property
     def storage_url(self) -> str:

@@ -1,4 +1,5 @@
-"""Anchored (sequential-aware) scores: the anchor's fitness is its exact sequential prune."""
+"""Anchored (sequential-aware) scores: the anchor's fitness is its exact sequential prune;
+one-shot (dense-input) prunes equal the cached masks."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ import torch
 
 from allocsearch.budget import identity_from_adapter, plan_from_values
 from allocsearch.data import DataConfig
-from allocsearch.evaluate import Evaluator, EvaluatorConfig, perplexity
+from allocsearch.data.windows import calibration_windows
+from allocsearch.evaluate import Evaluator, EvaluatorConfig, VerifyConfig, perplexity
 from allocsearch.evaluate.anchor import anchored_norms
-from allocsearch.pipeline import plan_targets, prune_with_plan
-from allocsearch.plan import Plan
+from allocsearch.pipeline import PruneConfig, plan_targets, prune_with_plan
+from allocsearch.plan import Plan, block_of
 from allocsearch.profile import compute_profile
 from tests.helpers import tiny_loaded
 
@@ -86,3 +88,33 @@ def test_anchored_norms_cover_every_pruned_layer_and_need_wanda_scores() -> None
                                                            fidelities=(64,)), progress=False)
     with pytest.raises(ValueError, match="need Wanda scores"):
         mag.anchor(plan, CAL)
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+def test_one_shot_prune_equals_the_cached_masks_of_a_profile_on_the_same_windows(arch: str) -> None:
+    """``inputs="dense"`` calibrates every block on the dense model: the masks the Evaluator
+    caches from a dense profile of the same windows. The sequential prune differs after
+    block 0 and equals it in block 0 (whose inputs are the same either way)."""
+    lm = tiny_loaded(arch)
+    windows = calibration_windows(lm.tokenizer, CAL.source, CAL.nsamples, CAL.seqlen, CAL.seed)
+    ev = Evaluator(lm, compute_profile(lm, windows, progress=False), CONFIG, progress=False)
+    plan = _plan(ev, 3)
+    ev.apply(plan)
+    cached = _weights(ev)
+    masks = {}
+    for inputs in ("dense", "pruned"):
+        fresh = tiny_loaded(arch)
+        prune_with_plan(fresh, plan, "wanda", CAL, progress=False, inputs=inputs)
+        a = fresh.adapter
+        masks[inputs] = {n: a.get_weight(m) == 0 for n, m in a.prunable_layers().items()}
+    assert all(torch.equal(masks["dense"][n], cached[n] == 0) for n in cached)
+    block0 = [n for n in cached if block_of(n) == 0]
+    assert block0 and all(torch.equal(masks["pruned"][n], masks["dense"][n]) for n in block0)
+    assert any(not torch.equal(masks["pruned"][n], masks["dense"][n]) for n in cached)
+
+
+def test_calibration_inputs_are_checked() -> None:
+    with pytest.raises(ValueError, match="inputs must be one of"):
+        VerifyConfig(inputs="half")
+    with pytest.raises(ValueError, match="inputs must be one of"):
+        PruneConfig(inputs="half")
