@@ -54,3 +54,25 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="smollm2-135m")
     p.add_argument("--device", default="auto")
     p.add_argument("--dtype", default="float32")
+
+
+PRIOR_TARGETS = (0.7, 0.6, 0.5)  # the hard cases first: a partial run still informs
+OWL_GRID = [(m, lam) for m in (3, 5, 7, 10) for lam in (0.02, 0.05, 0.08, 0.1, 0.2)]
+ALPHA_EPS = (0.05, 0.1, 0.2, 0.3)
+RAMP_SLOPES = (0.1, 0.2, 0.3, 0.4)
+
+
+def prior_candidates() -> list[tuple[str, str, dict[str, Any]]]:
+    """(family, allocator, params) for every plan the priors suite tries at each target."""
+    out: list[tuple[str, str, dict[str, Any]]] = [("uniform", "uniform", {})]
+    out += [("owl", "owl", {"M": float(m), "lam": lam}) for m, lam in OWL_GRID]
+    out += [("alpha", "alpha", {"eps": e}) for e in ALPHA_EPS]
+    out += [("ramp", "ramp", {"slope": s}) for s in RAMP_SLOPES]
+    out += [("besa", "besa", {"progress": False})]
+    return out
+
+
+def prior_label(method: str, params: dict[str, Any]) -> str:
+    """``owl M=5.0 lam=0.08``: the priors suite's name for one candidate (its plan file is
+    results/priors_plans/<pct>_<label with spaces as _>.json)."""
+    return method + "".join(f" {k}={v}" for k, v in params.items() if k != "progress")

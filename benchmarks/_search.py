@@ -149,7 +149,7 @@ def suite_anchored(args: argparse.Namespace) -> dict[str, Any]:
                 out["best_sparsegpt_ppl"] = _verify(ev, cfg, run.best, "sparsegpt")
                 out["best_prior_sparsegpt_ppl"] = _verify(ev, cfg, prior, "sparsegpt")
                 out["ratio_sparsegpt"] = out["best_sparsegpt_ppl"] / out["best_prior_sparsegpt_ppl"]
-        run.best.save(RESULTS / f"search_best_{pct}_anchored_{args.device}.json")
+        run.best.save(RESULTS / f"search_best_{pct}_anchored_{ev.loaded.device.type}.json")
         print(f"  {target:.0%} anchored best ({out['best_from']}): wanda ppl "
               f"{out['best_wanda_ppl']:.3f} vs best prior {out.get('best_prior_wanda_ppl', 0):.3f} "
               f"= {out.get('ratio_wanda', 0):.3f}x", flush=True)

@@ -17,6 +17,8 @@ priors at 70% and 60%, and the samplers against each other.
     python benchmarks/quality.py --suite search --device cuda --n-trials 250
     python benchmarks/quality.py --suite samplers --device cuda --n-trials 100 --seeds 3
     python benchmarks/quality.py --suite anchored --progress
+    python benchmarks/quality.py --suite oneshot --nsamples 16 --seqlen 256 --search-windows 8 \
+        --eval-windows 40 --targets 0.7 0.6
 
 Prints a table and writes benchmarks/results/quality_<suite>[_<device>].json.
 """
@@ -33,7 +35,17 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import RESULTS, add_model_args, environment, print_table, write_json
+from _common import (
+    PRIOR_TARGETS,
+    RESULTS,
+    add_model_args,
+    environment,
+    print_table,
+    prior_candidates,
+    prior_label,
+    write_json,
+)
+from _oneshot import suite_oneshot
 from _search import suite_anchored, suite_samplers, suite_search
 
 from allocsearch.data import DataConfig
@@ -86,22 +98,6 @@ def suite_uniform(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-PRIOR_TARGETS = (0.7, 0.6, 0.5)  # the hard cases first: a partial run still informs
-OWL_GRID = [(m, lam) for m in (3, 5, 7, 10) for lam in (0.02, 0.05, 0.08, 0.1, 0.2)]
-ALPHA_EPS = (0.05, 0.1, 0.2, 0.3)
-RAMP_SLOPES = (0.1, 0.2, 0.3, 0.4)
-
-
-def prior_candidates() -> list[tuple[str, str, dict[str, Any]]]:
-    """(family, allocator, params) for every plan the priors suite tries at each target."""
-    out: list[tuple[str, str, dict[str, Any]]] = [("uniform", "uniform", {})]
-    out += [("owl", "owl", {"M": float(m), "lam": lam}) for m, lam in OWL_GRID]
-    out += [("alpha", "alpha", {"eps": e}) for e in ALPHA_EPS]
-    out += [("ramp", "ramp", {"slope": s}) for s in RAMP_SLOPES]
-    out += [("besa", "besa", {"progress": False})]
-    return out
-
-
 def suite_priors(args: argparse.Namespace) -> dict[str, Any]:
     """Every allocation prior at 50/60/70%, pruned for real with sequential Wanda.
 
@@ -138,7 +134,7 @@ def suite_priors(args: argparse.Namespace) -> dict[str, Any]:
         trials: list[dict[str, Any]] = []
         plans: dict[str, Any] = {}
         for family, method, params in prior_candidates():
-            label = method + "".join(f" {k}={v}" for k, v in params.items() if k != "progress")
+            label = prior_label(method, params)
             key = f"{target}|{label}"
             t = time.perf_counter()
             plan_file = plans_dir / f"{round(target * 100)}_{label.replace(' ', '_')}.json"
@@ -194,7 +190,7 @@ def suite_priors(args: argparse.Namespace) -> dict[str, Any]:
 
 
 SUITES = {"uniform": suite_uniform, "priors": suite_priors, "search": suite_search,
-          "samplers": suite_samplers, "anchored": suite_anchored}
+          "samplers": suite_samplers, "anchored": suite_anchored, "oneshot": suite_oneshot}
 
 
 def main() -> None:
@@ -229,6 +225,7 @@ def main() -> None:
         "search": ["target", "fitness_evaluations", "verifications", "best_fitness", "best_wanda_ppl",
                    "best_prior", "best_prior_wanda_ppl", "ratio_wanda", "ratio_sparsegpt"],
         "samplers": ["sampler", "metric", "median", "min", "max", "seeds"],
+        "oneshot": ["target", "plan", "params", "search_ppl", "eval_ppl", "best_prior", "ratio"],
         "anchored": ["target", "rounds", "fitness_evaluations", "exact_measurements", "best_from",
                      "best_wanda_ppl",
                      "best_prior", "best_prior_wanda_ppl", "ratio_wanda", "ratio_sparsegpt"],
