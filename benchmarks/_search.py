@@ -133,7 +133,7 @@ def suite_anchored(args: argparse.Namespace) -> dict[str, Any]:
             "fitness_evaluations": sum(
                 sum(1 for tr in r.study.trials if "sparsities" in tr.user_attrs) for r in run.rounds
             ),
-            "exact_measurements": len(run.anchors), "measured": run.anchors,
+            "exact_measurements": len(run.measured), "measured": run.measured,
             "best_from": run.best.provenance["anchored"],
             "best_wanda_ppl": run.verified["best"]["ppl"],
             "start_wanda_ppl": run.verified["start"]["ppl"], "search_s": time.perf_counter() - t,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -169,7 +169,7 @@ class Evaluator:
     @torch.no_grad()
     def iter_fitness(
         self, plan: Plan | None, upto: int | None = None, *, fitness: str | None = None
-    ) -> Iterator[FitnessStep]:
+    ) -> Generator[FitnessStep, None, None]:
         """Apply ``plan`` (None = dense) and yield the running fitness at each fidelity up to
         ``upto`` tokens (the full fidelity by default). Stop iterating to stop early.
         ``fitness`` overrides the configured fitness for this call."""

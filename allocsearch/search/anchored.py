@@ -40,7 +40,7 @@ class AnchoredRun:
     rounds: list[StudyRun] = field(default_factory=list)
     #: One row per plan measured exactly (anchors and each round's short list): round,
     #: role, plan, exact fitness on the search windows (and the anchored fitness).
-    anchors: list[dict[str, Any]] = field(default_factory=list)
+    measured: list[dict[str, Any]] = field(default_factory=list)
     best: Plan | None = None
     verified: dict[str, Any] = field(default_factory=dict)
 
@@ -73,19 +73,19 @@ def run_anchored(
     out = config.output
     out.mkdir(parents=True, exist_ok=True)
     result = AnchoredRun(config)
-    measured: dict[tuple[float, ...], tuple[float, Plan]] = {}  # sparsities -> exact, plan
+    by_key: dict[tuple[float, ...], tuple[float, Plan]] = {}  # sparsities -> exact, plan
 
     def key(plan: Plan) -> tuple[float, ...]:
         return tuple(round(v, 7) for v in plan.sparsities().values())
 
     def exact(plan: Plan, row: dict[str, Any]) -> float:
         """Anchor at ``plan`` and measure it: its exact sequential fitness."""
-        if key(plan) in measured:
-            return measured[key(plan)][0]
+        if key(plan) in by_key:
+            return by_key[key(plan)][0]
         ev.anchor(plan, calibration)
         value = ev.fitness(plan)
-        measured[key(plan)] = (value, plan)
-        result.anchors.append(row | {"fitness": value})
+        by_key[key(plan)] = (value, plan)
+        result.measured.append(row | {"fitness": value})
         if progress:
             tqdm.write(f"exact {config.evaluator.fitness} {value:.4g} on the search windows: "
                        f"{row['role']} {row['plan']}")
@@ -114,19 +114,19 @@ def run_anchored(
                       key=lambda t: t.values[0])
         picked = 0
         for t in done:  # the best trials whose plans were not measured yet
-            plan = trial_plan(run.study, t)
             if picked == settings.check:
                 break
-            if key(plan) in measured:
+            plan = trial_plan(run.study, t)
+            if key(plan) in by_key:
                 continue
             exact(plan, {"round": r, "role": "candidate", "plan": f"r{r} trial {t.number}",
                          "anchored_fitness": t.values[0]})
             picked += 1
-        anchor = min(measured.values(), key=lambda m: m[0])[1]
+        anchor = min(by_key.values(), key=lambda m: m[0])[1]
 
-    value, best = min(measured.values(), key=lambda m: m[0])
+    value, best = min(by_key.values(), key=lambda m: m[0])
     best = Plan.from_dict(best.to_dict())  # a copy: its provenance gains the choice
-    chosen = next(a for a in result.anchors if a["fitness"] == value)
+    chosen = next(a for a in result.measured if a["fitness"] == value)
     best.provenance = {**best.provenance, "anchored": chosen["plan"],
                        "exact_search_fitness": value}
     result.best = best
@@ -142,7 +142,7 @@ def run_anchored(
         best.provenance["verified_ppl"] = {vc.pruner: result.verified["best"]["ppl"]}
     best.save(out / "best_plan.json")
     (out / "anchors.json").write_text(json.dumps(
-        {"study": config.name, "fitness": config.evaluator.fitness, "measured": result.anchors,
+        {"study": config.name, "fitness": config.evaluator.fitness, "measured": result.measured,
          "best": chosen["plan"], "verified": result.verified}, indent=1) + "\n")
     if evaluator is None:
         ev.close()
@@ -155,7 +155,7 @@ def format_anchors(run: AnchoredRun) -> str:
     lines = [f"study {run.config.name}: {len(run.rounds)} anchored rounds",
              f"{'round':>5}  {'role':9}  {'anchored':>9}  {'exact ' + name:>10}  plan"]
     best = run.best.provenance.get("anchored") if run.best is not None else None
-    for a in run.anchors:
+    for a in run.measured:
         mark = "  <- best" if a["plan"] == best else ""
         anchored = f"{a['anchored_fitness']:9.4g}" if "anchored_fitness" in a else f"{'':9}"
         lines.append(f"{a['round']:>5}  {a['role']:9}  {anchored}  {a['fitness']:>10.4f}  "

@@ -213,6 +213,9 @@ class StudyConfig:
         anchor = AnchorSettings.parse(data.get("anchor"), where)
         if anchor.rounds and len(objectives) > 1:
             raise StudyConfigError(f"{where}: anchored rounds need a single objective")
+        if anchor.rounds and verify.inputs != "pruned":
+            raise StudyConfigError(f"{where}: anchored rounds model a sequential prune; with "
+                                   f"verify.inputs = dense the plain study's fitness is exact")
         return cls(
             name=name, model=str(data.get("model", "smollm2-135m")),
             device=str(data.get("device", "auto")), dtype=str(data.get("dtype", "float32")),

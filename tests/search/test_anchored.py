@@ -43,7 +43,7 @@ def test_rounds_measure_a_short_list_and_continue_from_the_best_exact_plan(
     cfg = _config(tmp_path)
     run = run_anchored(cfg, evaluator=evaluator, progress=False)
     assert len(run.rounds) == 2
-    rows = run.anchors
+    rows = run.measured
     anchors: dict[int, Plan] = {}
     first: dict[int, float] = {}
     seen = [[round(v, 7) for v in Plan.load(tmp_path / "anchor_r1.json").sparsities().values()]]
@@ -89,7 +89,7 @@ def test_rounds_measure_a_short_list_and_continue_from_the_best_exact_plan(
     # Re-running resumes: no new trials, the same plans measured to the same values.
     again = run_anchored(cfg, evaluator=evaluator, progress=False, verify=False)
     assert [r.new_trials for r in again.rounds] == [0, 0]
-    assert [a["fitness"] for a in again.anchors] == pytest.approx([a["fitness"] for a in rows])
+    assert [a["fitness"] for a in again.measured] == pytest.approx([a["fitness"] for a in rows])
 
 
 @pytest.mark.parametrize(("anchor", "message"), [
@@ -106,6 +106,10 @@ def test_bad_anchor_settings_are_named(anchor: Any, message: str, tmp_path: Path
 def test_anchored_rounds_refuse_two_objectives_and_zero_rounds(
     evaluator: Evaluator, tmp_path: Path
 ) -> None:
+    with pytest.raises(StudyConfigError, match="model a sequential prune"):
+        _config(tmp_path, {"verify": {"inputs": "dense"}})
+    with pytest.raises(StudyConfigError, match=r"verify\.inputs must be one of"):
+        _config(tmp_path, {"verify": {"inputs": "half"}})
     with pytest.raises(StudyConfigError, match="single objective"):
         _config(tmp_path, {"objectives": ["fitness", "sparsity"], "space": "blocks_pareto"})
     with pytest.raises(ValueError, match="no anchored rounds"):
