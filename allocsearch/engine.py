@@ -27,6 +27,12 @@ from allocsearch.pruners.stats import LayerStats, StatsAccumulator
 CALIBRATION_INPUTS = ("pruned", "dense")
 
 
+def check_inputs(inputs: str, what: str = "inputs") -> None:
+    """Raise a ValueError naming ``what`` unless ``inputs`` is a known calibration input."""
+    if inputs not in CALIBRATION_INPUTS:
+        raise ValueError(f"{what} must be one of {CALIBRATION_INPUTS}, got {inputs!r}")
+
+
 @dataclass(frozen=True)
 class LayerTarget:
     """What one prunable layer should become."""
@@ -176,8 +182,7 @@ def prune_sequential(
     activations, as llm-compressor's basic pipeline and the Evaluator's cached masks).
     ``on_stats`` sees each layer's statistics as the pruner gets them.
     """
-    if inputs not in CALIBRATION_INPUTS:
-        raise ValueError(f"inputs must be one of {CALIBRATION_INPUTS}, got {inputs!r}")
+    check_inputs(inputs)
     unknown = set(targets) - set(adapter.prunable_layers())
     if unknown:
         raise KeyError(f"targets name layers the model does not have: {sorted(unknown)[:5]}")

@@ -12,9 +12,9 @@ from typing import Any
 from allocsearch.budget import identity_from_adapter
 from allocsearch.data.windows import DataConfig, calibration_windows, evaluation_windows
 from allocsearch.engine import (
-    CALIBRATION_INPUTS,
     LayerTarget,
     PruneReport,
+    check_inputs,
     measure_sparsity,
     prune_sequential,
     uniform_targets,
@@ -41,8 +41,7 @@ class PruneConfig:
 
     def __post_init__(self) -> None:
         get_pruner(self.method)  # fails early on an unknown name
-        if self.inputs not in CALIBRATION_INPUTS:
-            raise ValueError(f"inputs must be one of {CALIBRATION_INPUTS}, got {self.inputs!r}")
+        check_inputs(self.inputs)
         object.__setattr__(self, "sparsity", self.pattern.resolve_sparsity(self.sparsity))
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")

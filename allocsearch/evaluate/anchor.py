@@ -8,7 +8,7 @@ a plan searched against one-shot masks fits those masks: the best 70% plan of a 
 search measured 118.5 one-shot and 145.9 sequential. Scoring with the norms seen while
 pruning sequentially at an anchor plan makes the fitness of the anchor itself exact (same
 calibration windows, same masks) and that of plans near it close; a search then moves the
-anchor round by round (:func:`allocsearch.search.runner.run_anchored`).
+anchor round by round (:func:`allocsearch.search.anchored.run_anchored`).
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from allocsearch.budget import identity_from_adapter
 from allocsearch.data.windows import DataConfig, evaluation_windows
-from allocsearch.engine import CALIBRATION_INPUTS
+from allocsearch.engine import check_inputs
 from allocsearch.evaluate.fitness import FITNESSES, DenseReference, dense_reference, make_fitness
 from allocsearch.evaluate.mask_cache import SCORE_RULES, MaskCache
 from allocsearch.models.loading import LoadedModel
@@ -84,8 +84,7 @@ class VerifyConfig:
     inputs: str = "pruned"
 
     def __post_init__(self) -> None:
-        if self.inputs not in CALIBRATION_INPUTS:
-            raise ValueError(f"inputs must be one of {CALIBRATION_INPUTS}, got {self.inputs!r}")
+        check_inputs(self.inputs)
 
 
 @dataclass(frozen=True)

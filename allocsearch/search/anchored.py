@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,9 +28,13 @@ from allocsearch.evaluate import Evaluator
 from allocsearch.models.loading import LoadedModel
 from allocsearch.plan import Plan
 from allocsearch.search.config import AnchorSettings, StudyConfig, WarmStart
-from allocsearch.search.runner import StudyRun, run_study, study_evaluator, trial_plan
-
-log = logging.getLogger(__name__)
+from allocsearch.search.runner import (
+    StudyRun,
+    run_study,
+    study_evaluator,
+    trial_plan,
+    warm_start_plan,
+)
 
 
 @dataclass
@@ -43,17 +46,6 @@ class AnchoredRun:
     measured: list[dict[str, Any]] = field(default_factory=list)
     best: Plan | None = None
     verified: dict[str, Any] = field(default_factory=dict)
-
-
-def _start_plan(config: StudyConfig, ev: Evaluator) -> Plan:
-    from allocsearch.allocation import get_allocator
-
-    ws = config.anchor.start or WarmStart("uniform")
-    if ws.plan is not None:
-        plan = Plan.load(ws.plan)
-        plan.check_model(ev.identity)
-        return plan
-    return get_allocator(ws.method, **ws.params).allocate(ev.profile, config.target)
 
 
 def run_anchored(
@@ -78,10 +70,10 @@ def run_anchored(
     def key(plan: Plan) -> tuple[float, ...]:
         return tuple(round(v, 7) for v in plan.sparsities().values())
 
-    def exact(plan: Plan, row: dict[str, Any]) -> float:
-        """Anchor at ``plan`` and measure it: its exact sequential fitness."""
+    def exact(plan: Plan, row: dict[str, Any]) -> None:
+        """Anchor at ``plan`` and measure it, once: its exact sequential fitness."""
         if key(plan) in by_key:
-            return by_key[key(plan)][0]
+            return
         ev.anchor(plan, calibration)
         value = ev.fitness(plan)
         by_key[key(plan)] = (value, plan)
@@ -89,9 +81,8 @@ def run_anchored(
         if progress:
             tqdm.write(f"exact {config.evaluator.fitness} {value:.4g} on the search windows: "
                        f"{row['role']} {row['plan']}")
-        return value
 
-    anchor = _start_plan(config, ev)
+    anchor = warm_start_plan(settings.start or WarmStart("uniform"), ev, config.target)
     for r in range(1, settings.rounds + 1):
         path = out / f"anchor_r{r}.json"
         if path.is_file():  # a re-run continues with the anchors it chose before

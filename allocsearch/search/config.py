@@ -28,7 +28,7 @@ from typing import Any
 import yaml
 
 from allocsearch.data import DataConfig
-from allocsearch.engine import CALIBRATION_INPUTS
+from allocsearch.engine import check_inputs
 from allocsearch.evaluate import EvaluatorConfig, VerifyConfig
 
 STUDY_SCHEMA_VERSION = 1
@@ -86,9 +86,7 @@ class VerifySettings:
     inputs: str = "pruned"  # or "dense": one-shot verification (see VerifyConfig)
 
     def __post_init__(self) -> None:
-        if self.inputs not in CALIBRATION_INPUTS:
-            raise ValueError(f"verify.inputs must be one of {CALIBRATION_INPUTS}, "
-                             f"got {self.inputs!r}")
+        check_inputs(self.inputs, "verify.inputs")
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from allocsearch.evaluate import Evaluator
 from allocsearch.models.loading import LoadedModel
 from allocsearch.plan import Plan
-from allocsearch.search.config import StudyConfig
+from allocsearch.search.config import StudyConfig, WarmStart
 from allocsearch.search.samplers import make_pruner, make_sampler
 from allocsearch.search.space import SearchSpace, SpaceError, find_space
 
@@ -181,16 +181,21 @@ def _best_text(study: optuna.Study) -> str:
     return f"{best.values[0]:.4g} (#{best.number})"
 
 
-def _enqueue_priors(study: optuna.Study, config: StudyConfig, space: SearchSpace, ev: Evaluator) -> None:
-    """Enqueue each warm start the space can express, labelled with the prior."""
+def warm_start_plan(ws: WarmStart, ev: Evaluator, target: float) -> Plan:
+    """The plan of one warm start: a saved plan (checked against the model) or a prior's."""
     from allocsearch.allocation import get_allocator
 
+    if ws.plan is not None:
+        plan = Plan.load(ws.plan)
+        plan.check_model(ev.identity)
+        return plan
+    return get_allocator(ws.method, **ws.params).allocate(ev.profile, target)
+
+
+def _enqueue_priors(study: optuna.Study, config: StudyConfig, space: SearchSpace, ev: Evaluator) -> None:
+    """Enqueue each warm start the space can express, labelled with the prior."""
     for ws in config.warm_start:
-        if ws.plan is not None:
-            prior = Plan.load(ws.plan)
-            prior.check_model(ev.identity)
-        else:
-            prior = get_allocator(ws.method, **ws.params).allocate(ev.profile, config.target)
+        prior = warm_start_plan(ws, ev, config.target)
         params = space.params_for_prior(ws.method, ws.params, prior, ev.identity.num_blocks)
         if params is None:
             log.info("warm start %s cannot be expressed in space %s; skipped", ws.label, space.name)
