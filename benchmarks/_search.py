@@ -29,7 +29,7 @@ from _common import RESULTS, environment
 from allocsearch.evaluate import Evaluator
 from allocsearch.models import load_model
 from allocsearch.plan import Plan
-from allocsearch.search import StudyConfig, run_study
+from allocsearch.search import StudyConfig, run_study, tokens_read
 from allocsearch.search.report import best_plan
 
 STUDIES = Path(__file__).resolve().parents[1] / "studies"
@@ -163,10 +163,11 @@ def suite_anchored(args: argparse.Namespace) -> dict[str, Any]:
 
 def suite_samplers(args: argparse.Namespace) -> dict[str, Any]:
     ev = _evaluator(args)
+    device = ev.loaded.device.type
     runs: list[dict[str, Any]] = []
     target = args.targets[0]
     for sampler in args.samplers:
-        for seed in range(args.seeds):
+        for seed in args.sampler_seeds:
             extra = [f"sampler.name={sampler}", f"seed={seed}", "warm_start=[{method: uniform}]",
                      "verify.top=1"]
             if sampler == "evopress":
@@ -179,24 +180,48 @@ def suite_samplers(args: argparse.Namespace) -> dict[str, Any]:
             best = best_plan(run.study)
             trial = best.provenance["trial"]
             pruned = sum(1 for tr in run.study.trials if tr.state.name == "PRUNED")
-            runs.append({"sampler": sampler, "seed": seed, "trials": len(run.study.trials),
-                         "pruned": pruned, "best_fitness": best.provenance["fitness"],
+            runs.append({"sampler": sampler, "seed": seed, "device": device,
+                         "trials": len(run.study.trials), "pruned": pruned,
+                         "search_tokens": tokens_read(run.study),
+                         "best_fitness": best.provenance["fitness"],
                          "best_wanda_ppl": run.verified[trial]["ppl"],
                          "seconds": time.perf_counter() - t})
             print(f"  {sampler:9s} seed {seed}: best fitness {runs[-1]['best_fitness']:.3f}, "
                   f"verified {runs[-1]['best_wanda_ppl']:.3f} ({pruned} pruned)", flush=True)
             _save_partial("samplers", args, runs)
+    ev.close()
+    merged = _merge_runs(runs, args.merge, device)
+    return {"suite": "samplers", "model": args.model, "target": target, "n_trials": args.n_trials,
+            "device": device, "dtype": args.dtype, "environment": environment(),
+            "merged_from": str(args.merge) if args.merge else None,
+            "rows": _sampler_summary(merged), "runs": merged}
+
+
+def _merge_runs(runs: list[dict[str, Any]], merge: Path | None,
+                device: str) -> list[dict[str, Any]]:
+    """This invocation's runs plus an earlier results file's runs for (sampler, seed) pairs not
+    rerun now; an earlier run is kept with its own device (older files name it at the top)."""
+    if merge is None:
+        return runs
+    earlier = json.loads(merge.read_text())
+    done = {(r["sampler"], r["seed"]) for r in runs}
+    kept = [{**r, "device": r.get("device", earlier["device"])} for r in earlier["runs"]
+            if (r["sampler"], r["seed"]) not in done]
+    return sorted(kept + runs, key=lambda r: (r["sampler"], r["seed"]))
+
+
+def _sampler_summary(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Median and spread per sampler over its valid runs (a run marked ``invalid`` is left out)."""
     summary = []
-    for sampler in args.samplers:
-        mine = [r for r in runs if r["sampler"] == sampler]
+    for sampler in dict.fromkeys(r["sampler"] for r in runs):
+        mine = [r for r in runs if r["sampler"] == sampler and "invalid" not in r]
+        devices = ",".join(sorted({r["device"] for r in mine}))
         for key in ("best_fitness", "best_wanda_ppl"):
             vals = [r[key] for r in mine]
             summary.append({"sampler": sampler, "metric": key, "median": statistics.median(vals),
-                            "min": min(vals), "max": max(vals), "seeds": len(vals)})
-    ev.close()
-    return {"suite": "samplers", "model": args.model, "target": target, "n_trials": args.n_trials,
-            "device": ev.loaded.device.type, "dtype": args.dtype, "environment": environment(),
-            "rows": summary, "runs": runs}
+                            "min": min(vals), "max": max(vals), "seeds": len(vals),
+                            "devices": devices})
+    return summary
 
 
 def _save_partial(suite: str, args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:

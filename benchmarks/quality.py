@@ -15,7 +15,7 @@ Suites ``search`` and ``samplers`` (see benchmarks/_search.py): the Optuna searc
 priors at 70% and 60%, and the samplers against each other.
 
     python benchmarks/quality.py --suite search --device cuda --n-trials 250
-    python benchmarks/quality.py --suite samplers --device cuda --n-trials 100 --seeds 3
+    python benchmarks/quality.py --suite samplers --device cuda --n-trials 60 --sampler-seeds 0 1 2
     python benchmarks/quality.py --suite anchored --progress
     python benchmarks/quality.py --suite oneshot --nsamples 16 --seqlen 256 --search-windows 8 \
         --eval-windows 40 --targets 0.7 0.6
@@ -208,7 +208,11 @@ def main() -> None:
     p.add_argument("--n-trials", type=int, default=None,
                    help="search/samplers: trials per study; anchored: per round (default: config)")
     p.add_argument("--samplers", nargs="+", default=["evopress", "tpe", "cmaes"])
-    p.add_argument("--seeds", type=int, default=3, help="samplers: seeds per sampler")
+    p.add_argument("--sampler-seeds", type=int, nargs="+", default=[0, 1, 2],
+                   help="samplers: the seeds each sampler runs with")
+    p.add_argument("--merge", type=Path, default=None,
+                   help="samplers: an earlier results JSON whose runs are kept for the "
+                   "(sampler, seed) pairs not run now")
     p.add_argument("--no-sparsegpt", dest="sparsegpt", action="store_false",
                    help="search: skip the SparseGPT re-verification")
     p.add_argument("--progress", action="store_true", help="search: progress bars and trial log")
@@ -224,7 +228,7 @@ def main() -> None:
         "priors": ["target", "prior", "params", "search_ppl", "eval_ppl", "best_prior"],
         "search": ["target", "fitness_evaluations", "verifications", "best_fitness", "best_wanda_ppl",
                    "best_prior", "best_prior_wanda_ppl", "ratio_wanda", "ratio_sparsegpt"],
-        "samplers": ["sampler", "metric", "median", "min", "max", "seeds"],
+        "samplers": ["sampler", "metric", "median", "min", "max", "seeds", "devices"],
         "oneshot": ["target", "plan", "params", "search_ppl", "eval_ppl", "best_prior", "ratio"],
         "anchored": ["target", "rounds", "fitness_evaluations", "exact_measurements", "best_from",
                      "best_wanda_ppl",

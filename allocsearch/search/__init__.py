@@ -4,7 +4,14 @@ study configs, samplers (including an EvoPress-style one), the runner and report
 from __future__ import annotations
 
 from allocsearch.search.config import StudyConfig, StudyConfigError, WarmStart
-from allocsearch.search.runner import StudyRun, open_study, run_study, trial_plan, verify_best
+from allocsearch.search.runner import (
+    StudyRun,
+    open_study,
+    run_study,
+    tokens_read,
+    trial_plan,
+    verify_best,
+)
 from allocsearch.search.space import SearchSpace, SpaceError, find_space
 
 __all__ = [
@@ -17,6 +24,7 @@ __all__ = [
     "find_space",
     "open_study",
     "run_study",
+    "tokens_read",
     "trial_plan",
     "verify_best",
 ]

@@ -9,6 +9,7 @@
     sampler: {name: tpe, params: {multivariate: true}}
     pruner: {name: median}
     n_trials: 200
+    max_tokens: 2000000           # optional: also stop once fitness has read this many tokens
     warm_start: [{method: uniform}, {method: ramp, grid: {slope: [0.1, 0.2, 0.3, 0.4]}}]
     verify: {pruner: wanda, top: 3, nsamples: 16, seqlen: 256, eval_windows: 40}
 
@@ -34,8 +35,8 @@ from allocsearch.evaluate import EvaluatorConfig, VerifyConfig
 STUDY_SCHEMA_VERSION = 1
 OBJECTIVES = ("fitness", "sparsity")
 _KEYS = {"schema_version", "name", "model", "device", "dtype", "data", "target", "space",
-         "evaluator", "sampler", "pruner", "n_trials", "storage", "seed", "warm_start", "verify",
-         "objectives", "output", "anchor"}
+         "evaluator", "sampler", "pruner", "n_trials", "max_tokens", "storage", "seed",
+         "warm_start", "verify", "objectives", "output", "anchor"}
 
 
 class StudyConfigError(ValueError):
@@ -140,6 +141,9 @@ class StudyConfig:
     pruner: str = "none"
     pruner_params: dict[str, Any] = field(default_factory=dict)
     n_trials: int = 100
+    #: Evaluation budget in search-split tokens (each trial counts the tokens its fitness read,
+    #: so a trial stopped at a low fidelity costs less); None: ``n_trials`` alone decides.
+    max_tokens: int | None = None
     storage: str | None = None
     seed: int = 0
     warm_start: tuple[WarmStart, ...] = ()
@@ -201,6 +205,10 @@ class StudyConfig:
         n_trials = int(data.get("n_trials", 100))
         if n_trials < 1:
             raise StudyConfigError(f"{where}: n_trials must be at least 1")
+        max_tokens = data.get("max_tokens")
+        if max_tokens is not None and (type(max_tokens) is not int or max_tokens < 1):
+            raise StudyConfigError(f"{where}: max_tokens must be a positive integer or absent, "
+                                   f"got {max_tokens!r}")
         objectives = tuple(data.get("objectives") or ("fitness",))
         if objectives[0] != "fitness" or any(o not in OBJECTIVES for o in objectives) \
                 or len(set(objectives)) != len(objectives):
@@ -219,7 +227,7 @@ class StudyConfig:
             device=str(data.get("device", "auto")), dtype=str(data.get("dtype", "float32")),
             data=cal, target=target, space=str(data.get("space", "blocks")), evaluator=evaluator,
             sampler=sampler[0], sampler_params=sampler[1], pruner=pruner[0],
-            pruner_params=pruner[1], n_trials=n_trials, storage=data.get("storage"),
+            pruner_params=pruner[1], n_trials=n_trials, max_tokens=max_tokens, storage=data.get("storage"),
             seed=int(data.get("seed", 0)), warm_start=warm, verify=verify, objectives=objectives,
             output=output, source=where, anchor=anchor,
         )

@@ -1,7 +1,8 @@
 """Run a study: warm starts from the priors, cached-mask fitness with fidelities, Optuna
 pruning, a progress bar and a one-line log per trial, then exact verification of the best.
 
-Each trial stores its plan's per-module sparsities (and N:M patterns) as user attributes; the
+Each trial stores its plan's per-module sparsities (and N:M patterns) and the search tokens its
+fitness read (``tokens``, what ``max_tokens`` budgets) as user attributes; the
 model identity is stored once on the study, so any trial's plan can be rebuilt
 (:func:`trial_plan`). Verifications are study user attributes ``verified_<number>``, since
 a finished trial cannot be changed.
@@ -90,7 +91,8 @@ def run_study(
     progress: bool = True,
     verify: bool = True,
 ) -> StudyRun:
-    """Run (or resume) the study of ``config`` up to ``n_trials`` finished trials."""
+    """Run (or resume) the study of ``config`` up to ``n_trials`` finished trials, or until
+    they have read ``max_tokens`` search tokens."""
     space = find_space(config.space)
     ev = study_evaluator(config, loaded, evaluator, progress)
     ident = ev.identity
@@ -107,7 +109,10 @@ def run_study(
         _enqueue_priors(study, config, space, ev)
     run = StudyRun(study, config, space)
     done = sum(1 for t in study.get_trials(deepcopy=False) if t.state in FINISHED)
+    spent = {"tokens": tokens_read(study)}
     remaining = max(config.n_trials - done, 0)
+    if config.max_tokens is not None and spent["tokens"] >= config.max_tokens:
+        remaining = 0
     names = list(ident.shapes)
 
     bar = tqdm(total=config.n_trials, initial=done, desc=f"study {config.name}", unit="trial",
@@ -129,6 +134,7 @@ def run_study(
         value = float("nan")
         for step in ev.iter_fitness(plan):
             value = step.value
+            trial.set_user_attr("tokens", step.tokens)
             bar.set_postfix_str(f"best {best['text']} | trial {trial.number} at {step.tokens} tok")
             if not multi:
                 trial.report(value, step.tokens)
@@ -138,6 +144,9 @@ def run_study(
 
     def callback(study: optuna.Study, trial: FrozenTrial) -> None:
         bar.update(1)
+        spent["tokens"] += int(trial.user_attrs.get("tokens", 0))
+        if config.max_tokens is not None and spent["tokens"] >= config.max_tokens:
+            study.stop()  # the evaluation budget is spent; a resumed run starts no trial
         best["text"] = _best_text(study)
         bar.set_postfix_str(f"best {best['text']}")
         prior = trial.user_attrs.get("prior")
@@ -164,13 +173,20 @@ def run_study(
     finally:
         optuna.logging.set_verbosity(verbosity)
         bar.close()
-    run.new_trials = remaining
-    log.info("study %s: %d new trials in %.1fs", config.name, remaining, time.perf_counter() - start)
+    run.new_trials = sum(1 for t in study.get_trials(deepcopy=False) if t.state in FINISHED) - done
+    log.info("study %s: %d new trials (%d search tokens in all) in %.1fs", config.name,
+             run.new_trials, spent["tokens"], time.perf_counter() - start)
     if verify and not multi:
         run.verified = verify_best(study, ev, config, progress=progress)
     if evaluator is None:
         ev.close()
     return run
+
+
+def tokens_read(study: optuna.Study) -> int:
+    """Search-split tokens the fitness of the study's finished trials read."""
+    return sum(int(t.user_attrs.get("tokens", 0))
+               for t in study.get_trials(deepcopy=False, states=FINISHED))
 
 
 def _best_text(study: optuna.Study) -> str:

@@ -12,7 +12,7 @@ from optuna.trial import TrialState
 
 from allocsearch.evaluate import Evaluator
 from allocsearch.profile import compute_profile
-from allocsearch.search import StudyConfig, StudyConfigError, run_study, trial_plan
+from allocsearch.search import StudyConfig, StudyConfigError, run_study, tokens_read, trial_plan
 from allocsearch.search.config import apply_overrides
 from allocsearch.search.report import build_report, format_report, load_study
 from allocsearch.search.samplers import EvoPressSampler
@@ -103,6 +103,27 @@ def test_resume_after_interruption_keeps_completed_trials(evaluator: Evaluator, 
     assert sum(t.state == TrialState.COMPLETE for t in after) == 5
     assert run.new_trials == 2
     assert len(after) == 6
+
+
+def test_max_tokens_stops_the_study_and_its_resume(evaluator: Evaluator, tmp_path: Path) -> None:
+    # Fidelities 64/128: a trial read 128 tokens, or 64 when the pruner stopped it at rung one.
+    # Random plans beat the median rarely, so some stop early; the budget ends the study.
+    cfg = _config(tmp_path, {"sampler": "random", "n_trials": 50, "max_tokens": 1000,
+                             "pruner": {"name": "median", "params": {"n_startup_trials": 1}}})
+    run = run_study(cfg, evaluator=evaluator, progress=False, verify=False)
+    trials = run.study.get_trials()
+    tokens = [t.user_attrs["tokens"] for t in trials]
+    assert set(tokens) == {64, 128} and tokens[0] == 128  # the first trial cannot be pruned
+    assert sum(tokens[:-1]) < 1000 <= sum(tokens) == tokens_read(run.study)
+    assert run.new_trials == len(trials) < 50
+    again = run_study(cfg, evaluator=evaluator, progress=False, verify=False)
+    assert again.new_trials == 0 and len(again.study.get_trials()) == len(trials)
+
+
+@pytest.mark.parametrize("bad", [0, -5, 2.5, "many"])
+def test_max_tokens_must_be_a_positive_integer(bad: object, tmp_path: Path) -> None:
+    with pytest.raises(StudyConfigError, match="max_tokens must be a positive integer"):
+        _config(tmp_path, {"max_tokens": bad})
 
 
 def test_report_writes_best_plan_and_plots(evaluator: Evaluator, tmp_path: Path) -> None:
