@@ -13,7 +13,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from allocsearch.plan import Plan
-from allocsearch.search.runner import trial_plan
+from allocsearch.search.runner import tokens_read, trial_plan
 
 
 @dataclass
@@ -62,6 +62,7 @@ def build_report(study: optuna.Study, folder: Path, *, top: int = 5, plots: bool
     counts = {s.name.lower(): sum(t.state == s for t in trials)
               for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
     counts["fitness_evaluations"] = sum(1 for t in trials if "sparsities" in t.user_attrs)
+    counts["search_tokens"] = tokens_read(study)
     counts["verifications"] = sum(1 for k in study.user_attrs if k.startswith("verified_"))
     done = sorted((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: t.values[0])
     rows: list[dict[str, Any]] = []
@@ -102,7 +103,8 @@ def format_report(report: StudyReport) -> str:
     c = report.counts
     lines = [
         f"study {report.name}: {c['complete']} complete, {c['pruned']} pruned, {c['fail']} failed; "
-        f"{c['fitness_evaluations']} cached-mask evaluations, {c['verifications']} exact verifications",
+        f"{c['fitness_evaluations']} cached-mask evaluations ({c['search_tokens']} search tokens), "
+        f"{c['verifications']} exact verifications",
         "",
         f"{'kind':6s} {'trial':>6s} {'fitness':>12s} {'verified ppl':>14s}  prior",
     ]

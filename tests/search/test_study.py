@@ -132,6 +132,9 @@ def test_report_writes_best_plan_and_plots(evaluator: Evaluator, tmp_path: Path)
     report = build_report(load_study(tmp_path), tmp_path)
     text = format_report(report)
     assert "cached-mask evaluations" in text and "prior" in text
+    # No pruner: every trial read both fidelities, 128 tokens.
+    assert report.counts["search_tokens"] == 128 * report.counts["fitness_evaluations"] == 128 * 6
+    assert "(768 search tokens)" in text
     for name in ("best_plan.json", "history.png", "best_vs_priors.png", "report.json"):
         assert (tmp_path / name).is_file(), name
     assert {r["kind"] for r in report.rows} == {"best", "prior"}
