@@ -181,7 +181,7 @@ def suite_samplers(args: argparse.Namespace) -> dict[str, Any]:
             trial = best.provenance["trial"]
             pruned = sum(1 for tr in run.study.trials if tr.state.name == "PRUNED")
             runs.append({"sampler": sampler, "seed": seed, "device": device,
-                         "trials": len(run.study.trials), "pruned": pruned,
+                         "budget": _budget(cfg), "trials": len(run.study.trials), "pruned": pruned,
                          "search_tokens": tokens_read(run.study),
                          "best_fitness": best.provenance["fitness"],
                          "best_wanda_ppl": run.verified[trial]["ppl"],
@@ -190,37 +190,51 @@ def suite_samplers(args: argparse.Namespace) -> dict[str, Any]:
                   f"verified {runs[-1]['best_wanda_ppl']:.3f} ({pruned} pruned)", flush=True)
             _save_partial("samplers", args, runs)
     ev.close()
-    merged = _merge_runs(runs, args.merge, device)
+    merged = _merge_runs(runs, args.merge)
     return {"suite": "samplers", "model": args.model, "target": target, "n_trials": args.n_trials,
             "device": device, "dtype": args.dtype, "environment": environment(),
-            "merged_from": str(args.merge) if args.merge else None,
+            "merged_from": [str(m) for m in args.merge],
             "rows": _sampler_summary(merged), "runs": merged}
 
 
-def _merge_runs(runs: list[dict[str, Any]], merge: Path | None,
-                device: str) -> list[dict[str, Any]]:
-    """This invocation's runs plus an earlier results file's runs for (sampler, seed) pairs not
-    rerun now; an earlier run is kept with its own device (older files name it at the top)."""
-    if merge is None:
-        return runs
-    earlier = json.loads(merge.read_text())
-    done = {(r["sampler"], r["seed"]) for r in runs}
-    kept = [{**r, "device": r.get("device", earlier["device"])} for r in earlier["runs"]
-            if (r["sampler"], r["seed"]) not in done]
-    return sorted(kept + runs, key=lambda r: (r["sampler"], r["seed"]))
+def _budget(cfg: StudyConfig) -> str:
+    return f"{cfg.max_tokens} tokens" if cfg.max_tokens else f"{cfg.n_trials} trials"
+
+
+def _merge_runs(runs: list[dict[str, Any]], files: list[Path]) -> list[dict[str, Any]]:
+    """Earlier results files' runs plus this invocation's; a run is one (sampler, seed, device,
+    budget), and a later file or this invocation replaces an earlier copy of it. Older files
+    name the device and trial budget once, at the top."""
+    by_key: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for path in files:
+        earlier = json.loads(path.read_text())
+        for r in earlier["runs"]:
+            r = {"device": earlier["device"], "budget": f"{earlier['n_trials']} trials", **r}
+            by_key[_run_key(r)] = r
+    for r in runs:
+        by_key[_run_key(r)] = r
+    return sorted(by_key.values(), key=_run_key)
+
+
+def _run_key(r: dict[str, Any]) -> tuple[Any, ...]:
+    return (r["sampler"], r["budget"], r["device"], r["seed"])
 
 
 def _sampler_summary(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Median and spread per sampler over its valid runs (a run marked ``invalid`` is left out)."""
+    """Median and spread per sampler and budget over the valid runs (a run marked ``invalid``
+    is left out); a seed run on two devices counts twice (their trajectories differ)."""
     summary = []
-    for sampler in dict.fromkeys(r["sampler"] for r in runs):
-        mine = [r for r in runs if r["sampler"] == sampler and "invalid" not in r]
+    for sampler, budget in dict.fromkeys((r["sampler"], r["budget"]) for r in runs):
+        mine = [r for r in runs if (r["sampler"], r["budget"]) == (sampler, budget)
+                and "invalid" not in r]
         devices = ",".join(sorted({r["device"] for r in mine}))
+        tokens = [r["search_tokens"] for r in mine if "search_tokens" in r]
         for key in ("best_fitness", "best_wanda_ppl"):
             vals = [r[key] for r in mine]
-            summary.append({"sampler": sampler, "metric": key, "median": statistics.median(vals),
-                            "min": min(vals), "max": max(vals), "seeds": len(vals),
-                            "devices": devices})
+            summary.append({"sampler": sampler, "budget": budget, "metric": key,
+                            "median": statistics.median(vals), "min": min(vals),
+                            "max": max(vals), "runs": len(vals), "devices": devices,
+                            "median_tokens": statistics.median(tokens) if tokens else None})
     return summary
 
 

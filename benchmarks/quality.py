@@ -210,9 +210,9 @@ def main() -> None:
     p.add_argument("--samplers", nargs="+", default=["evopress", "tpe", "cmaes"])
     p.add_argument("--sampler-seeds", type=int, nargs="+", default=[0, 1, 2],
                    help="samplers: the seeds each sampler runs with")
-    p.add_argument("--merge", type=Path, default=None,
-                   help="samplers: an earlier results JSON whose runs are kept for the "
-                   "(sampler, seed) pairs not run now")
+    p.add_argument("--merge", type=Path, nargs="+", default=[],
+                   help="samplers: earlier results JSONs whose runs are kept beside this one's "
+                   "(a run rerun now, same sampler, seed, device and budget, is replaced)")
     p.add_argument("--no-sparsegpt", dest="sparsegpt", action="store_false",
                    help="search: skip the SparseGPT re-verification")
     p.add_argument("--progress", action="store_true", help="search: progress bars and trial log")
@@ -228,7 +228,8 @@ def main() -> None:
         "priors": ["target", "prior", "params", "search_ppl", "eval_ppl", "best_prior"],
         "search": ["target", "fitness_evaluations", "verifications", "best_fitness", "best_wanda_ppl",
                    "best_prior", "best_prior_wanda_ppl", "ratio_wanda", "ratio_sparsegpt"],
-        "samplers": ["sampler", "metric", "median", "min", "max", "seeds", "devices"],
+        "samplers": ["sampler", "budget", "metric", "median", "min", "max", "runs", "devices",
+                     "median_tokens"],
         "oneshot": ["target", "plan", "params", "search_ppl", "eval_ppl", "best_prior", "ratio"],
         "anchored": ["target", "rounds", "fitness_evaluations", "exact_measurements", "best_from",
                      "best_wanda_ppl",
