@@ -68,9 +68,24 @@ def build_report(study: optuna.Study, folder: Path, *, top: int = 5, plots: bool
     rows: list[dict[str, Any]] = []
 
     def row(t: FrozenTrial, kind: str) -> dict[str, Any]:
-        return {"kind": kind, "trial": t.number, "fitness": t.values[0],
-                "prior": t.user_attrs.get("prior", ""), "verified_ppl": _verified(study, t.number)}
+        out = {"kind": kind, "trial": t.number, "fitness": t.values[0],
+               "prior": t.user_attrs.get("prior", ""), "verified_ppl": _verified(study, t.number)}
+        return out | ({"sparsity": t.values[1]} if len(t.values) > 1 else {})
 
+    folder.mkdir(parents=True, exist_ok=True)
+    if len(study.directions) > 1:
+        # Two objectives have no single best: the report is the Pareto front, one plan per point.
+        front = pareto_front(study)
+        report = StudyReport(study.study_name, counts, [row(t, "front") for t in front])
+        (folder / "front").mkdir(exist_ok=True)
+        for stale in (folder / "front").glob("trial_*.json"):  # an earlier report's front
+            stale.unlink()
+        report.files += [trial_plan(study, t).save(folder / "front" / f"trial_{t.number}.json")
+                         for t in front]
+        if plots:
+            report.files.append(plot_history(study, folder / "history.png"))
+            report.files.append(plot_pareto(study, folder / "pareto.png"))
+        return _write(report, folder)
     for t in done[:top]:
         rows.append(row(t, "best"))
     best_prior: dict[str, FrozenTrial] = {}
@@ -80,7 +95,6 @@ def build_report(study: optuna.Study, folder: Path, *, top: int = 5, plots: bool
             best_prior[method] = t
     rows += [row(t, "prior") for t in best_prior.values()]
     report = StudyReport(study.study_name, counts, rows)
-    folder.mkdir(parents=True, exist_ok=True)
     if done:
         best = trial_plan(study, done[0])
         best.provenance["verified_ppl"] = _verified(study, done[0].number)
@@ -91,8 +105,10 @@ def build_report(study: optuna.Study, folder: Path, *, top: int = 5, plots: bool
             from allocsearch.plan_view import plot_plan
 
             report.files.append(plot_plan(best, folder / "best_vs_priors.png", compare=compare))
-    if plots and len(study.directions) > 1:
-        report.files.append(plot_pareto(study, folder / "pareto.png"))
+    return _write(report, folder)
+
+
+def _write(report: StudyReport, folder: Path) -> StudyReport:
     path = folder / "report.json"
     path.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
     report.files.append(path)
@@ -106,11 +122,13 @@ def format_report(report: StudyReport) -> str:
         f"{c['fitness_evaluations']} cached-mask evaluations ({c['search_tokens']} search tokens), "
         f"{c['verifications']} exact verifications",
         "",
-        f"{'kind':6s} {'trial':>6s} {'fitness':>12s} {'verified ppl':>14s}  prior",
+        f"{'kind':6s} {'trial':>6s} {'fitness':>12s} {'sparsity':>9s} {'verified ppl':>14s}  prior",
     ]
     for r in report.rows:
         ver = ", ".join(f"{k} {v:.3f}" for k, v in r["verified_ppl"].items()) or "-"
-        lines.append(f"{r['kind']:6s} {r['trial']:>6d} {r['fitness']:>12.4f} {ver:>14s}  {r['prior']}")
+        sp = f"{r['sparsity']:.4f}" if "sparsity" in r else "-"
+        lines.append(f"{r['kind']:6s} {r['trial']:>6d} {r['fitness']:>12.4f} {sp:>9s} {ver:>14s}"
+                     f"  {r['prior']}")
     lines += ["", "files: " + ", ".join(str(f) for f in report.files)]
     return "\n".join(lines)
 
@@ -145,13 +163,30 @@ def plot_pareto(study: optuna.Study, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     done = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
-    front = {t.number for t in study.best_trials}
+    front = {t.number for t in pareto_front(study)}
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for on, style in ((False, {"s": 10, "color": "tab:gray", "label": "trial"}),
                       (True, {"s": 30, "color": "tab:red", "label": "Pareto front"})):
         pts = [t for t in done if (t.number in front) == on]
         ax.scatter([t.values[1] for t in pts], [t.values[0] for t in pts], **style)  # type: ignore[arg-type]
     return _finish(fig, ax, path, "sparsity", f"{study.study_name}: fitness vs. sparsity")
+
+
+def pareto_front(study: optuna.Study) -> list[FrozenTrial]:
+    """The complete trials no other trial beats on (fitness down, sparsity up), by sparsity.
+
+    Sparsity is compared at the budget's tolerance (1e-6), so of two plans projected to the
+    same target the one with the lower fitness is the front's, whatever their last float bits.
+    """
+    done = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+    # Higher sparsity first, then lower fitness: a trial is on the front when its fitness
+    # beats that of every trial at least as sparse.
+    done.sort(key=lambda t: (-round(t.values[1], 6), t.values[0]))
+    front: list[FrozenTrial] = []
+    for t in done:
+        if not front or t.values[0] < front[-1].values[0]:
+            front.append(t)
+    return front[::-1]
 
 
 def _finish(fig: Any, ax: Any, path: Path, xlabel: str, title: str) -> Path:

@@ -140,7 +140,9 @@ def run_study(
                 trial.report(value, step.tokens)
                 if trial.should_prune():
                     raise optuna.TrialPruned(f"{value:.4g} at {step.tokens} tokens")
-        return (value, plan.budget()) if multi else value
+        # Rounded to the budget's tolerance: plans projected to one target differ in the last
+        # float bits, which would otherwise decide Pareto dominance between them.
+        return (value, round(plan.budget(), 6)) if multi else value
 
     def callback(study: optuna.Study, trial: FrozenTrial) -> None:
         bar.update(1)

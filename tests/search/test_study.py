@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +12,11 @@ import torch
 from optuna.trial import TrialState
 
 from allocsearch.evaluate import Evaluator
+from allocsearch.plan import Plan
 from allocsearch.profile import compute_profile
 from allocsearch.search import StudyConfig, StudyConfigError, run_study, tokens_read, trial_plan
 from allocsearch.search.config import apply_overrides
-from allocsearch.search.report import build_report, format_report, load_study
+from allocsearch.search.report import build_report, format_report, load_study, pareto_front
 from allocsearch.search.samplers import EvoPressSampler
 from tests.helpers import tiny_loaded
 
@@ -73,6 +75,25 @@ def test_two_objectives_with_nsga2(evaluator: Evaluator, tmp_path: Path) -> None
     report = build_report(run.study, tmp_path, plots=True)
     assert (tmp_path / "pareto.png").stat().st_size > 5000
     assert report.counts["complete"] == 6
+    # The report is the Pareto front, by sparsity, each point with its plan.
+    front = [(r["sparsity"], r["fitness"]) for r in report.rows]
+    assert {r["kind"] for r in report.rows} == {"front"} and front == sorted(front)
+    # Sorted by sparsity, each next point must be worse in fitness, or it would dominate.
+    assert all(nxt[1] > prev[1] for prev, nxt in itertools.pairwise(front))
+    for r in report.rows:
+        plan = Plan.load(tmp_path / "front" / f"trial_{r['trial']}.json")
+        assert abs(plan.budget() - r["sparsity"]) < 1e-6
+    assert not (tmp_path / "best_plan.json").exists()
+
+
+def test_pareto_front_compares_sparsity_at_the_budget_tolerance() -> None:
+    study = optuna.create_study(directions=["minimize", "maximize"])
+    points = {"a": (10.0, 0.5 + 1e-12), "b": (9.0, 0.5), "c": (20.0, 0.7), "d": (25.0, 0.65),
+              "e": (5.0, 0.4)}
+    for name, values in points.items():
+        study.add_trial(optuna.trial.create_trial(values=list(values), user_attrs={"name": name}))
+    # a ties b on sparsity (1e-12 apart) with a worse fitness; c beats d on both.
+    assert [t.user_attrs["name"] for t in pareto_front(study)] == ["e", "b", "c"]
 
 
 def test_resume_after_interruption_keeps_completed_trials(evaluator: Evaluator, tmp_path: Path) -> None:
