@@ -9,7 +9,7 @@ block) and a **plan recipe** built from a fixed set of steps, applied in order:
 3. ``split``: a per-block parameter moving sparsity from MLP to attention (+) or back (-)
    at an unchanged block budget;
 4. ``layer_type``: a per-block categorical among ``unstructured``, N:M patterns such as
-   ``2:4``, and ``dense``;
+   ``2:4``, and ``dense``, kept only where the budget allows (:mod:`.layer_types`);
 5. the projection to the exact budget (``bounds`` are the per-module limits).
 
 ``target`` may name a float parameter, for studies that trade fitness against sparsity.
@@ -29,6 +29,7 @@ from allocsearch.budget import DEFAULT_BOUNDS, plan_from_values
 from allocsearch.models.adapters import layer_kind
 from allocsearch.plan import Plan, block_of
 from allocsearch.pruners.pattern import Pattern
+from allocsearch.search.layer_types import repair_layer_types
 
 if TYPE_CHECKING:
     import optuna
@@ -136,8 +137,9 @@ class SearchSpace:
     def build_plan(self, values: dict[str, Any], profile: Profile, target: float) -> Plan:
         """The plan a trial's values describe, projected to its exact budget.
 
-        Raises SpaceError when the choices cannot meet the budget (say, too many blocks kept
-        dense at a high target)."""
+        Layer types the budget cannot absorb are undone (:mod:`.layer_types`; the plan's
+        provenance lists those blocks under ``unstructured_instead``). Raises SpaceError when
+        the target is still out of reach (bounds too tight for it)."""
         ident = profile.identity
         t = self.target_of(values, target)
         base = self.recipe["base"]
@@ -157,25 +159,37 @@ class SearchSpace:
         mlp = [0] * ident.num_blocks
         for n, kind in kinds.items():
             (attn if kind == "attention" else mlp)[block_of(n)] += ident.numel(n)
+        offsets = {b: float(values[f"{offset}_{b}"]) if offset else 0.0
+                   for b in range(ident.num_blocks)}
+        types: dict[int, Pattern | None] = {}  # block -> its N:M pattern, None when kept dense
+        if layer_type:
+            for b in range(ident.num_blocks):
+                choice = str(values[f"{layer_type}_{b}"])
+                if choice != "unstructured":
+                    types[b] = None if choice == "dense" else Pattern.parse(choice)
+        pins = {b: (p.sparsity if p is not None else None) or 0.0 for b, p in types.items()}
+        kept = repair_layer_types(ident, t, pins, offsets, self.bounds)
         out: dict[str, float] = {}
         patterns: dict[str, Pattern] = {}
         fixed: dict[str, float] = {}
         for n, v in start.items():
             b = block_of(n)
-            if offset:
-                v += float(values[f"{offset}_{b}"])
+            v += offsets[b]
             if split:
                 s = float(values[f"{split}_{b}"])
                 # +s on attention, -s * A/M on the MLP: the block's parameter mass is unchanged.
                 v += s if kinds[n] == "attention" else -s * attn[b] / max(mlp[b], 1)
-            if layer_type:
-                choice = str(values[f"{layer_type}_{b}"])
-                if choice == "dense":
+            if b in kept:
+                pattern = types[b]
+                if pattern is None:
                     fixed[n] = 0.0
-                elif choice != "unstructured":
-                    patterns[n] = Pattern.parse(choice)
+                else:
+                    patterns[n] = pattern
             out[n] = v
-        prov = {"method": "search", "space": self.name, "params": dict(values), "target": t}
+        prov: dict[str, Any] = {"method": "search", "space": self.name, "params": dict(values),
+                                "target": t}
+        if len(kept) < len(pins):
+            prov["unstructured_instead"] = sorted(set(pins) - set(kept))
         try:
             return plan_from_values(ident, t, out, patterns=patterns, fixed=fixed,
                                     bounds=self.bounds, provenance=prov)
