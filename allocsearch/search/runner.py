@@ -150,6 +150,8 @@ def run_study(
         if config.max_tokens is not None and spent["tokens"] >= config.max_tokens:
             study.stop()  # the evaluation budget is spent; a resumed run starts no trial
         best["text"] = _best_text(study)
+        if config.max_tokens is not None:  # the bar counts trials; say how much budget is left
+            best["text"] += f" | {spent['tokens']}/{config.max_tokens} tok"
         bar.set_postfix_str(f"best {best['text']}")
         prior = trial.user_attrs.get("prior")
         what = f" [{prior}]" if prior else ""
