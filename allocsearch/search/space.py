@@ -162,12 +162,15 @@ class SearchSpace:
         offsets = {b: float(values[f"{offset}_{b}"]) if offset else 0.0
                    for b in range(ident.num_blocks)}
         types: dict[int, Pattern | None] = {}  # block -> its N:M pattern, None when kept dense
+        pins: dict[int, float] = {}  # block -> the sparsity its type pins it to
         if layer_type:
             for b in range(ident.num_blocks):
                 choice = str(values[f"{layer_type}_{b}"])
-                if choice != "unstructured":
-                    types[b] = None if choice == "dense" else Pattern.parse(choice)
-        pins = {b: (p.sparsity if p is not None else None) or 0.0 for b, p in types.items()}
+                if choice == "dense":
+                    types[b], pins[b] = None, 0.0
+                elif choice != "unstructured":
+                    pattern = Pattern.parse(choice)
+                    types[b], pins[b] = pattern, pattern.resolve_sparsity(None)
         kept = repair_layer_types(ident, t, pins, offsets, self.bounds)
         out: dict[str, float] = {}
         patterns: dict[str, Pattern] = {}
@@ -180,11 +183,11 @@ class SearchSpace:
                 # +s on attention, -s * A/M on the MLP: the block's parameter mass is unchanged.
                 v += s if kinds[n] == "attention" else -s * attn[b] / max(mlp[b], 1)
             if b in kept:
-                pattern = types[b]
-                if pattern is None:
+                pinned = types[b]
+                if pinned is None:
                     fixed[n] = 0.0
                 else:
-                    patterns[n] = pattern
+                    patterns[n] = pinned
             out[n] = v
         prov: dict[str, Any] = {"method": "search", "space": self.name, "params": dict(values),
                                 "target": t}
