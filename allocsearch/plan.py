@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from allocsearch.io import atomic_write_text
 from allocsearch.pruners.pattern import UNSTRUCTURED, Pattern
 
 SCHEMA_VERSION = 1
@@ -62,6 +63,22 @@ class ModelIdentity:
     def numel(self, name: str) -> int:
         out_f, in_f = self.shapes[name]
         return out_f * in_f
+
+    @classmethod
+    def from_dict(cls, m: Mapping[str, Any]) -> ModelIdentity:
+        """The inverse of :meth:`to_dict`, validated (PlanError names the faulty key)."""
+        shapes: dict[str, tuple[int, int]] = {}
+        for name, shape in _require(m, "shapes", dict, "model.").items():
+            if not (isinstance(shape, list) and len(shape) == 2 and all(isinstance(v, int) for v in shape)):
+                raise PlanError(f"model.shapes[{name!r}] must be [out_features, in_features]")
+            shapes[name] = (shape[0], shape[1])
+        return cls(
+            name=_require(m, "name", str, "model."),
+            architecture=_require(m, "architecture", str, "model."),
+            num_blocks=_require(m, "num_blocks", int, "model."),
+            shapes=shapes,
+            fingerprint=_require(m, "fingerprint", str, "model."),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -175,12 +192,7 @@ class Plan:
     def save(self, path: str | Path) -> Path:
         """Validate, then write JSON (atomically: a bad plan writes nothing)."""
         self.validate()
-        path = Path(path)
-        text = json.dumps(self.to_dict(), indent=1) + "\n"
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
-        return path
+        return atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=1) + "\n")
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "plan") -> Plan:
@@ -220,20 +232,7 @@ def _from_dict(data: Any) -> Plan:
     version = data.get("schema_version")
     if version != SCHEMA_VERSION:
         raise PlanError(f"unsupported schema_version {version!r} (this allocsearch reads {SCHEMA_VERSION})")
-    m = _require(data, "model", dict, "")
-    shapes_raw = _require(m, "shapes", dict, "model.")
-    shapes: dict[str, tuple[int, int]] = {}
-    for name, shape in shapes_raw.items():
-        if not (isinstance(shape, list) and len(shape) == 2 and all(isinstance(v, int) for v in shape)):
-            raise PlanError(f"model.shapes[{name!r}] must be [out_features, in_features]")
-        shapes[name] = (shape[0], shape[1])
-    identity = ModelIdentity(
-        name=_require(m, "name", str, "model."),
-        architecture=_require(m, "architecture", str, "model."),
-        num_blocks=_require(m, "num_blocks", int, "model."),
-        shapes=shapes,
-        fingerprint=_require(m, "fingerprint", str, "model."),
-    )
+    identity = ModelIdentity.from_dict(_require(data, "model", dict, ""))
     modules: dict[str, ModuleChoice] = {}
     for name, entry in _require(data, "modules", dict, "").items():
         if not isinstance(entry, dict):

@@ -7,6 +7,7 @@ from typing import Any
 import torch
 
 from allocsearch.data import DataConfig
+from allocsearch.evaluate import Evaluator, EvaluatorConfig
 from allocsearch.models import LoadedModel, ModelAdapter
 from allocsearch.profile import Profile, compute_profile
 from tests.conftest import make_tiny
@@ -36,3 +37,10 @@ def tiny_profile(arch: str = "llama", seed: int = 0) -> Profile:
     prof = compute_profile(lm, windows, progress=False)
     prof.data = DataConfig("embedded", 4, 32, seed)  # BESA draws its own windows from here
     return prof
+
+
+def tiny_evaluator(config: EvaluatorConfig) -> Evaluator:
+    """An Evaluator on the tiny llama and its profile, as the study tests share it."""
+    prof = tiny_profile()
+    assert prof.loaded is not None
+    return Evaluator(prof.loaded, prof, config, progress=False)

@@ -9,6 +9,10 @@
     allocsearch evaluate plan.json --fitness kl --fidelity 2048,8192 --verify wanda
     allocsearch search   studies/smollm2-70.yaml --n-trials 200
     allocsearch study report studies/smollm2-70/
+    allocsearch study records studies/smollm2-70/ --out records.jsonl
+    allocsearch predictor train --study studies/smollm2-70/ --out predictor.json
+    allocsearch predictor eval predictor.json --study studies/smollm2-60/
+    allocsearch predictor rank predictor.json plan.json...
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import sys
 from collections.abc import Sequence
 
 from allocsearch import __version__
-from allocsearch.cli import evaluate, plans, prune_eval, search
+from allocsearch.cli import evaluate, plans, predictor, prune_eval, search
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     plans.register(sub)
     evaluate.register(sub)
     search.register(sub)
+    predictor.register(sub)
     return parser
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from allocsearch.cli.common import add_quiet
+from allocsearch.cli.predictor import register_study
 
 
 def register(sub: Any) -> None:
@@ -21,6 +22,8 @@ def register(sub: Any) -> None:
     s.add_argument("--output", type=Path, default=None, help="output folder (default beside the config)")
     s.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                    help="override any config key, dotted (evaluator.fidelities=[2048,8192])")
+    s.add_argument("--predictor", default=None, choices=["none", "xgboost", "hist", "additive"],
+                   help="short-list candidates with the accuracy predictor (overrides predictor.model)")
     s.add_argument("--no-verify", action="store_true", help="skip the exact verification of the best")
     add_quiet(s)
     s.set_defaults(func=cmd_search)
@@ -35,6 +38,7 @@ def register(sub: Any) -> None:
     r.add_argument("--no-plots", action="store_true")
     add_quiet(r)
     r.set_defaults(func=cmd_report)
+    register_study(st_sub)
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -44,7 +48,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     overrides = list(args.set)
     for key, value in (("n_trials", args.n_trials), ("storage", args.storage),
                        ("sampler.name", args.sampler), ("seed", args.seed), ("target", args.target),
-                       ("output", args.output)):
+                       ("output", args.output),
+                       ("predictor.model", args.predictor)):
         if value is not None:
             overrides.append(f"{key}={value}")
     config = StudyConfig.load(args.config, overrides)
@@ -62,7 +67,8 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from allocsearch.search.report import build_report, format_report, load_study
+    from allocsearch.search import load_study
+    from allocsearch.search.report import build_report, format_report
 
     study = load_study(args.folder, args.storage, args.name)
     print(format_report(build_report(study, args.folder, top=args.top, plots=not args.no_plots)))

@@ -9,10 +9,11 @@ from allocsearch.search.runner import (
     open_study,
     run_study,
     tokens_read,
-    trial_plan,
     verify_best,
 )
 from allocsearch.search.space import SearchSpace, SpaceError, find_space
+from allocsearch.search.storage import load_study
+from allocsearch.search.trials import TrialRecord, trial_plan
 
 __all__ = [
     "SearchSpace",
@@ -20,8 +21,10 @@ __all__ = [
     "StudyConfig",
     "StudyConfigError",
     "StudyRun",
+    "TrialRecord",
     "WarmStart",
     "find_space",
+    "load_study",
     "open_study",
     "run_study",
     "tokens_read",

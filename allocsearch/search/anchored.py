@@ -32,9 +32,9 @@ from allocsearch.search.runner import (
     StudyRun,
     run_study,
     study_evaluator,
-    trial_plan,
     warm_start_plan,
 )
+from allocsearch.search.trials import trial_plan
 
 
 @dataclass

@@ -12,6 +12,7 @@
     max_tokens: 2000000           # optional: also stop once fitness has read this many tokens
     warm_start: [{method: uniform}, {method: ramp, grid: {slope: [0.1, 0.2, 0.3, 0.4]}}]
     verify: {pruner: wanda, top: 3, nsamples: 16, seqlen: 256, eval_windows: 40}
+    predictor: {model: xgboost, pool: 2000, k: 4, warmup: 16}   # optional short-listing
 
 Outputs (storage, plans, plots, report) go to ``<config dir>/<name>/`` unless ``output`` says
 otherwise. Command-line overrides are ``key=value`` pairs with dotted keys
@@ -36,7 +37,8 @@ STUDY_SCHEMA_VERSION = 1
 OBJECTIVES = ("fitness", "sparsity")
 _KEYS = {"schema_version", "name", "model", "device", "dtype", "data", "target", "space",
          "evaluator", "sampler", "pruner", "n_trials", "max_tokens", "storage", "seed",
-         "warm_start", "verify", "objectives", "output", "anchor"}
+         "warm_start", "verify", "objectives", "output", "anchor", "predictor"}
+PREDICTOR_MODELS = ("none", "xgboost", "hist", "additive")
 
 
 class StudyConfigError(ValueError):
@@ -127,6 +129,40 @@ class AnchorSettings:
 
 
 @dataclass(frozen=True)
+class PredictorSettings:
+    """Short-listing with the accuracy predictor (``model: none`` is off).
+
+    After ``warmup`` completed real trials, each round trains the predictor on every completed
+    trial (every ``retrain_every`` rounds), screens a ``pool`` of candidates (``mutations``
+    of them level-switch mutations of the best real plans, the rest from an in-memory study
+    minimising the optimistic bound mean - ``kappa`` * std), and evaluates the best ``k``
+    for real."""
+
+    model: str = "none"
+    pool: int = 2000
+    k: int = 4
+    warmup: int = 16
+    retrain_every: int = 1
+    members: int = 5
+    kappa: float = 1.0
+    mutations: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.model not in PREDICTOR_MODELS:
+            raise ValueError(f"predictor.model must be one of {list(PREDICTOR_MODELS)}, got {self.model!r}")
+        if self.pool < 1 or not 1 <= self.k <= self.pool or self.warmup < 4 or self.retrain_every < 1 \
+                or self.members < 1:
+            raise ValueError("predictor needs pool >= k >= 1, warmup >= 4 (a predictor needs data), "
+                             "retrain_every >= 1 and members >= 1")
+        if self.kappa < 0 or not 0.0 <= self.mutations <= 1.0:
+            raise ValueError("predictor needs kappa >= 0 and 0 <= mutations <= 1")
+
+    @property
+    def enabled(self) -> bool:
+        return self.model != "none"
+
+
+@dataclass(frozen=True)
 class StudyConfig:
     name: str
     model: str = "smollm2-135m"
@@ -152,6 +188,7 @@ class StudyConfig:
     output: Path = Path("study")
     source: str = ""
     anchor: AnchorSettings = field(default_factory=AnchorSettings)
+    predictor: PredictorSettings = field(default_factory=PredictorSettings)
 
     def verify_config(self, pruner: str | None = None) -> VerifyConfig:
         """The exact verification of this study (``pruner`` overrides ``verify.pruner``)."""
@@ -193,6 +230,8 @@ class StudyConfig:
             ev_raw.setdefault("source", cal.source)
             evaluator = EvaluatorConfig(**ev_raw, profile=cal)
             verify = VerifySettings(**(data.get("verify") or {}))
+            raw = data.get("predictor") or {}
+            predictor = PredictorSettings(**({"model": raw} if isinstance(raw, str) else raw))
         except TypeError as exc:
             raise StudyConfigError(f"{where}: {exc}") from exc
         except ValueError as exc:
@@ -219,6 +258,8 @@ class StudyConfig:
         anchor = AnchorSettings.parse(data.get("anchor"), where)
         if anchor.rounds and len(objectives) > 1:
             raise StudyConfigError(f"{where}: anchored rounds need a single objective")
+        if predictor.enabled and len(objectives) > 1:
+            raise StudyConfigError(f"{where}: predictor short-listing needs a single objective")
         if anchor.rounds and verify.inputs != "pruned":
             raise StudyConfigError(f"{where}: anchored rounds model a sequential prune; with "
                                    f"verify.inputs = dense the plain study's fitness is exact")
@@ -229,7 +270,7 @@ class StudyConfig:
             sampler=sampler[0], sampler_params=sampler[1], pruner=pruner[0],
             pruner_params=pruner[1], n_trials=n_trials, max_tokens=max_tokens, storage=data.get("storage"),
             seed=int(data.get("seed", 0)), warm_start=warm, verify=verify, objectives=objectives,
-            output=output, source=where, anchor=anchor,
+            output=output, source=where, anchor=anchor, predictor=predictor,
         )
 
 

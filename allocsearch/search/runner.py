@@ -11,13 +11,14 @@ a finished trial cannot be changed.
 from __future__ import annotations
 
 import logging
+import math
 import time
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
 from allocsearch.evaluate import Evaluator
@@ -25,7 +26,9 @@ from allocsearch.models.loading import LoadedModel
 from allocsearch.plan import Plan
 from allocsearch.search.config import StudyConfig, WarmStart
 from allocsearch.search.samplers import make_pruner, make_sampler
+from allocsearch.search.screening import Screener, prequential_spearman
 from allocsearch.search.space import SearchSpace, SpaceError, find_space
+from allocsearch.search.trials import TrialRecord, run_and_tell, trial_plan
 
 log = logging.getLogger(__name__)
 #: Trials that count towards ``n_trials`` (a failed or interrupted trial is run again).
@@ -92,99 +95,113 @@ def run_study(
     verify: bool = True,
 ) -> StudyRun:
     """Run (or resume) the study of ``config`` up to ``n_trials`` finished trials, or until
-    they have read ``max_tokens`` search tokens."""
+    they have read ``max_tokens`` search tokens.
+
+    An explicit ask/tell loop: before each trial, the predictor's short-lister (when the config
+    has one) may enqueue screened proposals; then one trial is asked, evaluated into a
+    :class:`TrialRecord` and told."""
     space = find_space(config.space)
     ev = study_evaluator(config, loaded, evaluator, progress)
-    ident = ev.identity
     multi = len(config.objectives) > 1
     if multi and not space.recipe.get("target"):
         raise SpaceError(f"objectives {list(config.objectives)} need a space whose plan has a "
                          f"target parameter; {space.name!r} has none")
     study = open_study(config)
     if "model" not in study.user_attrs:
-        study.set_user_attr("model", ident.to_dict())
-        study.set_user_attr("space", space.name)
-        study.set_user_attr("target", config.target)
-        study.set_user_attr("objectives", list(config.objectives))
+        for key, value in study_attrs(config, ev).items():
+            study.set_user_attr(key, value)
         _enqueue_priors(study, config, space, ev)
     run = StudyRun(study, config, space)
     done = sum(1 for t in study.get_trials(deepcopy=False) if t.state in FINISHED)
-    spent = {"tokens": tokens_read(study)}
-    remaining = max(config.n_trials - done, 0)
-    if config.max_tokens is not None and spent["tokens"] >= config.max_tokens:
-        remaining = 0
-    names = list(ident.shapes)
-
-    bar = tqdm(total=config.n_trials, initial=done, desc=f"study {config.name}", unit="trial",
-               disable=not progress)
-    best = {"text": _best_text(study)}  # refreshed once per finished trial (a storage query)
-
-    def objective(trial: optuna.Trial) -> float | tuple[float, float]:
-        values = space.suggest(trial, ident.num_blocks)
-        try:
-            plan = space.build_plan(values, ev.profile, config.target)
-        except SpaceError as exc:
-            trial.set_user_attr("infeasible", str(exc))
-            raise optuna.TrialPruned(str(exc)) from None
-        trial.set_user_attr("sparsities", [round(plan.modules[n].sparsity, 7) for n in names])
-        nm = {n: str(c.pattern) for n, c in plan.modules.items() if c.pattern.is_nm}
-        if nm:
-            trial.set_user_attr("patterns", nm)
-        trial.set_user_attr("target", plan.target)
-        value = float("nan")
-        for step in ev.iter_fitness(plan):
-            value = step.value
-            trial.set_user_attr("tokens", step.tokens)
-            bar.set_postfix_str(f"best {best['text']} | trial {trial.number} at {step.tokens} tok")
-            if not multi:
-                trial.report(value, step.tokens)
-                if trial.should_prune():
-                    raise optuna.TrialPruned(f"{value:.4g} at {step.tokens} tokens")
-        # Rounded to the budget's tolerance: plans projected to one target differ in the last
-        # float bits, which would otherwise decide Pareto dominance between them.
-        return (value, round(plan.budget(), 6)) if multi else value
-
-    def callback(study: optuna.Study, trial: FrozenTrial) -> None:
-        bar.update(1)
-        spent["tokens"] += int(trial.user_attrs.get("tokens", 0))
-        if config.max_tokens is not None and spent["tokens"] >= config.max_tokens:
-            study.stop()  # the evaluation budget is spent; a resumed run starts no trial
-        best["text"] = _best_text(study)
-        if config.max_tokens is not None:  # the bar counts trials; say how much budget is left
-            best["text"] += f" | {spent['tokens']}/{config.max_tokens} tok"
-        bar.set_postfix_str(f"best {best['text']}")
-        prior = trial.user_attrs.get("prior")
-        what = f" [{prior}]" if prior else ""
-        if trial.state == TrialState.COMPLETE:
-            vals = ", ".join(f"{v:.4g}" for v in trial.values)
-            msg = f"trial {trial.number} {config.evaluator.fitness} {vals}{what}"
-        else:
-            step = trial.last_step
-            msg = f"trial {trial.number} {trial.state.name.lower()}"
-            msg += f" at {step} tokens" if step else ""
-            msg += f" ({trial.user_attrs['infeasible']})" if "infeasible" in trial.user_attrs else ""
-            msg += what
-        secs = (trial.datetime_complete - trial.datetime_start).total_seconds() \
-            if trial.datetime_complete and trial.datetime_start else 0.0
-        bar.write(f"{msg}  ({secs:.1f}s; best {best['text']})") if progress else log.info(msg)
-
+    status = _Progress(config, study, done, progress)
+    screener = Screener(config.predictor, space, ev.profile, config.target, config.output, config.seed) \
+        if config.predictor.enabled else None
     start = time.perf_counter()
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # our one line per trial replaces Optuna's
     try:
-        if remaining:
-            study.optimize(objective, n_trials=remaining, callbacks=[callback], gc_after_trial=False)
+        while run.new_trials < config.n_trials - done and not status.spent():
+            if screener is not None and screener.ready(study):
+                screener.round(study)
+                status.screening = (screener.rounds, screener.pool_size, prequential_spearman(study))
+            rec = run_and_tell(study, space, ev, config.target, multi=multi, on_step=status.step)
+            run.new_trials += 1
+            status.finished(rec)
     finally:
         optuna.logging.set_verbosity(verbosity)
-        bar.close()
-    run.new_trials = sum(1 for t in study.get_trials(deepcopy=False) if t.state in FINISHED) - done
+        status.close()
     log.info("study %s: %d new trials (%d search tokens in all) in %.1fs", config.name,
-             run.new_trials, spent["tokens"], time.perf_counter() - start)
+             run.new_trials, status.tokens, time.perf_counter() - start)
     if verify and not multi:
         run.verified = verify_best(study, ev, config, progress=progress)
     if evaluator is None:
         ev.close()
     return run
+
+
+def study_attrs(config: StudyConfig, ev: Evaluator) -> dict[str, Any]:
+    """What a new study stores once: the model identity (to rebuild trial plans) and what its
+    fitness means (so its trials can train a predictor)."""
+    return {"model": ev.identity.to_dict(), "space": config.space, "target": config.target,
+            "objectives": list(config.objectives), "fitness": config.evaluator.fitness,
+            "fidelities": list(config.evaluator.fidelities), "sampler": config.sampler,
+            "model_source": config.model, "profile": vars(config.data)}
+
+
+class _Progress:
+    """The progress bar (best so far, the running trial's fidelity, budget and screening
+    state) and one line per finished trial."""
+
+    def __init__(self, config: StudyConfig, study: optuna.Study, done: int, enabled: bool) -> None:
+        self.config = config
+        self.study = study
+        self.enabled = enabled
+        self.tokens = tokens_read(study)
+        self.screening: tuple[int, int, float | None] | None = None
+        self.bar = tqdm(total=config.n_trials, initial=done, desc=f"study {config.name}", unit="trial",
+                        disable=not enabled)
+        self.best = _best_text(study)  # refreshed once per finished trial (a storage query)
+
+    def spent(self) -> bool:
+        return self.config.max_tokens is not None and self.tokens >= self.config.max_tokens
+
+    def _status(self) -> str:
+        text = f"best {self.best}"
+        if self.config.max_tokens is not None:  # the bar counts trials; say how much budget is left
+            text += f" | {self.tokens}/{self.config.max_tokens} tok"
+        if self.screening is not None:
+            rounds, pool, rho = self.screening
+            text += f" | round {rounds}, pool {pool}, rho " + ("-" if rho is None else f"{rho:.2f}")
+        return text
+
+    def step(self, rec: TrialRecord) -> None:
+        self.bar.set_postfix_str(f"{self._status()} | trial {rec.number} at {rec.tokens} tok")
+
+    def finished(self, rec: TrialRecord) -> None:
+        self.bar.update(1)
+        self.tokens += rec.tokens
+        self.best = _best_text(self.study)
+        self.bar.set_postfix_str(self._status())
+        what = f" [{rec.provenance['prior']}]" if "prior" in rec.provenance else ""
+        if "screened" in rec.provenance:
+            sc = rec.provenance["screened"]
+            what += f" [screened r{sc['round']}: predicted {math.exp(sc['mean']):.4g}]"
+        if rec.state == "complete":
+            vals = f"{rec.value:.4g}" + (f", {rec.plan.budget():.6f}"  # type: ignore[union-attr]
+                                         if len(self.config.objectives) > 1 else "")
+            msg = f"trial {rec.number} {self.config.evaluator.fitness} {vals}{what}"
+        else:
+            msg = f"trial {rec.number} {rec.state}"
+            msg += f" at {rec.tokens} tokens" if rec.steps else ""
+            msg += f" ({rec.reason})" if rec.state == "infeasible" else ""
+            msg += what
+        if self.enabled:
+            self.bar.write(f"{msg}  ({rec.seconds:.1f}s; {self._status()})")
+        else:
+            log.info(msg)
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 def tokens_read(study: optuna.Study) -> int:
@@ -221,26 +238,6 @@ def _enqueue_priors(study: optuna.Study, config: StudyConfig, space: SearchSpace
             log.info("warm start %s cannot be expressed in space %s; skipped", ws.label, space.name)
             continue
         study.enqueue_trial(params, user_attrs={"prior": ws.label})
-
-
-def trial_plan(study: optuna.Study, trial: FrozenTrial) -> Plan:
-    """The plan a finished trial evaluated, rebuilt from its user attributes."""
-    model = study.user_attrs["model"]
-    sparsities = trial.user_attrs.get("sparsities")
-    if sparsities is None:
-        raise ValueError(f"trial {trial.number} has no plan (it was pruned before one was made)")
-    patterns = trial.user_attrs.get("patterns", {})
-    target = float(trial.user_attrs.get("target", study.user_attrs["target"]))
-    modules = {
-        n: {"sparsity": s, "pattern": patterns.get(n, "unstructured")}
-        for n, s in zip(model["shapes"], sparsities, strict=True)
-    }
-    prov = {"method": "search", "study": study.study_name, "trial": trial.number,
-            "space": study.user_attrs.get("space"), "params": trial.params,
-            "fitness": trial.values[0] if trial.values else None}
-    data = {"schema_version": 1, "model": model, "target": target, "modules": modules,
-            "provenance": prov}
-    return Plan.from_dict(data, where=f"trial {trial.number}")
 
 
 def verify_best(

@@ -7,16 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 from optuna.trial import TrialState
 
 from allocsearch.evaluate import Evaluator
 from allocsearch.plan import Plan
-from allocsearch.profile import compute_profile
-from allocsearch.search import StudyConfig, StudyConfigError
+from allocsearch.search import StudyConfig, StudyConfigError, load_study
 from allocsearch.search.anchored import format_anchors, run_anchored
-from allocsearch.search.report import load_study
-from tests.helpers import tiny_loaded
+from tests.helpers import tiny_evaluator
 
 EVAL = {"seqlen": 32, "fidelities": [64, 128], "batch_size": 2}
 
@@ -31,10 +28,7 @@ def _config(out: Path, extra: dict[str, Any] | None = None) -> StudyConfig:
 
 @pytest.fixture(scope="module")
 def evaluator() -> Evaluator:
-    lm = tiny_loaded("llama")
-    windows = torch.randint(0, 128, (4, 32), generator=torch.Generator().manual_seed(0))
-    return Evaluator(lm, compute_profile(lm, windows, progress=False),
-                     _config(Path("x")).evaluator, progress=False)
+    return tiny_evaluator(_config(Path("x")).evaluator)
 
 
 def test_rounds_measure_a_short_list_and_continue_from_the_best_exact_plan(

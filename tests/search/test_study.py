@@ -8,27 +8,22 @@ from typing import Any
 
 import optuna
 import pytest
-import torch
 from optuna.trial import TrialState
 
 from allocsearch.evaluate import Evaluator
 from allocsearch.plan import Plan
-from allocsearch.profile import compute_profile
-from allocsearch.search import StudyConfig, StudyConfigError, run_study, tokens_read, trial_plan
+from allocsearch.search import StudyConfig, StudyConfigError, load_study, run_study, tokens_read, trial_plan
 from allocsearch.search.config import apply_overrides
-from allocsearch.search.report import build_report, format_report, load_study, pareto_front
+from allocsearch.search.report import build_report, format_report, pareto_front
 from allocsearch.search.samplers import EvoPressSampler
-from tests.helpers import tiny_loaded
+from tests.helpers import tiny_evaluator
 
 EVAL = {"seqlen": 32, "fidelities": [64, 128], "batch_size": 2}
 
 
 @pytest.fixture(scope="module")
 def evaluator() -> Evaluator:
-    lm = tiny_loaded("llama")
-    windows = torch.randint(0, 128, (4, 32), generator=torch.Generator().manual_seed(0))
-    prof = compute_profile(lm, windows, progress=False)
-    return Evaluator(lm, prof, _config(Path("x"), {}).evaluator, progress=False)
+    return tiny_evaluator(_config(Path("x"), {}).evaluator)
 
 
 def _config(out: Path, extra: dict[str, Any]) -> StudyConfig:

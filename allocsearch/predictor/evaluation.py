@@ -1,0 +1,162 @@
+"""How good is a predictor: rank metrics on held-out studies, parity plots, importances.
+
+Held-out means whole studies, not random rows: :func:`leave_one_study_out` trains on every
+study but one and predicts that one, for each study in turn, so no plan is scored by a model
+that saw its neighbours from the same search trajectory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import stats
+
+from allocsearch.predictor.additive import AdditiveRegressor
+from allocsearch.predictor.features import FeatureTable
+from allocsearch.predictor.model import Predictor
+from allocsearch.predictor.records import PlanRecord
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Agreement of predicted and measured log-fitness on ``n`` plans."""
+
+    n: int
+    spearman: float
+    kendall: float
+    mae_log: float
+    top10_recall: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"n": self.n, "spearman": self.spearman, "kendall": self.kendall,
+                "mae_log": self.mae_log, "top10_recall": self.top10_recall}
+
+
+def top_recall(pred: NDArray[np.float64], true: NDArray[np.float64], share: float = 0.1) -> float:
+    """Share of the truly best ``share`` of plans (lowest fitness) that the prediction also
+    puts in its best ``share`` (at least one plan)."""
+    k = max(1, round(share * len(true)))
+    best_true = set(np.argsort(true, kind="stable")[:k].tolist())
+    best_pred = set(np.argsort(pred, kind="stable")[:k].tolist())
+    return len(best_true & best_pred) / k
+
+
+def score(pred: NDArray[np.float64], true: NDArray[np.float64]) -> Scores:
+    """Spearman, Kendall, MAE (in log space) and top-10% recall of ``pred`` against ``true``."""
+    if len(true) < 3:
+        return Scores(len(true), float("nan"), float("nan"), float("nan"), float("nan"))
+    return Scores(len(true), float(stats.spearmanr(pred, true).statistic),
+                  float(stats.kendalltau(pred, true).statistic),
+                  float(np.mean(np.abs(pred - true))), top_recall(pred, true))
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """Out-of-study predictions for every record (same order as the records)."""
+
+    records: list[PlanRecord]
+    mean: NDArray[np.float64]
+    std: NDArray[np.float64]
+
+    @property
+    def true(self) -> NDArray[np.float64]:
+        return np.log(np.array([r.fitness for r in self.records], dtype=np.float64))
+
+    def scores(self) -> dict[str, Any]:
+        """Overall, per target and per study."""
+        true = self.true
+        out: dict[str, Any] = {"overall": score(self.mean, true).to_dict(), "per_target": {},
+                               "per_study": {}}
+        for key, group in (("per_target", lambda r: f"{r.target:.4g}"), ("per_study", lambda r: r.study)):
+            for name in sorted({group(r) for r in self.records}):
+                rows = np.array([group(r) == name for r in self.records])
+                out[key][name] = score(self.mean[rows], true[rows]).to_dict()
+        return out
+
+
+def leave_one_study_out(table: FeatureTable, records: Sequence[PlanRecord], *, model: str = "xgboost",
+                        members: int = 5, seed: int = 0) -> HeldOut:
+    """Predict each study's plans with a predictor trained on all the other studies."""
+    studies = sorted({r.study for r in records})
+    if len(studies) < 2:
+        raise ValueError(f"held-out evaluation needs records from at least 2 studies, got {studies}")
+    mean = np.zeros(len(records))
+    std = np.zeros(len(records))
+    for study in studies:
+        train = [r for r in records if r.study != study]
+        test = [i for i, r in enumerate(records) if r.study == study]
+        pred = Predictor.train(table, train, model=model, members=members, seed=seed)
+        m, s = pred.predict([records[i].plan for i in test])
+        mean[test], std[test] = m, s
+    return HeldOut(list(records), mean, std)
+
+
+def hold_out(table: FeatureTable, records: Sequence[PlanRecord], *, model: str = "xgboost",
+             members: int = 5, seed: int = 0, share: float = 0.3) -> HeldOut:
+    """Leave-one-study-out when the records come from several studies; from a single study,
+    its last ``share`` of trials (by trial number) predicted by a model of the earlier ones."""
+    if len({r.study for r in records}) > 1:
+        return leave_one_study_out(table, records, model=model, members=members, seed=seed)
+    order = sorted(records, key=lambda r: r.trial)
+    cut = max(4, round(len(order) * (1.0 - share)))
+    if cut >= len(order):
+        raise ValueError(f"too few records ({len(order)}) to hold any out")
+    pred = Predictor.train(table, order[:cut], model=model, members=members, seed=seed)
+    mean, std = pred.predict([r.plan for r in order[cut:]])
+    return HeldOut(order[cut:], mean, std)
+
+
+def importances(pred: Predictor, top: int = 15) -> list[tuple[str, float]]:
+    """The ``top`` features by mean total gain over the ensemble (XGBoost), or by absolute
+    coefficient (the additive baseline); empty for models without either."""
+    names = pred.table.names
+    total = np.zeros(len(names))
+    for m in pred.members:
+        booster = getattr(m, "booster", None)
+        if booster is not None:
+            for key, gain in booster.get_score(importance_type="total_gain").items():
+                total[int(key[1:])] += float(gain)  # keys are f<column>
+        elif isinstance(m, AdditiveRegressor) and m.coef is not None:
+            total[m.columns] += np.abs(m.coef)
+    if not total.any():
+        return []
+    order = np.argsort(-total, kind="stable")[:top]
+    share = total / total.sum()
+    return [(names[i], float(share[i])) for i in order]
+
+
+def parity_plot(held: HeldOut, path: Path, title: str = "") -> Path:
+    """Predicted against measured fitness (log axes), one colour per target."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from allocsearch.io import atomic_write_bytes
+
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    true = held.true
+    for target in sorted({r.target for r in held.records}):
+        rows = np.array([abs(r.target - target) < 1e-9 for r in held.records])
+        ax.errorbar(np.exp(true[rows]), np.exp(held.mean[rows]), yerr=None, fmt="o", ms=3,
+                    alpha=0.6, label=f"{target:.0%}")
+    lo, hi = float(np.exp(min(true.min(), held.mean.min()))), float(np.exp(max(true.max(), held.mean.max())))
+    ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("measured fitness")
+    ax.set_ylabel("predicted fitness (held-out study)")
+    ax.set_title(title or "predictor parity")
+    ax.legend(title="target")
+    fig.tight_layout()
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return atomic_write_bytes(path, buf.getvalue())

@@ -1,0 +1,204 @@
+"""Plan + profile -> feature vector, without a forward pass.
+
+A :class:`FeatureTable` is computed once per profile (it needs the dense weights) and holds,
+per prunable module, three **removal curves** on a grid of sparsities: the share of the
+module's Wanda-score mass, of its squared-weight mass and of its squared-score mass that a
+Wanda mask at that ratio removes (weights ordered by Wanda score within each output row, as
+the pruner and the Evaluator's cached masks order them). Plus each module's OWL outlier
+ratio (share of scores above 5x the mean) and AlphaPruning exponent. The table is plain data:
+it is saved inside a predictor file, so ranking plans needs no model.
+
+:meth:`FeatureTable.features` turns plans into rows of one fixed layout (``names``):
+
+- ``attn:<b>``, ``mlp:<b>``: parameter-weighted sparsity of block b's attention and MLP;
+- ``score:<module>``, ``sqw:<module>``, ``sq_score:<module>``: the removal curves at the
+  module's sparsity (linear interpolation on the grid);
+- ``nm:<b>``, ``dense:<b>``: share of block b's parameters under an N:M pattern / kept dense
+  (the layer-type choices);
+- global: budget, parameter-weighted means of the three removed shares, sparsity-weighted
+  outlier ratio and spectral exponent, and depth statistics of the block sparsities (centre
+  of mass, linear slope, spread, min, max, first and last block).
+
+``FEATURE_VERSION`` changes whenever this layout or its meaning changes; a predictor refuses
+plans of another model (fingerprint) or a table of another version.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from allocsearch.data.windows import DataConfig
+from allocsearch.io import atomic_write_text
+from allocsearch.models.adapters import layer_kind
+from allocsearch.plan import ModelIdentity, Plan, block_of
+from allocsearch.profile import Profile, build_profile
+from allocsearch.pruners.wanda_sparsify import wanda_scores
+
+FEATURE_VERSION = 1
+GRID_POINTS = 101  # sparsity 0.00, 0.01, ..., 1.00
+CURVES = ("score", "sqw", "sq_score")
+OUTLIER_M = 5.0
+GLOBALS = ("budget", "score_mean", "sqw_mean", "sq_score_mean", "outlier_weighted",
+           "alpha_weighted", "depth_centre", "depth_slope", "block_std", "block_min",
+           "block_max", "block_first", "block_last")
+
+
+class FeatureError(ValueError):
+    """A plan or table the features cannot be computed for, with the reason."""
+
+
+def removal_curves(
+    scores: torch.Tensor, weight: torch.Tensor, grid: int = GRID_POINTS
+) -> NDArray[np.float64]:
+    """(3, grid) shares of score, squared-weight and squared-score mass removed when each row
+    of a (out, in) layer loses its round(s * in) lowest-scoring weights, s on the grid."""
+    order = scores.double().argsort(dim=1, stable=True)  # (out, in), ascending scores
+    s = scores.double().gather(1, order)
+    w2 = weight.double().square().gather(1, order)
+    cols = scores.shape[1]
+    ks = torch.tensor([round(g * cols) for g in np.linspace(0.0, 1.0, grid)], dtype=torch.long)
+    out = []
+    for values in (s, w2, s.square()):
+        cum = torch.cat([torch.zeros(values.shape[0], 1, dtype=values.dtype), values.cumsum(1)], 1)
+        removed = cum[:, ks].sum(0)  # (grid,)
+        out.append((removed / cum[:, -1].sum().clamp_min(1e-300)).numpy())
+    return np.round(np.stack(out), 7)
+
+
+@dataclass(frozen=True)
+class FeatureTable:
+    """Per-module curves and statistics of one profiled model (see the module docstring)."""
+
+    identity: ModelIdentity
+    curves: NDArray[np.float64]  # (modules, 3, GRID_POINTS), modules in identity order
+    outlier: NDArray[np.float64]  # (modules,)
+    alpha: NDArray[np.float64]  # (modules,)
+    version: int = FEATURE_VERSION
+
+    def __post_init__(self) -> None:
+        m = len(self.identity.shapes)
+        if self.curves.shape != (m, len(CURVES), GRID_POINTS) or self.outlier.shape != (m,) \
+                or self.alpha.shape != (m,):
+            raise FeatureError(f"feature table shapes do not match the model's {m} modules")
+
+    # ------------------------------------------------------------ building
+    @classmethod
+    def from_profile(cls, profile: Profile) -> FeatureTable:
+        """Curves from the profile's input norms and dense weights (model attached)."""
+        ident = profile.identity
+        curves, outlier = [], []
+        for name in ident.shapes:
+            w = profile.weight(name).detach().float().cpu()
+            sc = wanda_scores(w, profile.sq_norm[name].float().cpu())
+            curves.append(removal_curves(sc, w))
+            outlier.append(float((sc > OUTLIER_M * sc.mean()).float().mean()))
+        alpha = [profile.alpha[n] for n in ident.shapes]
+        return cls(ident, np.stack(curves), np.round(np.array(outlier), 7), np.round(np.array(alpha), 7))
+
+    # ----------------------------------------------------------- layout
+    @property
+    def names(self) -> list[str]:
+        ident = self.identity
+        blocks = range(ident.num_blocks)
+        out = [f"{k}:{b}" for k in ("attn", "mlp") for b in blocks]
+        out += [f"{c}:{n}" for c in CURVES for n in ident.shapes]
+        out += [f"{k}:{b}" for k in ("nm", "dense") for b in blocks]
+        return out + list(GLOBALS)
+
+    def check(self, plan: Plan) -> None:
+        if plan.model.fingerprint != self.identity.fingerprint:
+            raise FeatureError(
+                f"plan is for model {plan.model.name} (fingerprint {plan.model.fingerprint}), but "
+                f"this predictor was trained on {self.identity.name} (fingerprint "
+                f"{self.identity.fingerprint}); train a predictor on that model's studies")
+
+    def features(self, plans: Sequence[Plan]) -> NDArray[np.float64]:
+        """(len(plans), len(names)) feature rows, deterministic."""
+        for p in plans:
+            self.check(p)
+        ident = self.identity
+        names = list(ident.shapes)
+        s = np.array([[p.modules[n].sparsity for n in names] for p in plans], dtype=np.float64)
+        nm = np.array([[p.modules[n].pattern.is_nm for n in names] for p in plans], dtype=np.float64)
+        return self._rows(s, nm)
+
+    def _rows(self, s: NDArray[np.float64], nm: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Rows from (plans, modules) sparsities and N:M flags."""
+        ident = self.identity
+        names = list(ident.shapes)
+        n = np.array([ident.numel(m) for m in names], dtype=np.float64)
+        blocks = np.array([block_of(m) for m in names])
+        attn = np.array([layer_kind(ident.architecture, m) == "attention" for m in names])
+        onehot = np.zeros((len(names), ident.num_blocks))
+        onehot[np.arange(len(names)), blocks] = 1.0
+        # Curves at each module's sparsity: linear interpolation on the grid, (plans, modules).
+        pos = np.clip(s, 0.0, 1.0) * (GRID_POINTS - 1)
+        lo = np.minimum(np.floor(pos).astype(int), GRID_POINTS - 2)
+        frac = pos - lo
+        idx = np.arange(len(names))
+        removed = [self.curves[idx, c, lo] * (1 - frac) + self.curves[idx, c, lo + 1] * frac
+                   for c in range(len(CURVES))]
+
+        def per_block(values: NDArray[np.float64], mask: NDArray[np.bool_]) -> NDArray[np.float64]:
+            w = n * mask
+            return np.asarray((values * w) @ onehot / np.maximum(w @ onehot, 1.0))
+
+        block_all = per_block(s, np.ones(len(names), dtype=bool))
+        depth = np.linspace(0.0, 1.0, ident.num_blocks)
+        centred = depth - depth.mean()
+        total = n.sum()
+        glob = np.stack([
+            s @ n / total,
+            *(r @ n / total for r in removed),
+            (s * self.outlier) @ n / total,
+            (s * self.alpha) @ n / total,
+            block_all @ depth / np.maximum(block_all.sum(1), 1e-12),
+            block_all @ centred / max(float(centred @ centred), 1e-12),
+            block_all.std(1), block_all.min(1), block_all.max(1), block_all[:, 0], block_all[:, -1],
+        ], axis=1)
+        parts = [per_block(s, attn), per_block(s, ~attn), *removed,
+                 per_block(nm, np.ones(len(names), dtype=bool)),
+                 per_block((s == 0).astype(np.float64), np.ones(len(names), dtype=bool)), glob]
+        return np.concatenate(parts, axis=1)
+
+    # ------------------------------------------------------- (de)serialise
+    def to_dict(self) -> dict[str, Any]:
+        return {"version": self.version, "model": self.identity.to_dict(), "grid_points": GRID_POINTS,
+                "curves": self.curves.tolist(), "outlier": self.outlier.tolist(),
+                "alpha": self.alpha.tolist()}
+
+    def save(self, path: str | Path) -> Path:
+        """Write the table as JSON (atomically), for training without loading the model."""
+        return atomic_write_text(Path(path), json.dumps(self.to_dict()) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> FeatureTable:
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text()))
+        except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise FeatureError(f"{path}: not a feature table ({exc})") from None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FeatureTable:
+        if data.get("version") != FEATURE_VERSION:
+            raise FeatureError(f"feature table version {data.get('version')!r}; this allocsearch "
+                               f"computes version {FEATURE_VERSION}: retrain the predictor")
+        return cls(ModelIdentity.from_dict(data["model"]), np.array(data["curves"], dtype=np.float64),
+                   np.array(data["outlier"], dtype=np.float64), np.array(data["alpha"], dtype=np.float64))
+
+
+def build_feature_table(model: str, data: DataConfig, *, device: str = "auto", dtype: str = "float32",
+                        progress: bool = True) -> FeatureTable:
+    """Load ``model``, reuse (or compute) its profile on ``data``, and build its feature table."""
+    from allocsearch.models import load_model
+
+    loaded = load_model(model, device=device, dtype=dtype)
+    return FeatureTable.from_profile(build_profile(loaded, data, progress=progress))

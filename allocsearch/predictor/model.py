@@ -1,0 +1,150 @@
+"""The accuracy predictor: plan -> predicted log-fitness with an uncertainty, no forward pass.
+
+    pred = Predictor.train(table, records, model="xgboost")
+    mean, std = pred.predict(plans)        # natural log of the fitness, and the ensemble spread
+    pred.save("predictor.json"); Predictor.load("predictor.json")
+
+An ensemble of ``members`` regressors (seeds 0..members-1), each fitted on its own random
+``subsample`` of the records; the mean of their predictions is the estimate and their
+standard deviation the uncertainty. The file is JSON: metadata (feature version, the model's
+fingerprint, fitness name and tokens, training studies), the feature table, and each member
+as its backend serialises it (XGBoost JSON, skops, coefficients).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from allocsearch.io import atomic_write_text
+from allocsearch.plan import Plan
+from allocsearch.predictor.base import Regressor, load_regressor, make_regressor
+from allocsearch.predictor.features import FEATURE_VERSION, FeatureTable
+from allocsearch.predictor.records import PlanRecord
+
+PREDICTOR_FORMAT = "allocsearch-predictor"
+PREDICTOR_SCHEMA_VERSION = 1
+
+
+class PredictorError(ValueError):
+    """A predictor that cannot be trained, loaded or applied, with the reason."""
+
+
+@dataclass(frozen=True)
+class PredictorMeta:
+    """What a predictor was trained on (saved with it)."""
+
+    model: str
+    fingerprint: str
+    fitness_name: str
+    tokens: int
+    studies: tuple[str, ...]
+    n_train: int
+    members: int
+    subsample: float
+    feature_version: int = FEATURE_VERSION
+    created: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M:%S"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"studies": list(self.studies)}
+
+
+def check_records(records: Sequence[PlanRecord]) -> tuple[str, int]:
+    """The one (fitness name, tokens) all records share, or a PredictorError."""
+    if len(records) < 4:
+        raise PredictorError(f"need at least 4 measured plans to train, got {len(records)}")
+    kinds = sorted({(r.fitness_name, r.tokens) for r in records})
+    if len(kinds) > 1:
+        raise PredictorError(f"records mix fitnesses or fidelities {kinds}: a predictor learns one "
+                             f"(filter the studies, or use records of one evaluator config)")
+    return kinds[0]
+
+
+class Predictor:
+    """An ensemble of regressors on one model's feature table (see the module docstring)."""
+
+    def __init__(
+        self, table: FeatureTable, model: str, members: list[Regressor], meta: PredictorMeta
+    ) -> None:
+        self.table = table
+        self.model = model
+        self.members = members
+        self.meta = meta
+
+    @classmethod
+    def train(cls, table: FeatureTable, records: Sequence[PlanRecord], *, model: str = "xgboost",
+              members: int = 5, subsample: float = 0.8, seed: int = 0) -> Predictor:
+        """Fit ``members`` regressors on log-fitness, each on its own subsample of the records."""
+        fitness_name, tokens = check_records(records)
+        if members < 1 or not 0.0 < subsample <= 1.0:
+            raise PredictorError("need members >= 1 and 0 < subsample <= 1")
+        x = table.features([r.plan for r in records])
+        y = np.log(np.array([r.fitness for r in records], dtype=np.float64))
+        rng = np.random.default_rng(seed)
+        fitted: list[Regressor] = []
+        take = max(2, round(subsample * len(records)))
+        for i in range(members):
+            rows = np.sort(rng.choice(len(records), size=take, replace=False))
+            reg = make_regressor(model, table.names, seed + i)
+            reg.fit(x[rows], y[rows])
+            fitted.append(reg)
+        studies = tuple(sorted({r.study for r in records if r.study}))
+        meta = PredictorMeta(table.identity.name, table.identity.fingerprint, fitness_name, tokens, studies,
+                             len(records), members, subsample)
+        return cls(table, model, fitted, meta)
+
+    def predict(self, plans: Sequence[Plan]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """(mean, std) of the predicted natural-log fitness of each plan."""
+        if not plans:
+            return np.zeros(0), np.zeros(0)
+        return self.predict_rows(self.table.features(plans))
+
+    def predict_rows(self, x: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        preds = np.stack([m.predict(x) for m in self.members])  # (members, rows)
+        return preds.mean(0), preds.std(0)
+
+    # ------------------------------------------------------------ files
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": PREDICTOR_FORMAT, "schema_version": PREDICTOR_SCHEMA_VERSION,
+                "model_kind": self.model, "meta": self.meta.to_dict(),
+                "features": self.table.to_dict(), "members": [m.to_data() for m in self.members]}
+
+    def save(self, path: str | Path) -> Path:
+        """Write the predictor as one JSON file (atomically)."""
+        return atomic_write_text(Path(path), json.dumps(self.to_dict()) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> Predictor:
+        p = Path(path)
+        try:
+            data = json.loads(p.read_text())
+        except OSError as exc:
+            raise PredictorError(f"{p}: cannot read predictor ({exc.strerror})") from None
+        except json.JSONDecodeError as exc:
+            raise PredictorError(f"{p}: not valid JSON ({exc.msg})") from None
+        except UnicodeDecodeError:
+            raise PredictorError(f"{p}: not valid JSON (binary data; predictors are never pickles)") from None
+        if not isinstance(data, dict) or data.get("format") != PREDICTOR_FORMAT:
+            raise PredictorError(f"{p}: not an allocsearch predictor file")
+        if data.get("schema_version") != PREDICTOR_SCHEMA_VERSION:
+            raise PredictorError(f"{p}: unsupported schema_version {data.get('schema_version')!r}")
+        try:
+            table = FeatureTable.from_dict(data["features"])
+            kind = str(data["model_kind"])
+            members = [load_regressor(kind, table.names, m) for m in data["members"]]
+            m = data["meta"]
+            meta = PredictorMeta(m["model"], m["fingerprint"], m["fitness_name"], int(m["tokens"]),
+                                 tuple(m["studies"]), int(m["n_train"]), int(m["members"]),
+                                 float(m["subsample"]), int(m["feature_version"]), str(m["created"]))
+            if meta.fingerprint != table.identity.fingerprint:
+                raise PredictorError("its metadata and feature table name different models")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise PredictorError(f"{p}: {exc}") from None
+        return cls(table, kind, members, meta)

@@ -1,0 +1,146 @@
+"""One trial of a study as a typed record: ask -> values -> plan -> fitness steps -> tell.
+
+:func:`evaluate_trial` runs a trial the study asked for (its values come from the sampler, or
+from an enqueued proposal such as a screened candidate), and :func:`tell` hands the outcome
+back to Optuna. The runner's loop sits between them, so a short-lister can propose plans
+before a trial is asked and learn from each record after it is told.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+from optuna.storages._heartbeat import get_heartbeat_thread
+from optuna.trial import FrozenTrial, TrialState
+
+from allocsearch.evaluate import Evaluator, FitnessStep
+from allocsearch.plan import Plan
+from allocsearch.search.space import SearchSpace, SpaceError
+
+
+@dataclass
+class TrialRecord:
+    """What one trial did: its values, the plan they made, the fitness at each fidelity read
+    (the last one decides), and why it stopped early (``pruned``: the pruner stopped it at a
+    fidelity; ``infeasible``: the values make no plan)."""
+
+    number: int
+    values: dict[str, Any]
+    plan: Plan | None = None
+    steps: list[FitnessStep] = field(default_factory=list)
+    state: str = "complete"  # complete | pruned | infeasible
+    reason: str = ""
+    provenance: dict[str, Any] = field(default_factory=dict)  # prior label, screening prediction
+    seconds: float = 0.0
+
+    @property
+    def tokens(self) -> int:
+        """Search tokens the fitness read (what ``max_tokens`` budgets)."""
+        return self.steps[-1].tokens if self.steps else 0
+
+    @property
+    def value(self) -> float | None:
+        return self.steps[-1].value if self.steps and self.state == "complete" else None
+
+
+def plan_attrs(plan: Plan) -> dict[str, Any]:
+    """The user attributes that let :func:`allocsearch.search.runner.trial_plan` rebuild a plan."""
+    attrs: dict[str, Any] = {"sparsities": [round(c.sparsity, 7) for c in plan.modules.values()],
+                             "target": plan.target}
+    nm = {n: str(c.pattern) for n, c in plan.modules.items() if c.pattern.is_nm}
+    return attrs | ({"patterns": nm} if nm else {})
+
+
+def trial_plan(study: optuna.Study, trial: FrozenTrial) -> Plan:
+    """The plan a finished trial evaluated, rebuilt from its user attributes."""
+    model = study.user_attrs["model"]
+    sparsities = trial.user_attrs.get("sparsities")
+    if sparsities is None:
+        raise ValueError(f"trial {trial.number} has no plan (it was pruned before one was made)")
+    patterns = trial.user_attrs.get("patterns", {})
+    target = float(trial.user_attrs.get("target", study.user_attrs["target"]))
+    modules = {
+        n: {"sparsity": s, "pattern": patterns.get(n, "unstructured")}
+        for n, s in zip(model["shapes"], sparsities, strict=True)
+    }
+    prov = {"method": "search", "study": study.study_name, "trial": trial.number,
+            "space": study.user_attrs.get("space"), "params": trial.params,
+            "fitness": trial.values[0] if trial.values else None}
+    data = {"schema_version": 1, "model": model, "target": target, "modules": modules,
+            "provenance": prov}
+    return Plan.from_dict(data, where=f"trial {trial.number}")
+
+
+def evaluate_trial(
+    trial: optuna.Trial,
+    space: SearchSpace,
+    ev: Evaluator,
+    target: float,
+    *,
+    report: bool,
+    on_step: Callable[[TrialRecord], None] | None = None,
+) -> TrialRecord:
+    """Suggest, build the plan, read its fitness fidelity by fidelity (reporting each to the
+    pruner when ``report``), and store the plan and tokens on the trial."""
+    start = time.perf_counter()
+    rec = TrialRecord(trial.number, space.suggest(trial, ev.identity.num_blocks),
+                      provenance={k: v for k, v in trial.user_attrs.items() if k in ("prior", "screened")})
+    try:
+        rec.plan = space.build_plan(rec.values, ev.profile, target)
+    except SpaceError as exc:
+        rec.state, rec.reason = "infeasible", str(exc)
+        trial.set_user_attr("infeasible", rec.reason)
+        rec.seconds = time.perf_counter() - start
+        return rec
+    for key, value in plan_attrs(rec.plan).items():
+        trial.set_user_attr(key, value)
+    for step in ev.iter_fitness(rec.plan):
+        rec.steps.append(step)
+        trial.set_user_attr("tokens", step.tokens)
+        if on_step is not None:
+            on_step(rec)
+        if report:
+            trial.report(step.value, step.tokens)
+            if trial.should_prune():
+                rec.state, rec.reason = "pruned", f"{step.value:.4g} at {step.tokens} tokens"
+                break
+    rec.seconds = time.perf_counter() - start
+    return rec
+
+
+def run_and_tell(
+    study: optuna.Study,
+    space: SearchSpace,
+    ev: Evaluator,
+    target: float,
+    *,
+    multi: bool,
+    on_step: Callable[[TrialRecord], None] | None = None,
+) -> TrialRecord:
+    """Ask the study for a trial, evaluate it, tell the outcome (a failure is told as failed
+    and raised). The trial beats a heartbeat while it runs, as under ``study.optimize``."""
+    with warnings.catch_warnings():  # "heartbeat ... supposed to be used with Study.optimize"
+        warnings.filterwarnings("ignore", message="Heartbeat of storage", category=UserWarning)
+        trial = study.ask()
+    # Optuna's ask/tell interface has no public heartbeat; this is the helper optimize uses.
+    with get_heartbeat_thread(trial._trial_id, study._storage):
+        try:
+            rec = evaluate_trial(trial, space, ev, target, report=not multi, on_step=on_step)
+        except BaseException:
+            study.tell(trial, state=TrialState.FAIL)
+            raise
+    if rec.state != "complete":
+        study.tell(trial, state=TrialState.PRUNED)
+    elif multi:
+        assert rec.plan is not None and rec.value is not None
+        # Rounded to the budget's tolerance: plans projected to one target differ in the last
+        # float bits, which would otherwise decide Pareto dominance between them.
+        study.tell(trial, [rec.value, round(rec.plan.budget(), 6)])
+    else:
+        study.tell(trial, rec.value)
+    return rec

@@ -1,0 +1,106 @@
+"""Contract of every registered predictor model: fits, ranks synthetic plans, saves to JSON
+and loads back predicting the same values; records files round-trip; held-out scores."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from allocsearch.budget import random_plan
+from allocsearch.predictor import (
+    FeatureTable,
+    PlanRecord,
+    Predictor,
+    PredictorError,
+    RecordsError,
+    leave_one_study_out,
+    read_records,
+    score,
+    write_records,
+)
+from allocsearch.predictor.base import regressor_names
+from allocsearch.predictor.evaluation import top_recall
+from tests.helpers import tiny_profile
+
+
+@pytest.fixture(scope="module")
+def table() -> FeatureTable:
+    return FeatureTable.from_profile(tiny_profile())
+
+
+def synthetic_records(table: FeatureTable, n: int = 60, seed: int = 0) -> list[PlanRecord]:
+    """Plans at two targets whose fitness grows with the removed score mass (plus noise)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        target = (0.5, 0.7)[i % 2]
+        plan = random_plan(table.identity, target, block_spread=0.2, seed=seed * 1000 + i)
+        removed = table.features([plan])[0][table.names.index("score_mean")]
+        fitness = float(np.exp(3.0 + 8.0 * removed + rng.normal(0, 0.02)))
+        out.append(PlanRecord(plan, fitness, "ppl", 128, f"study{i % 3}", i, "random"))
+    return out
+
+
+def test_the_registry_holds_the_three_models() -> None:
+    assert regressor_names() == ["additive", "hist", "xgboost"]
+
+
+@pytest.mark.parametrize("kind", ["xgboost", "hist", "additive"])
+def test_each_model_ranks_fits_and_round_trips(kind: str, table: FeatureTable, tmp_path: Path) -> None:
+    train = synthetic_records(table, seed=0)
+    test = synthetic_records(table, n=30, seed=1)
+    pred = Predictor.train(table, train, model=kind, members=3)
+    mean, std = pred.predict([r.plan for r in test])
+    true = np.log([r.fitness for r in test])
+    assert mean.shape == std.shape == (30,) and np.all(std >= 0)
+    assert score(mean, true).spearman > 0.8
+    path = pred.save(tmp_path / "p.json")
+    again = Predictor.load(path)
+    mean2, std2 = again.predict([r.plan for r in test])
+    assert np.array_equal(mean, mean2) and np.array_equal(std, std2)
+    assert again.meta == pred.meta and again.meta.studies == ("study0", "study1", "study2")
+    assert json.loads(path.read_text())["format"] == "allocsearch-predictor"
+
+
+def test_training_refuses_mixed_fidelities_and_too_few_plans(table: FeatureTable) -> None:
+    recs = synthetic_records(table, n=8)
+    mixed = recs[:4] + [PlanRecord(r.plan, r.fitness, "ppl", 256, r.study) for r in recs[4:]]
+    with pytest.raises(PredictorError, match="mix fitnesses or fidelities"):
+        Predictor.train(table, mixed)
+    with pytest.raises(PredictorError, match="at least 4"):
+        Predictor.train(table, recs[:3])
+
+
+def test_a_pickle_or_foreign_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "x.json").write_text('{"format": "something else"}')
+    with pytest.raises(PredictorError, match="not an allocsearch predictor"):
+        Predictor.load(tmp_path / "x.json")
+    (tmp_path / "y.json").write_bytes(b"\x80\x04K\x01.")  # a pickle
+    with pytest.raises(PredictorError, match="not valid JSON"):
+        Predictor.load(tmp_path / "y.json")
+
+
+def test_records_round_trip_and_bad_lines_are_named(table: FeatureTable, tmp_path: Path) -> None:
+    recs = synthetic_records(table, n=5)
+    path = write_records(recs, tmp_path / "r.jsonl")
+    back = read_records(path)
+    assert [r.fitness for r in back] == [r.fitness for r in recs]
+    assert [r.plan.sparsities() for r in back] == [r.plan.sparsities() for r in recs]
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([lines[0], lines[1].replace('"fitness": ', '"fitness": -')]) + "\n")
+    with pytest.raises(RecordsError, match=r"r.jsonl:2: fitness must be a positive"):
+        read_records(path)
+
+
+def test_top_recall_and_leave_one_study_out(table: FeatureTable) -> None:
+    true = np.arange(20.0)
+    assert top_recall(true, true) == 1.0
+    assert top_recall(-true, true) == 0.0
+    held = leave_one_study_out(table, synthetic_records(table), model="additive", members=1)
+    scores = held.scores()
+    assert set(scores["per_study"]) == {"study0", "study1", "study2"}
+    assert set(scores["per_target"]) == {"0.5", "0.7"}
+    assert scores["overall"]["n"] == 60 and scores["overall"]["spearman"] > 0.9
