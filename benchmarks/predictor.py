@@ -109,9 +109,11 @@ def suite_efficiency(args: argparse.Namespace) -> dict[str, Any]:
     ramp_ppl = ev.verify(ramp, base.verify_config()).ppl
     print(f"ramp 0.3: fitness {ramp_fitness:.3f} at {args.fidelity} tokens, verified {ramp_ppl:.3f}",
           flush=True)
-    runs: list[dict[str, Any]] = []
+    runs: list[dict[str, Any]] = json.loads(args.resume.read_text())["runs"] if args.resume else []
     for predictor in args.predictors:
         for seed in args.seeds:
+            if any((r["predictor"], r["seed"]) == (predictor, seed) for r in runs):
+                continue  # measured by the run resumed from
             cfg = _efficiency_config(args, seed, predictor)
             t = time.perf_counter()
             run = run_study(cfg, evaluator=ev, progress=args.progress, verify=True)
@@ -130,23 +132,36 @@ def suite_efficiency(args: argparse.Namespace) -> dict[str, Any]:
             print(f"  {predictor:8s} seed {seed}: best {best.values[0]:.3f} (trial {best.number}), verified "
                   f"{runs[-1]['best_wanda_ppl']:.3f}; ramp reached after {tokens} tokens / {evals} evals",
                   flush=True)
-            write_json(f"predictor_efficiency_{args.device_name}.partial.json", {"runs": runs})
+            _save(args, _efficiency_payload(args, base, ramp_fitness, ramp_ppl, runs))  # after every run
     ev.close()
+    out = _efficiency_payload(args, base, ramp_fitness, ramp_ppl, runs)
+    print_table(runs, ["predictor", "seed", "trials", "search_tokens", "tokens_to_ramp", "evals_to_ramp",
+                       "best_fitness", "best_wanda_ppl"])
+    print_table(out["summary"], ["predictor", "metric", "runs", "reached", "median", "min", "max"])
+    return out
+
+
+def _efficiency_payload(args: argparse.Namespace, base: StudyConfig, ramp_fitness: float, ramp_ppl: float,
+                        runs: list[dict[str, Any]]) -> dict[str, Any]:
     summary = []
-    for predictor in args.predictors:
+    for predictor in dict.fromkeys(r["predictor"] for r in runs):
         mine = [r for r in runs if r["predictor"] == predictor]
         for key in ("tokens_to_ramp", "evals_to_ramp", "best_fitness", "best_wanda_ppl"):
             vals = [r[key] for r in mine if r[key] is not None]
             summary.append({"predictor": predictor, "metric": key, "runs": len(mine), "reached": len(vals),
                             "median": statistics.median(vals) if vals else None,
                             "min": min(vals, default=None), "max": max(vals, default=None)})
-    print_table(runs, ["predictor", "seed", "trials", "search_tokens", "tokens_to_ramp", "evals_to_ramp",
-                       "best_fitness", "best_wanda_ppl"])
-    print_table(summary, ["predictor", "metric", "runs", "reached", "median", "min", "max"])
     return {"suite": "efficiency", "target": base.target, "fidelity": args.fidelity,
             "max_tokens": args.max_tokens, "pool": args.pool, "k": args.k, "warmup": args.warmup,
             "ramp": {"slope": 0.3, "fitness": ramp_fitness, "wanda_ppl": ramp_ppl},
-            "verify": dataclasses.asdict(base.verify), "runs": runs, "summary": summary}
+            "verify": dataclasses.asdict(base.verify), "resumed_from": str(args.resume or ""),
+            "runs": runs, "summary": summary}
+
+
+def _save(args: argparse.Namespace, out: dict[str, Any]) -> Path:
+    return write_json(f"predictor_{args.suite}_{args.device_name}.json", out | {
+        "command": " ".join(sys.argv), "model": args.model, "dtype": args.dtype,
+        "environment": environment()})
 
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -232,6 +247,9 @@ def main() -> None:
     p.add_argument("--k", type=int, default=4)
     p.add_argument("--warmup", type=int, default=16)
     p.add_argument("--progress", action="store_true")
+    p.add_argument("--resume", type=Path, default=None,
+                   help="efficiency: keep the runs of this earlier results (or .partial) JSON and "
+                        "run only the missing (predictor, seed) pairs")
     args = p.parse_args()
     if args.render_readme:
         render_readme()
@@ -243,10 +261,7 @@ def main() -> None:
     args.device_name = "cuda" if args.device == "auto" and torch.cuda.is_available() else \
         ("cpu" if args.device == "auto" else args.device)
     out = suite_quality(args) if args.suite == "quality" else suite_efficiency(args)
-    path = write_json(f"predictor_{args.suite}_{args.device_name}.json", out | {
-        "command": " ".join(sys.argv), "model": args.model, "dtype": args.dtype,
-        "environment": environment()})
-    print(f"wrote {path}")
+    print(f"wrote {_save(args, out)}")
 
 
 if __name__ == "__main__":

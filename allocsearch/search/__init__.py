@@ -1,5 +1,6 @@
 """The search: the only package that imports Optuna. Spaces (YAML) -> trials -> plans,
-study configs, samplers (including an EvoPress-style one), the runner and reports."""
+study configs, samplers (including an EvoPress-style one), the ask/tell runner with predictor
+short-listing, records for the predictor, and reports."""
 
 from __future__ import annotations
 
