@@ -202,7 +202,9 @@ def render_results() -> str:
                   f"best trial verified with a sequential Wanda prune (calibration "
                   f"{e['verify']['nsamples']} x {e['verify']['seqlen']}, {e['verify']['eval_windows']} "
                   f"x 512 evaluation tokens). Ramp prior (slope 0.3) in the same run: fitness "
-                  f"{e['ramp']['fitness']:.2f}, verified {e['ramp']['wanda_ppl']:.2f}. The predictor's "
+                  f"{e['ramp']['fitness']:.2f}, verified {e['ramp']['wanda_ppl']:.2f}. Both arms sample "
+                  f"with TPE (10 random start-up trials); `xgboost` adds short-listing after {e['warmup']} "
+                  f"trials (pool {e['pool']}, k = {e['k']}), `none` is TPE alone. The predictor's "
                   f"training data are the study's own trials (their tokens are counted).", "",
                   "| predictor | seed | trials | search tokens | tokens to the ramp's fitness | "
                   "evaluations to it | best fitness | verified ppl |",
