@@ -108,7 +108,7 @@ def run_study(
                          f"target parameter; {space.name!r} has none")
     study = open_study(config)
     if "model" not in study.user_attrs:
-        for key, value in study_attrs(config, ev).items():
+        for key, value in study_attrs(config, space, ev).items():
             study.set_user_attr(key, value)
         _enqueue_priors(study, config, space, ev)
     run = StudyRun(study, config, space)
@@ -139,10 +139,10 @@ def run_study(
     return run
 
 
-def study_attrs(config: StudyConfig, ev: Evaluator) -> dict[str, Any]:
+def study_attrs(config: StudyConfig, space: SearchSpace, ev: Evaluator) -> dict[str, Any]:
     """What a new study stores once: the model identity (to rebuild trial plans) and what its
     fitness means (so its trials can train a predictor)."""
-    return {"model": ev.identity.to_dict(), "space": config.space, "target": config.target,
+    return {"model": ev.identity.to_dict(), "space": space.name, "target": config.target,
             "objectives": list(config.objectives), "fitness": config.evaluator.fitness,
             "fidelities": list(config.evaluator.fidelities), "sampler": config.sampler,
             "model_source": config.model, "profile": vars(config.data)}

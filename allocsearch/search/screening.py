@@ -100,12 +100,11 @@ class Screener:
                                              seed=self.seed + self.rounds)
         self.rounds += 1
         best = sorted(records, key=lambda r: r.fitness)[:8]
-        seen = {plan_key(r.plan) for r in records}
         parents = [dict(r.plan.provenance.get("params") or {}) for r in best]
         pool = self._mutations(parents, round(s.pool * s.mutations))
         pool += self._evolve(pool, s.pool - len(pool))
         chosen: list[Candidate] = []
-        picked = set(seen)
+        picked = {plan_key(r.plan) for r in records}  # never propose a plan measured already
         for c in sorted(pool, key=lambda c: c.bound(s.kappa)):
             if len(chosen) == s.k:
                 break
