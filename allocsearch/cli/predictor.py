@@ -6,9 +6,12 @@ import argparse
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from allocsearch.cli.common import add_quiet
+
+if TYPE_CHECKING:
+    from allocsearch.predictor import PlanRecord
 
 
 def register(sub: Any) -> None:
@@ -58,7 +61,7 @@ def _add_sources(p: argparse.ArgumentParser) -> None:
     p.add_argument("--records", type=Path, nargs="+", default=[], help="records JSONL files")
 
 
-def _records(args: argparse.Namespace) -> list[Any]:
+def _records(args: argparse.Namespace) -> list[PlanRecord]:
     from allocsearch.predictor import read_records
     from allocsearch.search.records import folder_records
 

@@ -22,8 +22,9 @@ def register(sub: Any) -> None:
     s.add_argument("--output", type=Path, default=None, help="output folder (default beside the config)")
     s.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                    help="override any config key, dotted (evaluator.fidelities=[2048,8192])")
-    s.add_argument("--predictor", default=None, choices=["none", "xgboost", "hist", "additive"],
-                   help="short-list candidates with the accuracy predictor (overrides predictor.model)")
+    s.add_argument("--predictor", default=None, metavar="MODEL",
+                   help="short-list candidates with the accuracy predictor: xgboost, hist, additive "
+                        "or none (overrides predictor.model)")
     s.add_argument("--no-verify", action="store_true", help="skip the exact verification of the best")
     add_quiet(s)
     s.set_defaults(func=cmd_search)

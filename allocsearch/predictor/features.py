@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -130,15 +131,24 @@ class FeatureTable:
         nm = np.array([[p.modules[n].pattern.is_nm for n in names] for p in plans], dtype=np.float64)
         return self._rows(s, nm)
 
+    @cached_property
+    def _layout(self) -> tuple[NDArray[np.float64], NDArray[np.bool_], NDArray[np.float64]]:
+        """Per module: parameter count (modules,), attention flag (modules,), and block one-hot
+        (modules, blocks); fixed per model, so computed once (screening calls ``features``
+        many times a round)."""
+        ident = self.identity
+        names = list(ident.shapes)
+        n = np.array([ident.numel(m) for m in names], dtype=np.float64)
+        attn = np.array([layer_kind(ident.architecture, m) == "attention" for m in names])
+        onehot = np.zeros((len(names), ident.num_blocks))
+        onehot[np.arange(len(names)), [block_of(m) for m in names]] = 1.0
+        return n, attn, onehot
+
     def _rows(self, s: NDArray[np.float64], nm: NDArray[np.float64]) -> NDArray[np.float64]:
         """Rows from (plans, modules) sparsities and N:M flags."""
         ident = self.identity
         names = list(ident.shapes)
-        n = np.array([ident.numel(m) for m in names], dtype=np.float64)
-        blocks = np.array([block_of(m) for m in names])
-        attn = np.array([layer_kind(ident.architecture, m) == "attention" for m in names])
-        onehot = np.zeros((len(names), ident.num_blocks))
-        onehot[np.arange(len(names)), blocks] = 1.0
+        n, attn, onehot = self._layout
         # Curves at each module's sparsity: linear interpolation on the grid, (plans, modules).
         pos = np.clip(s, 0.0, 1.0) * (GRID_POINTS - 1)
         lo = np.minimum(np.floor(pos).astype(int), GRID_POINTS - 2)

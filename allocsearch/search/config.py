@@ -32,13 +32,13 @@ import yaml
 from allocsearch.data import DataConfig
 from allocsearch.engine import check_inputs
 from allocsearch.evaluate import EvaluatorConfig, VerifyConfig
+from allocsearch.predictor.base import regressor_names
 
 STUDY_SCHEMA_VERSION = 1
 OBJECTIVES = ("fitness", "sparsity")
 _KEYS = {"schema_version", "name", "model", "device", "dtype", "data", "target", "space",
          "evaluator", "sampler", "pruner", "n_trials", "max_tokens", "storage", "seed",
          "warm_start", "verify", "objectives", "output", "anchor", "predictor"}
-PREDICTOR_MODELS = ("none", "xgboost", "hist", "additive")
 
 
 class StudyConfigError(ValueError):
@@ -134,9 +134,9 @@ class PredictorSettings:
 
     After ``warmup`` completed real trials, each round trains the predictor on every completed
     trial (every ``retrain_every`` rounds), screens a ``pool`` of candidates (``mutations``
-    of them level-switch mutations of the best real plans, the rest from an in-memory study
+    of them level-switch mutations of the best real plans, the rest a surrogate evolution
     minimising the optimistic bound mean - ``kappa`` * std), and evaluates the best ``k``
-    for real."""
+    for real. ``model`` is a predictor model name (:func:`regressor_names`) or ``none``."""
 
     model: str = "none"
     pool: int = 2000
@@ -148,8 +148,9 @@ class PredictorSettings:
     mutations: float = 0.5
 
     def __post_init__(self) -> None:
-        if self.model not in PREDICTOR_MODELS:
-            raise ValueError(f"predictor.model must be one of {list(PREDICTOR_MODELS)}, got {self.model!r}")
+        known = ["none", *regressor_names()] if self.model != "none" else ["none"]
+        if self.model not in known:
+            raise ValueError(f"predictor.model must be one of {known}, got {self.model!r}")
         if self.pool < 1 or not 1 <= self.k <= self.pool or self.warmup < 4 or self.retrain_every < 1 \
                 or self.members < 1:
             raise ValueError("predictor needs pool >= k >= 1, warmup >= 4 (a predictor needs data), "

@@ -101,7 +101,7 @@ class Screener:
         self.rounds += 1
         best = sorted(records, key=lambda r: r.fitness)[:8]
         parents = [dict(r.plan.provenance.get("params") or {}) for r in best]
-        pool = self._mutations(parents, round(s.pool * s.mutations))
+        pool = self._offspring(parents, round(s.pool * s.mutations), "mutation")
         pool += self._evolve(pool, s.pool - len(pool))
         chosen: list[Candidate] = []
         picked = {plan_key(r.plan) for r in records}  # never propose a plan measured already
@@ -136,16 +136,13 @@ class Screener:
             return None
 
     # ------------------------------------------------------------- mutations
-    def _mutations(self, parents: list[dict[str, Any]], n: int) -> list[Candidate]:
-        out: list[Candidate] = []
+    def _offspring(self, parents: list[dict[str, Any]], n: int, source: str) -> list[Candidate]:
+        """Up to ``n`` scored mutations, cycling through ``parents`` (infeasible ones dropped)."""
         parents = [p for p in parents if p]
-        for i in range(n if parents else 0):
-            parent = parents[i % len(parents)]
-            values = mutate(parent, self.space, self.profile.identity.num_blocks, self._rng)
-            cand = self._candidate(values, "mutation")
-            if cand is not None:
-                out.append(cand)
-        return self._score(out)
+        blocks = self.profile.identity.num_blocks
+        made = [self._candidate(mutate(parents[i % len(parents)], self.space, blocks, self._rng), source)
+                for i in range(n if parents else 0)]
+        return self._score([c for c in made if c is not None])
 
     # ------------------------------------------------------ surrogate evolution
     def _evolve(self, pool: list[Candidate], n: int) -> list[Candidate]:
@@ -155,21 +152,13 @@ class Screener:
         candidate in a profile: its per-ask overhead (TPE's grows with the history, CMA-ES
         restores its state at every ask) outweighed building and scoring the plans."""
         out: list[Candidate] = []
-        blocks = self.profile.identity.num_blocks
         kappa = self.settings.kappa
         while len(out) < n:
             elite = sorted(pool + out, key=lambda c: c.bound(kappa))[:ELITE]
-            if not elite:
-                break
-            made = []
-            for i in range(min(GENERATION, n - len(out))):
-                cand = self._candidate(mutate(elite[i % len(elite)].values, self.space, blocks, self._rng),
-                                       "evolved")
-                if cand is not None:
-                    made.append(cand)
+            made = self._offspring([c.values for c in elite], min(GENERATION, n - len(out)), "evolved")
             if not made:
-                break  # the space makes no feasible plan here; do not loop forever
-            out += self._score(made)
+                break  # no elite, or the space makes no feasible plan here: do not loop forever
+            out += made
         return out
 
     # ------------------------------------------------------------------ log

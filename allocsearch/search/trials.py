@@ -1,9 +1,10 @@
 """One trial of a study as a typed record: ask -> values -> plan -> fitness steps -> tell.
 
 :func:`evaluate_trial` runs a trial the study asked for (its values come from the sampler, or
-from an enqueued proposal such as a screened candidate), and :func:`tell` hands the outcome
-back to Optuna. The runner's loop sits between them, so a short-lister can propose plans
-before a trial is asked and learn from each record after it is told.
+from an enqueued proposal such as a screened candidate); :func:`run_and_tell` asks for a
+trial, evaluates it and hands the outcome back to Optuna. The runner loops over these, so a
+short-lister can propose plans before a trial is asked and learn from each record after it
+is told.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from optuna.storages._heartbeat import get_heartbeat_thread
 from optuna.trial import FrozenTrial, TrialState
 
 from allocsearch.evaluate import Evaluator, FitnessStep
-from allocsearch.plan import Plan
+from allocsearch.plan import ModelIdentity, Plan, PlanError
+from allocsearch.predictor.records import plan_from_sparsities
 from allocsearch.search.space import SearchSpace, SpaceError
 
 
@@ -49,8 +51,9 @@ class TrialRecord:
 
 
 def plan_attrs(plan: Plan) -> dict[str, Any]:
-    """The user attributes that let :func:`allocsearch.search.runner.trial_plan` rebuild a plan."""
-    attrs: dict[str, Any] = {"sparsities": [round(c.sparsity, 7) for c in plan.modules.values()],
+    """The user attributes that let :func:`trial_plan` rebuild a plan (sparsities in the model
+    identity's module order)."""
+    attrs: dict[str, Any] = {"sparsities": [round(plan.modules[n].sparsity, 7) for n in plan.model.shapes],
                              "target": plan.target}
     nm = {n: str(c.pattern) for n, c in plan.modules.items() if c.pattern.is_nm}
     return attrs | ({"patterns": nm} if nm else {})
@@ -62,18 +65,15 @@ def trial_plan(study: optuna.Study, trial: FrozenTrial) -> Plan:
     sparsities = trial.user_attrs.get("sparsities")
     if sparsities is None:
         raise ValueError(f"trial {trial.number} has no plan (it was pruned before one was made)")
-    patterns = trial.user_attrs.get("patterns", {})
     target = float(trial.user_attrs.get("target", study.user_attrs["target"]))
-    modules = {
-        n: {"sparsity": s, "pattern": patterns.get(n, "unstructured")}
-        for n, s in zip(model["shapes"], sparsities, strict=True)
-    }
     prov = {"method": "search", "study": study.study_name, "trial": trial.number,
             "space": study.user_attrs.get("space"), "params": trial.params,
             "fitness": trial.values[0] if trial.values else None}
-    data = {"schema_version": 1, "model": model, "target": target, "modules": modules,
-            "provenance": prov}
-    return Plan.from_dict(data, where=f"trial {trial.number}")
+    try:
+        return plan_from_sparsities(ModelIdentity.from_dict(model), target, sparsities,
+                                    trial.user_attrs.get("patterns"), prov)
+    except PlanError as exc:
+        raise PlanError(f"trial {trial.number}: {exc}") from None
 
 
 def evaluate_trial(
