@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from allocsearch.actions import BlockAction
 from allocsearch.plan import ModelIdentity, ModuleChoice, Plan, block_of
 from allocsearch.pruners.pattern import UNSTRUCTURED, Pattern
 
@@ -74,7 +75,37 @@ def identity_from_adapter(adapter: object, name: str) -> ModelIdentity:
         n: (int(adapter.get_weight(m).shape[0]), int(adapter.get_weight(m).shape[1]))
         for n, m in adapter.prunable_layers().items()
     }
-    return ModelIdentity(name, adapter.model_type, adapter.num_blocks, shapes)
+    return ModelIdentity(name, adapter.model_type, adapter.num_blocks, shapes,
+                         structure=adapter.structure())
+
+
+def projected_values(
+    identity: ModelIdentity,
+    target: float,
+    values: Mapping[str, float] | Sequence[float],
+    *,
+    patterns: Mapping[str, Pattern] | None = None,
+    fixed: Mapping[str, float] | None = None,
+    bounds: tuple[float, float] = DEFAULT_BOUNDS,
+    blocks: Mapping[int, BlockAction] | None = None,
+    module_bounds: Mapping[str, tuple[float, float]] | None = None,
+) -> dict[str, float]:
+    """Per-module values projected to the exact budget (see :func:`plan_from_values`), without
+    making a plan: for values that are not sparsities yet, such as structured shares still to
+    be rounded to whole channels. ``module_bounds`` overrides ``bounds`` for some modules."""
+    names = list(identity.shapes)
+    vals = [values[n] for n in names] if isinstance(values, Mapping) else list(values)
+    if len(vals) != len(names):
+        raise ValueError(f"expected {len(names)} values, got {len(vals)}")
+    pats = [(patterns or {}).get(n, UNSTRUCTURED) for n in names]
+    held = dict(fixed or {}) | identity.implied(blocks or {})
+    pinned = [p.sparsity if p.is_nm else held.get(n) for n, p in zip(names, pats, strict=True)]
+    limits = [(f, f) if f is not None else (module_bounds or {}).get(n, bounds)
+              for n, f in zip(names, pinned, strict=True)]
+    start = np.array([f if f is not None else v for f, v in zip(pinned, vals, strict=True)])
+    weights = np.array([identity.numel(n) for n in names], dtype=np.float64)
+    x = project_to_budget(start, weights, target, [lo for lo, _ in limits], [hi for _, hi in limits])
+    return dict(zip(names, (float(v) for v in x), strict=True))
 
 
 def plan_from_values(
@@ -86,28 +117,19 @@ def plan_from_values(
     fixed: Mapping[str, float] | None = None,
     bounds: tuple[float, float] = DEFAULT_BOUNDS,
     provenance: Mapping[str, object] | None = None,
+    blocks: Mapping[int, BlockAction] | None = None,
 ) -> Plan:
     """Project per-module values to the exact budget and wrap them as a validated Plan.
 
     Modules with an N:M pattern keep the pattern's sparsity, modules in ``fixed`` keep their
-    given sparsity (0 = keep dense); the others absorb the rest.
+    given sparsity (0 = keep dense), modules of sub-blocks with a structured action in
+    ``blocks`` keep the share it removes; the others absorb the rest.
     """
-    names = list(identity.shapes)
-    vals = [values[n] for n in names] if isinstance(values, Mapping) else list(values)
-    if len(vals) != len(names):
-        raise ValueError(f"expected {len(names)} values, got {len(vals)}")
-    pats = [(patterns or {}).get(n, UNSTRUCTURED) for n in names]
-    held = dict(fixed or {})
-    pinned = [p.sparsity if p.is_nm else held.get(n) for n, p in zip(names, pats, strict=True)]
-    lo = np.array([f if f is not None else bounds[0] for f in pinned])
-    hi = np.array([f if f is not None else bounds[1] for f in pinned])
-    start = np.array([f if f is not None else v for f, v in zip(pinned, vals, strict=True)])
-    weights = np.array([identity.numel(n) for n in names], dtype=np.float64)
-    x = project_to_budget(start, weights, target, lo, hi)
-    modules = {
-        n: ModuleChoice(float(s), p) for n, s, p in zip(names, x, pats, strict=True)
-    }
-    plan = Plan(identity, float(target), modules, dict(provenance or {}))
+    x = projected_values(identity, target, values, patterns=patterns, fixed=fixed, bounds=bounds,
+                         blocks=blocks)
+    pats = patterns or {}
+    modules = {n: ModuleChoice(x[n], pats.get(n, UNSTRUCTURED)) for n in identity.shapes}
+    plan = Plan(identity, float(target), modules, dict(provenance or {}), dict(blocks or {}))
     plan.validate()
     return plan
 
@@ -133,3 +155,24 @@ def random_plan(
     prov = {"method": "random", "params": {"block_spread": block_spread,
                                            "module_spread": module_spread}, "seed": seed}
     return plan_from_values(identity, target, values, bounds=bounds, provenance=prov)
+
+
+def plan_from_actions(
+    identity: ModelIdentity,
+    blocks: Mapping[int, BlockAction],
+    *,
+    requested: float | None = None,
+    provenance: Mapping[str, object] | None = None,
+) -> Plan:
+    """A plan of structured actions alone (every other module dense). Its target is the
+    budget the actions reach: heads and channels are whole units, so a ``requested`` target
+    (kept in the provenance) is met to within one unit."""
+    implied = identity.implied(blocks)
+    modules = {n: ModuleChoice(float(implied.get(n, 0.0))) for n in identity.shapes}
+    prov = dict(provenance or {})
+    if requested is not None:
+        prov["requested_target"] = requested
+    plan = Plan(identity, 0.0, modules, prov, dict(blocks))
+    plan.target = plan.budget()
+    plan.validate()
+    return plan

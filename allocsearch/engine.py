@@ -189,6 +189,8 @@ def prune_sequential(
     start = time.perf_counter()
     report = PruneReport(pruner=pruner.name)
     batches: list[_Batch] = []
+    if not targets:
+        return report
     if pruner.needs_data:
         if windows is None:
             raise ValueError(f"pruner {pruner.name!r} needs calibration windows")

@@ -51,6 +51,12 @@ def to_evopress(plan: Plan) -> str:
 
 
 def export_plan(plan: Plan, fmt: str, method: str = "sparsegpt") -> str:
+    if plan.structured():
+        # Both formats hold per-module sparsities: a dropped block would read as 100% masks.
+        raise ValueError(
+            f"the plan has structured actions in {len(plan.structured())} block(s), which "
+            f"{fmt} files cannot express; apply it with `allocsearch prune --plan` (a smaller "
+            "model) instead")
     if fmt == "llmcompressor":
         return to_llmcompressor(plan, method)
     if fmt == "evopress":

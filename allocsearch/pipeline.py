@@ -22,8 +22,10 @@ from allocsearch.engine import (
 from allocsearch.evaluate.perplexity import PerplexityResult, perplexity
 from allocsearch.models.loading import LoadedModel
 from allocsearch.plan import Plan
+from allocsearch.profile import Profile, build_profile
 from allocsearch.pruners import Pruner, get_pruner
 from allocsearch.pruners.pattern import UNSTRUCTURED, Pattern
+from allocsearch.structure import BlockSelection, StructureMasks, remove_structure, select_structure
 
 SCHEMA_VERSION = 1
 
@@ -109,19 +111,46 @@ def prune_with_plan(
     batch_size: int = 1,
     progress: bool = True,
     inputs: str = "pruned",
+    profile: Profile | None = None,
+    cache_dir: Path | None = None,
     **pruner_params: Any,
 ) -> PruneReport:
     """Prune ``loaded`` in place at each module's planned sparsity and pattern; ``inputs``
-    as in :func:`allocsearch.engine.prune_sequential` (sequential by default)."""
+    as in :func:`allocsearch.engine.prune_sequential` (sequential by default).
+
+    A plan with structured actions first selects the heads/channels to remove from the dense
+    ``profile`` (built on ``calibration`` when not given), prunes the unstructured modules with
+    the structure masked in (so calibration sees the structurally pruned model), then removes
+    the structure physically: ``loaded`` comes back smaller, its adapter refreshed."""
     plan.validate()
     plan.check_model(identity_from_adapter(loaded.adapter, loaded.name))
-    return _prune_to_targets(loaded, get_pruner(method, **pruner_params), plan_targets(plan),
-                             calibration or DataConfig(), batch_size, progress, inputs)
+    pruner = get_pruner(method, **pruner_params)
+    calibration = calibration or DataConfig()
+    selection: dict[int, BlockSelection] = {}
+    if plan.structured():
+        profile = profile or build_profile(loaded, calibration, cache_dir=cache_dir, progress=progress)
+        selection = select_structure(plan, profile, loaded.adapter)
+    # Dense modules need no pruner pass (a plan of structure alone prunes nothing here).
+    free = plan.unstructured_modules()
+    targets = {n: t for n, t in plan_targets(plan).items() if n in free and t.sparsity > 0}
+    with StructureMasks(loaded.adapter, selection):
+        report = _prune_to_targets(loaded, pruner, targets, calibration, batch_size, progress, inputs)
+    implied = plan.model.implied(plan.blocks)
+    for name in plan.modules:  # structured shares, and the dense modules no pass touched
+        if name not in report.sparsity:
+            report.sparsity[name] = implied.get(name, 0.0)
+            report.numel[name] = plan.model.numel(name)
+    if selection:
+        remove_structure(loaded, selection)
+    return report
 
 
 def plan_targets(plan: Plan) -> dict[str, LayerTarget]:
-    """What each layer of a (validated) plan should become."""
-    return {n: LayerTarget(c.sparsity, c.pattern) for n, c in plan.modules.items()}
+    """What each layer of a (validated) plan should become; the modules of structured
+    sub-blocks stay dense here (their structure is applied by :mod:`allocsearch.structure`)."""
+    free = plan.unstructured_modules()
+    return {n: LayerTarget(c.sparsity, c.pattern) if n in free else LayerTarget(0.0)
+            for n, c in plan.modules.items()}
 
 
 def evaluate_perplexity(

@@ -41,10 +41,13 @@ def plan_table(plan: Plan) -> str:
         f"method {plan.provenance.get('method', '?')} {plan.provenance.get('params', '')}",
         f"target {plan.target:.4f}  budget {plan.budget():.6f}  modules {len(plan.modules)}",
         "",
-        f"{'block':>5}  {'attn':>6}  {'mlp':>6}  {'block':>6}",
+        f"{'block':>5}  {'attn':>6}  {'mlp':>6}  {'block':>6}  structured action",
     ]
+    actions = plan.structured()
     for r in block_rows(plan):
-        lines.append(f"{int(r['block']):>5}  {r['attn']:>6.3f}  {r['mlp']:>6.3f}  {r['all']:>6.3f}")
+        b = int(r["block"])
+        action = " ".join(f"{k}={v}" for k, v in actions[b].to_dict().items()) if b in actions else ""
+        lines.append(f"{b:>5}  {r['attn']:>6.3f}  {r['mlp']:>6.3f}  {r['all']:>6.3f}  {action}".rstrip())
     patterns = sorted({str(c.pattern) for c in plan.modules.values()})
     lines.append(f"patterns: {', '.join(patterns)}")
     return "\n".join(lines)

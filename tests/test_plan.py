@@ -35,7 +35,7 @@ def test_round_trip(plan: Plan, tmp_path: Path) -> None:
     assert again.provenance == {"method": "test", "seed": 3}
     assert abs(again.budget() - 0.6) < 1e-9
     data = json.loads(path.read_text())
-    assert data["schema_version"] == 1
+    assert data["schema_version"] == 2
     assert data["modules"]["model.layers.0.mlp.up_proj"]["pattern"] == "2:4"  # names[5]
     assert data["modules"]["model.layers.0.mlp.gate_proj"]["pattern"] == "unstructured"
 

@@ -11,6 +11,8 @@ from allocsearch._registry import lookup
 from allocsearch.allocation.alpha import AlphaAllocator
 from allocsearch.allocation.base import Allocator, AllocatorParams
 from allocsearch.allocation.besa import BesaAllocator
+from allocsearch.allocation.block_influence import BlockInfluenceAllocator
+from allocsearch.allocation.flap import FlapAllocator
 from allocsearch.allocation.owl import OwlAllocator
 from allocsearch.allocation.ramp import RampAllocator
 from allocsearch.allocation.uniform import UniformAllocator
@@ -21,6 +23,8 @@ ALLOCATORS: dict[str, type[Allocator]] = {
     AlphaAllocator.name: AlphaAllocator,
     RampAllocator.name: RampAllocator,
     BesaAllocator.name: BesaAllocator,
+    BlockInfluenceAllocator.name: BlockInfluenceAllocator,
+    FlapAllocator.name: FlapAllocator,
 }
 
 

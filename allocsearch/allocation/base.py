@@ -9,8 +9,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from allocsearch.budget import DEFAULT_BOUNDS, plan_from_values
-from allocsearch.plan import Plan
+from allocsearch.actions import BlockAction
+from allocsearch.budget import DEFAULT_BOUNDS, plan_from_actions, plan_from_values
+from allocsearch.models.heads import Structure
+from allocsearch.plan import ModelIdentity, Plan, block_of
 from allocsearch.profile import Profile
 
 GRANULARITIES = ("block", "module")
@@ -38,6 +40,9 @@ class Allocator(ABC):
     Params: ClassVar[type[AllocatorParams]] = AllocatorParams
     #: Whether the profile needs the dense model attached (Wanda scores, block forwards).
     needs_model: ClassVar[bool] = False
+    #: Structured allocators return block actions (whole heads/channels/blocks), so they meet
+    #: a target to within one unit's share rather than exactly; see :class:`StructuredAllocator`.
+    structured: ClassVar[bool] = False
 
     def __init__(self, **params: Any) -> None:
         known = {f.name for f in fields(self.Params)}
@@ -71,6 +76,57 @@ class Allocator(ABC):
     @abstractmethod
     def _values(self, profile: Profile, target: float) -> Mapping[str, float]:
         """Per-module sparsities before projection to the exact budget."""
+
+
+class StructuredAllocator(Allocator):
+    """An allocator of structured actions: ``_actions`` says what each block drops or keeps;
+    the other modules stay dense. The plan's target is the budget reached (the requested one
+    is in the provenance): within one removable unit (an MLP channel or a KV group) of it."""
+
+    structured = True
+
+    def allocate(self, profile: Profile, target: float, **provenance: Any) -> Plan:
+        if not (0.0 <= target < 1.0):
+            raise ValueError(f"target sparsity must lie in [0, 1), got {target}")
+        if profile.identity.structure is None:
+            raise ValueError(f"allocator {self.name!r} needs a LLaMA-like model (heads, MLP width)")
+        record = {"method": self.name, "params": asdict(self.params), "data": vars(profile.data),
+                  "profile": profile.key, **provenance}
+        actions = self._actions(profile, target)
+        return plan_from_actions(profile.identity, actions, requested=target, provenance=record)
+
+    def _values(self, profile: Profile, target: float) -> Mapping[str, float]:
+        raise NotImplementedError("structured allocators return actions")
+
+    @abstractmethod
+    def _actions(self, profile: Profile, target: float) -> dict[int, BlockAction]:
+        """Block -> structured action."""
+
+
+def subblock_mass(identity: ModelIdentity) -> list[dict[str, int]]:
+    """Per block, the parameter count of its attention and MLP projections."""
+    out: list[dict[str, int]] = [{"attention": 0, "mlp": 0} for _ in range(identity.num_blocks)]
+    for name in identity.shapes:
+        out[block_of(name)][identity.kind(name)] += identity.numel(name)
+    return out
+
+
+def unit_cost(identity: ModelIdentity, block: int, kind: str) -> float:
+    """Parameters one KV group (attention) or one channel (MLP) of a block holds."""
+    s = identity.structure
+    assert s is not None
+    units = s.kv_heads if kind == "attention" else s.intermediate
+    return subblock_mass(identity)[block][kind] / units
+
+
+def counts_to_actions(s: Structure, heads: list[int], channels: list[int]) -> dict[int, BlockAction]:
+    """Per-block kept heads and channels -> the actions that change something."""
+    out: dict[int, BlockAction] = {}
+    for b, (h, c) in enumerate(zip(heads, channels, strict=True)):
+        action = BlockAction.from_counts(s, h, c)
+        if not action.is_noop:
+            out[b] = action
+    return out
 
 
 @dataclass(frozen=True)

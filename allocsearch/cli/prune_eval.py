@@ -25,7 +25,9 @@ def register(sub: Any) -> None:
     p.add_argument("--inputs", default="pruned", choices=["pruned", "dense"],
                    help="calibrate each block on the pruned model's outputs (sequential, default) "
                    "or on the dense model's (one-shot, like the search's cached masks)")
-    p.add_argument("--out", type=Path, required=True, help="directory for the pruned model")
+    p.add_argument("--out", type=Path, required=True,
+                   help="directory for the pruned model (a plan with structured actions saves a "
+                        "physically smaller model)")
     p.add_argument("--eval", action="store_true", help="also report evaluation perplexity")
     p.set_defaults(func=cmd_prune)
 
@@ -36,6 +38,10 @@ def register(sub: Any) -> None:
                    help="which part of the data (default evaluation)")
     e.add_argument("--batch-size", type=int, default=1, help="windows per forward")
     e.add_argument("--json", type=Path, default=None, help="also write the result as JSON")
+    e.add_argument("--latency", action="store_true",
+                   help="also measure prefill and decode tokens per second (batch 1)")
+    e.add_argument("--decode-tokens", type=int, default=64, help="tokens generated per decode timing")
+    e.add_argument("--repeats", type=int, default=5, help="timed runs per figure (median)")
     e.set_defaults(func=cmd_eval)
 
 
@@ -51,7 +57,9 @@ def cmd_prune(args: argparse.Namespace) -> int:
     )
     from allocsearch.plan import Plan
     from allocsearch.pruners import Pattern, get_pruner
+    from allocsearch.structure import save_structured
 
+    structured = False
     calibration = DataConfig(args.data, args.nsamples, args.seqlen, args.seed)
     if args.plan is not None:
         if args.sparsity is not None or args.pattern != "unstructured":
@@ -65,6 +73,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
         config = PruneConfig(args.method, plan.target, calibration=calibration,
                              batch_size=args.batch_size, inputs=args.inputs)
         what = f"plan {args.plan} (target {plan.target:.4f})"
+        structured = bool(plan.structured())
     else:
         pattern = Pattern.parse(args.pattern)
         sparsity = args.sparsity if (args.sparsity is not None or pattern.is_nm) else 0.5
@@ -73,7 +82,14 @@ def cmd_prune(args: argparse.Namespace) -> int:
         loaded = load(args, args.model or "smollm2-135m")
         report = prune_uniform(loaded, config, progress=not args.quiet)
         what = f"{config.pattern} {config.sparsity:.4f}"
-    save_model(loaded, args.out)
+    if structured:
+        plain = save_structured(loaded, args.out)
+        kind = ("an ordinary transformers checkpoint" if plain else
+                "safetensors + allocsearch_structure.json (load with allocsearch)")
+        params = sum(p.numel() for p in loaded.model.parameters())
+        print(f"structured: {loaded.adapter.num_blocks} blocks, {params:,} parameters; saved as {kind}")
+    else:
+        save_model(loaded, args.out)
     record = write_prune_record(args.out, loaded, config, report)
     if args.plan is not None:
         data = json.loads(record.read_text())
@@ -90,6 +106,8 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from allocsearch.evaluate import LatencyConfig, measure_latency
+    from allocsearch.io import atomic_write_text
     from allocsearch.pipeline import evaluate_perplexity, overall_sparsity
 
     loaded = load(args)
@@ -98,12 +116,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, progress=not args.quiet,
     )
     sparsity = overall_sparsity(loaded)
+    params = sum(p.numel() for p in loaded.model.parameters())
     print(
         f"{loaded.name}: perplexity {res.ppl:.3f} on {res.tokens} tokens "
-        f"({res.windows} x {res.seqlen}, {args.data} {args.part}); sparsity {sparsity:.4f}"
+        f"({res.windows} x {res.seqlen}, {args.data} {args.part}); sparsity {sparsity:.4f}; "
+        f"{loaded.adapter.num_blocks} blocks, {params:,} parameters"
     )
+    payload = {"model": loaded.name, "data": args.data, "part": args.part,
+               "sparsity": sparsity, "parameters": params, **res.to_dict()}
+    if args.latency:
+        lat = measure_latency(loaded.model, LatencyConfig(prefill=args.seqlen,
+                                                          decode=args.decode_tokens,
+                                                          repeats=args.repeats))
+        print(f"latency on {lat.device}: prefill {lat.prefill_tok_s:,.0f} tokens/s "
+              f"({args.seqlen}-token window), decode {lat.decode_tok_s:,.1f} tokens/s (batch 1)")
+        payload["latency"] = lat.to_dict()
     if args.json is not None:
-        payload = {"model": loaded.name, "data": args.data, "part": args.part,
-                   "sparsity": sparsity, **res.to_dict()}
-        args.json.write_text(json.dumps(payload, indent=2) + "\n")
+        atomic_write_text(args.json, json.dumps(payload, indent=2) + "\n")
     return 0

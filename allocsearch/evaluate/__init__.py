@@ -10,6 +10,7 @@ from allocsearch.evaluate.evaluator import (
     VerifyConfig,
 )
 from allocsearch.evaluate.fitness import FITNESSES, DenseReference, Fitness
+from allocsearch.evaluate.latency import Latency, LatencyCache, LatencyConfig, measure_latency
 from allocsearch.evaluate.mask_cache import SCORE_RULES, MaskCache
 from allocsearch.evaluate.perplexity import PerplexityResult, perplexity
 
@@ -21,9 +22,13 @@ __all__ = [
     "EvaluatorConfig",
     "Fitness",
     "FitnessStep",
+    "Latency",
+    "LatencyCache",
+    "LatencyConfig",
     "MaskCache",
     "PerplexityResult",
     "Verification",
     "VerifyConfig",
+    "measure_latency",
     "perplexity",
 ]

@@ -13,10 +13,11 @@ through a :class:`MaskCache` and restores the dense weights after a verification
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Generator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -24,14 +25,19 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from allocsearch.budget import identity_from_adapter
+from allocsearch.actions import BlockAction
+from allocsearch.budget import identity_from_adapter, plan_from_actions
 from allocsearch.data.windows import DataConfig, evaluation_windows
 from allocsearch.engine import check_inputs
 from allocsearch.evaluate.fitness import FITNESSES, DenseReference, dense_reference, make_fitness
+from allocsearch.evaluate.latency import Latency, LatencyCache, LatencyConfig
 from allocsearch.evaluate.mask_cache import SCORE_RULES, MaskCache
+from allocsearch.models.adapters import ModelAdapter
 from allocsearch.models.loading import LoadedModel
 from allocsearch.plan import Plan
 from allocsearch.profile import Profile, build_profile
+from allocsearch.structure import StructureMasks, select_structure
+from allocsearch.structure.shape import shape_key, shape_model
 
 
 @dataclass(frozen=True)
@@ -125,6 +131,10 @@ class Evaluator:
             loaded.tokenizer, config.source, "search", config.seqlen, config.windows_needed
         )
         self.cache = MaskCache(loaded.adapter, profile.sq_norm, scores=config.scores)
+        #: Hooks masking the structured actions of the plan applied last, and those actions.
+        self._masks: StructureMasks | None = None
+        self._masked: dict[int, BlockAction] = {}
+        self._latency: LatencyCache | None = None
         # Allocators (OWL reads weights) keep seeing the dense model while plans are applied.
         profile.dense = self.cache.dense
         self.reference: DenseReference | None = None
@@ -137,7 +147,7 @@ class Evaluator:
     def _reference(self) -> DenseReference:
         """The dense model's top-k log-probs on the search windows, computed once."""
         if self.reference is None:
-            self.cache.restore()
+            self.restore()
             c = self.config
             self.reference = dense_reference(self.loaded.model, self.windows, c.topk, c.batch_size)
         return self.reference
@@ -163,7 +173,22 @@ class Evaluator:
 
         plan.validate()
         plan.check_model(self.identity)
+        self._mask_structure(plan.structured())
         return self.cache.apply(plan_targets(plan))
+
+    def _mask_structure(self, actions: dict[int, BlockAction]) -> None:
+        """Hook in the masked equivalent of ``actions`` (no copy of the model), replacing the
+        previous plan's; selections come from the dense profile."""
+        if actions == self._masked:
+            return
+        if self._masks is not None:
+            self._masks.remove()
+            self._masks = None
+        self._masked = dict(actions)
+        if actions:
+            probe = plan_from_actions(self.identity, actions)
+            selection = select_structure(probe, self.profile, self.loaded.adapter)
+            self._masks = StructureMasks(self.loaded.adapter, selection)
 
     @torch.no_grad()
     def iter_fitness(
@@ -175,7 +200,7 @@ class Evaluator:
         name = fitness or self.config.fitness
         fn = make_fitness(name, self._reference)
         if plan is None:
-            self.cache.restore()
+            self.restore()
         else:
             self.apply(plan)
         rungs = [f for f in self.config.fidelities if upto is None or f <= upto]
@@ -231,12 +256,12 @@ class Evaluator:
             return
         plan.validate()
         plan.check_model(self.identity)
-        self.cache.restore()
+        self.restore()
         try:
             norms = anchored_norms(self.loaded, plan_targets(plan), calibration or DataConfig(),
                                    batch_size=self.config.batch_size, progress=self.progress)
         finally:
-            self.cache.restore()
+            self.restore()
         # Layers after the plan's last pruned block never reach the pruner: dense norms.
         self.cache.rescore({**self.profile.sq_norm, **norms})
         self.anchor_plan = plan
@@ -244,26 +269,50 @@ class Evaluator:
     # ------------------------------------------------------------ verification
     def verify(self, plan: Plan, config: VerifyConfig | None = None) -> Verification:
         """Prune the model sequentially at the plan's ratios, measure evaluation perplexity,
-        then restore the dense weights."""
+        then restore the dense weights. A plan with structured actions is pruned physically,
+        on a copy of the model (the evaluator's model keeps its shape)."""
         from allocsearch.pipeline import evaluate_perplexity, prune_with_plan  # (import cycle)
 
         config = config or VerifyConfig()
-        self.cache.restore()
+        self.restore()
+        target = self.loaded
+        if plan.structured():
+            model = copy.deepcopy(self.loaded.model)
+            target = replace(self.loaded, model=model, adapter=ModelAdapter(model))
         try:
             report = prune_with_plan(
-                self.loaded, plan, config.pruner, config.calibration,
+                target, plan, config.pruner, config.calibration,
                 batch_size=config.batch_size, progress=self.progress, inputs=config.inputs,
+                profile=self.profile,
             )
             start = time.perf_counter()
             result = evaluate_perplexity(
-                self.loaded, self.config.source, part=config.part, seqlen=config.seqlen,
+                target, self.config.source, part=config.part, seqlen=config.seqlen,
                 nsamples=config.nsamples, batch_size=config.batch_size, progress=self.progress,
             )
             seconds = time.perf_counter() - start
         finally:
-            self.cache.restore()
+            self.restore()
         return Verification(config.pruner, result.ppl, result.tokens, report.overall,
                             report.seconds, seconds, config.inputs)
+
+    # ----------------------------------------------------------------- latency
+    def latency(self, plan: Plan | None, config: LatencyConfig | None = None) -> Latency:
+        """Measured prefill/decode speed of ``plan``'s physical shape (the dense model's for
+        None or a plan without structured actions), cached per shape. Unstructured sparsity
+        does not change the shape, so it does not change the speed measured here."""
+        if self._latency is None or (config is not None and config != self._latency.config):
+            self._latency = LatencyCache(config)
+        s = self.loaded.adapter.structure()
+        actions = plan.structured() if plan is not None else {}
+        if s is None:  # no structured actions possible: every plan has the dense shape
+            if actions:
+                raise ValueError("structured actions need a LLaMA-like model")
+            return self._latency.get((), lambda: copy.deepcopy(self.loaded.model))
+        key = shape_key(s, self.identity.num_blocks, actions)
+        lm = self.loaded
+        return self._latency.get(key, lambda: shape_model(lm.model.config, key, device=lm.device,
+                                                          dtype=lm.dtype))
 
     # --------------------------------------------------------------- plumbing
     def memory(self) -> dict[str, int]:
@@ -275,11 +324,13 @@ class Evaluator:
         return out
 
     def restore(self) -> None:
+        """Dense weights back and no structure masked."""
+        self._mask_structure({})
         self.cache.restore()
 
     def close(self) -> None:
         """Leave the model dense, as it was given."""
-        self.cache.restore()
+        self.restore()
 
     def __enter__(self) -> Evaluator:
         return self

@@ -8,10 +8,13 @@ whatever the storage (GPT-2's Conv1D stores (in, out)).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 from transformers.pytorch_utils import Conv1D
+
+from allocsearch.models.heads import Structure
 
 
 @dataclass(frozen=True)
@@ -21,13 +24,25 @@ class ArchSpec:
     blocks_path: str  # attribute path from the *ForCausalLM model to the block list
     transposed: bool = False  # weights stored (in, out): GPT-2's Conv1D
     attention: str = "self_attn"  # name part of a block's attention submodule (the rest is MLP)
+    #: LLaMA-like blocks (q/k/v/o attention, gate/up/down MLP, pre-norms): the ones that take
+    #: structured actions (drop or narrow sub-blocks)
+    structured: bool = False
 
     @property
     def layer_type(self) -> type[nn.Module]:
         return Conv1D if self.transposed else nn.Linear
 
 
-_LLAMA_LIKE = ArchSpec("model.layers")
+_LLAMA_LIKE = ArchSpec("model.layers", structured=True)
+
+#: Sub-block -> (its module in a block, the projections reading the block's input (their
+#: rows are heads/channels), the projection writing the residual (its columns are)).
+#: LLaMA-like blocks only; ``post_attention_layernorm`` sees the residual between the two.
+LLAMA_SUBBLOCKS: dict[str, tuple[str, tuple[str, ...], str]] = {
+    "attention": ("self_attn", ("q_proj", "k_proj", "v_proj"), "o_proj"),
+    "mlp": ("mlp", ("gate_proj", "up_proj"), "down_proj"),
+}
+LLAMA_MID_NORM = "post_attention_layernorm"
 
 #: model_type (from the HF config) -> layout. Add an architecture by adding a line.
 ARCHITECTURES: dict[str, ArchSpec] = {
@@ -52,6 +67,15 @@ class UnsupportedArchitectureError(ValueError):
     pass
 
 
+def out_proj_name(architecture: str, block: int, kind: str) -> str:
+    """Full name of a LLaMA-like block's o_proj (``kind="attention"``) or down_proj ("mlp")."""
+    spec = ARCHITECTURES.get(architecture)
+    if spec is None or not spec.structured:
+        raise UnsupportedArchitectureError(f"{architecture!r} has no structured layout")
+    sub, _, out = LLAMA_SUBBLOCKS[kind]
+    return f"{spec.blocks_path}.{block}.{sub}.{out}"
+
+
 def _resolve(root: nn.Module, path: str) -> nn.Module:
     obj: nn.Module = root
     for part in path.split("."):
@@ -74,12 +98,17 @@ class ModelAdapter:
         self.model = model
         self.model_type = str(model_type)
         self.spec = spec
-        blocks = _resolve(model, spec.blocks_path)
+        self._blocks: list[nn.Module] = []
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Re-read the block list (after blocks were removed)."""
+        blocks = _resolve(self.model, self.spec.blocks_path)
         if not isinstance(blocks, nn.ModuleList):
             raise UnsupportedArchitectureError(
-                f"{self.model_type}: expected a ModuleList at {spec.blocks_path}"
+                f"{self.model_type}: expected a ModuleList at {self.spec.blocks_path}"
             )
-        self._blocks: list[nn.Module] = list(blocks)
+        self._blocks = list(blocks)
 
     @property
     def num_blocks(self) -> int:
@@ -128,3 +157,44 @@ class ModelAdapter:
         if not name.startswith(prefix):
             raise KeyError(f"{name!r} is not inside {self.spec.blocks_path}")
         return int(name[len(prefix) :].split(".", 1)[0])
+
+    # ------------------------------------------------------ structured actions
+    def structure(self) -> Structure | None:
+        """Heads, KV groups and MLP width of a LLaMA-like model (None for the others)."""
+        if not self.spec.structured:
+            return None
+        c: Any = self.model.config
+        heads = int(c.num_attention_heads)
+        kv = int(getattr(c, "num_key_value_heads", None) or heads)
+        head_dim = int(getattr(c, "head_dim", None) or c.hidden_size // heads)
+        return Structure(heads, kv, head_dim, int(c.intermediate_size))
+
+    def require_structured(self) -> Structure:
+        s = self.structure()
+        if s is None:
+            supported = ", ".join(sorted(k for k, v in ARCHITECTURES.items() if v.structured))
+            raise UnsupportedArchitectureError(
+                f"structured actions need a LLaMA-like model; {self.model_type!r} blocks are not "
+                f"supported (supported: {supported})")
+        return s
+
+    def sub_block(self, index: int, kind: str) -> nn.Module:
+        """The attention or MLP module of block ``index`` (LLaMA-like)."""
+        return getattr(self._blocks[index], LLAMA_SUBBLOCKS[kind][0])  # type: ignore[no-any-return]
+
+    def in_projs(self, index: int, kind: str) -> list[nn.Linear]:
+        """q/k/v or gate/up of block ``index``: their output rows are heads or channels."""
+        mod = self.sub_block(index, kind)
+        return [getattr(mod, n) for n in LLAMA_SUBBLOCKS[kind][1]]
+
+    def out_proj(self, index: int, kind: str) -> nn.Linear:
+        """o_proj or down_proj of block ``index``: its input columns are heads or channels."""
+        out: nn.Linear = getattr(self.sub_block(index, kind), LLAMA_SUBBLOCKS[kind][2])
+        return out
+
+    def out_proj_name(self, index: int, kind: str) -> str:
+        return out_proj_name(self.model_type, index, kind)
+
+    def mid_norm(self, index: int) -> nn.Module:
+        """The module whose input is the residual between attention and MLP."""
+        return getattr(self._blocks[index], LLAMA_MID_NORM)  # type: ignore[no-any-return]

@@ -35,6 +35,8 @@ DTYPES: dict[str, torch.dtype] = {
     "float16": torch.float16,
 }
 DEVICES = ("auto", "cpu", "cuda")
+#: Beside a saved model whose blocks differ in shape (see :mod:`allocsearch.structure`).
+STRUCTURE_FILE = "allocsearch_structure.json"
 
 
 @dataclass
@@ -172,14 +174,49 @@ def load_model(
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype)
     path = resolve_source(source, cache_dir)
-    model: nn.Module = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
-    adapter = ModelAdapter(model)
+    if (Path(path) / STRUCTURE_FILE).is_file():
+        model, adapter = load_structured(Path(path), torch_dtype)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
+        adapter = ModelAdapter(model)
     tokenizer = AutoTokenizer.from_pretrained(path)
     model.eval()
     config: Any = model.config
     config.use_cache = False  # blocks are run one by one; a KV cache only costs memory
     model.to(dev)
     return LoadedModel(model=model, tokenizer=tokenizer, adapter=adapter, name=source, device=dev)
+
+
+def load_structured(path: Path, dtype: torch.dtype) -> tuple[nn.Module, ModelAdapter]:
+    """Rebuild a model whose blocks differ in shape: config -> shapes -> saved weights."""
+    import json
+
+    from safetensors.torch import load_file
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from allocsearch.models.surgery import BlockShape, apply_shapes
+
+    data = json.loads((path / STRUCTURE_FILE).read_text())
+    version = data.get("schema_version")
+    if version != 1:
+        raise ValueError(f"{path / STRUCTURE_FILE}: unsupported schema_version {version!r}")
+    shapes = [BlockShape(**b) for b in data["blocks"]]
+    config = AutoConfig.from_pretrained(path)
+    model: nn.Module = AutoModelForCausalLM.from_config(config, dtype=dtype)
+    adapter = ModelAdapter(model)
+    apply_shapes(adapter, shapes)
+    state: dict[str, torch.Tensor] = {}
+    for file in sorted(path.glob("*.safetensors")):
+        state.update(load_file(str(file)))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    tied = {"lm_head.weight"} if getattr(config, "tie_word_embeddings", False) else set()
+    if set(missing) - tied or unexpected:
+        raise ValueError(f"{path}: saved weights do not match {STRUCTURE_FILE} "
+                         f"(missing {sorted(set(missing) - tied)[:3]}, unexpected {unexpected[:3]})")
+    tie = getattr(model, "tie_weights", None)
+    if tied and callable(tie):
+        tie()
+    return model, adapter
 
 
 def save_model(loaded: LoadedModel, out_dir: Path) -> None:

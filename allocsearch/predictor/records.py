@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from allocsearch.actions import BlockAction
 from allocsearch.io import atomic_write_text
 from allocsearch.plan import ModelIdentity, ModuleChoice, Plan, PlanError
 from allocsearch.pruners.pattern import Pattern
@@ -55,15 +56,20 @@ class PlanRecord:
 
 def plan_from_sparsities(identity: ModelIdentity, target: float, sparsities: Sequence[float],
                          patterns: dict[str, str] | None = None,
-                         provenance: dict[str, Any] | None = None) -> Plan:
-    """A validated plan from per-module sparsities in the identity's module order."""
+                         provenance: dict[str, Any] | None = None,
+                         blocks: dict[str, Any] | None = None) -> Plan:
+    """A validated plan from per-module sparsities in the identity's module order, and the
+    structured actions (``{"3": {"drop": "block"}}``, as in plan JSON) when there are any;
+    their modules take the exact share the actions remove (stored sparsities are rounded)."""
     names = list(identity.shapes)
     if len(sparsities) != len(names):
         raise PlanError(f"{len(sparsities)} sparsities for a model with {len(names)} modules")
     pats = patterns or {}
-    modules = {n: ModuleChoice(float(s), Pattern.parse(pats.get(n, "unstructured")))
+    actions = {int(b): BlockAction.from_dict(a, int(b)) for b, a in (blocks or {}).items()}
+    implied = identity.implied(actions)
+    modules = {n: ModuleChoice(implied.get(n, float(s)), Pattern.parse(pats.get(n, "unstructured")))
                for n, s in zip(names, sparsities, strict=True)}
-    plan = Plan(identity, float(target), modules, dict(provenance or {}))
+    plan = Plan(identity, float(target), modules, dict(provenance or {}), actions)
     plan.validate()
     return plan
 

@@ -14,13 +14,16 @@ import torch
 class LayerStats:
     """What pruners may know about a layer's inputs X (tokens x in_features).
 
-    ``sq_norm[j] = sum_t X[t, j]^2`` (Wanda's squared input-channel norm), and
-    ``hessian = 2/T * X^T X`` (SparseGPT's layer-wise Hessian), both float32.
+    ``sq_norm[j] = sum_t X[t, j]^2`` (Wanda's squared input-channel norm),
+    ``total[j] = sum_t X[t, j]`` (with ``sq_norm``: the channel mean and variance that
+    structured pruning's fluctuation score and bias compensation need), and
+    ``hessian = 2/T * X^T X`` (SparseGPT's layer-wise Hessian), all float32.
     """
 
     tokens: int
     sq_norm: torch.Tensor | None = None  # (in,)
     hessian: torch.Tensor | None = None  # (in, in)
+    total: torch.Tensor | None = None  # (in,)
 
     def require_sq_norm(self, who: str) -> torch.Tensor:
         if self.sq_norm is None:
@@ -40,6 +43,7 @@ class StatsAccumulator:
         self.in_features = in_features
         self.tokens = 0
         self._sq = torch.zeros(in_features, dtype=torch.float32, device=device) if norms else None
+        self._sum = torch.zeros(in_features, dtype=torch.float32, device=device) if norms else None
         self._h = (
             torch.zeros(in_features, in_features, dtype=torch.float32, device=device)
             if hessian
@@ -52,6 +56,8 @@ class StatsAccumulator:
         t = x2.shape[0]
         if self._sq is not None:
             self._sq += x2.square().sum(dim=0)
+        if self._sum is not None:
+            self._sum += x2.sum(dim=0)
         if self._h is not None:
             # Running mean of 2 x x^T keeps magnitudes bounded for long calibration sets.
             self._h.mul_(self.tokens / (self.tokens + t))
@@ -60,4 +66,4 @@ class StatsAccumulator:
         self.tokens += t
 
     def result(self) -> LayerStats:
-        return LayerStats(tokens=self.tokens, sq_norm=self._sq, hessian=self._h)
+        return LayerStats(tokens=self.tokens, sq_norm=self._sq, hessian=self._h, total=self._sum)

@@ -31,14 +31,17 @@ import yaml
 
 from allocsearch.data import DataConfig
 from allocsearch.engine import check_inputs
-from allocsearch.evaluate import EvaluatorConfig, VerifyConfig
+from allocsearch.evaluate import EvaluatorConfig, Latency, LatencyConfig, VerifyConfig
 from allocsearch.predictor.base import regressor_names
 
 STUDY_SCHEMA_VERSION = 1
-OBJECTIVES = ("fitness", "sparsity")
+OBJECTIVES = ("fitness", "sparsity", "latency")
+#: What the latency objective minimises: ms per decoded token, or ms per prefill window.
+LATENCY_METRICS = ("decode", "prefill")
 _KEYS = {"schema_version", "name", "model", "device", "dtype", "data", "target", "space",
          "evaluator", "sampler", "pruner", "n_trials", "max_tokens", "storage", "seed",
-         "warm_start", "verify", "objectives", "output", "anchor", "predictor"}
+         "warm_start", "verify", "objectives", "output", "anchor", "predictor",
+         "latency"}
 
 
 class StudyConfigError(ValueError):
@@ -77,6 +80,36 @@ class WarmStart:
             return f"plan {Path(self.plan).name}"
         args = " ".join(f"{k}={v}" for k, v in sorted(self.params.items()))
         return f"{self.method} {args}".strip()
+
+
+@dataclass(frozen=True)
+class LatencySettings:
+    """The latency objective: ``metric`` (decode ms/token or prefill ms/window), measured on
+    each plan's physical shape (cached per shape) with ``config``."""
+
+    metric: str = "decode"
+    config: LatencyConfig = field(default_factory=lambda: LatencyConfig(decode=32, repeats=3))
+
+    @staticmethod
+    def parse(raw: Any, where: str) -> LatencySettings:
+        if raw is None:
+            return LatencySettings()
+        if not isinstance(raw, dict):
+            raise StudyConfigError(f"{where}: latency must be a mapping")
+        raw = dict(raw)
+        metric = str(raw.pop("metric", "decode"))
+        if metric not in LATENCY_METRICS:
+            raise StudyConfigError(f"{where}: latency.metric must be one of {LATENCY_METRICS}")
+        known = {"prefill", "prompt", "decode", "repeats", "threads"}
+        if set(raw) - known:
+            raise StudyConfigError(f"{where}: unknown latency key(s) {sorted(set(raw) - known)}")
+        try:
+            return LatencySettings(metric, LatencyConfig(**{"decode": 32, "repeats": 3, **raw}))
+        except (TypeError, ValueError) as exc:
+            raise StudyConfigError(f"{where}: latency: {exc}") from exc
+
+    def value(self, latency: Latency) -> float:
+        return latency.decode_ms_per_token if self.metric == "decode" else latency.prefill_ms
 
 
 @dataclass(frozen=True)
@@ -190,6 +223,7 @@ class StudyConfig:
     source: str = ""
     anchor: AnchorSettings = field(default_factory=AnchorSettings)
     predictor: PredictorSettings = field(default_factory=PredictorSettings)
+    latency: LatencySettings = field(default_factory=lambda: LatencySettings())
 
     def verify_config(self, pruner: str | None = None) -> VerifyConfig:
         """The exact verification of this study (``pruner`` overrides ``verify.pruner``)."""
@@ -252,7 +286,10 @@ class StudyConfig:
         objectives = tuple(data.get("objectives") or ("fitness",))
         if objectives[0] != "fitness" or any(o not in OBJECTIVES for o in objectives) \
                 or len(set(objectives)) != len(objectives):
-            raise StudyConfigError(f"{where}: objectives must be [fitness] or [fitness, sparsity]")
+            raise StudyConfigError(f"{where}: objectives must be [fitness], [fitness, sparsity] "
+                                   f"or [fitness, latency]")
+        if len(objectives) > 2:
+            raise StudyConfigError(f"{where}: at most two objectives")
         warm = tuple(w for e in (data.get("warm_start") or [])
                      for w in WarmStart.expand(e, f"{where}: warm_start"))
         output = Path(data["output"]) if data.get("output") else path.parent / name
@@ -272,6 +309,7 @@ class StudyConfig:
             pruner_params=pruner[1], n_trials=n_trials, max_tokens=max_tokens, storage=data.get("storage"),
             seed=int(data.get("seed", 0)), warm_start=warm, verify=verify, objectives=objectives,
             output=output, source=where, anchor=anchor, predictor=predictor,
+            latency=LatencySettings.parse(data.get("latency"), where),
         )
 
 

@@ -50,7 +50,7 @@ def build_report(study: optuna.Study, folder: Path, *, top: int = 5, plots: bool
     def row(t: FrozenTrial, kind: str) -> dict[str, Any]:
         out = {"kind": kind, "trial": t.number, "fitness": t.values[0],
                "prior": t.user_attrs.get("prior", ""), "verified_ppl": _verified(study, t.number)}
-        return out | ({"sparsity": t.values[1]} if len(t.values) > 1 else {})
+        return out | ({second_objective(study): t.values[1]} if len(t.values) > 1 else {})
 
     folder.mkdir(parents=True, exist_ok=True)
     if len(study.directions) > 1:
@@ -102,11 +102,12 @@ def format_report(report: StudyReport) -> str:
         f"{c['fitness_evaluations']} cached-mask evaluations ({c['search_tokens']} search tokens), "
         f"{c['verifications']} exact verifications",
         "",
-        f"{'kind':6s} {'trial':>6s} {'fitness':>12s} {'sparsity':>9s} {'verified ppl':>14s}  prior",
+        f"{'kind':6s} {'trial':>6s} {'fitness':>12s} {'2nd obj.':>9s} {'verified ppl':>14s}  prior",
     ]
     for r in report.rows:
         ver = ", ".join(f"{k} {v:.3f}" for k, v in r["verified_ppl"].items()) or "-"
-        sp = f"{r['sparsity']:.4f}" if "sparsity" in r else "-"
+        second = [v for k, v in r.items() if k in ("sparsity", "latency")]
+        sp = f"{second[0]:.4f}" if second else "-"
         lines.append(f"{r['kind']:6s} {r['trial']:>6d} {r['fitness']:>12.4f} {sp:>9s} {ver:>14s}"
                      f"  {r['prior']}")
     lines += ["", "files: " + ", ".join(str(f) for f in report.files)]
@@ -149,24 +150,35 @@ def plot_pareto(study: optuna.Study, path: Path) -> Path:
                       (True, {"s": 30, "color": "tab:red", "label": "Pareto front"})):
         pts = [t for t in done if (t.number in front) == on]
         ax.scatter([t.values[1] for t in pts], [t.values[0] for t in pts], **style)  # type: ignore[arg-type]
-    return _finish(fig, ax, path, "sparsity", f"{study.study_name}: fitness vs. sparsity")
+    name = second_objective(study)
+    label = "latency (ms, measured)" if name == "latency" else name
+    return _finish(fig, ax, path, label, f"{study.study_name}: fitness vs. {name}")
+
+
+def second_objective(study: optuna.Study) -> str:
+    """The name of a two-objective study's second objective (sparsity or latency)."""
+    names = study.user_attrs.get("objectives") or ["fitness", "sparsity"]
+    return str(names[1]) if len(names) > 1 else "sparsity"
 
 
 def pareto_front(study: optuna.Study) -> list[FrozenTrial]:
-    """The complete trials no other trial beats on (fitness down, sparsity up), by sparsity.
+    """The complete trials no other trial beats on (fitness down; sparsity up or latency
+    down), in ascending order of the second objective.
 
-    Sparsity is compared at the budget's tolerance (1e-6), so of two plans projected to the
-    same target the one with the lower fitness is the front's, whatever their last float bits.
+    The second value is compared at 1e-6 (the budget's tolerance), so of two plans projected
+    to the same target the one with the lower fitness is the front's, whatever their last
+    float bits.
     """
     done = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
-    # Higher sparsity first, then lower fitness: a trial is on the front when its fitness
-    # beats that of every trial at least as sparse.
-    done.sort(key=lambda t: (-round(t.values[1], 6), t.values[0]))
+    sign = -1.0 if study.directions[1] == optuna.study.StudyDirection.MAXIMIZE else 1.0
+    # Best second value first, then lower fitness: a trial is on the front when its fitness
+    # beats that of every trial at least as good on the second objective.
+    done.sort(key=lambda t: (sign * round(t.values[1], 6), t.values[0]))
     front: list[FrozenTrial] = []
     for t in done:
         if not front or t.values[0] < front[-1].values[0]:
             front.append(t)
-    return front[::-1]
+    return sorted(front, key=lambda t: t.values[1])
 
 
 def _finish(fig: Any, ax: Any, path: Path, xlabel: str, title: str) -> Path:

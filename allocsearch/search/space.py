@@ -1,16 +1,13 @@
 """Search spaces as data: YAML files that declare parameters and how a trial becomes a plan.
 
 A space names its **parameters** (float, int or categorical; once, or once per decoder
-block) and a **plan recipe** built from a fixed set of steps, applied in order:
-
-1. ``base``: ``uniform`` (every module at the target) or a registered allocator whose
-   parameters may reference space parameters (``{allocator: ramp, params: {slope: $slope}}``);
-2. ``offset``: a per-block parameter added to every module of its block;
-3. ``split``: a per-block parameter moving sparsity from MLP to attention (+) or back (-)
-   at an unchanged block budget;
-4. ``layer_type``: a per-block categorical among ``unstructured``, N:M patterns such as
-   ``2:4``, and ``dense``, kept only where the budget allows (:mod:`.layer_types`);
-5. the projection to the exact budget (``bounds`` are the per-module limits).
+block) and a **plan recipe**: a ``base`` (``uniform``: every module at the target, or a
+registered allocator whose parameters may reference space parameters, ``{allocator: ramp,
+params: {slope: $slope}}``), then the steps it lists, applied in the order of the step
+registry (:mod:`allocsearch.search.steps`: ``offset``, ``split``, ``layer_type``,
+``structure``; each a small class that declares the parameters it reads, changes the draft
+plan and says which values reproduce a prior), then the repair of the pins the budget cannot
+absorb and the projection to the exact budget (``bounds`` are the per-module limits).
 
 ``target`` may name a float parameter, for studies that trade fitness against sparsity.
 Adding a space is writing a YAML file; :meth:`SearchSpace.suggest` is the only code in the
@@ -25,11 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from allocsearch.budget import DEFAULT_BOUNDS, plan_from_values
-from allocsearch.models.adapters import layer_kind
-from allocsearch.plan import Plan, block_of
-from allocsearch.pruners.pattern import Pattern
-from allocsearch.search.layer_types import repair_layer_types
+from allocsearch.budget import DEFAULT_BOUNDS
+from allocsearch.plan import Plan
+from allocsearch.search.steps import STEPS, Draft, Step, StepError, finish
 
 if TYPE_CHECKING:
     import optuna
@@ -38,10 +33,9 @@ if TYPE_CHECKING:
 
 SPACE_SCHEMA_VERSION = 1
 PARAM_TYPES = ("float", "int", "categorical")
-LAYER_TYPES_FIXED = ("unstructured", "dense")
 _TOP_KEYS = {"schema_version", "name", "description", "bounds", "parameters", "plan"}
 _PARAM_KEYS = {"type", "low", "high", "step", "log", "choices", "per"}
-_PLAN_KEYS = {"base", "offset", "split", "layer_type", "target"}
+_PLAN_KEYS = {"base", "target", *STEPS}
 
 
 class SpaceError(ValueError):
@@ -137,9 +131,10 @@ class SearchSpace:
     def build_plan(self, values: dict[str, Any], profile: Profile, target: float) -> Plan:
         """The plan a trial's values describe, projected to its exact budget.
 
-        Layer types the budget cannot absorb are undone (:mod:`.layer_types`; the plan's
-        provenance lists those blocks under ``unstructured_instead``). Raises SpaceError when
-        the target is still out of reach (bounds too tight for it)."""
+        The base gives every module a start value, then each step of the recipe changes the
+        draft (:mod:`allocsearch.search.steps`). Pins the budget cannot absorb are undone (the
+        plan's provenance lists those blocks under ``unstructured_instead``). Raises SpaceError
+        when the target is still out of reach (bounds too tight for it)."""
         ident = profile.identity
         t = self.target_of(values, target)
         base = self.recipe["base"]
@@ -151,53 +146,18 @@ class SearchSpace:
             params = {k: values[v[1:]] if isinstance(v, str) and v.startswith("$") else v
                       for k, v in base["params"].items()}
             start = get_allocator(base["allocator"], **params).allocate(profile, t).sparsities()
-        offset = self.recipe.get("offset")
-        split = self.recipe.get("split")
-        layer_type = self.recipe.get("layer_type")
-        kinds = {n: layer_kind(ident.architecture, n) for n in ident.shapes}
-        attn = [0] * ident.num_blocks
-        mlp = [0] * ident.num_blocks
-        for n, kind in kinds.items():
-            (attn if kind == "attention" else mlp)[block_of(n)] += ident.numel(n)
-        offsets = {b: float(values[f"{offset}_{b}"]) if offset else 0.0
-                   for b in range(ident.num_blocks)}
-        types: dict[int, Pattern | None] = {}  # block -> its N:M pattern, None when kept dense
-        pins: dict[int, float] = {}  # block -> the sparsity its type pins it to
-        if layer_type:
-            for b in range(ident.num_blocks):
-                choice = str(values[f"{layer_type}_{b}"])
-                if choice == "dense":
-                    types[b], pins[b] = None, 0.0
-                elif choice != "unstructured":
-                    pattern = Pattern.parse(choice)
-                    types[b], pins[b] = pattern, pattern.resolve_sparsity(None)
-        kept = repair_layer_types(ident, t, pins, offsets, self.bounds)
-        out: dict[str, float] = {}
-        patterns: dict[str, Pattern] = {}
-        fixed: dict[str, float] = {}
-        for n, v in start.items():
-            b = block_of(n)
-            v += offsets[b]
-            if split:
-                s = float(values[f"{split}_{b}"])
-                # +s on attention, -s * A/M on the MLP: the block's parameter mass is unchanged.
-                v += s if kinds[n] == "attention" else -s * attn[b] / max(mlp[b], 1)
-            if b in kept:
-                pinned = types[b]
-                if pinned is None:
-                    fixed[n] = 0.0
-                else:
-                    patterns[n] = pinned
-            out[n] = v
-        prov: dict[str, Any] = {"method": "search", "space": self.name, "params": dict(values),
-                                "target": t}
-        if len(kept) < len(pins):
-            prov["unstructured_instead"] = sorted(set(pins) - set(kept))
+        draft = Draft(ident, t, dict(start))
         try:
-            return plan_from_values(ident, t, out, patterns=patterns, fixed=fixed,
-                                    bounds=self.bounds, provenance=prov)
-        except ValueError as exc:
+            for step in self.steps:
+                step.apply(draft, values)
+            return finish(draft, self.bounds, {"method": "search", "space": self.name,
+                                               "params": dict(values), "target": t})
+        except (StepError, ValueError) as exc:
             raise SpaceError(f"infeasible choices for target {t}: {exc}") from exc
+
+    @property
+    def steps(self) -> list[Step]:
+        return [self.recipe[key] for key in STEPS if key in self.recipe]
 
     # ----------------------------------------------------------- warm starts
     def params_for_prior(
@@ -205,34 +165,34 @@ class SearchSpace:
     ) -> dict[str, Any] | None:
         """Trial parameters that reproduce a prior's plan in this space, or None when the
         space cannot express it. A space built on the same allocator takes the prior's
-        parameters; a uniform-based space with block offsets takes its block sparsities."""
+        parameters (its steps neutral); otherwise each step says what reproduces the prior
+        (a uniform base with block offsets takes its block sparsities; the structure step
+        takes a structured prior's actions)."""
         base = self.recipe["base"]
         values: dict[str, Any] = {}
-        if base != "uniform" and base["allocator"] == method:
+        same_base = base != "uniform" and base["allocator"] == method
+        if same_base:
             for key, ref in base["params"].items():
                 if isinstance(ref, str) and ref.startswith("$"):
                     spec = self.parameters[ref[1:]]
                     values[spec.name] = spec.clip(params.get(key, 0.0)) if spec.type != "categorical" \
                         else params.get(key)
-            offsets = [0.0] * num_blocks
-        elif base == "uniform" and self.recipe.get("offset"):
-            offsets = [s - prior.target for s in prior.block_sparsity()]
-        elif base == "uniform" and method == "uniform":
-            offsets = [0.0] * num_blocks
-        else:
+        elif base != "uniform":
             return None
-        for step, neutral in (("offset", None), ("split", 0.0), ("layer_type", "unstructured")):
-            ref = self.recipe.get(step)
-            if not ref:
-                continue
-            spec = self.parameters[ref]
-            for b, name in enumerate(spec.names(num_blocks)):
-                if neutral is None:
-                    values[name] = spec.clip(offsets[b])
-                elif spec.type == "categorical":
-                    values[name] = neutral
-                else:
-                    values[name] = spec.clip(float(neutral))  # type: ignore[arg-type]
+        structured = bool(prior.structured())
+        if structured and "structure" not in self.recipe:
+            return None
+        if not structured and method != "uniform" and not same_base and "offset" not in self.recipe:
+            return None
+        for step in self.steps:
+            if same_base and step.key == "offset":  # the base reproduces the prior already
+                spec = step.params["value"]
+                got: dict[str, Any] | None = {name: spec.clip(0.0) for name in spec.names(num_blocks)}
+            else:
+                got = step.prior_values(prior, num_blocks)
+            if got is None:
+                return None
+            values |= got
         if self.recipe.get("target"):
             spec = self.parameters[self.recipe["target"]]
             values[spec.name] = spec.clip(prior.target)
@@ -293,24 +253,25 @@ def _recipe(plan: Any, params: dict[str, ParamSpec], where: str) -> dict[str, An
             if isinstance(ref, str) and ref.startswith("$") and ref[1:] not in params:
                 raise SpaceError(f"{at}.base.params.{key}: {ref} names no declared parameter")
     out: dict[str, Any] = {"base": base}
-    for step, kind, per in (("offset", "float", "block"), ("split", "float", "block"),
-                            ("layer_type", "categorical", "block"), ("target", "float", "none")):
-        ref = plan.get(step)
-        if ref is None:
+    for key, cls in STEPS.items():
+        raw = plan.get(key)
+        if raw is None:
             continue
+        refs = {"value": raw} if isinstance(raw, str) else raw
+        if not isinstance(refs, dict) or not all(isinstance(v, str) for v in refs.values()):
+            raise SpaceError(f"{at}.{key}: a parameter name, or a mapping role -> parameter name")
+        try:
+            out[key] = cls(dict(refs), params, at)
+        except StepError as exc:
+            raise SpaceError(str(exc)) from exc
+    ref = plan.get("target")
+    if ref is not None:
         spec = params.get(ref)
         if spec is None:
-            raise SpaceError(f"{at}.{step}: {ref!r} names no declared parameter")
-        if spec.type != kind or spec.per != per:
-            raise SpaceError(f"{at}.{step}: parameter {ref!r} must be a {kind} with per: {per}")
-        if step == "layer_type":
-            for c in spec.choices:
-                if c not in LAYER_TYPES_FIXED:
-                    try:
-                        Pattern.parse(str(c))
-                    except ValueError as exc:
-                        raise SpaceError(f"{at}.layer_type: bad choice {c!r}: {exc}") from exc
-        out[step] = ref
+            raise SpaceError(f"{at}.target: {ref!r} names no declared parameter")
+        if spec.type != "float" or spec.per != "none":
+            raise SpaceError(f"{at}.target: parameter {ref!r} must be a float with per: none")
+        out["target"] = ref
     return out
 
 

@@ -56,7 +56,8 @@ def plan_attrs(plan: Plan) -> dict[str, Any]:
     attrs: dict[str, Any] = {"sparsities": [round(plan.modules[n].sparsity, 7) for n in plan.model.shapes],
                              "target": plan.target}
     nm = {n: str(c.pattern) for n, c in plan.modules.items() if c.pattern.is_nm}
-    return attrs | ({"patterns": nm} if nm else {})
+    blocks = {str(b): a.to_dict() for b, a in plan.structured().items()}
+    return attrs | ({"patterns": nm} if nm else {}) | ({"blocks": blocks} if blocks else {})
 
 
 def trial_plan(study: optuna.Study, trial: FrozenTrial) -> Plan:
@@ -71,7 +72,8 @@ def trial_plan(study: optuna.Study, trial: FrozenTrial) -> Plan:
             "fitness": trial.values[0] if trial.values else None}
     try:
         return plan_from_sparsities(ModelIdentity.from_dict(model), target, sparsities,
-                                    trial.user_attrs.get("patterns"), prov)
+                                    trial.user_attrs.get("patterns"), prov,
+                                    trial.user_attrs.get("blocks"))
     except PlanError as exc:
         raise PlanError(f"trial {trial.number}: {exc}") from None
 
@@ -121,6 +123,7 @@ def run_and_tell(
     *,
     multi: bool,
     on_step: Callable[[TrialRecord], None] | None = None,
+    second: Callable[[Plan], float] | None = None,
 ) -> TrialRecord:
     """Ask the study for a trial, evaluate it, tell the outcome (a failure is told as failed
     and raised). The trial beats a heartbeat while it runs, as under ``study.optimize``."""
@@ -138,9 +141,8 @@ def run_and_tell(
         study.tell(trial, state=TrialState.PRUNED)
     elif multi:
         assert rec.plan is not None and rec.value is not None
-        # Rounded to the budget's tolerance: plans projected to one target differ in the last
-        # float bits, which would otherwise decide Pareto dominance between them.
-        study.tell(trial, [rec.value, round(rec.plan.budget(), 6)])
+        other = second(rec.plan) if second is not None else round(rec.plan.budget(), 6)
+        study.tell(trial, [rec.value, other])
     else:
         study.tell(trial, rec.value)
     return rec

@@ -1,0 +1,20 @@
+"""The registry of search-space steps, in the order a recipe applies them."""
+
+from __future__ import annotations
+
+from allocsearch.search.steps.base import Draft, Pin, Step, StepError
+from allocsearch.search.steps.finish import finish
+from allocsearch.search.steps.layer_type import LayerTypeStep
+from allocsearch.search.steps.offset import OffsetStep
+from allocsearch.search.steps.split import SplitStep
+from allocsearch.search.steps.structure import StructureStep
+
+#: key under ``plan:`` -> step class, in application order
+STEPS: dict[str, type[Step]] = {
+    OffsetStep.key: OffsetStep,
+    SplitStep.key: SplitStep,
+    LayerTypeStep.key: LayerTypeStep,
+    StructureStep.key: StructureStep,
+}
+
+__all__ = ["STEPS", "Draft", "Pin", "Step", "StepError", "finish"]
