@@ -9,23 +9,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from allocsearch.budget import identity_from_adapter
-from allocsearch.data.windows import DataConfig, calibration_windows, evaluation_windows
-from allocsearch.engine import (
-    LayerTarget,
-    PruneReport,
-    check_inputs,
-    measure_sparsity,
-    prune_sequential,
-    uniform_targets,
-)
-from allocsearch.evaluate.perplexity import PerplexityResult, perplexity
+from allocsearch.apply import plan_targets, prune_to_targets, prune_with_plan
+from allocsearch.data.windows import DataConfig
+from allocsearch.engine import PruneReport, check_inputs, measure_sparsity, uniform_targets
+from allocsearch.evaluate.perplexity import evaluate_perplexity
 from allocsearch.models.loading import LoadedModel
 from allocsearch.plan import Plan
-from allocsearch.profile import Profile, build_profile
-from allocsearch.pruners import Pruner, get_pruner
+from allocsearch.pruners import get_pruner
 from allocsearch.pruners.pattern import UNSTRUCTURED, Pattern
-from allocsearch.structure import BlockSelection, StructureMasks, remove_structure, select_structure
+
+#: Re-exported: the calls the CLI, notebooks and benchmarks reach through this module.
+__all__ = ["PruneConfig", "allocate_plan", "evaluate_perplexity", "overall_sparsity",
+           "plan_targets", "prune_uniform", "prune_with_plan", "write_prune_record"]
 
 SCHEMA_VERSION = 1
 
@@ -57,28 +52,8 @@ class PruneConfig:
 def prune_uniform(loaded: LoadedModel, config: PruneConfig, *, progress: bool = True) -> PruneReport:
     """Prune ``loaded`` in place at one ratio with the configured pruner."""
     targets = uniform_targets(loaded.adapter, config.sparsity, config.pattern)
-    return _prune_to_targets(loaded, get_pruner(config.method), targets, config.calibration,
-                             config.batch_size, progress, config.inputs)
-
-
-def _prune_to_targets(
-    loaded: LoadedModel,
-    pruner: Pruner,
-    targets: Mapping[str, LayerTarget],
-    calibration: DataConfig,
-    batch_size: int,
-    progress: bool,
-    inputs: str = "pruned",
-) -> PruneReport:
-    """Draw calibration windows when the pruner needs data, then walk the blocks."""
-    windows = None
-    if pruner.needs_data:
-        cal = calibration
-        windows = calibration_windows(loaded.tokenizer, cal.source, cal.nsamples, cal.seqlen, cal.seed)
-    return prune_sequential(
-        loaded.model, loaded.adapter, pruner, targets, windows,
-        batch_size=batch_size, progress=progress, inputs=inputs,
-    )
+    return prune_to_targets(loaded, get_pruner(config.method), targets, config.calibration,
+                            config.batch_size, progress, config.inputs)
 
 
 def allocate_plan(
@@ -100,72 +75,6 @@ def allocate_plan(
     plan = allocator.allocate(profile, target)
     plan.provenance["profile_from_cache"] = profile.from_cache
     return plan
-
-
-def prune_with_plan(
-    loaded: LoadedModel,
-    plan: Plan,
-    method: str = "wanda",
-    calibration: DataConfig | None = None,
-    *,
-    batch_size: int = 1,
-    progress: bool = True,
-    inputs: str = "pruned",
-    profile: Profile | None = None,
-    cache_dir: Path | None = None,
-    **pruner_params: Any,
-) -> PruneReport:
-    """Prune ``loaded`` in place at each module's planned sparsity and pattern; ``inputs``
-    as in :func:`allocsearch.engine.prune_sequential` (sequential by default).
-
-    A plan with structured actions first selects the heads/channels to remove from the dense
-    ``profile`` (built on ``calibration`` when not given), prunes the unstructured modules with
-    the structure masked in (so calibration sees the structurally pruned model), then removes
-    the structure physically: ``loaded`` comes back smaller, its adapter refreshed."""
-    plan.validate()
-    plan.check_model(identity_from_adapter(loaded.adapter, loaded.name))
-    pruner = get_pruner(method, **pruner_params)
-    calibration = calibration or DataConfig()
-    selection: dict[int, BlockSelection] = {}
-    if plan.structured():
-        profile = profile or build_profile(loaded, calibration, cache_dir=cache_dir, progress=progress)
-        selection = select_structure(plan, profile, loaded.adapter)
-    # Dense modules need no pruner pass (a plan of structure alone prunes nothing here).
-    free = plan.unstructured_modules()
-    targets = {n: t for n, t in plan_targets(plan).items() if n in free and t.sparsity > 0}
-    with StructureMasks(loaded.adapter, selection):
-        report = _prune_to_targets(loaded, pruner, targets, calibration, batch_size, progress, inputs)
-    implied = plan.model.implied(plan.blocks)
-    for name in plan.modules:  # structured shares, and the dense modules no pass touched
-        if name not in report.sparsity:
-            report.sparsity[name] = implied.get(name, 0.0)
-            report.numel[name] = plan.model.numel(name)
-    if selection:
-        remove_structure(loaded, selection)
-    return report
-
-
-def plan_targets(plan: Plan) -> dict[str, LayerTarget]:
-    """What each layer of a (validated) plan should become; the modules of structured
-    sub-blocks stay dense here (their structure is applied by :mod:`allocsearch.structure`)."""
-    free = plan.unstructured_modules()
-    return {n: LayerTarget(c.sparsity, c.pattern) if n in free else LayerTarget(0.0)
-            for n, c in plan.modules.items()}
-
-
-def evaluate_perplexity(
-    loaded: LoadedModel,
-    source: str = "embedded",
-    *,
-    part: str = "evaluation",
-    seqlen: int = 512,
-    nsamples: int | None = None,
-    batch_size: int = 1,
-    progress: bool = True,
-) -> PerplexityResult:
-    """Perplexity on non-overlapping windows of one part of a source (all of it by default)."""
-    windows = evaluation_windows(loaded.tokenizer, source, part, seqlen, nsamples)
-    return perplexity(loaded.model, windows, batch_size=batch_size, progress=progress)
 
 
 def overall_sparsity(loaded: LoadedModel) -> float:

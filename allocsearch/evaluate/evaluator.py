@@ -26,12 +26,14 @@ import torch
 from tqdm.auto import tqdm
 
 from allocsearch.actions import BlockAction
+from allocsearch.apply import plan_targets, prune_with_plan
 from allocsearch.budget import identity_from_adapter, plan_from_actions
 from allocsearch.data.windows import DataConfig, evaluation_windows
 from allocsearch.engine import check_inputs
 from allocsearch.evaluate.fitness import FITNESSES, DenseReference, dense_reference, make_fitness
 from allocsearch.evaluate.latency import Latency, LatencyCache, LatencyConfig
 from allocsearch.evaluate.mask_cache import SCORE_RULES, MaskCache
+from allocsearch.evaluate.perplexity import evaluate_perplexity
 from allocsearch.models.adapters import ModelAdapter
 from allocsearch.models.loading import LoadedModel
 from allocsearch.plan import Plan
@@ -169,8 +171,6 @@ class Evaluator:
     # ----------------------------------------------------------------- fitness
     def apply(self, plan: Plan) -> int:
         """Write ``plan`` into the model (only the layers that changed); returns their count."""
-        from allocsearch.pipeline import plan_targets  # pipeline imports this package
-
         plan.validate()
         plan.check_model(self.identity)
         self._mask_structure(plan.structured())
@@ -246,8 +246,6 @@ class Evaluator:
         the dense profile. With the verification's calibration, the fitness of ``plan``
         itself is then that of its exact sequential prune."""
         from allocsearch.evaluate.anchor import anchored_norms  # imports the engine
-        from allocsearch.pipeline import plan_targets
-
         if self.config.scores != "wanda":
             raise ValueError(f"anchored scores need Wanda scores, not {self.config.scores!r}")
         if plan is None:
@@ -271,8 +269,6 @@ class Evaluator:
         """Prune the model sequentially at the plan's ratios, measure evaluation perplexity,
         then restore the dense weights. A plan with structured actions is pruned physically,
         on a copy of the model (the evaluator's model keeps its shape)."""
-        from allocsearch.pipeline import evaluate_perplexity, prune_with_plan  # (import cycle)
-
         config = config or VerifyConfig()
         self.restore()
         target = self.loaded

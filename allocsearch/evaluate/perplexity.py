@@ -11,6 +11,9 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from allocsearch.data.windows import evaluation_windows
+from allocsearch.models.loading import LoadedModel
+
 
 @dataclass(frozen=True)
 class PerplexityResult:
@@ -57,3 +60,18 @@ def perplexity(
         ppl=math.exp(nll), nll=nll, tokens=count, windows=int(windows.shape[0]),
         seqlen=int(windows.shape[1]),
     )
+
+
+def evaluate_perplexity(
+    loaded: LoadedModel,
+    source: str = "embedded",
+    *,
+    part: str = "evaluation",
+    seqlen: int = 512,
+    nsamples: int | None = None,
+    batch_size: int = 1,
+    progress: bool = True,
+) -> PerplexityResult:
+    """Perplexity on non-overlapping windows of one part of a source (all of it by default)."""
+    windows = evaluation_windows(loaded.tokenizer, source, part, seqlen, nsamples)
+    return perplexity(loaded.model, windows, batch_size=batch_size, progress=progress)
