@@ -71,6 +71,7 @@ def measure(loaded: LoadedModel, ev: Evaluator, plan: Plan | None, args: argpars
             other: str) -> dict[str, Any]:
     """Prune a copy physically (Wanda for unstructured modules), then perplexity on both
     domains and measured speed."""
+    ev.restore()  # dense weights and no masking hooks: a deep copy would carry them along
     model = copy.deepcopy(loaded.model)
     target = dataclasses.replace(loaded, model=model, adapter=ModelAdapter(model))
     start = time.perf_counter()

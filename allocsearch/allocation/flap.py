@@ -46,39 +46,64 @@ class FlapAllocator(StructuredAllocator):
     needs_model = True
 
     def _actions(self, profile: Profile, target: float) -> dict[int, BlockAction]:
-        ident = profile.identity
-        s = ident.structure
+        s = profile.identity.structure
         assert s is not None
         p = self.params
         assert isinstance(p, FlapParams)
         kinds = ("attention", "mlp") if p.kinds == "both" else (p.kinds,)
-        # One row per unit: (standardised score, block, kind, cost).
-        rows: list[tuple[float, int, str, float]] = []
-        for kind in kinds:
-            width = s.group * s.head_dim if kind == "attention" else 1
-            for b in range(ident.num_blocks):
-                name = out_proj_name(ident.architecture, b, kind)
-                _, var = profile.channel_moments(name)
-                cols = fluctuation(profile.weight(name), var).double()  # (in,) per column
-                if kind == "attention":
-                    cols = cols.square()  # as FLAP scores heads
-                z = (cols - cols.mean()) / cols.std().clamp_min(1e-12)  # within this layer
-                units = group_scores(z, width) / width  # mean z over a unit's columns
-                cost = unit_cost(ident, b, kind)
-                rows.extend((float(v), b, kind, cost) for v in units)
-        rows.sort(key=lambda r: (r[0], r[1], r[2]))
-        mass = subblock_mass(ident)
+        mass = subblock_mass(profile.identity)
         want = target * sum(m["attention"] + m["mlp"] for m in mass)
-        heads = [s.heads] * ident.num_blocks
-        channels = [s.intermediate] * ident.num_blocks
-        removed = 0.0
-        half_channel = 0.5 * min(unit_cost(ident, b, "mlp") for b in range(ident.num_blocks))
-        for _, b, kind, cost in rows:
-            if removed + cost > want + half_channel:
-                continue
-            removed += cost
-            if kind == "attention":
-                heads[b] -= s.group
-            else:
-                channels[b] -= 1
+        heads, channels = remove_lowest(profile, unit_scores(profile, kinds), want)
         return counts_to_actions(s, heads, channels)
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One removable unit: a KV group of heads (``attention``) or an MLP channel."""
+
+    score: float  # mean standardised fluctuation of its columns
+    block: int
+    kind: str
+    cost: float  # the parameters it holds
+
+
+def unit_scores(profile: Profile, kinds: tuple[str, ...] = ("attention", "mlp")) -> list[Unit]:
+    """Every unit of the given kinds with its FLAP-like score, in block and unit order."""
+    ident = profile.identity
+    s = ident.structure
+    assert s is not None
+    out: list[Unit] = []
+    for kind in kinds:
+        width = s.group * s.head_dim if kind == "attention" else 1
+        for b in range(ident.num_blocks):
+            name = out_proj_name(ident.architecture, b, kind)
+            _, var = profile.channel_moments(name)
+            cols = fluctuation(profile.weight(name), var).double()  # (in,) per column
+            if kind == "attention":
+                cols = cols.square()  # as FLAP scores heads
+            z = (cols - cols.mean()) / cols.std().clamp_min(1e-12)  # within this layer
+            cost = unit_cost(ident, b, kind)
+            out.extend(Unit(float(v), b, kind, cost) for v in group_scores(z, width) / width)
+    return out
+
+
+def remove_lowest(profile: Profile, units: list[Unit], want: float,
+                  removed: float = 0.0) -> tuple[list[int], list[int]]:
+    """Kept (heads, channels) per block after removing units lowest score first while the
+    removed parameters (``removed`` already) stay within ``want`` (+ half a channel); a unit
+    that would overshoot is skipped for cheaper ones."""
+    ident = profile.identity
+    s = ident.structure
+    assert s is not None
+    heads = [s.heads] * ident.num_blocks
+    channels = [s.intermediate] * ident.num_blocks
+    half_channel = 0.5 * min(unit_cost(ident, b, "mlp") for b in range(ident.num_blocks))
+    for u in sorted(units, key=lambda u: (u.score, u.block, u.kind)):
+        if removed + u.cost > want + half_channel:
+            continue
+        removed += u.cost
+        if u.kind == "attention":
+            heads[u.block] -= s.group
+        else:
+            channels[u.block] -= 1
+    return heads, channels

@@ -146,7 +146,7 @@ class SearchSpace:
             params = {k: values[v[1:]] if isinstance(v, str) and v.startswith("$") else v
                       for k, v in base["params"].items()}
             start = get_allocator(base["allocator"], **params).allocate(profile, t).sparsities()
-        draft = Draft(ident, t, dict(start))
+        draft = Draft(ident, t, dict(start), profile=profile)
         try:
             for step in self.steps:
                 step.apply(draft, values)
@@ -180,7 +180,7 @@ class SearchSpace:
         elif base != "uniform":
             return None
         structured = bool(prior.structured())
-        if structured and "structure" not in self.recipe:
+        if structured and not any(step.structured for step in self.steps):
             return None
         if not structured and method != "uniform" and not same_base and "offset" not in self.recipe:
             return None

@@ -6,17 +6,23 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 from optuna.trial import TrialState
+from transformers import AutoConfig, AutoModelForCausalLM
 
 from allocsearch.actions import BlockAction
 from allocsearch.allocation import get_allocator
 from allocsearch.evaluate import Evaluator
+from allocsearch.models import LoadedModel, ModelAdapter
 from allocsearch.plan import Plan
+from allocsearch.profile import Profile, compute_profile
 from allocsearch.search import StudyConfig, StudyConfigError, run_study, trial_plan
 from allocsearch.search.report import build_report
 from allocsearch.search.space import SearchSpace, SpaceError, find_space
-from tests.helpers import tiny_evaluator, tiny_profile
+from tests.conftest import TINY_CONFIGS
+from tests.helpers import CharTokenizer, tiny_evaluator, tiny_profile
 
 SPACES = Path(__file__).resolve().parents[2] / "spaces"
 EVAL = {"seqlen": 32, "fidelities": [64], "batch_size": 2}
@@ -25,9 +31,9 @@ LATENCY = {"metric": "decode", "prefill": 16, "prompt": 4, "decode": 4, "repeats
 
 @pytest.mark.parametrize("method", ["block_influence", "flap"])
 @pytest.mark.parametrize("target", [0.3, 0.5])
-def test_nas_space_reproduces_structured_priors(method: str, target: float) -> None:
+def test_free_structure_space_reproduces_structured_priors(method: str, target: float) -> None:
     prof = tiny_profile()
-    space = find_space(SPACES / "nas.yaml")
+    space = find_space(SPACES / "nas_free.yaml")
     prior = get_allocator(method).allocate(prof, target)
     values = space.params_for_prior(method, {}, prior, 2)
     assert values is not None
@@ -41,12 +47,13 @@ def test_spaces_that_cannot_express_a_prior_say_so() -> None:
     flap = get_allocator("flap").allocate(prof, 0.3)
     uniform = get_allocator("uniform").allocate(prof, 0.3)
     assert find_space(SPACES / "blocks.yaml").params_for_prior("flap", {}, flap, 2) is None
+    assert find_space(SPACES / "nas_free.yaml").params_for_prior("uniform", {}, uniform, 2) is None
     assert find_space(SPACES / "nas.yaml").params_for_prior("uniform", {}, uniform, 2) is None
 
 
 def test_drops_the_budget_cannot_absorb_are_undone_most_important_first() -> None:
     prof = tiny_profile()
-    space = find_space(SPACES / "nas.yaml")
+    space = find_space(SPACES / "nas_free.yaml")
     values = {"depth": 2, "importance_0": 0.9, "importance_1": 0.1, "attention_0": 1.0,
               "attention_1": 1.0, "mlp_0": 1.0, "mlp_1": 1.0}
     plan = space.build_plan(values, prof, 0.5)  # one block is exactly half the parameters
@@ -90,7 +97,7 @@ def evaluator() -> Evaluator:
 
 
 def test_nsga2_with_measured_latency(evaluator: Evaluator, tmp_path: Path) -> None:
-    data = {"name": "nas", "target": 0.4, "space": "nas", "n_trials": 6, "evaluator": EVAL,
+    data = {"name": "nas", "target": 0.5, "space": "nas", "n_trials": 6, "evaluator": EVAL,
             "objectives": ["fitness", "latency"], "latency": LATENCY,
             "sampler": {"name": "nsga2", "params": {"population_size": 4}},
             "warm_start": [{"method": "block_influence"}, {"method": "flap"}], "output": str(tmp_path)}
@@ -118,3 +125,53 @@ def test_latency_config_errors(tmp_path: Path) -> None:
         StudyConfig.from_dict({"latency": {"batch": 2}}, tmp_path / "s.yaml")
     with pytest.raises(StudyConfigError, match="objectives"):
         StudyConfig.from_dict({"objectives": ["fitness", "speed"]}, tmp_path / "s.yaml")
+
+
+def _four_block_profile() -> Profile:
+    cfg = AutoConfig.for_model("llama", **{**TINY_CONFIGS["llama"], "num_hidden_layers": 4})
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(cfg).eval()
+    lm = LoadedModel(model, CharTokenizer(), ModelAdapter(model), "tiny4", torch.device("cpu"))
+    windows = torch.randint(0, 128, (4, 32), generator=torch.Generator().manual_seed(0))
+    return compute_profile(lm, windows, progress=False)
+
+
+def _guided(prof: Profile, **fixed: float) -> dict[str, float]:
+    values: dict[str, float] = {"depth": 0, "attention_drops": 0}
+    for role in ("depth_offsets", "attention_offsets", "mlp_offsets"):
+        values |= {f"{role}_{b}": 0.0 for b in range(prof.identity.num_blocks)}
+    return values | fixed
+
+
+def test_guided_space_reproduces_both_priors() -> None:
+    prof = _four_block_profile()
+    space = find_space(SPACES / "nas.yaml")
+    depth = get_allocator("block_influence").allocate(prof, 0.5)  # exactly two blocks
+    values = space.params_for_prior("block_influence", {}, depth, 4)
+    assert values == _guided(prof, depth=2)
+    assert space.build_plan(values, prof, 0.5).structured() == depth.structured()
+    for target in (0.2, 0.45):
+        flap = get_allocator("flap").allocate(prof, target)
+        values = space.params_for_prior("flap", {}, flap, 4)
+        assert values is not None
+        again = space.build_plan(values, prof, target)
+        assert again.structured() == flap.structured() and again.budget() == flap.budget()
+
+
+def test_guided_offsets_move_the_ranking() -> None:
+    prof = _four_block_profile()
+    space = find_space(SPACES / "nas.yaml")
+    order = [int(b) for b in np.argsort(prof.influence["block"], kind="stable")]
+    plan = space.build_plan(_guided(prof, depth=1), prof, 0.25)
+    assert plan.structured() == {order[0]: BlockAction(drop="block")}  # lowest influence
+    # Raise the lowest block's key above every other: the second lowest goes instead.
+    plan = space.build_plan(_guided(prof, depth=1, **{f"depth_offsets_{order[0]}": 2.0}), prof, 0.25)
+    assert plan.structured() == {order[1]: BlockAction(drop="block")}
+    # Attention drops take the lowest attention influence among the blocks left.
+    attn = [int(b) for b in np.argsort(prof.influence["attention"], kind="stable")]
+    plan = space.build_plan(_guided(prof, attention_drops=1), prof, 1 / 12)
+    assert plan.structured() == {attn[0]: BlockAction(drop="attention")}
+    # A low MLP offset puts a block's channels first in line for the rest of the budget:
+    # 7 channels of 96 weights out of 36,864.
+    plan = space.build_plan(_guided(prof, **{"mlp_offsets_2": -10.0}), prof, 7 * 96 / 36864)
+    assert plan.structured() == {2: BlockAction(mlp_channels=64 - 7)}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from allocsearch.search.steps.base import Draft, Pin, Step, StepError
 from allocsearch.search.steps.finish import finish
+from allocsearch.search.steps.guided import GuidedStructureStep
 from allocsearch.search.steps.layer_type import LayerTypeStep
 from allocsearch.search.steps.offset import OffsetStep
 from allocsearch.search.steps.split import SplitStep
@@ -15,6 +16,7 @@ STEPS: dict[str, type[Step]] = {
     SplitStep.key: SplitStep,
     LayerTypeStep.key: LayerTypeStep,
     StructureStep.key: StructureStep,
+    GuidedStructureStep.key: GuidedStructureStep,
 }
 
 __all__ = ["STEPS", "Draft", "Pin", "Step", "StepError", "finish"]

@@ -17,6 +17,8 @@ from allocsearch.plan import ModelIdentity, Plan
 from allocsearch.pruners.pattern import Pattern
 
 if TYPE_CHECKING:
+    from allocsearch.allocation.flap import Unit
+    from allocsearch.profile import Profile
     from allocsearch.search.space import ParamSpec
 
 
@@ -47,7 +49,11 @@ class Draft:
     actions: dict[int, BlockAction] = field(default_factory=dict)  # fixed structured actions
     #: blocks whose MLP value is a structured removal share, rounded to channels after projection
     mlp_channels: set[int] = field(default_factory=set)
+    #: scored heads/channels: the budget's rest removes the lowest (FLAP-like units)
+    units: list[Unit] = field(default_factory=list)
     provenance: dict[str, Any] = field(default_factory=dict)
+    #: the profile the plan is built on (influence, statistics), for steps that rank by it
+    profile: Profile | None = None
 
 
 class Step(ABC):
@@ -55,6 +61,8 @@ class Step(ABC):
     declared parameter names (a plain string in the YAML is the single role ``value``)."""
 
     key: ClassVar[str]
+    #: True for steps that make structured actions (only they can express structured priors)
+    structured: ClassVar[bool] = False
     #: role -> (parameter type, per, required)
     roles: ClassVar[dict[str, tuple[str, str, bool]]]
 

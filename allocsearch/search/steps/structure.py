@@ -24,6 +24,7 @@ from allocsearch.search.steps.base import Draft, Pin, Step, StepError
 
 class StructureStep(Step):
     key = "structure"
+    structured = True
     roles: ClassVar[dict[str, tuple[str, str, bool]]] = {
         "depth": ("int", "none", False),
         "importance": ("float", "block", False),
