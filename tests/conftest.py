@@ -25,8 +25,9 @@ TINY_CONFIGS: dict[str, dict[str, Any]] = {
 }
 
 
-def make_tiny(model_type: str, seed: int = 0) -> torch.nn.Module:
-    cfg = AutoConfig.for_model(model_type, **TINY_CONFIGS[model_type])
+def make_tiny(model_type: str, seed: int = 0, blocks: int | None = None) -> torch.nn.Module:
+    extra = {} if blocks is None else {"n_layer" if model_type == "gpt2" else "num_hidden_layers": blocks}
+    cfg = AutoConfig.for_model(model_type, **(TINY_CONFIGS[model_type] | extra))
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(cfg)
     model.eval()

@@ -26,13 +26,15 @@ class CharTokenizer:
         return Out()
 
 
-def tiny_loaded(arch: str = "llama", seed: int = 0) -> LoadedModel:
-    model = make_tiny(arch, seed)
+def tiny_loaded(arch: str = "llama", seed: int = 0, blocks: int | None = None) -> LoadedModel:
+    model = make_tiny(arch, seed, blocks)
     return LoadedModel(model, CharTokenizer(), ModelAdapter(model), f"tiny-{arch}", torch.device("cpu"))
 
 
-def tiny_profile(arch: str = "llama", seed: int = 0) -> Profile:
-    lm = tiny_loaded(arch, seed)
+def tiny_profile(arch: str = "llama", seed: int = 0, blocks: int | None = None) -> Profile:
+    """The tiny model's profile on 4 random windows of 32 tokens; ``blocks`` overrides the
+    block count (2)."""
+    lm = tiny_loaded(arch, seed, blocks)
     windows = torch.randint(0, 128, (4, 32), generator=torch.Generator().manual_seed(seed))
     prof = compute_profile(lm, windows, progress=False)
     prof.data = DataConfig("embedded", 4, 32, seed)  # BESA draws its own windows from here

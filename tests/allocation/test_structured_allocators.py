@@ -5,29 +5,14 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-import torch
-from transformers import AutoConfig, AutoModelForCausalLM
 
 from allocsearch.actions import BlockAction
 from allocsearch.allocation import get_allocator
-from allocsearch.models import LoadedModel, ModelAdapter
-from allocsearch.profile import Profile, compute_profile
-from tests.conftest import TINY_CONFIGS
-from tests.helpers import CharTokenizer, tiny_profile
-
-
-def _four_blocks() -> Profile:
-    """The tiny llama with 4 blocks (2 KV groups of 2 heads, 64 channels per block)."""
-    cfg = AutoConfig.for_model("llama", **{**TINY_CONFIGS["llama"], "num_hidden_layers": 4})
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(cfg).eval()
-    lm = LoadedModel(model, CharTokenizer(), ModelAdapter(model), "tiny4", torch.device("cpu"))
-    windows = torch.randint(0, 128, (4, 32), generator=torch.Generator().manual_seed(0))
-    return compute_profile(lm, windows, progress=False)
+from tests.helpers import tiny_profile
 
 
 def test_block_influence_drops_the_least_influential_blocks() -> None:
-    prof = _four_blocks()
+    prof = tiny_profile(blocks=4)
     prof.influence = {**prof.influence, "block": [0.5, 0.1, 0.3, 0.2]}
     plan = get_allocator("block_influence").allocate(prof, 0.5)
     assert plan.blocks == {1: BlockAction(drop="block"), 3: BlockAction(drop="block")}

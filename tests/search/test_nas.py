@@ -8,21 +8,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from optuna.trial import TrialState
-from transformers import AutoConfig, AutoModelForCausalLM
 
 from allocsearch.actions import BlockAction
 from allocsearch.allocation import get_allocator
 from allocsearch.evaluate import Evaluator
-from allocsearch.models import LoadedModel, ModelAdapter
 from allocsearch.plan import Plan
-from allocsearch.profile import Profile, compute_profile
+from allocsearch.profile import Profile
 from allocsearch.search import StudyConfig, StudyConfigError, run_study, trial_plan
 from allocsearch.search.report import build_report
 from allocsearch.search.space import SearchSpace, SpaceError, find_space
-from tests.conftest import TINY_CONFIGS
-from tests.helpers import CharTokenizer, tiny_evaluator, tiny_profile
+from tests.helpers import tiny_evaluator, tiny_profile
 
 SPACES = Path(__file__).resolve().parents[2] / "spaces"
 EVAL = {"seqlen": 32, "fidelities": [64], "batch_size": 2}
@@ -127,15 +123,6 @@ def test_latency_config_errors(tmp_path: Path) -> None:
         StudyConfig.from_dict({"objectives": ["fitness", "speed"]}, tmp_path / "s.yaml")
 
 
-def _four_block_profile() -> Profile:
-    cfg = AutoConfig.for_model("llama", **{**TINY_CONFIGS["llama"], "num_hidden_layers": 4})
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(cfg).eval()
-    lm = LoadedModel(model, CharTokenizer(), ModelAdapter(model), "tiny4", torch.device("cpu"))
-    windows = torch.randint(0, 128, (4, 32), generator=torch.Generator().manual_seed(0))
-    return compute_profile(lm, windows, progress=False)
-
-
 def _guided(prof: Profile, **fixed: float) -> dict[str, float]:
     values: dict[str, float] = {"depth": 0, "attention_drops": 0}
     for role in ("depth_offsets", "attention_offsets", "mlp_offsets"):
@@ -144,7 +131,7 @@ def _guided(prof: Profile, **fixed: float) -> dict[str, float]:
 
 
 def test_guided_space_reproduces_both_priors() -> None:
-    prof = _four_block_profile()
+    prof = tiny_profile(blocks=4)
     space = find_space(SPACES / "nas.yaml")
     depth = get_allocator("block_influence").allocate(prof, 0.5)  # exactly two blocks
     values = space.params_for_prior("block_influence", {}, depth, 4)
@@ -159,7 +146,7 @@ def test_guided_space_reproduces_both_priors() -> None:
 
 
 def test_guided_offsets_move_the_ranking() -> None:
-    prof = _four_block_profile()
+    prof = tiny_profile(blocks=4)
     space = find_space(SPACES / "nas.yaml")
     order = [int(b) for b in np.argsort(prof.influence["block"], kind="stable")]
     plan = space.build_plan(_guided(prof, depth=1), prof, 0.25)
