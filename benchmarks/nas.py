@@ -49,6 +49,7 @@ from allocsearch.plan import Plan
 from allocsearch.search import StudyConfig, run_study
 from allocsearch.search.report import pareto_front
 from allocsearch.search.trials import trial_plan
+from allocsearch.structure import remove_structure, select_structure
 
 STUDIES = Path(__file__).resolve().parents[1] / "studies"
 OUT = RESULTS / "nas_cpu.json"
@@ -99,13 +100,27 @@ def _study(name: str, seed: int, args: argparse.Namespace) -> StudyConfig:
     return dataclasses.replace(cfg, output=RESULTS / "nas_runs" / f"{cfg.name}_s{seed}")
 
 
-def _pick(front: list[Any], limit: float, fallback: float) -> tuple[Any, str]:
-    """The lowest-fitness front trial at latency <= limit (else <= fallback, else fastest)."""
-    for bound, why in ((limit, "as fast as the faster prior"), (fallback, "as fast as the slower prior")):
-        ok = [t for t in front if t.values[1] <= bound * 1.0001]
-        if ok:
-            return min(ok, key=lambda t: t.values[0]), why
-    return min(front, key=lambda t: t.values[1]), "fastest on the front (slower than both priors)"
+PRIORS = ("block_influence", "flap")
+#: Which front plan a study reports: the lowest search fitness among the plans at least as
+#: fast (search-time latency) as both priors, as the depth prior, and as the width prior.
+PICKS = ("searched", "searched@block_influence", "searched@flap")
+#: The keys of a row that :func:`measure` wrote (copied when a pick is a prior's own trial).
+MEASURED = ("ppl", "ppl_other", "tokens", "tokens_other", "blocks", "params", "prefill_tok_s",
+            "decode_tok_s", "prune_s", "budget", "structured_blocks", "plan")
+
+
+def _limit(label: str, priors: dict[str, dict[str, Any]]) -> float:
+    if label == "searched":
+        return float(min(r["search_latency_ms"] for r in priors.values()))
+    return float(priors[label.split("@")[1]]["search_latency_ms"])
+
+
+def _pick(front: list[Any], limit: float) -> tuple[Any, str]:
+    """The lowest-fitness front trial at search latency <= ``limit`` (else the fastest)."""
+    ok = [t for t in front if t.values[1] <= limit * 1.0001]
+    if ok:
+        return min(ok, key=lambda t: t.values[0]), f"lowest fitness at <= {limit:.2f} ms/token"
+    return min(front, key=lambda t: t.values[1]), "fastest on the front (slower than the limit)"
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -132,30 +147,45 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         save()
     for target in args.targets:
         pct = round(target * 100)
-        priors: dict[str, float] = {}
-        for method in ("block_influence", "flap"):
-            plan = get_allocator(method).allocate(ev.profile, target)
-            fitness = ev.fitness(plan)
-            settings = _study(f"smollm2-nas-{pct}", 0, args).latency
-            priors[method] = settings.value(ev.latency(plan, settings.config))
-            if (target, method, None) not in done:
-                rows.append({"target": target, "method": method, "seed": None, "fitness": fitness,
-                             "search_latency_ms": priors[method], **measure(loaded, ev, plan, args, other)})
+        priors: dict[str, dict[str, Any]] = {}
+        for method in PRIORS:
+            row = next((r for r in rows if r["target"] == target and r["method"] == method), None)
+            if row is None:
+                plan = get_allocator(method).allocate(ev.profile, target)
+                settings = _study(f"smollm2-nas-{pct}", 0, args).latency
+                row = {"target": target, "method": method, "seed": None, "fitness": ev.fitness(plan),
+                       "search_latency_ms": settings.value(ev.latency(plan, settings.config)),
+                       **measure(loaded, ev, plan, args, other)}
+                rows.append(row)
                 save()
+            priors[method] = row
         for seed in args.seeds:
-            if (target, "searched", seed) in done:
+            wanted = [label for label in PICKS if (target, label, seed) not in done]
+            if not wanted:
                 continue
             cfg = _study(f"smollm2-nas-{pct}", seed, args)
             t0 = time.perf_counter()
-            run_ = run_study(cfg, evaluator=ev, progress=args.progress, verify=False)
+            run_ = run_study(cfg, evaluator=ev, progress=args.progress, verify=False)  # resumes
+            search_s = time.perf_counter() - t0
             front = pareto_front(run_.study)
-            best, why = _pick(front, min(priors.values()), max(priors.values()))
-            plan = trial_plan(run_.study, best)
-            rows.append({"target": target, "method": "searched", "seed": seed, "fitness": best.values[0],
-                         "search_latency_ms": best.values[1], "picked": why, "trial": best.number,
-                         "search_s": time.perf_counter() - t0, "front": [list(t.values) for t in front],
-                         **measure(loaded, ev, plan, args, other)})
-            save()
+            measured: dict[int, dict[str, Any]] = {}
+            for label in wanted:
+                best, why = _pick(front, _limit(label, priors))
+                prior = str(best.user_attrs.get("prior", ""))
+                plan = trial_plan(run_.study, best)
+                if best.number not in measured:
+                    # A warm start that *is* the prior's plan (the space may only approximate
+                    # it) has the prior's measurement.
+                    same = prior in priors and plan.structured() == Plan.from_dict(
+                        priors[prior]["plan"]).structured()
+                    measured[best.number] = (
+                        {k: v for k, v in priors[prior].items() if k in MEASURED} if same
+                        else measure(loaded, ev, plan, args, other))
+                rows.append({"target": target, "method": label, "seed": seed, "fitness": best.values[0],
+                             "search_latency_ms": best.values[1], "picked": why, "trial": best.number,
+                             "prior_trial": prior, "search_s": search_s,
+                             "front": [list(t.values) for t in front], **measured[best.number]})
+                save()
     for seed in args.mixed_seeds:
         if (0.35, "mixed", seed) in done:
             continue
@@ -176,14 +206,56 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return payload
 
 
+def _shape_model(loaded: LoadedModel, ev: Evaluator, plan: Plan | None) -> torch.nn.Module:
+    """A copy of the model with the plan's structure removed physically (the unstructured
+    part does not change the shape, so it is left out: speed is all this is for)."""
+    ev.restore()
+    model = copy.deepcopy(loaded.model)
+    if plan is not None and plan.structured():
+        target = dataclasses.replace(loaded, model=model, adapter=ModelAdapter(model))
+        remove_structure(target, select_structure(plan, ev.profile, target.adapter))
+    return model
+
+
+def latency_pass(args: argparse.Namespace) -> dict[str, Any]:
+    """Re-time every measured plan back to back in one quiet run (the dense model first and
+    last, to show drift), so that all speed-ups share the same machine state."""
+    payload: dict[str, Any] = json.loads(OUT.read_text())
+    loaded = load_model(args.model, device="cpu", dtype="float32")
+    ev = Evaluator.build(loaded, _study("smollm2-nas-20", 0, args).evaluator, progress=False)
+    entries: list[dict[str, Any]] = []
+    for r in payload["rows"]:
+        entries.extend(r["points"] if r["method"] == "mixed" else [r])
+    dense_times = []
+    for entry in [None, *entries, None]:
+        plan = Plan.from_dict(entry["plan"]) if entry is not None and "plan" in entry else None
+        lat = measure_latency(_shape_model(loaded, ev, plan), LATENCY)
+        if entry is None or "plan" not in entry:
+            dense_times.append(lat.to_dict())
+        if entry is not None:
+            entry["quiet"] = {"prefill_tok_s": lat.prefill_tok_s, "decode_tok_s": lat.decode_tok_s}
+        print(f"{entry['method'] if entry and 'method' in entry else 'mixed/dense'}: "
+              f"decode {lat.decode_tok_s:.2f} tok/s, prefill {lat.prefill_tok_s:.1f} tok/s")
+    payload["latency_pass"] = {"command": " ".join(["python", *sys.argv]), "dense": dense_times,
+                               "environment": environment()}
+    atomic_write_text(OUT, json.dumps(payload, indent=1) + "\n")
+    ev.close()
+    return payload
+
+
+def _speed(r: dict[str, Any], key: str) -> float:
+    """A row's speed from the quiet latency pass when there is one, else its own timing."""
+    return float(r.get("quiet", r)[key])
+
+
 def summary(payload: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per (target, method): medians over seeds, speed-ups against the dense model."""
     rows = payload["rows"]
     dense = next(r for r in rows if r["method"] == "dense")
     out = [{"target": 0.0, "method": "dense", "n": 1, "ppl": dense["ppl"], "ppl_other": dense["ppl_other"],
             "params_M": dense["params"] / 1e6, "prefill_x": 1.0, "decode_x": 1.0,
-            "decode_tok_s": dense["decode_tok_s"]}]
-    methods = ("block_influence", "flap", "searched")
+            "decode_tok_s": _speed(dense, "decode_tok_s")}]
+    methods = (*PRIORS, *PICKS)
     for target in sorted({r["target"] for r in rows if r["method"] in methods}):
         for method in methods:
             group = [r for r in rows if r["target"] == target and r["method"] == method]
@@ -193,12 +265,15 @@ def summary(payload: dict[str, Any]) -> list[dict[str, Any]]:
             def med(key: str, g: list[dict[str, Any]] = group) -> float:
                 return float(statistics.median(r[key] for r in g))
 
+            def med_speed(key: str, g: list[dict[str, Any]] = group) -> float:
+                return float(statistics.median(_speed(r, key) for r in g))
+
             row = {"target": target, "method": method, "n": len(group), "ppl": med("ppl"),
                    "ppl_other": med("ppl_other"), "params_M": med("params") / 1e6,
-                   "prefill_x": med("prefill_tok_s") / dense["prefill_tok_s"],
-                   "decode_x": med("decode_tok_s") / dense["decode_tok_s"],
-                   "decode_tok_s": med("decode_tok_s"), "budget": med("budget")}
-            if method == "searched":
+                   "prefill_x": med_speed("prefill_tok_s") / _speed(dense, "prefill_tok_s"),
+                   "decode_x": med_speed("decode_tok_s") / _speed(dense, "decode_tok_s"),
+                   "decode_tok_s": med_speed("decode_tok_s"), "budget": med("budget")}
+            if method in PICKS:
                 row["ppl_range"] = [min(r["ppl"] for r in group), max(r["ppl"] for r in group)]
                 row["picked"] = sorted({r["picked"] for r in group})
             out.append(row)
@@ -206,32 +281,51 @@ def summary(payload: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def plot(payload: dict[str, Any]) -> Path:
+    """Left: every measured plan, evaluation perplexity against decode latency. Right: the
+    search's own view, each study's Pareto front (search fitness against search-time latency)
+    with the priors, per target."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     rows = payload["rows"]
-    fig, ax = plt.subplots(figsize=(7.5, 5))
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(13, 5))
     styles = {"dense": ("k", "*"), "block_influence": ("tab:blue", "s"), "flap": ("tab:orange", "D"),
-              "searched": ("tab:green", "o")}
+              "searched@block_influence": ("tab:green", "o"), "searched@flap": ("tab:olive", "o")}
     for method, (color, marker) in styles.items():
         pts = [r for r in rows if r["method"] == method]
         if pts:
-            ax.scatter([1e3 / r["decode_tok_s"] for r in pts], [r["ppl"] for r in pts], c=color,
-                       marker=marker, s=40, label=method)
+            ax.scatter([1e3 / _speed(r, "decode_tok_s") for r in pts], [r["ppl"] for r in pts],
+                       c=color, marker=marker, s=40, label=method)
     mixed = [p for r in rows if r["method"] == "mixed" for p in r["points"]]
     if mixed:
-        ax.scatter([1e3 / p["decode_tok_s"] for p in mixed], [p["ppl"] for p in mixed], c="tab:red",
-                   marker="^", s=40, label="mixed (35%, structured + Wanda)")
+        ax.scatter([1e3 / _speed(p, "decode_tok_s") for p in mixed], [p["ppl"] for p in mixed],
+                   c="tab:red", marker="^", s=40, label="mixed (35%, structured + Wanda)")
     ax.set_xlabel("decode latency, ms/token (CPU, batch 1, measured)")
     ax.set_ylabel("evaluation perplexity (embedded)")
     ax.set_yscale("log")
-    ax.set_title("SmolLM2-135M: structured plans at 20% and 35% removed")
+    ax.set_title("measured: 20% and 35% of prunable parameters removed")
     ax.legend(fontsize=8)
+    for r in rows:
+        if r["method"] in ("searched", "mixed") and r.get("front"):
+            front = sorted(r["front"], key=lambda v: v[1])
+            color = ("tab:red" if r["method"] == "mixed"
+                     else "tab:green" if r["target"] < 0.3 else "tab:purple")
+            bx.plot([v[1] for v in front], [v[0] for v in front], "-o", c=color, ms=3, alpha=0.7,
+                    label=f"{r['method']} {r['target']:.0%} front" if r.get("seed") == 0 else None)
+        elif r["method"] in PRIORS:
+            bx.scatter([r["search_latency_ms"]], [r["fitness"]], c=styles[r["method"]][0],
+                       marker=styles[r["method"]][1], s=50, zorder=3,
+                       label=f"{r['method']} {r['target']:.0%}")
+    bx.set_xlabel("search-time decode latency, ms/token")
+    bx.set_ylabel("search fitness (perplexity, 2048 search tokens)")
+    bx.set_yscale("log")
+    bx.set_title("search: each seed's Pareto front and the priors")
+    bx.legend(fontsize=7)
     fig.tight_layout()
     PLOT.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(PLOT, dpi=120)
+    fig.savefig(PLOT, dpi=110)
     plt.close(fig)
     return PLOT
 
@@ -243,7 +337,11 @@ def render() -> str:
              f"torch {payload['environment']['torch']}, "
              f"seeds {payload['seeds']}, {payload['n_trials']} trials per study). Perplexity on "
              f"{payload['eval_windows']} windows of 512 tokens; speed at batch 1, median of "
-             f"{payload['latency']['repeats']} runs.", "",
+             f"{payload['latency']['repeats']} runs"
+             + (", every plan re-timed back to back in one quiet pass (`--latency-pass`; the dense "
+                "model first and last: " + ", ".join(f"{d['decode_tok_s']:.2f}"
+                                                    for d in payload["latency_pass"]["dense"])
+                + " decode tokens/s)" if "latency_pass" in payload else "") + ".", "",
              "| removed | method | seeds | params (M) | ppl (pydoc) | ppl (licenses) "
              "| prefill speed-up | decode speed-up |",
              "|---|---|---|---|---|---|---|---|"]
@@ -252,10 +350,14 @@ def render() -> str:
         lines.append(f"| {r['target']:.0%} | {r['method']} | {r['n']} | {r['params_M']:.1f} | "
                      f"{r['ppl']:.2f}{rng} | {r['ppl_other']:.2f} | {r['prefill_x']:.2f}x | "
                      f"{r['decode_x']:.2f}x |")
+    lines += ["", "`searched@<prior>`: per seed, the lowest search fitness on the study's Pareto front "
+              "among the plans at least as fast as that prior (search-time latency); `searched`: as fast "
+              "as both. A pick that is a prior's own warm-start trial is that prior's plan (same row "
+              "values)."]
     mixed = [p for r in payload["rows"] if r["method"] == "mixed" for p in r["points"]]
     if mixed:
         lines += ["", f"Mixed plans at 35% (front points verified with Wanda, {len(mixed)} in all): "
-                  + "; ".join(f"ppl {p['ppl']:.2f} at {p['decode_tok_s']:.1f} tok/s decode, "
+                  + "; ".join(f"ppl {p['ppl']:.2f} at {_speed(p, 'decode_tok_s'):.1f} tok/s decode, "
                               f"{p['structured_blocks']} structured blocks" for p in mixed) + "."]
     lines += ["", f"![latency vs perplexity]({PLOT.relative_to(README.parent)})"]
     return "\n".join(lines)
@@ -285,9 +387,18 @@ def main() -> None:
                         "to as many cores, e.g. taskset -c 0, for steady timings)")
     p.add_argument("--progress", action="store_true")
     p.add_argument("--render-readme", action="store_true")
+    p.add_argument("--latency-pass", action="store_true",
+                   help="re-time every plan in the JSON back to back (run with the machine quiet)")
     args = p.parse_args()
     if args.render_readme:
         render_readme()
+        return
+    if args.latency_pass:
+        torch.set_num_threads(args.threads)
+        payload = latency_pass(args)
+        plot(payload)
+        print_table(summary(payload), ["target", "method", "n", "ppl", "ppl_other", "params_M",
+                                       "prefill_x", "decode_x"])
         return
     torch.set_num_threads(args.threads)
     payload = run(args)
