@@ -132,6 +132,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "eval_windows": args.eval_windows, "latency": LATENCY.to_dict(),
                 "other_domain": str(OTHER_DOMAIN)}
     rows: list[dict[str, Any]] = payload.setdefault("rows", [])
+    if args.redo_picks:  # choose and measure the per-prior picks again from the stored studies
+        rows[:] = [r for r in rows if r["method"] not in PICKS[1:]]
     done = {(r["target"], r["method"], r.get("seed")) for r in rows}
     other = _other_domain_file()
     loaded = load_model(args.model, device="cpu", dtype="float32")
@@ -382,6 +384,8 @@ def main() -> None:
     p.add_argument("--nsamples", type=int, default=64, help="Wanda calibration windows (mixed plans)")
     p.add_argument("--eval-windows", type=int, default=16)
     p.add_argument("--resume", action="store_true", help="keep the rows already in the JSON")
+    p.add_argument("--redo-picks", action="store_true",
+                   help="with --resume: drop the searched@<prior> rows and pick and measure them again")
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads for everything, timings included (pin the process "
                         "to as many cores, e.g. taskset -c 0, for steady timings)")
