@@ -67,7 +67,7 @@ def prune_with_plan(
     selection: dict[int, BlockSelection] = {}
     if plan.structured():
         profile = profile or build_profile(loaded, calibration, cache_dir=cache_dir, progress=progress)
-        selection = select_structure(plan, profile, loaded.adapter)
+        selection = select_structure(plan.structured(), profile, loaded.adapter)
     # Dense modules need no pruner pass (a plan of structure alone prunes nothing here).
     free = plan.unstructured_modules()
     targets = {n: t for n, t in plan_targets(plan).items() if n in free and t.sparsity > 0}

@@ -27,7 +27,6 @@ plane with the structured plans.
 from __future__ import annotations
 
 import argparse
-import copy
 import dataclasses
 import json
 import statistics
@@ -43,7 +42,7 @@ from allocsearch.allocation import get_allocator
 from allocsearch.data import DataConfig
 from allocsearch.evaluate import Evaluator, LatencyConfig, measure_latency
 from allocsearch.io import atomic_write_text
-from allocsearch.models import LoadedModel, ModelAdapter, load_model
+from allocsearch.models import LoadedModel, load_model
 from allocsearch.pipeline import evaluate_perplexity, prune_with_plan
 from allocsearch.plan import Plan
 from allocsearch.search import StudyConfig, run_study
@@ -73,8 +72,8 @@ def measure(loaded: LoadedModel, ev: Evaluator, plan: Plan | None, args: argpars
     """Prune a copy physically (Wanda for unstructured modules), then perplexity on both
     domains and measured speed."""
     ev.restore()  # dense weights and no masking hooks: a deep copy would carry them along
-    model = copy.deepcopy(loaded.model)
-    target = dataclasses.replace(loaded, model=model, adapter=ModelAdapter(model))
+    target = loaded.clone()
+    model = target.model
     start = time.perf_counter()
     if plan is not None:
         prune_with_plan(target, plan, "wanda", DataConfig(nsamples=args.nsamples), progress=False,
@@ -212,11 +211,10 @@ def _shape_model(loaded: LoadedModel, ev: Evaluator, plan: Plan | None) -> torch
     """A copy of the model with the plan's structure removed physically (the unstructured
     part does not change the shape, so it is left out: speed is all this is for)."""
     ev.restore()
-    model = copy.deepcopy(loaded.model)
+    target = loaded.clone()
     if plan is not None and plan.structured():
-        target = dataclasses.replace(loaded, model=model, adapter=ModelAdapter(model))
-        remove_structure(target, select_structure(plan, ev.profile, target.adapter))
-    return model
+        remove_structure(target, select_structure(plan.structured(), ev.profile, target.adapter))
+    return target.model
 
 
 def latency_pass(args: argparse.Namespace) -> dict[str, Any]:

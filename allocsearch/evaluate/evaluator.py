@@ -17,7 +17,7 @@ import copy
 import math
 import time
 from collections.abc import Generator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -27,14 +27,13 @@ from tqdm.auto import tqdm
 
 from allocsearch.actions import BlockAction
 from allocsearch.apply import plan_targets, prune_with_plan
-from allocsearch.budget import identity_from_adapter, plan_from_actions
+from allocsearch.budget import identity_from_adapter
 from allocsearch.data.windows import DataConfig, evaluation_windows
 from allocsearch.engine import check_inputs
 from allocsearch.evaluate.fitness import FITNESSES, DenseReference, dense_reference, make_fitness
 from allocsearch.evaluate.latency import Latency, LatencyCache, LatencyConfig
 from allocsearch.evaluate.mask_cache import SCORE_RULES, MaskCache
 from allocsearch.evaluate.perplexity import evaluate_perplexity
-from allocsearch.models.adapters import ModelAdapter
 from allocsearch.models.loading import LoadedModel
 from allocsearch.plan import Plan
 from allocsearch.profile import Profile, build_profile
@@ -186,8 +185,7 @@ class Evaluator:
             self._masks = None
         self._masked = dict(actions)
         if actions:
-            probe = plan_from_actions(self.identity, actions)
-            selection = select_structure(probe, self.profile, self.loaded.adapter)
+            selection = select_structure(actions, self.profile, self.loaded.adapter)
             self._masks = StructureMasks(self.loaded.adapter, selection)
 
     @torch.no_grad()
@@ -273,8 +271,7 @@ class Evaluator:
         self.restore()
         target = self.loaded
         if plan.structured():
-            model = copy.deepcopy(self.loaded.model)
-            target = replace(self.loaded, model=model, adapter=ModelAdapter(model))
+            target = self.loaded.clone()
         try:
             report = prune_with_plan(
                 target, plan, config.pruner, config.calibration,

@@ -8,6 +8,8 @@ that copy (<1 s).
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import hashlib
 import importlib.util
 import logging
@@ -52,6 +54,11 @@ class LoadedModel:
     @property
     def dtype(self) -> torch.dtype:
         return next(self.model.parameters()).dtype
+
+    def clone(self) -> LoadedModel:
+        """A deep copy of the model (hooks and all) with its own adapter, same tokenizer."""
+        model = copy.deepcopy(self.model)
+        return dataclasses.replace(self, model=model, adapter=ModelAdapter(model))
 
 
 def default_cache_dir() -> Path:

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from allocsearch.models.adapters import LLAMA_SUBBLOCKS, ModelAdapter
+from allocsearch.pruners.structured_sparsify import expand_groups
 
 
 class _Dropped(nn.Module):
@@ -82,9 +83,8 @@ def narrow_subblock(adapter: ModelAdapter, index: int, kind: str, kept: torch.Te
     mod = adapter.sub_block(index, kind)
     _, ins, out = LLAMA_SUBBLOCKS[kind]
     if kind == "attention":
-        q_width, kv_width = s.group * s.head_dim, s.head_dim
-        q_rows = (kept.unsqueeze(1) * q_width + torch.arange(q_width)).reshape(-1)
-        kv_rows = (kept.unsqueeze(1) * kv_width + torch.arange(kv_width)).reshape(-1)
+        q_rows = expand_groups(kept, s.group * s.head_dim)  # a KV group's query heads
+        kv_rows = expand_groups(kept, s.head_dim)  # its key/value head
         rows = {"q_proj": q_rows, "k_proj": kv_rows, "v_proj": kv_rows}
         cols = q_rows
     else:

@@ -1,6 +1,6 @@
 """Physical removal: a plan's structured actions make the model genuinely smaller.
 
-    selection = select_structure(plan, profile, loaded.adapter)
+    selection = select_structure(plan.structured(), profile, loaded.adapter)
     remove_structure(loaded, selection)     # in place: fewer blocks, narrower projections
     save_structured(loaded, out_dir)        # transformers checkpoint, or + structure file
 

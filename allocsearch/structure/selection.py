@@ -11,15 +11,15 @@ makes them agree exactly.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
 
-from allocsearch.actions import SUBBLOCKS
+from allocsearch.actions import SUBBLOCKS, BlockAction
 from allocsearch.models.adapters import ModelAdapter
-from allocsearch.plan import Plan
 from allocsearch.profile import Profile
-from allocsearch.pruners.structured_sparsify import select_units
+from allocsearch.pruners.structured_sparsify import expand_groups, select_units
 
 
 @dataclass(frozen=True)
@@ -38,8 +38,7 @@ class SubSelection:
 
     def columns(self) -> torch.Tensor:
         """Kept input columns of the output projection (o_proj / down_proj)."""
-        base = self.kept.unsqueeze(1) * self.units
-        return (base + torch.arange(self.units)).reshape(-1)
+        return expand_groups(self.kept, self.units)
 
 
 @dataclass(frozen=True)
@@ -50,10 +49,10 @@ class BlockSelection:
 
 
 def select_structure(
-    plan: Plan, profile: Profile, adapter: ModelAdapter, *, compensate: bool = True
+    actions: Mapping[int, BlockAction], profile: Profile, adapter: ModelAdapter, *,
+    compensate: bool = True,
 ) -> dict[int, BlockSelection]:
-    """The selection for every block with a structured action (block order)."""
-    actions = plan.structured()
+    """The selection for every block with a structured action (``plan.structured()``)."""
     if not actions:
         return {}
     s = adapter.require_structured()

@@ -18,7 +18,7 @@ from torch import nn
 from allocsearch.actions import BlockAction
 from allocsearch.models.adapters import ModelAdapter
 from allocsearch.models.heads import Structure
-from allocsearch.models.surgery import drop_subblock, narrow_subblock, remove_blocks
+from allocsearch.models.surgery import BlockShape, apply_shapes, remove_blocks
 
 ShapeKey = tuple[tuple[int, int], ...]
 
@@ -48,16 +48,10 @@ def shape_model(config: Any, key: ShapeKey, *, device: torch.device, dtype: torc
     model.to(device).eval()
     adapter = ModelAdapter(model)
     s = adapter.require_structured()
-    for b, (groups, channels) in enumerate(key):
-        if groups == 0 and channels == 0:
-            continue
-        for kind, keep, full in (("attention", groups, s.kv_heads), ("mlp", channels, s.intermediate)):
-            hidden = adapter.out_proj(b, kind).out_features
-            if keep == 0:
-                drop_subblock(adapter, b, kind, torch.zeros(hidden))
-            elif keep < full:
-                narrow_subblock(adapter, b, kind, torch.arange(keep), torch.zeros(hidden))
     drop = {b for b, (g, c) in enumerate(key) if g == 0 and c == 0}
     if drop:
         remove_blocks(adapter, drop)
+    # Compensation puts a bias on every narrowed or dropped sub-block's output.
+    apply_shapes(adapter, [BlockShape(g, c, g < s.kv_heads, c < s.intermediate)
+                           for b, (g, c) in enumerate(key) if b not in drop])
     return model

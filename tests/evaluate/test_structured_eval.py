@@ -30,7 +30,7 @@ def test_masked_fitness_equals_the_physically_pruned_model() -> None:
     ev.restore()
     model = copy.deepcopy(ev.loaded.model)
     small = LoadedModel(model, ev.loaded.tokenizer, ModelAdapter(model), "copy", torch.device("cpu"))
-    remove_structure(small, select_structure(plan, ev.profile, small.adapter))
+    remove_structure(small, select_structure(plan.structured(), ev.profile, small.adapter))
     ref = perplexity(model, ev.windows[:5], batch_size=2, progress=False).ppl
     assert math.isclose(fit, ref, rel_tol=1e-5)
 

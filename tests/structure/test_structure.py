@@ -57,7 +57,7 @@ def test_physical_removal_matches_the_masked_model(arch: str, case: str) -> None
     prof = tiny_profile(arch)
     assert prof.loaded is not None
     plan = plan_from_actions(prof.identity, ACTIONS[case])
-    selection = select_structure(plan, prof, prof.loaded.adapter)
+    selection = select_structure(plan.structured(), prof, prof.loaded.adapter)
     with torch.no_grad():
         dense = prof.loaded.model(input_ids=IDS).logits
         with StructureMasks(prof.loaded.adapter, selection):
@@ -77,7 +77,7 @@ def test_parameter_accounting_is_exact(case: str) -> None:
     plan = plan_from_actions(prof.identity, ACTIONS[case])
     small = _copy(prof)
     before = _prunable_weights(small.adapter)
-    remove_structure(small, select_structure(plan, prof, small.adapter))
+    remove_structure(small, select_structure(plan.structured(), prof, small.adapter))
     removed = before - _prunable_weights(small.adapter)
     # The plan's budget counts exactly the weights the physical removal deletes.
     assert removed == round(plan.budget() * before)
@@ -88,7 +88,7 @@ def test_gqa_groups_stay_consistent() -> None:
     prof = tiny_profile()
     plan = plan_from_actions(prof.identity, {0: BlockAction(heads=2)})
     small = _copy(prof)
-    remove_structure(small, select_structure(plan, prof, small.adapter))
+    remove_structure(small, select_structure(plan.structured(), prof, small.adapter))
     q, k, v = small.adapter.in_projs(0, "attention")
     o = small.adapter.out_proj(0, "attention")
     # 2 query heads of width 8 share 1 KV head: q 16 rows, k/v 8 rows, o 16 columns.
@@ -100,8 +100,7 @@ def test_gqa_groups_stay_consistent() -> None:
 def test_depth_pruned_model_reloads_with_transformers_alone(tmp_path: Path) -> None:
     prof = tiny_profile()
     small = _copy(prof)
-    remove_structure(small, select_structure(
-        plan_from_actions(prof.identity, {1: BlockAction(drop="block")}), prof, small.adapter))
+    remove_structure(small, select_structure({1: BlockAction(drop="block")}, prof, small.adapter))
     assert save_structured(small, tmp_path)  # a plain checkpoint
     assert not (tmp_path / STRUCTURE_FILE).exists()
     again = AutoModelForCausalLM.from_pretrained(tmp_path)
@@ -116,7 +115,7 @@ def test_uniform_width_with_bias_is_a_plain_llama_checkpoint(tmp_path: Path) -> 
     prof = tiny_profile()
     small = _copy(prof)
     actions = {b: BlockAction(heads=2, mlp_channels=40) for b in range(2)}
-    remove_structure(small, select_structure(plan_from_actions(prof.identity, actions), prof, small.adapter))
+    remove_structure(small, select_structure(actions, prof, small.adapter))
     with torch.no_grad():
         want = small.model(input_ids=IDS).logits
     assert save_structured(small, tmp_path)
@@ -130,8 +129,7 @@ def test_uniform_width_with_bias_is_a_plain_llama_checkpoint(tmp_path: Path) -> 
 def test_heterogeneous_model_saves_a_structure_file_and_rebuilds(tmp_path: Path) -> None:
     prof = tiny_profile()
     small = _copy(prof)
-    remove_structure(small, select_structure(
-        plan_from_actions(prof.identity, ACTIONS["mixed"]), prof, small.adapter))
+    remove_structure(small, select_structure(ACTIONS["mixed"], prof, small.adapter))
     with torch.no_grad():
         want = small.model(input_ids=IDS).logits
     assert not save_structured(small, tmp_path)
