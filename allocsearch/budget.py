@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from allocsearch.actions import BlockAction
-from allocsearch.plan import ModelIdentity, ModuleChoice, Plan, block_of
+from allocsearch.plan import ModelIdentity, ModuleChoice, Plan, PlanError, block_of
 from allocsearch.pruners.pattern import UNSTRUCTURED, Pattern
 
 DEFAULT_BOUNDS = (0.0, 0.95)
@@ -176,3 +176,44 @@ def plan_from_actions(
     plan.target = plan.budget()
     plan.validate()
     return plan
+
+
+def snap_to_levels(plan: Plan, levels: Sequence[float]) -> Plan:
+    """The plan with every module's sparsity on the level grid ``levels``, meeting the same
+    target: each module goes to its nearest level, then single-level moves (one module one
+    level up or down; the module furthest from its wish in that direction first) close the
+    budget gap while each move shrinks it. With a grid step of ``s`` the gap left is at most
+    ``s`` times the smallest module's share, usually zero (EvoPress's level switches keep it
+    so). Raises PlanError for patterns or structured actions (no level holds them)."""
+    if plan.structured() or any(c.pattern.is_nm for c in plan.modules.values()):
+        raise PlanError("a level grid holds unstructured sparsities only: this plan has N:M "
+                        "patterns or structured actions")
+    grid = np.array(sorted(set(levels)), dtype=np.float64)
+    names = list(plan.modules)
+    wish = np.array([plan.modules[n].sparsity for n in names], dtype=np.float64)
+    size = np.array([plan.model.numel(n) for n in names], dtype=np.float64)
+    idx = np.abs(wish[:, None] - grid[None, :]).argmin(axis=1)
+    want = plan.target * size.sum()
+    eps = 1e-12 * size.sum()
+    for _ in range(len(names) * len(grid)):
+        gap = float(size @ grid[idx]) - want
+        if abs(gap) <= eps:
+            break
+        step = -1 if gap > 0 else 1
+        nxt = np.clip(idx + step, 0, len(grid) - 1)
+        new_gap = np.abs(gap + size * (grid[nxt] - grid[idx]))
+        ok = (nxt != idx) & (new_gap < abs(gap) - eps)
+        if not ok.any():
+            break
+        # How far each module sits from its wish on the side the move goes against.
+        pref = np.where(ok, (grid[idx] - wish) * -step, -np.inf)
+        i = int(np.argmax(pref))
+        idx[i] = nxt[i]
+    modules = {n: ModuleChoice(float(grid[i])) for n, i in zip(names, idx, strict=True)}
+    prov = dict(plan.provenance) | {"levels": [float(v) for v in grid]}
+    out = Plan(plan.model, plan.target, modules, prov, {})
+    try:
+        out.validate()
+    except PlanError as exc:
+        raise PlanError(f"cannot meet target {plan.target} on the level grid: {exc}") from None
+    return out

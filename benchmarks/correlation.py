@@ -1,6 +1,7 @@
 """Does the cheap fitness rank plans like the exact number? Spearman over varied plans.
 
     python benchmarks/correlation.py --nsamples 16 --seqlen 256 --eval-windows 40
+    python benchmarks/correlation.py --pruner sparsegpt     # the level database vs SparseGPT
 
 For 24 plans at 60/65/70% (uniform, OWL, alpha, ramps of both signs, random per-block
 plans), on SmolLM2-135M and the embedded data:
@@ -8,13 +9,20 @@ plans), on SmolLM2-135M and the embedded data:
 - exact verification: sequential Wanda at the plan's ratios (calibration --nsamples x
   --seqlen, seed 0), perplexity on --eval-windows x 512 tokens of the evaluation part.
 Reports Spearman's rho of each cheap fitness against the exact perplexity, over all plans and
-within each target. Finished plans are kept in results/correlation_<device>_<dtype>.partial.json (an
-interrupted run resumes); writes results/correlation_<device>_<dtype>.json.
+within each target. Finished plans are kept in results/runs/correlation_<tag>.partial.json (an
+interrupted run resumes); writes results/correlation_<tag>.json.
+
+With ``--pruner sparsegpt`` the plans are snapped to the level grid, the cheap fitness is the
+level database's (SparseGPT levels calibrated on the same --nsamples x --seqlen windows as the
+verification, one-shot), the cached Wanda-rank fitness of the same plans is kept beside it
+(``wanda_ppl@...``: what the search optimised before the database), and the exact number is a
+sequential SparseGPT prune.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -30,6 +38,7 @@ from allocsearch.allocation import get_allocator
 from allocsearch.budget import identity_from_adapter, random_plan
 from allocsearch.data import DataConfig
 from allocsearch.evaluate import Evaluator, EvaluatorConfig, VerifyConfig
+from allocsearch.io import atomic_write_text
 from allocsearch.models import load_model
 from allocsearch.plan import Plan
 
@@ -59,6 +68,26 @@ def make_plans(ev: Evaluator) -> dict[str, Plan]:
     return plans
 
 
+def wanda_rank_fitness(
+    ev: Evaluator, plans: dict[str, Plan], config: EvaluatorConfig
+) -> dict[str, dict[str, float]]:
+    """The cached Wanda-rank fitness of each plan (what the search used before the database),
+    from a second evaluator on the same model; ``ev``'s backend is told its weights changed."""
+    ev.restore()
+    ranks = Evaluator(ev.loaded, ev.profile, dataclasses.replace(config, masks="ranks", pruner="wanda"),
+                      progress=False)
+    out: dict[str, dict[str, float]] = {}
+    try:
+        for label, plan in plans.items():
+            # The first fidelity only: the old proxy's ranking, at a quarter of the cost.
+            steps = ranks.iter_fitness(plan, upto=config.fidelities[0])
+            out[label] = {f"wanda_ppl@{s.tokens}": s.value for s in steps}
+    finally:
+        ranks.close()
+        ev.backend.forget()
+    return out
+
+
 def spearman(rows: list[dict[str, Any]], key: str) -> float:
     rho = spearmanr([r[key] for r in rows], [r["exact_ppl"] for r in rows]).statistic
     return float(rho)
@@ -71,17 +100,28 @@ def main() -> None:
     p.add_argument("--seqlen", type=int, default=256, help="calibration window length")
     p.add_argument("--eval-windows", type=int, default=40, help="512-token evaluation windows")
     p.add_argument("--fidelities", type=int, nargs="+", default=[2048, 8192])
+    p.add_argument("--pruner", default="wanda", choices=["wanda", "sparsegpt"],
+                   help="wanda: cached ranks vs sequential Wanda (default); sparsegpt: the level "
+                        "database vs sequential SparseGPT")
+    p.add_argument("--fitness", nargs="+", default=["ppl", "kl"], choices=["ppl", "kl"],
+                   help="cheap fitnesses to compute (default both)")
     p.add_argument("--fresh", action="store_true", help="ignore the partial results")
     args = p.parse_args()
 
     lm = load_model(args.model, device=args.device, dtype=args.dtype)
-    config = EvaluatorConfig(fitness="ppl", fidelities=tuple(args.fidelities))
+    calibration = DataConfig("embedded", args.nsamples, args.seqlen, 0)
+    if args.pruner == "sparsegpt":
+        config = EvaluatorConfig(fitness="ppl", masks="database", pruner="sparsegpt",
+                                 fidelities=tuple(args.fidelities), profile=calibration, batch_size=8)
+    else:
+        config = EvaluatorConfig(fitness="ppl", fidelities=tuple(args.fidelities))
     ev = Evaluator.build(lm, config)
-    plans = make_plans(ev)
-    verify = VerifyConfig("wanda", DataConfig("embedded", args.nsamples, args.seqlen, 0),
-                          nsamples=args.eval_windows)
-    tag = f"{lm.device.type}_{args.dtype}"
-    partial_path = RESULTS / f"correlation_{tag}.partial.json"
+    plans = {label: ev.prepare(plan) for label, plan in make_plans(ev).items()}
+    wanda_fitness = wanda_rank_fitness(ev, plans, config) if args.pruner == "sparsegpt" else {}
+    verify = VerifyConfig(args.pruner, calibration, nsamples=args.eval_windows)
+    tag = f"{lm.device.type}_{args.dtype}" + ("_sparsegpt" if args.pruner == "sparsegpt" else "")
+    partial_path = RESULTS / "runs" / f"correlation_{tag}.partial.json"
+    partial_path.parent.mkdir(parents=True, exist_ok=True)
     done: dict[str, Any] = {}
     if partial_path.exists() and not args.fresh:
         done = json.loads(partial_path.read_text())
@@ -90,32 +130,34 @@ def main() -> None:
         if label in done:
             continue
         t = time.perf_counter()
-        row: dict[str, Any] = {"plan": label, "target": plan.target}
-        for fitness in ("ppl", "kl"):
+        row: dict[str, Any] = {"plan": label, "target": plan.target, "budget": plan.budget()}
+        for fitness in args.fitness:
             for step in ev.iter_fitness(plan, fitness=fitness):
                 row[f"{fitness}@{step.tokens}"] = step.value
         row["fitness_s"] = time.perf_counter() - t
+        row |= wanda_fitness.get(label, {})
         v = ev.verify(plan, verify)
         row |= {"exact_ppl": v.ppl, "exact_tokens": v.tokens, "verify_s": v.prune_seconds + v.eval_seconds}
         done[label] = row
-        print(f"{label:24s} ppl@full {row[f'ppl@{args.fidelities[-1]}']:9.3f}  "
-              f"kl {row[f'kl@{args.fidelities[-1]}']:.4f}  exact {v.ppl:9.3f}", flush=True)
-        tmp = partial_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(done, indent=1))
-        tmp.replace(partial_path)
+        cheap = "  ".join(f"{f}@full {row[f'{f}@{args.fidelities[-1]}']:9.4g}" for f in args.fitness)
+        print(f"{label:24s} {cheap}  exact {v.ppl:9.3f}", flush=True)
+        atomic_write_text(partial_path, json.dumps(done, indent=1))
     ev.close()
 
     rows = [done[k] for k in plans]
-    keys = [f"{f}@{t}" for f in ("ppl", "kl") for t in args.fidelities]
+    keys = [f"{f}@{t}" for f in args.fitness for t in args.fidelities]
+    if wanda_fitness:
+        keys += [f"wanda_ppl@{args.fidelities[0]}"]
     summary = [{"group": "all", "plans": len(rows), **{k: spearman(rows, k) for k in keys}}]
     for target in TARGETS:
         sub = [r for r in rows if abs(r["target"] - target) < 1e-9]
         summary.append({"group": f"{target:.2f}", "plans": len(sub),
                         **{k: spearman(sub, k) for k in keys}})
     print_table(rows, ["plan", *keys, "exact_ppl"])
-    print("\nSpearman rho of each cheap fitness vs. exact sequential-Wanda perplexity")
+    print(f"\nSpearman rho of each cheap fitness vs. exact sequential-{args.pruner} perplexity")
     print_table(summary, list(summary[0]))
     path = write_json(f"correlation_{tag}.json", {
+        "command": " ".join(["python", *sys.argv]),
         "environment": environment(), "model": args.model, "args": vars(args),
         "evaluator": config.to_dict(), "verify": {"pruner": verify.pruner,
         "calibration": vars(verify.calibration), "eval_windows": args.eval_windows},

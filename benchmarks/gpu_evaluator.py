@@ -60,7 +60,7 @@ def check(dtype: str, device: str) -> dict[str, Any]:
     ev.apply(plan)
     mism = 0
     for n, m in layers.items():
-        fresh = WandaPruner().prune(ev.cache.dense[n], accs[n].result(), plan.modules[n].sparsity)
+        fresh = WandaPruner().prune(ev.backend.dense[n], accs[n].result(), plan.modules[n].sparsity)
         mism += not torch.equal(adapter.get_weight(m), fresh.weight)
     ev.restore()
     same_after_fitness = all(torch.equal(v, before[k]) for k, v in lm.model.state_dict().items())

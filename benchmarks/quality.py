@@ -20,6 +20,11 @@ priors at 70% and 60%, and the samplers against each other.
     python benchmarks/quality.py --suite oneshot --nsamples 16 --seqlen 256 --search-windows 8 \
         --eval-windows 40 --targets 0.7 0.6
 
+Suite ``sparsegpt`` (see benchmarks/_sparsegpt.py): the search on a SparseGPT level database
+against the priors, all verified with sequential SparseGPT, 3 seeds, two domains.
+
+    python benchmarks/quality.py --suite sparsegpt --seeds 0 1 2
+
 Prints a table and writes benchmarks/results/quality_<suite>[_<device>].json.
 """
 
@@ -47,6 +52,7 @@ from _common import (
 )
 from _oneshot import suite_oneshot
 from _search import suite_anchored, suite_samplers, suite_search
+from _sparsegpt import render_readme, suite_sparsegpt
 
 from allocsearch.data import DataConfig
 from allocsearch.models import load_model
@@ -190,7 +196,8 @@ def suite_priors(args: argparse.Namespace) -> dict[str, Any]:
 
 
 SUITES = {"uniform": suite_uniform, "priors": suite_priors, "search": suite_search,
-          "samplers": suite_samplers, "anchored": suite_anchored, "oneshot": suite_oneshot}
+          "samplers": suite_samplers, "anchored": suite_anchored, "oneshot": suite_oneshot,
+          "sparsegpt": suite_sparsegpt}
 
 
 def main() -> None:
@@ -215,12 +222,21 @@ def main() -> None:
                    "(a run rerun now, same sampler, seed, device and budget, is replaced)")
     p.add_argument("--no-sparsegpt", dest="sparsegpt", action="store_false",
                    help="search: skip the SparseGPT re-verification")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="sparsegpt: study seeds")
+    p.add_argument("--offspring", type=int, default=45,
+                   help="sparsegpt: trials per study beyond its warm starts")
+    p.add_argument("--render-readme", action="store_true",
+                   help="sparsegpt: rewrite the README's results block from the JSON files, then stop")
+    p.add_argument("--fresh", action="store_true", help="sparsegpt: ignore the partial results")
     p.add_argument("--progress", action="store_true", help="search: progress bars and trial log")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="search/samplers: study config overrides (as allocsearch search --set)")
     args = p.parse_args()
-    if args.suite in ("search", "samplers", "anchored") and args.targets == list(PRIOR_TARGETS):
-        args.targets = [0.7, 0.6] if args.suite == "search" else [0.7]
+    if args.render_readme:
+        render_readme()
+        return
+    if args.suite in ("search", "samplers", "anchored", "sparsegpt") and args.targets == list(PRIOR_TARGETS):
+        args.targets = [0.7, 0.6] if args.suite in ("search", "sparsegpt") else [0.7]
     payload = SUITES[args.suite](args)
     print()
     columns = {
@@ -231,6 +247,8 @@ def main() -> None:
         "samplers": ["sampler", "budget", "metric", "median", "min", "max", "runs", "devices",
                      "median_tokens"],
         "oneshot": ["target", "plan", "params", "search_ppl", "eval_ppl", "best_prior", "ratio"],
+        "sparsegpt": ["target", "plan", "seeds", "search_fitness", "ppl", "ppl_min", "ppl_max",
+                      "ppl_other", "ratio", "ratio_other"],
         "anchored": ["target", "rounds", "fitness_evaluations", "exact_measurements", "best_from",
                      "best_wanda_ppl",
                      "best_prior", "best_prior_wanda_ppl", "ratio_wanda", "ratio_sparsegpt"],

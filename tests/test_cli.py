@@ -17,6 +17,11 @@ from allocsearch.cli import main
     (["prune", "--nsamples", "0", "--out", "x"], "nsamples must be at least 1"),
     (["eval", "--model", "/no/such/dir/model.gguf"], "no such GGUF file"),
     (["prune", "--device", "tpu", "--out", "x"], "unknown device 'tpu'"),
+    (["database", "build", "--pruner", "obs", "--cache-dir", "x"], "unknown pruner 'obs'"),
+    (["database", "build", "--levels", "0.3:0.9:0", "--cache-dir", "x"], "start:stop:step"),
+    (["database", "build", "--levels", "0.5,1.5", "--cache-dir", "x"], "levels must lie in [0, 1)"),
+    (["database", "info", "nokey", "--cache-dir", "x"], "no level database with key 'nokey'"),
+    (["evaluate", "p.json", "--masks", "ranks", "--pruner", "sparsegpt"], "use masks: database"),
 ])
 def test_bad_arguments_fail_clearly(
     argv: list[str], message: str, capsys: pytest.CaptureFixture[str], tmp_path: Path

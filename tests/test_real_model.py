@@ -140,3 +140,34 @@ def test_cli_allocate_show_prune_export(tmp_path: Path, capsys: pytest.CaptureFi
     recipe = tmp_path / "recipe.yaml"
     assert main(["export", str(plan_path), "--format", "llmcompressor", "--out", str(recipe)]) == 0
     assert "SparseGPTModifier" in recipe.read_text()
+
+
+def test_database_cli_builds_lists_verifies_and_clears(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The magnitude pruner (no calibration) keeps this quick; SparseGPT entries are checked
+    against direct prunes on the tiny model (tests/database)."""
+    from allocsearch.database import levels_root, list_databases
+
+    cache = str(tmp_path)
+    assert main(["database", "build", "--pruner", "magnitude", "--levels", "0.5", "--cache-dir", cache,
+                 "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "210 entries built, 0 reused" in out
+    (db,) = list_databases(levels_root(tmp_path))
+    assert db.grid.levels == (0.0, 0.5)
+    w = db.load("model.layers.3.mlp.up_proj", 0.5)
+    assert w.shape == (1536, 576) and float((w == 0).float().mean()) == 0.5
+    assert main(["database", "build", "--pruner", "magnitude", "--levels", "0.5", "--cache-dir", cache,
+                 "--quiet"]) == 0
+    assert "0 entries built, 210 reused" in capsys.readouterr().out
+    assert main(["database", "info", db.key[:8], "--verify", "--cache-dir", cache, "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "magnitude on dense inputs" in out and "210/210 entries complete" in out
+    db.entry_path("model.layers.0.self_attn.q_proj").write_bytes(b"torn")
+    assert main(["database", "info", "--cache-dir", cache, "--quiet"]) == 0
+    assert "209/210 entries complete; to rebuild: model.layers.0.self_attn.q_proj (unreadable" \
+        in capsys.readouterr().out
+    assert main(["database", "clear", "--cache-dir", cache, "--quiet"]) == 0
+    assert "removed 1 level database(s)" in capsys.readouterr().out
+    assert list_databases(levels_root(tmp_path)) == []

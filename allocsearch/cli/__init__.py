@@ -13,6 +13,8 @@
     allocsearch predictor train --study studies/smollm2-70/ --out predictor.json
     allocsearch predictor eval predictor.json --study studies/smollm2-60/
     allocsearch predictor rank predictor.json plan.json...
+    allocsearch database build --model smollm2-135m --pruner sparsegpt
+    allocsearch database info
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import sys
 from collections.abc import Sequence
 
 from allocsearch import __version__
-from allocsearch.cli import evaluate, plans, predictor, prune_eval, search
+from allocsearch.cli import database, evaluate, plans, predictor, prune_eval, search
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.register(sub)
     search.register(sub)
     predictor.register(sub)
+    database.register(sub)
     return parser
 
 

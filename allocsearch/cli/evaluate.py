@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from allocsearch.cli.common import add_data_args, add_model_args, load
+from allocsearch.io import atomic_write_text
 
 
 def _fidelities(text: str) -> tuple[int, ...]:
@@ -24,7 +25,15 @@ def register(sub: Any) -> None:
     add_model_args(p, default=None)
     add_data_args(p, nsamples=64)
     p.add_argument("--fitness", default="ppl", help="ppl (default) or kl (to the dense model)")
-    p.add_argument("--scores", default="wanda", help="mask ranking: wanda (default) or magnitude")
+    p.add_argument("--masks", default="ranks", choices=["ranks", "database"],
+                   help="how plans are written: cached ranks of --pruner (default), or a level "
+                        "database of --pruner's weights (built once, cached)")
+    p.add_argument("--pruner", default="wanda",
+                   help="whose weights the fitness sees: wanda (default) or magnitude with ranks; "
+                        "sparsegpt, wanda or magnitude with --masks database")
+    p.add_argument("--levels", default=None,
+                   help="the database's level grid, start:stop:step or a comma list "
+                        "(default dense + 0.3:0.95:0.05)")
     p.add_argument("--fidelity", type=_fidelities, default=(2048, 8192, 20480),
                    help="search-part token prefixes to report, comma-separated "
                         "(default 2048,8192,20480; the last is the full fidelity)")
@@ -42,24 +51,31 @@ def register(sub: Any) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from allocsearch.data import DataConfig
+    from allocsearch.database import DEFAULT_LEVELS, LevelGrid
     from allocsearch.evaluate import Evaluator, EvaluatorConfig, VerifyConfig
     from allocsearch.plan import Plan
     from allocsearch.pruners import get_pruner
 
-    plans = [Plan.load(p) for p in args.plan]  # validated before any model is loaded
     if args.verify is not None:
         get_pruner(args.verify)
     data = DataConfig(args.data, args.nsamples, args.seqlen, args.seed)
+    levels = LevelGrid.parse(args.levels).levels if args.levels else DEFAULT_LEVELS
     config = EvaluatorConfig(
-        fitness=args.fitness, scores=args.scores, source=args.data, seqlen=args.seqlen,
-        fidelities=args.fidelity, batch_size=args.batch_size, profile=data,
+        fitness=args.fitness, masks=args.masks, pruner=args.pruner, levels=levels,
+        source=args.data, seqlen=args.seqlen, fidelities=args.fidelity,
+        batch_size=args.batch_size, profile=data,
     )
+    plans = [Plan.load(p) for p in args.plan]  # validated before any model is loaded
     loaded = load(args, args.model or plans[0].model.name)
     results: list[dict[str, Any]] = []
     with Evaluator.build(loaded, config, progress=not args.quiet) as ev:
         if ev.profile.from_cache:
             print(f"profile reused from cache ({ev.profile.key})")
-        for path, plan in zip(args.plan, plans, strict=True):
+        for path, given in zip(args.plan, plans, strict=True):
+            plan = ev.prepare(given)
+            if plan is not given:
+                print(f"{path}: snapped to the database's level grid "
+                      f"(budget {plan.budget():.6f}, target {plan.target:.6f})")
             steps = list(ev.iter_fitness(plan))
             line = ", ".join(f"{s.tokens} tok: {s.value:.4f}" for s in steps)
             print(f"{path}: target {plan.target:.4f}, {args.fitness} on search part: {line}")
@@ -78,5 +94,5 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             results.append(row)
     if args.json is not None:
         payload = {"model": loaded.name, "config": config.to_dict(), "results": results}
-        args.json.write_text(json.dumps(payload, indent=2) + "\n")
+        atomic_write_text(args.json, json.dumps(payload, indent=2) + "\n")
     return 0

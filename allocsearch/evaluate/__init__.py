@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from allocsearch.evaluate.backends import BACKENDS, Backend, BackendSettings
 from allocsearch.evaluate.evaluator import (
     Evaluator,
     EvaluatorConfig,
@@ -11,12 +12,13 @@ from allocsearch.evaluate.evaluator import (
 )
 from allocsearch.evaluate.fitness import FITNESSES, DenseReference, Fitness
 from allocsearch.evaluate.latency import Latency, LatencyCache, LatencyConfig, measure_latency
-from allocsearch.evaluate.mask_cache import SCORE_RULES, MaskCache
 from allocsearch.evaluate.perplexity import PerplexityResult, perplexity
 
 __all__ = [
+    "BACKENDS",
     "FITNESSES",
-    "SCORE_RULES",
+    "Backend",
+    "BackendSettings",
     "DenseReference",
     "Evaluator",
     "EvaluatorConfig",
@@ -25,7 +27,6 @@ __all__ = [
     "Latency",
     "LatencyCache",
     "LatencyConfig",
-    "MaskCache",
     "PerplexityResult",
     "Verification",
     "VerifyConfig",

@@ -8,7 +8,10 @@
     ev.close()                              # dense weights back, bit-identical
 
 The evaluator owns the model's prunable weights while it is open: it writes plans in place
-through a :class:`MaskCache` and restores the dense weights after a verification.
+through a backend (:mod:`allocsearch.evaluate.backends`: cached Wanda/magnitude ranks, or a
+level database of SparseGPT-pruned modules) and restores the dense weights after a
+verification. A backend may only write some plans (the database: plans on its level grid);
+:meth:`Evaluator.prepare` turns any plan into the nearest one it can write.
 """
 
 from __future__ import annotations
@@ -29,10 +32,11 @@ from allocsearch.actions import BlockAction
 from allocsearch.apply import plan_targets, prune_with_plan
 from allocsearch.budget import identity_from_adapter
 from allocsearch.data.windows import DataConfig, evaluation_windows
+from allocsearch.database.grid import DEFAULT_LEVELS, LevelGrid
 from allocsearch.engine import check_inputs
+from allocsearch.evaluate.backends import BACKENDS, Backend, BackendSettings, backend_class, make_backend
 from allocsearch.evaluate.fitness import FITNESSES, DenseReference, dense_reference, make_fitness
 from allocsearch.evaluate.latency import Latency, LatencyCache, LatencyConfig
-from allocsearch.evaluate.mask_cache import SCORE_RULES, MaskCache
 from allocsearch.evaluate.perplexity import evaluate_perplexity
 from allocsearch.models.loading import LoadedModel
 from allocsearch.plan import Plan
@@ -43,11 +47,16 @@ from allocsearch.structure.shape import shape_key, shape_model
 
 @dataclass(frozen=True)
 class EvaluatorConfig:
-    """How candidates are scored. ``fidelities`` are prefixes of the search part, in tokens;
-    the last one is the full fidelity. ``profile`` is the calibration data of the scores."""
+    """How candidates are scored. ``masks`` names the backend that writes plans (``ranks``:
+    cached scores of a ranking pruner; ``database``: a level database of ``pruner``'s weights
+    at ``levels``); ``pruner`` is whose weights the fitness sees. ``fidelities`` are prefixes
+    of the search part, in tokens; the last one is the full fidelity. ``profile`` is the
+    calibration data of the scores (and of the database)."""
 
     fitness: str = "ppl"
-    scores: str = "wanda"
+    masks: str = "ranks"
+    pruner: str = "wanda"
+    levels: tuple[float, ...] = DEFAULT_LEVELS
     source: str = "embedded"
     seqlen: int = 512
     fidelities: tuple[int, ...] = (2048, 8192, 20480)
@@ -58,8 +67,10 @@ class EvaluatorConfig:
     def __post_init__(self) -> None:
         if self.fitness not in FITNESSES:
             raise ValueError(f"unknown fitness {self.fitness!r}; known: {', '.join(FITNESSES)}")
-        if self.scores not in SCORE_RULES:
-            raise ValueError(f"unknown scores {self.scores!r}; known: {', '.join(SCORE_RULES)}")
+        if self.masks not in BACKENDS:
+            raise ValueError(f"unknown masks {self.masks!r}; known: {', '.join(BACKENDS)}")
+        backend_class(self.masks).check_pruner(self.pruner)
+        object.__setattr__(self, "levels", LevelGrid.parse(self.levels).levels)
         fids = tuple(int(f) for f in self.fidelities)
         if not fids or any(f < 1 for f in fids) or list(fids) != sorted(set(fids)):
             raise ValueError(f"fidelities must be increasing positive token counts, got {fids}")
@@ -122,7 +133,8 @@ class Evaluator:
     """Cached-mask fitness of plans for one loaded model (see the module docstring)."""
 
     def __init__(
-        self, loaded: LoadedModel, profile: Profile, config: EvaluatorConfig, *, progress: bool = True
+        self, loaded: LoadedModel, profile: Profile, config: EvaluatorConfig, *,
+        progress: bool = True, cache_dir: Path | None = None,
     ) -> None:
         self.loaded = loaded
         self.config = config
@@ -131,13 +143,15 @@ class Evaluator:
         self.windows = evaluation_windows(
             loaded.tokenizer, config.source, "search", config.seqlen, config.windows_needed
         )
-        self.cache = MaskCache(loaded.adapter, profile.sq_norm, scores=config.scores)
+        settings = BackendSettings(config.pruner, LevelGrid(config.levels), config.batch_size,
+                                   cache_dir, progress)
+        self.backend: Backend = make_backend(config.masks, loaded, profile, settings)
         #: Hooks masking the structured actions of the plan applied last, and those actions.
         self._masks: StructureMasks | None = None
         self._masked: dict[int, BlockAction] = {}
         self._latency: LatencyCache | None = None
         # Allocators (OWL reads weights) keep seeing the dense model while plans are applied.
-        profile.dense = self.cache.dense
+        profile.dense = self.backend.dense
         self.reference: DenseReference | None = None
         if FITNESSES[config.fitness].needs_reference:
             self._reference()
@@ -165,15 +179,23 @@ class Evaluator:
         """Profile the dense model (or reuse the cached profile), then build the caches."""
         config = config or EvaluatorConfig()
         profile = build_profile(loaded, config.profile, cache_dir=cache_dir, progress=progress)
-        return cls(loaded, profile, config, progress=progress)
+        return cls(loaded, profile, config, progress=progress, cache_dir=cache_dir)
 
     # ----------------------------------------------------------------- fitness
+    def prepare(self, plan: Plan) -> Plan:
+        """The nearest plan the backend can write exactly, at the same target (the plan
+        itself for cached ranks; for a level database, the plan snapped to its grid)."""
+        plan.validate()
+        plan.check_model(self.identity)
+        return self.backend.snap(plan)
+
     def apply(self, plan: Plan) -> int:
         """Write ``plan`` into the model (only the layers that changed); returns their count."""
         plan.validate()
         plan.check_model(self.identity)
+        self.backend.check(plan)
         self._mask_structure(plan.structured())
-        return self.cache.apply(plan_targets(plan))
+        return self.backend.apply(plan_targets(plan))
 
     def _mask_structure(self, actions: dict[int, BlockAction]) -> None:
         """Hook in the masked equivalent of ``actions`` (no copy of the model), replacing the
@@ -239,27 +261,17 @@ class Evaluator:
         return steps[-1].value
 
     def anchor(self, plan: Plan | None, calibration: DataConfig | None = None) -> None:
-        """Score masks with the input norms a sequential Wanda prune at ``plan`` sees on the
-        ``calibration`` windows (see :mod:`allocsearch.evaluate.anchor`); None goes back to
-        the dense profile. With the verification's calibration, the fitness of ``plan``
-        itself is then that of its exact sequential prune."""
-        from allocsearch.evaluate.anchor import anchored_norms  # imports the engine
-        if self.config.scores != "wanda":
-            raise ValueError(f"anchored scores need Wanda scores, not {self.config.scores!r}")
-        if plan is None:
-            self.cache.rescore(self.profile.sq_norm)
-            self.anchor_plan = None
-            return
-        plan.validate()
-        plan.check_model(self.identity)
+        """Model a sequential prune near ``plan`` on the ``calibration`` windows (None goes
+        back to the dense profile): cached ranks score with the input norms a sequential
+        Wanda prune at ``plan`` sees (:mod:`allocsearch.evaluate.anchor`); a level database is
+        rebuilt on the activations of a sequential prune at ``plan``. With the
+        verification's calibration, the fitness of ``plan`` itself is then (close to) that of
+        its exact sequential prune. A plan the backend cannot write is prepared first (see
+        :meth:`prepare`); ``anchor_plan`` is the plan anchored at."""
+        if plan is not None:
+            plan = self.prepare(plan)
         self.restore()
-        try:
-            norms = anchored_norms(self.loaded, plan_targets(plan), calibration or DataConfig(),
-                                   batch_size=self.config.batch_size, progress=self.progress)
-        finally:
-            self.restore()
-        # Layers after the plan's last pruned block never reach the pruner: dense norms.
-        self.cache.rescore({**self.profile.sq_norm, **norms})
+        self.backend.anchor(plan, calibration or DataConfig())
         self.anchor_plan = plan
 
     # ------------------------------------------------------------ verification
@@ -310,7 +322,7 @@ class Evaluator:
     # --------------------------------------------------------------- plumbing
     def memory(self) -> dict[str, int]:
         """Bytes the evaluator holds beyond the model, and the model's own size."""
-        out = self.cache.nbytes()
+        out = self.backend.nbytes()
         out["reference"] = self.reference.nbytes() if self.reference is not None else 0
         out["windows"] = self.windows.numel() * self.windows.element_size()
         out["model"] = sum(p.numel() * p.element_size() for p in self.loaded.model.parameters())
@@ -319,7 +331,7 @@ class Evaluator:
     def restore(self) -> None:
         """Dense weights back and no structure masked."""
         self._mask_structure({})
-        self.cache.restore()
+        self.backend.restore()
 
     def close(self) -> None:
         """Leave the model dense, as it was given."""

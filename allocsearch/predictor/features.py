@@ -19,6 +19,12 @@ it is saved inside a predictor file, so ranking plans needs no model.
   outlier ratio and spectral exponent, and depth statistics of the block sparsities (centre
   of mass, linear slope, spread, min, max, first and last block).
 
+With a level database behind the search (``EvaluatorConfig(masks="database")``), the table
+also holds each module's relative reconstruction error at every level of the database's grid,
+and the rows gain ``recon:<module>`` (the error at the module's sparsity, interpolated on the
+grid) and ``recon_weighted`` (their parameter-weighted mean): the damage the user's pruner
+actually does to each module, which the Wanda curves only approximate.
+
 ``FEATURE_VERSION`` changes whenever this layout or its meaning changes; a predictor refuses
 plans of another model (fingerprint) or a table of another version.
 """
@@ -26,7 +32,7 @@ plans of another model (fingerprint) or a table of another version.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -83,17 +89,28 @@ class FeatureTable:
     outlier: NDArray[np.float64]  # (modules,)
     alpha: NDArray[np.float64]  # (modules,)
     version: int = FEATURE_VERSION
+    recon_levels: NDArray[np.float64] | None = None  # (levels,), ascending, from 0.0
+    recon: NDArray[np.float64] | None = None  # (modules, levels) relative reconstruction error
 
     def __post_init__(self) -> None:
         m = len(self.identity.shapes)
         if self.curves.shape != (m, len(CURVES), GRID_POINTS) or self.outlier.shape != (m,) \
                 or self.alpha.shape != (m,):
             raise FeatureError(f"feature table shapes do not match the model's {m} modules")
+        if (self.recon is None) != (self.recon_levels is None) or (
+                self.recon is not None and self.recon_levels is not None
+                and self.recon.shape != (m, len(self.recon_levels))):
+            raise FeatureError("reconstruction errors need one row per module and one column per level")
 
     # ------------------------------------------------------------ building
     @classmethod
-    def from_profile(cls, profile: Profile) -> FeatureTable:
-        """Curves from the profile's input norms and dense weights (model attached)."""
+    def from_profile(
+        cls, profile: Profile,
+        recon: tuple[Sequence[float], Mapping[str, Sequence[float]]] | None = None,
+    ) -> FeatureTable:
+        """Curves from the profile's input norms and dense weights (model attached);
+        ``recon`` is a level grid and each module's reconstruction error on it (a level
+        database's :meth:`error_table`), or None."""
         ident = profile.identity
         curves, outlier = [], []
         for name in ident.shapes:
@@ -102,7 +119,12 @@ class FeatureTable:
             curves.append(removal_curves(sc, w))
             outlier.append(float((sc > OUTLIER_M * sc.mean()).float().mean()))
         alpha = [profile.alpha[n] for n in ident.shapes]
-        return cls(ident, np.stack(curves), np.round(np.array(outlier), 7), np.round(np.array(alpha), 7))
+        levels = errors = None
+        if recon is not None:
+            levels = np.array(recon[0], dtype=np.float64)
+            errors = np.array([list(recon[1][n]) for n in ident.shapes], dtype=np.float64)
+        return cls(ident, np.stack(curves), np.round(np.array(outlier), 7), np.round(np.array(alpha), 7),
+                   recon_levels=levels, recon=errors)
 
     # ----------------------------------------------------------- layout
     @property
@@ -112,6 +134,8 @@ class FeatureTable:
         out = [f"{k}:{b}" for k in ("attn", "mlp") for b in blocks]
         out += [f"{c}:{n}" for c in CURVES for n in ident.shapes]
         out += [f"{k}:{b}" for k in ("nm", "dense") for b in blocks]
+        if self.recon is not None:
+            out += [f"recon:{n}" for n in ident.shapes] + ["recon_weighted"]
         return out + list(GLOBALS)
 
     def check(self, plan: Plan) -> None:
@@ -176,14 +200,21 @@ class FeatureTable:
         ], axis=1)
         parts = [per_block(s, attn), per_block(s, ~attn), *removed,
                  per_block(nm, np.ones(len(names), dtype=bool)),
-                 per_block((s == 0).astype(np.float64), np.ones(len(names), dtype=bool)), glob]
-        return np.concatenate(parts, axis=1)
+                 per_block((s == 0).astype(np.float64), np.ones(len(names), dtype=bool))]
+        if self.recon is not None and self.recon_levels is not None:
+            levels, errs = self.recon_levels, self.recon
+            rec = np.stack([np.interp(s[:, i], levels, errs[i]) for i in idx], axis=1)  # (plans, modules)
+            parts += [rec, (rec @ n / total)[:, None]]
+        return np.concatenate([*parts, glob], axis=1)
 
     # ------------------------------------------------------- (de)serialise
     def to_dict(self) -> dict[str, Any]:
-        return {"version": self.version, "model": self.identity.to_dict(), "grid_points": GRID_POINTS,
-                "curves": self.curves.tolist(), "outlier": self.outlier.tolist(),
-                "alpha": self.alpha.tolist()}
+        out = {"version": self.version, "model": self.identity.to_dict(), "grid_points": GRID_POINTS,
+               "curves": self.curves.tolist(), "outlier": self.outlier.tolist(),
+               "alpha": self.alpha.tolist()}
+        if self.recon is not None and self.recon_levels is not None:
+            out |= {"recon_levels": self.recon_levels.tolist(), "recon": self.recon.tolist()}
+        return out
 
     def save(self, path: str | Path) -> Path:
         """Write the table as JSON (atomically), for training without loading the model."""
@@ -201,8 +232,12 @@ class FeatureTable:
         if data.get("version") != FEATURE_VERSION:
             raise FeatureError(f"feature table version {data.get('version')!r}; this allocsearch "
                                f"computes version {FEATURE_VERSION}: retrain the predictor")
+        recon = data.get("recon")
+        levels = np.array(data["recon_levels"], dtype=np.float64) if recon is not None else None
         return cls(ModelIdentity.from_dict(data["model"]), np.array(data["curves"], dtype=np.float64),
-                   np.array(data["outlier"], dtype=np.float64), np.array(data["alpha"], dtype=np.float64))
+                   np.array(data["outlier"], dtype=np.float64), np.array(data["alpha"], dtype=np.float64),
+                   recon_levels=levels,
+                   recon=np.array(recon, dtype=np.float64) if recon is not None else None)
 
 
 def build_feature_table(model: str, data: DataConfig, *, device: str = "auto", dtype: str = "float32",

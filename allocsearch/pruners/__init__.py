@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from allocsearch._registry import lookup
-from allocsearch.pruners.base import Pruner, PruneResult
+from allocsearch.pruners.base import Pruner, PruneResult, RankingPruner
 from allocsearch.pruners.magnitude_sparsify import MagnitudePruner
 from allocsearch.pruners.pattern import UNSTRUCTURED, Pattern
 from allocsearch.pruners.sparsegpt_sparsify import SparseGPTPruner
@@ -27,6 +27,11 @@ def get_pruner(name: str, **params: Any) -> Pruner:
     return lookup(PRUNERS, name, "pruner")(**params)
 
 
+def ranking_pruners() -> list[str]:
+    """The pruners whose masks follow a fixed score order (a rank cache reproduces them)."""
+    return [n for n, cls in PRUNERS.items() if issubclass(cls, RankingPruner)]
+
+
 __all__ = [
     "PRUNERS",
     "UNSTRUCTURED",
@@ -35,8 +40,10 @@ __all__ = [
     "Pattern",
     "PruneResult",
     "Pruner",
+    "RankingPruner",
     "SparseGPTPruner",
     "StatsAccumulator",
     "WandaPruner",
     "get_pruner",
+    "ranking_pruners",
 ]

@@ -67,3 +67,24 @@ class StatsAccumulator:
 
     def result(self) -> LayerStats:
         return LayerStats(tokens=self.tokens, sq_norm=self._sq, hessian=self._h, total=self._sum)
+
+
+def relative_error(weight: torch.Tensor, pruned: torch.Tensor, stats: LayerStats | None) -> float:
+    """How much of a layer's output a pruned weight loses on the calibration inputs:
+    ||(W' - W) X||^2 / ||W X||^2 = tr(D H D^T) / tr(W H W^T) with D = W' - W, both (out, in).
+
+    Uses the Hessian when the statistics hold one, else its diagonal (the squared input
+    norms), else the identity (plain Frobenius norms, for data-free pruners)."""
+    w = weight.float()
+    d = pruned.float() - w
+    if stats is not None and stats.hessian is not None:
+        h = stats.hessian.to(w.device)
+        num = float(((d @ h) * d).sum())
+        den = float(((w @ h) * w).sum())
+    elif stats is not None and stats.sq_norm is not None:
+        n = stats.sq_norm.to(w.device).float()
+        num = float((d.square() * n).sum())
+        den = float((w.square() * n).sum())
+    else:
+        num, den = float(d.square().sum()), float(w.square().sum())
+    return num / den if den > 0 else 0.0

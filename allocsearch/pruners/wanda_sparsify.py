@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from allocsearch.pruners.base import Pruner, PruneResult, apply_mask
+from allocsearch.pruners.base import PruneResult, RankingPruner, apply_mask
 from allocsearch.pruners.masks import nm_mask, row_lowest_mask
 from allocsearch.pruners.pattern import Pattern
 from allocsearch.pruners.stats import LayerStats
@@ -21,14 +21,19 @@ def wanda_mask(scores: torch.Tensor, sparsity: float, pattern: Pattern) -> torch
     return row_lowest_mask(scores, sparsity)
 
 
-class WandaPruner(Pruner):
+class WandaPruner(RankingPruner):
     name = "wanda"
     needs_norms = True
+    rowwise = True
+
+    def scores(self, weight: torch.Tensor, stats: LayerStats | None) -> torch.Tensor:
+        if stats is None:
+            raise ValueError("wanda scores need the input-channel norms")
+        return wanda_scores(weight, stats.require_sq_norm(self.name).to(weight.device))
 
     def _prune(
         self, weight: torch.Tensor, stats: LayerStats | None, sparsity: float, pattern: Pattern
     ) -> PruneResult:
         assert stats is not None  # checked by Pruner.prune
-        scores = wanda_scores(weight, stats.require_sq_norm(self.name))
-        mask = wanda_mask(scores, sparsity, pattern)
+        mask = wanda_mask(self.scores(weight, stats), sparsity, pattern)
         return PruneResult(mask, apply_mask(weight, mask))

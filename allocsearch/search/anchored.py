@@ -82,7 +82,7 @@ def run_anchored(
             tqdm.write(f"exact {config.evaluator.fitness} {value:.4g} on the search windows: "
                        f"{row['role']} {row['plan']}")
 
-    anchor = warm_start_plan(settings.start or WarmStart("uniform"), ev, config.target)
+    anchor = ev.prepare(warm_start_plan(settings.start or WarmStart("uniform"), ev, config.target))
     for r in range(1, settings.rounds + 1):
         path = out / f"anchor_r{r}.json"
         if path.is_file():  # a re-run continues with the anchors it chose before

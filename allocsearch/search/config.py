@@ -260,6 +260,9 @@ class StudyConfig:
         try:
             cal = DataConfig(**(data.get("data") or {}))
             ev_raw = dict(data.get("evaluator") or {})
+            if "scores" in ev_raw:
+                raise StudyConfigError(f"{where}: evaluator.scores is now evaluator.pruner "
+                                       f"(with masks: ranks or database)")
             if "fidelities" in ev_raw:
                 ev_raw["fidelities"] = tuple(ev_raw["fidelities"])
             ev_raw.setdefault("source", cal.source)

@@ -129,7 +129,8 @@ def run_study(
     run = StudyRun(study, config, space)
     done = sum(1 for t in study.get_trials(deepcopy=False) if t.state in FINISHED)
     status = _Progress(config, study, done, progress)
-    screener = Screener(config.predictor, space, ev.profile, config.target, config.output, config.seed) \
+    screener = Screener(config.predictor, space, ev.profile, config.target, config.output, config.seed,
+                        prepare=ev.prepare, recon=ev.backend.recon_errors()) \
         if config.predictor.enabled else None
     start = time.perf_counter()
     verbosity = optuna.logging.get_verbosity()

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ import optuna
 from optuna.trial import TrialState
 from scipy import stats
 
-from allocsearch.plan import Plan
+from allocsearch.plan import Plan, PlanError
 from allocsearch.predictor import FeatureTable, Predictor
 from allocsearch.profile import Profile
 from allocsearch.search.config import PredictorSettings
@@ -70,13 +71,17 @@ class Screener:
     target: float
     output: Path
     seed: int = 0
+    #: The evaluator's plan preparation (a level database snaps plans to its grid), so the
+    #: predictor scores the plans that will be measured; and its reconstruction errors.
+    prepare: Callable[[Plan], Plan] | None = None
+    recon: tuple[Sequence[float], Mapping[str, Sequence[float]]] | None = None
     table: FeatureTable = field(init=False)
     predictor: Predictor | None = field(default=None, init=False)
     rounds: int = field(default=0, init=False)
     pool_size: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
-        self.table = FeatureTable.from_profile(self.profile)
+        self.table = FeatureTable.from_profile(self.profile, self.recon)
         self._rng = np.random.default_rng(self.seed)
 
     # ---------------------------------------------------------------- rounds
@@ -131,8 +136,9 @@ class Screener:
 
     def _candidate(self, values: dict[str, Any], source: str) -> Candidate | None:
         try:
-            return Candidate(values, self.space.build_plan(values, self.profile, self.target), source)
-        except SpaceError:
+            plan = self.space.build_plan(values, self.profile, self.target)
+            return Candidate(values, self.prepare(plan) if self.prepare else plan, source)
+        except (SpaceError, PlanError):
             return None
 
     # ------------------------------------------------------------- mutations

@@ -93,8 +93,8 @@ def evaluate_trial(
     rec = TrialRecord(trial.number, space.suggest(trial, ev.identity.num_blocks),
                       provenance={k: v for k, v in trial.user_attrs.items() if k in ("prior", "screened")})
     try:
-        rec.plan = space.build_plan(rec.values, ev.profile, target)
-    except SpaceError as exc:
+        rec.plan = ev.prepare(space.build_plan(rec.values, ev.profile, target))
+    except (SpaceError, PlanError) as exc:
         rec.state, rec.reason = "infeasible", str(exc)
         trial.set_user_attr("infeasible", rec.reason)
         rec.seconds = time.perf_counter() - start

@@ -84,7 +84,7 @@ def test_anchored_norms_cover_every_pruned_layer_and_need_wanda_scores() -> None
     assert set(norms) == set(plan.modules)
     assert all(v.shape == ev.profile.sq_norm[n].shape and v.dtype == torch.float32
                for n, v in norms.items())
-    mag = Evaluator(ev.loaded, ev.profile, EvaluatorConfig(scores="magnitude", seqlen=32,
+    mag = Evaluator(ev.loaded, ev.profile, EvaluatorConfig(pruner="magnitude", seqlen=32,
                                                            fidelities=(64,)), progress=False)
     with pytest.raises(ValueError, match="need Wanda scores"):
         mag.anchor(plan, CAL)

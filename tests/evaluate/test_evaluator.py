@@ -165,7 +165,7 @@ def test_nm_plans_apply_through_the_cache() -> None:
         assert ((w != 0).reshape(w.shape[0], -1, 4).sum(-1) == 2).all(), n
     # The Wanda N:M mask on the profile's statistics, exactly.
     n = next(iter(mlp))
-    ref = WandaPruner().prune(ev.cache.dense[n], LayerStats(1, ev.profile.sq_norm[n]), None, "2:4")
+    ref = WandaPruner().prune(ev.backend.dense[n], LayerStats(1, ev.profile.sq_norm[n]), None, "2:4")
     assert torch.equal(ev.loaded.adapter.get_weight(layers[n]), ref.weight)
 
 
@@ -174,8 +174,14 @@ def test_config_errors() -> None:
         EvaluatorConfig(fidelities=(8192, 2048))
     with pytest.raises(ValueError, match="unknown fitness"):
         EvaluatorConfig(fitness="accuracy")
-    with pytest.raises(ValueError, match="unknown scores"):
-        EvaluatorConfig(scores="sparsegpt")
+    with pytest.raises(ValueError, match="masks: database"):
+        EvaluatorConfig(pruner="sparsegpt")
+    with pytest.raises(ValueError, match="unknown masks"):
+        EvaluatorConfig(masks="bitmaps")
+    with pytest.raises(ValueError, match="unknown pruner"):
+        EvaluatorConfig(masks="database", pruner="obc")
+    with pytest.raises(ValueError, match="levels must lie"):
+        EvaluatorConfig(masks="database", pruner="sparsegpt", levels=(0.5, 1.2))
     with pytest.raises(ValueError, match="holds"):
         _evaluator(config=EvaluatorConfig(seqlen=32, fidelities=(10**9,)))
     ev = _evaluator()

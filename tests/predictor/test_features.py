@@ -75,3 +75,21 @@ def test_a_table_of_another_feature_version_is_refused() -> None:
     data = FeatureTable.from_profile(hand_profile()).to_dict() | {"version": 0}
     with pytest.raises(FeatureError, match="retrain the predictor"):
         FeatureTable.from_dict(data)
+
+
+def test_reconstruction_errors_of_a_level_database_become_features() -> None:
+    prof = hand_profile()
+    levels = (0.0, 0.5, 0.75)
+    errors = {Q0: [0.0, 0.2, 0.4], U0: [0.0, 0.1, 0.3], Q1: [0.0, 0.3, 0.6], U1: [0.0, 0.05, 0.1]}
+    table = FeatureTable.from_profile(prof, (levels, errors))
+    plan = plan_of(prof, {Q0: 0.5, U0: 0.25, Q1: 0.75, U1: 0.5})
+    row = dict(zip(table.names, table.features([plan])[0].tolist(), strict=True))
+    assert len(table.names) == len(FeatureTable.from_profile(prof).names) + 4 + 1
+    # At a level: the stored error; between levels: linear (U0 at 0.25 is half of 0.1).
+    assert (row[f"recon:{Q0}"], row[f"recon:{Q1}"], row[f"recon:{U1}"]) == pytest.approx((0.2, 0.6, 0.05))
+    assert row[f"recon:{U0}"] == pytest.approx(0.05)
+    assert row["recon_weighted"] == pytest.approx((0.2 + 0.05 + 0.6 + 0.05) / 4)  # equal sizes
+    again = FeatureTable.from_dict(table.to_dict())
+    assert np.array_equal(table.features([plan]), again.features([plan]))
+    with pytest.raises(FeatureError, match="one row per module"):
+        FeatureTable.from_profile(prof, ((0.0, 0.5), errors))

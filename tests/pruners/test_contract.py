@@ -61,6 +61,35 @@ def test_keeps_bfloat16(name: str) -> None:
     assert int(res.mask.sum()) == w.numel() // 2
 
 
+def test_prune_levels_equal_one_prune_per_level_bit_for_bit(name: str) -> None:
+    # One Hessian factor (SparseGPT) or one score order shared by every level must not change
+    # a single bit of any level: the level database relies on it.
+    w, stats = _inputs(rows=40, cols=96)
+    levels = [0.0, 0.3, 0.55, 0.7, 0.95]
+    params = {"blocksize": 32} if name == "sparsegpt" else {}  # several column blocks
+    got = get_pruner(name, **params).prune_levels(w, stats, levels)
+    assert len(got) == len(levels)
+    for s, res in zip(levels, got, strict=True):
+        ref = get_pruner(name, **params).prune(w, stats, s)
+        assert torch.equal(res.weight, ref.weight), s
+        assert torch.equal(res.mask, ref.mask), s
+
+
+def test_ranking_pruners_mask_their_lowest_scores() -> None:
+    from allocsearch.pruners import RankingPruner, ranking_pruners
+    from allocsearch.pruners.masks import lowest_mask, row_lowest_mask
+
+    assert ranking_pruners() == ["magnitude", "wanda"]
+    w, stats = _inputs()
+    for n in ranking_pruners():
+        pruner = get_pruner(n)
+        assert isinstance(pruner, RankingPruner)
+        scores = pruner.scores(w, stats)
+        k = num_pruned(w.numel(), 0.6)
+        want = row_lowest_mask(scores, 0.6) if pruner.rowwise else lowest_mask(scores, k)
+        assert torch.equal(pruner.prune(w, stats, 0.6).mask, want), n
+
+
 def test_stats_accumulate_like_one_pass() -> None:
     _w, stats = _inputs()
     g = torch.Generator().manual_seed(0)

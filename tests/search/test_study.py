@@ -186,6 +186,12 @@ def test_shipped_study_configs_load() -> None:
     seq = StudyConfig.load(studies / "smollm2-70-seq.yaml")
     assert seq.anchor.rounds == 3 and seq.anchor.start is not None
     assert seq.anchor.start.label == "ramp slope=0.3"
+    for pct in (70, 60):
+        sg = StudyConfig.load(studies / f"smollm2-{pct}-sparsegpt.yaml")
+        assert sg.evaluator.masks == "database" and sg.evaluator.pruner == "sparsegpt"
+        assert sg.verify.pruner == "sparsegpt" and sg.target == pct / 100
+        # The database is calibrated on the verification's windows.
+        assert (sg.data.nsamples, sg.data.seqlen) == (sg.verify.nsamples, sg.verify.seqlen)
 
 
 def test_evopress_level_switches_keep_the_offset_sum() -> None:
@@ -244,3 +250,31 @@ def test_a_saved_plan_warm_starts_a_study(evaluator: Evaluator, tmp_path: Path) 
     with pytest.raises(StudyConfigError, match=r"unknown warm_start key\(s\) \[.plan., .seed.\]"):
         StudyConfig.from_dict({"warm_start": [{"plan": "a.json", "method": "x", "seed": 1}]},
                               tmp_path / "s.yaml")
+
+
+def test_a_study_on_a_sparsegpt_level_database_scores_and_verifies_grid_plans(tmp_path: Path) -> None:
+    from allocsearch.database import LevelGrid
+    from tests.helpers import tiny_profile
+
+    grid = LevelGrid((0.0, 0.3, 0.5, 0.6, 0.7, 0.9))
+    ev_cfg = EVAL | {"masks": "database", "pruner": "sparsegpt", "levels": list(grid.levels)}
+    cfg = _config(tmp_path, {"space": "levels", "evaluator": ev_cfg, "sampler": "random",
+                             "predictor": {"model": "xgboost", "warmup": 4, "pool": 40, "k": 1},
+                             "verify": {"pruner": "sparsegpt", "top": 1, "nsamples": 2, "seqlen": 32,
+                                        "eval_windows": 2}, "n_trials": 8})
+    prof = tiny_profile()
+    assert prof.loaded is not None
+    ev = Evaluator(prof.loaded, prof, cfg.evaluator, progress=False, cache_dir=tmp_path / "cache")
+    run = run_study(cfg, evaluator=ev, progress=False)
+    assert _check_plans(run.study) >= 4
+    for t in run.study.get_trials(states=(TrialState.COMPLETE,)):
+        assert set(trial_plan(run.study, t).sparsities().values()) <= set(grid.levels), t.number
+    assert any("screened" in t.user_attrs for t in run.study.trials)  # the predictor proposed
+    best = min((t for t in run.study.trials if t.state == TrialState.COMPLETE), key=lambda t: t.values[0])
+    assert run.verified[best.number]["pruner"] == "sparsegpt"
+    ev.close()
+
+
+def test_the_old_scores_key_is_refused_with_its_new_name(tmp_path: Path) -> None:
+    with pytest.raises(StudyConfigError, match="evaluator.scores is now evaluator.pruner"):
+        StudyConfig.from_dict({"evaluator": {"scores": "wanda"}}, tmp_path / "s.yaml")

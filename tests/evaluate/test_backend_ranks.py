@@ -1,4 +1,4 @@
-"""Rank masks on hand-made scores, and the cache's apply / restore on a tiny model."""
+"""Rank masks on hand-made scores, and the ranks backend's apply / restore on a tiny model."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from allocsearch.engine import LayerTarget
-from allocsearch.evaluate.mask_cache import MaskCache, index_dtype, rank_mask, score_ranks
+from allocsearch.evaluate.backends import BackendSettings, RankBackend, index_dtype, rank_mask, score_ranks
 from allocsearch.pruners import LayerStats, MagnitudePruner, Pattern, WandaPruner
 from allocsearch.pruners.masks import nm_mask, row_lowest_mask
 from tests.helpers import tiny_profile
@@ -69,7 +69,7 @@ def test_apply_restore_bit_identical_and_incremental() -> None:
     assert prof.loaded is not None
     model = prof.loaded.model
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    cache = MaskCache(prof.loaded.adapter, prof.sq_norm)
+    cache = RankBackend(prof.loaded, prof, BackendSettings("wanda"))
     names = cache.names
     targets = {n: LayerTarget(0.6) for n in names}
     assert cache.apply(targets) == len(names)
@@ -95,7 +95,7 @@ def test_apply_restore_bit_identical_and_incremental() -> None:
 def test_gpt2_conv1d_layers_are_written_in_their_own_layout() -> None:
     prof = tiny_profile("gpt2")
     assert prof.loaded is not None
-    cache = MaskCache(prof.loaded.adapter, prof.sq_norm)
+    cache = RankBackend(prof.loaded, prof, BackendSettings("wanda"))
     cache.apply({n: LayerTarget(0.5) for n in cache.names})
     for name, layer in prof.loaded.adapter.prunable_layers().items():
         w = prof.loaded.adapter.get_weight(layer)  # (out, in)
@@ -105,10 +105,11 @@ def test_gpt2_conv1d_layers_are_written_in_their_own_layout() -> None:
 def test_unknown_layer_and_rule() -> None:
     prof = tiny_profile("llama")
     assert prof.loaded is not None
-    cache = MaskCache(prof.loaded.adapter, None, scores="magnitude")
+    cache = RankBackend(prof.loaded, prof, BackendSettings("magnitude"))
     with pytest.raises(KeyError, match="does not have"):
         cache.apply({"model.layers.9.mlp.up_proj": LayerTarget(0.5)})
-    with pytest.raises(ValueError, match="unknown score rule"):
-        MaskCache(prof.loaded.adapter, None, scores="sparsegpt")
+    with pytest.raises(ValueError, match="masks: database"):
+        RankBackend(prof.loaded, prof, BackendSettings("sparsegpt"))
+    prof.sq_norm = {}
     with pytest.raises(ValueError, match="norms"):
-        MaskCache(prof.loaded.adapter, None, scores="wanda")
+        RankBackend(prof.loaded, prof, BackendSettings("wanda"))

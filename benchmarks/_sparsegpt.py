@@ -1,0 +1,280 @@
+"""The ``sparsegpt`` suite of benchmarks/quality.py: the search on a SparseGPT level database
+against the priors, everything pruned and verified with sequential SparseGPT.
+
+At each target (70%, 60%), with studies/smollm2-<pct>-sparsegpt.yaml:
+
+- the first seed's study starts from every prior of the study's grid (uniform, OWL, alpha,
+  ramp), each a trial scored by the database fitness on the search split (offsets rounded to
+  the level grid); each family's best setting is read off those trials (the lowest fitness at
+  full fidelity, else at the first fidelity, where the EvoPress pruner stopped it): parameters
+  chosen on the search split under SparseGPT;
+- the other seeds start from those family winners only (the EvoPress sampler's parent is the
+  best trial, so the losers of the grid would only cost time); every seed then runs
+  --offspring trials beyond its warm starts;
+- uniform, each family's chosen prior (as the allocator gives it, not snapped) and each seed's
+  best plan are pruned sequentially with SparseGPT on the study's verification calibration,
+  and measured on --eval-windows windows of the pydoc evaluation split and of another domain
+  (Debian's /usr/share/common-licenses: legal English the search never saw).
+
+Rows finish into results/runs/quality_sparsegpt.partial.json (an interrupted run resumes);
+studies live in results/runs/ (re-running resumes them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from _common import RESULTS, environment
+
+from allocsearch.allocation import get_allocator
+from allocsearch.apply import prune_with_plan
+from allocsearch.evaluate import Evaluator
+from allocsearch.evaluate.perplexity import evaluate_perplexity
+from allocsearch.io import atomic_write_text
+from allocsearch.models import LoadedModel, load_model
+from allocsearch.plan import Plan
+from allocsearch.search import StudyConfig, run_study, tokens_read
+from allocsearch.search.report import best_plan
+
+STUDIES = Path(__file__).resolve().parents[1] / "studies"
+RUNS = RESULTS / "runs"
+OTHER_DOMAIN = Path("/usr/share/common-licenses")
+FAMILIES = ("owl", "alpha", "ramp")
+
+
+def other_domain_file() -> str:
+    """Every licence Debian ships, as one text file (its evaluation part is scored)."""
+    path = RUNS / "licenses.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    texts = [p.read_text(errors="ignore") for p in sorted(OTHER_DOMAIN.iterdir()) if p.is_file()]
+    atomic_write_text(path, "\n\n".join(texts))
+    return f"file:{path}"
+
+
+def _config(target: float, seed: int, args: argparse.Namespace,
+            winners: list[str] | None = None) -> StudyConfig:
+    """The study of ``target`` at ``seed``: all its warm starts, or only those labelled in
+    ``winners``; ``args.offspring`` trials beyond them."""
+    pct = round(target * 100)
+    cfg = StudyConfig.load(STUDIES / f"smollm2-{pct}-sparsegpt.yaml", [f"seed={seed}"])
+    warm = tuple(w for w in cfg.warm_start if winners is None or w.label in winners)
+    return dataclasses.replace(cfg, output=RUNS / f"{cfg.name}_s{seed}", warm_start=warm,
+                               n_trials=len(warm) + args.offspring)
+
+
+def measure(loaded: LoadedModel, ev: Evaluator, cfg: StudyConfig, plan: Plan, other: str,
+            windows: int) -> dict[str, Any]:
+    """Sequential SparseGPT on a copy at the plan's ratios, then perplexity on both domains."""
+    ev.restore()
+    copy = loaded.clone()
+    vc = cfg.verify_config("sparsegpt")
+    start = time.perf_counter()
+    report = prune_with_plan(copy, plan, "sparsegpt", vc.calibration, progress=False)
+    prune_s = time.perf_counter() - start
+    ppl = evaluate_perplexity(copy, cfg.evaluator.source, nsamples=windows, progress=False)
+    ppl_other = evaluate_perplexity(copy, other, nsamples=windows, progress=False)
+    del copy
+    return {"ppl": ppl.ppl, "ppl_other": ppl_other.ppl, "tokens": ppl.tokens,
+            "tokens_other": ppl_other.tokens, "sparsity": report.overall, "prune_s": prune_s,
+            "budget": plan.budget()}
+
+
+def _choose_priors(study: Any, cfg: StudyConfig, ev: Evaluator, target: float) -> dict[str, Any]:
+    """Each family's best warm start in ``study`` (its prior trials), as the allocator gives it."""
+    by_label = {ws.label: ws for ws in cfg.warm_start}
+    scored: list[dict[str, Any]] = []
+    for t in study.get_trials(deepcopy=False):
+        label = t.user_attrs.get("prior")
+        if label not in by_label or not t.intermediate_values:
+            continue
+        first = min(t.intermediate_values)
+        complete = t.state.name == "COMPLETE"
+        scored.append({"label": label, "family": label.split()[0], "trial": t.number,
+                       "complete": complete, "search_fitness": float(t.values[0]) if complete else None,
+                       "first_fitness": float(t.intermediate_values[first])})
+    best: dict[str, Any] = {}
+    for family in ("uniform", *FAMILIES):
+        rows = [r for r in scored if r["family"] == family]
+        done = [r for r in rows if r["complete"]]
+        pick = (min(done, key=lambda r: r["search_fitness"]) if done
+                else min(rows, key=lambda r: r["first_fitness"]))
+        ws = by_label[pick["label"]]
+        plan = get_allocator(ws.method, **ws.params).allocate(ev.profile, target)
+        best[family] = pick | {"plan": plan.to_dict()}
+    return {"scored": scored, "best": best}
+
+
+def suite_sparsegpt(args: argparse.Namespace) -> dict[str, Any]:
+    done: dict[str, Any] = {}
+    for target in args.targets:  # one file per target: targets may run in parallel processes
+        part = RUNS / f"quality_sparsegpt_{round(target * 100)}.partial.json"
+        if part.exists() and not args.fresh:
+            done |= json.loads(part.read_text())
+
+    def save() -> None:
+        for pct, state in done.items():
+            path = RUNS / f"quality_sparsegpt_{pct}.partial.json"
+            atomic_write_text(path, json.dumps({pct: state}, indent=1))
+
+    loaded = load_model(args.model, device=args.device, dtype=args.dtype)
+    other = other_domain_file()
+    first = _config(args.targets[0], args.seeds[0], args)
+    ev = Evaluator.build(loaded, first.evaluator, progress=False)
+    windows = args.eval_windows or 40
+    rows: list[dict[str, Any]] = []
+    for target in args.targets:
+        pct = str(round(target * 100))
+        state = done.setdefault(pct, {})
+        for seed in args.seeds:
+            key = f"searched:s{seed}"
+            if key in state:
+                continue
+            winners = (None if seed == args.seeds[0]
+                       else [r["label"] for r in state["priors"]["best"].values()])
+            scfg = _config(target, seed, args, winners)
+            t = time.perf_counter()
+            run = run_study(scfg, evaluator=ev, progress=args.progress, verify=False)
+            search_s = time.perf_counter() - t
+            if seed == args.seeds[0] and "priors" not in state:
+                state["priors"] = _choose_priors(run.study, scfg, ev, target)
+            plan = best_plan(run.study)
+            trials = run.study.get_trials(deepcopy=False)
+            state[key] = {"label": f"searched seed {seed}", "search_fitness": plan.provenance["fitness"],
+                          "trials": len(trials), "warm_starts": len(scfg.warm_start), "search_s": search_s,
+                          "complete": sum(1 for tr in trials if tr.state.name == "COMPLETE"),
+                          "tokens": tokens_read(run.study),
+                          **measure(loaded, ev, scfg, plan, other, windows), "plan": plan.to_dict()}
+            save()
+            print(f"  {pct}% searched seed {seed}: fitness {state[key]['search_fitness']:.3f}  ppl "
+                  f"{state[key]['ppl']:.3f}  other {state[key]['ppl_other']:.3f}", flush=True)
+        cfg = _config(target, args.seeds[0], args)
+        for family in ("uniform", *FAMILIES):
+            key = f"measured:{family}"
+            if key not in state:
+                chosen = state["priors"]["best"][family]
+                fit = chosen["search_fitness"] if chosen["complete"] else None
+                state[key] = {"label": chosen["label"], "search_fitness": fit,
+                              **measure(loaded, ev, cfg, Plan.from_dict(chosen["plan"]), other, windows)}
+                save()
+            print(f"  {pct}% {state[key]['label']:24s} ppl {state[key]['ppl']:8.3f}  "
+                  f"other {state[key]['ppl_other']:8.3f}", flush=True)
+        rows += summarise(float(target), state, args.seeds)
+    ev.close()
+    return {"suite": "sparsegpt", "command": " ".join(["python", *sys.argv]),
+            "warm_starts": len(first.warm_start), "model": args.model, "device": loaded.device.type,
+            "dtype": args.dtype, "seeds": args.seeds, "offspring": args.offspring,
+            "study": {"config": str(STUDIES / "smollm2-<pct>-sparsegpt.yaml"),
+                      "evaluator": first.evaluator.to_dict(), "verify": vars(first.verify),
+                      "sampler": first.sampler, "space": first.space},
+            "evaluation": {"part": "evaluation", "seqlen": 512, "windows": windows,
+                           "other_domain": "/usr/share/common-licenses (all files, concatenated)"},
+            "left_out": "BESA (not among the study's warm starts: its own optimisation per plan)",
+            "environment": environment(), "rows": rows, "runs": done}
+
+
+def summarise(target: float, state: dict[str, Any], seeds: list[int]) -> list[dict[str, Any]]:
+    """One row per prior and one for the searched plans (median and spread over seeds), each
+    with its ratio to the best prior measured (on each domain)."""
+    priors = [state[f"measured:{f}"] | {"family": f} for f in ("uniform", *FAMILIES)]
+    best = min(priors, key=lambda r: r["ppl"])
+    best_other = min(priors, key=lambda r: r["ppl_other"])
+    by_search = min(priors, key=lambda r: r["search_fitness"] if r["search_fitness"] is not None else 1e300)
+    rows = [{"target": target, "plan": r["label"], "seeds": 1, "search_fitness": r["search_fitness"],
+             "ppl": r["ppl"], "ppl_other": r["ppl_other"], "ratio": r["ppl"] / best["ppl"],
+             "ratio_other": r["ppl_other"] / best_other["ppl_other"]} for r in priors]
+    found = [state[f"searched:s{s}"] for s in seeds if f"searched:s{s}" in state]
+    if found:
+        ppl = [r["ppl"] for r in found]
+        other = [r["ppl_other"] for r in found]
+        rows.append({
+            "target": target, "plan": "searched (median)", "seeds": len(found),
+            "search_fitness": statistics.median(r["search_fitness"] for r in found),
+            "ppl": statistics.median(ppl), "ppl_min": min(ppl), "ppl_max": max(ppl),
+            "ppl_other": statistics.median(other), "ppl_other_min": min(other),
+            "ppl_other_max": max(other), "ratio": statistics.median(ppl) / best["ppl"],
+            "ratio_other": statistics.median(other) / best_other["ppl_other"],
+            "best_prior": best["label"], "best_prior_other": best_other["label"],
+            "best_prior_on_search": by_search["label"],
+        })
+    return rows
+
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+MARKERS = ("<!-- sparsegpt-results:begin -->", "<!-- sparsegpt-results:end -->")
+
+
+def _fmt(v: Any, digits: int = 2) -> str:
+    return "-" if v is None else f"{v:.{digits}f}"
+
+
+def render() -> str:
+    """The README's results block, from the suite's JSON, the correlation and the costs."""
+    quality = json.loads((RESULTS / "quality_sparsegpt_cpu.json").read_text())
+    corr = json.loads((RESULTS / "correlation_cpu_float32_sparsegpt.json").read_text())
+    costs = json.loads((RESULTS / "database_costs_cpu.json").read_text())
+    env = quality["environment"]
+    fid = corr["args"]["fidelities"]
+    rho = {r["group"]: r for r in corr["spearman"]}
+    lines = [
+        f"**Rank correlation** (`{corr['command']}`): {rho['all']['plans']} plans at 60/65/70% "
+        f"(uniform, OWL, alpha, ramps of both signs, random per-block plans), snapped to the grid. "
+        f"Spearman of the database fitness ({fid[-1]} search tokens) against sequential SparseGPT "
+        f"perplexity ({corr['verify']['eval_windows']} x 512 evaluation tokens): "
+        f"**{rho['all'][f'ppl@{fid[-1]}']:.3f}** over all plans; within 70%, 65%, 60%: "
+        + ", ".join(f"{rho[g][f'ppl@{fid[-1]}']:.3f}" for g in ("0.70", "0.65", "0.60"))
+        + f". The cached Wanda ranks on the same plans ({fid[0]} tokens): "
+        f"{rho['all'][f'wanda_ppl@{fid[0]}']:.3f} over all, "
+        + ", ".join(f"{rho[g][f'wanda_ppl@{fid[0]}']:.3f}" for g in ("0.70", "0.65", "0.60")) + ".",
+        "",
+        f"**Search vs priors, all pruned with sequential SparseGPT** (`{quality['command']}`; "
+        f"{env['device']}, {env['threads']} thread(s), torch {env['torch']}; seeds "
+        f"{quality['seeds']}; the first seed from all {quality['warm_starts']} priors of the grid, "
+        f"the others from the family winners; {quality['offspring']} EvoPress offspring per study "
+        f"beyond the warm starts, on `spaces/levels.yaml`; "
+        f"calibration {quality['study']['verify']['nsamples']} x {quality['study']['verify']['seqlen']} "
+        f"for the database and the verification; perplexity on "
+        f"{quality['evaluation']['windows']} x 512 tokens of the pydoc evaluation split and of "
+        f"Debian's licences). Priors: each family's best setting on the search split (database "
+        f"fitness), applied as the allocator gives it. Left out: {quality['left_out']}.",
+        "",
+        "| target | plan | seeds | search fitness | ppl (pydoc) | x best prior | ppl (licenses) "
+        "| x best prior |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in quality["rows"]:
+        rng = f" [{r['ppl_min']:.2f}, {r['ppl_max']:.2f}]" if "ppl_min" in r else ""
+        rng_o = f" [{r['ppl_other_min']:.2f}, {r['ppl_other_max']:.2f}]" if "ppl_other_min" in r else ""
+        lines.append(f"| {r['target']:.0%} | {r['plan']} | {r['seeds']} | {_fmt(r['search_fitness'])} | "
+                     f"{r['ppl']:.2f}{rng} | {r['ratio']:.3f} | {r['ppl_other']:.2f}{rng_o} | "
+                     f"{r['ratio_other']:.3f} |")
+    c = {r["quantity"]: r["value"] for r in costs["rows"]}
+    lines += [
+        "",
+        f"**Costs** (`{costs['command']}`, {costs['environment']['threads']} thread(s)): one "
+        f"sequential SparseGPT prune {c['one sequential SparseGPT prune (s)']:.0f} s; the database "
+        f"({len(costs['levels']) - 1} levels x {costs['entries']} modules) "
+        f"{c['database build (s)']:.0f} s = **{c['build / one prune']:.1f}x** one prune; "
+        f"{c['database on disk (GiB)']:.2f} GiB on disk (float32), projected "
+        f"{c['projected LLaMA-7B, bf16 (GiB)']:.0f} GiB for LLaMA-7B in bfloat16. Apply overhead "
+        f"(fitness right after a plan switch / the same plan's bare forward and perplexity): "
+        f"EvoPress level switches median {c['apply overhead, level switches (median)']:.3f}x "
+        f"(max {c['apply overhead, level switches (max)']:.3f}x); every module changed median "
+        f"{c['apply overhead, all modules change (median)']:.3f}x "
+        f"(max {c['apply overhead, all modules change (max)']:.3f}x).",
+    ]
+    return "\n".join(lines)
+
+
+def render_readme() -> None:
+    text = README.read_text()
+    begin, end = MARKERS
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    atomic_write_text(README, head + begin + "\n" + render() + "\n" + end + tail)
