@@ -13,8 +13,9 @@ At each target (70%, 60%), with studies/smollm2-<pct>-sparsegpt.yaml:
   --offspring trials beyond its warm starts;
 - uniform, each family's chosen prior (as the allocator gives it, not snapped) and each seed's
   best plan are pruned sequentially with SparseGPT on the study's verification calibration,
-  and measured on --eval-windows windows of the pydoc evaluation split and of another domain
-  (Debian's /usr/share/common-licenses: legal English the search never saw).
+  and measured on --eval-windows windows of the pydoc evaluation split and on every window of
+  another domain's evaluation part (Debian's /usr/share/common-licenses, 39 x 512 tokens:
+  legal English the search never saw).
 
 Rows finish into results/runs/quality_sparsegpt.partial.json (an interrupted run resumes);
 studies live in results/runs/ (re-running resumes them).
@@ -79,7 +80,8 @@ def measure(loaded: LoadedModel, ev: Evaluator, cfg: StudyConfig, plan: Plan, ot
     report = prune_with_plan(copy, plan, "sparsegpt", vc.calibration, progress=False)
     prune_s = time.perf_counter() - start
     ppl = evaluate_perplexity(copy, cfg.evaluator.source, nsamples=windows, progress=False)
-    ppl_other = evaluate_perplexity(copy, other, nsamples=windows, progress=False)
+    # The licences' evaluation part holds 39 windows: all of them are read.
+    ppl_other = evaluate_perplexity(copy, other, nsamples=None, progress=False)
     del copy
     return {"ppl": ppl.ppl, "ppl_other": ppl_other.ppl, "tokens": ppl.tokens,
             "tokens_other": ppl_other.tokens, "sparsity": report.overall, "prune_s": prune_s,
@@ -173,7 +175,7 @@ def suite_sparsegpt(args: argparse.Namespace) -> dict[str, Any]:
             "study": {"config": str(STUDIES / "smollm2-<pct>-sparsegpt.yaml"),
                       "evaluator": first.evaluator.to_dict(), "verify": vars(first.verify),
                       "sampler": first.sampler, "space": first.space},
-            "evaluation": {"part": "evaluation", "seqlen": 512, "windows": windows,
+            "evaluation": {"part": "evaluation", "seqlen": 512, "windows": windows, "windows_other": "all",
                            "other_domain": "/usr/share/common-licenses (all files, concatenated)"},
             "left_out": "BESA (not among the study's warm starts: its own optimisation per plan)",
             "environment": environment(), "rows": rows, "runs": done}
@@ -240,8 +242,8 @@ def render() -> str:
         f"beyond the warm starts, on `spaces/levels.yaml`; "
         f"calibration {quality['study']['verify']['nsamples']} x {quality['study']['verify']['seqlen']} "
         f"for the database and the verification; perplexity on "
-        f"{quality['evaluation']['windows']} x 512 tokens of the pydoc evaluation split and of "
-        f"Debian's licences). Priors: each family's best setting on the search split (database "
+        f"{quality['evaluation']['windows']} x 512 tokens of the pydoc evaluation split and on all "
+        f"39 x 512 of Debian's licences). Priors: each family's best setting on the search split (database "
         f"fitness), applied as the allocator gives it. Left out: {quality['left_out']}.",
         "",
         "| target | plan | seeds | search fitness | ppl (pydoc) | x best prior | ppl (licenses) "
@@ -278,3 +280,46 @@ def render_readme() -> None:
     head, rest = text.split(begin, 1)
     _, tail = rest.split(end, 1)
     atomic_write_text(README, head + begin + "\n" + render() + "\n" + end + tail)
+
+
+def suite_sparsegpt_anchored(args: argparse.Namespace) -> dict[str, Any]:
+    """One anchored round on the level database (exploratory): the database re-built on the
+    activations of a sequential SparseGPT prune at the sparsegpt suite's best plan of each seed
+    in --seeds (so the anchor's fitness is its exact sequential one), --offspring EvoPress
+    trials from it, the best of {anchor, the round's best trial} (each measured exactly, which
+    re-builds the database at it) pruned and measured as in the sparsegpt suite."""
+    from allocsearch.search.anchored import run_anchored
+    from allocsearch.search.config import AnchorSettings, WarmStart
+
+    loaded = load_model(args.model, device=args.device, dtype=args.dtype)
+    other = other_domain_file()
+    ev: Evaluator | None = None
+    rows: list[dict[str, Any]] = []
+    for target in args.targets:
+        pct = str(round(target * 100))
+        state = json.loads((RUNS / f"quality_sparsegpt_{pct}.partial.json").read_text())[pct]
+        for seed in args.seeds:
+            start = RUNS / f"anchor_start_{pct}_s{seed}.json"
+            Plan.from_dict(state[f"searched:s{seed}"]["plan"]).save(start)
+            base = _config(target, seed, args, winners=[])
+            cfg = dataclasses.replace(base, output=RUNS / f"{base.name}_anchored_s{seed}", warm_start=(),
+                                      n_trials=args.offspring,
+                                      anchor=AnchorSettings(1, WarmStart("plan", {}, str(start)), 1))
+            if ev is None:
+                ev = Evaluator.build(loaded, cfg.evaluator, progress=False)
+            t = time.perf_counter()
+            run = run_anchored(cfg, evaluator=ev, progress=args.progress, verify=False)
+            assert run.best is not None
+            row = {"target": float(target), "seed": seed, "start_ppl": state[f"searched:s{seed}"]["ppl"],
+                   "start_ppl_other": state[f"searched:s{seed}"]["ppl_other"],
+                   "measured": run.measured, "best_from": run.best.provenance["anchored"],
+                   "search_s": time.perf_counter() - t,
+                   **measure(loaded, ev, cfg, run.best, other, args.eval_windows or 40)}
+            rows.append(row)
+            print(f"  {pct}% seed {seed}: start {row['start_ppl']:.3f} -> anchored best "
+                  f"({row['best_from']}) {row['ppl']:.3f}, other {row['ppl_other']:.3f}", flush=True)
+    assert ev is not None
+    ev.close()
+    return {"suite": "sparsegpt_anchored", "command": " ".join(["python", *sys.argv]),
+            "model": args.model, "device": loaded.device.type, "dtype": args.dtype,
+            "offspring": args.offspring, "environment": environment(), "rows": rows}

@@ -47,17 +47,17 @@ from allocsearch.pruners import get_pruner
 LLAMA7B_PRUNABLE = 32 * (4 * 4096 * 4096 + 3 * 4096 * 11008)
 
 
-def offspring(parent: Plan, grid: tuple[float, ...], rng: np.random.Generator) -> Plan:
+def offspring(parent: Plan, grid: LevelGrid, rng: np.random.Generator) -> Plan:
     """The parent with 1-3 level switches: one block up a level, another down one (blocks are
     equal in size here, so the budget holds)."""
-    levels = list(grid)
+    levels = list(grid.levels)
     blocks = {b: [n for n in parent.modules if block_of(n) == b] for b in range(parent.model.num_blocks)}
     mods = dict(parent.modules)
     for _ in range(int(rng.integers(1, 4))):
         for _try in range(20):
             up, down = (int(b) for b in rng.choice(len(blocks), size=2, replace=False))
-            iu = levels.index(mods[blocks[up][0]].sparsity)
-            idn = levels.index(mods[blocks[down][0]].sparsity)
+            iu = grid.index(mods[blocks[up][0]].sparsity)
+            idn = grid.index(mods[blocks[down][0]].sparsity)
             if iu + 1 < len(levels) and idn - 1 >= 1:
                 for n in blocks[up]:
                     mods[n] = ModuleChoice(levels[iu + 1])
@@ -116,7 +116,7 @@ def main() -> None:
         parent = ev.prepare(random_plan(ident, args.target, block_spread=0.0, module_spread=0.0))
         chain = [parent]
         for _ in range(args.plans):
-            chain.append(offspring(chain[-1], db.grid.levels, rng))
+            chain.append(offspring(chain[-1], db.grid, rng))
         randoms = [ev.prepare(random_plan(ident, args.target, seed=s)) for s in range(args.plans)]
         ev.fitness(parent)  # warm-up: first forward, page cache
         switches = overhead(ev, chain[1:])

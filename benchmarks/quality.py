@@ -52,7 +52,7 @@ from _common import (
 )
 from _oneshot import suite_oneshot
 from _search import suite_anchored, suite_samplers, suite_search
-from _sparsegpt import render_readme, suite_sparsegpt
+from _sparsegpt import render_readme, suite_sparsegpt, suite_sparsegpt_anchored
 
 from allocsearch.data import DataConfig
 from allocsearch.models import load_model
@@ -197,7 +197,7 @@ def suite_priors(args: argparse.Namespace) -> dict[str, Any]:
 
 SUITES = {"uniform": suite_uniform, "priors": suite_priors, "search": suite_search,
           "samplers": suite_samplers, "anchored": suite_anchored, "oneshot": suite_oneshot,
-          "sparsegpt": suite_sparsegpt}
+          "sparsegpt": suite_sparsegpt, "sparsegpt_anchored": suite_sparsegpt_anchored}
 
 
 def main() -> None:
@@ -235,7 +235,8 @@ def main() -> None:
     if args.render_readme:
         render_readme()
         return
-    if args.suite in ("search", "samplers", "anchored", "sparsegpt") and args.targets == list(PRIOR_TARGETS):
+    if args.suite in ("search", "samplers", "anchored", "sparsegpt", "sparsegpt_anchored") \
+            and args.targets == list(PRIOR_TARGETS):
         args.targets = [0.7, 0.6] if args.suite in ("search", "sparsegpt") else [0.7]
     payload = SUITES[args.suite](args)
     print()
@@ -247,6 +248,7 @@ def main() -> None:
         "samplers": ["sampler", "budget", "metric", "median", "min", "max", "runs", "devices",
                      "median_tokens"],
         "oneshot": ["target", "plan", "params", "search_ppl", "eval_ppl", "best_prior", "ratio"],
+        "sparsegpt_anchored": ["target", "seed", "start_ppl", "best_from", "ppl", "ppl_other"],
         "sparsegpt": ["target", "plan", "seeds", "search_fitness", "ppl", "ppl_min", "ppl_max",
                       "ppl_other", "ratio", "ratio_other"],
         "anchored": ["target", "rounds", "fitness_evaluations", "exact_measurements", "best_from",

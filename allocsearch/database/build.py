@@ -67,9 +67,9 @@ def open_database(
     """The database of ``spec`` for this model (created empty when new)."""
     identity = identity_from_adapter(loaded.adapter, loaded.name)
     dtype = _dtype_name(loaded)
-    key = spec.key(identity, weights_digest(loaded), dtype)
+    digest = weights_digest(loaded)
     root = levels_root(cache_dir or default_cache_dir())
-    return LevelDatabase.create(root, key, spec, identity, weights_digest(loaded), dtype)
+    return LevelDatabase.create(root, spec.key(identity, digest, dtype), spec, identity, digest, dtype)
 
 
 def check_disk(folder: Path, need: int) -> None:

@@ -222,4 +222,8 @@ def test_evaluator_anchor_switches_database(tmp_path: Path) -> None:
     assert anchored != one_shot and ev.anchor_plan is plan
     ev.anchor(None)
     assert ev.fitness(plan) == one_shot
+    off_grid = random_plan(ev.identity, 0.5, seed=2)
+    ev.anchor(off_grid, DATA)  # prepared first: the anchor is the snapped plan
+    assert ev.anchor_plan is not None and ev.anchor_plan.modules == plan.modules
+    assert ev.fitness(plan) == anchored  # the same anchor's database, reused from the cache
     ev.close()

@@ -84,7 +84,7 @@ class LevelBackend(Backend):
         return snap_to_levels(plan, self.grid.levels)
 
     def _key(self, name: str, target: LayerTarget) -> StateKey:
-        return (id(self.db), self.grid.index(target.sparsity))
+        return (self.db.key, self.grid.index(target.sparsity))
 
     def _write(self, name: str, weight: torch.Tensor, target: LayerTarget) -> None:
         weight.copy_(self.db.load(name, target.sparsity))
