@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import save
 
 from allocsearch.apply import plan_targets
 from allocsearch.budget import identity_from_adapter, random_plan, snap_to_levels
@@ -44,7 +43,9 @@ def _weights(lm: LoadedModel) -> dict[str, torch.Tensor]:
     return {n: lm.adapter.get_weight(m).detach().clone() for n, m in lm.adapter.prunable_layers().items()}
 
 
-def _direct(lm: LoadedModel, pruner: str, targets: dict[str, LayerTarget], inputs: str) -> dict[str, torch.Tensor]:
+def _direct(
+    lm: LoadedModel, pruner: str, targets: dict[str, LayerTarget], inputs: str
+) -> dict[str, torch.Tensor]:
     """A direct prune of every module on the database's calibration windows (model restored)."""
     dense = _weights(lm)
     windows = calibration_windows(lm.tokenizer, DATA.source, DATA.nsamples, DATA.seqlen, DATA.seed)

@@ -276,5 +276,5 @@ def test_a_study_on_a_sparsegpt_level_database_scores_and_verifies_grid_plans(tm
 
 
 def test_the_old_scores_key_is_refused_with_its_new_name(tmp_path: Path) -> None:
-    with pytest.raises(StudyConfigError, match="evaluator.scores is now evaluator.pruner"):
+    with pytest.raises(StudyConfigError, match=r"evaluator\.scores is now evaluator\.pruner"):
         StudyConfig.from_dict({"evaluator": {"scores": "wanda"}}, tmp_path / "s.yaml")
