@@ -55,10 +55,8 @@ class LevelBackend(Backend):
 
     def _build(self, spec: DatabaseSpec, anchor: dict[str, LayerTarget] | None) -> LevelDatabase:
         s = self.settings
-        report = build_database(self.loaded, spec, anchor=anchor, cache_dir=s.cache_dir,
-                                batch_size=s.batch_size, progress=s.progress)
-        self.build_seconds = report.seconds
-        return report.database
+        return build_database(self.loaded, spec, anchor=anchor, cache_dir=s.cache_dir,
+                              batch_size=s.batch_size, progress=s.progress).database
 
     @staticmethod
     def _unstructured_only(plan: Plan) -> None:
