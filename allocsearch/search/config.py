@@ -245,7 +245,11 @@ class StudyConfig:
             data = yaml.safe_load(p.read_text())
         except yaml.YAMLError as exc:
             raise StudyConfigError(f"{p}: not valid YAML ({exc})") from exc
-        data = apply_overrides(data if isinstance(data, dict) else {}, overrides or [])
+        if data is None:
+            data = {}  # an empty file: every key takes its default
+        if not isinstance(data, dict):
+            raise StudyConfigError(f"{p}: a study config must be a YAML mapping, got {type(data).__name__}")
+        data = apply_overrides(data, overrides or [])
         return cls.from_dict(data, p)
 
     @classmethod

@@ -278,3 +278,10 @@ def test_a_study_on_a_sparsegpt_level_database_scores_and_verifies_grid_plans(tm
 def test_the_old_scores_key_is_refused_with_its_new_name(tmp_path: Path) -> None:
     with pytest.raises(StudyConfigError, match=r"evaluator\.scores is now evaluator\.pruner"):
         StudyConfig.from_dict({"evaluator": {"scores": "wanda"}}, tmp_path / "s.yaml")
+
+
+def test_a_study_file_that_is_not_a_mapping_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "list.yaml"
+    path.write_text("- name: tiny\n- target: 0.5\n")
+    with pytest.raises(StudyConfigError, match="must be a YAML mapping, got list"):
+        StudyConfig.load(path)
