@@ -12,6 +12,19 @@ from typing import Any
 import torch
 
 RESULTS = Path(__file__).resolve().parent / "results"
+OTHER_DOMAIN = Path("/usr/share/common-licenses")
+
+
+def other_domain_file(folder: Path) -> str:
+    """Every licence Debian ships as one text file in ``folder`` (legal English, another
+    domain than the embedded text; its evaluation part is what is scored), as a data source."""
+    from allocsearch.io import atomic_write_text
+
+    path = folder / "licenses.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    texts = [p.read_text(errors="ignore") for p in sorted(OTHER_DOMAIN.iterdir()) if p.is_file()]
+    atomic_write_text(path, "\n\n".join(texts))
+    return f"file:{path}"
 
 
 def environment() -> dict[str, Any]:

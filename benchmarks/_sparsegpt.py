@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import RESULTS, environment
+from _common import RESULTS, environment, other_domain_file
 
 from allocsearch.allocation import get_allocator
 from allocsearch.apply import prune_with_plan
@@ -46,17 +46,7 @@ from allocsearch.search.report import best_plan
 
 STUDIES = Path(__file__).resolve().parents[1] / "studies"
 RUNS = RESULTS / "runs"
-OTHER_DOMAIN = Path("/usr/share/common-licenses")
 FAMILIES = ("owl", "alpha", "ramp")
-
-
-def other_domain_file() -> str:
-    """Every licence Debian ships, as one text file (its evaluation part is scored)."""
-    path = RUNS / "licenses.txt"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    texts = [p.read_text(errors="ignore") for p in sorted(OTHER_DOMAIN.iterdir()) if p.is_file()]
-    atomic_write_text(path, "\n\n".join(texts))
-    return f"file:{path}"
 
 
 def _config(target: float, seed: int, args: argparse.Namespace,
@@ -126,7 +116,7 @@ def suite_sparsegpt(args: argparse.Namespace) -> dict[str, Any]:
             atomic_write_text(path, json.dumps({pct: state}, indent=1))
 
     loaded = load_model(args.model, device=args.device, dtype=args.dtype)
-    other = other_domain_file()
+    other = other_domain_file(RUNS)
     first = _config(args.targets[0], args.seeds[0], args)
     ev = Evaluator.build(loaded, first.evaluator, progress=False)
     windows = args.eval_windows or 40
@@ -151,7 +141,7 @@ def suite_sparsegpt(args: argparse.Namespace) -> dict[str, Any]:
             state[key] = {"label": f"searched seed {seed}", "search_fitness": plan.provenance["fitness"],
                           "trials": len(trials), "warm_starts": len(scfg.warm_start), "search_s": search_s,
                           "complete": sum(1 for tr in trials if tr.state.name == "COMPLETE"),
-                          "tokens": tokens_read(run.study),
+                          "search_tokens": tokens_read(run.study),
                           **measure(loaded, ev, scfg, plan, other, windows), "plan": plan.to_dict()}
             save()
             print(f"  {pct}% searched seed {seed}: fitness {state[key]['search_fitness']:.3f}  ppl "
@@ -292,7 +282,7 @@ def suite_sparsegpt_anchored(args: argparse.Namespace) -> dict[str, Any]:
     from allocsearch.search.config import AnchorSettings, WarmStart
 
     loaded = load_model(args.model, device=args.device, dtype=args.dtype)
-    other = other_domain_file()
+    other = other_domain_file(RUNS)
     ev: Evaluator | None = None
     rows: list[dict[str, Any]] = []
     for target in args.targets:

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from _common import RESULTS, environment, print_table
+from _common import OTHER_DOMAIN, RESULTS, environment, other_domain_file, print_table
 
 from allocsearch.allocation import get_allocator
 from allocsearch.data import DataConfig
@@ -53,18 +53,8 @@ from allocsearch.structure import remove_structure, select_structure
 STUDIES = Path(__file__).resolve().parents[1] / "studies"
 OUT = RESULTS / "nas_cpu.json"
 PLOT = RESULTS / "nas_pareto_cpu.png"
-OTHER_DOMAIN = Path("/usr/share/common-licenses")
 README = Path(__file__).resolve().parents[1] / "README.md"
 LATENCY = LatencyConfig(prefill=512, prompt=32, decode=32, repeats=3)
-
-
-def _other_domain_file() -> str:
-    """One text file of every licence Debian ships (its evaluation part is what is scored)."""
-    path = RESULTS / "nas_runs" / "licenses.txt"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    texts = [p.read_text(errors="ignore") for p in sorted(OTHER_DOMAIN.iterdir()) if p.is_file()]
-    atomic_write_text(path, "\n\n".join(texts))
-    return f"file:{path}"
 
 
 def measure(loaded: LoadedModel, ev: Evaluator, plan: Plan | None, args: argparse.Namespace,
@@ -134,7 +124,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.redo_picks:  # choose and measure the per-prior picks again from the stored studies
         rows[:] = [r for r in rows if r["method"] not in PICKS[1:]]
     done = {(r["target"], r["method"], r.get("seed")) for r in rows}
-    other = _other_domain_file()
+    other = other_domain_file(RESULTS / "nas_runs")
     loaded = load_model(args.model, device="cpu", dtype="float32")
     base = _study("smollm2-nas-20", 0, args)
     ev = Evaluator.build(loaded, base.evaluator, progress=False)

@@ -52,12 +52,9 @@ class Pruner(ABC):
         pattern: Pattern | str | None = None,
     ) -> PruneResult:
         """Prune one matrix. ``sparsity`` may be None for an N:M pattern (it is implied)."""
-        if weight.ndim != 2:
-            raise ValueError(f"expected a 2-D weight (out, in), got shape {tuple(weight.shape)}")
         pat = Pattern.parse(pattern)
         s = pat.resolve_sparsity(sparsity)
-        if self.needs_data and stats is None:
-            raise ValueError(f"pruner {self.name!r} needs calibration statistics")
+        self._check(weight, stats)
         if s == 0.0 and not pat.is_nm:
             return PruneResult(torch.zeros_like(weight, dtype=torch.bool), weight.clone())
         return self._prune(weight, stats, s, pat)
@@ -68,14 +65,17 @@ class Pruner(ABC):
         """Unstructured prunes of one matrix at several sparsities, each equal to
         :meth:`prune` at that sparsity (a pruner may share work between them)."""
         levels = [UNSTRUCTURED.resolve_sparsity(s) for s in sparsities]
-        if weight.ndim != 2:
-            raise ValueError(f"expected a 2-D weight (out, in), got shape {tuple(weight.shape)}")
-        if self.needs_data and stats is None:
-            raise ValueError(f"pruner {self.name!r} needs calibration statistics")
+        self._check(weight, stats)
         dense = [s == 0.0 for s in levels]
         todo = [s for s, d in zip(levels, dense, strict=True) if not d]
         done = iter(self._prune_levels(weight, stats, todo) if todo else [])
         return [self.prune(weight, stats, 0.0) if d else next(done) for d in dense]
+
+    def _check(self, weight: torch.Tensor, stats: LayerStats | None) -> None:
+        if weight.ndim != 2:
+            raise ValueError(f"expected a 2-D weight (out, in), got shape {tuple(weight.shape)}")
+        if self.needs_data and stats is None:
+            raise ValueError(f"pruner {self.name!r} needs calibration statistics")
 
     def _prune_levels(
         self, weight: torch.Tensor, stats: LayerStats | None, sparsities: list[float]
