@@ -3,6 +3,7 @@ SmolLM2-135M (converted once per machine into the allocsearch cache)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, cast
 
 import pytest
@@ -48,3 +49,34 @@ def fresh_smollm2(smollm2: Any) -> Any:
     state = {k: v.clone() for k, v in smollm2.model.state_dict().items()}
     yield smollm2
     smollm2.model.load_state_dict(state)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """The URL of a running PostgreSQL server: ``$ALLOCSEARCH_TEST_POSTGRES`` (``.ci/run``
+    starts one), else the one ``scripts/postgres.sh`` starts (installing it when missing)."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    url = os.environ.get("ALLOCSEARCH_TEST_POSTGRES")
+    if not url:
+        script = Path(__file__).resolve().parents[1] / "scripts" / "postgres.sh"
+        url = subprocess.run([str(script)], check=True, capture_output=True, text=True).stdout.strip()
+    return url
+
+
+@pytest.fixture()
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A fresh, empty database on the test server for one test, dropped afterwards."""
+    import uuid
+
+    import psycopg
+
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    admin = postgres_server.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    yield postgres_server.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

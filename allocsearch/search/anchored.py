@@ -25,6 +25,7 @@ from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
 from allocsearch.evaluate import Evaluator
+from allocsearch.io import atomic_write_text
 from allocsearch.models.loading import LoadedModel
 from allocsearch.plan import Plan
 from allocsearch.search.config import AnchorSettings, StudyConfig, WarmStart
@@ -61,6 +62,19 @@ def run_anchored(
     if settings.rounds < 1:
         raise ValueError(f"study {config.name!r} has no anchored rounds (anchor.rounds = 0)")
     ev = study_evaluator(config, loaded, evaluator, progress)
+    try:
+        return _run_rounds(config, ev, progress, verify)
+    finally:  # an exception never leaves the caller's model pruned or the evaluator anchored
+        if ev.anchor_plan is not None:
+            ev.anchor(None)
+        if evaluator is None:
+            ev.close()
+        else:
+            ev.restore()
+
+
+def _run_rounds(config: StudyConfig, ev: Evaluator, progress: bool, verify: bool) -> AnchoredRun:
+    settings = config.anchor
     calibration = config.verify_config().calibration
     out = config.output
     out.mkdir(parents=True, exist_ok=True)
@@ -132,11 +146,9 @@ def run_anchored(
                            f"{v.ppl:.3f}")
         best.provenance["verified_ppl"] = {vc.pruner: result.verified["best"]["ppl"]}
     best.save(out / "best_plan.json")
-    (out / "anchors.json").write_text(json.dumps(
+    atomic_write_text(out / "anchors.json", json.dumps(
         {"study": config.name, "fitness": config.evaluator.fitness, "measured": result.measured,
          "best": chosen["plan"], "verified": result.verified}, indent=1) + "\n")
-    if evaluator is None:
-        ev.close()
     return result
 
 

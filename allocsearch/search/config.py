@@ -13,6 +13,8 @@
     warm_start: [{method: uniform}, {method: ramp, grid: {slope: [0.1, 0.2, 0.3, 0.4]}}]
     verify: {pruner: wanda, top: 3, nsamples: 16, seqlen: 256, eval_windows: 40}
     predictor: {model: xgboost, pool: 2000, k: 4, warmup: 16}   # optional short-listing
+    storage: postgresql://user@host/db   # optional: many workers on one study (default SQLite)
+    heartbeat: {interval: 60, grace: 120, retries: 1}   # a dead worker's trial is run again
 
 Outputs (storage, plans, plots, report) go to ``<config dir>/<name>/`` unless ``output`` says
 otherwise. Command-line overrides are ``key=value`` pairs with dotted keys
@@ -33,6 +35,7 @@ from allocsearch.data import DataConfig
 from allocsearch.engine import check_inputs
 from allocsearch.evaluate import EvaluatorConfig, Latency, LatencyConfig, VerifyConfig
 from allocsearch.predictor.base import regressor_names
+from allocsearch.search.storage import HeartbeatSettings
 
 STUDY_SCHEMA_VERSION = 1
 OBJECTIVES = ("fitness", "sparsity", "latency")
@@ -41,7 +44,7 @@ LATENCY_METRICS = ("decode", "prefill")
 _KEYS = {"schema_version", "name", "model", "device", "dtype", "data", "target", "space",
          "evaluator", "sampler", "pruner", "n_trials", "max_tokens", "storage", "seed",
          "warm_start", "verify", "objectives", "output", "anchor", "predictor",
-         "latency"}
+         "latency", "heartbeat"}
 
 
 class StudyConfigError(ValueError):
@@ -224,6 +227,8 @@ class StudyConfig:
     anchor: AnchorSettings = field(default_factory=AnchorSettings)
     predictor: PredictorSettings = field(default_factory=PredictorSettings)
     latency: LatencySettings = field(default_factory=lambda: LatencySettings())
+    #: Worker liveness: a trial silent for ``heartbeat.grace`` seconds is failed and retried.
+    heartbeat: HeartbeatSettings = field(default_factory=HeartbeatSettings)
 
     def verify_config(self, pruner: str | None = None) -> VerifyConfig:
         """The exact verification of this study (``pruner`` overrides ``verify.pruner``)."""
@@ -274,6 +279,7 @@ class StudyConfig:
             verify = VerifySettings(**(data.get("verify") or {}))
             raw = data.get("predictor") or {}
             predictor = PredictorSettings(**({"model": raw} if isinstance(raw, str) else raw))
+            heartbeat = HeartbeatSettings(**(data.get("heartbeat") or {}))
         except TypeError as exc:
             raise StudyConfigError(f"{where}: {exc}") from exc
         except ValueError as exc:
@@ -305,6 +311,9 @@ class StudyConfig:
             raise StudyConfigError(f"{where}: anchored rounds need a single objective")
         if predictor.enabled and len(objectives) > 1:
             raise StudyConfigError(f"{where}: predictor short-listing needs a single objective")
+        if anchor.rounds and data.get("storage"):
+            raise StudyConfigError(f"{where}: anchored rounds run in one process, one SQLite study "
+                                   f"per round in the output folder; drop storage (or anchor)")
         if anchor.rounds and verify.inputs != "pruned":
             raise StudyConfigError(f"{where}: anchored rounds model a sequential prune; with "
                                    f"verify.inputs = dense the plain study's fitness is exact")
@@ -316,7 +325,7 @@ class StudyConfig:
             pruner_params=pruner[1], n_trials=n_trials, max_tokens=max_tokens, storage=data.get("storage"),
             seed=int(data.get("seed", 0)), warm_start=warm, verify=verify, objectives=objectives,
             output=output, source=where, anchor=anchor, predictor=predictor,
-            latency=LatencySettings.parse(data.get("latency"), where),
+            latency=LatencySettings.parse(data.get("latency"), where), heartbeat=heartbeat,
         )
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -29,11 +28,17 @@ from allocsearch.search.config import StudyConfig, WarmStart
 from allocsearch.search.samplers import make_pruner, make_sampler
 from allocsearch.search.screening import Screener, prequential_spearman
 from allocsearch.search.space import SearchSpace, SpaceError, find_space
-from allocsearch.search.trials import TrialRecord, run_and_tell, trial_plan
+from allocsearch.search.storage import StudyLock, open_storage
+from allocsearch.search.trials import TrialRecord, run_trial, trial_plan
+from allocsearch.search.workers import StudyCount, claim_trial
 
 log = logging.getLogger(__name__)
-#: Trials that count towards ``n_trials`` (a failed or interrupted trial is run again).
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+#: A worker stops after this many failed trials in a row (a broken config, not one bad plan).
+MAX_FAILURES = 5
+
+
+class StudyError(ValueError):
+    """A study that cannot go on, said in one line."""
 
 
 @dataclass
@@ -58,7 +63,8 @@ def _second_objective(config: StudyConfig, ev: Evaluator) -> Callable[[Plan], fl
 
 
 def open_study(config: StudyConfig) -> optuna.Study:
-    """Create the study, or load it when it exists (re-running a config resumes it)."""
+    """Create the study, or load it when it exists (re-running a config resumes it; another
+    worker with the same config and storage joins it)."""
     config.output.mkdir(parents=True, exist_ok=True)
     directions: list[Literal["minimize", "maximize"]] = ["minimize"]
     if "sparsity" in config.objectives:
@@ -71,17 +77,10 @@ def open_study(config: StudyConfig) -> optuna.Study:
     if pruner_name == "none" and config.sampler == "evopress":
         pruner_name = "evopress"  # EvoPress's multi-step selection is its pruner
     pruner = make_pruner(pruner_name, dict(config.pruner_params))
-    with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5.0
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        # A trial whose process died stops beating; the next run marks it failed.
-        storage = optuna.storages.RDBStorage(config.storage_url, heartbeat_interval=60,
-                                             grace_period=120)
-        study = optuna.create_study(
-            storage=storage, study_name=config.name, sampler=sampler, pruner=pruner,
-            directions=directions, load_if_exists=True,
-        )
-        optuna.storages.fail_stale_trials(study)
-    return study
+    # A trial whose process died stops beating; a later claim fails it and enqueues its retry.
+    storage = open_storage(config.storage_url, config.heartbeat)
+    return optuna.create_study(storage=storage, study_name=config.name, sampler=sampler,
+                               pruner=pruner, directions=directions, load_if_exists=True)
 
 
 def study_evaluator(
@@ -109,51 +108,80 @@ def run_study(
     progress: bool = True,
     verify: bool = True,
 ) -> StudyRun:
-    """Run (or resume) the study of ``config`` up to ``n_trials`` finished trials, or until
-    they have read ``max_tokens`` search tokens.
+    """Run (or resume, or join as one more worker) the study of ``config`` until it holds
+    ``n_trials`` finished trials, or they have read ``max_tokens`` search tokens; both are
+    study-wide totals, whatever the number of workers.
 
-    An explicit ask/tell loop: before each trial, the predictor's short-lister (when the config
-    has one) may enqueue screened proposals; then one trial is asked, evaluated into a
-    :class:`TrialRecord` and told."""
+    An explicit ask/tell loop: under the study lock, the predictor's short-lister (when the
+    config has one) may enqueue screened proposals, then a trial is claimed; it is evaluated
+    into a :class:`TrialRecord` and told. The model's dense weights are back in place when
+    this returns or raises."""
     space = find_space(config.space)
-    ev = study_evaluator(config, loaded, evaluator, progress)
-    multi = len(config.objectives) > 1
     if "sparsity" in config.objectives and not space.recipe.get("target"):
         raise SpaceError(f"objectives {list(config.objectives)} need a space whose plan has a "
                          f"target parameter; {space.name!r} has none")
-    study = open_study(config)
-    if "model" not in study.user_attrs:
-        for key, value in study_attrs(config, space, ev).items():
-            study.set_user_attr(key, value)
-        _enqueue_priors(study, config, space, ev)
-    run = StudyRun(study, config, space)
-    done = sum(1 for t in study.get_trials(deepcopy=False) if t.state in FINISHED)
-    status = _Progress(config, study, done, progress)
-    screener = Screener(config.predictor, space, ev.profile, config.target, config.output, config.seed,
-                        prepare=ev.prepare, recon=ev.backend.recon_errors()) \
+    ev = study_evaluator(config, loaded, evaluator, progress)
+    try:
+        study = open_study(config)
+        with StudyLock(config.storage_url, config.name) as lock:
+            with lock.held():  # two workers starting at once: one sets up, the other joins
+                if "model" not in study.user_attrs:
+                    for key, value in study_attrs(config, space, ev).items():
+                        study.set_user_attr(key, value)
+                    _enqueue_priors(study, config, space, ev)
+            run = StudyRun(study, config, space)
+            _trial_loop(run, ev, lock, progress)
+            if verify and len(config.objectives) == 1:
+                with lock.held():  # one worker verifies; the others find its results stored
+                    run.verified = verify_best(study, ev, config, progress=progress)
+    finally:
+        if evaluator is None:
+            ev.close()
+        else:
+            ev.restore()
+    return run
+
+
+def _trial_loop(run: StudyRun, ev: Evaluator, lock: StudyLock, progress: bool) -> None:
+    """Claim, evaluate and tell trials until the study is done or its budget spent."""
+    config, study = run.config, run.study
+    multi = len(config.objectives) > 1
+    status = _Progress(config, study, StudyCount.of(study), progress)
+    screener = Screener(config.predictor, run.space, ev.profile, config.target, config.output,
+                        config.seed, prepare=ev.prepare, recon=ev.backend.recon_errors()) \
         if config.predictor.enabled else None
+    second = _second_objective(config, ev)
     start = time.perf_counter()
+    failures = 0  # in a row, in this worker
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # our one line per trial replaces Optuna's
     try:
-        while run.new_trials < config.n_trials - done and not status.spent():
-            if screener is not None and screener.ready(study):
-                screener.round(study)
-                status.screening = (screener.rounds, screener.pool_size, prequential_spearman(study))
-            rec = run_and_tell(study, space, ev, config.target, multi=multi, on_step=status.step,
-                               second=_second_objective(config, ev))
+        while True:
+            with lock.held():
+                if screener is not None and screener.ready(study):
+                    screener.round(study)
+                    status.screening = (screener.rounds, screener.pool_size, prequential_spearman(study))
+                claim = claim_trial(study, config.n_trials, config.max_tokens)
+            status.counted(claim.count)
+            if claim.trial is None:
+                if claim.action != "wait":
+                    break
+                status.waiting(claim.count)
+                time.sleep(min(5.0, config.heartbeat.interval))
+                continue
+            rec = run_trial(study, claim.trial, run.space, ev, config.target, multi=multi,
+                            on_step=status.step, second=second)
             run.new_trials += 1
             status.finished(rec)
+            failures = failures + 1 if rec.state == "failed" else 0
+            if failures >= MAX_FAILURES:
+                raise StudyError(f"study {config.name!r}: {failures} trials in a row failed, the "
+                                 f"last with {rec.reason}; stopping")
     finally:
         optuna.logging.set_verbosity(verbosity)
         status.close()
-    log.info("study %s: %d new trials (%d search tokens in all) in %.1fs", config.name,
-             run.new_trials, status.tokens, time.perf_counter() - start)
-    if verify and not multi:
-        run.verified = verify_best(study, ev, config, progress=progress)
-    if evaluator is None:
-        ev.close()
-    return run
+    log.info("study %s: %d new trials in this worker (%d search tokens in the study) in %.1fs",
+             config.name, run.new_trials, status.tokens, time.perf_counter() - start)
 
 
 def study_attrs(config: StudyConfig, space: SearchSpace, ev: Evaluator) -> dict[str, Any]:
@@ -169,15 +197,30 @@ class _Progress:
     """The progress bar (best so far, the running trial's fidelity, budget and screening
     state) and one line per finished trial."""
 
-    def __init__(self, config: StudyConfig, study: optuna.Study, done: int, enabled: bool) -> None:
+    def __init__(self, config: StudyConfig, study: optuna.Study, count: StudyCount, enabled: bool) -> None:
         self.config = config
         self.study = study
         self.enabled = enabled
-        self.tokens = tokens_read(study)
+        self.tokens = count.tokens
         self.screening: tuple[int, int, float | None] | None = None
-        self.bar = tqdm(total=config.n_trials, initial=done, desc=f"study {config.name}", unit="trial",
-                        disable=not enabled)
+        self.bar = tqdm(total=config.n_trials, initial=count.finished, desc=f"study {config.name}",
+                        unit="trial", disable=not enabled)
         self.best = _best_text(study)  # refreshed once per finished trial (a storage query)
+        self._waiting = False
+
+    def counted(self, count: StudyCount) -> None:
+        """The study's totals, all workers together."""
+        self.tokens = count.tokens
+        if count.finished != self.bar.n:
+            self.bar.n = count.finished
+            self.bar.refresh()
+
+    def waiting(self, count: StudyCount) -> None:
+        if not self._waiting:
+            msg = (f"waiting: {count.running} trial(s) of other workers hold the last slots of "
+                   f"{self.config.n_trials}")
+            self.bar.write(msg) if self.enabled else log.info(msg)
+        self._waiting = True
 
     def spent(self) -> bool:
         return self.config.max_tokens is not None and self.tokens >= self.config.max_tokens
@@ -195,8 +238,10 @@ class _Progress:
         self.bar.set_postfix_str(f"{self._status()} | trial {rec.number} at {rec.tokens} tok")
 
     def finished(self, rec: TrialRecord) -> None:
-        self.bar.update(1)
-        self.tokens += rec.tokens
+        self._waiting = False
+        if rec.state != "failed":
+            self.bar.update(1)
+            self.tokens += rec.tokens
         self.best = _best_text(self.study)
         self.bar.set_postfix_str(self._status())
         what = f" [{rec.provenance['prior']}]" if "prior" in rec.provenance else ""
@@ -210,7 +255,7 @@ class _Progress:
         else:
             msg = f"trial {rec.number} {rec.state}"
             msg += f" at {rec.tokens} tokens" if rec.steps else ""
-            msg += f" ({rec.reason})" if rec.state == "infeasible" else ""
+            msg += f" ({rec.reason})" if rec.state in ("infeasible", "failed") else ""
             msg += what
         if self.enabled:
             self.bar.write(f"{msg}  ({rec.seconds:.1f}s; {self._status()})")
@@ -223,8 +268,7 @@ class _Progress:
 
 def tokens_read(study: optuna.Study) -> int:
     """Search-split tokens the fitness of the study's finished trials read."""
-    return sum(int(t.user_attrs.get("tokens", 0))
-               for t in study.get_trials(deepcopy=False, states=FINISHED))
+    return StudyCount.of(study).tokens
 
 
 def _best_text(study: optuna.Study) -> str:

@@ -1,21 +1,23 @@
 """One trial of a study as a typed record: ask -> values -> plan -> fitness steps -> tell.
 
 :func:`evaluate_trial` runs a trial the study asked for (its values come from the sampler, or
-from an enqueued proposal such as a screened candidate); :func:`run_and_tell` asks for a
-trial, evaluates it and hands the outcome back to Optuna. The runner loops over these, so a
+from an enqueued proposal such as a screened candidate); :func:`run_trial` evaluates an asked
+trial and hands the outcome back to Optuna. The runner loops over these, so a
 short-lister can propose plans before a trial is asked and learn from each record after it
 is told.
 """
 
 from __future__ import annotations
 
+import gc
+import math
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
+import torch
 from optuna.storages._heartbeat import get_heartbeat_thread
 from optuna.trial import FrozenTrial, TrialState
 
@@ -29,13 +31,14 @@ from allocsearch.search.space import SearchSpace, SpaceError
 class TrialRecord:
     """What one trial did: its values, the plan they made, the fitness at each fidelity read
     (the last one decides), and why it stopped early (``pruned``: the pruner stopped it at a
-    fidelity; ``infeasible``: the values make no plan)."""
+    fidelity; ``infeasible``: the values make no plan; ``failed``: the fitness was not finite or
+    the device ran out of memory)."""
 
     number: int
     values: dict[str, Any]
     plan: Plan | None = None
     steps: list[FitnessStep] = field(default_factory=list)
-    state: str = "complete"  # complete | pruned | infeasible
+    state: str = "complete"  # complete | pruned | infeasible | failed
     reason: str = ""
     provenance: dict[str, Any] = field(default_factory=dict)  # prior label, screening prediction
     seconds: float = 0.0
@@ -104,6 +107,9 @@ def evaluate_trial(
     for step in ev.iter_fitness(rec.plan):
         rec.steps.append(step)
         trial.set_user_attr("tokens", step.tokens)
+        if not math.isfinite(step.value):  # a diverged plan (or fp16 overflow): not a ranking
+            rec.state, rec.reason = "failed", f"fitness is {step.value} at {step.tokens} tokens"
+            break
         if on_step is not None:
             on_step(rec)
         if report:
@@ -115,8 +121,9 @@ def evaluate_trial(
     return rec
 
 
-def run_and_tell(
+def run_trial(
     study: optuna.Study,
+    trial: optuna.Trial,
     space: SearchSpace,
     ev: Evaluator,
     target: float,
@@ -125,19 +132,25 @@ def run_and_tell(
     on_step: Callable[[TrialRecord], None] | None = None,
     second: Callable[[Plan], float] | None = None,
 ) -> TrialRecord:
-    """Ask the study for a trial, evaluate it, tell the outcome (a failure is told as failed
-    and raised). The trial beats a heartbeat while it runs, as under ``study.optimize``."""
-    with warnings.catch_warnings():  # "heartbeat ... supposed to be used with Study.optimize"
-        warnings.filterwarnings("ignore", message="Heartbeat of storage", category=UserWarning)
-        trial = study.ask()
+    """Evaluate an asked trial and tell the outcome. A fitness that is not finite or a device
+    out of memory is told as failed with its reason (``fail_reason``) and the study goes on;
+    any other exception is told as failed and raised. The trial beats a heartbeat while it
+    runs, as under ``study.optimize``, so a worker that dies leaves a trial that goes stale."""
     # Optuna's ask/tell interface has no public heartbeat; this is the helper optimize uses.
     with get_heartbeat_thread(trial._trial_id, study._storage):
         try:
             rec = evaluate_trial(trial, space, ev, target, report=not multi, on_step=on_step)
+        except torch.OutOfMemoryError as exc:
+            rec = TrialRecord(trial.number, dict(trial.params), state="failed",
+                              reason=f"out of memory: {str(exc).splitlines()[0]}")
+            _free_device_memory()
         except BaseException:
             study.tell(trial, state=TrialState.FAIL)
             raise
-    if rec.state != "complete":
+    if rec.state == "failed":
+        trial.set_user_attr("fail_reason", rec.reason)
+        study.tell(trial, state=TrialState.FAIL)
+    elif rec.state != "complete":
         study.tell(trial, state=TrialState.PRUNED)
     elif multi:
         assert rec.plan is not None and rec.value is not None
@@ -146,3 +159,9 @@ def run_and_tell(
     else:
         study.tell(trial, rec.value)
     return rec
+
+
+def _free_device_memory() -> None:
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

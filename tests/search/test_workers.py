@@ -1,0 +1,131 @@
+"""Many worker processes on one study: a real PostgreSQL server (and SQLite), study-wide
+``n_trials``, priors evaluated once, a SIGKILLed worker's trial failed and retried."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+from allocsearch.search.storage import normalize_url
+from tests.helpers import save_tiny_model
+
+PRIORS = ["uniform", "ramp slope=0.1", "ramp slope=0.2", "ramp slope=0.3"]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # Wide enough that a trial takes a while (a few ms per window), so workers overlap.
+    return save_tiny_model(tmp_path_factory.mktemp("model") / "tiny", hidden=256, blocks=4)
+
+
+def _config(tmp: Path, model: Path, n_trials: int, fidelities: list[int]) -> Path:
+    cfg = {"name": "workers", "model": str(model), "device": "cpu", "target": 0.6, "space": "blocks",
+           "data": {"nsamples": 4, "seqlen": 128},
+           "evaluator": {"seqlen": 128, "fidelities": fidelities, "batch_size": 8},
+           "sampler": "random", "n_trials": n_trials,
+           "warm_start": [{"method": "uniform"}, {"method": "ramp", "grid": {"slope": [0.1, 0.2, 0.3]}}],
+           "verify": {"top": 1, "nsamples": 2, "seqlen": 128, "eval_windows": 2},
+           "heartbeat": {"interval": 1, "grace": 3}, "output": str(tmp / "out")}
+    path = tmp / "workers.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def _worker(config: Path, storage: str | None, tmp: Path) -> subprocess.Popen[str]:
+    env = os.environ | {"OMP_NUM_THREADS": "1", "ALLOCSEARCH_CACHE": str(tmp / "cache"),
+                        "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    argv = [sys.executable, "-m", "allocsearch", "search", str(config), "--quiet"]
+    argv += ["--storage", storage] if storage else []
+    return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _finish(proc: subprocess.Popen[str], timeout: float = 600) -> str:
+    out, _ = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, out
+    return out
+
+
+def _study(storage: str) -> optuna.Study:
+    return optuna.load_study(study_name="workers", storage=normalize_url(storage))
+
+
+def test_three_workers_share_one_study_on_postgres(
+    model_dir: Path, postgres_url: str, tmp_path: Path
+) -> None:
+    config = _config(tmp_path, model_dir, n_trials=30, fidelities=[1024, 2048])
+    workers = [_worker(config, postgres_url, tmp_path) for _ in range(3)]
+    outputs = [_finish(w) for w in workers]
+    trials = _study(postgres_url).get_trials()
+    finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(finished) == 30 and len(trials) == 30  # none failed, none beyond the total
+    assert sorted(t.number for t in trials) == list(range(30))
+    priors = Counter(t.user_attrs["prior"] for t in trials if "prior" in t.user_attrs)
+    assert priors == Counter(PRIORS)  # each enqueued prior evaluated once
+    assert len({t.user_attrs["worker"] for t in trials}) >= 2, "the workers did not overlap"
+    attrs = _study(postgres_url).user_attrs
+    verified = [k for k in attrs if k.startswith("verified_")]
+    assert len(verified) >= 1 and all(attrs[k]["ppl"] > 1.0 for k in verified)
+    assert all("Traceback" not in out for out in outputs)
+
+
+def _wait_for(storage: str, ready: Any, timeout: float = 300) -> list[optuna.trial.FrozenTrial]:
+    """Poll the storage until ``ready(trials)``."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        db = storage.removeprefix("sqlite:///")
+        try:  # a SQLite file is read once the worker has made it
+            trials = _study(storage).get_trials() if db == storage or Path(db).is_file() else []
+        except KeyError:  # the study is not created yet
+            trials = []
+        if ready(trials):
+            return trials
+        time.sleep(0.1)
+    raise AssertionError("timed out waiting for the worker")
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+def test_killed_worker_trial_is_failed_and_retried(
+    backend: str, model_dir: Path, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    storage = request.getfixturevalue("postgres_url") if backend == "postgresql" else None
+    url = storage or f"sqlite:///{tmp_path / 'out' / 'study.db'}"
+    # Long trials (32k tokens, about a second or more), so the kill lands inside one.
+    config = _config(tmp_path, model_dir, n_trials=4, fidelities=[16384, 32768])
+    first = _worker(config, storage, tmp_path)
+
+    def one_done_one_running(trials: list[optuna.trial.FrozenTrial]) -> bool:
+        states = [t.state for t in trials]
+        return TrialState.COMPLETE in states and TrialState.RUNNING in states
+
+    before = _wait_for(url, one_done_one_running)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    killed = next(t for t in before if t.state == TrialState.RUNNING)
+    # Read again after the kill: a trial may have completed in between.
+    done = {t.number: t for t in _study(url).get_trials() if t.state == TrialState.COMPLETE}
+    assert _study(url).trials[killed.number].state == TrialState.RUNNING
+
+    _finish(_worker(config, storage, tmp_path))
+    trials = _study(url).get_trials()
+    assert trials[killed.number].state == TrialState.FAIL
+    retries = [t for t in trials if t.system_attrs.get("failed_trial") == killed.number]
+    assert len(retries) == 1 and retries[0].state == TrialState.COMPLETE
+    assert retries[0].params == killed.params
+    assert retries[0].user_attrs.get("prior") == killed.user_attrs.get("prior")
+    for number, t in done.items():  # completed trials intact
+        after = trials[number]
+        assert after.state == TrialState.COMPLETE and after.values == t.values
+        assert after.user_attrs == t.user_attrs and after.params == t.params
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == 4
+    assert sum(t.state == TrialState.FAIL for t in trials) == 1
