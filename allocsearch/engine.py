@@ -185,7 +185,7 @@ def prune_sequential(
     check_inputs(inputs)
     unknown = set(targets) - set(adapter.prunable_layers())
     if unknown:
-        raise KeyError(f"targets name layers the model does not have: {sorted(unknown)[:5]}")
+        raise ValueError(f"targets name layers the model does not have: {sorted(unknown)[:5]}")
     start = time.perf_counter()
     report = PruneReport(pruner=pruner.name)
     batches: list[_Batch] = []

@@ -3,7 +3,6 @@ CLI, the benchmarks and the notebooks (one obvious way to do each thing)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -13,6 +12,7 @@ from allocsearch.apply import plan_targets, prune_to_targets, prune_with_plan
 from allocsearch.data.windows import DataConfig
 from allocsearch.engine import PruneReport, check_inputs, measure_sparsity, uniform_targets
 from allocsearch.evaluate.perplexity import evaluate_perplexity
+from allocsearch.io import atomic_write_json
 from allocsearch.models.loading import LoadedModel
 from allocsearch.plan import Plan
 from allocsearch.pruners import get_pruner
@@ -86,7 +86,7 @@ def overall_sparsity(loaded: LoadedModel) -> float:
 
 
 def write_prune_record(out_dir: Path, loaded: LoadedModel, config: PruneConfig,
-                       report: PruneReport) -> Path:
+                       report: PruneReport, plan: Path | None = None) -> Path:
     """``allocsearch_prune.json`` beside a saved model: how it was made and what it achieved."""
     record = {
         "schema_version": SCHEMA_VERSION,
@@ -97,7 +97,5 @@ def write_prune_record(out_dir: Path, loaded: LoadedModel, config: PruneConfig,
         "calibration_tokens": report.calibration_tokens,
         "seconds": report.seconds,
         "layers": report.sparsity,
-    }
-    path = out_dir / "allocsearch_prune.json"
-    path.write_text(json.dumps(record, indent=2) + "\n")
-    return path
+    } | ({"plan": str(plan)} if plan is not None else {})
+    return atomic_write_json(out_dir / "allocsearch_prune.json", record)

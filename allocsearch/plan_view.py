@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from allocsearch.io import atomic_write_figure
 from allocsearch.models.adapters import layer_kind
 from allocsearch.plan import Plan, block_of
 
@@ -84,7 +85,6 @@ def plot_plan(plan: Plan, path: str | Path, compare: dict[str, Plan] | None = No
                  f"budget {plan.budget():.3f}")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    out = Path(path)
-    fig.savefig(out, dpi=120)
+    out = atomic_write_figure(Path(path), fig, dpi=120)
     plt.close(fig)
     return out

@@ -145,14 +145,14 @@ def build_profile(
     folder = (cache_dir or default_cache_dir()) / "profiles" / key
     meta_path = folder / "meta.json"
     if meta_path.is_file():
-        meta = json.loads(meta_path.read_text())
-        tensors = load_file(str(folder / "norms.safetensors"))
-        log.info("reusing cached profile %s", folder)
-        alpha = {k: float(v) for k, v in meta["alpha"].items()}
-        norms = {k: v for k, v in tensors.items() if not k.startswith("total:")}
-        totals = {k[6:]: v for k, v in tensors.items() if k.startswith("total:")}
-        return Profile(identity, key, data, int(meta["tokens"]), norms, alpha, totals,
-                       dict(meta["influence"]), loaded, from_cache=True)
+        try:
+            cached = _load_cached(folder, identity, key, data, loaded)
+        except Exception as exc:  # any damage to a cache entry means: recompute it
+            log.warning("cached profile %s is unreadable (%s: %s); recomputing it", folder,
+                        type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+        else:
+            log.info("reusing cached profile %s", folder)
+            return cached
 
     windows = calibration_windows(loaded.tokenizer, data.source, data.nsamples, data.seqlen, data.seed)
     start = time.perf_counter()
@@ -170,6 +170,19 @@ def build_profile(
     atomic_write_text(meta_path, json.dumps(meta, indent=1))  # last: it marks the profile done
     log.info("profiled %s in %.1fs; cached at %s", loaded.name, meta["seconds"], folder)
     return prof
+
+
+def _load_cached(folder: Path, identity: ModelIdentity, key: str, data: DataConfig,
+                 loaded: LoadedModel) -> Profile:
+    meta = json.loads((folder / "meta.json").read_text())
+    tensors = load_file(str(folder / "norms.safetensors"))
+    alpha = {k: float(v) for k, v in meta["alpha"].items()}
+    norms = {k: v for k, v in tensors.items() if not k.startswith("total:")}
+    totals = {k[6:]: v for k, v in tensors.items() if k.startswith("total:")}
+    if set(norms) != set(identity.shapes):
+        raise ValueError(f"it holds {len(norms)} modules, the model has {len(identity.shapes)}")
+    return Profile(identity, key, data, int(meta["tokens"]), norms, alpha, totals,
+                   dict(meta["influence"]), loaded, from_cache=True)
 
 
 def compute_profile(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import time
 from pathlib import Path
@@ -57,9 +56,9 @@ def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
 
 def write_json(name: str, payload: dict[str, Any]) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / name
-    path.write_text(json.dumps(payload, indent=2) + "\n")
-    return path
+    from allocsearch.io import atomic_write_json
+
+    return atomic_write_json(RESULTS / name, payload)
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:

@@ -27,6 +27,7 @@ from typing import Any
 from _common import RESULTS, environment
 
 from allocsearch.evaluate import Evaluator
+from allocsearch.io import atomic_write_json
 from allocsearch.models import load_model
 from allocsearch.plan import Plan
 from allocsearch.search import StudyConfig, run_study, tokens_read
@@ -240,5 +241,5 @@ def _sampler_summary(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _save_partial(suite: str, args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
     path = RESULTS / f"quality_{suite}_{args.device}_{args.dtype}.partial.json"
-    path.write_text(json.dumps(rows, indent=1) + "\n")
+    atomic_write_json(path, rows, indent=1)
 

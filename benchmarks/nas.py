@@ -41,7 +41,7 @@ from _common import OTHER_DOMAIN, RESULTS, environment, other_domain_file, print
 from allocsearch.allocation import get_allocator
 from allocsearch.data import DataConfig
 from allocsearch.evaluate import Evaluator, LatencyConfig, measure_latency
-from allocsearch.io import atomic_write_text
+from allocsearch.io import atomic_write_figure, atomic_write_text
 from allocsearch.models import LoadedModel, load_model
 from allocsearch.pipeline import evaluate_perplexity, prune_with_plan
 from allocsearch.plan import Plan
@@ -315,7 +315,7 @@ def plot(payload: dict[str, Any]) -> Path:
     bx.legend(fontsize=7)
     fig.tight_layout()
     PLOT.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(PLOT, dpi=110)
+    atomic_write_figure(PLOT, fig, dpi=110)
     plt.close(fig)
     return PLOT
 

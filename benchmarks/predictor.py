@@ -38,6 +38,7 @@ from _common import RESULTS, add_model_args, environment, print_table, write_jso
 
 from allocsearch.allocation import get_allocator
 from allocsearch.evaluate import Evaluator
+from allocsearch.io import atomic_write_text
 from allocsearch.models import load_model
 from allocsearch.predictor import FeatureTable, hold_out
 from allocsearch.predictor.evaluation import importances, parity_plot
@@ -229,7 +230,7 @@ def render_readme() -> None:
     text = README.read_text()
     start, end = (text.index(m) for m in MARKERS)
     new = text[: start + len(MARKERS[0])] + "\n" + render_results() + "\n" + text[end:]
-    README.write_text(new)
+    atomic_write_text(README, new)
     print(f"rendered the predictor results into {README}")
 
 

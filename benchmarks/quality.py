@@ -55,6 +55,7 @@ from _search import suite_anchored, suite_samplers, suite_search
 from _sparsegpt import render_readme, suite_sparsegpt, suite_sparsegpt_anchored
 
 from allocsearch.data import DataConfig
+from allocsearch.io import atomic_write_json
 from allocsearch.models import load_model
 from allocsearch.pipeline import PruneConfig, evaluate_perplexity, overall_sparsity, prune_uniform
 from allocsearch.plan import Plan
@@ -124,9 +125,7 @@ def suite_priors(args: argparse.Namespace) -> dict[str, Any]:
     plans_dir = RESULTS / "priors_plans"
 
     def save_partial() -> None:
-        tmp = partial_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(done, indent=1))
-        tmp.replace(partial_path)  # atomic: an interrupted run never leaves half a file
+        atomic_write_json(partial_path, done, indent=1)
     plans_dir.mkdir(parents=True, exist_ok=True)
 
     def measure(plan: Any, part: str, windows: int | None) -> float:

@@ -58,10 +58,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         hf_logging.set_verbosity_error()
     try:
         return int(args.func(args))
-    except (ValueError, FileNotFoundError, KeyError) as exc:
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"allocsearch: error: {message}", file=sys.stderr)
+    except USER_ERRORS as exc:
+        # A user's mistake: one line, exit code 2. Anything else is a bug and keeps its
+        # traceback (a KeyError, say, is not caught here).
+        print(f"allocsearch: error: {one_line(exc)}", file=sys.stderr)
         return 2
+
+
+#: What a user's input can raise: bad values (ValueError and its subclasses: plan, space,
+#: study config, storage errors), missing files, and unreadable ones.
+USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError,
+               PermissionError)
+
+
+def one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
 
 
 if __name__ == "__main__":

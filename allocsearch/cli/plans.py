@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from allocsearch.cli.common import add_data_args, add_model_args, add_quiet, load, parse_params
+from allocsearch.io import atomic_write_text
 
 
 def register(sub: Any) -> None:
@@ -87,6 +88,6 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.out is None:
         print(text, end="")
     else:
-        args.out.write_text(text)
+        atomic_write_text(args.out, text)
         print(f"wrote {args.out}")
     return 0

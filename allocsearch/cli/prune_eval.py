@@ -45,8 +45,17 @@ def register(sub: Any) -> None:
     e.set_defaults(func=cmd_eval)
 
 
+def _check_out(out: Path) -> None:
+    """The saved model replaces ``out`` whole: only an empty folder or an earlier output."""
+    if out.exists() and (not out.is_dir() or (any(out.iterdir())
+                                              and not (out / "allocsearch_prune.json").is_file())):
+        raise ValueError(f"--out {out} exists and is not an earlier allocsearch output; the pruned "
+                         f"model replaces the whole folder, so name a new one")
+
+
 def cmd_prune(args: argparse.Namespace) -> int:
     from allocsearch.data import DataConfig
+    from allocsearch.io import atomic_directory
     from allocsearch.models import save_model
     from allocsearch.pipeline import (
         PruneConfig,
@@ -59,6 +68,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
     from allocsearch.pruners import Pattern, get_pruner
     from allocsearch.structure import save_structured
 
+    _check_out(args.out)
     structured = False
     calibration = DataConfig(args.data, args.nsamples, args.seqlen, args.seed)
     if args.plan is not None:
@@ -82,19 +92,16 @@ def cmd_prune(args: argparse.Namespace) -> int:
         loaded = load(args, args.model or "smollm2-135m")
         report = prune_uniform(loaded, config, progress=not args.quiet)
         what = f"{config.pattern} {config.sparsity:.4f}"
-    if structured:
-        plain = save_structured(loaded, args.out)
-        kind = ("an ordinary transformers checkpoint" if plain else
-                "safetensors + allocsearch_structure.json (load with allocsearch)")
-        params = sum(p.numel() for p in loaded.model.parameters())
-        print(f"structured: {loaded.adapter.num_blocks} blocks, {params:,} parameters; saved as {kind}")
-    else:
-        save_model(loaded, args.out)
-    record = write_prune_record(args.out, loaded, config, report)
-    if args.plan is not None:
-        data = json.loads(record.read_text())
-        data["plan"] = str(args.plan)
-        record.write_text(json.dumps(data, indent=2) + "\n")
+    with atomic_directory(args.out) as tmp:  # an interrupted save leaves no half a model
+        if structured:
+            plain = save_structured(loaded, tmp)
+            kind = ("an ordinary transformers checkpoint" if plain else
+                    "safetensors + allocsearch_structure.json (load with allocsearch)")
+            params = sum(p.numel() for p in loaded.model.parameters())
+            print(f"structured: {loaded.adapter.num_blocks} blocks, {params:,} parameters; saved as {kind}")
+        else:
+            save_model(loaded, tmp)
+        write_prune_record(tmp, loaded, config, report, plan=args.plan)
     print(
         f"pruned {loaded.name} with {args.method}, {what}: {report.overall:.4f} sparsity over "
         f"{len(report.sparsity)} layers in {report.seconds:.1f}s; saved to {args.out}"

@@ -88,6 +88,7 @@ class FileSource(TextSource):
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self.name = str(self.path)  # messages name the file
         if not self.path.is_file():
             raise FileNotFoundError(f"text file not found: {self.path}")
 

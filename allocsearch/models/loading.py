@@ -165,7 +165,21 @@ def resolve_source(source: str, cache_dir: Path | None = None) -> str:
         return str(path)
     if path.exists():
         raise FileNotFoundError(f"{path} is neither a model directory nor a .gguf file")
-    return source  # a hub id; transformers reports a missing one itself
+    if not _looks_like_hub_id(source):
+        raise FileNotFoundError(f"no model at {path} (neither a folder, a .gguf file nor a hub id "
+                                f"like org/name)")
+    return source  # a hub id
+
+
+def _looks_like_hub_id(source: str) -> bool:
+    """``name`` or ``org/name``: what the hub accepts; a path-like string is a missing path."""
+    parts = source.split("/")
+    return (len(parts) <= 2 and all(parts) and not source.startswith((".", "~"))
+            and all(c.isalnum() or c in "-_." for p in parts for c in p))
+
+
+class ModelLoadError(ValueError):
+    """A model that cannot be loaded (missing on the hub, unreadable files), in one line."""
 
 
 def load_model(
@@ -181,12 +195,16 @@ def load_model(
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype)
     path = resolve_source(source, cache_dir)
-    if (Path(path) / STRUCTURE_FILE).is_file():
-        model, adapter = load_structured(Path(path), torch_dtype)
-    else:
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
-        adapter = ModelAdapter(model)
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    try:
+        if (Path(path) / STRUCTURE_FILE).is_file():
+            model, adapter = load_structured(Path(path), torch_dtype)
+        else:
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
+            adapter = ModelAdapter(model)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except OSError as exc:  # hub misses, network errors, unreadable or torn weight files
+        first = " ".join(str(exc).split(". ")[0].split())
+        raise ModelLoadError(f"cannot load model {source!r}: {first}") from exc
     model.eval()
     config: Any = model.config
     config.use_cache = False  # blocks are run one by one; a KV cache only costs memory

@@ -280,8 +280,14 @@ class StudyConfig:
             raw = data.get("predictor") or {}
             predictor = PredictorSettings(**({"model": raw} if isinstance(raw, str) else raw))
             heartbeat = HeartbeatSettings(**(data.get("heartbeat") or {}))
-        except TypeError as exc:
-            raise StudyConfigError(f"{where}: {exc}") from exc
+        except TypeError as exc:  # "X.__init__() got an unexpected keyword argument 'k'"
+            text = str(exc)
+            for section, cls in (("data", "DataConfig"), ("evaluator", "EvaluatorConfig"),
+                                 ("verify", "VerifySettings"), ("predictor", "PredictorSettings"),
+                                 ("heartbeat", "HeartbeatSettings")):
+                if text.startswith(f"{cls}.__init__()"):
+                    text = f"{section}: {text.split('() ', 1)[1]}"
+            raise StudyConfigError(f"{where}: {text}") from exc
         except ValueError as exc:
             raise StudyConfigError(f"{where}: {exc}") from exc
         target = float(data.get("target", 0.7))

@@ -4,7 +4,6 @@ Pareto front of two-objective studies)."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from allocsearch.io import atomic_write_figure, atomic_write_json
 from allocsearch.plan import Plan
 from allocsearch.search.runner import tokens_read
 from allocsearch.search.trials import trial_plan
@@ -89,9 +89,7 @@ def build_report(study: optuna.Study, folder: Path, *, top: int = 5, plots: bool
 
 
 def _write(report: StudyReport, folder: Path) -> StudyReport:
-    path = folder / "report.json"
-    path.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
-    report.files.append(path)
+    report.files.append(atomic_write_json(folder / "report.json", report.to_dict()))
     return report
 
 
@@ -191,7 +189,7 @@ def _finish(fig: Any, ax: Any, path: Path, xlabel: str, title: str) -> Path:
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    atomic_write_figure(path, fig, dpi=120)
     plt.close(fig)
     return path
 

@@ -64,8 +64,8 @@ def _second_objective(config: StudyConfig, ev: Evaluator) -> Callable[[Plan], fl
 
 def open_study(config: StudyConfig) -> optuna.Study:
     """Create the study, or load it when it exists (re-running a config resumes it; another
-    worker with the same config and storage joins it)."""
-    config.output.mkdir(parents=True, exist_ok=True)
+    worker with the same config and storage joins it). Nothing is written before the
+    sampler, the pruner and the storage are known to work."""
     directions: list[Literal["minimize", "maximize"]] = ["minimize"]
     if "sparsity" in config.objectives:
         directions.append("maximize")
@@ -78,7 +78,10 @@ def open_study(config: StudyConfig) -> optuna.Study:
         pruner_name = "evopress"  # EvoPress's multi-step selection is its pruner
     pruner = make_pruner(pruner_name, dict(config.pruner_params))
     # A trial whose process died stops beating; a later claim fails it and enqueues its retry.
+    if config.storage is None:  # the default SQLite file lives in the output folder
+        config.output.mkdir(parents=True, exist_ok=True)
     storage = open_storage(config.storage_url, config.heartbeat)
+    config.output.mkdir(parents=True, exist_ok=True)
     return optuna.create_study(storage=storage, study_name=config.name, sampler=sampler,
                                pruner=pruner, directions=directions, load_if_exists=True)
 
@@ -120,9 +123,9 @@ def run_study(
     if "sparsity" in config.objectives and not space.recipe.get("target"):
         raise SpaceError(f"objectives {list(config.objectives)} need a space whose plan has a "
                          f"target parameter; {space.name!r} has none")
+    study = open_study(config)  # a bad sampler or storage fails before the model loads
     ev = study_evaluator(config, loaded, evaluator, progress)
     try:
-        study = open_study(config)
         with StudyLock(config.storage_url, config.name) as lock:
             with lock.held():  # two workers starting at once: one sets up, the other joins
                 if "model" not in study.user_attrs:

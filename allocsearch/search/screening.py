@@ -34,6 +34,7 @@ import optuna
 from optuna.trial import TrialState
 from scipy import stats
 
+from allocsearch.io import append_text
 from allocsearch.plan import Plan, PlanError
 from allocsearch.predictor import FeatureTable, Predictor
 from allocsearch.profile import Profile
@@ -177,8 +178,7 @@ class Screener:
                              "blocks": [round(b, 4) for b in c.plan.block_sparsity()]})
                  for c in pool]
         self.output.mkdir(parents=True, exist_ok=True)
-        with (self.output / "screening.jsonl").open("a") as fh:  # one append per round
-            fh.write("\n".join(lines) + "\n")
+        append_text(self.output / "screening.jsonl", "\n".join(lines) + "\n")  # one write per round
 
 
 def mutate(values: dict[str, Any], space: SearchSpace, num_blocks: int, rng: np.random.Generator,

@@ -68,8 +68,8 @@ def open_storage(url: str, heartbeat: HeartbeatSettings | None = None) -> RDBSto
                 engine_kwargs={"pool_pre_ping": True},
             )
     except ImportError as exc:
-        raise StorageError(f"cannot open storage {redact(url)}: {exc} (pip install "
-                           f"'allocsearch[postgres]' for PostgreSQL)") from None
+        hint = " (pip install 'allocsearch[postgres]')" if url.startswith("postgres") else ""
+        raise StorageError(f"cannot open storage {redact(url)}: {exc}{hint}") from None
     except sqlalchemy.exc.SQLAlchemyError as exc:
         raise StorageError(f"cannot open storage {redact(url)}: {_first_line(exc)}") from None
 
@@ -106,7 +106,7 @@ class StudyLock:
         elif dialect == "sqlite":
             database = sqlalchemy.engine.make_url(url).database
             if database and database != ":memory:":
-                self._file = open(Path(database).with_name(Path(database).name + ".lock"), "ab")  # noqa: SIM115
+                self._file = open(Path(database).with_name(Path(database).name + ".lock"), "ab")  # noqa: SIM115  atomic-exempt: a lock, never written
         else:
             log.warning("no study lock for %s storage: n_trials may be exceeded by up to one trial "
                         "per worker", dialect)

@@ -62,7 +62,7 @@ def test_unknown_layers_are_refused(backend: tuple[Backend, Profile]) -> None:
     be, _ = backend
     from allocsearch.engine import LayerTarget
 
-    with pytest.raises(KeyError, match="does not have"):
+    with pytest.raises(ValueError, match="does not have"):
         be.apply({"model.layers.9.mlp.up_proj": LayerTarget(0.5)})
 
 

@@ -106,7 +106,7 @@ def test_unknown_layer_and_rule() -> None:
     prof = tiny_profile("llama")
     assert prof.loaded is not None
     cache = RankBackend(prof.loaded, prof, BackendSettings("magnitude"))
-    with pytest.raises(KeyError, match="does not have"):
+    with pytest.raises(ValueError, match="does not have"):
         cache.apply({"model.layers.9.mlp.up_proj": LayerTarget(0.5)})
     with pytest.raises(ValueError, match="masks: database"):
         RankBackend(prof.loaded, prof, BackendSettings("sparsegpt"))

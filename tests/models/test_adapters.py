@@ -105,7 +105,7 @@ def test_per_layer_targets_and_untouched_layers() -> None:
 def test_unknown_target_names_fail() -> None:
     model = make_tiny("llama")
     adapter = ModelAdapter(model)
-    with pytest.raises(KeyError, match="does not have"):
+    with pytest.raises(ValueError, match="does not have"):
         prune_sequential(model, adapter, get_pruner("magnitude"),
                          {"model.layers.9.mlp.up_proj": LayerTarget(0.5)}, None, progress=False)
 

@@ -77,7 +77,7 @@ class Backend(ABC):
         layers were rewritten."""
         unknown = set(targets) - set(self._layers)
         if unknown:
-            raise KeyError(f"targets name layers the model does not have: {sorted(unknown)[:5]}")
+            raise ValueError(f"targets name layers the model does not have: {sorted(unknown)[:5]}")
         changed = 0
         for name, layer in self._layers.items():
             t = targets.get(name)
