@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -13,8 +14,9 @@ import yaml
 from allocsearch.cli import main
 from tests.helpers import save_tiny_model
 
-SPACE = {"schema_version": 1, "name": "bad", "bounds": [0.0, 0.95],
-         "parameters": {"offset": {"type": "float", "low": -0.3, "high": 0.25, "per": "block"}},
+OFFSET = {"type": "float", "low": -0.3, "high": 0.25, "per": "block"}
+SPACE: dict[str, Any] = {"schema_version": 1, "name": "bad", "bounds": [0.0, 0.95],
+         "parameters": {"offset": OFFSET},
          "plan": {"base": "uniform", "offset": "offset"}}
 
 
@@ -34,9 +36,8 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (w / "wrong_schema.json").write_text(json.dumps({"schema_version": 99}))
     assert main(["allocate", "--model", str(w / "tiny"), "--method", "uniform", "--sparsity", "0.5",
                  "--nsamples", "2", "--seqlen", "32", "--out", str(w / "plan.json"), "--quiet"]) == 0
-    bad_key = SPACE | {"parameters": {"offset": SPACE["parameters"]["offset"] | {"colour": "red"}}}
-    bad_bound = SPACE | {"parameters": {"offset": SPACE["parameters"]["offset"] | {"low": 0.3,
-                                                                                 "high": -0.25}}}
+    bad_key = SPACE | {"parameters": {"offset": OFFSET | {"colour": "red"}}}
+    bad_bound = SPACE | {"parameters": {"offset": OFFSET | {"low": 0.3, "high": -0.25}}}
     (w / "badkey.yaml").write_text(yaml.safe_dump(bad_key))
     (w / "badbound.yaml").write_text(yaml.safe_dump(bad_bound))
     study = {"name": "s", "model": str(w / "tiny"), "device": "cpu", "data": {"nsamples": 2, "seqlen": 32},

@@ -282,10 +282,10 @@ class StudyConfig:
             heartbeat = HeartbeatSettings(**(data.get("heartbeat") or {}))
         except TypeError as exc:  # "X.__init__() got an unexpected keyword argument 'k'"
             text = str(exc)
-            for section, cls in (("data", "DataConfig"), ("evaluator", "EvaluatorConfig"),
-                                 ("verify", "VerifySettings"), ("predictor", "PredictorSettings"),
-                                 ("heartbeat", "HeartbeatSettings")):
-                if text.startswith(f"{cls}.__init__()"):
+            for section, kind in (("data", "DataConfig"), ("evaluator", "EvaluatorConfig"),
+                                  ("verify", "VerifySettings"), ("predictor", "PredictorSettings"),
+                                  ("heartbeat", "HeartbeatSettings")):
+                if text.startswith(f"{kind}.__init__()"):
                     text = f"{section}: {text.split('() ', 1)[1]}"
             raise StudyConfigError(f"{where}: {text}") from exc
         except ValueError as exc:
