@@ -35,6 +35,7 @@ from allocsearch.data import DataConfig
 from allocsearch.engine import check_inputs
 from allocsearch.evaluate import EvaluatorConfig, Latency, LatencyConfig, VerifyConfig
 from allocsearch.predictor.base import regressor_names
+from allocsearch.search.space import shipped_dir
 from allocsearch.search.storage import HeartbeatSettings
 
 STUDY_SCHEMA_VERSION = 1
@@ -243,9 +244,16 @@ class StudyConfig:
 
     @classmethod
     def load(cls, path: str | Path, overrides: list[str] | None = None) -> StudyConfig:
+        """A study config file, or a shipped one by name (``smollm2-70``), whose outputs then
+        go to ``studies/<name>/`` under the working directory."""
         p = Path(path)
         if not p.is_file():
-            raise StudyConfigError(f"no study config at {p}")
+            shipped = shipped_dir("studies") / f"{p.name}.yaml"
+            if p.suffix or not shipped.is_file():
+                known = sorted(f.stem for f in shipped_dir("studies").glob("*.yaml"))
+                raise StudyConfigError(f"no study config at {p} (shipped configs: {', '.join(known)})")
+            overrides = [f"output={Path.cwd() / 'studies' / p.name}", *(overrides or [])]
+            p = shipped
         try:
             data = yaml.safe_load(p.read_text())
         except yaml.YAMLError as exc:

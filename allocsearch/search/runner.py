@@ -80,10 +80,13 @@ def open_study(config: StudyConfig) -> optuna.Study:
     # A trial whose process died stops beating; a later claim fails it and enqueues its retry.
     if config.storage is None:  # the default SQLite file lives in the output folder
         config.output.mkdir(parents=True, exist_ok=True)
-    storage = open_storage(config.storage_url, config.heartbeat)
+    # Workers starting at once on a new database would race to create Optuna's tables.
+    with StudyLock(config.storage_url, config.name) as lock, lock.held():
+        storage = open_storage(config.storage_url, config.heartbeat)
+        study = optuna.create_study(storage=storage, study_name=config.name, sampler=sampler,
+                                    pruner=pruner, directions=directions, load_if_exists=True)
     config.output.mkdir(parents=True, exist_ok=True)
-    return optuna.create_study(storage=storage, study_name=config.name, sampler=sampler,
-                               pruner=pruner, directions=directions, load_if_exists=True)
+    return study
 
 
 def study_evaluator(

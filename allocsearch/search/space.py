@@ -275,13 +275,22 @@ def _recipe(plan: Any, params: dict[str, ParamSpec], where: str) -> dict[str, An
     return out
 
 
+def shipped_dir(kind: str) -> Path:
+    """The folder of the spaces or study configs installed with the package (package data
+    ``allocsearch.spaces`` / ``allocsearch.studies``, the repository's ``spaces/`` and
+    ``studies/`` in an editable install)."""
+    import importlib.resources
+
+    return Path(str(importlib.resources.files(f"allocsearch.{kind}")))
+
+
 def find_space(name_or_path: str | Path, search_dirs: list[Path] | None = None) -> SearchSpace:
     """Load a space by path, or by name from ``spaces/`` (the working directory's, then the
-    repository's beside the package)."""
+    ones shipped with the package)."""
     p = Path(name_or_path)
     if p.suffix in (".yaml", ".yml") and p.is_file():
         return SearchSpace.load(p)
-    dirs = search_dirs or [Path.cwd() / "spaces", Path(__file__).resolve().parents[2] / "spaces"]
+    dirs = search_dirs or [Path.cwd() / "spaces", shipped_dir("spaces")]
     for d in dirs:
         for cand in (d / f"{p.name}", d / f"{p.name}.yaml"):
             if cand.is_file():

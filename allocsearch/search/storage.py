@@ -93,16 +93,22 @@ class StudyLock:
     database. Other databases get no lock (a warning says that ``n_trials`` may then be
     exceeded by up to one trial per worker)."""
 
-    def __init__(self, url: str, study_name: str) -> None:
-        url = normalize_url(url)
+    def __init__(self, given: str, study_name: str) -> None:
+        url = normalize_url(given)
         self._file: IO[bytes] | None = None
         self._conn: sqlalchemy.Connection | None = None
         digest = hashlib.sha256(f"allocsearch:{study_name}".encode()).digest()
         self._key = int.from_bytes(digest[:8], "big", signed=True)  # a bigint lock id
         dialect = sqlalchemy.engine.make_url(url).get_backend_name()
         if dialect == "postgresql":
-            engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
-            self._conn = engine.connect()
+            try:
+                engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+                self._conn = engine.connect()
+            except ImportError as exc:
+                raise StorageError(f"cannot open storage {redact(given)}: {exc} "
+                                   f"(pip install 'allocsearch[postgres]')") from None
+            except sqlalchemy.exc.SQLAlchemyError as exc:
+                raise StorageError(f"cannot open storage {redact(given)}: {_first_line(exc)}") from None
         elif dialect == "sqlite":
             database = sqlalchemy.engine.make_url(url).database
             if database and database != ":memory:":

@@ -1,0 +1,1 @@
+"""The search spaces allocsearch ships (YAML), installed as package data."""
