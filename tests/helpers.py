@@ -50,20 +50,8 @@ def tiny_evaluator(config: EvaluatorConfig) -> Evaluator:
 
 
 def save_tiny_model(path: Path, *, hidden: int = 64, blocks: int = 2, seed: int = 0) -> Path:
-    """A tiny random LLaMA with a byte-level tokenizer (256 tokens, no merges), saved as a
-    model directory that ``load_model`` and the CLI read: for tests that start processes."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedTokenizerFast
+    """A tiny random LLaMA with a byte-level tokenizer, saved as a model directory that
+    ``load_model`` and the CLI read: for tests that start processes."""
+    from allocsearch.models.random import save_random_llama
 
-    alphabet = pre_tokenizers.ByteLevel.alphabet()
-    vocab = {ch: i for i, ch in enumerate(sorted(alphabet))}
-    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    cfg = AutoConfig.for_model("llama", hidden_size=hidden, intermediate_size=2 * hidden,
-                               num_hidden_layers=blocks, num_attention_heads=4, num_key_value_heads=2,
-                               vocab_size=len(vocab), max_position_embeddings=4096)
-    torch.manual_seed(seed)
-    AutoModelForCausalLM.from_config(cfg).save_pretrained(path)
-    PreTrainedTokenizerFast(tokenizer_object=tok).save_pretrained(path)
-    return path
+    return save_random_llama(path, hidden=hidden, blocks=blocks, seed=seed)

@@ -147,6 +147,7 @@ def run_trial(
         except BaseException:
             study.tell(trial, state=TrialState.FAIL)
             raise
+    trial.set_user_attr("seconds", round(rec.seconds, 4))  # evaluation time, storage excluded
     if rec.state == "failed":
         trial.set_user_attr("fail_reason", rec.reason)
         study.tell(trial, state=TrialState.FAIL)
