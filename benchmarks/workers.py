@@ -18,6 +18,8 @@ JSON).
 from __future__ import annotations
 
 import argparse
+import itertools
+import json
 import os
 import statistics
 import subprocess
@@ -35,10 +37,10 @@ import optuna
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import itertools
 
-from _common import environment, print_table, write_json
+from _common import RESULTS, environment, print_table, write_json
 
+from allocsearch.io import atomic_write_text
 from allocsearch.models.random import save_random_llama
 from allocsearch.search.storage import normalize_url
 
@@ -55,7 +57,12 @@ def main() -> None:
     p.add_argument("--blocks", type=int, default=4)
     p.add_argument("--fidelities", default="1024,2048", help="search tokens per trial's rungs")
     p.add_argument("--tag", default="", help="a suffix for the JSON's name (another scenario)")
+    p.add_argument("--render-readme", action="store_true",
+                   help="only rewrite the README's workers table from the JSON files")
     args = p.parse_args()
+    if args.render_readme:
+        render_readme()
+        return
     server = args.storage or subprocess.run([str(ROOT / "scripts" / "postgres.sh")], check=True,
                                             capture_output=True, text=True).stdout.strip()
     rows = []
@@ -138,6 +145,35 @@ def measure(url: str, n: int) -> dict[str, Any]:
             "overhead_share": round(statistics.mean(overhead) / (statistics.mean(overhead) + evaluation), 3),
             "claim_ms_p90": round(1000 * claims[int(0.9 * (len(claims) - 1))], 1),
             "active_workers": len(by_worker)}
+
+
+README = ROOT / "README.md"
+MARKERS = ("<!-- workers-results:begin -->", "<!-- workers-results:end -->")
+
+
+def render() -> str:
+    """One table per scenario JSON: throughput, speed-up and what the storage costs a trial."""
+    out = []
+    for path in sorted(RESULTS.glob("workers_postgres_cpu*.json")):
+        data = json.loads(path.read_text())
+        env, setup = data["environment"], data["setup"]
+        out.append(f"`{data['command']}`: {setup['trials']} trials, fidelities {setup['fidelities']} "
+                   f"tokens, PostgreSQL {env['postgres']}, {env['cpu_cores']} CPU cores, {env['date']}\n")
+        out.append("| workers | trials/s | x one worker | evaluation ms/trial | storage ms/trial "
+                   "| storage share | claim ms (p90) |")
+        out.append("|---|---|---|---|---|---|---|")
+        out += [f"| {r['workers']} | {r['trials_per_s']:.2f} | {r['speedup']:.2f} | {r['eval_ms']:.0f} | "
+                f"{r['overhead_ms']:.0f} | {r['overhead_share']:.2f} | {r['claim_ms_p90']:.0f} |"
+                for r in data["rows"]]
+        out.append("")
+    return "\n".join(out).rstrip()
+
+
+def render_readme() -> None:
+    text = README.read_text()
+    start, end = (text.index(m) for m in MARKERS)
+    atomic_write_text(README, text[: start + len(MARKERS[0])] + "\n" + render() + "\n" + text[end:])
+    print(f"rendered the workers results into {README}")
 
 
 def fresh_database(server: str) -> str:

@@ -164,8 +164,9 @@ def _trial_loop(run: StudyRun, ev: Evaluator, lock: StudyLock, progress: bool) -
     try:
         while True:
             with lock.held():
-                if screener is not None and screener.ready(study):
-                    screener.round(study)
+                free = config.n_trials - StudyCount.of(study).occupied if screener else 0
+                if screener is not None and free > 0 and screener.ready(study):
+                    screener.round(study, limit=free)
                     status.screening = (screener.rounds, screener.pool_size, prequential_spearman(study))
                 claim = claim_trial(study, config.n_trials, config.max_tokens)
             status.counted(claim.count)

@@ -93,13 +93,17 @@ class Screener:
         done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         return len(done) >= self.settings.warmup
 
-    def round(self, study: optuna.Study) -> list[Candidate]:
-        """Train (every ``retrain_every`` rounds), screen a pool, enqueue the best ``k``."""
+    def round(self, study: optuna.Study, limit: int | None = None) -> list[Candidate]:
+        """Train (every ``retrain_every`` rounds), screen a pool, enqueue the best ``k`` (at
+        most ``limit``: the trials the study has left, so no proposal is left unevaluated)."""
         s = self.settings
         start = time.perf_counter()
-        if self.rounds == 0:  # a resumed study continues its round numbering
-            self.rounds = max((t.user_attrs["screened"]["round"] for t in study.get_trials(deepcopy=False)
-                               if "screened" in t.user_attrs), default=0)
+        # The study's round count, not this process's: a resumed study continues its
+        # numbering, and several workers (each round runs under the study lock) share it.
+        trials = study.get_trials(deepcopy=False)
+        self.rounds = max((t.user_attrs["screened"]["round"] for t in trials
+                           if "screened" in t.user_attrs), default=0)
+        elsewhere = [t.params for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
         records = study_records(study)
         if self.predictor is None or self.rounds % s.retrain_every == 0:
             self.predictor = Predictor.train(self.table, records, model=s.model, members=s.members,
@@ -111,10 +115,11 @@ class Screener:
         pool += self._evolve(pool, s.pool - len(pool))
         chosen: list[Candidate] = []
         picked = {plan_key(r.plan) for r in records}  # never propose a plan measured already
+        k = s.k if limit is None else min(s.k, limit)
         for c in sorted(pool, key=lambda c: c.bound(s.kappa)):
-            if len(chosen) == s.k:
+            if len(chosen) == k:
                 break
-            if plan_key(c.plan) not in picked:
+            if plan_key(c.plan) not in picked and c.values not in elsewhere:  # nor one running
                 picked.add(plan_key(c.plan))
                 chosen.append(c)
         seconds = time.perf_counter() - start

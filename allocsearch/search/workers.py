@@ -32,6 +32,11 @@ class StudyCount:
     waiting: int
     tokens: int  # search tokens the finished trials' fitness read
 
+    @property
+    def occupied(self) -> int:
+        """The ``n_trials`` slots taken: finished trials and running ones."""
+        return self.finished + self.running
+
     @staticmethod
     def of(study: optuna.Study) -> StudyCount:
         trials = study.get_trials(deepcopy=False)
@@ -66,7 +71,7 @@ def claim_trial(study: optuna.Study, n_trials: int, max_tokens: int | None) -> C
         return Claim("done", count)
     if max_tokens is not None and count.tokens >= max_tokens:
         return Claim("spent", count)
-    if count.finished + count.running >= n_trials:
+    if count.occupied >= n_trials:
         return Claim("wait", count)
     with warnings.catch_warnings():  # "heartbeat ... supposed to be used with Study.optimize"
         warnings.filterwarnings("ignore", message="Heartbeat of storage", category=UserWarning)

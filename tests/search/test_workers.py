@@ -129,3 +129,25 @@ def test_killed_worker_trial_is_failed_and_retried(
         assert after.user_attrs == t.user_attrs and after.params == t.params
     assert sum(t.state == TrialState.COMPLETE for t in trials) == 4
     assert sum(t.state == TrialState.FAIL for t in trials) == 1
+
+
+def test_two_workers_share_the_predictor_short_list(
+    model_dir: Path, postgres_url: str, tmp_path: Path
+) -> None:
+    """Rounds run under the study lock: numbered study-wide, each proposal evaluated once."""
+    config = _config(tmp_path, model_dir, n_trials=20, fidelities=[512, 1024])
+    cfg = yaml.safe_load(config.read_text())
+    cfg["predictor"] = {"model": "xgboost", "warmup": 6, "k": 3, "pool": 100, "members": 2}
+    config.write_text(yaml.safe_dump(cfg))
+    workers = [_worker(config, postgres_url, tmp_path) for _ in range(2)]
+    for w in workers:
+        _finish(w)
+    trials = _study(postgres_url).get_trials()
+    assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials) == 20
+    assert len(trials) == 20
+    screened = [t for t in trials if "screened" in t.user_attrs]
+    rounds = Counter(t.user_attrs["screened"]["round"] for t in screened)
+    assert screened and set(rounds) == set(range(1, max(rounds) + 1))  # no round number twice...
+    assert all(n <= 3 for n in rounds.values())  # ...so no round holds more than k proposals
+    keys = [tuple(sorted(t.params.items())) for t in screened]
+    assert len(set(keys)) == len(keys)  # each proposal evaluated once
