@@ -97,6 +97,11 @@ def test_bad_anchor_settings_are_named(anchor: Any, message: str, tmp_path: Path
         _config(tmp_path, {"anchor": anchor})
 
 
+def test_anchored_rounds_refuse_a_shared_storage(tmp_path: Path) -> None:
+    with pytest.raises(StudyConfigError, match="anchored rounds run in one process"):
+        _config(tmp_path, {"anchor": {"rounds": 2}, "storage": "postgresql://u@h/db"})
+
+
 def test_anchored_rounds_refuse_two_objectives_and_zero_rounds(
     evaluator: Evaluator, tmp_path: Path
 ) -> None:
