@@ -14,6 +14,7 @@ from optuna.trial import TrialState
 
 from allocsearch.cli import main
 from allocsearch.evaluate import Evaluator
+from allocsearch.io import read_jsonl
 from allocsearch.predictor import FeatureTable, Predictor, read_records
 from allocsearch.search import StudyConfig, StudyConfigError, find_space, run_study, trial_plan
 from allocsearch.search.records import study_records
@@ -47,33 +48,34 @@ def test_a_screened_study_runs_real_trials_that_meet_the_budget(screened: Any) -
     run, out = screened
     trials = run.study.get_trials(states=(TrialState.COMPLETE,))
     assert len(trials) == 14
-    # Round 3's third proposal waits in the storage for the next run.
-    assert [t.number for t in run.study.get_trials(states=(TrialState.WAITING,))] == [14]
+    # Round 3 had two trials left: it proposed two, so none is left waiting unevaluated.
+    assert run.study.get_trials(states=(TrialState.WAITING,)) == []
     for t in trials:
         assert abs(trial_plan(run.study, t).budget() - 0.6) < 1e-6
-    # Rounds start once 6 trials completed; each enqueues k = 3 screened proposals.
+    # Rounds start once 6 trials completed; each enqueues k = 3 screened proposals (at most
+    # the trials left).
     rounds = [t.user_attrs["screened"]["round"] for t in trials if "screened" in t.user_attrs]
     assert rounds == [1, 1, 1, 2, 2, 2, 3, 3]
     assert all("screened" not in t.user_attrs for t in trials[:6])
     # The log lists every screened candidate (pool 60 per round), far more than were evaluated.
-    log = [json.loads(x) for x in (out / "screening.jsonl").read_text().splitlines()]
-    assert len(log) == 3 * 60 and sum(r["chosen"] for r in log) == 9 > len(rounds)
+    log = read_jsonl(out / "screening.jsonl")
+    assert len(log) == 3 * 60 and sum(r["chosen"] for r in log) == 8 == len(rounds)
     chosen = [r for r in log if r["chosen"]]
     # The chosen ones have the lowest optimistic bound of their round.
-    for r in (1, 2, 3):
+    for r, k in ((1, 3), (2, 3), (3, 2)):
         bounds = sorted(x["bound"] for x in log if x["round"] == r)
-        assert sorted(x["bound"] for x in chosen if x["round"] == r) == bounds[:3]
+        assert sorted(x["bound"] for x in chosen if x["round"] == r) == bounds[:k]
 
 
-def test_resuming_a_screened_study_evaluates_waiting_proposals_first(
+def test_resuming_a_screened_study_continues_its_round_numbering(
     screened: Any, evaluator: Evaluator
 ) -> None:
     _, out = screened
-    # Round 3's last proposal is still waiting; a resumed run evaluates it, then screens again.
+    # Four more trials: round 4 proposes k = 3, round 5 the one trial left.
     cfg = _config(out, {"n_trials": 18})
     again = run_study(cfg, evaluator=evaluator, progress=False, verify=False)
     new = again.study.get_trials(states=(TrialState.COMPLETE,))[14:]
-    assert [t.user_attrs["screened"]["round"] for t in new] == [3, 4, 4, 4]
+    assert [t.user_attrs["screened"]["round"] for t in new] == [4, 4, 4, 5]
 
 
 def test_study_records_are_the_complete_trials(screened: Any, tmp_path: Path) -> None:
