@@ -226,11 +226,11 @@ class _Progress:
         if not self._waiting:
             msg = (f"waiting: {count.running} trial(s) of other workers hold the last slots of "
                    f"{self.config.n_trials}")
-            self.bar.write(msg) if self.enabled else log.info(msg)
+            if self.enabled:
+                self.bar.write(msg)
+            else:
+                log.info(msg)
         self._waiting = True
-
-    def spent(self) -> bool:
-        return self.config.max_tokens is not None and self.tokens >= self.config.max_tokens
 
     def _status(self) -> str:
         text = f"best {self.best}"
