@@ -23,7 +23,7 @@ from _common import add_model_args, environment, print_table, write_json
 
 from allocsearch.data import calibration_windows
 from allocsearch.engine import prune_sequential, uniform_targets
-from allocsearch.models import load_model
+from allocsearch.models import load_model, model_nbytes
 from allocsearch.pruners import get_pruner
 
 MiB = 1 << 20
@@ -46,7 +46,7 @@ def main() -> None:
 
     lm = load_model(args.model, device=args.device, dtype=args.dtype)
     cuda = lm.device.type == "cuda"
-    model_mib = sum(t.numel() * t.element_size() for t in lm.model.state_dict().values()) / MiB
+    model_mib = model_nbytes(lm.model) / MiB  # a tied embedding and lm_head counted once
     hidden = lm.adapter.get_weight(next(iter(lm.adapter.prunable_layers().values()))).shape[1]
     buffer_mib = args.nsamples * args.seqlen * hidden * torch.finfo(lm.dtype).bits / 8 / MiB
     windows = calibration_windows(lm.tokenizer, "embedded", args.nsamples, args.seqlen, seed=0)

@@ -38,7 +38,7 @@ from allocsearch.evaluate.backends import BACKENDS, Backend, BackendSettings, ba
 from allocsearch.evaluate.fitness import FITNESSES, DenseReference, dense_reference, make_fitness
 from allocsearch.evaluate.latency import Latency, LatencyCache, LatencyConfig
 from allocsearch.evaluate.perplexity import evaluate_perplexity
-from allocsearch.models.loading import LoadedModel
+from allocsearch.models.loading import LoadedModel, model_nbytes
 from allocsearch.plan import Plan
 from allocsearch.profile import Profile, build_profile
 from allocsearch.structure import StructureMasks, select_structure
@@ -325,7 +325,7 @@ class Evaluator:
         out = self.backend.nbytes()
         out["reference"] = self.reference.nbytes() if self.reference is not None else 0
         out["windows"] = self.windows.numel() * self.windows.element_size()
-        out["model"] = sum(p.numel() * p.element_size() for p in self.loaded.model.parameters())
+        out["model"] = model_nbytes(self.loaded.model)
         return out
 
     def restore(self) -> None:

@@ -244,6 +244,15 @@ def load_structured(path: Path, dtype: torch.dtype) -> tuple[nn.Module, ModelAda
     return model, adapter
 
 
+def model_nbytes(model: nn.Module) -> int:
+    """Bytes of the model's parameters and buffers, each storage counted once: a tied
+    embedding and ``lm_head`` share one."""
+    seen: dict[tuple[int, int], int] = {}
+    for t in (*model.parameters(), *model.buffers()):
+        seen[(t.untyped_storage().data_ptr(), t.device.index or 0)] = t.untyped_storage().nbytes()
+    return sum(seen.values())
+
+
 def save_model(loaded: LoadedModel, out_dir: Path) -> None:
     """Save weights (safetensors) and tokenizer so that ``load_model(out_dir)`` reloads them."""
     out_dir.mkdir(parents=True, exist_ok=True)
