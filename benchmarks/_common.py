@@ -11,6 +11,8 @@ from typing import Any
 import torch
 
 RESULTS = Path(__file__).resolve().parent / "results"
+#: Resume state and intermediate runs (git-ignored): only finished results are committed.
+RUNS = RESULTS / "runs"
 OTHER_DOMAIN = Path("/usr/share/common-licenses")
 
 

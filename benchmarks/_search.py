@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import RESULTS, environment
+from _common import RESULTS, RUNS, environment
 
 from allocsearch.evaluate import Evaluator
 from allocsearch.io import atomic_write_json
@@ -240,6 +240,7 @@ def _sampler_summary(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _save_partial(suite: str, args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
-    path = RESULTS / f"quality_{suite}_{args.device}_{args.dtype}.partial.json"
+    RUNS.mkdir(parents=True, exist_ok=True)
+    path = RUNS / f"quality_{suite}_{args.device}_{args.dtype}.partial.json"
     atomic_write_json(path, rows, indent=1)
 

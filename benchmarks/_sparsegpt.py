@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import RESULTS, environment, other_domain_file
+from _common import RESULTS, RUNS, environment, other_domain_file
 
 from allocsearch.allocation import get_allocator
 from allocsearch.apply import prune_with_plan
@@ -45,7 +45,6 @@ from allocsearch.search import StudyConfig, run_study, tokens_read
 from allocsearch.search.report import best_plan
 
 STUDIES = Path(__file__).resolve().parents[1] / "studies"
-RUNS = RESULTS / "runs"
 FAMILIES = ("owl", "alpha", "ramp")
 
 

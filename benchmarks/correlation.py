@@ -31,7 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import RESULTS, add_model_args, environment, print_table, write_json
+from _common import RUNS, add_model_args, environment, print_table, write_json
 from scipy.stats import spearmanr
 
 from allocsearch.allocation import get_allocator
@@ -120,7 +120,7 @@ def main() -> None:
     wanda_fitness = wanda_rank_fitness(ev, plans, config) if args.pruner == "sparsegpt" else {}
     verify = VerifyConfig(args.pruner, calibration, nsamples=args.eval_windows)
     tag = f"{lm.device.type}_{args.dtype}" + ("_sparsegpt" if args.pruner == "sparsegpt" else "")
-    partial_path = RESULTS / "runs" / f"correlation_{tag}.partial.json"
+    partial_path = RUNS / f"correlation_{tag}.partial.json"
     partial_path.parent.mkdir(parents=True, exist_ok=True)
     done: dict[str, Any] = {}
     if partial_path.exists() and not args.fresh:

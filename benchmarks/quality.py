@@ -43,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (
     PRIOR_TARGETS,
     RESULTS,
+    RUNS,
     add_model_args,
     environment,
     print_table,
@@ -110,7 +111,7 @@ def suite_priors(args: argparse.Namespace) -> dict[str, Any]:
 
     Parameters are chosen on the search split (``--search-windows`` windows); each
     family's chosen plan is then measured on the evaluation split. Partial results are
-    kept in results/quality_priors.partial.json so an interrupted run resumes.
+    kept in results/runs/quality_priors.partial.json so an interrupted run resumes.
     """
     from allocsearch.allocation import get_allocator
     from allocsearch.pipeline import prune_with_plan
@@ -120,7 +121,8 @@ def suite_priors(args: argparse.Namespace) -> dict[str, Any]:
     dense = copy.deepcopy(loaded.model.state_dict())
     cal = DataConfig(args.data, args.nsamples, args.seqlen, args.seed)
     profile = build_profile(loaded, DataConfig(args.data, 64, 512, args.seed), progress=False)
-    partial_path = RESULTS / "quality_priors.partial.json"
+    partial_path = RUNS / "quality_priors.partial.json"
+    RUNS.mkdir(parents=True, exist_ok=True)
     done: dict[str, Any] = json.loads(partial_path.read_text()) if partial_path.exists() else {}
     plans_dir = RESULTS / "priors_plans"
 
