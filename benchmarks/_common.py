@@ -56,7 +56,55 @@ def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
         print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
 
 
-def write_json(name: str, payload: dict[str, Any]) -> Path:
+#: What every manifest says about a result's protocol (benchmarks fill what applies; the report
+#: prints "not recorded" for a key a result lacks).
+PROTOCOL_KEYS = ("device", "dtype", "model", "data", "calibration", "evaluation", "seeds")
+
+
+def manifest(protocol: dict[str, Any]) -> dict[str, Any]:
+    """How and where a result was made: the command, the code (git commit, and whether the
+    tree had uncommitted changes), the date, the machine, package versions, and the
+    ``protocol`` the benchmark states (keys from :data:`PROTOCOL_KEYS`)."""
+    import importlib.metadata
+    import os
+    import subprocess
+    import sys
+
+    unknown = set(protocol) - set(PROTOCOL_KEYS)
+    if unknown:
+        raise ValueError(f"unknown manifest keys {sorted(unknown)}; use {PROTOCOL_KEYS}")
+    root = Path(__file__).resolve().parents[1]
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    versions: dict[str, str | None] = {}
+    for dist in ("allocsearch", "torch", "transformers", "optuna", "xgboost", "scikit-learn", "numpy"):
+        try:
+            versions[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            versions[dist] = None
+    script = Path(sys.argv[0])
+    command = " ".join(["python", f"benchmarks/{script.name}" if script.suffix == ".py" else str(script),
+                        *sys.argv[1:]])
+    return {
+        "command": command,
+        "commit": git("rev-parse", "HEAD") or None,
+        "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "machine": {"host_cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+                    "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+                    "threads": torch.get_num_threads()},
+        "python": platform.python_version(),
+        "versions": versions,
+        **protocol,
+    }
+
+
+def write_json(name: str, payload: dict[str, Any], protocol: dict[str, Any] | None = None) -> Path:
+    """A result file: ``payload`` with its manifest (see :func:`manifest`), atomically."""
+    payload = payload | {"manifest": manifest(protocol or {})}
     RESULTS.mkdir(parents=True, exist_ok=True)
     from allocsearch.io import atomic_write_json
 

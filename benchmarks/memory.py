@@ -69,7 +69,10 @@ def main() -> None:
     }
     print_table([row], list(row))
     path = write_json(f"memory_{args.method}_{args.nsamples}x{args.seqlen}.json",
-                      {"environment": environment(), "model": args.model, "rows": [row]})
+                      {"environment": environment(), "model": args.model, "rows": [row]},
+                      protocol={"device": str(lm.device), "dtype": args.dtype, "model": args.model,
+                                "data": "embedded, calibration part",
+                                "calibration": f"{args.nsamples} x {args.seqlen}", "seeds": [0]})
     print(f"\nwrote {path}")
 
 

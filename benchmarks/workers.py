@@ -83,7 +83,10 @@ def main() -> None:
                   "trials": args.trials, "fidelities": args.fidelities, "sampler": "random",
                   "threads_per_worker": 1, "space": "blocks", "target": 0.6},
         "rows": rows,
-    })
+    }, protocol={"device": "cpu", "dtype": "float32",
+                 "model": f"random LLaMA, hidden {args.hidden}, {args.blocks} blocks",
+                 "data": "embedded, search part", "calibration": "4 x 128 (profile)",
+                 "evaluation": f"fitness at {args.fidelities} search tokens", "seeds": [0]})
     print(f"wrote {path}")
 
 

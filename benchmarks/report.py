@@ -1,0 +1,219 @@
+"""Write BENCHMARKS.md from benchmarks/results/*.json, never by hand.
+
+    python benchmarks/report.py            # rewrite BENCHMARKS.md
+    python benchmarks/report.py --check    # fail when BENCHMARKS.md differs from the JSON
+
+One section per result file: what it measured, its manifest (command, commit, date, machine,
+device, dtype, model, data, calibration, evaluation, seeds, package versions) and its tables.
+A result written before benchmarks recorded manifests shows what its JSON holds of these and
+"not recorded" for the rest. Plans (``search_best_*.json``) and resume state
+(``*.partial.json``, ``runs/``) are not results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import PROTOCOL_KEYS, RESULTS
+
+from allocsearch.io import atomic_write_text
+
+OUT = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
+MAX_ROWS = 60  # longer tables are cut, with the count of rows left out and the file to read
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A family of result files (by name prefix): a title and what it answers."""
+
+    prefix: str
+    title: str
+    about: str
+
+
+KINDS = [
+    Kind("quality_uniform", "Uniform pruning", "Dense and one-ratio pruners on SmolLM2-135M."),
+    Kind("quality_priors", "Allocation priors", "Each prior family's parameters chosen on the search "
+         "split, measured on the evaluation split (sequential Wanda)."),
+    Kind("quality_search", "Search against the priors", "Optuna studies vs. the priors, verified exactly."),
+    Kind("quality_samplers", "Samplers at equal budgets", "Samplers compared at the same trial or token "
+         "budget."),
+    Kind("quality_anchored", "Anchored (sequential-aware) rounds", "Anchored studies, each short list "
+         "measured exactly."),
+    Kind("quality_oneshot", "Under one-shot pruning", "Plans applied with one-shot (dense-input) masks."),
+    Kind("quality_sparsegpt", "Searching on SparseGPT levels", "The level database: search vs. priors, "
+         "pruned with sequential SparseGPT."),
+    Kind("correlation", "Evaluator rank correlation", "Cheap fitness vs. the exact sequential prune "
+         "(Spearman)."),
+    Kind("speed", "Evaluator speed and memory", "Cost of scoring a plan against the bare forward pass."),
+    Kind("gpu_evaluator", "Evaluator on the GPU", "Cached-mask evaluation on a CUDA device."),
+    Kind("database_costs", "Level database costs", "Build time, disk and apply overhead of the level "
+         "database."),
+    Kind("memory", "Engine memory", "Peak memory of a sequential prune."),
+    Kind("nas", "Structured sub-networks (NAS)", "Depth vs. width vs. searched structured plans, with "
+         "measured speed."),
+    Kind("predictor", "The accuracy predictor", "Predictor data, quality and short-listing efficiency."),
+    Kind("pareto", "Two objectives", "An NSGA-II study's Pareto front (fitness vs. sparsity)."),
+    Kind("workers", "Many workers on PostgreSQL", "Trial throughput with several worker processes."),
+    Kind("search_refine", "Hand-assembled: EvoPress refinement", "Assembled by hand from a study "
+         "report; no script writes it yet."),
+    Kind("anchored_from_ramp", "Hand-assembled: anchored rounds from the ramp", "Assembled by hand from "
+         "a study's anchors.json; no script writes it yet."),
+]
+
+
+def is_result(path: Path) -> bool:
+    if path.name.endswith(".partial.json"):
+        return False
+    data = json.loads(path.read_text())
+    return isinstance(data, dict) and "modules" not in data  # a plan is not a result
+
+
+def kind_of(path: Path) -> Kind:
+    for kind in KINDS:
+        if path.stem.startswith(kind.prefix):
+            return kind
+    raise SystemExit(f"{path.name}: no section in benchmarks/report.py's KINDS; add one")
+
+
+# ------------------------------------------------------------------ manifest
+_LEGACY = {  # where a result written before manifests keeps each manifest key
+    "command": ("command",), "device": ("device",), "dtype": ("dtype",), "model": ("model",),
+    "data": ("data",), "calibration": ("calibration",),
+    "evaluation": ("evaluation", "evaluation_windows", "eval_windows"), "seeds": ("seeds", "seed"),
+}
+
+
+def manifest_rows(data: dict[str, Any]) -> list[tuple[str, str]]:
+    """(key, value) for the manifest table; a key the result does not hold is "not recorded"."""
+    m = data.get("manifest")
+    if m is not None:
+        rows = [("command", f"`{m['command']}`"),
+                ("commit", (m["commit"] or "not recorded")[:12] + (" (uncommitted changes)" if m["dirty"]
+                                                                 else "")),
+                ("date", m["date"]), ("machine", _text(m["machine"])), ("python", m["python"]),
+                ("versions", _text(m["versions"]))]
+        return rows + [(k, _text(m[k]) if k in m else "not recorded") for k in PROTOCOL_KEYS]
+    env = data.get("environment", {})
+    rows = []
+    for key in ("command", *PROTOCOL_KEYS):
+        found = next((data[k] for k in _LEGACY.get(key, ()) if k in data), None)
+        if key == "device" and found is None and env.get("device"):
+            found = env["device"]
+        value = f"`{found}`" if key == "command" and found else _text(found) if found is not None else None
+        rows.append((key, value or "not recorded"))
+    rows.insert(1, ("commit", "not recorded (written before manifests)"))
+    rows.insert(2, ("date", env.get("date", "not recorded")))
+    versions = {k: env[k] for k in ("python", "torch", "transformers") if k in env}
+    rows.insert(3, ("versions", _text(versions) if versions else "not recorded"))
+    if "threads" in env:
+        rows.insert(4, ("machine", f"{env.get('device', '?')}, {env['threads']} torch threads"))
+    return rows
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_text(v)}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return ", ".join(_text(v) for v in value)
+    return _cell(value)
+
+
+# ------------------------------------------------------------------ tables
+def _cell(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return "-" if value is None else ("yes" if value else "no")
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return str(value)
+        return f"{value:.4g}" if abs(value) < 1e5 else f"{value:.4e}"
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def table(records: list[dict[str, Any]], name: str, source: str) -> list[str]:
+    """A markdown table of the records' scalar fields (nested ones are left to the JSON)."""
+    columns: list[str] = []
+    for r in records:
+        for k, v in r.items():
+            if k not in columns and not isinstance(v, dict | list):
+                columns.append(k)
+    if not columns:
+        return []
+    out = [f"`{name}`:", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    out += ["| " + " | ".join(_cell(r.get(c)) for c in columns) + " |" for r in records[:MAX_ROWS]]
+    if len(records) > MAX_ROWS:
+        out.append(f"\n({len(records) - MAX_ROWS} more rows in `{source}`)")
+    return [*out, ""]
+
+
+def record_lists(data: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """Every top-level list of records (rows, runs, measured...) and dict of scalars."""
+    out = []
+    for key, value in data.items():
+        if key in ("manifest", "environment"):
+            continue
+        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            out.append((key, value))
+        elif isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()) \
+                and all(not isinstance(x, dict | list) for v in value.values() for x in v.values()):
+            out.append((key, [{"": k, **v} for k, v in value.items()]))
+    return out
+
+
+def render_file(path: Path) -> list[str]:
+    data = json.loads(path.read_text())
+    kind = kind_of(path)
+    source = f"benchmarks/results/{path.name}"
+    lines = [f"### {kind.title}: `{path.name}`", "", kind.about, "", "| manifest | |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in manifest_rows(data)]
+    lines.append("")
+    for name, records in record_lists(data):
+        lines += table(records, name, source)
+    return lines
+
+
+def render() -> str:
+    files = sorted((p for p in RESULTS.glob("*.json") if is_result(p)),
+                   key=lambda p: (KINDS.index(kind_of(p)), p.name))
+    lines = ["# Benchmarks", "",
+             "Written by `python benchmarks/report.py` from `benchmarks/results/*.json`; do not edit "
+             "by hand (`python benchmarks/report.py --check` runs in the tests). Each result lists "
+             "its manifest: results written before the benchmarks recorded manifests show what "
+             "their JSON holds and \"not recorded\" for the rest.", ""]
+    lines += [f"- [{kind_of(p).title}: {p.name}](#{_anchor(kind_of(p).title, p.name)})" for p in files]
+    lines.append("")
+    for p in files:
+        lines += render_file(p)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _anchor(title: str, name: str) -> str:
+    text = f"{title}: {name}".lower()
+    return "".join(c for c in text.replace(" ", "-") if c.isalnum() or c in "-_")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--check", action="store_true", help="fail when BENCHMARKS.md is out of date")
+    args = p.parse_args()
+    text = render()
+    if args.check:
+        if not OUT.is_file() or OUT.read_text() != text:
+            raise SystemExit("BENCHMARKS.md differs from benchmarks/results/*.json: run "
+                             "python benchmarks/report.py")
+        print("BENCHMARKS.md is up to date")
+        return
+    atomic_write_text(OUT, text)
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()
