@@ -162,7 +162,9 @@ def main() -> None:
         "evaluator": config.to_dict(), "verify": {"pruner": verify.pruner,
         "calibration": vars(verify.calibration), "eval_windows": args.eval_windows},
         "rows": rows, "spearman": summary,
-    })
+    }, protocol={"device": str(lm.device), "dtype": args.dtype, "model": args.model, "data": "embedded",
+                 "calibration": f"{args.nsamples} x {args.seqlen}, seed 0",
+                 "evaluation": f"{args.eval_windows} x 512 evaluation windows", "seeds": [0]})
     print(f"\nwrote {path}")
 
 

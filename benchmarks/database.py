@@ -140,7 +140,9 @@ def main() -> None:
           for stat in (statistics.median, max)),
     ]
     print_table(rows, ["quantity", "value"])
-    path = write_json(f"database_costs_{lm.device.type}.json", {
+    protocol = {"device": str(lm.device), "dtype": args.dtype, "model": args.model, "data": "embedded",
+                "calibration": f"{args.nsamples} x {args.seqlen}, seed 0", "seeds": [0]}
+    path = write_json(f"database_costs_{lm.device.type}.json", protocol=protocol, payload={
         "command": " ".join(["python", *sys.argv]), "environment": environment(),
         "model": args.model, "dtype": args.dtype, "calibration": vars(cal),
         "levels": list(DEFAULT_LEVELS), "element_size": element, "entries": len(report.built),

@@ -162,7 +162,8 @@ def _efficiency_payload(args: argparse.Namespace, base: StudyConfig, ramp_fitnes
 def _save(args: argparse.Namespace, out: dict[str, Any]) -> Path:
     return write_json(f"predictor_{args.suite}_{args.device_name}.json", out | {
         "command": " ".join(sys.argv), "model": args.model, "dtype": args.dtype,
-        "environment": environment()})
+        "environment": environment()},
+        protocol={"device": args.device_name, "dtype": args.dtype, "model": args.model, "data": "embedded"})
 
 
 README = Path(__file__).resolve().parents[1] / "README.md"

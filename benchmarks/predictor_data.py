@@ -78,7 +78,9 @@ def main() -> None:
         "command": " ".join(sys.argv), "model": args.model, "dtype": args.dtype,
         "fidelity": args.fidelity, "seed": args.seed, "warm_start": WARM,
         "environment": environment(), "rows": rows,
-    })
+    }, protocol={"device": str(loaded.device), "dtype": args.dtype, "model": args.model,
+                 "data": "embedded", "evaluation": f"fitness at {args.fidelity} search tokens",
+                 "seeds": [args.seed]})
     print(f"wrote {out}")
 
 

@@ -201,6 +201,14 @@ SUITES = {"uniform": suite_uniform, "priors": suite_priors, "search": suite_sear
           "sparsegpt": suite_sparsegpt, "sparsegpt_anchored": suite_sparsegpt_anchored}
 
 
+def _protocol(args: argparse.Namespace) -> dict[str, Any]:
+    """The manifest's protocol of a quality suite, from its arguments."""
+    seeds = {"sparsegpt": args.seeds, "samplers": args.sampler_seeds}.get(args.suite, [args.seed])
+    return {"device": args.device, "dtype": args.dtype, "model": args.model, "data": args.data,
+            "calibration": f"{args.nsamples} x {args.seqlen}, seed {args.seed}",
+            "evaluation": f"{args.eval_windows or 'all'} x 512 evaluation windows", "seeds": seeds}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--suite", choices=sorted(SUITES), default="uniform")
@@ -258,7 +266,7 @@ def main() -> None:
     }[args.suite]
     print_table(payload["rows"], columns)
     name = args.suite if args.suite in ("uniform", "priors") else f"{args.suite}_{payload['device']}"
-    path = write_json(f"quality_{name}.json", payload)
+    path = write_json(f"quality_{name}.json", payload, protocol=_protocol(args))
     print(f"\nwrote {path}")
 
 

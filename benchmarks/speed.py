@@ -170,7 +170,9 @@ def main() -> None:
     path = write_json(f"speed_{device.type}_{args.dtype}.json", {
         "environment": environment(), "model": args.model, "args": vars(args),
         "model_MiB": model_mib, "rows": rows, "memory_MiB": memory, "one_time": one_time,
-    })
+    }, protocol={"device": str(device), "dtype": args.dtype, "model": args.model, "data": "embedded",
+                 "calibration": f"{args.profile_nsamples} x {args.profile_seqlen} (profile)",
+                 "evaluation": f"{args.tokens} search tokens per fitness", "seeds": [0]})
     print(f"\nwrote {path}")
 
 
