@@ -10,7 +10,9 @@ from typing import Any
 
 import torch
 
-RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+DOCS = ROOT / "docs"
 #: Resume state and intermediate runs (git-ignored): only finished results are committed.
 RUNS = RESULTS / "runs"
 OTHER_DOMAIN = Path("/usr/share/common-licenses")
@@ -100,6 +102,16 @@ def manifest(protocol: dict[str, Any]) -> dict[str, Any]:
         "versions": versions,
         **protocol,
     }
+
+
+def with_block(doc: str, name: str, text: str) -> str:
+    """``doc`` with ``text`` between its ``<!-- name:begin -->`` and ``<!-- name:end -->``
+    (a rendered result; benchmarks/report.py keeps every such block current)."""
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    if begin not in doc or end not in doc:
+        raise ValueError(f"no {begin} ... {end} block")
+    head, rest = doc.split(begin, 1)
+    return head + begin + "\n" + text + "\n" + end + rest.split(end, 1)[1]
 
 
 def write_json(name: str, payload: dict[str, Any], protocol: dict[str, Any] | None = None) -> Path:

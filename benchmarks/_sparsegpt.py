@@ -197,8 +197,6 @@ def summarise(target: float, state: dict[str, Any], seeds: list[int]) -> list[di
     return rows
 
 
-README = Path(__file__).resolve().parents[1] / "README.md"
-MARKERS = ("<!-- sparsegpt-results:begin -->", "<!-- sparsegpt-results:end -->")
 
 
 def _fmt(v: Any, digits: int = 2) -> str:
@@ -206,7 +204,7 @@ def _fmt(v: Any, digits: int = 2) -> str:
 
 
 def render() -> str:
-    """The README's results block, from the suite's JSON, the correlation and the costs."""
+    """The results block of docs/results.md, from the suite's JSON, the correlation and the costs."""
     quality = json.loads((RESULTS / "quality_sparsegpt_cpu.json").read_text())
     corr = json.loads((RESULTS / "correlation_cpu_float32_sparsegpt.json").read_text())
     costs = json.loads((RESULTS / "database_costs_cpu.json").read_text())
@@ -261,14 +259,6 @@ def render() -> str:
         f"(max {c['apply overhead, all modules change (max)']:.3f}x).",
     ]
     return "\n".join(lines)
-
-
-def render_readme() -> None:
-    text = README.read_text()
-    begin, end = MARKERS
-    head, rest = text.split(begin, 1)
-    _, tail = rest.split(end, 1)
-    atomic_write_text(README, head + begin + "\n" + render() + "\n" + end + tail)
 
 
 def suite_sparsegpt_anchored(args: argparse.Namespace) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Structured sub-networks on SmolLM2-135M: perplexity and measured CPU speed at 20% and 35%.
 
     python benchmarks/nas.py                      # every target, 3 seeds, then the mixed study
-    python benchmarks/nas.py --render-readme      # the README section from the JSON
+    python benchmarks/report.py                   # the docs/results.md section from the JSON
 
 At each target (share of the prunable parameters removed) it compares, at equal parameters:
 
@@ -36,7 +36,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from _common import OTHER_DOMAIN, RESULTS, environment, other_domain_file, print_table
+from _common import (
+    OTHER_DOMAIN,
+    RESULTS,
+    ROOT,
+    environment,
+    other_domain_file,
+    print_table,
+)
 
 from allocsearch.allocation import get_allocator
 from allocsearch.data import DataConfig
@@ -53,7 +60,6 @@ from allocsearch.structure import remove_structure, select_structure
 STUDIES = Path(__file__).resolve().parents[1] / "studies"
 OUT = RESULTS / "nas_cpu.json"
 PLOT = RESULTS / "nas_pareto_cpu.png"
-README = Path(__file__).resolve().parents[1] / "README.md"
 LATENCY = LatencyConfig(prefill=512, prompt=32, decode=32, repeats=3)
 
 
@@ -322,7 +328,7 @@ def plot(payload: dict[str, Any]) -> Path:
 
 def render() -> str:
     payload = json.loads(OUT.read_text())
-    lines = [f"From `{OUT.relative_to(README.parent)}` (`{payload['command']}`; "
+    lines = [f"From `{OUT.relative_to(ROOT)}` (`{payload['command']}`; "
              f"{payload['environment']['device']}, {payload['threads']} CPU thread(s), "
              f"torch {payload['environment']['torch']}, "
              f"seeds {payload['seeds']}, {payload['n_trials']} trials per study). Perplexity on "
@@ -349,16 +355,8 @@ def render() -> str:
         lines += ["", f"Mixed plans at 35% (front points verified with Wanda, {len(mixed)} in all): "
                   + "; ".join(f"ppl {p['ppl']:.2f} at {_speed(p, 'decode_tok_s'):.1f} tok/s decode, "
                               f"{p['structured_blocks']} structured blocks" for p in mixed) + "."]
-    lines += ["", f"![latency vs perplexity]({PLOT.relative_to(README.parent)})"]
+    lines += ["", f"![latency vs perplexity](../{PLOT.relative_to(ROOT)})"]  # from docs/
     return "\n".join(lines)
-
-
-def render_readme() -> None:
-    text = README.read_text()
-    begin, end = "<!-- nas-results:begin -->", "<!-- nas-results:end -->"
-    head, rest = text.split(begin, 1)
-    _, tail = rest.split(end, 1)
-    atomic_write_text(README, head + begin + "\n" + render() + "\n" + end + tail)
 
 
 def main() -> None:
@@ -378,13 +376,9 @@ def main() -> None:
                    help="torch CPU threads for everything, timings included (pin the process "
                         "to as many cores, e.g. taskset -c 0, for steady timings)")
     p.add_argument("--progress", action="store_true")
-    p.add_argument("--render-readme", action="store_true")
     p.add_argument("--latency-pass", action="store_true",
                    help="re-time every plan in the JSON back to back (run with the machine quiet)")
     args = p.parse_args()
-    if args.render_readme:
-        render_readme()
-        return
     if args.latency_pass:
         torch.set_num_threads(args.threads)
         payload = latency_pass(args)

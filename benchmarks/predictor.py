@@ -18,7 +18,7 @@ study's own trials, whose tokens are in the count.
     python benchmarks/predictor.py --suite efficiency --seeds 0 1 2
 
 Prints tables and writes benchmarks/results/predictor_<suite>_<device>.json;
-``--render-readme`` writes the README's predictor section from those files.
+``python benchmarks/report.py`` writes the predictor section of docs/results.md from those files.
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ from _common import RESULTS, add_model_args, environment, print_table, write_jso
 
 from allocsearch.allocation import get_allocator
 from allocsearch.evaluate import Evaluator
-from allocsearch.io import atomic_write_text
 from allocsearch.models import load_model
 from allocsearch.predictor import FeatureTable, hold_out
 from allocsearch.predictor.evaluation import importances, parity_plot
@@ -166,8 +165,6 @@ def _save(args: argparse.Namespace, out: dict[str, Any]) -> Path:
         protocol={"device": args.device_name, "dtype": args.dtype, "model": args.model, "data": "embedded"})
 
 
-README = Path(__file__).resolve().parents[1] / "README.md"
-MARKERS = ("<!-- predictor-results:begin -->", "<!-- predictor-results:end -->")
 
 
 def _fmt(v: Any, digits: int = 3) -> str:
@@ -177,7 +174,7 @@ def _fmt(v: Any, digits: int = 3) -> str:
 
 
 def render_results() -> str:
-    """The README's predictor section, from the results JSON files only."""
+    """The predictor section of docs/results.md, from the results JSON files only."""
     q = json.loads((RESULTS / "predictor_quality_cpu.json").read_text())
     lines = [f"**Held-out quality** (`{q['command']}`; {q['records']} plans of SmolLM2-135M from "
              f"{len(q['studies'])} studies at 50-75% with TPE, CMA-ES, random and EvoPress-style "
@@ -227,20 +224,10 @@ def render_results() -> str:
     return "\n".join(lines)
 
 
-def render_readme() -> None:
-    text = README.read_text()
-    start, end = (text.index(m) for m in MARKERS)
-    new = text[: start + len(MARKERS[0])] + "\n" + render_results() + "\n" + text[end:]
-    atomic_write_text(README, new)
-    print(f"rendered the predictor results into {README}")
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_model_args(p)
     p.add_argument("--suite", choices=["quality", "efficiency"])
-    p.add_argument("--render-readme", action="store_true",
-                   help="only write the README's predictor section from the results JSON")
     p.add_argument("--members", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -255,11 +242,8 @@ def main() -> None:
                    help="efficiency: keep the runs of this earlier results (or .partial) JSON and "
                         "run only the missing (predictor, seed) pairs")
     args = p.parse_args()
-    if args.render_readme:
-        render_readme()
-        return
     if args.suite is None:
-        p.error("--suite is required (or --render-readme)")
+        p.error("--suite is required")
     import torch
 
     args.device_name = "cuda" if args.device == "auto" and torch.cuda.is_available() else \

@@ -53,7 +53,7 @@ from _common import (
 )
 from _oneshot import suite_oneshot
 from _search import suite_anchored, suite_samplers, suite_search
-from _sparsegpt import render_readme, suite_sparsegpt, suite_sparsegpt_anchored
+from _sparsegpt import suite_sparsegpt, suite_sparsegpt_anchored
 
 from allocsearch.data import DataConfig
 from allocsearch.io import atomic_write_json
@@ -234,16 +234,11 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="sparsegpt: study seeds")
     p.add_argument("--offspring", type=int, default=45,
                    help="sparsegpt: trials per study beyond its warm starts")
-    p.add_argument("--render-readme", action="store_true",
-                   help="sparsegpt: rewrite the README's results block from the JSON files, then stop")
     p.add_argument("--fresh", action="store_true", help="sparsegpt: ignore the partial results")
     p.add_argument("--progress", action="store_true", help="search: progress bars and trial log")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="search/samplers: study config overrides (as allocsearch search --set)")
     args = p.parse_args()
-    if args.render_readme:
-        render_readme()
-        return
     if args.suite in ("search", "samplers", "anchored", "sparsegpt", "sparsegpt_anchored") \
             and args.targets == list(PRIOR_TARGETS):
         args.targets = [0.7, 0.6] if args.suite in ("search", "sparsegpt") else [0.7]

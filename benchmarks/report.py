@@ -1,7 +1,8 @@
-"""Write BENCHMARKS.md from benchmarks/results/*.json, never by hand.
+"""Write BENCHMARKS.md, and every result block of the README and docs/, from
+benchmarks/results/*.json, never by hand.
 
-    python benchmarks/report.py            # rewrite BENCHMARKS.md
-    python benchmarks/report.py --check    # fail when BENCHMARKS.md differs from the JSON
+    python benchmarks/report.py            # rewrite BENCHMARKS.md and the blocks
+    python benchmarks/report.py --check    # fail when any of them differs from the JSON
 
 One section per result file: what it measured, its manifest (command, commit, date, machine,
 device, dtype, model, data, calibration, evaluation, seeds, package versions) and its tables.
@@ -16,17 +17,18 @@ import argparse
 import json
 import math
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import PROTOCOL_KEYS, RESULTS
+from _common import DOCS, PROTOCOL_KEYS, RESULTS, ROOT, with_block
 
 from allocsearch.io import atomic_write_text
 
-OUT = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
+OUT = ROOT / "BENCHMARKS.md"
 MAX_ROWS = 60  # longer tables are cut, with the count of rows left out and the file to read
 
 
@@ -200,19 +202,75 @@ def _anchor(title: str, name: str) -> str:
     return "".join(c for c in text.replace(" ", "-") if c.isalnum() or c in "-_")
 
 
+# ------------------------------------------------------------------ blocks in docs
+def _load(name: str) -> dict[str, Any]:
+    return dict(json.loads((RESULTS / name).read_text()))
+
+
+def headline() -> str:
+    """The README's headline: searched plans against the best prior, from three suites."""
+    rows = []
+    anchored = _load("quality_anchored_cpu.json")
+    for r in anchored["rows"]:
+        rows.append(("Wanda, sequential", "anchored rounds (1 seed)", r["target"], r["best_prior"],
+                     r["best_prior_wanda_ppl"], r["best_wanda_ppl"], r["ratio_wanda"], "-",
+                     "quality_anchored_cpu.json", anchored["device"]))
+    search = _load("quality_search_cuda.json")
+    for r in search["rows"]:
+        rows.append(("Wanda, sequential", f"TPE, {r['trials']} trials (1 seed)", r["target"],
+                     r["best_prior"], r["best_prior_wanda_ppl"], r["best_wanda_ppl"], r["ratio_wanda"], "-",
+                     "quality_search_cuda.json", search["device"]))
+    sgpt = _load("quality_sparsegpt_cpu.json")
+    for r in sgpt["rows"]:
+        if r["plan"].startswith("searched"):
+            prior = next(p for p in sgpt["rows"]
+                         if p["target"] == r["target"] and p["plan"] == r["best_prior"])
+            rows.append(("SparseGPT, sequential", f"level database, median of {r['seeds']} seeds",
+                         r["target"], r["best_prior"], prior["ppl"], r["ppl"], r["ratio"],
+                         f"{r['ratio_other']:.3f}", "quality_sparsegpt_cpu.json", sgpt["device"]))
+    lines = ["| pruner | search | target | best prior | its ppl | searched ppl | x best prior "
+             "| x, other domain | source (device) |", "|---|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {a} | {b} | {t:.0%} | {p} | {pp:.2f} | {sp:.2f} | **{x:.3f}** | {o} | `{src}` ({dev}) |"
+              for a, b, t, p, pp, sp, x, o, src, dev in rows]
+    return "\n".join(lines)
+
+
+def blocks() -> list[tuple[Path, str, Callable[[], str]]]:
+    """Every rendered block: (document, block name, renderer)."""
+    import _sparsegpt
+    import nas
+    import predictor
+    import workers
+
+    return [(ROOT / "README.md", "headline", headline),
+            (DOCS / "results.md", "sparsegpt-results", _sparsegpt.render),
+            (DOCS / "results.md", "nas-results", nas.render),
+            (DOCS / "results.md", "predictor-results", predictor.render_results),
+            (DOCS / "studies.md", "workers-results", workers.render)]
+
+
+def expected() -> dict[Path, str]:
+    """What BENCHMARKS.md and each document with blocks should hold."""
+    docs: dict[Path, str] = {OUT: render()}
+    for path, name, fn in blocks():
+        docs[path] = with_block(docs.get(path, path.read_text()), name, fn())
+    return docs
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--check", action="store_true", help="fail when BENCHMARKS.md is out of date")
+    p.add_argument("--check", action="store_true", help="fail when a document is out of date")
     args = p.parse_args()
-    text = render()
-    if args.check:
-        if not OUT.is_file() or OUT.read_text() != text:
-            raise SystemExit("BENCHMARKS.md differs from benchmarks/results/*.json: run "
-                             "python benchmarks/report.py")
-        print("BENCHMARKS.md is up to date")
-        return
-    atomic_write_text(OUT, text)
-    print(f"wrote {OUT}")
+    stale = []
+    for path, text in expected().items():
+        if not path.is_file() or path.read_text() != text:
+            stale.append(path.relative_to(ROOT))
+            if not args.check:
+                atomic_write_text(path, text)
+    if args.check and stale:
+        raise SystemExit(f"{', '.join(map(str, stale))} differ from benchmarks/results/*.json: run "
+                         f"python benchmarks/report.py")
+    print("up to date" if not stale else f"wrote {', '.join(map(str, stale))}")
 
 
 if __name__ == "__main__":

@@ -38,13 +38,10 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import RESULTS, environment, print_table, write_json
+from _common import RESULTS, ROOT, environment, print_table, write_json
 
-from allocsearch.io import atomic_write_text
 from allocsearch.models.random import save_random_llama
 from allocsearch.search.storage import normalize_url
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
@@ -57,12 +54,7 @@ def main() -> None:
     p.add_argument("--blocks", type=int, default=4)
     p.add_argument("--fidelities", default="1024,2048", help="search tokens per trial's rungs")
     p.add_argument("--tag", default="", help="a suffix for the JSON's name (another scenario)")
-    p.add_argument("--render-readme", action="store_true",
-                   help="only rewrite the README's workers table from the JSON files")
     args = p.parse_args()
-    if args.render_readme:
-        render_readme()
-        return
     server = args.storage or subprocess.run([str(ROOT / "scripts" / "postgres.sh")], check=True,
                                             capture_output=True, text=True).stdout.strip()
     rows = []
@@ -150,10 +142,6 @@ def measure(url: str, n: int) -> dict[str, Any]:
             "active_workers": len(by_worker)}
 
 
-README = ROOT / "README.md"
-MARKERS = ("<!-- workers-results:begin -->", "<!-- workers-results:end -->")
-
-
 def render() -> str:
     """One table per scenario JSON: throughput, speed-up and what the storage costs a trial."""
     out = []
@@ -172,11 +160,6 @@ def render() -> str:
     return "\n".join(out).rstrip()
 
 
-def render_readme() -> None:
-    text = README.read_text()
-    start, end = (text.index(m) for m in MARKERS)
-    atomic_write_text(README, text[: start + len(MARKERS[0])] + "\n" + render() + "\n" + text[end:])
-    print(f"rendered the workers results into {README}")
 
 
 def fresh_database(server: str) -> str:

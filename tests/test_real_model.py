@@ -1,6 +1,6 @@
 """SmolLM2-135M (the embedded default model) on the embedded corpus, on CPU.
 
-Bands come from measured values (see the README's results table) with generous margins:
+Bands come from measured values (see BENCHMARKS.md, "Uniform pruning") with generous margins:
 they catch a broken pruner or a broken data path, not run-to-run noise.
 """
 

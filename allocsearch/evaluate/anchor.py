@@ -2,10 +2,10 @@
 
 The mask cache ranks every layer by Wanda scores |W| * ||X||, with ||X|| taken from the
 *dense* model (one-shot masks). A sequential prune (``Evaluator.verify``, llm-compressor)
-takes the norms of layer l from the model already pruned up to l. The two give the same
-perplexity for a smooth plan (the 70% ramp: 181 one-shot vs 180 sequential on SmolLM2), but
-a plan searched against one-shot masks fits those masks: the best 70% plan of a one-shot
-search measured 118.5 one-shot and 145.9 sequential. Scoring with the norms seen while
+takes the norms of layer l from the model already pruned up to l. The two give nearly the
+same perplexity for a smooth plan (a depth ramp), but a plan searched against one-shot masks
+fits those masks and keeps less of its gain under the sequential prune (BENCHMARKS.md
+compares them: "Under one-shot pruning" against "Anchored rounds"). Scoring with the norms seen while
 pruning sequentially at an anchor plan makes the fitness of the anchor itself exact (same
 calibration windows, same masks) and that of plans near it close; a search then moves the
 anchor round by round (:func:`allocsearch.search.anchored.run_anchored`).

@@ -87,13 +87,13 @@ def test_masked_fitness_equals_the_physically_smaller_smollm2(smollm2: Any) -> N
         ev.close()
 
 
-def test_the_readme_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = readme.split("### Structured pruning", 1)[1]
+def test_the_documented_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    page = (Path(__file__).resolve().parents[2] / "docs" / "plans.md").read_text()
+    section = page.split("## Structured pruning", 1)[1]
     code = section.split("```python\n", 1)[1].split("```", 1)[0]
     monkeypatch.chdir(tmp_path)
-    exec(compile(code, "README.md", "exec"), {})  # our own documentation, run as written
+    exec(compile(code, "docs/plans.md", "exec"), {})  # our own documentation, run as written
     first = capsys.readouterr().out.splitlines()[0].split()
     assert first[0] == "False" and 10.0 < float(first[1]) < 300.0
     assert (tmp_path / "smollm2-flap20" / STRUCTURE_FILE).is_file()
