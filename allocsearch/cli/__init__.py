@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -63,6 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # traceback (a KeyError, say, is not caught here).
         print(f"allocsearch: error: {one_line(exc)}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `allocsearch plan show x.json | head`: the reader left early
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit flush
+        return 1
 
 
 #: What a user's input can raise: bad values (ValueError and its subclasses: plan, space,
