@@ -114,13 +114,15 @@ def with_block(doc: str, name: str, text: str) -> str:
     return head + begin + "\n" + text + "\n" + end + rest.split(end, 1)[1]
 
 
-def write_json(name: str, payload: dict[str, Any], protocol: dict[str, Any] | None = None) -> Path:
-    """A result file: ``payload`` with its manifest (see :func:`manifest`), atomically."""
+def write_json(name: str, payload: dict[str, Any], protocol: dict[str, Any] | None = None,
+               folder: Path = RESULTS) -> Path:
+    """A result file: ``payload`` with its manifest (see :func:`manifest`), atomically, in
+    ``folder`` (benchmarks/results unless a test says otherwise)."""
     payload = payload | {"manifest": manifest(protocol or {})}
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     from allocsearch.io import atomic_write_json
 
-    return atomic_write_json(RESULTS / name, payload)
+    return atomic_write_json(folder / name, payload)
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:

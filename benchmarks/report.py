@@ -57,6 +57,8 @@ KINDS = [
          "(Spearman)."),
     Kind("speed", "Evaluator speed and memory", "Cost of scoring a plan against the bare forward pass."),
     Kind("gpu_evaluator", "Evaluator on the GPU", "Cached-mask evaluation on a CUDA device."),
+    Kind("gpu_", "Scale on one GPU", "A random LLaMA-7B-shaped model through every stage "
+         "(benchmarks/gpu.py)."),
     Kind("database_costs", "Level database costs", "Build time, disk and apply overhead of the level "
          "database."),
     Kind("memory", "Engine memory", "Peak memory of a sequential prune."),

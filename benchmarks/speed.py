@@ -20,16 +20,14 @@ import argparse
 import statistics
 import sys
 import time
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import add_model_args, environment, print_table, write_json
+from _timing import MiB, forward_only, now_mib, peak_mib, reset_peak, sync, timed
 
 from allocsearch.budget import identity_from_adapter, random_plan
 from allocsearch.data import DataConfig, calibration_windows
@@ -37,58 +35,6 @@ from allocsearch.evaluate import Evaluator, EvaluatorConfig
 from allocsearch.models import load_model
 from allocsearch.pipeline import PruneConfig, prune_uniform
 from allocsearch.profile import build_profile, compute_profile
-
-MiB = 1 << 20
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def _timed(device: torch.device, fn: Callable[[], object]) -> float:
-    """Seconds ``fn`` takes, the device's queued work included."""
-    _sync(device)
-    t = time.perf_counter()
-    fn()
-    _sync(device)
-    return time.perf_counter() - t
-
-
-def _rss_mib(field: str) -> float:
-    """VmRSS (now) or VmHWM (peak since the last reset) of this process, in MiB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def _reset_peak(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    else:
-        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM (Linux); atomic-exempt: not a file
-
-
-def _peak_mib(device: torch.device) -> float:
-    return torch.cuda.max_memory_allocated() / MiB if device.type == "cuda" else _rss_mib("VmHWM")
-
-
-def _now_mib(device: torch.device) -> float:
-    return torch.cuda.memory_allocated() / MiB if device.type == "cuda" else _rss_mib("VmRSS")
-
-
-@torch.no_grad()
-def _forward_only(ev: Evaluator, n_windows: int) -> float:
-    """The baseline: the model's forward over the same windows, nothing else."""
-    device = ev.loaded.device
-    _sync(device)
-    t = time.perf_counter()
-    for i in range(0, n_windows, ev.config.batch_size):
-        ids = ev.windows[i : i + ev.config.batch_size].to(device)
-        ev.loaded.model(input_ids=ids, use_cache=False).logits  # noqa: B018
-    _sync(device)
-    return time.perf_counter() - t
 
 
 def main() -> None:
@@ -113,11 +59,11 @@ def main() -> None:
     n_windows = -(-args.tokens // args.seqlen)
     rows: list[dict[str, Any]] = []
     memory: dict[str, Any] = {}
-    base = _now_mib(device)  # the loaded model and the process, before any evaluator
+    base = now_mib(device)  # the loaded model and the process, before any evaluator
     for fitness in args.fitness:
         config = EvaluatorConfig(fitness=fitness, seqlen=args.seqlen, fidelities=(args.tokens,),
                                  batch_size=args.batch_size, profile=data)
-        _reset_peak(device)
+        reset_peak(device)
         t = time.perf_counter()
         ev = Evaluator.build(lm, config, progress=False)
         build_s = time.perf_counter() - t
@@ -126,13 +72,13 @@ def main() -> None:
         full: list[float] = []
         apply_s: list[float] = []
         for r in range(args.repeats):
-            fwd.append(_forward_only(ev, n_windows))
+            fwd.append(forward_only(ev, n_windows))
             plan = random_plan(ident, 0.6 + 0.1 * r / max(args.repeats - 1, 1), seed=r)
-            full.append(_timed(device, partial(ev.fitness, plan)))
+            full.append(timed(device, partial(ev.fitness, plan)))
             ev.restore()
-            apply_s.append(_timed(device, partial(ev.apply, plan)))
+            apply_s.append(timed(device, partial(ev.apply, plan)))
             ev.restore()
-        peak = _peak_mib(device) - base
+        peak = peak_mib(device) - base
         held = ev.memory()
         memory[fitness] = {k: v / MiB for k, v in held.items()} | {"peak_above_model_MiB": peak}
         ev.close()
@@ -152,14 +98,14 @@ def main() -> None:
     one_time: dict[str, float] = {}
     if not args.skip_one_time:
         windows = calibration_windows(lm.tokenizer, "embedded", data.nsamples, data.seqlen, data.seed)
-        _sync(device)
+        sync(device)
         t = time.perf_counter()
         compute_profile(lm, windows, data, progress=False)
-        _sync(device)
+        sync(device)
         one_time["profile_s"] = time.perf_counter() - t
         t = time.perf_counter()
         prune_uniform(lm, PruneConfig("wanda", 0.5, calibration=data), progress=False)
-        _sync(device)
+        sync(device)
         one_time["wanda_prune_s"] = time.perf_counter() - t
         one_time["profile_over_prune"] = one_time["profile_s"] / one_time["wanda_prune_s"]
         for row in rows:
