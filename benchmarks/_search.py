@@ -38,12 +38,18 @@ STUDIES = Path(__file__).resolve().parents[1] / "studies"
 
 def _config(target: float, args: argparse.Namespace, extra: list[str]) -> StudyConfig:
     pct = round(target * 100)
-    tag = f"{args.suite}_{pct}_{args.device}_{args.dtype}"  # suites never share a study
+    tag = f"{args.suite}_{pct}_{args.device}_{args.dtype}{_tag(args)}"  # suites never share a study
     overrides = [f"seed={args.seed}", f"device={args.device}", f"dtype={args.dtype}", *extra,
                  *args.set] + ([f"n_trials={args.n_trials}"] if args.n_trials else [])
     cfg = StudyConfig.load(STUDIES / f"smollm2-{pct}.yaml", overrides)
     out = RESULTS / "search_runs" / f"{cfg.name}_{tag}_{cfg.sampler}_s{cfg.seed}"
     return dataclasses.replace(cfg, output=out)
+
+
+def _tag(args: argparse.Namespace) -> str:
+    """``_<tag>`` when the run is another protocol of its suite (its files must not replace
+    the suite's own), else nothing."""
+    return f"_{args.tag}" if args.tag else ""
 
 
 def _evaluator(args: argparse.Namespace) -> Evaluator:
@@ -101,7 +107,7 @@ def suite_search(args: argparse.Namespace) -> dict[str, Any]:
             out["best_prior_sparsegpt_ppl"] = _verify(ev, cfg, best_prior_plan, "sparsegpt")
             out["ratio_sparsegpt"] = out["best_sparsegpt_ppl"] / out["best_prior_sparsegpt_ppl"]
             out["verifications"] += 2
-        best.save(RESULTS / f"search_best_{round(target * 100)}.json")
+        best.save(RESULTS / f"search_best_{round(target * 100)}{_tag(args)}.json")
         print(f"  {target:.0%} searched best (trial {best_trial}): wanda ppl {best_ppl:.3f} vs best "
               f"prior {out['best_prior_wanda_ppl']:.3f} = {out['ratio_wanda']:.3f}x", flush=True)
         rows.append(out)
@@ -121,7 +127,7 @@ def suite_anchored(args: argparse.Namespace) -> dict[str, Any]:
         overrides = [f"seed={args.seed}", f"device={args.device}", f"dtype={args.dtype}",
                      *args.set] + ([f"n_trials={args.n_trials}"] if args.n_trials else [])
         cfg = StudyConfig.load(STUDIES / f"smollm2-{pct}-seq.yaml", overrides)
-        tag = f"anchored_{pct}_{args.device}_{args.dtype}_{cfg.sampler}_s{cfg.seed}"
+        tag = f"anchored_{pct}_{args.device}_{args.dtype}_{cfg.sampler}_s{cfg.seed}{_tag(args)}"
         cfg = dataclasses.replace(cfg, output=RESULTS / "search_runs" / f"{cfg.name}_{tag}")
         if ev is None:
             loaded = load_model(args.model, device=args.device, dtype=args.dtype)
@@ -150,7 +156,7 @@ def suite_anchored(args: argparse.Namespace) -> dict[str, Any]:
                 out["best_sparsegpt_ppl"] = _verify(ev, cfg, run.best, "sparsegpt")
                 out["best_prior_sparsegpt_ppl"] = _verify(ev, cfg, prior, "sparsegpt")
                 out["ratio_sparsegpt"] = out["best_sparsegpt_ppl"] / out["best_prior_sparsegpt_ppl"]
-        run.best.save(RESULTS / f"search_best_{pct}_anchored_{ev.loaded.device.type}.json")
+        run.best.save(RESULTS / f"search_best_{pct}_anchored_{ev.loaded.device.type}{_tag(args)}.json")
         print(f"  {target:.0%} anchored best ({out['best_from']}): wanda ppl "
               f"{out['best_wanda_ppl']:.3f} vs best prior {out.get('best_prior_wanda_ppl', 0):.3f} "
               f"= {out.get('ratio_wanda', 0):.3f}x", flush=True)
@@ -241,6 +247,6 @@ def _sampler_summary(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _save_partial(suite: str, args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
     RUNS.mkdir(parents=True, exist_ok=True)
-    path = RUNS / f"quality_{suite}_{args.device}_{args.dtype}.partial.json"
+    path = RUNS / f"quality_{suite}_{args.device}_{args.dtype}{_tag(args)}.partial.json"
     atomic_write_json(path, rows, indent=1)
 

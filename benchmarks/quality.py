@@ -235,6 +235,8 @@ def main() -> None:
     p.add_argument("--offspring", type=int, default=45,
                    help="sparsegpt: trials per study beyond its warm starts")
     p.add_argument("--fresh", action="store_true", help="sparsegpt: ignore the partial results")
+    p.add_argument("--tag", default="", help="search/anchored: a suffix for the result, plan and study "
+                   "names (another protocol of the suite, e.g. a refinement)")
     p.add_argument("--progress", action="store_true", help="search: progress bars and trial log")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="search/samplers: study config overrides (as allocsearch search --set)")
@@ -261,6 +263,7 @@ def main() -> None:
     }[args.suite]
     print_table(payload["rows"], columns)
     name = args.suite if args.suite in ("uniform", "priors") else f"{args.suite}_{payload['device']}"
+    name += f"_{args.tag}" if args.tag else ""
     path = write_json(f"quality_{name}.json", payload, protocol=_protocol(args))
     print(f"\nwrote {path}")
 
