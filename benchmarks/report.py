@@ -158,17 +158,30 @@ def table(records: list[dict[str, Any]], name: str, source: str) -> list[str]:
     return [*out, ""]
 
 
+def _scalar(v: Any) -> bool:
+    return not isinstance(v, dict | list)
+
+
 def record_lists(data: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
-    """Every top-level list of records (rows, runs, measured...) and dict of scalars."""
-    out = []
+    """The result's numbers as tables: its top-level scalars (one key/value table), every
+    list of records (rows, runs, measured...), every dict of records and every dict of
+    scalars. Deeper nesting is left to the JSON."""
+    out: list[tuple[str, list[dict[str, Any]]]] = []
+    skip = {"manifest", "environment", "command", "args"}
+    top = [{"quantity": k, "value": v} for k, v in data.items() if k not in skip and _scalar(v)]
+    if top:
+        out.append(("values", top))
     for key, value in data.items():
-        if key in ("manifest", "environment"):
+        if key in skip:
             continue
         if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
             out.append((key, value))
         elif isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()) \
-                and all(not isinstance(x, dict | list) for v in value.values() for x in v.values()):
+                and all(_scalar(x) for v in value.values() for x in v.values()):
             out.append((key, [{"": k, **v} for k, v in value.items()]))
+        elif isinstance(value, dict) and value and all(_scalar(v) for v in value.values()) \
+                and key not in ("calibration", "evaluation", "profile", "search", "setup"):
+            out.append((key, [{"quantity": k, "value": v} for k, v in value.items()]))
     return out
 
 
