@@ -52,7 +52,7 @@ from _common import (
     write_json,
 )
 from _oneshot import suite_oneshot
-from _search import suite_anchored, suite_samplers, suite_search
+from _search import STUDIES, suite_anchored, suite_samplers, suite_search
 from _sparsegpt import suite_sparsegpt, suite_sparsegpt_anchored
 
 from allocsearch.data import DataConfig
@@ -61,6 +61,7 @@ from allocsearch.models import load_model
 from allocsearch.pipeline import PruneConfig, evaluate_perplexity, overall_sparsity, prune_uniform
 from allocsearch.plan import Plan
 from allocsearch.pruners import Pattern
+from allocsearch.search import StudyConfig
 
 UNIFORM_RUNS: list[tuple[str, float | None, str]] = [
     ("magnitude", 0.5, "unstructured"),
@@ -201,12 +202,24 @@ SUITES = {"uniform": suite_uniform, "priors": suite_priors, "search": suite_sear
           "sparsegpt": suite_sparsegpt, "sparsegpt_anchored": suite_sparsegpt_anchored}
 
 
-def _protocol(args: argparse.Namespace) -> dict[str, Any]:
-    """The manifest's protocol of a quality suite, from its arguments."""
+def _protocol(args: argparse.Namespace, device: str) -> dict[str, Any]:
+    """The manifest's protocol of a quality suite: its arguments, or, for the suites that run
+    study configs, the config's profile and verification (what their numbers were measured on)."""
     seeds = {"sparsegpt": args.seeds, "samplers": args.sampler_seeds}.get(args.suite, [args.seed])
-    return {"device": args.device, "dtype": args.dtype, "model": args.model, "data": args.data,
-            "calibration": f"{args.nsamples} x {args.seqlen}, seed {args.seed}",
-            "evaluation": f"{args.eval_windows or 'all'} x 512 evaluation windows", "seeds": seeds}
+    calibration = f"{args.nsamples} x {args.seqlen}, seed {args.seed}"
+    evaluation = f"{args.eval_windows or 'all'} x 512 evaluation windows"
+    studies = {"search": "smollm2-{pct}.yaml", "samplers": "smollm2-{pct}.yaml",
+               "anchored": "smollm2-{pct}-seq.yaml", "sparsegpt": "smollm2-{pct}-sparsegpt.yaml",
+               "sparsegpt_anchored": "smollm2-{pct}-sparsegpt.yaml"}
+    if args.suite in studies:
+        path = STUDIES / studies[args.suite].format(pct=round(args.targets[0] * 100))
+        cfg = StudyConfig.load(path, list(args.set))
+        d, v = cfg.data, cfg.verify
+        calibration = (f"profile {d.nsamples} x {d.seqlen}; verification {v.nsamples} x {v.seqlen}, "
+                       f"seed {d.seed} ({path.name})")
+        evaluation = f"{v.eval_windows} x 512 evaluation windows"
+    return {"device": device, "dtype": args.dtype, "model": args.model, "data": args.data,
+            "calibration": calibration, "evaluation": evaluation, "seeds": seeds}
 
 
 def main() -> None:
@@ -264,7 +277,8 @@ def main() -> None:
     print_table(payload["rows"], columns)
     name = args.suite if args.suite in ("uniform", "priors") else f"{args.suite}_{payload['device']}"
     name += f"_{args.tag}" if args.tag else ""
-    path = write_json(f"quality_{name}.json", payload, protocol=_protocol(args))
+    path = write_json(f"quality_{name}.json", payload,
+                      protocol=_protocol(args, str(payload.get("device", args.device))))
     print(f"\nwrote {path}")
 
 

@@ -67,10 +67,6 @@ KINDS = [
     Kind("predictor", "The accuracy predictor", "Predictor data, quality and short-listing efficiency."),
     Kind("pareto", "Two objectives", "An NSGA-II study's Pareto front (fitness vs. sparsity)."),
     Kind("workers", "Many workers on PostgreSQL", "Trial throughput with several worker processes."),
-    Kind("search_refine", "Hand-assembled: EvoPress refinement", "Assembled by hand from a study "
-         "report; no script writes it yet."),
-    Kind("anchored_from_ramp", "Hand-assembled: anchored rounds from the ramp", "Assembled by hand from "
-         "a study's anchors.json; no script writes it yet."),
 ]
 
 
