@@ -67,11 +67,17 @@ def open_storage(url: str, heartbeat: HeartbeatSettings | None = None) -> RDBSto
                 if hb.retries else None,
                 engine_kwargs={"pool_pre_ping": True},
             )
-    except ImportError as exc:
+    except (ImportError, sqlalchemy.exc.SQLAlchemyError) as exc:
+        raise _storage_error(url, exc) from None
+
+
+def _storage_error(url: str, exc: Exception) -> StorageError:
+    """One line for a storage that cannot be opened: a missing driver (with the install hint
+    for PostgreSQL) or the database's own first line (connection refused, bad credentials)."""
+    if isinstance(exc, ImportError):
         hint = " (pip install 'allocsearch[postgres]')" if url.startswith("postgres") else ""
-        raise StorageError(f"cannot open storage {redact(url)}: {exc}{hint}") from None
-    except sqlalchemy.exc.SQLAlchemyError as exc:
-        raise StorageError(f"cannot open storage {redact(url)}: {_first_line(exc)}") from None
+        return StorageError(f"cannot open storage {redact(url)}: {exc}{hint}")
+    return StorageError(f"cannot open storage {redact(url)}: {_first_line(exc)}")
 
 
 def redact(url: str) -> str:
@@ -104,11 +110,8 @@ class StudyLock:
             try:
                 engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
                 self._conn = engine.connect()
-            except ImportError as exc:
-                raise StorageError(f"cannot open storage {redact(given)}: {exc} "
-                                   f"(pip install 'allocsearch[postgres]')") from None
-            except sqlalchemy.exc.SQLAlchemyError as exc:
-                raise StorageError(f"cannot open storage {redact(given)}: {_first_line(exc)}") from None
+            except (ImportError, sqlalchemy.exc.SQLAlchemyError) as exc:
+                raise _storage_error(given, exc) from None
         elif dialect == "sqlite":
             database = sqlalchemy.engine.make_url(url).database
             if database and database != ":memory:":
