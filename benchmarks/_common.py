@@ -13,6 +13,16 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 DOCS = ROOT / "docs"
+STUDIES = ROOT / "studies"
+#: The shipped study config each suite runs at a target (``{pct}``: the target in percent).
+SUITE_STUDIES = {"search": "smollm2-{pct}.yaml", "samplers": "smollm2-{pct}.yaml",
+                 "anchored": "smollm2-{pct}-seq.yaml", "sparsegpt": "smollm2-{pct}-sparsegpt.yaml",
+                 "sparsegpt_anchored": "smollm2-{pct}-sparsegpt.yaml"}
+
+
+def study_file(suite: str, target: float) -> Path:
+    """The study config ``suite`` runs at ``target``."""
+    return STUDIES / SUITE_STUDIES[suite].format(pct=round(target * 100))
 #: Resume state and intermediate runs (git-ignored): only finished results are committed.
 RUNS = RESULTS / "runs"
 OTHER_DOMAIN = Path("/usr/share/common-licenses")

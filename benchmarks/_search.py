@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import RESULTS, RUNS, environment
+from _common import RESULTS, RUNS, environment, study_file
 
 from allocsearch.evaluate import Evaluator
 from allocsearch.io import atomic_write_json
@@ -33,15 +33,13 @@ from allocsearch.plan import Plan
 from allocsearch.search import StudyConfig, run_study, tokens_read
 from allocsearch.search.report import best_plan
 
-STUDIES = Path(__file__).resolve().parents[1] / "studies"
-
 
 def _config(target: float, args: argparse.Namespace, extra: list[str]) -> StudyConfig:
     pct = round(target * 100)
     tag = f"{args.suite}_{pct}_{args.device}_{args.dtype}{_tag(args)}"  # suites never share a study
     overrides = [f"seed={args.seed}", f"device={args.device}", f"dtype={args.dtype}", *extra,
                  *args.set] + ([f"n_trials={args.n_trials}"] if args.n_trials else [])
-    cfg = StudyConfig.load(STUDIES / f"smollm2-{pct}.yaml", overrides)
+    cfg = StudyConfig.load(study_file("search", target), overrides)
     out = RESULTS / "search_runs" / f"{cfg.name}_{tag}_{cfg.sampler}_s{cfg.seed}"
     return dataclasses.replace(cfg, output=out)
 
@@ -126,7 +124,7 @@ def suite_anchored(args: argparse.Namespace) -> dict[str, Any]:
         pct = round(target * 100)
         overrides = [f"seed={args.seed}", f"device={args.device}", f"dtype={args.dtype}",
                      *args.set] + ([f"n_trials={args.n_trials}"] if args.n_trials else [])
-        cfg = StudyConfig.load(STUDIES / f"smollm2-{pct}-seq.yaml", overrides)
+        cfg = StudyConfig.load(study_file("anchored", target), overrides)
         tag = f"anchored_{pct}_{args.device}_{args.dtype}_{cfg.sampler}_s{cfg.seed}{_tag(args)}"
         cfg = dataclasses.replace(cfg, output=RESULTS / "search_runs" / f"{cfg.name}_{tag}")
         if ev is None:

@@ -29,10 +29,9 @@ import json
 import statistics
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
-from _common import RESULTS, RUNS, environment, other_domain_file
+from _common import RESULTS, RUNS, STUDIES, environment, other_domain_file, study_file
 
 from allocsearch.allocation import get_allocator
 from allocsearch.apply import prune_with_plan
@@ -44,7 +43,6 @@ from allocsearch.plan import Plan
 from allocsearch.search import StudyConfig, run_study, tokens_read
 from allocsearch.search.report import best_plan
 
-STUDIES = Path(__file__).resolve().parents[1] / "studies"
 FAMILIES = ("owl", "alpha", "ramp")
 
 
@@ -52,8 +50,7 @@ def _config(target: float, seed: int, args: argparse.Namespace,
             winners: list[str] | None = None) -> StudyConfig:
     """The study of ``target`` at ``seed``: all its warm starts, or only those labelled in
     ``winners``; ``args.offspring`` trials beyond them."""
-    pct = round(target * 100)
-    cfg = StudyConfig.load(STUDIES / f"smollm2-{pct}-sparsegpt.yaml", [f"seed={seed}"])
+    cfg = StudyConfig.load(study_file("sparsegpt", target), [f"seed={seed}"])
     warm = tuple(w for w in cfg.warm_start if winners is None or w.label in winners)
     return dataclasses.replace(cfg, output=RUNS / f"{cfg.name}_s{seed}", warm_start=warm,
                                n_trials=len(warm) + args.offspring)

@@ -40,6 +40,7 @@ from _common import (
     OTHER_DOMAIN,
     RESULTS,
     ROOT,
+    STUDIES,
     environment,
     other_domain_file,
     print_table,
@@ -57,7 +58,6 @@ from allocsearch.search.report import pareto_front
 from allocsearch.search.trials import trial_plan
 from allocsearch.structure import remove_structure, select_structure
 
-STUDIES = Path(__file__).resolve().parents[1] / "studies"
 OUT = RESULTS / "nas_cpu.json"
 PLOT = RESULTS / "nas_pareto_cpu.png"
 LATENCY = LatencyConfig(prefill=512, prompt=32, decode=32, repeats=3)

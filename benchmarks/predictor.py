@@ -34,7 +34,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import RESULTS, add_model_args, environment, print_table, write_json
+from _common import RESULTS, STUDIES, add_model_args, environment, print_table, write_json
 
 from allocsearch.allocation import get_allocator
 from allocsearch.evaluate import Evaluator
@@ -45,7 +45,6 @@ from allocsearch.predictor.model import Predictor
 from allocsearch.search import StudyConfig, run_study
 from allocsearch.search.records import folder_records
 
-STUDIES = Path(__file__).resolve().parents[1] / "studies"
 RUNS = RESULTS / "predictor_runs"
 KINDS = ("xgboost", "hist", "additive")
 

@@ -21,13 +21,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import RESULTS, add_model_args, environment, print_table, write_json
+from _common import RESULTS, STUDIES, add_model_args, environment, print_table, write_json
 
 from allocsearch.evaluate import Evaluator
 from allocsearch.models import load_model
 from allocsearch.search import StudyConfig, run_study, tokens_read
 
-STUDIES = Path(__file__).resolve().parents[1] / "studies"
 RUNS = RESULTS / "predictor_runs"
 #: (target %, sampler): four targets, four samplers, more at 70% for the per-target figures.
 DEFAULT_STUDIES = ("70-tpe", "70-evopress", "70-random", "60-cmaes", "60-evopress", "50-tpe",

@@ -44,15 +44,17 @@ from _common import (
     PRIOR_TARGETS,
     RESULTS,
     RUNS,
+    SUITE_STUDIES,
     add_model_args,
     environment,
     print_table,
     prior_candidates,
     prior_label,
+    study_file,
     write_json,
 )
 from _oneshot import suite_oneshot
-from _search import STUDIES, suite_anchored, suite_samplers, suite_search
+from _search import suite_anchored, suite_samplers, suite_search
 from _sparsegpt import suite_sparsegpt, suite_sparsegpt_anchored
 
 from allocsearch.data import DataConfig
@@ -208,11 +210,8 @@ def _protocol(args: argparse.Namespace, device: str) -> dict[str, Any]:
     seeds = {"sparsegpt": args.seeds, "samplers": args.sampler_seeds}.get(args.suite, [args.seed])
     calibration = f"{args.nsamples} x {args.seqlen}, seed {args.seed}"
     evaluation = f"{args.eval_windows or 'all'} x 512 evaluation windows"
-    studies = {"search": "smollm2-{pct}.yaml", "samplers": "smollm2-{pct}.yaml",
-               "anchored": "smollm2-{pct}-seq.yaml", "sparsegpt": "smollm2-{pct}-sparsegpt.yaml",
-               "sparsegpt_anchored": "smollm2-{pct}-sparsegpt.yaml"}
-    if args.suite in studies:
-        path = STUDIES / studies[args.suite].format(pct=round(args.targets[0] * 100))
+    if args.suite in SUITE_STUDIES:
+        path = study_file(args.suite, args.targets[0])
         cfg = StudyConfig.load(path, list(args.set))
         d, v = cfg.data, cfg.verify
         calibration = (f"profile {d.nsamples} x {d.seqlen}; verification {v.nsamples} x {v.seqlen}, "
