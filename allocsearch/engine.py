@@ -90,13 +90,14 @@ def capture_block_inputs(
 ) -> list[_Batch]:
     """Run the embedding stage on (n, seqlen) windows and keep what block 0 receives."""
     batches: list[_Batch] = []
-    device = next(model.parameters()).device
+    device = adapter.input_device()
 
     def hook(_mod: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         batches.append(_Batch(args[0], tuple(args[1:]), dict(kwargs)))
         raise _Captured
 
-    handle = adapter.block(0).register_forward_pre_hook(hook, with_kwargs=True)
+    # prepend: runs before an offloading hook would move block 0 in for nothing
+    handle = adapter.block(0).register_forward_pre_hook(hook, with_kwargs=True, prepend=True)
     try:
         for chunk in windows.split(batch_size):
             with contextlib.suppress(_Captured):
@@ -201,28 +202,46 @@ def prune_sequential(
     last = max((adapter.block_index(n) for n in targets), default=-1)
     bar = tqdm(range(last + 1), desc=f"prune ({pruner.name})", disable=not progress)
     for index in bar:
-        block = adapter.block(index)
-        layers = {n: m for n, m in adapter.block_layers(index).items() if n in targets}
-        stats: dict[str, LayerStats] = {}
-        if batches:
-            # One-shot: the dense block's outputs replace its inputs before it is pruned.
-            stats, _ = block_stats(adapter, index, batches, norms=pruner.needs_norms,
-                                   hessian=pruner.needs_hessian, names=set(layers),
-                                   keep_outputs=inputs == "dense")
-            if on_stats is not None:
-                for name, st in stats.items():
-                    on_stats(name, st)
-        for name, layer in layers.items():
-            weight = adapter.get_weight(layer)
-            t = targets[name]
-            result = pruner.prune(weight, stats.get(name), t.sparsity, t.pattern)
-            adapter.set_weight(layer, result.weight)
-            report.sparsity[name] = result.sparsity
-            report.numel[name] = weight.numel()
-        if batches and index < last and inputs == "pruned":
-            _run_block(block, batches, keep_outputs=True)
+        with adapter.resident(index):
+            _prune_block(adapter, index, pruner, targets, batches, report, on_stats,
+                         propagate=batches != [] and index < last and inputs == "pruned",
+                         dense_inputs=inputs == "dense")
     report.seconds = time.perf_counter() - start
     return report
+
+
+def _prune_block(
+    adapter: ModelAdapter,
+    index: int,
+    pruner: Pruner,
+    targets: Mapping[str, LayerTarget],
+    batches: list[_Batch],
+    report: PruneReport,
+    on_stats: Callable[[str, LayerStats], None] | None,
+    *,
+    propagate: bool,
+    dense_inputs: bool,
+) -> None:
+    """Statistics, pruning and (``propagate``) the pruned block's outputs for one block."""
+    layers = {n: m for n, m in adapter.block_layers(index).items() if n in targets}
+    stats: dict[str, LayerStats] = {}
+    if batches:
+        # One-shot: the dense block's outputs replace its inputs before it is pruned.
+        stats, _ = block_stats(adapter, index, batches, norms=pruner.needs_norms,
+                               hessian=pruner.needs_hessian, names=set(layers),
+                               keep_outputs=dense_inputs)
+        if on_stats is not None:
+            for name, st in stats.items():
+                on_stats(name, st)
+    for name, layer in layers.items():
+        weight = adapter.get_weight(layer)
+        t = targets[name]
+        result = pruner.prune(weight, stats.get(name), t.sparsity, t.pattern)
+        adapter.set_weight(layer, result.weight)
+        report.sparsity[name] = result.sparsity
+        report.numel[name] = weight.numel()
+    if propagate:
+        _run_block(adapter.block(index), batches, keep_outputs=True)
 
 
 def measure_sparsity(adapter: ModelAdapter) -> dict[str, float]:

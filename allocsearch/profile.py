@@ -198,7 +198,7 @@ def compute_profile(
     norms, totals, influence, tokens = _dense_pass(loaded, windows, batch_size, progress)
     layers = loaded.adapter.prunable_layers()
     alpha = {
-        n: hill_alpha(loaded.adapter.get_weight(m))
+        n: hill_alpha(loaded.adapter.get_weight(m).to(loaded.device))  # offloaded: off CPU
         for n, m in tqdm(layers.items(), desc="spectra", disable=not progress)
     }
     if data is None:
@@ -240,8 +240,9 @@ def _dense_pass(
         handle = adapter.mid_norm(index).register_forward_pre_hook(
             functools.partial(_keep_input, mids)) if structured else None
         try:
-            stats, _ = block_stats(adapter, index, batches, norms=True, hessian=False,
-                                   keep_outputs=True)
+            with adapter.resident(index):
+                stats, _ = block_stats(adapter, index, batches, norms=True, hessian=False,
+                                       keep_outputs=True)
         finally:
             if handle is not None:
                 handle.remove()

@@ -16,6 +16,8 @@ Measures, in one process, one table:
   (FLOPs: 2 per parameter per token, plus the attention's score and value products);
 - Wanda and SparseGPT: seconds per block of a sequential prune (``--prune-blocks`` blocks);
 - peak memory (allocated on CUDA, resident set on CPU);
+- offloaded: the blocks moved to CPU memory (``--offload`` in the CLI), then profile and
+  Wanda again, and the device's peak memory with at most one block on it;
 - 2:4 layers: an MLP projection pruned 2:4 and converted with
   ``torch.sparse.to_sparse_semi_structured``, its matmul time against dense (CUDA with
   compute capability 8.0 or more; recorded as not supported elsewhere).
@@ -134,7 +136,27 @@ def measure(shape: LlamaShape, args: argparse.Namespace, n_cal: int, cal_len: in
         row[f"{name}_s_per_block"] = prune_seconds(lm, name, windows, args.prune_blocks, device)
     row["peak_GiB"] = peak_mib(device) * MiB / 2**30
     row |= semi_structured(shape, args.dtype, device, tokens=min(tokens, 16384))
+    row |= offloaded(lm, windows, data, args.prune_blocks, device)
     return row
+
+
+def offloaded(lm: Any, windows: torch.Tensor, data: DataConfig, blocks: int,
+              device: torch.device) -> dict[str, Any]:
+    """The same model with its blocks in CPU memory, each moved to the device in its turn
+    (block-wise offloading, for models larger than the GPU): profile and Wanda times, and the
+    device's peak memory, which no longer grows with the number of blocks."""
+    lm.adapter.enable_offload(device)
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    reset_peak(device)
+    sync(device)
+    t = time.perf_counter()
+    compute_profile(lm, windows, data, progress=False)
+    sync(device)
+    profile_s = time.perf_counter() - t
+    wanda = prune_seconds(lm, "wanda", windows, blocks, device)
+    return {"offload_profile_s": profile_s, "offload_wanda_s_per_block": wanda,
+            "offload_peak_GiB": peak_mib(device) * MiB / 2**30}
 
 
 def forward_flops(shape: LlamaShape, tokens: int, seqlen: int) -> float:

@@ -36,7 +36,8 @@ def test_the_cpu_path_writes_one_row_with_every_stage(tmp_path: Path) -> None:
     data = json.loads((tmp_path / "gpu_cpu_tiny.json").read_text())
     (row,) = data["rows"]
     for key in ("build_s", "profile_s", "evaluator_build_s", "forward_s", "fitness_s",
-                "wanda_s_per_block", "sparsegpt_s_per_block", "peak_GiB", "tokens_per_s"):
+                "wanda_s_per_block", "sparsegpt_s_per_block", "peak_GiB", "tokens_per_s",
+                "offload_profile_s", "offload_wanda_s_per_block", "offload_peak_GiB"):
         assert row[key] > 0, key
     assert row["overhead"] == row["fitness_s"] / row["forward_s"]
     assert row["peak_fraction"] is None and row["semi_2of4_speedup"] is None  # no CUDA here

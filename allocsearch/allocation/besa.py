@@ -71,7 +71,8 @@ class BesaAllocator(Allocator):
         cands = torch.arange(p.candidates, dtype=torch.float32, device=lm.device) / p.candidates
         out: dict[str, float] = {}
         for index in tqdm(range(lm.adapter.num_blocks), desc="besa", disable=not p.progress):
-            out.update(self._block(lm.adapter, index, batches, cands, target))
+            with lm.adapter.resident(index):
+                out.update(self._block(lm.adapter, index, batches, cands, target))
         return out
 
     def _block(

@@ -17,6 +17,11 @@ def add_model_args(p: argparse.ArgumentParser, default: str | None = "smollm2-13
         "--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
         help="weights and activations dtype (default float32)",
     )
+    p.add_argument(
+        "--offload", action="store_true",
+        help="keep the decoder blocks in CPU memory and move each to --device in its turn "
+             "(models larger than the GPU's memory; profile, prune and eval only)",
+    )
     add_quiet(p)
 
 
@@ -40,7 +45,8 @@ def add_data_args(p: argparse.ArgumentParser, nsamples: int | None) -> None:
 def load(args: argparse.Namespace, model: str | None = None) -> Any:
     from allocsearch.models import load_model
 
-    return load_model(model or args.model, device=args.device, dtype=args.dtype)
+    return load_model(model or args.model, device=args.device, dtype=args.dtype,
+                      offload=args.offload)
 
 
 def parse_params(items: list[str] | None) -> dict[str, Any]:

@@ -136,6 +136,11 @@ class Evaluator:
         self, loaded: LoadedModel, profile: Profile, config: EvaluatorConfig, *,
         progress: bool = True, cache_dir: Path | None = None,
     ) -> None:
+        if loaded.offloaded:
+            # Each candidate is a full forward: streaming every block per batch would cost
+            # more than the search saves. Offloading serves profile, prune and evaluation.
+            raise ValueError("the Evaluator needs the whole model on its device; load the "
+                             "model without offloading to search")
         self.loaded = loaded
         self.config = config
         self.profile = profile

@@ -7,6 +7,7 @@ whatever the storage (GPT-2's Conv1D stores (in, out)).
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,7 @@ from torch import nn
 from transformers.pytorch_utils import Conv1D
 
 from allocsearch.models.heads import Structure
+from allocsearch.models.offload import BlockOffload
 
 
 @dataclass(frozen=True)
@@ -99,10 +101,14 @@ class ModelAdapter:
         self.model_type = str(model_type)
         self.spec = spec
         self._blocks: list[nn.Module] = []
+        self.offload: BlockOffload | None = None
         self.refresh()
 
     def refresh(self) -> None:
         """Re-read the block list (after blocks were removed)."""
+        if self.offload is not None:
+            raise ValueError("blocks cannot be removed from an offloaded model; load it "
+                             "without offloading for structured actions")
         blocks = _resolve(self.model, self.spec.blocks_path)
         if not isinstance(blocks, nn.ModuleList):
             raise UnsupportedArchitectureError(
@@ -116,6 +122,23 @@ class ModelAdapter:
 
     def block(self, index: int) -> nn.Module:
         return self._blocks[index]
+
+    def enable_offload(self, compute: torch.device) -> None:
+        """Keep the blocks in CPU memory and run each on ``compute`` in its turn
+        (see :mod:`allocsearch.models.offload`)."""
+        if self.offload is None:
+            self.offload = BlockOffload(self.model, self._blocks, compute)
+
+    def resident(self, index: int) -> contextlib.AbstractContextManager[None]:
+        """Hold block ``index`` on the compute device while it is worked on (a no-op
+        unless the model is offloaded)."""
+        return contextlib.nullcontext() if self.offload is None else self.offload.resident(index)
+
+    def input_device(self) -> torch.device:
+        """Where token ids go: the embeddings' device (the compute device when offloaded)."""
+        if self.offload is not None:
+            return self.offload.compute
+        return next(self.model.parameters()).device
 
     def block_prefix(self, index: int) -> str:
         return f"{self.spec.blocks_path}.{index}"

@@ -55,8 +55,15 @@ class LoadedModel:
     def dtype(self) -> torch.dtype:
         return next(self.model.parameters()).dtype
 
+    @property
+    def offloaded(self) -> bool:
+        """Blocks in CPU memory, each moved to ``device`` in its turn."""
+        return self.adapter.offload is not None
+
     def clone(self) -> LoadedModel:
         """A deep copy of the model (hooks and all) with its own adapter, same tokenizer."""
+        if self.offloaded:
+            raise ValueError("an offloaded model cannot be copied; load it without offloading")
         model = copy.deepcopy(self.model)
         return dataclasses.replace(self, model=model, adapter=ModelAdapter(model))
 
@@ -188,8 +195,13 @@ def load_model(
     device: str = "auto",
     dtype: str = "float32",
     cache_dir: Path | None = None,
+    offload: bool = False,
 ) -> LoadedModel:
-    """Load a causal LM for pruning. Unsupported architectures fail before any work."""
+    """Load a causal LM for pruning. Unsupported architectures fail before any work.
+
+    ``offload`` keeps the decoder blocks in CPU memory and moves each to ``device`` in its
+    turn (:mod:`allocsearch.models.offload`): for models larger than the GPU's memory.
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     dev = resolve_device(device)
@@ -208,7 +220,10 @@ def load_model(
     model.eval()
     config: Any = model.config
     config.use_cache = False  # blocks are run one by one; a KV cache only costs memory
-    model.to(dev)
+    if offload:
+        adapter.enable_offload(dev)
+    else:
+        model.to(dev)
     return LoadedModel(model=model, tokenizer=tokenizer, adapter=adapter, name=source, device=dev)
 
 
