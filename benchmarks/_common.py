@@ -92,7 +92,8 @@ def manifest(protocol: dict[str, Any]) -> dict[str, Any]:
         return done.stdout.strip() if done.returncode == 0 else ""
 
     versions: dict[str, str | None] = {}
-    for dist in ("allocsearch", "torch", "transformers", "optuna", "xgboost", "scikit-learn", "numpy"):
+    for dist in ("allocsearch", "torch", "transformers", "optuna", "xgboost", "scikit-learn", "numpy",
+                 "lm_eval", "datasets"):
         try:
             versions[dist] = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:

@@ -60,3 +60,24 @@ def parse_params(items: list[str] | None) -> dict[str, Any]:
             raise ValueError(f"--param needs key=value, got {item!r}")
         out[key.strip()] = yaml.safe_load(value)
     return out
+
+
+def add_task_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--tasks", default=None,
+        help="also measure zero-shot task accuracy (lm-evaluation-harness), comma-separated: "
+             "allocsearch_continuation (offline, our own), lm-eval task names (boolq, arc_easy, "
+             "...; need the hub), or task YAML files",
+    )
+    p.add_argument("--tasks-limit", type=int, default=None, help="examples per task (default all)")
+    p.add_argument("--tasks-batch-size", type=int, default=8, help="requests per forward (default 8)")
+
+
+def task_config(args: argparse.Namespace) -> Any:
+    """The TaskConfig of --tasks, or None without it (parsed before any model is loaded)."""
+    if args.tasks is None:
+        return None
+    from allocsearch.evaluate.tasks import TaskConfig
+
+    return TaskConfig(TaskConfig.parse_names(args.tasks), limit=args.tasks_limit,
+                      batch_size=args.tasks_batch_size)

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from allocsearch.cli.common import add_data_args, add_model_args, load
+from allocsearch.cli.common import add_data_args, add_model_args, add_task_args, load, task_config
 from allocsearch.io import atomic_write_text
 
 
@@ -46,6 +46,7 @@ def register(sub: Any) -> None:
                    help="evaluation windows for --verify (default all)")
     p.add_argument("--batch-size", type=int, default=1, help="windows per forward")
     p.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
+    add_task_args(p)  # on the verified model with --verify, else on the cached-mask model
     p.set_defaults(func=cmd_evaluate)
 
 
@@ -65,6 +66,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         source=args.data, seqlen=args.seqlen, fidelities=args.fidelity,
         batch_size=args.batch_size, profile=data,
     )
+    tasks = task_config(args)
     plans = [Plan.load(p) for p in args.plan]  # validated before any model is loaded
     loaded = load(args, args.model or plans[0].model.name)
     results: list[dict[str, Any]] = []
@@ -87,10 +89,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 v = ev.verify(plan, VerifyConfig(args.verify, data, seqlen=args.seqlen,
                                                  nsamples=args.verify_nsamples,
                                                  batch_size=args.batch_size,
-                                                 inputs=args.verify_inputs))
+                                                 inputs=args.verify_inputs, tasks=tasks))
                 print(f"  verified with {v.pruner} ({v.inputs} inputs): evaluation perplexity {v.ppl:.3f} on "
                       f"{v.tokens} tokens, sparsity {v.achieved_sparsity:.4f}")
+                for score in v.tasks.values():
+                    print(f"  verified {score.describe()}")
                 row["verification"] = v.to_dict()
+            elif tasks is not None:
+                scores = ev.accuracy(plan, tasks)
+                for score in scores.values():
+                    print(f"  cached masks: {score.describe()}")
+                row["tasks"] = {name: score.to_dict() for name, score in scores.items()}
             results.append(row)
     if args.json is not None:
         payload = {"model": loaded.name, "config": config.to_dict(), "results": results}

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from allocsearch.cli.common import add_data_args, add_model_args, load
+from allocsearch.cli.common import add_data_args, add_model_args, add_task_args, load, task_config
 
 
 def register(sub: Any) -> None:
@@ -42,6 +42,7 @@ def register(sub: Any) -> None:
                    help="also measure prefill and decode tokens per second (batch 1)")
     e.add_argument("--decode-tokens", type=int, default=64, help="tokens generated per decode timing")
     e.add_argument("--repeats", type=int, default=5, help="timed runs per figure (median)")
+    add_task_args(e)
     e.set_defaults(func=cmd_eval)
 
 
@@ -117,6 +118,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from allocsearch.io import atomic_write_text
     from allocsearch.pipeline import evaluate_perplexity, overall_sparsity
 
+    tasks = task_config(args)
     loaded = load(args)
     res = evaluate_perplexity(
         loaded, args.data, part=args.part, seqlen=args.seqlen, nsamples=args.nsamples,
@@ -138,6 +140,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(f"latency on {lat.device}: prefill {lat.prefill_tok_s:,.0f} tokens/s "
               f"({args.seqlen}-token window), decode {lat.decode_tok_s:,.1f} tokens/s (batch 1)")
         payload["latency"] = lat.to_dict()
+    if tasks is not None:
+        from allocsearch.evaluate.tasks import task_accuracy
+
+        scores = task_accuracy(loaded, tasks, progress=not args.quiet)
+        for score in scores.values():
+            print(score.describe())
+        payload["tasks"] = {name: score.to_dict() for name, score in scores.items()}
     if args.json is not None:
         atomic_write_text(args.json, json.dumps(payload, indent=2) + "\n")
     return 0

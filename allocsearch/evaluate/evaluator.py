@@ -38,6 +38,7 @@ from allocsearch.evaluate.backends import BACKENDS, Backend, BackendSettings, ba
 from allocsearch.evaluate.fitness import FITNESSES, DenseReference, dense_reference, make_fitness
 from allocsearch.evaluate.latency import Latency, LatencyCache, LatencyConfig
 from allocsearch.evaluate.perplexity import evaluate_perplexity
+from allocsearch.evaluate.tasks import TaskConfig, TaskScore, task_accuracy
 from allocsearch.models.loading import LoadedModel, model_nbytes
 from allocsearch.plan import Plan
 from allocsearch.profile import Profile, build_profile
@@ -100,6 +101,8 @@ class VerifyConfig:
     #: ``pruned``: sequential prune; ``dense``: one-shot, every block calibrated on the
     #: dense model (the masks the cached fitness uses, on the verification's windows).
     inputs: str = "pruned"
+    #: Also measure zero-shot task accuracy on the pruned model (lm-evaluation-harness).
+    tasks: TaskConfig | None = None
 
     def __post_init__(self) -> None:
         check_inputs(self.inputs)
@@ -124,9 +127,15 @@ class Verification:
     prune_seconds: float
     eval_seconds: float
     inputs: str = "pruned"
+    tasks: dict[str, TaskScore] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> Verification:
+        tasks = {k: TaskScore.from_dict(v) for k, v in data.get("tasks", {}).items()}
+        return Verification(**{k: v for k, v in data.items() if k != "tasks"}, tasks=tasks)
 
 
 class Evaluator:
@@ -301,10 +310,20 @@ class Evaluator:
                 nsamples=config.nsamples, batch_size=config.batch_size, progress=self.progress,
             )
             seconds = time.perf_counter() - start
+            tasks = {} if config.tasks is None else task_accuracy(
+                target, config.tasks, progress=self.progress)
         finally:
             self.restore()
         return Verification(config.pruner, result.ppl, result.tokens, report.overall,
-                            report.seconds, seconds, config.inputs)
+                            report.seconds, seconds, config.inputs, tasks)
+
+    def accuracy(self, plan: Plan | None, config: TaskConfig) -> dict[str, TaskScore]:
+        """Task accuracy of ``plan`` written with the cached masks (None: the dense model)."""
+        if plan is None:
+            self.restore()
+        else:
+            self.apply(plan)
+        return task_accuracy(self.loaded, config, progress=self.progress)
 
     # ----------------------------------------------------------------- latency
     def latency(self, plan: Plan | None, config: LatencyConfig | None = None) -> Latency:

@@ -46,10 +46,12 @@ def byte_tokenizer() -> Any:
     from transformers import PreTrainedTokenizerFast
 
     alphabet = pre_tokenizers.ByteLevel.alphabet()
-    tok = Tokenizer(models.BPE(vocab={ch: i for i, ch in enumerate(sorted(alphabet))}, merges=[]))
+    chars = sorted(alphabet)
+    tok = Tokenizer(models.BPE(vocab={ch: i for i, ch in enumerate(chars)}, merges=[]))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    return PreTrainedTokenizerFast(tokenizer_object=tok)
+    # Token 0 doubles as end of text: lm-eval prefixes every request with the EOS (or BOS) id.
+    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=chars[0])
 
 
 def random_llama(shape: LlamaShape, *, device: str = "cpu", dtype: str = "float32", seed: int = 0,

@@ -15,6 +15,7 @@
     predictor: {model: xgboost, pool: 2000, k: 4, warmup: 16}   # optional short-listing
     storage: postgresql://user@host/db   # optional: many workers on one study (default SQLite)
     heartbeat: {interval: 60, grace: 120, retries: 1}   # a dead worker's trial is run again
+    tasks: {names: [allocsearch_continuation], limit: 100, max_drop: 0.05}   # task accuracy
 
 Outputs (storage, plans, plots, report) go to ``<config dir>/<name>/`` unless ``output`` says
 otherwise. Command-line overrides are ``key=value`` pairs with dotted keys
@@ -35,17 +36,18 @@ from allocsearch.data import DataConfig
 from allocsearch.engine import check_inputs
 from allocsearch.evaluate import EvaluatorConfig, Latency, LatencyConfig, VerifyConfig
 from allocsearch.predictor.base import regressor_names
+from allocsearch.search.accuracy import CONSTRAINED_SAMPLERS, TaskSettings
 from allocsearch.search.space import shipped_dir
 from allocsearch.search.storage import HeartbeatSettings
 
 STUDY_SCHEMA_VERSION = 1
-OBJECTIVES = ("fitness", "sparsity", "latency")
+OBJECTIVES = ("fitness", "sparsity", "latency", "accuracy")
 #: What the latency objective minimises: ms per decoded token, or ms per prefill window.
 LATENCY_METRICS = ("decode", "prefill")
 _KEYS = {"schema_version", "name", "model", "device", "dtype", "data", "target", "space",
          "evaluator", "sampler", "pruner", "n_trials", "max_tokens", "storage", "seed",
          "warm_start", "verify", "objectives", "output", "anchor", "predictor",
-         "latency", "heartbeat"}
+         "latency", "heartbeat", "tasks"}
 
 
 class StudyConfigError(ValueError):
@@ -230,13 +232,16 @@ class StudyConfig:
     latency: LatencySettings = field(default_factory=lambda: LatencySettings())
     #: Worker liveness: a trial silent for ``heartbeat.grace`` seconds is failed and retried.
     heartbeat: HeartbeatSettings = field(default_factory=HeartbeatSettings)
+    #: Task accuracy: verified beside perplexity, an objective or a constraint (see accuracy.py).
+    tasks: TaskSettings = field(default_factory=TaskSettings)
 
     def verify_config(self, pruner: str | None = None) -> VerifyConfig:
         """The exact verification of this study (``pruner`` overrides ``verify.pruner``)."""
         v = self.verify
         calibration = DataConfig(self.data.source, v.nsamples, v.seqlen, self.data.seed)
         return VerifyConfig(pruner or v.pruner, calibration, nsamples=v.eval_windows,
-                            batch_size=self.evaluator.batch_size, inputs=v.inputs)
+                            batch_size=self.evaluator.batch_size, inputs=v.inputs,
+                            tasks=self.tasks.config() if self.tasks.enabled else None)
 
     @property
     def storage_url(self) -> str:
@@ -288,11 +293,12 @@ class StudyConfig:
             raw = data.get("predictor") or {}
             predictor = PredictorSettings(**({"model": raw} if isinstance(raw, str) else raw))
             heartbeat = HeartbeatSettings(**(data.get("heartbeat") or {}))
+            tasks = TaskSettings.parse(data.get("tasks"))
         except TypeError as exc:  # "X.__init__() got an unexpected keyword argument 'k'"
             text = str(exc)
             for section, kind in (("data", "DataConfig"), ("evaluator", "EvaluatorConfig"),
                                   ("verify", "VerifySettings"), ("predictor", "PredictorSettings"),
-                                  ("heartbeat", "HeartbeatSettings")):
+                                  ("heartbeat", "HeartbeatSettings"), ("tasks", "TaskSettings")):
                 if text.startswith(f"{kind}.__init__()"):
                     text = f"{section}: {text.split('() ', 1)[1]}"
             raise StudyConfigError(f"{where}: {text}") from exc
@@ -313,8 +319,8 @@ class StudyConfig:
         objectives = tuple(data.get("objectives") or ("fitness",))
         if objectives[0] != "fitness" or any(o not in OBJECTIVES for o in objectives) \
                 or len(set(objectives)) != len(objectives):
-            raise StudyConfigError(f"{where}: objectives must be [fitness], [fitness, sparsity] "
-                                   f"or [fitness, latency]")
+            raise StudyConfigError(f"{where}: objectives must be [fitness], [fitness, sparsity], "
+                                   f"[fitness, latency] or [fitness, accuracy]")
         if len(objectives) > 2:
             raise StudyConfigError(f"{where}: at most two objectives")
         warm = tuple(w for e in (data.get("warm_start") or [])
@@ -325,6 +331,7 @@ class StudyConfig:
             raise StudyConfigError(f"{where}: anchored rounds need a single objective")
         if predictor.enabled and len(objectives) > 1:
             raise StudyConfigError(f"{where}: predictor short-listing needs a single objective")
+        _check_tasks(tasks, objectives, sampler[0], anchor, predictor, where)
         if anchor.rounds and data.get("storage"):
             raise StudyConfigError(f"{where}: anchored rounds run in one process, one SQLite study "
                                    f"per round in the output folder; drop storage (or anchor)")
@@ -340,7 +347,23 @@ class StudyConfig:
             seed=int(data.get("seed", 0)), warm_start=warm, verify=verify, objectives=objectives,
             output=output, source=where, anchor=anchor, predictor=predictor,
             latency=LatencySettings.parse(data.get("latency"), where), heartbeat=heartbeat,
+            tasks=tasks,
         )
+
+
+def _check_tasks(tasks: TaskSettings, objectives: tuple[str, ...], sampler: str,
+                 anchor: AnchorSettings, predictor: PredictorSettings, where: str) -> None:
+    if "accuracy" in objectives and not tasks.enabled:
+        raise StudyConfigError(f"{where}: the accuracy objective needs a tasks section "
+                               f"(tasks: [allocsearch_continuation])")
+    if tasks.max_drop is None:
+        return
+    if sampler not in CONSTRAINED_SAMPLERS:
+        raise StudyConfigError(f"{where}: tasks.max_drop is a constraint; sampler {sampler!r} takes "
+                               f"none (use one of {', '.join(CONSTRAINED_SAMPLERS)})")
+    if anchor.rounds or predictor.enabled:
+        raise StudyConfigError(f"{where}: tasks.max_drop does not combine with anchored rounds or "
+                               f"predictor short-listing (they rank plans by fitness alone)")
 
 
 def _named(value: Any, what: str, where: str) -> tuple[str, dict[str, Any]]:

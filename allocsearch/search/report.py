@@ -29,12 +29,20 @@ class StudyReport:
                 "files": [str(f) for f in self.files]}
 
 
+def _verifications(study: optuna.Study, number: int) -> dict[str, dict[str, Any]]:
+    """A trial's stored verifications, by pruner."""
+    return {key.rsplit("_", 1)[1]: value for key, value in study.user_attrs.items()
+            if key.startswith(f"verified_{number}_")}
+
+
 def _verified(study: optuna.Study, number: int) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in study.user_attrs.items():
-        if key.startswith(f"verified_{number}_"):
-            out[key.rsplit("_", 1)[1]] = value["ppl"]
-    return out
+    return {pruner: v["ppl"] for pruner, v in _verifications(study, number).items()}
+
+
+def _verified_tasks(study: optuna.Study, number: int) -> dict[str, dict[str, float]]:
+    """{pruner: {task: acc}} of a trial's verifications that measured tasks."""
+    return {pruner: {task: score["acc"] for task, score in v["tasks"].items()}
+            for pruner, v in _verifications(study, number).items() if v.get("tasks")}
 
 
 def build_report(study: optuna.Study, folder: Path, *, top: int = 5, plots: bool = True) -> StudyReport:
@@ -44,12 +52,17 @@ def build_report(study: optuna.Study, folder: Path, *, top: int = 5, plots: bool
     counts["fitness_evaluations"] = sum(1 for t in trials if "sparsities" in t.user_attrs)
     counts["search_tokens"] = tokens_read(study)
     counts["verifications"] = sum(1 for k in study.user_attrs if k.startswith("verified_"))
+    if "dense_accuracy" in study.user_attrs:
+        counts["dense_accuracy"] = study.user_attrs["dense_accuracy"]
     done = sorted((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: t.values[0])
     rows: list[dict[str, Any]] = []
 
     def row(t: FrozenTrial, kind: str) -> dict[str, Any]:
         out = {"kind": kind, "trial": t.number, "fitness": t.values[0],
-               "prior": t.user_attrs.get("prior", ""), "verified_ppl": _verified(study, t.number)}
+               "prior": t.user_attrs.get("prior", ""), "verified_ppl": _verified(study, t.number),
+               "verified_acc": _verified_tasks(study, t.number)}
+        if "accuracy" in t.user_attrs:  # measured on the cached-mask model during the search
+            out["accuracy"] = t.user_attrs["accuracy"]
         return out | ({second_objective(study): t.values[1]} if len(t.values) > 1 else {})
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -100,14 +113,19 @@ def format_report(report: StudyReport) -> str:
         f"{c['fitness_evaluations']} cached-mask evaluations ({c['search_tokens']} search tokens), "
         f"{c['verifications']} exact verifications",
         "",
-        f"{'kind':6s} {'trial':>6s} {'fitness':>12s} {'2nd obj.':>9s} {'verified ppl':>14s}  prior",
     ]
+    if "dense_accuracy" in c:
+        lines.insert(1, f"dense model's task accuracy (cached-mask search): {c['dense_accuracy']:.4f}")
+    lines.append(f"{'kind':6s} {'trial':>6s} {'fitness':>12s} {'2nd obj.':>9s} {'verified ppl':>14s} "
+                 f"{'verified acc':>14s}  prior")
     for r in report.rows:
         ver = ", ".join(f"{k} {v:.3f}" for k, v in r["verified_ppl"].items()) or "-"
-        second = [v for k, v in r.items() if k in ("sparsity", "latency")]
+        acc = "; ".join(", ".join(f"{v:.3f}" for v in tasks.values())
+                        for tasks in r.get("verified_acc", {}).values()) or "-"
+        second = [v for k, v in r.items() if k in ("sparsity", "latency", "accuracy")]
         sp = f"{second[0]:.4f}" if second else "-"
-        lines.append(f"{r['kind']:6s} {r['trial']:>6d} {r['fitness']:>12.4f} {sp:>9s} {ver:>14s}"
-                     f"  {r['prior']}")
+        lines.append(f"{r['kind']:6s} {r['trial']:>6d} {r['fitness']:>12.4f} {sp:>9s} {ver:>14s} "
+                     f"{acc:>14s}  {r['prior']}")
     lines += ["", "files: " + ", ".join(str(f) for f in report.files)]
     return "\n".join(lines)
 
@@ -149,12 +167,13 @@ def plot_pareto(study: optuna.Study, path: Path) -> Path:
         pts = [t for t in done if (t.number in front) == on]
         ax.scatter([t.values[1] for t in pts], [t.values[0] for t in pts], **style)  # type: ignore[arg-type]
     name = second_objective(study)
-    label = "latency (ms, measured)" if name == "latency" else name
+    label = {"latency": "latency (ms, measured)",
+             "accuracy": "task accuracy (cached masks)"}.get(name, name)
     return _finish(fig, ax, path, label, f"{study.study_name}: fitness vs. {name}")
 
 
 def second_objective(study: optuna.Study) -> str:
-    """The name of a two-objective study's second objective (sparsity or latency)."""
+    """The name of a two-objective study's second objective (sparsity, latency or accuracy)."""
     names = study.user_attrs.get("objectives") or ["fitness", "sparsity"]
     return str(names[1]) if len(names) > 1 else "sparsity"
 

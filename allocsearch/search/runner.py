@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from allocsearch.evaluate import Evaluator
 from allocsearch.models.loading import LoadedModel
 from allocsearch.plan import Plan
+from allocsearch.search.accuracy import AccuracyScorer
 from allocsearch.search.config import StudyConfig, WarmStart
 from allocsearch.search.samplers import make_pruner, make_sampler
 from allocsearch.search.screening import Screener, prequential_spearman
@@ -50,8 +51,12 @@ class StudyRun:
     verified: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
-def _second_objective(config: StudyConfig, ev: Evaluator) -> Callable[[Plan], float] | None:
+def _second_objective(config: StudyConfig, ev: Evaluator,
+                      scorer: AccuracyScorer | None) -> Callable[[Plan], float] | None:
     """The second objective of a two-objective study, as a function of the plan."""
+    if "accuracy" in config.objectives:
+        assert scorer is not None
+        return scorer.score
     if "latency" in config.objectives:
         settings = config.latency
         return lambda plan: settings.value(ev.latency(plan, settings.config))
@@ -71,6 +76,8 @@ def open_study(config: StudyConfig) -> optuna.Study:
         directions.append("maximize")
     if "latency" in config.objectives:
         directions.append("minimize")
+    if "accuracy" in config.objectives:
+        directions.append("maximize")
     params = dict(config.sampler_params)
     sampler = make_sampler(config.sampler, config.seed, params)
     pruner_name = config.pruner
@@ -156,7 +163,11 @@ def _trial_loop(run: StudyRun, ev: Evaluator, lock: StudyLock, progress: bool) -
     screener = Screener(config.predictor, run.space, ev.profile, config.target, config.output,
                         config.seed, prepare=ev.prepare, recon=ev.backend.recon_errors()) \
         if config.predictor.enabled else None
-    second = _second_objective(config, ev)
+    scorer = None
+    if config.tasks.enabled and ("accuracy" in config.objectives or config.tasks.max_drop is not None):
+        with lock.held():  # the first worker measures the dense accuracy; the others read it
+            scorer = AccuracyScorer(study, ev, config.tasks)
+    second = _second_objective(config, ev, scorer)
     start = time.perf_counter()
     failures = 0  # in a row, in this worker
     verbosity = optuna.logging.get_verbosity()
@@ -177,7 +188,8 @@ def _trial_loop(run: StudyRun, ev: Evaluator, lock: StudyLock, progress: bool) -
                 time.sleep(min(5.0, config.heartbeat.interval))
                 continue
             rec = run_trial(study, claim.trial, run.space, ev, config.target, multi=multi,
-                            on_step=status.step, second=second)
+                            on_step=status.step, second=second,
+                            on_complete=scorer.record if scorer is not None else None)
             run.new_trials += 1
             status.finished(rec)
             failures = failures + 1 if rec.state == "failed" else 0

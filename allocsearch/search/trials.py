@@ -131,15 +131,20 @@ def run_trial(
     multi: bool,
     on_step: Callable[[TrialRecord], None] | None = None,
     second: Callable[[Plan], float] | None = None,
+    on_complete: Callable[[optuna.Trial, Plan], None] | None = None,
 ) -> TrialRecord:
     """Evaluate an asked trial and tell the outcome. A fitness that is not finite or a device
     out of memory is told as failed with its reason (``fail_reason``) and the study goes on;
     any other exception is told as failed and raised. The trial beats a heartbeat while it
-    runs, as under ``study.optimize``, so a worker that dies leaves a trial that goes stale."""
+    runs, as under ``study.optimize``, so a worker that dies leaves a trial that goes stale.
+    ``on_complete`` sees a complete trial's plan before it is told (to store what a
+    constraint reads)."""
     # Optuna's ask/tell interface has no public heartbeat; this is the helper optimize uses.
     with get_heartbeat_thread(trial._trial_id, study._storage):
         try:
             rec = evaluate_trial(trial, space, ev, target, report=not multi, on_step=on_step)
+            if on_complete is not None and rec.state == "complete" and rec.plan is not None:
+                on_complete(trial, rec.plan)
         except torch.OutOfMemoryError as exc:
             rec = TrialRecord(trial.number, dict(trial.params), state="failed",
                               reason=f"out of memory: {str(exc).splitlines()[0]}")
