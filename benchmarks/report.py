@@ -67,6 +67,8 @@ KINDS = [
     Kind("predictor", "The accuracy predictor", "Predictor data, quality and short-listing efficiency."),
     Kind("pareto", "Two objectives", "An NSGA-II study's Pareto front (fitness vs. sparsity)."),
     Kind("workers", "Many workers on PostgreSQL", "Trial throughput with several worker processes."),
+    Kind("tasks", "Task accuracy", "Zero-shot accuracy (lm-evaluation-harness) of the dense model, "
+         "the priors and the searched plans, beside their perplexity."),
 ]
 
 

@@ -183,5 +183,32 @@ def median_row(target: float, found: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def render() -> str:
+    """docs/results.md's block: the table of tasks_sparsegpt_cpu.json."""
+    data = json.loads((RESULTS / "tasks_sparsegpt_cpu.json").read_text())
+    m = data["manifest"]
+
+    def acc(r: dict[str, Any], key: str) -> str:
+        if f"{key}_min" in r:  # searched: median [min, max] over the seeds
+            return f"{r[key]:.3f} [{r[key + '_min']:.3f}, {r[key + '_max']:.3f}]"
+        return f"{r[key]:.3f} ± {r[key + '_se']:.3f}" if key + "_se" in r else f"{r[key]:.3f}"
+
+    lines = [f"`{m['command']}` at commit `{(m['commit'] or '?')[:8]}` on {m['device']} "
+             f"({m['date']}); plans from `{data['plans_from']}`, pruned with sequential SparseGPT. "
+             f"Accuracy on `{CONTINUATION_TASK}` (chance 0.25), ± one standard error; the searched "
+             f"plans' median [min, max] over seeds {m['seeds']}.", "",
+             "| target | plan | eval ppl | pydoc acc | pydoc acc_norm | licenses acc | licenses acc_norm |",
+             "|---|---|---|---|---|---|---|"]
+    for r in data["rows"]:
+        target = "dense" if r["target"] is None else f"{r['target']:.0%}"
+        lines.append(f"| {target} | {r['plan']} | {r['ppl']:.2f} | {acc(r, 'pydoc_acc')} | "
+                     f"{acc(r, 'pydoc_acc_norm')} | {acc(r, 'licenses_acc')} | "
+                     f"{acc(r, 'licenses_acc_norm')} |")
+    if data.get("left_out"):
+        first = next(iter(data["left_out"].values()))
+        lines += ["", f"Hub tasks ({', '.join(data['hub_tasks'])}) left out: {first}"]
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
     main()
