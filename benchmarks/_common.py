@@ -73,24 +73,34 @@ def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
 PROTOCOL_KEYS = ("device", "dtype", "model", "data", "calibration", "evaluation", "seeds")
 
 
+def _git_state() -> tuple[str | None, bool]:
+    """(HEAD commit, whether tracked files differ from it), or (None, False) outside git."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    return git("rev-parse", "HEAD") or None, bool(git("status", "--porcelain", "--untracked-files=no"))
+
+
+#: The code a benchmark runs is the code of its start: a long run's result must not claim a
+#: commit made while it ran. Read once, when the benchmark imports this module.
+_GIT_AT_START = _git_state()
+
+
 def manifest(protocol: dict[str, Any]) -> dict[str, Any]:
-    """How and where a result was made: the command, the code (git commit, and whether the
-    tree had uncommitted changes), the date, the machine, package versions, and the
+    """How and where a result was made: the command, the code (the git commit when the
+    benchmark started, whether the tree had uncommitted changes then, and the commit when it
+    wrote, where that differs), the date, the machine, package versions, and the
     ``protocol`` the benchmark states (keys from :data:`PROTOCOL_KEYS`)."""
     import importlib.metadata
     import os
-    import subprocess
     import sys
 
     unknown = set(protocol) - set(PROTOCOL_KEYS)
     if unknown:
         raise ValueError(f"unknown manifest keys {sorted(unknown)}; use {PROTOCOL_KEYS}")
-    root = Path(__file__).resolve().parents[1]
-
-    def git(*args: str) -> str:
-        done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
-        return done.stdout.strip() if done.returncode == 0 else ""
-
     versions: dict[str, str | None] = {}
     for dist in ("allocsearch", "torch", "transformers", "optuna", "xgboost", "scikit-learn", "numpy",
                  "lm_eval", "datasets"):
@@ -101,10 +111,13 @@ def manifest(protocol: dict[str, Any]) -> dict[str, Any]:
     script = Path(sys.argv[0])
     command = " ".join(["python", f"benchmarks/{script.name}" if script.suffix == ".py" else str(script),
                         *sys.argv[1:]])
+    commit, dirty = _GIT_AT_START
+    at_write = _git_state()[0]
     return {
         "command": command,
-        "commit": git("rev-parse", "HEAD") or None,
-        "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+        "commit": commit,
+        "dirty": dirty,
+        **({"commit_at_write": at_write} if at_write != commit else {}),
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "machine": {"host_cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                     "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,

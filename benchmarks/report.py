@@ -100,7 +100,9 @@ def manifest_rows(data: dict[str, Any]) -> list[tuple[str, str]]:
     if m is not None:
         rows = [("command", f"`{m['command']}`"),
                 ("commit", (m["commit"] or "not recorded")[:12] + (" (uncommitted changes)" if m["dirty"]
-                                                                 else "")),
+                                                                 else "")
+                 + (f"; HEAD was {m['commit_at_write'][:12]} when it wrote" if m.get("commit_at_write")
+                    else "")),
                 ("date", m["date"]), ("machine", _text(m["machine"])), ("python", m["python"]),
                 ("versions", _text(m["versions"]))]
         return rows + [(k, _text(m[k]) if k in m else "not recorded") for k in PROTOCOL_KEYS]
