@@ -276,8 +276,9 @@ def main() -> None:
     print_table(payload["rows"], columns)
     name = args.suite if args.suite in ("uniform", "priors") else f"{args.suite}_{payload['device']}"
     name += f"_{args.tag}" if args.tag else ""
-    path = write_json(f"quality_{name}.json", payload,
-                      protocol=_protocol(args, str(payload.get("device", args.device))))
+    # The device it ran on: the suite's own record, else its environment's, never "auto".
+    device = payload.get("device") or payload.get("environment", {}).get("device") or args.device
+    path = write_json(f"quality_{name}.json", payload, protocol=_protocol(args, str(device)))
     print(f"\nwrote {path}")
 
 
