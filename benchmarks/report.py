@@ -255,12 +255,14 @@ def blocks() -> list[tuple[Path, str, Callable[[], str]]]:
     import _sparsegpt
     import nas
     import predictor
+    import tasks
     import workers
 
     return [(ROOT / "README.md", "headline", headline),
             (DOCS / "results.md", "sparsegpt-results", _sparsegpt.render),
             (DOCS / "results.md", "nas-results", nas.render),
             (DOCS / "results.md", "predictor-results", predictor.render_results),
+            (DOCS / "results.md", "tasks-results", tasks.render),
             (DOCS / "studies.md", "workers-results", workers.render)]
 
 
