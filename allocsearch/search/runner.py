@@ -268,8 +268,8 @@ class _Progress:
             sc = rec.provenance["screened"]
             what += f" [screened r{sc['round']}: predicted {math.exp(sc['mean']):.4g}]"
         if rec.state == "complete":
-            vals = f"{rec.value:.4g}" + (f", {rec.plan.budget():.6f}"  # type: ignore[union-attr]
-                                         if len(self.config.objectives) > 1 else "")
+            vals = f"{rec.value:.4g}" + (f", {self.config.objectives[1]} {rec.second:.6g}"
+                                         if rec.second is not None else "")
             msg = f"trial {rec.number} {self.config.evaluator.fitness} {vals}{what}"
         else:
             msg = f"trial {rec.number} {rec.state}"

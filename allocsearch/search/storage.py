@@ -151,8 +151,9 @@ class StudyLock:
         self.close()
 
 
-def load_study(folder: Path, storage: str | None = None, name: str | None = None) -> optuna.Study:
+def load_study(folder: str | Path, storage: str | None = None, name: str | None = None) -> optuna.Study:
     """The study stored in ``folder/study.db`` (or at ``storage``); its only one unless named."""
+    folder = Path(folder)
     url = storage or f"sqlite:///{(folder / 'study.db').resolve()}"
     if storage is None and not (folder / "study.db").is_file():
         if (folder / "anchors.json").is_file():  # anchored rounds: one study per round

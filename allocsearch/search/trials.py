@@ -42,6 +42,7 @@ class TrialRecord:
     reason: str = ""
     provenance: dict[str, Any] = field(default_factory=dict)  # prior label, screening prediction
     seconds: float = 0.0
+    second: float | None = None  # a two-objective study's second value
 
     @property
     def tokens(self) -> int:
@@ -140,11 +141,16 @@ def run_trial(
     ``on_complete`` sees a complete trial's plan before it is told (to store what a
     constraint reads)."""
     # Optuna's ask/tell interface has no public heartbeat; this is the helper optimize uses.
+    start = time.perf_counter()
     with get_heartbeat_thread(trial._trial_id, study._storage):
         try:
             rec = evaluate_trial(trial, space, ev, target, report=not multi, on_step=on_step)
-            if on_complete is not None and rec.state == "complete" and rec.plan is not None:
-                on_complete(trial, rec.plan)
+            if rec.state == "complete" and rec.plan is not None:
+                if on_complete is not None:
+                    on_complete(trial, rec.plan)
+                if multi:
+                    rec.second = second(rec.plan) if second is not None else round(rec.plan.budget(), 6)
+            rec.seconds = time.perf_counter() - start  # a task-accuracy objective included
         except torch.OutOfMemoryError as exc:
             rec = TrialRecord(trial.number, dict(trial.params), state="failed",
                               reason=f"out of memory: {str(exc).splitlines()[0]}")
@@ -159,9 +165,8 @@ def run_trial(
     elif rec.state != "complete":
         study.tell(trial, state=TrialState.PRUNED)
     elif multi:
-        assert rec.plan is not None and rec.value is not None
-        other = second(rec.plan) if second is not None else round(rec.plan.budget(), 6)
-        study.tell(trial, [rec.value, other])
+        assert rec.value is not None and rec.second is not None
+        study.tell(trial, [rec.value, rec.second])
     else:
         study.tell(trial, rec.value)
     return rec

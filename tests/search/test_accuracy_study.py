@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +41,15 @@ def evaluator(tmp_path_factory: pytest.TempPathFactory) -> Evaluator:
     return Evaluator(lm, profile, _config(Path("x"), {}).evaluator, progress=False)
 
 
-def test_accuracy_as_second_objective(evaluator: Evaluator, tmp_path: Path) -> None:
+def test_accuracy_as_second_objective(
+    evaluator: Evaluator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     cfg = _config(tmp_path, {"sampler": "nsga2", "objectives": ["fitness", "accuracy"]})
-    run = run_study(cfg, evaluator=evaluator, progress=False)
+    with caplog.at_level(logging.INFO, logger="allocsearch.search.runner"):
+        run = run_study(cfg, evaluator=evaluator, progress=False)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("trial ")]
+    # Each trial's line names its second value (it used to print the plan's budget).
+    assert len(lines) == 4 and all(", accuracy " in line for line in lines)
     assert [d.name for d in run.study.directions] == ["MINIMIZE", "MAXIMIZE"]
     dense = run.study.user_attrs["dense_accuracy"]
     assert dense in {k / 4 for k in range(5)}
