@@ -132,11 +132,6 @@ class Verification:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    @staticmethod
-    def from_dict(data: dict[str, Any]) -> Verification:
-        tasks = {k: TaskScore.from_dict(v) for k, v in data.get("tasks", {}).items()}
-        return Verification(**{k: v for k, v in data.items() if k != "tasks"}, tasks=tasks)
-
 
 class Evaluator:
     """Cached-mask fitness of plans for one loaded model (see the module docstring)."""

@@ -69,9 +69,6 @@ class TaskConfig:
             raise ValueError(f"--tasks names no task: {text!r}")
         return names
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
 class TaskScore:
@@ -175,10 +172,11 @@ def task_accuracy(
     loaded: LoadedModel, config: TaskConfig, *, progress: bool = True,
     cache_dir: Path | None = None,
 ) -> dict[str, TaskScore]:
-    """Run the tasks on ``loaded.model`` as it is now; scores keyed by task name."""
+    """Run the tasks on ``loaded.model`` as it is now; scores keyed by task name.
+    ``progress=False`` silences lm-eval's request bars and the datasets library's."""
     try:
+        import datasets
         import lm_eval
-        from lm_eval.models.huggingface import HFLM
         from lm_eval.tasks import TaskManager
     except ImportError as exc:
         raise TaskError("task accuracy needs lm-evaluation-harness: pip install "
@@ -193,7 +191,10 @@ def task_accuracy(
     level = quiet.level
     # lm-eval warns that it was handed a model object, which is what we mean to do.
     quiet.setLevel(logging.ERROR)
-    model = HFLM(pretrained=loaded.model, tokenizer=loaded.tokenizer, batch_size=config.batch_size)
+    bars = datasets.is_progress_bar_enabled()
+    if not progress:
+        datasets.disable_progress_bars()
+    model = _wrap(loaded, config.batch_size, progress)
     was_training = loaded.model.training
     try:
         out = lm_eval.simple_evaluate(
@@ -207,7 +208,28 @@ def task_accuracy(
     finally:
         loaded.model.train(was_training)
         quiet.setLevel(level)
+        if bars:
+            datasets.enable_progress_bars()
     return _scores(out, resolved.names, config)
+
+
+def _wrap(loaded: LoadedModel, batch_size: int, progress: bool) -> Any:
+    """lm-eval's HFLM around the model object; without ``progress``, its request bars off
+    (lm-eval's evaluate never passes ``disable_tqdm`` itself)."""
+    from lm_eval.models.huggingface import HFLM
+
+    class _Quiet(HFLM):  # type: ignore[misc]
+        def loglikelihood(self, requests: Any, disable_tqdm: bool = False) -> Any:
+            return super().loglikelihood(requests, disable_tqdm=True)
+
+        def loglikelihood_rolling(self, requests: Any, disable_tqdm: bool = False) -> Any:
+            return super().loglikelihood_rolling(requests, disable_tqdm=True)
+
+        def generate_until(self, requests: Any, disable_tqdm: bool = False) -> Any:
+            return super().generate_until(requests, disable_tqdm=True)
+
+    cls = HFLM if progress else _Quiet
+    return cls(pretrained=loaded.model, tokenizer=loaded.tokenizer, batch_size=batch_size)
 
 
 def _scores(out: dict[str, Any] | None, names: list[str], config: TaskConfig) -> dict[str, TaskScore]:
