@@ -158,7 +158,6 @@ def run_study(
 def _trial_loop(run: StudyRun, ev: Evaluator, lock: StudyLock, progress: bool) -> None:
     """Claim, evaluate and tell trials until the study is done or its budget spent."""
     config, study = run.config, run.study
-    multi = len(config.objectives) > 1
     status = _Progress(config, study, StudyCount.of(study), progress)
     screener = Screener(config.predictor, run.space, ev.profile, config.target, config.output,
                         config.seed, prepare=ev.prepare, recon=ev.backend.recon_errors()) \
@@ -187,7 +186,7 @@ def _trial_loop(run: StudyRun, ev: Evaluator, lock: StudyLock, progress: bool) -
                 status.waiting(claim.count)
                 time.sleep(min(5.0, config.heartbeat.interval))
                 continue
-            rec = run_trial(study, claim.trial, run.space, ev, config.target, multi=multi,
+            rec = run_trial(study, claim.trial, run.space, ev, config.target,
                             on_step=status.step, second=second,
                             on_complete=scorer.record if scorer is not None else None)
             run.new_trials += 1

@@ -129,7 +129,6 @@ def run_trial(
     ev: Evaluator,
     target: float,
     *,
-    multi: bool,
     on_step: Callable[[TrialRecord], None] | None = None,
     second: Callable[[Plan], float] | None = None,
     on_complete: Callable[[optuna.Trial, Plan], None] | None = None,
@@ -138,8 +137,10 @@ def run_trial(
     out of memory is told as failed with its reason (``fail_reason``) and the study goes on;
     any other exception is told as failed and raised. The trial beats a heartbeat while it
     runs, as under ``study.optimize``, so a worker that dies leaves a trial that goes stale.
-    ``on_complete`` sees a complete trial's plan before it is told (to store what a
-    constraint reads)."""
+    ``second`` gives a two-objective study's second value (its absence: one objective, the
+    fitness reported to the pruner fidelity by fidelity); ``on_complete`` sees a complete
+    trial's plan before it is told (to store what a constraint reads)."""
+    multi = second is not None
     # Optuna's ask/tell interface has no public heartbeat; this is the helper optimize uses.
     start = time.perf_counter()
     with get_heartbeat_thread(trial._trial_id, study._storage):
@@ -148,8 +149,8 @@ def run_trial(
             if rec.state == "complete" and rec.plan is not None:
                 if on_complete is not None:
                     on_complete(trial, rec.plan)
-                if multi:
-                    rec.second = second(rec.plan) if second is not None else round(rec.plan.budget(), 6)
+                if second is not None:
+                    rec.second = second(rec.plan)
             rec.seconds = time.perf_counter() - start  # a task-accuracy objective included
         except torch.OutOfMemoryError as exc:
             rec = TrialRecord(trial.number, dict(trial.params), state="failed",
