@@ -194,9 +194,9 @@ def task_accuracy(
     bars = datasets.is_progress_bar_enabled()
     if not progress:
         datasets.disable_progress_bars()
-    model = _wrap(loaded, config.batch_size, progress)
     was_training = loaded.model.training
     try:
+        model = _wrap(loaded, config.batch_size, progress)
         out = lm_eval.simple_evaluate(
             model=model, tasks=resolved.names, task_manager=manager, limit=config.limit,
             num_fewshot=config.num_fewshot, log_samples=False,

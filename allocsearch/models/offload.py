@@ -56,9 +56,10 @@ class BlockOffload:
         for block in self.blocks:
             block.to(home)
         self._pinned: set[int] = set()
-        self._handles = [h for i, b in enumerate(self.blocks) for h in self._hook(i, b)]
+        for i, block in enumerate(self.blocks):
+            self._hook(i, block)
 
-    def _hook(self, index: int, block: nn.Module) -> list[Any]:
+    def _hook(self, index: int, block: nn.Module) -> None:
         def before(_mod: nn.Module, _args: Any) -> None:
             if index not in self._pinned:
                 block.to(self.compute)
@@ -67,7 +68,8 @@ class BlockOffload:
             if index not in self._pinned:
                 block.to(self.home)
 
-        return [block.register_forward_pre_hook(before), block.register_forward_hook(after)]
+        block.register_forward_pre_hook(before)
+        block.register_forward_hook(after)
 
     @contextlib.contextmanager
     def resident(self, index: int) -> Iterator[None]:
@@ -91,11 +93,3 @@ class BlockOffload:
             p.device == self.home for i, b in enumerate(self.blocks) if i not in self._pinned
             for p in b.parameters()
         )
-
-    def remove(self, device: torch.device) -> None:
-        """Drop the hooks and put every block on ``device`` (the model becomes resident)."""
-        for h in self._handles:
-            h.remove()
-        self._handles = []
-        for block in self.blocks:
-            block.to(device)
