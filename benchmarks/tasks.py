@@ -1,13 +1,13 @@
 """Task accuracy of the plans the SparseGPT suite measured: does the searched plans'
 perplexity gain hold in zero-shot accuracy?
 
-    python benchmarks/tasks.py                          # ~70 min per target on one CPU core
+    python benchmarks/tasks.py                          # an hour or more per target on one CPU core
     python benchmarks/tasks.py --targets 0.7 & python benchmarks/tasks.py --targets 0.6 --no-dense
     python benchmarks/tasks.py --hub-tasks ''                 # the local task only
 
 The plans are those of results/quality_sparsegpt_cpu.json (its ``runs``): at each target the
 uniform plan, the best prior (the one with the lowest search fitness, as a user choosing on the
-search split picks it; it is also the best on evaluation perplexity at 60% and 70%) and the
+search split picks it) and the
 searched plan of each of the 3 seeds. Each is pruned with sequential SparseGPT on the study's
 verification calibration (16 x 256, seed 0), as that suite measured them, then scored:
 

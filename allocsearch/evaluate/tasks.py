@@ -19,6 +19,7 @@ errors, the number of examples, and chance where it is known (our task).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -177,12 +178,11 @@ def task_accuracy(
     try:
         import datasets
         import lm_eval
-        from lm_eval.tasks import TaskManager
     except ImportError as exc:
         raise TaskError("task accuracy needs lm-evaluation-harness: pip install "
                         "'allocsearch[tasks]'") from exc
     resolved = _resolve(config, cache_dir)
-    manager = TaskManager(include_path=resolved.include or None, include_defaults=resolved.builtin)
+    manager = _task_manager(tuple(resolved.include), resolved.builtin)
     unknown = [n for n in resolved.names if n not in manager.all_tasks]
     if unknown:
         raise TaskError(f"unknown task(s) {unknown}: name lm-eval tasks, a task YAML file, or "
@@ -211,6 +211,16 @@ def task_accuracy(
         if bars:
             datasets.enable_progress_bars()
     return _scores(out, resolved.names, config)
+
+
+@functools.lru_cache(maxsize=8)
+def _task_manager(include: tuple[str, ...], builtin: bool) -> Any:
+    """lm-eval's task index, once per process for each set of task folders: indexing lm-eval's
+    own tasks takes seconds, and a study's accuracy objective asks for it every trial (the
+    index holds YAML paths; a task's YAML is read when it runs)."""
+    from lm_eval.tasks import TaskManager
+
+    return TaskManager(include_path=list(include) or None, include_defaults=builtin)
 
 
 def _wrap(loaded: LoadedModel, batch_size: int, progress: bool) -> Any:

@@ -20,7 +20,7 @@ def test_accuracy_falls_from_dense_to_70_percent_uniform(fresh_smollm2: Any) -> 
     config = TaskConfig(limit=48, batch_size=8)
     (dense,) = task_accuracy(lm, config, progress=False).values()
     assert dense.examples == 48 and dense.chance == 0.25
-    assert dense.acc >= 0.55  # measured 0.75 on the first 40
+    assert dense.acc >= 0.55  # the full task's dense accuracy: tasks_sparsegpt_cpu.json
     windows = calibration_windows(lm.tokenizer, "embedded", 8, 128, seed=0)
     prune_sequential(lm.model, lm.adapter, get_pruner("wanda"), uniform_targets(lm.adapter, 0.7),
                      windows, progress=False)
