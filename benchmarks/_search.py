@@ -26,11 +26,11 @@ from typing import Any
 
 from _common import RESULTS, RUNS, environment, study_file
 
-from allocsearch.evaluate import Evaluator
+from allocsearch.evaluate import Evaluator, verify
 from allocsearch.io import atomic_write_json
 from allocsearch.models import load_model
 from allocsearch.plan import Plan
-from allocsearch.search import StudyConfig, run_study, tokens_read
+from allocsearch.search import StudyConfig, run_study, store, tokens_read
 from allocsearch.search.report import best_plan
 
 
@@ -58,7 +58,7 @@ def _evaluator(args: argparse.Namespace) -> Evaluator:
 
 
 def _verify(ev: Evaluator, cfg: StudyConfig, plan: Plan, pruner: str) -> float:
-    return ev.verify(plan, cfg.verify_config(pruner)).ppl
+    return verify(ev, plan, cfg.verify_config(pruner)).ppl
 
 
 def _priors_chosen(target: float) -> dict[str, tuple[str, bool]]:
@@ -78,13 +78,13 @@ def suite_search(args: argparse.Namespace) -> dict[str, Any]:
         search_s = time.perf_counter() - t
         best = best_plan(run.study)
         best_trial = best.provenance["trial"]
-        best_ppl = run.verified[best_trial]["ppl"]
-        fitness_evals = sum(1 for tr in run.study.trials if "sparsities" in tr.user_attrs)
+        best_ppl = run.verified[best_trial].ppl
+        fitness_evals = sum(1 for tr in store.trials(run.study) if tr.plan is not None)
         out: dict[str, Any] = {
             "target": target, "trials": len(run.study.trials), "fitness_evaluations": fitness_evals,
             "search_s": search_s, "best_trial": best_trial,
             "best_fitness": best.provenance["fitness"], "best_wanda_ppl": best_ppl,
-            "top_verified": {str(k): v["ppl"] for k, v in run.verified.items()},
+            "top_verified": {str(k): v.ppl for k, v in run.verified.items()},
             "priors_wanda_ppl": {}, "verifications": len(run.verified),
         }
         best_prior_plan = None
@@ -136,7 +136,7 @@ def suite_anchored(args: argparse.Namespace) -> dict[str, Any]:
         out: dict[str, Any] = {
             "target": target, "rounds": len(run.rounds), "trials_per_round": cfg.n_trials,
             "fitness_evaluations": sum(
-                sum(1 for tr in r.study.trials if "sparsities" in tr.user_attrs) for r in run.rounds
+                sum(1 for tr in store.trials(r.study) if tr.plan is not None) for r in run.rounds
             ),
             "exact_measurements": len(run.measured), "measured": run.measured,
             "best_from": run.best.provenance["anchored"],
@@ -189,7 +189,7 @@ def suite_samplers(args: argparse.Namespace) -> dict[str, Any]:
                          "budget": _budget(cfg), "trials": len(run.study.trials), "pruned": pruned,
                          "search_tokens": tokens_read(run.study),
                          "best_fitness": best.provenance["fitness"],
-                         "best_wanda_ppl": run.verified[trial]["ppl"],
+                         "best_wanda_ppl": run.verified[trial].ppl,
                          "seconds": time.perf_counter() - t})
             print(f"  {sampler:9s} seed {seed}: best fitness {runs[-1]['best_fitness']:.3f}, "
                   f"verified {runs[-1]['best_wanda_ppl']:.3f} ({pruned} pruned)", flush=True)

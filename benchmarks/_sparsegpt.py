@@ -40,7 +40,7 @@ from allocsearch.evaluate.perplexity import evaluate_perplexity
 from allocsearch.io import atomic_write_text
 from allocsearch.models import LoadedModel, load_model
 from allocsearch.plan import Plan
-from allocsearch.search import StudyConfig, run_study, tokens_read
+from allocsearch.search import StudyConfig, run_study, store, tokens_read
 from allocsearch.search.report import best_plan
 
 FAMILIES = ("owl", "alpha", "ramp")
@@ -78,15 +78,16 @@ def _choose_priors(study: Any, cfg: StudyConfig, ev: Evaluator, target: float) -
     """Each family's best warm start in ``study`` (its prior trials), as the allocator gives it."""
     by_label = {ws.label: ws for ws in cfg.warm_start}
     scored: list[dict[str, Any]] = []
-    for t in study.get_trials(deepcopy=False):
-        label = t.user_attrs.get("prior")
-        if label not in by_label or not t.intermediate_values:
+    for t in store.trials(study):
+        label = t.prior
+        if label not in by_label or not t.intermediate:
             continue
-        first = min(t.intermediate_values)
+        assert label is not None
+        first = min(t.intermediate)
         complete = t.state.name == "COMPLETE"
         scored.append({"label": label, "family": label.split()[0], "trial": t.number,
                        "complete": complete, "search_fitness": float(t.values[0]) if complete else None,
-                       "first_fitness": float(t.intermediate_values[first])})
+                       "first_fitness": float(t.intermediate[first])})
     best: dict[str, Any] = {}
     for family in ("uniform", *FAMILIES):
         rows = [r for r in scored if r["family"] == family]

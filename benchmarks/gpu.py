@@ -50,7 +50,7 @@ from allocsearch.allocation import get_allocator
 from allocsearch.budget import identity_from_adapter, random_plan
 from allocsearch.data import DataConfig, calibration_windows
 from allocsearch.engine import prune_sequential, uniform_targets
-from allocsearch.evaluate import Evaluator, EvaluatorConfig, VerifyConfig
+from allocsearch.evaluate import Evaluator, EvaluatorConfig, VerifyConfig, verify
 from allocsearch.models import model_nbytes
 from allocsearch.models.random import SHAPES, LlamaShape, random_llama
 from allocsearch.profile import compute_profile
@@ -174,14 +174,14 @@ def verify_and_study(ev: Evaluator, ident: Any, args: argparse.Namespace,
     short-listing (``--study-trials`` trials, the last rounds screened by the hist GBDT)."""
     import tempfile
 
-    from allocsearch.search import StudyConfig, run_study
+    from allocsearch.search import StudyConfig, run_study, store
 
     device = ev.loaded.device
     plan = random_plan(ident, 0.7, seed=7)
     calibration = DataConfig("embedded", min(data.nsamples, 16), data.seqlen, 0)
     t = time.perf_counter()
-    v = ev.verify(plan, VerifyConfig("wanda", calibration, seqlen=args.seqlen,
-                                     nsamples=args.verify_windows, batch_size=args.batch_size))
+    v = verify(ev, plan, VerifyConfig("wanda", calibration, seqlen=args.seqlen,
+                                      nsamples=args.verify_windows, batch_size=args.batch_size))
     sync(device)
     verify_s = time.perf_counter() - t
     with tempfile.TemporaryDirectory() as out:
@@ -195,7 +195,7 @@ def verify_and_study(ev: Evaluator, ident: Any, args: argparse.Namespace,
         run = run_study(config, evaluator=ev, progress=False, verify=False)
         sync(device)
         study_s = time.perf_counter() - t
-        screened = sum(1 for tr in run.study.trials if "screened" in tr.user_attrs)
+        screened = sum(1 for tr in store.trials(run.study) if tr.screened is not None)
     return {"verify_s": verify_s, "verify_ppl": v.ppl, "study_trials": len(run.study.trials),
             "study_screened": screened, "study_s_per_trial": study_s / max(len(run.study.trials), 1)}
 

@@ -24,7 +24,7 @@ from _common import environment, print_table, write_json
 
 from allocsearch.budget import identity_from_adapter, random_plan
 from allocsearch.data import DataConfig, calibration_windows
-from allocsearch.evaluate import Evaluator, EvaluatorConfig, VerifyConfig
+from allocsearch.evaluate import Evaluator, EvaluatorConfig, VerifyConfig, verify
 from allocsearch.models import load_model
 from allocsearch.pruners import StatsAccumulator, WandaPruner
 
@@ -64,7 +64,7 @@ def check(dtype: str, device: str) -> dict[str, Any]:
         mism += not torch.equal(adapter.get_weight(m), fresh.weight)
     ev.restore()
     same_after_fitness = all(torch.equal(v, before[k]) for k, v in lm.model.state_dict().items())
-    v = ev.verify(plan, VerifyConfig("wanda", DataConfig("embedded", 16, 256, 0), nsamples=40,
+    v = verify(ev, plan, VerifyConfig("wanda", DataConfig("embedded", 16, 256, 0), nsamples=40,
                                      batch_size=4))
     same_after_verify = all(torch.equal(v_, before[k]) for k, v_ in lm.model.state_dict().items())
     ev.close()

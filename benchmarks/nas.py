@@ -48,14 +48,14 @@ from _common import (
 
 from allocsearch.allocation import get_allocator
 from allocsearch.data import DataConfig
-from allocsearch.evaluate import Evaluator, LatencyConfig, measure_latency
+from allocsearch.evaluate import Evaluator, LatencyConfig, PlanLatency, measure_latency
 from allocsearch.io import atomic_write_figure, atomic_write_text
 from allocsearch.models import LoadedModel, load_model
 from allocsearch.pipeline import evaluate_perplexity, prune_with_plan
 from allocsearch.plan import Plan
 from allocsearch.search import StudyConfig, run_study
 from allocsearch.search.report import pareto_front
-from allocsearch.search.trials import trial_plan
+from allocsearch.search.store import trial_plan
 from allocsearch.structure import remove_structure, select_structure
 
 OUT = RESULTS / "nas_cpu.json"
@@ -151,7 +151,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 plan = get_allocator(method).allocate(ev.profile, target)
                 settings = _study(f"smollm2-nas-{pct}", 0, args).latency
                 row = {"target": target, "method": method, "seed": None, "fitness": ev.fitness(plan),
-                       "search_latency_ms": settings.value(ev.latency(plan, settings.config)),
+                       "search_latency_ms": settings.value(PlanLatency(ev, settings.config).measure(plan)),
                        **measure(loaded, ev, plan, args, other)}
                 rows.append(row)
                 save()
@@ -168,7 +168,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             measured: dict[int, dict[str, Any]] = {}
             for label in wanted:
                 best, why = _pick(front, _limit(label, priors))
-                prior = str(best.user_attrs.get("prior", ""))
+                prior = best.prior or ""
                 plan = trial_plan(run_.study, best)
                 if best.number not in measured:
                     # A warm start that *is* the prior's plan (the space may only approximate

@@ -37,12 +37,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, STUDIES, add_model_args, environment, print_table, write_json
 
 from allocsearch.allocation import get_allocator
-from allocsearch.evaluate import Evaluator
+from allocsearch.evaluate import Evaluator, verify
 from allocsearch.models import load_model
 from allocsearch.predictor import FeatureTable, hold_out
 from allocsearch.predictor.evaluation import importances, parity_plot
 from allocsearch.predictor.model import Predictor
-from allocsearch.search import StudyConfig, run_study
+from allocsearch.search import StudyConfig, run_study, store
 from allocsearch.search.records import folder_records
 
 RUNS = RESULTS / "predictor_runs"
@@ -93,7 +93,7 @@ def _reach(study_trials: list[Any], threshold: float) -> tuple[int | None, int |
     """(search tokens, real evaluations) until the best fitness is at or below ``threshold``."""
     tokens = 0
     for n, t in enumerate(study_trials, 1):
-        tokens += int(t.user_attrs.get("tokens", 0))
+        tokens += t.tokens
         if t.values and t.values[0] <= threshold:
             return tokens, n
     return None, None
@@ -105,7 +105,7 @@ def suite_efficiency(args: argparse.Namespace) -> dict[str, Any]:
     ev = Evaluator.build(loaded, base.evaluator, progress=False)
     ramp = get_allocator("ramp", slope=0.3).allocate(ev.profile, base.target)
     ramp_fitness = ev.fitness(ramp)
-    ramp_ppl = ev.verify(ramp, base.verify_config()).ppl
+    ramp_ppl = verify(ev, ramp, base.verify_config()).ppl
     print(f"ramp 0.3: fitness {ramp_fitness:.3f} at {args.fidelity} tokens, verified {ramp_ppl:.3f}",
           flush=True)
     runs: list[dict[str, Any]] = json.loads(args.resume.read_text())["runs"] if args.resume else []
@@ -116,17 +116,17 @@ def suite_efficiency(args: argparse.Namespace) -> dict[str, Any]:
             cfg = _efficiency_config(args, seed, predictor)
             t = time.perf_counter()
             run = run_study(cfg, evaluator=ev, progress=args.progress, verify=True)
-            trials = sorted((x for x in run.study.trials if x.state.name in ("COMPLETE", "PRUNED")),
+            trials = sorted((x for x in store.trials(run.study) if x.state.name in ("COMPLETE", "PRUNED")),
                             key=lambda x: x.number)
             best = min((x for x in trials if x.values), key=lambda x: x.values[0])
             tokens, evals = _reach(trials, ramp_fitness)
-            screened = [x for x in trials if "screened" in x.user_attrs]
+            screened = [x for x in trials if x.screened is not None]
             runs.append({"predictor": predictor, "seed": seed, "trials": len(trials),
                          "screened_trials": len(screened),
-                         "search_tokens": sum(int(x.user_attrs.get("tokens", 0)) for x in trials),
+                         "search_tokens": sum(x.tokens for x in trials),
                          "tokens_to_ramp": tokens, "evals_to_ramp": evals,
                          "best_fitness": best.values[0], "best_trial": best.number,
-                         "best_wanda_ppl": run.verified[best.number]["ppl"],
+                         "best_wanda_ppl": run.verified[best.number].ppl,
                          "seconds": time.perf_counter() - t})
             print(f"  {predictor:8s} seed {seed}: best {best.values[0]:.3f} (trial {best.number}), verified "
                   f"{runs[-1]['best_wanda_ppl']:.3f}; ramp reached after {tokens} tokens / {evals} evals",

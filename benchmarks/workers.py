@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, ROOT, environment, print_table, write_json
 
 from allocsearch.models.random import save_random_llama
+from allocsearch.search import store
 from allocsearch.search.storage import normalize_url
 
 
@@ -118,9 +119,9 @@ class Span:
 
 
 def measure(url: str, n: int) -> dict[str, Any]:
-    spans = [Span(t.user_attrs["worker"], t.datetime_start, t.datetime_complete, t.user_attrs["seconds"])
-             for t in optuna.load_study(study_name="bench", storage=normalize_url(url)).get_trials()
-             if t.datetime_start is not None and t.datetime_complete is not None]
+    study = optuna.load_study(study_name="bench", storage=normalize_url(url))
+    spans = [Span(str(t.worker), t.start, t.complete, float(t.seconds or 0.0))
+             for t in store.trials(study) if t.start is not None and t.complete is not None]
     seconds = (max(s.end for s in spans) - min(s.start for s in spans)).total_seconds()
     by_worker: dict[str, list[Span]] = defaultdict(list)
     for span in spans:

@@ -43,6 +43,8 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     study = {"name": "s", "model": str(w / "tiny"), "device": "cpu", "data": {"nsamples": 2, "seqlen": 32},
              "evaluator": {"seqlen": 32, "fidelities": [64]}, "n_trials": 2, "output": str(w / "out")}
     (w / "study.yaml").write_text(yaml.safe_dump(study))
+    (w / "done.yaml").write_text(yaml.safe_dump(study | {"name": "done", "output": str(w / "done")}))
+    assert main(["search", str(w / "done.yaml"), "--no-verify", "--quiet"]) == 0
     return w
 
 
@@ -59,7 +61,17 @@ def _unsupported(path: Path, tokenizer_from: Path) -> None:
 ROWS = [
     ("sparsity outside [0, 1)", "prune --model {w}/tiny --sparsity 1.0 --out {w}/o",
      "sparsity must lie in [0, 1)"),
-    ("unknown method", "prune --model {w}/tiny --method obs --out {w}/o", "unknown pruner 'obs'"),
+    ("unknown method", "prune --model {w}/tiny --method obs --out {w}/o",
+     "prune: argument --method: invalid choice: 'obs' (choose from 'magnitude', 'sparsegpt', 'wanda')"),
+    ("unknown prior", "allocate --model {w}/tiny --method evo --sparsity 0.5 --out {w}/p.json",
+     "invalid choice: 'evo' (choose from 'alpha', 'besa', 'block_influence', 'flap', 'owl',"),
+    ("zero timing repeats", "eval --model {w}/tiny --latency --repeats 0",
+     "latency needs prefill, prompt, repeats >= 1"),
+    ("unknown task", "eval --model {w}/tiny --tasks nosuchtask_xyz", "unknown task(s) ['nosuchtask_xyz']"),
+    ("missing task file", "eval --model {w}/tiny --tasks {w}/nothere.yaml",
+     "task file {w}/nothere.yaml does not exist"),
+    ("repeated calibration draw", "evaluate {w}/plan.json --model {w}/tiny --verify wanda --verify-seeds 1 1",
+     "calibration_seeds repeat a seed: [1, 1]"),
     ("invalid N:M", "prune --model {w}/tiny --pattern 2:x --out {w}/o", "invalid pattern '2:x'"),
     ("N:M above one", "prune --model {w}/tiny --pattern 5:4 --out {w}/o", "invalid N:M pattern 5:4"),
     ("missing model path", "eval --model {w}/nothere", "no model at {w}/nothere"),
@@ -83,13 +95,20 @@ ROWS = [
     ("space with a bad bound", "search {w}/study.yaml --set space={w}/badbound.yaml",
      "low (0.3) must be below high (-0.25)"),
     ("unknown space", "search {w}/study.yaml --set space=nosuchspace", "no search space 'nosuchspace'"),
-    ("unknown sampler", "search {w}/study.yaml --sampler nope", "unknown sampler 'nope'"),
+    ("unknown sampler", "search {w}/study.yaml --sampler nope", "argument --sampler: invalid choice: 'nope'"),
+    ("unknown sampler in the config", "search {w}/study.yaml --set sampler.name=nope",
+     "unknown sampler 'nope'"),
     ("unknown --set key", "search {w}/study.yaml --set nokey=1", "unknown key(s) ['nokey']"),
     ("unknown nested --set key", "search {w}/study.yaml --set evaluator.nokey=1",
      "evaluator: got an unexpected keyword argument 'nokey'"),
     ("unreachable storage", "search {w}/study.yaml --storage postgresql://nobody@127.0.0.1:1/x",
      "cannot open storage postgresql://nobody@127.0.0.1:1/x: connection failed"),
     ("missing study config", "search {w}/nothere.yaml", "no study config at {w}/nothere.yaml"),
+    ("resume at other fidelities", "search {w}/done.yaml --set evaluator.fidelities=[32]",
+     "study 'done' was run with another protocol, so its fitness values would not compare: "
+     "fidelities: [64] -> [32]"),
+    ("resume at another target", "search {w}/done.yaml --target 0.6 --n-trials 4",
+     "target: 0.7 -> 0.6"),
     ("report folder without a study", "study report {w}/empty", "no study in {w}/empty"),
     ("output over a user's folder", "prune --model {w}/tiny --sparsity 0.5 --out {w}/user",
      "--out {w}/user exists and is not an earlier allocsearch output"),

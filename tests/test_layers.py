@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "allocsearch"
 LAYERS: list[tuple[str, ...]] = [
     ("_registry", "io", "models", "data", "pruners"),
     ("engine",),
-    ("actions", "plan", "budget", "profile", "database", "plan_view", "export"),
+    ("actions", "plan", "plan_codec", "budget", "profile", "database", "plan_view", "export"),
     ("structure", "apply"),
     ("allocation",),
     ("evaluate",),

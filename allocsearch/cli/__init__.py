@@ -24,13 +24,24 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from allocsearch import __version__
 from allocsearch.cli import database, evaluate, plans, predictor, prune_eval, search
 
 
+class _Parser(argparse.ArgumentParser):
+    """Argument errors in the one-line form of every other user error (exit code 2); the
+    subcommands' parsers are of this class too."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"allocsearch: error: {self.prog.removeprefix('allocsearch ')}: {message} "
+              f"(see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="allocsearch", description="Per-layer sparsity allocation search for LLM pruning."
     )
     parser.add_argument("--version", action="version", version=f"allocsearch {__version__}")
@@ -46,7 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or an argument error already printed
+        return int(exc.code or 0)
     quiet = bool(getattr(args, "quiet", False))
     logging.basicConfig(
         level=logging.WARNING if quiet else logging.INFO,

@@ -22,6 +22,11 @@ def add_model_args(p: argparse.ArgumentParser, default: str | None = "smollm2-13
         help="keep the decoder blocks in CPU memory and move each to --device in its turn "
              "(models larger than the GPU's memory; profile, prune and eval only)",
     )
+    p.add_argument(
+        "--threads", type=int, default=None,
+        help="CPU threads (default torch's setting). The count changes the order of float "
+             "sums, and so masks at high sparsity: fix it to reproduce a number",
+    )
     add_quiet(p)
 
 
@@ -43,7 +48,14 @@ def add_data_args(p: argparse.ArgumentParser, nsamples: int | None) -> None:
 
 
 def load(args: argparse.Namespace, model: str | None = None) -> Any:
+    import torch
+
     from allocsearch.models import load_model
+
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f"--threads must be at least 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
 
     return load_model(model or args.model, device=args.device, dtype=args.dtype,
                       offload=args.offload)
@@ -77,7 +89,31 @@ def task_config(args: argparse.Namespace) -> Any:
     """The TaskConfig of --tasks, or None without it (parsed before any model is loaded)."""
     if args.tasks is None:
         return None
-    from allocsearch.evaluate.tasks import TaskConfig
+    from allocsearch.evaluate.tasks import TaskConfig, check_tasks
 
-    return TaskConfig(TaskConfig.parse_names(args.tasks), limit=args.tasks_limit,
-                      batch_size=args.tasks_batch_size)
+    config = TaskConfig(TaskConfig.parse_names(args.tasks), limit=args.tasks_limit,
+                        batch_size=args.tasks_batch_size)
+    check_tasks(config)
+    return config
+
+
+def registered(kind: str) -> list[str]:
+    """The names a registry holds, for ``choices=`` and help texts (argparse then refuses an
+    unknown name before anything loads): allocators, pruners, samplers or predictor models."""
+    if kind == "allocators":
+        from allocsearch.allocation import ALLOCATORS
+
+        return sorted(ALLOCATORS)
+    if kind == "pruners":
+        from allocsearch.pruners import PRUNERS
+
+        return sorted(PRUNERS)
+    if kind == "samplers":
+        from allocsearch.search.samplers import SAMPLERS
+
+        return sorted(SAMPLERS)
+    if kind == "predictors":
+        from allocsearch.predictor.base import regressor_names
+
+        return sorted(regressor_names())
+    raise KeyError(kind)

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from allocsearch.cli.common import add_data_args, add_model_args, add_quiet, load
+from allocsearch.cli.common import add_data_args, add_model_args, add_quiet, load, registered
 
 
 def register(sub: Any) -> None:
@@ -22,7 +22,8 @@ def register(sub: Any) -> None:
     b = dsub.add_parser("build", help="prune every module at every level once and cache it")
     add_model_args(b)
     add_data_args(b, nsamples=64)
-    b.add_argument("--pruner", default="sparsegpt", help="sparsegpt (default), wanda or magnitude")
+    b.add_argument("--pruner", default="sparsegpt", choices=registered("pruners"),
+                   help="whose weights the database holds (default sparsegpt): %(choices)s")
     b.add_argument("--levels", default=None,
                    help="start:stop:step or a comma list (default dense + 0.3:0.95:0.05)")
     b.add_argument("--anchor", type=Path, default=None,

@@ -8,7 +8,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from allocsearch.cli.common import add_data_args, add_model_args, add_task_args, load, task_config
+from allocsearch.cli.common import (
+    add_data_args,
+    add_model_args,
+    add_task_args,
+    load,
+    registered,
+    task_config,
+)
 from allocsearch.io import atomic_write_text
 
 
@@ -28,7 +35,7 @@ def register(sub: Any) -> None:
     p.add_argument("--masks", default="ranks", choices=["ranks", "database"],
                    help="how plans are written: cached ranks of --pruner (default), or a level "
                         "database of --pruner's weights (built once, cached)")
-    p.add_argument("--pruner", default="wanda",
+    p.add_argument("--pruner", default="wanda", choices=registered("pruners"),
                    help="whose weights the fitness sees: wanda (default) or magnitude with ranks; "
                         "sparsegpt, wanda or magnitude with --masks database")
     p.add_argument("--levels", default=None,
@@ -37,13 +44,16 @@ def register(sub: Any) -> None:
     p.add_argument("--fidelity", type=_fidelities, default=(2048, 8192, 20480),
                    help="search-part token prefixes to report, comma-separated "
                         "(default 2048,8192,20480; the last is the full fidelity)")
-    p.add_argument("--verify", default=None, metavar="PRUNER",
-                   help="also prune sequentially with wanda or sparsegpt and report "
+    p.add_argument("--verify", default=None, metavar="PRUNER", choices=registered("pruners"),
+                   help="also prune sequentially with this pruner (%(choices)s) and report "
                         "evaluation-split perplexity")
     p.add_argument("--verify-inputs", default="pruned", choices=["pruned", "dense"],
                    help="--verify prunes sequentially (pruned, default) or one-shot (dense)")
     p.add_argument("--verify-nsamples", type=int, default=None,
                    help="evaluation windows for --verify (default all)")
+    p.add_argument("--verify-seeds", type=int, nargs="+", default=None, metavar="SEED",
+                   help="--verify once per calibration seed and report the mean and spread "
+                        "(default: --seed alone)")
     p.add_argument("--batch-size", type=int, default=1, help="windows per forward")
     p.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
     add_task_args(p)  # on the verified model with --verify, else on the cached-mask model
@@ -53,7 +63,7 @@ def register(sub: Any) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from allocsearch.data import DataConfig
     from allocsearch.database import DEFAULT_LEVELS, LevelGrid
-    from allocsearch.evaluate import Evaluator, EvaluatorConfig, VerifyConfig
+    from allocsearch.evaluate import Evaluator, EvaluatorConfig, VerifyConfig, plan_accuracy, verify
     from allocsearch.plan import Plan
     from allocsearch.pruners import get_pruner
 
@@ -67,6 +77,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, profile=data,
     )
     tasks = task_config(args)
+    verify_config = VerifyConfig(args.verify or "wanda", data, seqlen=args.seqlen,
+                                 nsamples=args.verify_nsamples, batch_size=args.batch_size,
+                                 inputs=args.verify_inputs, tasks=tasks,
+                                 calibration_seeds=tuple(args.verify_seeds or ()),
+                                 threads=args.threads, source=args.data)
     plans = [Plan.load(p) for p in args.plan]  # validated before any model is loaded
     loaded = load(args, args.model or plans[0].model.name)
     results: list[dict[str, Any]] = []
@@ -86,17 +101,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 "steps": [vars(s) for s in steps],
             }
             if args.verify is not None:
-                v = ev.verify(plan, VerifyConfig(args.verify, data, seqlen=args.seqlen,
-                                                 nsamples=args.verify_nsamples,
-                                                 batch_size=args.batch_size,
-                                                 inputs=args.verify_inputs, tasks=tasks))
-                print(f"  verified with {v.pruner} ({v.inputs} inputs): evaluation perplexity {v.ppl:.3f} on "
-                      f"{v.tokens} tokens, sparsity {v.achieved_sparsity:.4f}")
+                v = verify(ev, plan, verify_config)
+                spread = (f" (mean of {len(v.draws)} calibration draws, spread {v.ppl_spread:.3f})"
+                          if len(v.draws) > 1 else "")
+                print(f"  verified with {v.pruner} ({v.inputs} inputs, {v.threads} threads): evaluation "
+                      f"perplexity {v.ppl:.3f}{spread} on {v.tokens} tokens, sparsity "
+                      f"{v.achieved_sparsity:.4f}")
                 for score in v.tasks.values():
                     print(f"  verified {score.describe()}")
                 row["verification"] = v.to_dict()
             elif tasks is not None:
-                scores = ev.accuracy(plan, tasks)
+                scores = plan_accuracy(ev, plan, tasks)
                 for score in scores.values():
                     print(f"  cached masks: {score.describe()}")
                 row["tasks"] = {name: score.to_dict() for name, score in scores.items()}

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from allocsearch.cli.common import add_data_args, add_model_args, add_quiet, load, parse_params
+from allocsearch.cli.common import add_data_args, add_model_args, add_quiet, load, parse_params, registered
 from allocsearch.io import atomic_write_text
 
 
@@ -14,7 +14,8 @@ def register(sub: Any) -> None:
     a = sub.add_parser("allocate", help="make a per-module sparsity plan with a published prior")
     add_model_args(a)
     add_data_args(a, nsamples=64)
-    a.add_argument("--method", default="owl", help="uniform, owl (default), alpha, ramp or besa")
+    a.add_argument("--method", default="owl", choices=registered("allocators"),
+                   help="the prior (default owl): %(choices)s")
     a.add_argument("--sparsity", type=float, required=True, help="global (parameter-weighted) target")
     a.add_argument("--param", action="append", metavar="KEY=VALUE",
                    help="allocator parameter, repeatable: owl M=5 lam=0.08 granularity=block; "

@@ -7,14 +7,22 @@ import json
 from pathlib import Path
 from typing import Any
 
-from allocsearch.cli.common import add_data_args, add_model_args, add_task_args, load, task_config
+from allocsearch.cli.common import (
+    add_data_args,
+    add_model_args,
+    add_task_args,
+    load,
+    registered,
+    task_config,
+)
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("prune", help="prune a model (uniformly or by a plan) and save it")
     add_model_args(p, default=None)
     add_data_args(p, nsamples=64)
-    p.add_argument("--method", default="wanda", help="magnitude, wanda (default) or sparsegpt")
+    p.add_argument("--method", default="wanda", choices=registered("pruners"),
+                   help="the pruner (default wanda): %(choices)s")
     p.add_argument("--sparsity", type=float, default=None,
                    help="fraction of weights removed per layer (default 0.5, or the N:M ratio)")
     p.add_argument("--pattern", default="unstructured", help="unstructured (default) or N:M, e.g. 2:4")
@@ -119,6 +127,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from allocsearch.pipeline import evaluate_perplexity, overall_sparsity
 
     tasks = task_config(args)
+    # Every argument is checked before the model loads: a bad count costs seconds.
+    latency = LatencyConfig(prefill=args.seqlen, decode=args.decode_tokens, repeats=args.repeats)
+    if args.nsamples is not None and args.nsamples < 1:
+        raise ValueError(f"--nsamples must be at least 1, got {args.nsamples}")
     loaded = load(args)
     res = evaluate_perplexity(
         loaded, args.data, part=args.part, seqlen=args.seqlen, nsamples=args.nsamples,
@@ -134,9 +146,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     payload = {"model": loaded.name, "data": args.data, "part": args.part,
                "sparsity": sparsity, "parameters": params, **res.to_dict()}
     if args.latency:
-        lat = measure_latency(loaded.model, LatencyConfig(prefill=args.seqlen,
-                                                          decode=args.decode_tokens,
-                                                          repeats=args.repeats))
+        lat = measure_latency(loaded.model, latency)
         print(f"latency on {lat.device}: prefill {lat.prefill_tok_s:,.0f} tokens/s "
               f"({args.seqlen}-token window), decode {lat.decode_tok_s:,.1f} tokens/s (batch 1)")
         payload["latency"] = lat.to_dict()

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from allocsearch.cli.common import add_quiet
+from allocsearch.cli.common import add_quiet, registered
 from allocsearch.cli.predictor import register_study
 
 
@@ -16,15 +16,17 @@ def register(sub: Any) -> None:
     s.add_argument("--n-trials", type=int, default=None, help="total trials (overrides n_trials)")
     s.add_argument("--storage", default=None, help="an Optuna storage URL (default: SQLite in the "
                    "output folder); postgresql://... for many workers")
-    s.add_argument("--sampler", default=None, help="tpe, cmaes, gp, nsga2, random or evopress")
+    s.add_argument("--sampler", default=None, choices=registered("samplers"),
+                   help="overrides sampler.name: %(choices)s")
     s.add_argument("--seed", type=int, default=None)
     s.add_argument("--target", type=float, default=None)
     s.add_argument("--output", type=Path, default=None, help="output folder (default beside the config)")
     s.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                    help="override any config key, dotted (evaluator.fidelities=[2048,8192])")
     s.add_argument("--predictor", default=None, metavar="MODEL",
-                   help="short-list candidates with the accuracy predictor: xgboost, hist, additive "
-                        "or none (overrides predictor.model)")
+                   choices=["none", *registered("predictors")],
+                   help="short-list candidates with the accuracy predictor: %(choices)s "
+                        "(overrides predictor.model)")
     s.add_argument("--no-verify", action="store_true", help="skip the exact verification of the best")
     add_quiet(s)
     s.set_defaults(func=cmd_search)

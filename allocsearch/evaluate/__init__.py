@@ -1,18 +1,15 @@
-"""Evaluation: perplexity, and the cached-mask Evaluator (fitness, fidelities, verification)."""
+"""Evaluation: perplexity, the cached-mask Evaluator (fitness, fidelities) and, each taking an
+Evaluator, exact verification, task accuracy and latency."""
 
 from __future__ import annotations
 
 from allocsearch.evaluate.backends import BACKENDS, Backend, BackendSettings
-from allocsearch.evaluate.evaluator import (
-    Evaluator,
-    EvaluatorConfig,
-    FitnessStep,
-    Verification,
-    VerifyConfig,
-)
+from allocsearch.evaluate.evaluator import Evaluator, EvaluatorConfig, FitnessStep
 from allocsearch.evaluate.fitness import FITNESSES, DenseReference, Fitness
-from allocsearch.evaluate.latency import Latency, LatencyCache, LatencyConfig, measure_latency
+from allocsearch.evaluate.latency import Latency, LatencyCache, LatencyConfig, PlanLatency, measure_latency
 from allocsearch.evaluate.perplexity import PerplexityResult, perplexity
+from allocsearch.evaluate.scoring import plan_accuracy
+from allocsearch.evaluate.verification import Draw, Verification, VerifyConfig, verify, verify_plan
 
 __all__ = [
     "BACKENDS",
@@ -20,6 +17,7 @@ __all__ = [
     "Backend",
     "BackendSettings",
     "DenseReference",
+    "Draw",
     "Evaluator",
     "EvaluatorConfig",
     "Fitness",
@@ -28,8 +26,12 @@ __all__ = [
     "LatencyCache",
     "LatencyConfig",
     "PerplexityResult",
+    "PlanLatency",
     "Verification",
     "VerifyConfig",
     "measure_latency",
     "perplexity",
+    "plan_accuracy",
+    "verify",
+    "verify_plan",
 ]

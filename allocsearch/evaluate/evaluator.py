@@ -4,21 +4,23 @@
     for step in ev.iter_fitness(plan):      # one step per fidelity (2k, 8k, ... tokens)
         ...                                 # report to Optuna, stop early if poor
     ev.fitness(plan)                        # the value at the full fidelity
-    ev.verify(plan, VerifyConfig("wanda"))  # sequential prune + evaluation-split perplexity
     ev.close()                              # dense weights back, bit-identical
 
 The evaluator owns the model's prunable weights while it is open: it writes plans in place
 through a backend (:mod:`allocsearch.evaluate.backends`: cached Wanda/magnitude ranks, or a
-level database of SparseGPT-pruned modules) and restores the dense weights after a
-verification. A backend may only write some plans (the database: plans on its level grid);
+level database of SparseGPT-pruned modules) and :meth:`Evaluator.restore` puts the dense
+weights back. A backend may only write some plans (the database: plans on its level grid);
 :meth:`Evaluator.prepare` turns any plan into the nearest one it can write.
+
+The Evaluator keeps one job, fitness over a backend. What else is measured of a plan takes an
+Evaluator as an argument, each in its own module: exact verification
+(:mod:`allocsearch.evaluate.verification`), task accuracy on the cached masks
+(:mod:`allocsearch.evaluate.scoring`) and measured latency (:mod:`allocsearch.evaluate.latency`).
 """
 
 from __future__ import annotations
 
-import copy
 import math
-import time
 from collections.abc import Generator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,21 +31,16 @@ import torch
 from tqdm.auto import tqdm
 
 from allocsearch.actions import BlockAction
-from allocsearch.apply import plan_targets, prune_with_plan
+from allocsearch.apply import plan_targets
 from allocsearch.budget import identity_from_adapter
 from allocsearch.data.windows import DataConfig, evaluation_windows
 from allocsearch.database.grid import DEFAULT_LEVELS, LevelGrid
-from allocsearch.engine import check_inputs
 from allocsearch.evaluate.backends import BACKENDS, Backend, BackendSettings, backend_class, make_backend
 from allocsearch.evaluate.fitness import FITNESSES, DenseReference, dense_reference, make_fitness
-from allocsearch.evaluate.latency import Latency, LatencyCache, LatencyConfig
-from allocsearch.evaluate.perplexity import evaluate_perplexity
-from allocsearch.evaluate.tasks import TaskConfig, TaskScore, task_accuracy
 from allocsearch.models.loading import LoadedModel, model_nbytes
 from allocsearch.plan import Plan
 from allocsearch.profile import Profile, build_profile
 from allocsearch.structure import StructureMasks, select_structure
-from allocsearch.structure.shape import shape_key, shape_model
 
 
 @dataclass(frozen=True)
@@ -88,27 +85,6 @@ class EvaluatorConfig:
 
 
 @dataclass(frozen=True)
-class VerifyConfig:
-    """Exact verification: a sequential prune with ``pruner`` at the plan's ratios, then
-    perplexity on ``nsamples`` windows (all by default) of the evaluation part."""
-
-    pruner: str = "wanda"
-    calibration: DataConfig = field(default_factory=DataConfig)
-    part: str = "evaluation"
-    seqlen: int = 512
-    nsamples: int | None = None
-    batch_size: int = 1
-    #: ``pruned``: sequential prune; ``dense``: one-shot, every block calibrated on the
-    #: dense model (the masks the cached fitness uses, on the verification's windows).
-    inputs: str = "pruned"
-    #: Also measure zero-shot task accuracy on the pruned model (lm-evaluation-harness).
-    tasks: TaskConfig | None = None
-
-    def __post_init__(self) -> None:
-        check_inputs(self.inputs)
-
-
-@dataclass(frozen=True)
 class FitnessStep:
     """The running fitness after ``tokens`` search tokens (``windows`` windows)."""
 
@@ -116,21 +92,6 @@ class FitnessStep:
     tokens: int  # tokens actually scored (whole windows)
     windows: int
     value: float
-
-
-@dataclass(frozen=True)
-class Verification:
-    pruner: str
-    ppl: float
-    tokens: int
-    achieved_sparsity: float
-    prune_seconds: float
-    eval_seconds: float
-    inputs: str = "pruned"
-    tasks: dict[str, TaskScore] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class Evaluator:
@@ -158,7 +119,6 @@ class Evaluator:
         #: Hooks masking the structured actions of the plan applied last, and those actions.
         self._masks: StructureMasks | None = None
         self._masked: dict[int, BlockAction] = {}
-        self._latency: LatencyCache | None = None
         # Allocators (OWL reads weights) keep seeing the dense model while plans are applied.
         profile.dense = self.backend.dense
         self.reference: DenseReference | None = None
@@ -282,61 +242,6 @@ class Evaluator:
         self.restore()
         self.backend.anchor(plan, calibration or DataConfig())
         self.anchor_plan = plan
-
-    # ------------------------------------------------------------ verification
-    def verify(self, plan: Plan, config: VerifyConfig | None = None) -> Verification:
-        """Prune the model sequentially at the plan's ratios, measure evaluation perplexity,
-        then restore the dense weights. A plan with structured actions is pruned physically,
-        on a copy of the model (the evaluator's model keeps its shape)."""
-        config = config or VerifyConfig()
-        self.restore()
-        target = self.loaded
-        if plan.structured():
-            target = self.loaded.clone()
-        try:
-            report = prune_with_plan(
-                target, plan, config.pruner, config.calibration,
-                batch_size=config.batch_size, progress=self.progress, inputs=config.inputs,
-                profile=self.profile,
-            )
-            start = time.perf_counter()
-            result = evaluate_perplexity(
-                target, self.config.source, part=config.part, seqlen=config.seqlen,
-                nsamples=config.nsamples, batch_size=config.batch_size, progress=self.progress,
-            )
-            seconds = time.perf_counter() - start
-            tasks = {} if config.tasks is None else task_accuracy(
-                target, config.tasks, progress=self.progress)
-        finally:
-            self.restore()
-        return Verification(config.pruner, result.ppl, result.tokens, report.overall,
-                            report.seconds, seconds, config.inputs, tasks)
-
-    def accuracy(self, plan: Plan | None, config: TaskConfig) -> dict[str, TaskScore]:
-        """Task accuracy of ``plan`` written with the cached masks (None: the dense model)."""
-        if plan is None:
-            self.restore()
-        else:
-            self.apply(plan)
-        return task_accuracy(self.loaded, config, progress=self.progress)
-
-    # ----------------------------------------------------------------- latency
-    def latency(self, plan: Plan | None, config: LatencyConfig | None = None) -> Latency:
-        """Measured prefill/decode speed of ``plan``'s physical shape (the dense model's for
-        None or a plan without structured actions), cached per shape. Unstructured sparsity
-        does not change the shape, so it does not change the speed measured here."""
-        if self._latency is None or (config is not None and config != self._latency.config):
-            self._latency = LatencyCache(config)
-        s = self.loaded.adapter.structure()
-        actions = plan.structured() if plan is not None else {}
-        if s is None:  # no structured actions possible: every plan has the dense shape
-            if actions:
-                raise ValueError("structured actions need a LLaMA-like model")
-            return self._latency.get((), lambda: copy.deepcopy(self.loaded.model))
-        key = shape_key(s, self.identity.num_blocks, actions)
-        lm = self.loaded
-        return self._latency.get(key, lambda: shape_model(lm.model.config, key, device=lm.device,
-                                                          dtype=lm.dtype))
 
     # --------------------------------------------------------------- plumbing
     def memory(self) -> dict[str, int]:

@@ -4,19 +4,27 @@ Prefill times one forward over a ``prefill`` token window (no cache). Decode tim
 generation with the KV cache: generating ``decode`` tokens minus generating one, so the
 prompt's prefill cancels out. Each figure is the median of ``repeats`` timed runs after one
 warm-up. Speed depends on shapes, not values, so :class:`LatencyCache` measures each
-distinct shape once (on a copy with placeholder weights when asked for a shape only).
+distinct shape once (on a copy with placeholder weights when asked for a shape only), and
+:class:`PlanLatency` measures plans on an Evaluator's model that way.
 """
 
 from __future__ import annotations
 
+import copy
 import statistics
 import time
 from collections.abc import Callable, Hashable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
+
+from allocsearch.structure.shape import shape_key, shape_model
+
+if TYPE_CHECKING:
+    from allocsearch.evaluate.evaluator import Evaluator
+    from allocsearch.plan import Plan
 
 
 @dataclass(frozen=True)
@@ -107,3 +115,25 @@ class LatencyCache:
         if key not in self.measured:
             self.measured[key] = measure_latency(build(), self.config)
         return self.measured[key]
+
+
+class PlanLatency:
+    """Measured prefill/decode speed of plans' physical shapes on an Evaluator's model, cached
+    per shape. Unstructured sparsity does not change the shape, so it does not change the
+    speed measured here; a plan without structured actions (or None) has the dense shape."""
+
+    def __init__(self, ev: Evaluator, config: LatencyConfig | None = None) -> None:
+        self.ev = ev
+        self.cache = LatencyCache(config)
+
+    def measure(self, plan: Plan | None) -> Latency:
+        lm = self.ev.loaded
+        s = lm.adapter.structure()
+        actions = plan.structured() if plan is not None else {}
+        if s is None:  # no structured actions possible: every plan has the dense shape
+            if actions:
+                raise ValueError("structured actions need a LLaMA-like model")
+            return self.cache.get((), lambda: copy.deepcopy(lm.model))
+        key = shape_key(s, self.ev.identity.num_blocks, actions)
+        return self.cache.get(key, lambda: shape_model(lm.model.config, key, device=lm.device,
+                                                       dtype=lm.dtype))

@@ -169,15 +169,11 @@ def _resolve(config: TaskConfig, cache_dir: Path | None) -> _Resolved:
     return _Resolved(names, list(dict.fromkeys(include)), builtin)
 
 
-def task_accuracy(
-    loaded: LoadedModel, config: TaskConfig, *, progress: bool = True,
-    cache_dir: Path | None = None,
-) -> dict[str, TaskScore]:
-    """Run the tasks on ``loaded.model`` as it is now; scores keyed by task name.
-    ``progress=False`` silences lm-eval's request bars and the datasets library's."""
+def check_tasks(config: TaskConfig, cache_dir: Path | None = None) -> None:
+    """Raise :class:`TaskError` for a task lm-eval does not know, a missing task file or a
+    missing lm-eval, before any model is loaded (a mistake then costs seconds)."""
     try:
-        import datasets
-        import lm_eval
+        import lm_eval  # noqa: F401
     except ImportError as exc:
         raise TaskError("task accuracy needs lm-evaluation-harness: pip install "
                         "'allocsearch[tasks]'") from exc
@@ -187,6 +183,20 @@ def task_accuracy(
     if unknown:
         raise TaskError(f"unknown task(s) {unknown}: name lm-eval tasks, a task YAML file, or "
                         f"{CONTINUATION_TASK!r}")
+
+
+def task_accuracy(
+    loaded: LoadedModel, config: TaskConfig, *, progress: bool = True,
+    cache_dir: Path | None = None,
+) -> dict[str, TaskScore]:
+    """Run the tasks on ``loaded.model`` as it is now; scores keyed by task name.
+    ``progress=False`` silences lm-eval's request bars and the datasets library's."""
+    check_tasks(config, cache_dir)
+    import datasets
+    import lm_eval
+
+    resolved = _resolve(config, cache_dir)
+    manager = _task_manager(tuple(resolved.include), resolved.builtin)
     quiet = logging.getLogger("lm_eval")
     level = quiet.level
     # lm-eval warns that it was handed a model object, which is what we mean to do.

@@ -2,7 +2,8 @@
 
 A records file is JSON lines: a header ``{"kind": "header", "schema_version": 1, "models":
 {fingerprint: identity}}``, then one record per line (the plan's per-module sparsities in the
-identity's module order, its N:M patterns, the fitness and where it came from). Plans are
+identity's module order, its N:M patterns and structured actions: :mod:`allocsearch.plan_codec`,
+the encoding a study's trials use too; the fitness and where it came from). Plans are
 rebuilt and validated on reading; nothing is unpickled.
 """
 
@@ -10,15 +11,14 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from allocsearch.actions import BlockAction
 from allocsearch.io import atomic_write_text
-from allocsearch.plan import ModelIdentity, ModuleChoice, Plan, PlanError
-from allocsearch.pruners.pattern import Pattern
+from allocsearch.plan import ModelIdentity, Plan, PlanError
+from allocsearch.plan_codec import decode_plan, encode_plan
 
 RECORDS_SCHEMA_VERSION = 1
 
@@ -46,32 +46,11 @@ class PlanRecord:
         return self.plan.target
 
     def to_line(self) -> dict[str, Any]:
-        names = list(self.plan.model.shapes)
-        patterns = {n: str(c.pattern) for n, c in self.plan.modules.items() if c.pattern.is_nm}
-        return {"kind": "record", "model": self.plan.model.fingerprint, "target": self.plan.target,
-                "sparsities": [self.plan.modules[n].sparsity for n in names], "patterns": patterns,
+        """One records line: the plan's compact encoding (structured actions included) and
+        where its fitness came from."""
+        return {"kind": "record", "model": self.plan.model.fingerprint, **encode_plan(self.plan),
                 "fitness": self.fitness, "fitness_name": self.fitness_name, "tokens": self.tokens,
                 "study": self.study, "trial": self.trial, "sampler": self.sampler, "extra": self.extra}
-
-
-def plan_from_sparsities(identity: ModelIdentity, target: float, sparsities: Sequence[float],
-                         patterns: dict[str, str] | None = None,
-                         provenance: dict[str, Any] | None = None,
-                         blocks: dict[str, Any] | None = None) -> Plan:
-    """A validated plan from per-module sparsities in the identity's module order, and the
-    structured actions (``{"3": {"drop": "block"}}``, as in plan JSON) when there are any;
-    their modules take the exact share the actions remove (stored sparsities are rounded)."""
-    names = list(identity.shapes)
-    if len(sparsities) != len(names):
-        raise PlanError(f"{len(sparsities)} sparsities for a model with {len(names)} modules")
-    pats = patterns or {}
-    actions = {int(b): BlockAction.from_dict(a, int(b)) for b, a in (blocks or {}).items()}
-    implied = identity.implied(actions)
-    modules = {n: ModuleChoice(implied.get(n, float(s)), Pattern.parse(pats.get(n, "unstructured")))
-               for n, s in zip(names, sparsities, strict=True)}
-    plan = Plan(identity, float(target), modules, dict(provenance or {}), actions)
-    plan.validate()
-    return plan
 
 
 def write_records(records: Iterable[PlanRecord], path: str | Path) -> Path:
@@ -115,7 +94,7 @@ def read_records(path: str | Path) -> list[PlanRecord]:
             if not math.isfinite(fitness) or fitness <= 0:
                 raise RecordsError(f"{where}: fitness must be a positive finite number, got {fitness}")
             prov = {"study": row.get("study", ""), "trial": row.get("trial", -1)}
-            plan = plan_from_sparsities(ident, row["target"], row["sparsities"], row.get("patterns"), prov)
+            plan = decode_plan(ident, row, prov)
             out.append(PlanRecord(plan, fitness, str(row.get("fitness_name", "ppl")),
                                   int(row.get("tokens", 0)), str(row.get("study", "")),
                                   int(row.get("trial", -1)), str(row.get("sampler", "")),

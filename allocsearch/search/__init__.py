@@ -14,13 +14,17 @@ from allocsearch.search.runner import (
 )
 from allocsearch.search.space import SearchSpace, SpaceError, find_space
 from allocsearch.search.storage import load_study
-from allocsearch.search.trials import TrialRecord, trial_plan
+from allocsearch.search.store import ProtocolError, StoredTrial, StudyProtocol, trial_plan
+from allocsearch.search.trials import TrialRecord
 
 __all__ = [
+    "ProtocolError",
     "SearchSpace",
     "SpaceError",
+    "StoredTrial",
     "StudyConfig",
     "StudyConfigError",
+    "StudyProtocol",
     "StudyRun",
     "TrialRecord",
     "WarmStart",

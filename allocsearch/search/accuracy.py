@@ -7,24 +7,28 @@ A study config's ``tasks:`` section names lm-evaluation-harness tasks
   (``study report`` shows it beside the verified perplexity);
 - ``objectives: [fitness, accuracy]`` makes the mean ``metric`` over the tasks, measured on
   the cached-mask model, the second objective (maximised; NSGA-II is the natural sampler);
+  the search reads our continuation task built from the *search* part of the study's text,
+  never the evaluation part that verification scores;
 - ``max_drop: X`` makes it a constraint: dense accuracy - plan accuracy <= X. Optuna's
   constrained samplers (TPE, NSGA-II, GP) then prefer feasible trials.
 
-The dense model's accuracy is measured once per study and stored as the study user attribute
-``dense_accuracy``; each scored trial stores ``accuracy`` (and ``constraint``, <= 0 when met).
+The dense model's accuracy is measured once per study and task settings (stored under their
+digest: tasks that change are measured again); each scored trial stores ``accuracy`` (and
+``constraint``, <= 0 when met).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import optuna
 
-from allocsearch.data.continuation import CONTINUATION_TASK
-from allocsearch.evaluate import Evaluator
+from allocsearch.data.continuation import CONTINUATION_TASK, ContinuationConfig
+from allocsearch.evaluate import Evaluator, plan_accuracy
 from allocsearch.evaluate.tasks import TaskConfig, TaskScore
 from allocsearch.plan import Plan
+from allocsearch.search import store
 
 METRICS = ("acc", "acc_norm")
 #: Samplers that read trial constraints (``Trial.set_constraint``); the others ignore them.
@@ -71,8 +75,12 @@ class TaskSettings:
     def enabled(self) -> bool:
         return bool(self.names)
 
-    def config(self) -> TaskConfig:
-        return TaskConfig(self.names, limit=self.limit, batch_size=self.batch_size)
+    def config(self, part: str = "search", source: str = "embedded") -> TaskConfig:
+        """The tasks as measured on ``part`` of ``source``: our continuation task is built
+        from that part (``search`` while searching, ``evaluation`` when verifying); hub and
+        YAML tasks bring their own data."""
+        return TaskConfig(self.names, limit=self.limit, batch_size=self.batch_size,
+                          continuation=ContinuationConfig(source=source, part=part))
 
     def mean(self, scores: dict[str, TaskScore]) -> float:
         """The mean ``metric`` over the tasks (``acc`` where a task has no ``acc_norm``)."""
@@ -87,25 +95,27 @@ class AccuracyScorer:
     def __init__(self, study: optuna.Study, ev: Evaluator, settings: TaskSettings) -> None:
         self.ev = ev
         self.settings = settings
-        dense = study.user_attrs.get("dense_accuracy")
+        self.task_config = settings.config("search", ev.config.source)
+        key = store.digest([settings.metric, asdict(self.task_config)])
+        dense = store.dense_accuracy(study, key)
         if dense is None:
-            dense = settings.mean(ev.accuracy(None, settings.config()))
-            study.set_user_attr("dense_accuracy", dense)
-        self.dense = float(dense)
+            dense = settings.mean(plan_accuracy(ev, None, self.task_config))
+            store.save_dense_accuracy(study, key, dense)
+        self.dense = dense
         self._last: tuple[Plan, float] | None = None
 
     def score(self, plan: Plan) -> float:
         """The plan's mean accuracy (the last plan's is remembered: objective and constraint
         read it once)."""
         if self._last is None or self._last[0] is not plan:
-            self._last = (plan, self.settings.mean(self.ev.accuracy(plan, self.settings.config())))
+            self._last = (plan, self.settings.mean(plan_accuracy(self.ev, plan, self.task_config)))
         return self._last[1]
 
     def record(self, trial: optuna.Trial, plan: Plan) -> None:
         """Before the trial is told: its accuracy and, with ``max_drop``, its constraint."""
         acc = self.score(plan)
-        trial.set_user_attr("accuracy", round(acc, 6))
+        store.write_trial(trial, accuracy=round(acc, 6))
         if self.settings.max_drop is not None:
             value = round(self.dense - acc - self.settings.max_drop, 6)
-            trial.set_user_attr("constraint", value)
+            store.write_trial(trial, constraint=value)
             trial.set_constraint(CONSTRAINT, value)  # what constrained samplers read

@@ -21,13 +21,14 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
 from allocsearch.evaluate import Evaluator
+from allocsearch.evaluate.verification import verify as verify_exact
 from allocsearch.io import atomic_write_text
 from allocsearch.models.loading import LoadedModel
 from allocsearch.plan import Plan
+from allocsearch.search import store
 from allocsearch.search.config import AnchorSettings, StudyConfig, WarmStart
 from allocsearch.search.runner import (
     StudyRun,
@@ -35,7 +36,6 @@ from allocsearch.search.runner import (
     study_evaluator,
     warm_start_plan,
 )
-from allocsearch.search.trials import trial_plan
 
 
 @dataclass
@@ -115,13 +115,12 @@ def _run_rounds(config: StudyConfig, ev: Evaluator, progress: bool, verify: bool
         result.rounds.append(run)
         # The short list: anchored fitness is exact at the anchor only, so the round's best
         # few are measured exactly and the best plan measured so far anchors the next round.
-        done = sorted(run.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
-                      key=lambda t: t.values[0])
+        done = store.ranked(run.study)
         picked = 0
         for t in done:  # the best trials whose plans were not measured yet
             if picked == settings.check:
                 break
-            plan = trial_plan(run.study, t)
+            plan = store.trial_plan(run.study, t)
             if key(plan) in by_key:
                 continue
             exact(plan, {"round": r, "role": "candidate", "plan": f"r{r} trial {t.number}",
@@ -139,7 +138,7 @@ def _run_rounds(config: StudyConfig, ev: Evaluator, progress: bool, verify: bool
     if verify:
         vc = config.verify_config()
         for label, plan in (("best", best), ("start", Plan.load(out / "anchor_r1.json"))):
-            v = ev.verify(plan, vc)
+            v = verify_exact(ev, plan, vc)
             result.verified[label] = v.to_dict()
             if progress:
                 tqdm.write(f"verified {label} plan with {vc.pruner}: evaluation perplexity "

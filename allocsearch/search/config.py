@@ -11,7 +11,8 @@
     n_trials: 200
     max_tokens: 2000000           # optional: also stop once fitness has read this many tokens
     warm_start: [{method: uniform}, {method: ramp, grid: {slope: [0.1, 0.2, 0.3, 0.4]}}]
-    verify: {pruner: wanda, top: 3, nsamples: 16, seqlen: 256, eval_windows: 40}
+    verify: {pruner: wanda, top: 3, nsamples: 16, seqlen: 256, eval_windows: 40,
+             calibration_seeds: [0, 1, 2], threads: 1}   # draws: mean and spread per plan
     predictor: {model: xgboost, pool: 2000, k: 4, warmup: 16}   # optional short-listing
     storage: postgresql://user@host/db   # optional: many workers on one study (default SQLite)
     heartbeat: {interval: 60, grace: 120, retries: 1}   # a dead worker's trial is run again
@@ -37,8 +38,9 @@ from allocsearch.engine import check_inputs
 from allocsearch.evaluate import EvaluatorConfig, Latency, LatencyConfig, VerifyConfig
 from allocsearch.predictor.base import regressor_names
 from allocsearch.search.accuracy import CONSTRAINED_SAMPLERS, TaskSettings
-from allocsearch.search.space import shipped_dir
+from allocsearch.search.space import SearchSpace, shipped_dir
 from allocsearch.search.storage import HeartbeatSettings
+from allocsearch.search.store import StudyProtocol
 
 STUDY_SCHEMA_VERSION = 1
 OBJECTIVES = ("fitness", "sparsity", "latency", "accuracy")
@@ -120,15 +122,29 @@ class LatencySettings:
 
 @dataclass(frozen=True)
 class VerifySettings:
+    """Exact verification of the ``top`` best trials and the best prior: a sequential prune
+    with ``pruner`` on ``nsamples`` x ``seqlen`` calibration windows, once per seed of
+    ``calibration_seeds`` (the profile's seed when empty), then ``eval_windows`` evaluation
+    windows, with ``threads`` CPU threads (None: torch's setting; recorded either way)."""
+
     pruner: str = "wanda"
     top: int = 3
     nsamples: int = 16
     seqlen: int = 256
     eval_windows: int | None = 40
     inputs: str = "pruned"  # or "dense": one-shot verification (see VerifyConfig)
+    calibration_seeds: tuple[int, ...] = ()
+    threads: int | None = None
+    #: Windows per forward in the prune and the evaluation. The calibration batch changes the
+    #: order of the statistics' sums, and so masks at high sparsity: 1, as ``allocsearch
+    #: prune`` and ``eval`` default to, makes a study's numbers the CLI's.
+    batch_size: int = 1
 
     def __post_init__(self) -> None:
         check_inputs(self.inputs, "verify.inputs")
+        object.__setattr__(self, "calibration_seeds", tuple(int(s) for s in self.calibration_seeds))
+        if self.top < 0 or self.nsamples < 1 or self.seqlen < 2 or self.batch_size < 1:
+            raise ValueError("verify needs top >= 0, nsamples >= 1, seqlen >= 2 and batch_size >= 1")
 
 
 @dataclass(frozen=True)
@@ -240,8 +256,25 @@ class StudyConfig:
         v = self.verify
         calibration = DataConfig(self.data.source, v.nsamples, v.seqlen, self.data.seed)
         return VerifyConfig(pruner or v.pruner, calibration, nsamples=v.eval_windows,
-                            batch_size=self.evaluator.batch_size, inputs=v.inputs,
-                            tasks=self.tasks.config() if self.tasks.enabled else None)
+                            batch_size=v.batch_size, inputs=v.inputs,
+                            tasks=self.tasks.config("evaluation") if self.tasks.enabled else None,
+                            calibration_seeds=v.calibration_seeds, threads=v.threads,
+                            source=self.evaluator.source)
+
+    def protocol(self, space: SearchSpace, fingerprint: str = "") -> StudyProtocol:
+        """What makes this study's fitness values comparable (a resume must keep it)."""
+        ev = self.evaluator.to_dict()
+        for key in ("fitness", "fidelities", "profile", "batch_size"):  # own fields, or speed only
+            ev.pop(key)
+        tasks = None
+        if "accuracy" in self.objectives or self.tasks.max_drop is not None:
+            tasks = {"names": list(self.tasks.names), "limit": self.tasks.limit,
+                     "metric": self.tasks.metric, "max_drop": self.tasks.max_drop}
+        latency = ({"metric": self.latency.metric, **self.latency.config.to_dict()}
+                   if "latency" in self.objectives else None)
+        return StudyProtocol(self.model, self.target, space.name, space.digest(),
+                             self.evaluator.fitness, self.evaluator.fidelities, ev,
+                             vars(self.data), self.objectives, tasks, latency, fingerprint)
 
     @property
     def storage_url(self) -> str:

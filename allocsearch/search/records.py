@@ -12,32 +12,30 @@ import optuna
 from optuna.trial import TrialState
 
 from allocsearch.predictor.records import PlanRecord
+from allocsearch.search import store
 from allocsearch.search.storage import load_study
-from allocsearch.search.trials import trial_plan
 
 
 def study_records(study: optuna.Study) -> list[PlanRecord]:
     """One record per trial whose fitness was read at the full fidelity: every completed trial,
     and pruned ones that were stopped only at the last fidelity (the EvoPress-style pruner
     stops offspring there when a study has one fidelity)."""
-    attrs = study.user_attrs
-    if "model" not in attrs:
-        raise ValueError(f"study {study.study_name!r} was not written by allocsearch (no model attribute)")
-    extra = {k: attrs[k] for k in ("model_source", "profile") if k in attrs}
-    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
-    full = max((t.user_attrs.get("tokens", 0) for t in trials if t.state == TrialState.COMPLETE), default=0)
+    store.identity(study)  # a study not written by allocsearch fails here, in one line
+    facts = store.facts(study)
+    extra = {k: facts[k] for k in ("model_source", "profile") if k in facts}
+    trials = store.trials(study, (TrialState.COMPLETE, TrialState.PRUNED))
+    full = max((t.tokens for t in trials if t.state == TrialState.COMPLETE), default=0)
     out = []
     for t in trials:
         done = t.state == TrialState.COMPLETE
-        if "sparsities" not in t.user_attrs or t.user_attrs.get("tokens", 0) != full \
-                or not (done or t.intermediate_values):
+        if t.plan is None or t.tokens != full or not (done or t.intermediate):
             continue
-        fitness = t.values[0] if done else t.intermediate_values[max(t.intermediate_values)]
-        out.append(PlanRecord(
-            trial_plan(study, t), float(fitness), str(attrs.get("fitness", "ppl")),
-            int(t.user_attrs.get("tokens", 0)), study.study_name, t.number, str(attrs.get("sampler", "")),
-            extra | {k: t.user_attrs[k] for k in ("prior", "screened") if k in t.user_attrs},
-        ))
+        fitness = t.values[0] if done else t.intermediate[max(t.intermediate)]
+        source = ({"prior": t.prior} if t.prior is not None else {}) | \
+            ({"screened": t.screened} if t.screened is not None else {})
+        out.append(PlanRecord(store.trial_plan(study, t), float(fitness), facts["fitness"], t.tokens,
+                              study.study_name, t.number, str(facts.get("sampler", "")),
+                              extra | source))
     return out
 
 

@@ -1,11 +1,9 @@
 """Run a study: warm starts from the priors, cached-mask fitness with fidelities, Optuna
 pruning, a progress bar and a one-line log per trial, then exact verification of the best.
 
-Each trial stores its plan's per-module sparsities (and N:M patterns) and the search tokens its
-fitness read (``tokens``, what ``max_tokens`` budgets) as user attributes; the
-model identity is stored once on the study, so any trial's plan can be rebuilt
-(:func:`trial_plan`). Verifications are study user attributes ``verified_<number>``, since
-a finished trial cannot be changed.
+What a study stores (each trial's plan, the search tokens its fitness read, the protocol,
+verifications keyed by their settings) is read and written by :mod:`allocsearch.search.store`
+alone. Re-running a config resumes its study only when the protocol is unchanged.
 """
 
 from __future__ import annotations
@@ -18,19 +16,21 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import optuna
-from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
-from allocsearch.evaluate import Evaluator
+from allocsearch.evaluate import Evaluator, PlanLatency, Verification, verify
+from allocsearch.evaluate.verification import key as verification_key
 from allocsearch.models.loading import LoadedModel
 from allocsearch.plan import Plan
+from allocsearch.search import store
 from allocsearch.search.accuracy import AccuracyScorer
 from allocsearch.search.config import StudyConfig, WarmStart
 from allocsearch.search.samplers import make_pruner, make_sampler
 from allocsearch.search.screening import Screener, prequential_spearman
 from allocsearch.search.space import SearchSpace, SpaceError, find_space
 from allocsearch.search.storage import StudyLock, open_storage
-from allocsearch.search.trials import TrialRecord, run_trial, trial_plan
+from allocsearch.search.store import StudyProtocol, check_protocol
+from allocsearch.search.trials import TrialRecord, run_trial
 from allocsearch.search.workers import StudyCount, claim_trial
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ class StudyRun:
     config: StudyConfig
     space: SearchSpace
     new_trials: int = 0
-    verified: dict[int, dict[str, Any]] = field(default_factory=dict)
+    verified: dict[int, Verification] = field(default_factory=dict)
 
 
 def _second_objective(config: StudyConfig, ev: Evaluator,
@@ -59,7 +59,8 @@ def _second_objective(config: StudyConfig, ev: Evaluator,
         return scorer.score
     if "latency" in config.objectives:
         settings = config.latency
-        return lambda plan: settings.value(ev.latency(plan, settings.config))
+        timer = PlanLatency(ev, settings.config)
+        return lambda plan: settings.value(timer.measure(plan))
     if "sparsity" in config.objectives:
         # Rounded to the budget's tolerance: plans projected to one target differ in the last
         # float bits, which would otherwise decide Pareto dominance between them.
@@ -67,10 +68,11 @@ def _second_objective(config: StudyConfig, ev: Evaluator,
     return None
 
 
-def open_study(config: StudyConfig) -> optuna.Study:
+def open_study(config: StudyConfig, protocol: StudyProtocol | None = None) -> optuna.Study:
     """Create the study, or load it when it exists (re-running a config resumes it; another
     worker with the same config and storage joins it). Nothing is written before the
-    sampler, the pruner and the storage are known to work."""
+    sampler, the pruner and the storage are known to work, and an existing study whose
+    ``protocol`` differs is refused (:class:`ProtocolError`) before anything is written."""
     directions: list[Literal["minimize", "maximize"]] = ["minimize"]
     if "sparsity" in config.objectives:
         directions.append("maximize")
@@ -90,10 +92,17 @@ def open_study(config: StudyConfig) -> optuna.Study:
     # Workers starting at once on a new database would race to create Optuna's tables.
     with StudyLock(config.storage_url, config.name) as lock, lock.held():
         storage = open_storage(config.storage_url, config.heartbeat)
+        if protocol is not None and config.name in _study_names(storage):
+            existing = optuna.load_study(study_name=config.name, storage=storage)
+            check_protocol(existing, protocol)
         study = optuna.create_study(storage=storage, study_name=config.name, sampler=sampler,
                                     pruner=pruner, directions=directions, load_if_exists=True)
     config.output.mkdir(parents=True, exist_ok=True)
     return study
+
+
+def _study_names(storage: optuna.storages.BaseStorage) -> list[str]:
+    return [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
 
 
 def study_evaluator(
@@ -133,14 +142,16 @@ def run_study(
     if "sparsity" in config.objectives and not space.recipe.get("target"):
         raise SpaceError(f"objectives {list(config.objectives)} need a space whose plan has a "
                          f"target parameter; {space.name!r} has none")
-    study = open_study(config)  # a bad sampler or storage fails before the model loads
+    # A bad sampler or storage, or a resume with another protocol, fails before the model loads.
+    study = open_study(config, config.protocol(space))
     ev = study_evaluator(config, loaded, evaluator, progress)
     try:
+        protocol = config.protocol(space, ev.identity.fingerprint)
         with StudyLock(config.storage_url, config.name) as lock:
             with lock.held():  # two workers starting at once: one sets up, the other joins
-                if "model" not in study.user_attrs:
-                    for key, value in study_attrs(config, space, ev).items():
-                        study.set_user_attr(key, value)
+                check_protocol(study, protocol)  # the model itself, now that it is loaded
+                if not store.initialised(study):
+                    store.init_study(study, ev.identity, protocol, study_facts(config))
                     _enqueue_priors(study, config, space, ev)
             run = StudyRun(study, config, space)
             _trial_loop(run, ev, lock, progress)
@@ -202,13 +213,9 @@ def _trial_loop(run: StudyRun, ev: Evaluator, lock: StudyLock, progress: bool) -
              config.name, run.new_trials, status.tokens, time.perf_counter() - start)
 
 
-def study_attrs(config: StudyConfig, space: SearchSpace, ev: Evaluator) -> dict[str, Any]:
-    """What a new study stores once: the model identity (to rebuild trial plans) and what its
-    fitness means (so its trials can train a predictor)."""
-    return {"model": ev.identity.to_dict(), "space": space.name, "target": config.target,
-            "objectives": list(config.objectives), "fitness": config.evaluator.fitness,
-            "fidelities": list(config.evaluator.fidelities), "sampler": config.sampler,
-            "model_source": config.model, "profile": vars(config.data)}
+def study_facts(config: StudyConfig) -> dict[str, Any]:
+    """What a new study's predictor records say of where they came from."""
+    return {"sampler": config.sampler, "model_source": config.model, "profile": vars(config.data)}
 
 
 class _Progress:
@@ -290,11 +297,8 @@ def tokens_read(study: optuna.Study) -> int:
 
 
 def _best_text(study: optuna.Study) -> str:
-    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
-    if not done:
-        return "-"
-    best = min(done, key=lambda t: t.values[0])
-    return f"{best.values[0]:.4g} (#{best.number})"
+    done = store.ranked(study)
+    return f"{done[0].values[0]:.4g} (#{done[0].number})" if done else "-"
 
 
 def warm_start_plan(ws: WarmStart, ev: Evaluator, target: float) -> Plan:
@@ -316,33 +320,36 @@ def _enqueue_priors(study: optuna.Study, config: StudyConfig, space: SearchSpace
         if params is None:
             log.info("warm start %s cannot be expressed in space %s; skipped", ws.label, space.name)
             continue
-        study.enqueue_trial(params, user_attrs={"prior": ws.label})
+        store.enqueue(study, params, prior=ws.label)
 
 
 def verify_best(
     study: optuna.Study, ev: Evaluator, config: StudyConfig, *, progress: bool = True
-) -> dict[int, dict[str, Any]]:
-    """Exact verification of the ``verify.top`` best trials and of the best prior trial."""
-    done = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
-                  key=lambda t: t.values[0])
+) -> dict[int, Verification]:
+    """Exact verification of the ``verify.top`` best trials and of the best prior trial, on
+    every calibration draw of ``verify``; a verification stored with the same key (plan and
+    every setting that decides its numbers) is read back, not redone."""
+    done = store.ranked(study)
     chosen = done[: config.verify.top]
-    priors = [t for t in done if "prior" in t.user_attrs]
+    priors = [t for t in done if t.prior is not None]
     if priors and priors[0] not in chosen:
         chosen.append(priors[0])
-    v = config.verify
     vc = config.verify_config()
-    out: dict[int, dict[str, Any]] = {}
+    out: dict[int, Verification] = {}
     for t in chosen:
-        key = f"verified_{t.number}_{v.pruner}"
-        if key in study.user_attrs:
-            out[t.number] = study.user_attrs[key]
+        plan = store.trial_plan(study, t)
+        stored = store.verification(study, t.number, verification_key(plan, vc))
+        if stored is not None:
+            out[t.number] = stored.result
             continue
-        result = ev.verify(trial_plan(study, t), vc).to_dict()
-        result |= {"trial": t.number, "fitness": t.values[0], "prior": t.user_attrs.get("prior")}
-        study.set_user_attr(key, result)
+        result = verify(ev, plan, vc)
+        assert t.value is not None
+        store.save_verification(study, store.VerifiedTrial(t.number, t.value, t.prior, result,
+                                                            vc.settings()))
         out[t.number] = result
         if progress:
-            tqdm.write(f"verified trial {t.number} with {v.pruner}: evaluation perplexity "
-                       f"{result['ppl']:.3f}" + (f" [{result['prior']}]" if result["prior"] else ""))
+            spread = f" (spread {result.ppl_spread:.3f} over {len(result.draws)} draws)" \
+                if len(result.draws) > 1 else ""
+            tqdm.write(f"verified trial {t.number} with {vc.pruner}: evaluation perplexity "
+                       f"{result.ppl:.3f}{spread}" + (f" [{t.prior}]" if t.prior else ""))
     return out
-

@@ -38,6 +38,7 @@ from allocsearch.io import append_text
 from allocsearch.plan import Plan, PlanError
 from allocsearch.predictor import FeatureTable, Predictor
 from allocsearch.profile import Profile
+from allocsearch.search import store
 from allocsearch.search.config import PredictorSettings
 from allocsearch.search.records import study_records
 from allocsearch.search.space import ParamSpec, SearchSpace, SpaceError
@@ -100,9 +101,8 @@ class Screener:
         start = time.perf_counter()
         # The study's round count, not this process's: a resumed study continues its
         # numbering, and several workers (each round runs under the study lock) share it.
-        trials = study.get_trials(deepcopy=False)
-        self.rounds = max((t.user_attrs["screened"]["round"] for t in trials
-                           if "screened" in t.user_attrs), default=0)
+        trials = store.trials(study)
+        self.rounds = max((t.screened["round"] for t in trials if t.screened is not None), default=0)
         elsewhere = [t.params for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
         records = study_records(study)
         if self.predictor is None or self.rounds % s.retrain_every == 0:
@@ -124,10 +124,10 @@ class Screener:
                 chosen.append(c)
         seconds = time.perf_counter() - start
         for c in chosen:
-            study.enqueue_trial(c.values, user_attrs={"screened": {
+            store.enqueue(study, c.values, screened={
                 "round": self.rounds, "source": c.source, "mean": c.mean, "std": c.std,
                 "bound": c.bound(s.kappa), "pool": len(pool), "trained_on": len(records),
-                "round_seconds": round(seconds, 3)}})
+                "round_seconds": round(seconds, 3)})
         self.pool_size = len(pool)
         self._log(pool, chosen, len(records))
         return chosen
@@ -220,9 +220,8 @@ def _step(spec: ParamSpec) -> float:
 def prequential_spearman(study: optuna.Study) -> float | None:
     """Spearman of the screened predictions against the measurements of the same plans,
     each predicted before it was measured; None below 5 pairs."""
-    pairs = [(t.user_attrs["screened"]["mean"], float(np.log(t.values[0])))
-             for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-             if "screened" in t.user_attrs]
+    pairs = [(t.screened["mean"], float(np.log(t.values[0])))
+             for t in store.trials(study, (TrialState.COMPLETE,)) if t.screened is not None]
     if len(pairs) < 5:
         return None
     pred, true = zip(*pairs, strict=True)

@@ -16,7 +16,9 @@ project that calls ``trial.suggest_*``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -74,6 +76,14 @@ class SearchSpace:
     recipe: dict[str, Any]
     bounds: tuple[float, float] = DEFAULT_BOUNDS
     source: str = field(default="", compare=False)
+    #: The plan recipe as written (``recipe`` holds the step objects built from it).
+    plan_spec: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def digest(self) -> str:
+        """A digest of what the space proposes (parameters, recipe, bounds), not its name."""
+        raw = {"parameters": {n: asdict(p) for n, p in sorted(self.parameters.items())},
+               "plan": self.plan_spec, "bounds": list(self.bounds)}
+        return hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     # ---------------------------------------------------------------- loading
     @classmethod
@@ -103,7 +113,8 @@ class SearchSpace:
             raise SpaceError(f"{where}: bounds must be [low, high] with 0 <= low <= high < 1")
         recipe = _recipe(data.get("plan") or {}, params, where)
         return cls(str(data.get("name", Path(where).stem)), str(data.get("description", "")),
-                   params, recipe, (float(bounds[0]), float(bounds[1])), where)
+                   params, recipe, (float(bounds[0]), float(bounds[1])), where,
+                   dict(data.get("plan") or {}))
 
     # --------------------------------------------------------------- sampling
     def suggest(self, trial: optuna.Trial, num_blocks: int) -> dict[str, Any]:

@@ -19,11 +19,11 @@ from typing import Any
 import optuna
 import torch
 from optuna.storages._heartbeat import get_heartbeat_thread
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 
 from allocsearch.evaluate import Evaluator, FitnessStep
-from allocsearch.plan import ModelIdentity, Plan, PlanError
-from allocsearch.predictor.records import plan_from_sparsities
+from allocsearch.plan import Plan, PlanError
+from allocsearch.search import store
 from allocsearch.search.space import SearchSpace, SpaceError
 
 
@@ -54,34 +54,6 @@ class TrialRecord:
         return self.steps[-1].value if self.steps and self.state == "complete" else None
 
 
-def plan_attrs(plan: Plan) -> dict[str, Any]:
-    """The user attributes that let :func:`trial_plan` rebuild a plan (sparsities in the model
-    identity's module order)."""
-    attrs: dict[str, Any] = {"sparsities": [round(plan.modules[n].sparsity, 7) for n in plan.model.shapes],
-                             "target": plan.target}
-    nm = {n: str(c.pattern) for n, c in plan.modules.items() if c.pattern.is_nm}
-    blocks = {str(b): a.to_dict() for b, a in plan.structured().items()}
-    return attrs | ({"patterns": nm} if nm else {}) | ({"blocks": blocks} if blocks else {})
-
-
-def trial_plan(study: optuna.Study, trial: FrozenTrial) -> Plan:
-    """The plan a finished trial evaluated, rebuilt from its user attributes."""
-    model = study.user_attrs["model"]
-    sparsities = trial.user_attrs.get("sparsities")
-    if sparsities is None:
-        raise ValueError(f"trial {trial.number} has no plan (it was pruned before one was made)")
-    target = float(trial.user_attrs.get("target", study.user_attrs["target"]))
-    prov = {"method": "search", "study": study.study_name, "trial": trial.number,
-            "space": study.user_attrs.get("space"), "params": trial.params,
-            "fitness": trial.values[0] if trial.values else None}
-    try:
-        return plan_from_sparsities(ModelIdentity.from_dict(model), target, sparsities,
-                                    trial.user_attrs.get("patterns"), prov,
-                                    trial.user_attrs.get("blocks"))
-    except PlanError as exc:
-        raise PlanError(f"trial {trial.number}: {exc}") from None
-
-
 def evaluate_trial(
     trial: optuna.Trial,
     space: SearchSpace,
@@ -95,19 +67,18 @@ def evaluate_trial(
     pruner when ``report``), and store the plan and tokens on the trial."""
     start = time.perf_counter()
     rec = TrialRecord(trial.number, space.suggest(trial, ev.identity.num_blocks),
-                      provenance={k: v for k, v in trial.user_attrs.items() if k in ("prior", "screened")})
+                      provenance=store.provenance(trial))
     try:
         rec.plan = ev.prepare(space.build_plan(rec.values, ev.profile, target))
     except (SpaceError, PlanError) as exc:
         rec.state, rec.reason = "infeasible", str(exc)
-        trial.set_user_attr("infeasible", rec.reason)
+        store.write_trial(trial, infeasible=rec.reason)
         rec.seconds = time.perf_counter() - start
         return rec
-    for key, value in plan_attrs(rec.plan).items():
-        trial.set_user_attr(key, value)
+    store.write_plan(trial, rec.plan)
     for step in ev.iter_fitness(rec.plan):
         rec.steps.append(step)
-        trial.set_user_attr("tokens", step.tokens)
+        store.write_trial(trial, tokens=step.tokens)
         if not math.isfinite(step.value):  # a diverged plan (or fp16 overflow): not a ranking
             rec.state, rec.reason = "failed", f"fitness is {step.value} at {step.tokens} tokens"
             break
@@ -159,9 +130,9 @@ def run_trial(
         except BaseException:
             study.tell(trial, state=TrialState.FAIL)
             raise
-    trial.set_user_attr("seconds", round(rec.seconds, 4))  # evaluation time, storage excluded
+    store.write_trial(trial, seconds=round(rec.seconds, 4))  # evaluation time, storage excluded
     if rec.state == "failed":
-        trial.set_user_attr("fail_reason", rec.reason)
+        store.write_trial(trial, fail_reason=rec.reason)
         study.tell(trial, state=TrialState.FAIL)
     elif rec.state != "complete":
         study.tell(trial, state=TrialState.PRUNED)

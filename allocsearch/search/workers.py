@@ -19,6 +19,8 @@ from typing import Literal
 import optuna
 from optuna.trial import TrialState
 
+from allocsearch.search import store
+
 #: Trials that count towards ``n_trials`` (a failed or interrupted trial is run again).
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
@@ -39,13 +41,13 @@ class StudyCount:
 
     @staticmethod
     def of(study: optuna.Study) -> StudyCount:
-        trials = study.get_trials(deepcopy=False)
+        trials = store.trials(study)
         done = [t for t in trials if t.state in FINISHED]
         return StudyCount(
             finished=len(done),
             running=sum(t.state == TrialState.RUNNING for t in trials),
             waiting=sum(t.state == TrialState.WAITING for t in trials),
-            tokens=sum(int(t.user_attrs.get("tokens", 0)) for t in done),
+            tokens=sum(t.tokens for t in done),
         )
 
 
@@ -79,7 +81,7 @@ def claim_trial(study: optuna.Study, n_trials: int, max_tokens: int | None) -> C
     # The first heartbeat now, not when the trial's thread starts: a worker killed in between
     # would leave a running trial that never goes stale, and the study would wait for it.
     study._storage.record_heartbeat(trial._trial_id)  # type: ignore[attr-defined]
-    trial.set_user_attr("worker", worker_id())
+    store.write_trial(trial, worker=worker_id())
     return Claim("run", count, trial)
 
 

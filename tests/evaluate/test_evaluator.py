@@ -9,7 +9,7 @@ import torch
 
 from allocsearch.budget import identity_from_adapter, plan_from_values
 from allocsearch.data import DataConfig
-from allocsearch.evaluate import Evaluator, EvaluatorConfig, VerifyConfig, perplexity
+from allocsearch.evaluate import Evaluator, EvaluatorConfig, VerifyConfig, perplexity, verify
 from allocsearch.evaluate.fitness import KLFitness, dense_reference
 from allocsearch.pipeline import evaluate_perplexity, prune_with_plan
 from allocsearch.plan import Plan, PlanError
@@ -73,7 +73,7 @@ def test_restore_is_bit_identical_after_fitness_and_verification() -> None:
     ev.restore()
     assert all(torch.equal(v, before[k]) for k, v in ev.loaded.model.state_dict().items())
     cal = DataConfig("embedded", 2, 32, 0)
-    ev.verify(_plan(ev), VerifyConfig("sparsegpt", cal, seqlen=32, nsamples=3))
+    verify(ev, _plan(ev), VerifyConfig("sparsegpt", cal, seqlen=32, nsamples=3))
     assert all(torch.equal(v, before[k]) for k, v in ev.loaded.model.state_dict().items())
     with ev:
         ev.apply(_plan(ev))
@@ -113,7 +113,7 @@ def test_verification_equals_the_pipeline_on_a_fresh_model() -> None:
     ev = _evaluator()
     plan = _plan(ev, 0.5)
     cal = DataConfig("embedded", 2, 32, 0)
-    v = ev.verify(plan, VerifyConfig("wanda", cal, seqlen=32, nsamples=4))
+    v = verify(ev, plan, VerifyConfig("wanda", cal, seqlen=32, nsamples=4))
     lm = tiny_loaded("llama")
     report = prune_with_plan(lm, plan, "wanda", cal, progress=False)
     ref = evaluate_perplexity(lm, seqlen=32, nsamples=4, progress=False)

@@ -10,7 +10,15 @@ import torch
 
 from allocsearch.actions import BlockAction
 from allocsearch.budget import plan_from_actions, plan_from_values
-from allocsearch.evaluate import Evaluator, EvaluatorConfig, LatencyConfig, VerifyConfig, perplexity
+from allocsearch.evaluate import (
+    Evaluator,
+    EvaluatorConfig,
+    LatencyConfig,
+    PlanLatency,
+    VerifyConfig,
+    perplexity,
+    verify,
+)
 from allocsearch.models import LoadedModel, ModelAdapter
 from allocsearch.structure import remove_structure, select_structure
 from tests.helpers import tiny_evaluator
@@ -66,7 +74,7 @@ def test_verify_prunes_a_copy_physically_and_keeps_the_model() -> None:
     ev = tiny_evaluator(CONFIG)
     before = _state(ev)
     plan = plan_from_actions(ev.identity, {1: BlockAction(drop="block")})
-    result = ev.verify(plan, VerifyConfig("wanda", seqlen=32, nsamples=4))
+    result = verify(ev, plan, VerifyConfig("wanda", seqlen=32, nsamples=4))
     assert math.isfinite(result.ppl) and abs(result.achieved_sparsity - 0.5) < 1e-12
     assert ev.loaded.adapter.num_blocks == 2
     after = _state(ev)
@@ -76,10 +84,11 @@ def test_verify_prunes_a_copy_physically_and_keeps_the_model() -> None:
 def test_latency_is_measured_once_per_shape() -> None:
     ev = tiny_evaluator(CONFIG)
     cfg = LatencyConfig(prefill=16, prompt=4, decode=4, repeats=1)
-    a = ev.latency(plan_from_actions(ev.identity, {1: BlockAction(drop="block")}), cfg)
+    timer = PlanLatency(ev, cfg)
+    a = timer.measure(plan_from_actions(ev.identity, {1: BlockAction(drop="block")}))
     assert a.decode_tok_s > 0 and a.prefill_tok_s > 0
-    dense = ev.latency(None, cfg)
+    dense = timer.measure(None)
     assert dense.params > a.params
-    again = ev.latency(plan_from_actions(ev.identity, {1: BlockAction(drop="block")}), cfg)
+    again = timer.measure(plan_from_actions(ev.identity, {1: BlockAction(drop="block")}))
     assert again is a
-    assert ev._latency is not None and len(ev._latency.measured) == 2
+    assert len(timer.cache.measured) == 2

@@ -15,7 +15,7 @@ from allocsearch.data.continuation import CONTINUATION_TASK
 from allocsearch.evaluate import Evaluator
 from allocsearch.models import load_model
 from allocsearch.profile import compute_profile
-from allocsearch.search import StudyConfig, StudyConfigError, run_study
+from allocsearch.search import StudyConfig, StudyConfigError, run_study, store
 from allocsearch.search.report import build_report, format_report
 from tests.helpers import save_tiny_model
 
@@ -51,27 +51,29 @@ def test_accuracy_as_second_objective(
     # Each trial's line names its second value (it used to print the plan's budget).
     assert len(lines) == 4 and all(", accuracy " in line for line in lines)
     assert [d.name for d in run.study.directions] == ["MINIMIZE", "MAXIMIZE"]
-    dense = run.study.user_attrs["dense_accuracy"]
+    [dense] = store.dense_accuracies(run.study)
     assert dense in {k / 4 for k in range(5)}
-    done = run.study.get_trials(states=(TrialState.COMPLETE,))
+    done = store.trials(run.study, (TrialState.COMPLETE,))
     assert len(done) == 4
     for t in done:
-        assert t.values[1] == pytest.approx(t.user_attrs["accuracy"]) and "constraint" not in t.user_attrs
+        assert t.values[1] == pytest.approx(t.accuracy) and t.constraint is None
     report = build_report(run.study, tmp_path, plots=False)
     assert report.counts["dense_accuracy"] == dense
-    assert all("accuracy" in r for r in report.rows)
+    assert all(r.second is not None and r.second[0] == "accuracy" for r in report.rows)
     assert "dense model's task accuracy" in format_report(report)
 
 
 def test_accuracy_drop_as_constraint(evaluator: Evaluator, tmp_path: Path) -> None:
     cfg = _config(tmp_path, {"sampler": "tpe", "tasks": TASKS | {"max_drop": 0.1}})
     run = run_study(cfg, evaluator=evaluator, progress=False, verify=False)
-    dense = run.study.user_attrs["dense_accuracy"]
+    [dense] = store.dense_accuracies(run.study)
     done = run.study.get_trials(states=(TrialState.COMPLETE,))
     assert len(done) == 4
     for t in done:
-        want = round(dense - t.user_attrs["accuracy"] - 0.1, 6)
-        assert t.user_attrs["constraint"] == want
+        view = store.StoredTrial.of(t)
+        assert view.accuracy is not None
+        want = round(dense - view.accuracy - 0.1, 6)
+        assert view.constraint == want
         assert t.constraints == {"accuracy_drop": want}  # what Optuna's samplers read
 
 
@@ -81,11 +83,11 @@ def test_verification_measures_tasks_and_the_report_shows_them(
     run = run_study(_config(tmp_path, {"sampler": "random"}), evaluator=evaluator, progress=False)
     assert run.verified
     for v in run.verified.values():
-        score = v["tasks"][CONTINUATION_TASK]
-        assert score["examples"] == 4 and score["chance"] == 0.25
+        score = v.tasks[CONTINUATION_TASK]
+        assert score.examples == 4 and score.chance == 0.25
     report = build_report(run.study, tmp_path, plots=False)
-    verified = [r for r in report.rows if r["verified_acc"]]
-    assert verified and all(CONTINUATION_TASK in r["verified_acc"]["wanda"] for r in verified)
+    verified = [r for r in report.rows if r.verified and r.verified["wanda"].tasks]
+    assert verified and all(CONTINUATION_TASK in r.verified["wanda"].tasks for r in verified)
     assert "verified acc" in format_report(report)
 
 
@@ -111,3 +113,32 @@ def test_task_shorthands(tmp_path: Path) -> None:
     tasks = cfg.verify_config().tasks
     assert tasks is not None and tasks.limit == 4
     assert _config(tmp_path, {"tasks": None}).verify_config().tasks is None
+
+
+def test_the_accuracy_objective_reads_no_evaluation_text(
+    evaluator: Evaluator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The search scores our task built from the search part; reading the evaluation part
+    (held out for verification) fails the study."""
+    from allocsearch.data.sources import EmbeddedSource
+
+    real = EmbeddedSource.text
+    parts: list[str] = []
+
+    def guarded(self: EmbeddedSource, part: str) -> str:
+        parts.append(part)
+        if part == "evaluation":
+            raise AssertionError("the search read the evaluation part")
+        return real(self, part)
+
+    monkeypatch.setattr(EmbeddedSource, "text", guarded)
+    monkeypatch.setenv("ALLOCSEARCH_CACHE", str(tmp_path / "cache"))  # no task built earlier
+    for extra in ({"sampler": "nsga2", "objectives": ["fitness", "accuracy"]},
+                  {"sampler": "tpe", "tasks": TASKS | {"max_drop": 0.1}}):
+        run = run_study(_config(tmp_path / str(len(parts)), extra), evaluator=evaluator,
+                        progress=False, verify=False)
+        assert all(t.accuracy is not None for t in store.trials(run.study, (TrialState.COMPLETE,)))
+    assert parts and set(parts) == {"search"}
+    # Verification, and only verification, scores the evaluation part.
+    tasks = _config(tmp_path, {}).verify_config().tasks
+    assert tasks is not None and tasks.continuation.part == "evaluation"

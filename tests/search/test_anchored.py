@@ -11,7 +11,7 @@ from optuna.trial import TrialState
 
 from allocsearch.evaluate import Evaluator
 from allocsearch.plan import Plan
-from allocsearch.search import StudyConfig, StudyConfigError, load_study
+from allocsearch.search import StudyConfig, StudyConfigError, load_study, store
 from allocsearch.search.anchored import format_anchors, run_anchored
 from tests.helpers import tiny_evaluator
 
@@ -44,22 +44,26 @@ def test_rounds_measure_a_short_list_and_continue_from_the_best_exact_plan(
     for r, study_run in enumerate(run.rounds, start=1):
         study = load_study(tmp_path / f"r{r}")
         assert study.study_name == study_run.study.study_name == f"tiny-r{r}"
-        trials = study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))
+        trials = store.trials(study, (TrialState.COMPLETE, TrialState.PRUNED))
         assert len(trials) == 4
         # The round starts from its anchor (round 1 also from the config's warm starts), whose
         # anchored fitness is its exact one.
-        assert trials[0].user_attrs["prior"] == f"plan anchor_r{r}.json"
+        assert trials[0].prior == f"plan anchor_r{r}.json"
         anchors[r] = Plan.load(tmp_path / f"anchor_r{r}.json")
         first[r] = trials[0].values[0]
         if r == 1:
-            assert trials[1].user_attrs["prior"] == "uniform"
+            assert trials[1].prior == "uniform"
         # Its short list: the best complete trials whose plans were not measured before.
         cands = [a for a in rows if a["round"] == r and a["role"] == "candidate"]
+        def sparsities(t: store.StoredTrial) -> list[float]:
+            assert t.plan is not None
+            return [round(v, 7) for v in t.plan["sparsities"]]
+
         done = sorted((t for t in trials if t.state == TrialState.COMPLETE
-                       and t.user_attrs["sparsities"] not in seen), key=lambda t: t.values[0])
+                       and sparsities(t) not in seen), key=lambda t: t.values[0])
         assert [a["plan"] for a in cands] == [f"r{r} trial {t.number}" for t in done[:3]]
         assert [a["anchored_fitness"] for a in cands] == [t.values[0] for t in done[:3]]
-        seen += [t.user_attrs["sparsities"] for t in done[:3]]
+        seen += [sparsities(t) for t in done[:3]]
     # Round 2 starts from the best plan measured in round 1 (anchor 1 included).
     assert first[2] == pytest.approx(min(a["fitness"] for a in rows if a["round"] == 1), rel=1e-9)
     # The result is the best plan measured at all.

@@ -15,7 +15,7 @@ from allocsearch.allocation import get_allocator
 from allocsearch.evaluate import Evaluator
 from allocsearch.plan import Plan
 from allocsearch.profile import Profile
-from allocsearch.search import StudyConfig, StudyConfigError, run_study, trial_plan
+from allocsearch.search import StudyConfig, StudyConfigError, run_study, store, trial_plan
 from allocsearch.search.report import build_report
 from allocsearch.search.space import SearchSpace, SpaceError, find_space
 from tests.helpers import tiny_evaluator, tiny_profile
@@ -101,16 +101,17 @@ def test_nsga2_with_measured_latency(evaluator: Evaluator, tmp_path: Path) -> No
                     progress=False, verify=False)
     done = run.study.get_trials(states=(TrialState.COMPLETE,))
     assert len(done) == 6
-    assert [t.user_attrs.get("prior") for t in run.study.trials[:2]] == ["block_influence", "flap"]
+    assert [t.prior for t in store.trials(run.study)[:2]] == ["block_influence", "flap"]
     for t in done:
         plan = trial_plan(run.study, t)
         assert plan.structured() and t.values[1] > 0
     report = build_report(run.study, tmp_path, plots=True)
-    front = [(r["latency"], r["fitness"]) for r in report.rows]
+    front = [(r.second[1], r.fitness) for r in report.rows if r.second is not None]
+    assert len(front) == len(report.rows) and {r.second[0] for r in report.rows if r.second} == {"latency"}
     assert front == sorted(front)
     assert all(nxt[1] < prev[1] for prev, nxt in itertools.pairwise(front))  # slower must be better
     for r in report.rows:
-        assert Plan.load(tmp_path / "front" / f"trial_{r['trial']}.json").structured()
+        assert Plan.load(tmp_path / "front" / f"trial_{r.trial}.json").structured()
     assert (tmp_path / "pareto.png").stat().st_size > 5000
 
 

@@ -12,7 +12,15 @@ from optuna.trial import TrialState
 
 from allocsearch.evaluate import Evaluator
 from allocsearch.plan import Plan
-from allocsearch.search import StudyConfig, StudyConfigError, load_study, run_study, tokens_read, trial_plan
+from allocsearch.search import (
+    StudyConfig,
+    StudyConfigError,
+    load_study,
+    run_study,
+    store,
+    tokens_read,
+    trial_plan,
+)
 from allocsearch.search.config import apply_overrides
 from allocsearch.search.report import build_report, format_report, pareto_front
 from allocsearch.search.samplers import EvoPressSampler
@@ -55,7 +63,7 @@ def test_each_sampler_runs_a_study_with_budget_exact_plans(
                                                                "ramp slope=0.3"]
     assert _check_plans(run.study) >= 3
     best = min((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: t.values[0])
-    assert best.number in run.verified and run.verified[best.number]["ppl"] > 1.0
+    assert best.number in run.verified and run.verified[best.number].ppl > 1.0
     for t in trials:  # fidelities were reported as intermediate values, in tokens
         if t.state == TrialState.COMPLETE:
             assert sorted(t.intermediate_values) == [64, 128]
@@ -71,13 +79,15 @@ def test_two_objectives_with_nsga2(evaluator: Evaluator, tmp_path: Path) -> None
     assert (tmp_path / "pareto.png").stat().st_size > 5000
     assert report.counts["complete"] == 6
     # The report is the Pareto front, by sparsity, each point with its plan.
-    front = [(r["sparsity"], r["fitness"]) for r in report.rows]
-    assert {r["kind"] for r in report.rows} == {"front"} and front == sorted(front)
+    front = [(r.second[1], r.fitness) for r in report.rows if r.second is not None]
+    assert {r.kind for r in report.rows} == {"front"} and len(front) == len(report.rows)
+    assert front == sorted(front)
     # Sorted by sparsity, each next point must be worse in fitness, or it would dominate.
     assert all(nxt[1] > prev[1] for prev, nxt in itertools.pairwise(front))
     for r in report.rows:
-        plan = Plan.load(tmp_path / "front" / f"trial_{r['trial']}.json")
-        assert abs(plan.budget() - r["sparsity"]) < 1e-6
+        plan = Plan.load(tmp_path / "front" / f"trial_{r.trial}.json")
+        assert r.second is not None and r.second[0] == "sparsity"
+        assert abs(plan.budget() - r.second[1]) < 1e-6
     assert not (tmp_path / "best_plan.json").exists()
 
 
@@ -88,7 +98,8 @@ def test_pareto_front_compares_sparsity_at_the_budget_tolerance() -> None:
     for name, values in points.items():
         study.add_trial(optuna.trial.create_trial(values=list(values), user_attrs={"name": name}))
     # a ties b on sparsity (1e-12 apart) with a worse fitness; c beats d on both.
-    assert [t.user_attrs["name"] for t in pareto_front(study)] == ["e", "b", "c"]
+    names = list(points)
+    assert [names[t.number] for t in pareto_front(study)] == ["e", "b", "c"]
 
 
 def test_resume_after_interruption_keeps_completed_trials(evaluator: Evaluator, tmp_path: Path) -> None:
@@ -153,7 +164,7 @@ def test_report_writes_best_plan_and_plots(evaluator: Evaluator, tmp_path: Path)
     assert "(768 search tokens)" in text
     for name in ("best_plan.json", "history.png", "best_vs_priors.png", "report.json"):
         assert (tmp_path / name).is_file(), name
-    assert {r["kind"] for r in report.rows} == {"best", "prior"}
+    assert {r.kind for r in report.rows} == {"best", "prior"}
 
 
 def test_config_errors_and_overrides(tmp_path: Path) -> None:
@@ -230,7 +241,7 @@ def test_the_notebook_runs_on_a_study_folder(
     for cell in cells:
         if cell["cell_type"] == "code":
             exec(compile("".join(cell["source"]), str(notebook), "exec"), namespace)
-    assert "best" in {r["kind"] for r in namespace["report"].rows}
+    assert "best" in {r.kind for r in namespace["report"].rows}
     assert len(namespace["frame"]) == 6
 
 
@@ -269,9 +280,9 @@ def test_a_study_on_a_sparsegpt_level_database_scores_and_verifies_grid_plans(tm
     assert _check_plans(run.study) >= 4
     for t in run.study.get_trials(states=(TrialState.COMPLETE,)):
         assert set(trial_plan(run.study, t).sparsities().values()) <= set(grid.levels), t.number
-    assert any("screened" in t.user_attrs for t in run.study.trials)  # the predictor proposed
+    assert any(t.screened is not None for t in store.trials(run.study))  # the predictor proposed
     best = min((t for t in run.study.trials if t.state == TrialState.COMPLETE), key=lambda t: t.values[0])
-    assert run.verified[best.number]["pruner"] == "sparsegpt"
+    assert run.verified[best.number].pruner == "sparsegpt"
     ev.close()
 
 
