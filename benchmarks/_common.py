@@ -25,6 +25,17 @@ def study_file(suite: str, target: float) -> Path:
     return STUDIES / SUITE_STUDIES[suite].format(pct=round(target * 100))
 #: Resume state and intermediate runs (git-ignored): only finished results are committed.
 RUNS = RESULTS / "runs"
+#: Results written before benchmarks recorded manifests (commit and command), or on code
+#: whose numbers the shipped commands no longer give: shown once, labelled, never headlined.
+ARCHIVE = RESULTS / "archive"
+ARCHIVED_NOTE = ("measured on older code without a manifest (archived in benchmarks/results/archive/); "
+                 "not what the shipped commands give today")
+
+
+def result_path(name: str) -> tuple[Path, bool]:
+    """A result file by name, and whether it is archived (a current result wins)."""
+    path = RESULTS / name
+    return (path, False) if path.is_file() else (ARCHIVE / name, True)
 OTHER_DOMAIN = Path("/usr/share/common-licenses")
 
 

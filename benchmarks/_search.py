@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import RESULTS, RUNS, environment, study_file
+from _common import RESULTS, RUNS, environment, result_path, study_file
 
 from allocsearch.evaluate import Evaluator, verify
 from allocsearch.io import atomic_write_json
@@ -63,7 +63,7 @@ def _verify(ev: Evaluator, cfg: StudyConfig, plan: Plan, pruner: str) -> float:
 
 def _priors_chosen(target: float) -> dict[str, tuple[str, bool]]:
     """prior row name -> (plan label, is the best prior), from the priors suite's results."""
-    rows = json.loads((RESULTS / "quality_priors.json").read_text())["rows"]
+    rows = json.loads(result_path("quality_priors.json")[0].read_text())["rows"]
     return {r["prior"]: (r["params"], bool(r["best_prior"])) for r in rows
             if abs(r["target"] - target) < 1e-9}
 

@@ -31,7 +31,15 @@ import sys
 import time
 from typing import Any
 
-from _common import RESULTS, RUNS, STUDIES, environment, other_domain_file, study_file
+from _common import (
+    ARCHIVED_NOTE,
+    RUNS,
+    STUDIES,
+    environment,
+    other_domain_file,
+    result_path,
+    study_file,
+)
 
 from allocsearch.allocation import get_allocator
 from allocsearch.apply import prune_with_plan
@@ -203,9 +211,10 @@ def _fmt(v: Any, digits: int = 2) -> str:
 
 def render() -> str:
     """The results block of docs/results.md, from the suite's JSON, the correlation and the costs."""
-    quality = json.loads((RESULTS / "quality_sparsegpt_cpu.json").read_text())
-    corr = json.loads((RESULTS / "correlation_cpu_float32_sparsegpt.json").read_text())
-    costs = json.loads((RESULTS / "database_costs_cpu.json").read_text())
+    paths = [result_path(n) for n in ("quality_sparsegpt_cpu.json", "correlation_cpu_float32_sparsegpt.json",
+                                      "database_costs_cpu.json")]
+    quality, corr, costs = (json.loads(p.read_text()) for p, _ in paths)
+    note = [f"*{ARCHIVED_NOTE}.*", ""] if any(a for _, a in paths) else []
     env = quality["environment"]
     fid = corr["args"]["fidelities"]
     rho = {r["group"]: r for r in corr["spearman"]}
@@ -256,7 +265,7 @@ def render() -> str:
         f"{c['apply overhead, all modules change (median)']:.3f}x "
         f"(max {c['apply overhead, all modules change (max)']:.3f}x).",
     ]
-    return "\n".join(lines)
+    return "\n".join(note + lines)
 
 
 def suite_sparsegpt_anchored(args: argparse.Namespace) -> dict[str, Any]:

@@ -37,6 +37,7 @@ from typing import Any
 
 import torch
 from _common import (
+    ARCHIVED_NOTE,
     OTHER_DOMAIN,
     RESULTS,
     ROOT,
@@ -44,6 +45,7 @@ from _common import (
     environment,
     other_domain_file,
     print_table,
+    result_path,
 )
 
 from allocsearch.allocation import get_allocator
@@ -327,8 +329,10 @@ def plot(payload: dict[str, Any]) -> Path:
 
 
 def render() -> str:
-    payload = json.loads(OUT.read_text())
-    lines = [f"From `{OUT.relative_to(ROOT)}` (`{payload['command']}`; "
+    path, archived = result_path(OUT.name)
+    payload = json.loads(path.read_text())
+    note = [f"*{ARCHIVED_NOTE}.*", ""] if archived else []
+    lines = [*note, f"From `{path.relative_to(ROOT)}` (`{payload['command']}`; "
              f"{payload['environment']['device']}, {payload['threads']} CPU thread(s), "
              f"torch {payload['environment']['torch']}, "
              f"seeds {payload['seeds']}, {payload['n_trials']} trials per study). Perplexity on "

@@ -34,7 +34,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import RESULTS, STUDIES, add_model_args, environment, print_table, write_json
+from _common import (
+    ARCHIVED_NOTE,
+    RESULTS,
+    STUDIES,
+    add_model_args,
+    environment,
+    print_table,
+    result_path,
+    write_json,
+)
 
 from allocsearch.allocation import get_allocator
 from allocsearch.evaluate import Evaluator, verify
@@ -174,8 +183,10 @@ def _fmt(v: Any, digits: int = 3) -> str:
 
 def render_results() -> str:
     """The predictor section of docs/results.md, from the results JSON files only."""
-    q = json.loads((RESULTS / "predictor_quality_cpu.json").read_text())
-    lines = [f"**Held-out quality** (`{q['command']}`; {q['records']} plans of SmolLM2-135M from "
+    q_path, archived = result_path("predictor_quality_cpu.json")
+    q = json.loads(q_path.read_text())
+    note = [f"*{ARCHIVED_NOTE}.*", ""] if archived else []
+    lines = [*note, f"**Held-out quality** (`{q['command']}`; {q['records']} plans of SmolLM2-135M from "
              f"{len(q['studies'])} studies at 50-75% with TPE, CMA-ES, random and EvoPress-style "
              f"samplers, `benchmarks/predictor_data.py`; fitness = perplexity on the first "
              f"{q['fidelity_tokens']} search tokens; each study predicted by a predictor trained on "
@@ -188,10 +199,11 @@ def render_results() -> str:
     imp = q["models"]["xgboost"].get("importances", [])[:5]
     lines += ["", "Parity plot: `benchmarks/results/predictor_parity.png`. Largest XGBoost gains: "
               + ", ".join(f"`{n}` {s:.2f}" for n, s in imp) + "."]
-    eff_path = RESULTS / "predictor_efficiency_cpu.json"
+    eff_path, _ = result_path("predictor_efficiency_cpu.json")
     if eff_path.is_file():
         e = json.loads(eff_path.read_text())
-        evo = next(r for r in json.loads((RESULTS / "quality_samplers_cpu.json").read_text())["rows"]
+        samplers = result_path("quality_samplers_cpu.json")[0]
+        evo = next(r for r in json.loads(samplers.read_text())["rows"]
                    if r["sampler"] == "evopress" and r["budget"] == "491520 tokens"
                    and r["metric"] == "best_wanda_ppl")
         lines += ["", f"**Sample efficiency at {e['target']:.0%}** (`{e['command']}`): uniform warm start "

@@ -33,7 +33,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import RESULTS, RUNS, add_model_args, other_domain_file, print_table, study_file, write_json
+from _common import (
+    RESULTS,
+    RUNS,
+    add_model_args,
+    other_domain_file,
+    print_table,
+    result_path,
+    study_file,
+    write_json,
+)
 
 from allocsearch.apply import prune_with_plan
 from allocsearch.data.continuation import CONTINUATION_TASK, ContinuationConfig
@@ -44,7 +53,7 @@ from allocsearch.models import LoadedModel, load_model
 from allocsearch.plan import Plan
 from allocsearch.search import StudyConfig
 
-SOURCE = RESULTS / "quality_sparsegpt_cpu.json"
+SOURCE = result_path("quality_sparsegpt_cpu.json")[0]
 SEEDS = (0, 1, 2)
 EVAL_WINDOWS = 40
 HUB_TASKS = "boolq,rte,hellaswag,winogrande,arc_easy,arc_challenge,openbookqa"
