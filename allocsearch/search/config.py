@@ -255,9 +255,10 @@ class StudyConfig:
         """The exact verification of this study (``pruner`` overrides ``verify.pruner``)."""
         v = self.verify
         calibration = DataConfig(self.data.source, v.nsamples, v.seqlen, self.data.seed)
+        tasks = self.tasks.config("evaluation", self.evaluator.source) if self.tasks.enabled else None
         return VerifyConfig(pruner or v.pruner, calibration, nsamples=v.eval_windows,
                             batch_size=v.batch_size, inputs=v.inputs,
-                            tasks=self.tasks.config("evaluation") if self.tasks.enabled else None,
+                            tasks=tasks,
                             calibration_seeds=v.calibration_seeds, threads=v.threads,
                             source=self.evaluator.source)
 
