@@ -36,6 +36,7 @@ import yaml
 from allocsearch.data import DataConfig
 from allocsearch.engine import check_inputs
 from allocsearch.evaluate import EvaluatorConfig, Latency, LatencyConfig, VerifyConfig
+from allocsearch.plan import Plan, PlanError
 from allocsearch.predictor.base import regressor_names
 from allocsearch.search.accuracy import CONSTRAINED_SAMPLERS, TaskSettings
 from allocsearch.search.space import SearchSpace, shipped_dir
@@ -361,6 +362,7 @@ class StudyConfig:
                      for w in WarmStart.expand(e, f"{where}: warm_start"))
         output = Path(data["output"]) if data.get("output") else path.parent / name
         anchor = AnchorSettings.parse(data.get("anchor"), where)
+        _check_plans([*warm, *([anchor.start] if anchor.start else [])], where)
         if anchor.rounds and len(objectives) > 1:
             raise StudyConfigError(f"{where}: anchored rounds need a single objective")
         if predictor.enabled and len(objectives) > 1:
@@ -383,6 +385,16 @@ class StudyConfig:
             latency=LatencySettings.parse(data.get("latency"), where), heartbeat=heartbeat,
             tasks=tasks,
         )
+
+
+def _check_plans(starts: list[WarmStart], where: str) -> None:
+    """Every saved plan a warm start names is read and validated before a model loads."""
+    for ws in starts:
+        if ws.plan is not None:
+            try:
+                Plan.load(ws.plan)
+            except PlanError as exc:
+                raise StudyConfigError(f"{where}: warm start: {exc}") from None
 
 
 def _check_tasks(tasks: TaskSettings, objectives: tuple[str, ...], sampler: str,

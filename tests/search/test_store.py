@@ -236,3 +236,13 @@ def test_the_protocol_names_the_evaluator_backend_and_ignores_speed_settings(tmp
     c = _config(tmp_path, database).protocol(_space())
     assert {d.split(":")[0] for d in c.differences(a.flat())} == {"evaluator.masks", "evaluator.pruner"}
     assert a.differences(_config(tmp_path).protocol(_space(), "f2").flat()) == ["fingerprint: 'f2' -> 'f1'"]
+
+
+def test_a_missing_or_broken_warm_start_plan_fails_when_the_config_loads(tmp_path: Path) -> None:
+    from allocsearch.search import StudyConfigError
+
+    with pytest.raises(StudyConfigError, match=r"warm start: .*none\.json: cannot read plan"):
+        _config(tmp_path, {"warm_start": [{"plan": str(tmp_path / "none.json")}]})
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(StudyConfigError, match="not valid JSON"):
+        _config(tmp_path, {"anchor": {"rounds": 1, "start": {"plan": str(tmp_path / "bad.json")}}})
