@@ -6,7 +6,8 @@ For the uniform and a ramp plan at each target, with Wanda and SparseGPT: the pl
 evaluation windows) once per calibration seed, with each thread count. Same library call as a
 study's verification (:func:`allocsearch.evaluate.verify_plan`).
 
-    OMP_NUM_THREADS=2 python benchmarks/noise.py            # resumable; ~1 h on 2 CPU cores
+    OMP_NUM_THREADS=2 python benchmarks/noise.py --targets 0.7            # resumable
+    OMP_NUM_THREADS=2 python benchmarks/noise.py --targets 0.6 --tag 60   # another process
 
 Prints a table and writes benchmarks/results/noise_<device>.json: per plan, pruner and target,
 each draw's perplexity per thread count, the spread across draws (max - min, and relative to
@@ -48,11 +49,14 @@ def main() -> None:
     p.add_argument("--seqlen", type=int, default=256)
     p.add_argument("--eval-windows", type=int, default=40)
     p.add_argument("--fresh", action="store_true", help="ignore a partial run")
+    p.add_argument("--tag", default="", help="suffix of the result file (noise_<device>_<tag>.json), "
+                   "so targets can run in parallel processes")
     args = p.parse_args()
 
     seeds = "-".join(map(str, args.seeds))
+    tag = f"_{args.tag}" if args.tag else ""
     partial = RUNS / (f"noise_{Path(args.model).name}_{args.nsamples}x{args.seqlen}_"
-                      f"{args.eval_windows}_s{seeds}.partial.json")
+                      f"{args.eval_windows}_s{seeds}{tag}.partial.json")
     partial.parent.mkdir(parents=True, exist_ok=True)
     done: dict[str, Any] = {} if args.fresh or not partial.exists() else json.loads(partial.read_text())
     loaded = load_model(args.model, device=args.device, dtype=args.dtype)
@@ -85,7 +89,7 @@ def main() -> None:
     floor = {f"{r['target']}|{r['pruner']}": max(x["rel_spread"] for x in rows
                                                  if (x["target"], x["pruner"]) == (r["target"], r["pruner"]))
              for r in rows}
-    out = write_json(f"noise_{loaded.device.type}.json",
+    out = write_json(f"noise_{loaded.device.type}{tag}.json",
                      {"rows": rows, "paired": verdicts, "relative_floor": floor, "runs": done},
                      {"device": loaded.device.type, "dtype": args.dtype, "model": args.model,
                       "data": "embedded",
