@@ -82,11 +82,22 @@ PRUNERS: dict[str, Callable[..., optuna.pruners.BasePruner]] = {
 
 
 def make_sampler(name: str, seed: int, params: dict[str, Any]) -> optuna.samplers.BaseSampler:
-    return lookup(SAMPLERS, name, "sampler")(seed, **params)
+    if "seed" in params:
+        raise ValueError(f"sampler.params.seed: the study's seed seeds the sampler; "
+                         f"set seed={params['seed']}")
+    factory = lookup(SAMPLERS, name, "sampler")
+    try:
+        return factory(seed, **params)
+    except TypeError as exc:  # an unknown keyword: a user's mistake, in one line
+        raise ValueError(f"sampler {name!r}: {exc}") from None
 
 
 def make_pruner(name: str, params: dict[str, Any]) -> optuna.pruners.BasePruner:
-    return lookup(PRUNERS, name, "pruner")(**params)
+    factory = lookup(PRUNERS, name, "pruner")
+    try:
+        return factory(**params)
+    except TypeError as exc:
+        raise ValueError(f"pruner {name!r}: {exc}") from None
 
 
 __all__ = ["PRUNERS", "SAMPLERS", "EvoPressPruner", "EvoPressSampler", "make_pruner",
