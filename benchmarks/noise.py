@@ -49,6 +49,9 @@ def main() -> None:
     p.add_argument("--seqlen", type=int, default=256)
     p.add_argument("--eval-windows", type=int, default=40)
     p.add_argument("--fresh", action="store_true", help="ignore a partial run")
+    p.add_argument("--max-minutes", type=float, default=None,
+                   help="start no new plan after this many minutes: the JSON then lists what is "
+                        "missing, and the same command without it resumes and completes the run")
     p.add_argument("--tag", default="", help="suffix of the result file (noise_<device>_<tag>.json), "
                    "so targets can run in parallel processes")
     args = p.parse_args()
@@ -62,6 +65,8 @@ def main() -> None:
     loaded = load_model(args.model, device=args.device, dtype=args.dtype)
     profile = build_profile(loaded, DataConfig("embedded", args.nsamples, args.seqlen, 0), progress=False)
     plans = {"uniform": {}, f"ramp slope={args.ramp_slope}": {"slope": args.ramp_slope}}
+    start = time.perf_counter()
+    missing: list[str] = []
     for target in args.targets:
         for label, params in plans.items():
             plan = get_allocator(label.split()[0], **params).allocate(profile, target)
@@ -69,6 +74,9 @@ def main() -> None:
                 for threads in args.threads:
                     key = f"{target}|{label}|{pruner}|{threads}"
                     if key in done:
+                        continue
+                    if args.max_minutes is not None and time.perf_counter() - start > 60 * args.max_minutes:
+                        missing.append(key)
                         continue
                     config = VerifyConfig(pruner, DataConfig("embedded", args.nsamples, args.seqlen, 0),
                                           nsamples=args.eval_windows, calibration_seeds=tuple(args.seeds),
@@ -90,7 +98,8 @@ def main() -> None:
                                                  if (x["target"], x["pruner"]) == (r["target"], r["pruner"]))
              for r in rows}
     out = write_json(f"noise_{loaded.device.type}{tag}.json",
-                     {"rows": rows, "paired": verdicts, "relative_floor": floor, "runs": done},
+                     {"rows": rows, "paired": verdicts, "relative_floor": floor, "runs": done,
+                      "complete": not missing, "missing": missing},
                      {"device": loaded.device.type, "dtype": args.dtype, "model": args.model,
                       "data": "embedded",
                       "calibration": {"nsamples": args.nsamples, "seqlen": args.seqlen, "seeds": args.seeds},
@@ -111,10 +120,12 @@ def summarise(done: dict[str, Any], args: argparse.Namespace) -> list[dict[str, 
         mean = statistics.fmean(values)
         spread = max(max(d.values()) - min(d.values()) for d in by_threads.values())
         seeds = set.intersection(*(set(d) for d in by_threads.values()))
+        # The largest change a thread count makes to one draw (None: one thread count measured).
         effect = max((max(d[s] for d in by_threads.values()) - min(d[s] for d in by_threads.values())
-                      for s in seeds), default=0.0)
+                      for s in seeds), default=0.0) if len(by_threads) > 1 else None
         rows.append({"target": target, "plan": plan, "pruner": pruner, "mean": mean, "spread": spread,
-                     "rel_spread": spread / mean, "thread_effect": effect, "rel_thread_effect": effect / mean,
+                     "rel_spread": spread / mean, "thread_effect": effect,
+                     "rel_thread_effect": None if effect is None else effect / mean,
                      "threads": sorted(by_threads)})
     return rows
 
