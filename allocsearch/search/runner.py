@@ -326,14 +326,18 @@ def _enqueue_priors(study: optuna.Study, config: StudyConfig, space: SearchSpace
 def verify_best(
     study: optuna.Study, ev: Evaluator, config: StudyConfig, *, progress: bool = True
 ) -> dict[int, Verification]:
-    """Exact verification of the ``verify.top`` best trials and of the best prior trial, on
-    every calibration draw of ``verify``; a verification stored with the same key (plan and
-    every setting that decides its numbers) is read back, not redone."""
+    """Exact verification of the ``verify.top`` best trials and of the best trial of each
+    prior family (uniform, owl, ...: the best prior is then the lowest *verified* one, not
+    the one the search fitness preferred), on every calibration draw of ``verify``; a
+    verification stored with the same key (plan and every setting that decides its numbers)
+    is read back, not redone."""
     done = store.ranked(study)
     chosen = done[: config.verify.top]
-    priors = [t for t in done if t.prior is not None]
-    if priors and priors[0] not in chosen:
-        chosen.append(priors[0])
+    families: dict[str, store.StoredTrial] = {}
+    for t in done:
+        if t.prior is not None:
+            families.setdefault(t.prior.split(" ")[0], t)
+    chosen += [t for t in families.values() if t not in chosen]
     vc = config.verify_config()
     out: dict[int, Verification] = {}
     for t in chosen:
