@@ -246,16 +246,34 @@ def headline() -> str:
                 rows.append(("SparseGPT, sequential", what + " (Wanda masks), 1 seed", r["target"],
                              r["best_prior"], r["best_prior_sparsegpt_ppl"], r["best_sparsegpt_ppl"],
                              r["ratio_sparsegpt"], path.name, device))
+    floors = noise_floors()
     lines = ["| pruner | search | target | best prior | its ppl | searched ppl | x best prior "
-             "| source (device) |", "|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {a} | {b} | {t:.0%} | {p} | {pp:.2f} | {sp:.2f} | **{x:.3f}** | `{src}` ({dev}) |"
-              for a, b, t, p, pp, sp, x, src, dev in rows]
+             "| beyond the noise floor? | source (device) |", "|---|---|---|---|---|---|---|---|---|"]
+    for a, b, t, p, pp, sp, x, src, dev in rows:
+        floor = floors.get((round(t, 4), "sparsegpt" if a.startswith("SparseGPT") else "wanda"))
+        beyond = "-" if floor is None else (f"yes (floor {floor:.1%})" if x < 1 - floor
+                                            else f"within noise (floor {floor:.1%})")
+        lines.append(f"| {a} | {b} | {t:.0%} | {p} | {pp:.2f} | {sp:.2f} | **{x:.3f}** | {beyond} "
+                     f"| `{src}` ({dev}) |")
     lines += ["", "Each row is one seed verified on one calibration draw, against the prior that "
-              "scored best on the search split; [the noise floor](BENCHMARKS.md) of verification is "
-              "measured by `benchmarks/noise.py`. The three-seed, three-draw rerun of every row, on "
-              "both pruners, targets and domains, is still to be done; older headline rows are in "
-              "the [archive](BENCHMARKS.md#archive-measured-on-older-code)."]
+              "scored best on the search split. The noise floor is the largest spread, relative to "
+              "the mean, that one plan's verified perplexity shows across calibration draws at that "
+              "target and pruner (`benchmarks/noise.py`, in BENCHMARKS.md); a gain smaller than it "
+              "is not a claim. The three-seed, three-draw rerun of every row, on both pruners, "
+              "targets and domains, is still to be done; older headline rows are in the "
+              "[archive](BENCHMARKS.md#archive-measured-on-older-code)."]
     return "\n".join(lines)
+
+
+def noise_floors() -> dict[tuple[float, str], float]:
+    """(target, pruner) -> the largest relative spread across calibration draws measured by
+    benchmarks/noise.py (any of its result files)."""
+    out: dict[tuple[float, str], float] = {}
+    for path in sorted(RESULTS.glob("noise_*.json")):
+        for r in json.loads(path.read_text())["rows"]:
+            key = (round(float(r["target"]), 4), str(r["pruner"]))
+            out[key] = max(out.get(key, 0.0), float(r["rel_spread"]))
+    return out
 
 
 def blocks() -> list[tuple[Path, str, Callable[[], str]]]:
