@@ -326,13 +326,17 @@ def _enqueue_priors(study: optuna.Study, config: StudyConfig, space: SearchSpace
 def verify_best(
     study: optuna.Study, ev: Evaluator, config: StudyConfig, *, progress: bool = True
 ) -> dict[int, Verification]:
-    """Exact verification of the ``verify.top`` best trials and of the best trial of each
-    prior family (uniform, owl, ...: the best prior is then the lowest *verified* one, not
-    the one the search fitness preferred), on every calibration draw of ``verify``; a
-    verification stored with the same key (plan and every setting that decides its numbers)
-    is read back, not redone."""
+    """Exact verification of the ``verify.top`` best trials, the best searched (not warm
+    started) trial, and the best trial of each prior family (uniform, owl, ...: the best
+    prior is then the lowest *verified* one, not the one the search fitness preferred), on
+    every calibration draw of ``verify``; a verification stored with the same key (plan and
+    every setting that decides its numbers) is read back, not redone."""
     done = store.ranked(study)
     chosen = done[: config.verify.top]
+    # The best searched trial too, when priors fill the top: the report's verdict needs it.
+    searched = next((t for t in done if t.prior is None), None)
+    if searched is not None and searched not in chosen:
+        chosen.append(searched)
     families: dict[str, store.StoredTrial] = {}
     for t in done:
         if t.prior is not None:
