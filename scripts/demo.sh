@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The main job on the embedded default, from a clean checkout: install, then a short study
-# that searches per-block sparsity for SmolLM2-135M at 70% (the priors as warm starts, a few
-# dozen searched trials on the search split), verifies the best plan and the best prior with a
-# sequential Wanda prune on three calibration draws (evaluation split), writes the report
-# table and plots, and exports the best plan as an llm-compressor recipe. About 15 minutes on
-# 2 CPU cores, install included; no internet beyond the package index.
+# that searches per-block sparsity for SmolLM2-135M at 70% (the uniform plan and two ramps as
+# warm starts, thirty trials in all on the search split), verifies the best plan and the best
+# of each prior with a sequential Wanda prune on two calibration draws (evaluation split),
+# writes the report table and plots, and exports the best plan as an llm-compressor recipe.
+# Estimated at about 15 minutes on 2 CPU cores, install included (not yet timed end to end);
+# no internet beyond the package index.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh

@@ -13,7 +13,7 @@ import torch
 from optuna.trial import TrialState
 
 from allocsearch.evaluate import Evaluator, FitnessStep
-from allocsearch.search import StudyConfig, run_study
+from allocsearch.search import StudyConfig, run_study, store
 from allocsearch.search.runner import MAX_FAILURES, StudyError
 from tests.helpers import tiny_evaluator
 
@@ -66,9 +66,10 @@ def test_nan_inf_and_oom_trials_fail_with_a_reason_and_the_study_goes_on(
     trials = run.study.get_trials()
     assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAIL, TrialState.FAIL,
                                          TrialState.FAIL] + [TrialState.COMPLETE] * 3
-    assert trials[1].user_attrs["fail_reason"] == "fitness is nan at 64 tokens"
-    assert trials[2].user_attrs["fail_reason"] == "fitness is inf at 64 tokens"
-    assert trials[3].user_attrs["fail_reason"].startswith("out of memory: CUDA out of memory.")
+    reasons = [store.StoredTrial.of(t).fail_reason for t in trials]
+    assert reasons[1] == "fitness is nan at 64 tokens"
+    assert reasons[2] == "fitness is inf at 64 tokens"
+    assert str(reasons[3]).startswith("out of memory: CUDA out of memory.")
 
 
 def test_failures_in_a_row_stop_the_worker_with_one_line(

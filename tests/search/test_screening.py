@@ -16,7 +16,7 @@ from allocsearch.cli import main
 from allocsearch.evaluate import Evaluator
 from allocsearch.io import read_jsonl
 from allocsearch.predictor import FeatureTable, Predictor, read_records
-from allocsearch.search import StudyConfig, StudyConfigError, find_space, run_study, trial_plan
+from allocsearch.search import StudyConfig, StudyConfigError, find_space, run_study, store, trial_plan
 from allocsearch.search.records import study_records
 from allocsearch.search.screening import mutate
 from tests.helpers import tiny_evaluator
@@ -54,9 +54,10 @@ def test_a_screened_study_runs_real_trials_that_meet_the_budget(screened: Any) -
         assert abs(trial_plan(run.study, t).budget() - 0.6) < 1e-6
     # Rounds start once 6 trials completed; each enqueues k = 3 screened proposals (at most
     # the trials left).
-    rounds = [t.user_attrs["screened"]["round"] for t in trials if "screened" in t.user_attrs]
+    views = [store.StoredTrial.of(t) for t in trials]
+    rounds = [v.screened["round"] for v in views if v.screened is not None]
     assert rounds == [1, 1, 1, 2, 2, 2, 3, 3]
-    assert all("screened" not in t.user_attrs for t in trials[:6])
+    assert all(v.screened is None for v in views[:6])
     # The log lists every screened candidate (pool 60 per round), far more than were evaluated.
     log = read_jsonl(out / "screening.jsonl")
     assert len(log) == 3 * 60 and sum(r["chosen"] for r in log) == 8 == len(rounds)
@@ -75,7 +76,7 @@ def test_resuming_a_screened_study_continues_its_round_numbering(
     cfg = _config(out, {"n_trials": 18})
     again = run_study(cfg, evaluator=evaluator, progress=False, verify=False)
     new = again.study.get_trials(states=(TrialState.COMPLETE,))[14:]
-    assert [t.user_attrs["screened"]["round"] for t in new] == [4, 4, 4, 5]
+    assert [(store.StoredTrial.of(t).screened or {}).get("round") for t in new] == [4, 4, 4, 5]
 
 
 def test_study_records_are_the_complete_trials(screened: Any, tmp_path: Path) -> None:

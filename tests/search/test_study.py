@@ -59,7 +59,7 @@ def test_each_sampler_runs_a_study_with_budget_exact_plans(
     run = run_study(cfg, evaluator=evaluator, progress=False)
     trials = run.study.trials
     assert len(trials) == 6
-    assert [t.user_attrs.get("prior") for t in trials[:3]] == ["uniform", "ramp slope=0.1",
+    assert [store.StoredTrial.of(t).prior for t in trials[:3]] == ["uniform", "ramp slope=0.1",
                                                                "ramp slope=0.3"]
     assert _check_plans(run.study) >= 3
     best = min((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: t.values[0])
@@ -95,8 +95,8 @@ def test_pareto_front_compares_sparsity_at_the_budget_tolerance() -> None:
     study = optuna.create_study(directions=["minimize", "maximize"])
     points = {"a": (10.0, 0.5 + 1e-12), "b": (9.0, 0.5), "c": (20.0, 0.7), "d": (25.0, 0.65),
               "e": (5.0, 0.4)}
-    for name, values in points.items():
-        study.add_trial(optuna.trial.create_trial(values=list(values), user_attrs={"name": name}))
+    for values in points.values():
+        study.add_trial(optuna.trial.create_trial(values=list(values)))
     # a ties b on sparsity (1e-12 apart) with a worse fitness; c beats d on both.
     names = list(points)
     assert [names[t.number] for t in pareto_front(study)] == ["e", "b", "c"]
@@ -139,7 +139,7 @@ def test_max_tokens_stops_the_study_and_its_resume(evaluator: Evaluator, tmp_pat
                              "pruner": {"name": "median", "params": {"n_startup_trials": 1}}})
     run = run_study(cfg, evaluator=evaluator, progress=False, verify=False)
     trials = run.study.get_trials()
-    tokens = [t.user_attrs["tokens"] for t in trials]
+    tokens = [store.StoredTrial.of(t).tokens for t in trials]
     assert set(tokens) == {64, 128} and tokens[0] == 128  # the first trial cannot be pruned
     assert sum(tokens[:-1]) < 1000 <= sum(tokens) == tokens_read(run.study)
     assert run.new_trials == len(trials) < 50
@@ -254,7 +254,7 @@ def test_a_saved_plan_warm_starts_a_study(evaluator: Evaluator, tmp_path: Path) 
                              "warm_start": [{"plan": str(tmp_path / "previous.json")}]})
     run = run_study(cfg, evaluator=evaluator, progress=False)
     first = run.study.trials[0]
-    assert first.user_attrs["prior"] == "plan previous.json"
+    assert store.StoredTrial.of(first).prior == "plan previous.json"
     rebuilt = trial_plan(run.study, first)
     for name, choice in rebuilt.modules.items():
         assert choice.sparsity == pytest.approx(saved.modules[name].sparsity, abs=1e-6)

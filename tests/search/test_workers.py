@@ -14,6 +14,7 @@ from typing import Any
 
 import optuna
 import pytest
+import sqlalchemy
 import yaml
 from optuna.trial import TrialState
 
@@ -88,7 +89,7 @@ def _wait_for(storage: str, ready: Any, timeout: float = 300) -> list[optuna.tri
         db = storage.removeprefix("sqlite:///")
         try:  # a SQLite file is read once the worker has made it
             trials = _study(storage).get_trials() if db == storage or Path(db).is_file() else []
-        except KeyError:  # the study is not created yet
+        except (KeyError, sqlalchemy.exc.OperationalError):  # not created yet (tables or study)
             trials = []
         if ready(trials):
             return trials
@@ -124,11 +125,11 @@ def test_killed_worker_trial_is_failed_and_retried(
     retries = [t for t in trials if t.system_attrs.get("failed_trial") == killed.number]
     assert len(retries) == 1 and retries[0].state == TrialState.COMPLETE
     assert retries[0].params == killed.params
-    assert retries[0].user_attrs.get("prior") == killed.user_attrs.get("prior")
+    assert store.StoredTrial.of(retries[0]).prior == store.StoredTrial.of(killed).prior
     for number, t in done.items():  # completed trials intact
         after = trials[number]
         assert after.state == TrialState.COMPLETE and after.values == t.values
-        assert after.user_attrs == t.user_attrs and after.params == t.params
+        assert store.StoredTrial.of(after) == store.StoredTrial.of(t) and after.params == t.params
     assert sum(t.state == TrialState.COMPLETE for t in trials) == 4
     assert sum(t.state == TrialState.FAIL for t in trials) == 1
 
