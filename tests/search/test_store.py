@@ -213,6 +213,10 @@ def test_a_searched_plan_is_better_only_when_lower_on_every_draw() -> None:
     [w] = verdicts(done, lower_on_average)
     assert w.ppl < w.prior_ppl and not w.better and w.lower_on == 2
     assert "within noise" in w.describe()
+    higher = dict(lower_everywhere)
+    higher[0] = {"wanda": _verified({0: 11.0, 1: 11.0, 2: 11.0})}
+    [h] = verdicts(done, higher)
+    assert h.lower_on == 0 and "worse on every draw" in h.describe()
 
 
 def test_verify_config_checks_its_settings() -> None:
