@@ -10,6 +10,7 @@ could leave.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -106,3 +107,8 @@ def read_jsonl(path: Path) -> list[Any]:
             if i != len(lines) - 1:
                 raise
     return out
+
+
+def json_digest(data: Any, length: int = 16) -> str:
+    """A short, stable digest of JSON-able data (keys sorted): the cache and settings keys."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:length]

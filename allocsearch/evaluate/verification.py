@@ -17,8 +17,6 @@ verifications with one key give the same perplexity to the last bit.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import statistics
 import time
 from collections.abc import Callable, Iterator
@@ -32,6 +30,7 @@ from allocsearch.data.windows import DataConfig
 from allocsearch.engine import check_inputs
 from allocsearch.evaluate.perplexity import evaluate_perplexity
 from allocsearch.evaluate.tasks import TaskConfig, TaskScore, task_accuracy
+from allocsearch.io import json_digest
 from allocsearch.models.loading import LoadedModel
 from allocsearch.plan import Plan
 from allocsearch.plan_codec import encode_plan
@@ -88,19 +87,15 @@ class VerifyConfig:
         return out | {"format": VERIFY_FORMAT}
 
 
-def _digest(data: Any) -> str:
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 def settings_key(config: VerifyConfig) -> str:
     """A digest of every setting that decides a verified number (plans verified with one
     settings key are paired draw by draw)."""
-    return _digest(config.settings())
+    return json_digest(config.settings())
 
 
 def key(plan: Plan, config: VerifyConfig) -> str:
     """A digest of the plan and of every setting that decides its verified numbers."""
-    return _digest({"model": plan.model.fingerprint, "plan": encode_plan(plan),
+    return json_digest({"model": plan.model.fingerprint, "plan": encode_plan(plan),
                     "settings": settings_key(config)})
 
 

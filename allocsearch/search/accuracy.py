@@ -27,6 +27,7 @@ import optuna
 from allocsearch.data.continuation import CONTINUATION_TASK, ContinuationConfig
 from allocsearch.evaluate import Evaluator, plan_accuracy
 from allocsearch.evaluate.tasks import TaskConfig, TaskScore
+from allocsearch.io import json_digest
 from allocsearch.plan import Plan
 from allocsearch.search import store
 
@@ -96,7 +97,7 @@ class AccuracyScorer:
         self.ev = ev
         self.settings = settings
         self.task_config = settings.config("search", ev.config.source)
-        key = store.digest([settings.metric, asdict(self.task_config)])
+        key = json_digest([settings.metric, asdict(self.task_config)])
         dense = store.dense_accuracy(study, key)
         if dense is None:
             dense = settings.mean(plan_accuracy(ev, None, self.task_config))

@@ -95,10 +95,9 @@ class StudyReport:
                 "files": [str(f) for f in self.files]}
 
 
-def _report_verifications(study: optuna.Study) -> dict[int, dict[str, Verification]]:
+def _report_verifications(stored: list[store.VerifiedTrial]) -> dict[int, dict[str, Verification]]:
     """Each trial's verifications by pruner, under the settings most trials were verified with
     (per pruner), so every number in the report was measured the same way."""
-    stored = store.verifications(study)
     chosen: dict[str, str] = {}
     for pruner in sorted({v.result.pruner for v in stored}):
         keys = Counter(v.result.settings_key for v in stored if v.result.pruner == pruner)
@@ -116,11 +115,12 @@ def build_report(study: optuna.Study, folder: Path, *, top: int = 5, plots: bool
                               for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
     counts["fitness_evaluations"] = sum(1 for t in all_trials if t.plan is not None)
     counts["search_tokens"] = tokens_read(study)
-    counts["verifications"] = len(store.verifications(study))
+    stored = store.verifications(study)  # read once: counted, then chosen from
+    counts["verifications"] = len(stored)
     dense = store.dense_accuracies(study)
     if dense:
         counts["dense_accuracy"] = dense[-1]
-    verified = _report_verifications(study)
+    verified = _report_verifications(stored)
     done = store.ranked(study)
     second = second_objective(study) if len(study.directions) > 1 else None
 

@@ -16,8 +16,6 @@ project that calls ``trial.suggest_*``.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from allocsearch.budget import DEFAULT_BOUNDS
+from allocsearch.io import json_digest
 from allocsearch.plan import Plan
 from allocsearch.search.steps import STEPS, Draft, Step, StepError, finish
 
@@ -83,7 +82,7 @@ class SearchSpace:
         """A digest of what the space proposes (parameters, recipe, bounds), not its name."""
         raw = {"parameters": {n: asdict(p) for n, p in sorted(self.parameters.items())},
                "plan": self.plan_spec, "bounds": list(self.bounds)}
-        return hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        return json_digest(raw)
 
     # ---------------------------------------------------------------- loading
     @classmethod

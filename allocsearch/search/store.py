@@ -15,7 +15,6 @@ Resuming a study with a config whose protocol differs is refused (:func:`check_p
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -35,10 +34,6 @@ _VERIFIED, _DENSE_ACC = "verified:", "dense_accuracy:"
 
 class ProtocolError(ValueError):
     """A resume whose config would mix incomparable fitness, said in one line."""
-
-
-def digest(data: Any) -> str:
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
