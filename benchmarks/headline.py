@@ -87,15 +87,18 @@ def one_run(cfg: StudyConfig, loaded: Any, other: str, progress: bool) -> dict[s
     v = verdicts[0]
     vc = cfg.verify_config()
     other_config = dataclasses.replace(vc, source=other, nsamples=None, tasks=None)
-    ppl_other = {}
+    other_runs = {}
     for label, number in (("searched", v.searched), ("prior", v.prior)):
         plan = store.trial_plan(run.study, next(t for t in store.ranked(run.study) if t.number == number))
-        ppl_other[label] = verify_plan(loaded, plan, other_config, progress=False).ppl
+        other_runs[label] = verify_plan(loaded, plan, other_config, progress=False)
+    ppl_other = {label: result.ppl for label, result in other_runs.items()}
+    searched_draws, prior_draws = other_runs["searched"].by_seed, other_runs["prior"].by_seed
+    lower_other = sum(searched_draws[s] < prior_draws[s] for s in searched_draws)
     return row | {"searched_trial": v.searched, "prior_trial": v.prior, "prior": v.prior_label,
                   "ppl": v.ppl, "prior_ppl": v.prior_ppl, "ratio": v.ratio, "lower_on": v.lower_on,
-                  "draws": v.draws, "verdict": "better" if v.better else "within noise",
+                  "draws": v.draws, "verdict": v.label,
                   "ppl_other": ppl_other["searched"], "prior_ppl_other": ppl_other["prior"],
-                  "ratio_other": ppl_other["searched"] / ppl_other["prior"]}
+                  "ratio_other": ppl_other["searched"] / ppl_other["prior"], "lower_on_other": lower_other}
 
 
 def summarise(done: dict[str, Any]) -> list[dict[str, Any]]:

@@ -72,9 +72,15 @@ class Verdict:
     def better(self) -> bool:
         return self.lower_on == self.draws
 
+    @property
+    def label(self) -> str:
+        """'better', 'worse on every draw' or 'within noise'."""
+        if self.better:
+            return "better"
+        return "worse on every draw" if self.lower_on == 0 and self.draws else "within noise"
+
     def describe(self) -> str:
-        verdict = ("better" if self.better else "worse on every draw" if self.lower_on == 0 and self.draws
-                   else "within noise")
+        verdict = self.label
         note = " (one draw: no spread measured)" if self.draws == 1 else ""
         return (f"{self.pruner}: searched trial {self.searched} {self.ppl:.3f} vs best prior "
                 f"{self.prior_label} (trial {self.prior}) {self.prior_ppl:.3f} = {self.ratio:.3f}x; "
