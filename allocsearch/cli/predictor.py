@@ -8,7 +8,8 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from allocsearch.cli.common import add_quiet
+from allocsearch.cli.common import add_quiet, registered
+from allocsearch.predictor.base import DEFAULT_MODEL
 
 if TYPE_CHECKING:
     from allocsearch.predictor import PlanRecord
@@ -21,7 +22,8 @@ def register(sub: Any) -> None:
     t = p_sub.add_parser("train", help="train on the completed trials of studies and records files")
     _add_sources(t)
     t.add_argument("--out", type=Path, required=True, help="predictor JSON to write")
-    t.add_argument("--kind", default="xgboost", help="xgboost (default), hist or additive")
+    t.add_argument("--kind", default=DEFAULT_MODEL, choices=registered("predictors"),
+                   help="the model: %(choices)s (default %(default)s, chosen by held-out rank quality)")
     t.add_argument("--members", type=int, default=5, help="ensemble members (default 5)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--model", default=None, help="the model the records are for (default: as the "

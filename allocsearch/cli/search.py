@@ -27,6 +27,9 @@ def register(sub: Any) -> None:
                    choices=["none", *registered("predictors")],
                    help="short-list candidates with the accuracy predictor: %(choices)s "
                         "(overrides predictor.model)")
+    s.add_argument("--predictor-file", default=None, metavar="P.json",
+                   help="short-list from the first searched trial with this trained predictor, "
+                        "retrained on the study's trials as they come (overrides predictor.file)")
     s.add_argument("--no-verify", action="store_true", help="skip the exact verification of the best")
     add_quiet(s)
     s.set_defaults(func=cmd_search)
@@ -52,7 +55,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     for key, value in (("n_trials", args.n_trials), ("storage", args.storage),
                        ("sampler.name", args.sampler), ("seed", args.seed), ("target", args.target),
                        ("output", args.output),
-                       ("predictor.model", args.predictor)):
+                       ("predictor.model", args.predictor), ("predictor.file", args.predictor_file)):
         if value is not None:
             overrides.append(f"{key}={value}")
     config = StudyConfig.load(args.config, overrides)

@@ -10,6 +10,8 @@ import numpy as np
 from numpy.typing import NDArray
 from sklearn.linear_model import RidgeCV
 
+from allocsearch.predictor.monotone import removed_mass_columns
+
 NAME = "additive"
 ALPHAS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
 
@@ -40,10 +42,7 @@ class AdditiveRegressor:
 
 
 def _columns(names: Sequence[str]) -> NDArray[np.int64]:
-    cols = np.array([i for i, n in enumerate(names) if n.startswith("score:")], dtype=np.int64)
-    if cols.size == 0:
-        raise ValueError("the additive baseline needs score:<module> features")
-    return cols
+    return np.array(removed_mass_columns(names), dtype=np.int64)
 
 
 def create(names: Sequence[str], seed: int) -> AdditiveRegressor:

@@ -17,6 +17,11 @@ from numpy.typing import NDArray
 
 from allocsearch._registry import lookup
 
+#: The model ``Predictor.train``, ``predictor train`` and study short-listing use unless told
+#: otherwise: the one that ranked held-out studies best in ``benchmarks/predictor.py --suite
+#: quality`` (``default_model`` in its JSON; the README gives the figures).
+DEFAULT_MODEL = "residual"
+
 
 class Regressor(Protocol):
     """One member: ``fit`` on (rows, features) and log-fitness, ``predict`` rows."""
@@ -33,9 +38,9 @@ class Regressor(Protocol):
 def _backends() -> dict[str, ModuleType]:
     """The registry: name -> module with ``create(names, seed)`` and ``load(names, data)``.
     Imported on first use, since the modules import xgboost and scikit-learn."""
-    from allocsearch.predictor import additive, hist, xgb
+    from allocsearch.predictor import additive, hist, lgbm_linear, ranker, residual, xgb, xgb_monotone
 
-    return {m.NAME: m for m in (xgb, hist, additive)}
+    return {m.NAME: m for m in (xgb, xgb_monotone, residual, lgbm_linear, ranker, hist, additive)}
 
 
 def make_regressor(name: str, names: Sequence[str], seed: int) -> Regressor:

@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 from scipy import stats
 
 from allocsearch.predictor.additive import AdditiveRegressor
+from allocsearch.predictor.base import DEFAULT_MODEL
 from allocsearch.predictor.features import FeatureTable
 from allocsearch.predictor.model import Predictor
 from allocsearch.predictor.records import PlanRecord
@@ -24,17 +25,20 @@ from allocsearch.predictor.records import PlanRecord
 
 @dataclass(frozen=True)
 class Scores:
-    """Agreement of predicted and measured log-fitness on ``n`` plans."""
+    """Agreement of predicted and measured log-fitness on ``n`` plans; ``coverage`` is the
+    share of plans whose measurement falls inside the ensemble's mean +- 1 std (about 0.68
+    if the spread were a calibrated Gaussian uncertainty; NaN without a spread)."""
 
     n: int
     spearman: float
     kendall: float
     mae_log: float
     top10_recall: float
+    coverage: float = float("nan")
 
     def to_dict(self) -> dict[str, Any]:
         return {"n": self.n, "spearman": self.spearman, "kendall": self.kendall,
-                "mae_log": self.mae_log, "top10_recall": self.top10_recall}
+                "mae_log": self.mae_log, "top10_recall": self.top10_recall, "coverage": self.coverage}
 
 
 def top_recall(pred: NDArray[np.float64], true: NDArray[np.float64], share: float = 0.1) -> float:
@@ -46,13 +50,16 @@ def top_recall(pred: NDArray[np.float64], true: NDArray[np.float64], share: floa
     return len(best_true & best_pred) / k
 
 
-def score(pred: NDArray[np.float64], true: NDArray[np.float64]) -> Scores:
-    """Spearman, Kendall, MAE (in log space) and top-10% recall of ``pred`` against ``true``."""
+def score(pred: NDArray[np.float64], true: NDArray[np.float64],
+          std: NDArray[np.float64] | None = None) -> Scores:
+    """Spearman, Kendall, MAE (in log space), top-10% recall and, given the ensemble's
+    ``std``, the +-1 std coverage of ``pred`` against ``true``."""
     if len(true) < 3:
         return Scores(len(true), float("nan"), float("nan"), float("nan"), float("nan"))
+    coverage = float(np.mean(np.abs(pred - true) <= std)) if std is not None else float("nan")
     return Scores(len(true), float(stats.spearmanr(pred, true).statistic),
                   float(stats.kendalltau(pred, true).statistic),
-                  float(np.mean(np.abs(pred - true))), top_recall(pred, true))
+                  float(np.mean(np.abs(pred - true))), top_recall(pred, true), coverage)
 
 
 @dataclass(frozen=True)
@@ -70,16 +77,16 @@ class HeldOut:
     def scores(self) -> dict[str, Any]:
         """Overall, per target and per study."""
         true = self.true
-        out: dict[str, Any] = {"overall": score(self.mean, true).to_dict(), "per_target": {},
+        out: dict[str, Any] = {"overall": score(self.mean, true, self.std).to_dict(), "per_target": {},
                                "per_study": {}}
         for key, group in (("per_target", lambda r: f"{r.target:.4g}"), ("per_study", lambda r: r.study)):
             for name in sorted({group(r) for r in self.records}):
                 rows = np.array([group(r) == name for r in self.records])
-                out[key][name] = score(self.mean[rows], true[rows]).to_dict()
+                out[key][name] = score(self.mean[rows], true[rows], self.std[rows]).to_dict()
         return out
 
 
-def leave_one_study_out(table: FeatureTable, records: Sequence[PlanRecord], *, model: str = "xgboost",
+def leave_one_study_out(table: FeatureTable, records: Sequence[PlanRecord], *, model: str = DEFAULT_MODEL,
                         members: int = 5, seed: int = 0) -> HeldOut:
     """Predict each study's plans with a predictor trained on all the other studies."""
     studies = sorted({r.study for r in records})
@@ -96,7 +103,7 @@ def leave_one_study_out(table: FeatureTable, records: Sequence[PlanRecord], *, m
     return HeldOut(list(records), mean, std)
 
 
-def hold_out(table: FeatureTable, records: Sequence[PlanRecord], *, model: str = "xgboost",
+def hold_out(table: FeatureTable, records: Sequence[PlanRecord], *, model: str = DEFAULT_MODEL,
              members: int = 5, seed: int = 0, share: float = 0.3) -> HeldOut:
     """Leave-one-study-out when the records come from several studies; from a single study,
     its last ``share`` of trials (by trial number) predicted by a model of the earlier ones."""

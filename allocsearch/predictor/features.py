@@ -139,9 +139,13 @@ class FeatureTable:
         return out + list(GLOBALS)
 
     def check(self, plan: Plan) -> None:
-        if plan.model.fingerprint != self.identity.fingerprint:
+        self.check_identity(plan.model, "plan is")
+
+    def check_identity(self, model: ModelIdentity, what: str = "the study is") -> None:
+        """A FeatureError unless ``model`` is the model this table was computed for."""
+        if model.fingerprint != self.identity.fingerprint:
             raise FeatureError(
-                f"plan is for model {plan.model.name} (fingerprint {plan.model.fingerprint}), but "
+                f"{what} for model {model.name} (fingerprint {model.fingerprint}), but "
                 f"this predictor was trained on {self.identity.name} (fingerprint "
                 f"{self.identity.fingerprint}); train a predictor on that model's studies")
 

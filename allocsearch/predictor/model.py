@@ -1,14 +1,17 @@
 """The accuracy predictor: plan -> predicted log-fitness with an uncertainty, no forward pass.
 
-    pred = Predictor.train(table, records, model="xgboost")
+    pred = Predictor.train(table, records)               # model=DEFAULT_MODEL
     mean, std = pred.predict(plans)        # natural log of the fitness, and the ensemble spread
     pred.save("predictor.json"); Predictor.load("predictor.json")
+    pred.retrain(more_records)             # the same model on its records plus more
 
 An ensemble of ``members`` regressors (seeds 0..members-1), each fitted on its own random
 ``subsample`` of the records; the mean of their predictions is the estimate and their
 standard deviation the uncertainty. The file is JSON: metadata (feature version, the model's
-fingerprint, fitness name and tokens, training studies), the feature table, and each member
-as its backend serialises it (XGBoost JSON, skops, coefficients).
+fingerprint, fitness name and tokens, training studies), the feature table, each member
+as its backend serialises it (XGBoost JSON, skops, coefficients), and the training records
+(the plan codec's compact lines), so a study can keep training a saved predictor on its own
+trials (:meth:`Predictor.retrain`).
 """
 
 from __future__ import annotations
@@ -25,12 +28,13 @@ from numpy.typing import NDArray
 
 from allocsearch.io import atomic_write_text
 from allocsearch.plan import Plan
-from allocsearch.predictor.base import Regressor, load_regressor, make_regressor
+from allocsearch.predictor.base import DEFAULT_MODEL, Regressor, load_regressor, make_regressor
 from allocsearch.predictor.features import FEATURE_VERSION, FeatureTable
-from allocsearch.predictor.records import PlanRecord
+from allocsearch.predictor.records import PlanRecord, RecordsError, record_from_line
 
 PREDICTOR_FORMAT = "allocsearch-predictor"
-PREDICTOR_SCHEMA_VERSION = 1
+#: 2: the file holds its training records (version 1 files load, and cannot be retrained).
+PREDICTOR_SCHEMA_VERSION = 2
 
 
 class PredictorError(ValueError):
@@ -57,29 +61,35 @@ class PredictorMeta:
 
 
 def check_records(records: Sequence[PlanRecord]) -> tuple[str, int]:
-    """The one (fitness name, tokens) all records share, or a PredictorError."""
+    """The one fitness all records measure, and the search tokens most of them read; a
+    PredictorError for too few records or mixed fitnesses. Records of other targets and
+    fidelities mix freely: the target is a feature, and a perplexity read on 2048 or 8192
+    tokens estimates the same quantity."""
     if len(records) < 4:
         raise PredictorError(f"need at least 4 measured plans to train, got {len(records)}")
-    kinds = sorted({(r.fitness_name, r.tokens) for r in records})
-    if len(kinds) > 1:
-        raise PredictorError(f"records mix fitnesses or fidelities {kinds}: a predictor learns one "
+    names = sorted({r.fitness_name for r in records})
+    if len(names) > 1:
+        raise PredictorError(f"records mix fitnesses {names}: a predictor learns one "
                              f"(filter the studies, or use records of one evaluator config)")
-    return kinds[0]
+    tokens = [r.tokens for r in records]
+    return names[0], max(set(tokens), key=lambda t: (tokens.count(t), t))
 
 
 class Predictor:
     """An ensemble of regressors on one model's feature table (see the module docstring)."""
 
     def __init__(
-        self, table: FeatureTable, model: str, members: list[Regressor], meta: PredictorMeta
+        self, table: FeatureTable, model: str, members: list[Regressor], meta: PredictorMeta,
+        records: Sequence[PlanRecord] = (),
     ) -> None:
         self.table = table
         self.model = model
         self.members = members
         self.meta = meta
+        self.records = list(records)  # what it was trained on
 
     @classmethod
-    def train(cls, table: FeatureTable, records: Sequence[PlanRecord], *, model: str = "xgboost",
+    def train(cls, table: FeatureTable, records: Sequence[PlanRecord], *, model: str = DEFAULT_MODEL,
               members: int = 5, subsample: float = 0.8, seed: int = 0) -> Predictor:
         """Fit ``members`` regressors on log-fitness, each on its own subsample of the records."""
         fitness_name, tokens = check_records(records)
@@ -98,7 +108,15 @@ class Predictor:
         studies = tuple(sorted({r.study for r in records if r.study}))
         meta = PredictorMeta(table.identity.name, table.identity.fingerprint, fitness_name, tokens, studies,
                              len(records), members, subsample)
-        return cls(table, model, fitted, meta)
+        return cls(table, model, fitted, meta, records)
+
+    def retrain(self, records: Sequence[PlanRecord], *, seed: int = 0) -> Predictor:
+        """The same model kind and ensemble, trained on this predictor's records plus ``records``."""
+        if not self.records:
+            raise PredictorError("this predictor file holds no training records (schema version 1): "
+                                 "train it again with this allocsearch to keep training it")
+        return Predictor.train(self.table, [*self.records, *records], model=self.model,
+                               members=self.meta.members, subsample=self.meta.subsample, seed=seed)
 
     def predict(self, plans: Sequence[Plan]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """(mean, std) of the predicted natural-log fitness of each plan."""
@@ -114,7 +132,8 @@ class Predictor:
     def to_dict(self) -> dict[str, Any]:
         return {"format": PREDICTOR_FORMAT, "schema_version": PREDICTOR_SCHEMA_VERSION,
                 "model_kind": self.model, "meta": self.meta.to_dict(),
-                "features": self.table.to_dict(), "members": [m.to_data() for m in self.members]}
+                "features": self.table.to_dict(), "members": [m.to_data() for m in self.members],
+                "records": [r.to_line() for r in self.records]}
 
     def save(self, path: str | Path) -> Path:
         """Write the predictor as one JSON file (atomically)."""
@@ -133,7 +152,7 @@ class Predictor:
             raise PredictorError(f"{p}: not valid JSON (binary data; predictors are never pickles)") from None
         if not isinstance(data, dict) or data.get("format") != PREDICTOR_FORMAT:
             raise PredictorError(f"{p}: not an allocsearch predictor file")
-        if data.get("schema_version") != PREDICTOR_SCHEMA_VERSION:
+        if data.get("schema_version") not in (1, PREDICTOR_SCHEMA_VERSION):
             raise PredictorError(f"{p}: unsupported schema_version {data.get('schema_version')!r}")
         try:
             table = FeatureTable.from_dict(data["features"])
@@ -145,6 +164,7 @@ class Predictor:
                                  float(m["subsample"]), int(m["feature_version"]), str(m["created"]))
             if meta.fingerprint != table.identity.fingerprint:
                 raise PredictorError("its metadata and feature table name different models")
-        except (KeyError, TypeError, ValueError) as exc:
+            records = [record_from_line(table.identity, line) for line in data.get("records", [])]
+        except (KeyError, TypeError, ValueError, RecordsError) as exc:
             raise PredictorError(f"{p}: {exc}") from None
-        return cls(table, kind, members, meta)
+        return cls(table, kind, members, meta, records)

@@ -53,6 +53,18 @@ class PlanRecord:
                 "study": self.study, "trial": self.trial, "sampler": self.sampler, "extra": self.extra}
 
 
+def record_from_line(ident: ModelIdentity, row: dict[str, Any]) -> PlanRecord:
+    """A record from one line of :meth:`PlanRecord.to_line` (its plan rebuilt and validated)."""
+    fitness = float(row["fitness"])
+    if not math.isfinite(fitness) or fitness <= 0:
+        raise RecordsError(f"fitness must be a positive finite number, got {fitness}")
+    prov = {"study": row.get("study", ""), "trial": row.get("trial", -1)}
+    plan = decode_plan(ident, row, prov)
+    return PlanRecord(plan, fitness, str(row.get("fitness_name", "ppl")), int(row.get("tokens", 0)),
+                      str(row.get("study", "")), int(row.get("trial", -1)), str(row.get("sampler", "")),
+                      dict(row.get("extra") or {}))
+
+
 def write_records(records: Iterable[PlanRecord], path: str | Path) -> Path:
     """Write a records file atomically."""
     records = list(records)
@@ -90,16 +102,8 @@ def read_records(path: str | Path) -> list[PlanRecord]:
             ident = models.get(row["model"])
             if ident is None:
                 raise RecordsError(f"{where}: model {row['model']!r} is not in the file's header")
-            fitness = float(row["fitness"])
-            if not math.isfinite(fitness) or fitness <= 0:
-                raise RecordsError(f"{where}: fitness must be a positive finite number, got {fitness}")
-            prov = {"study": row.get("study", ""), "trial": row.get("trial", -1)}
-            plan = decode_plan(ident, row, prov)
-            out.append(PlanRecord(plan, fitness, str(row.get("fitness_name", "ppl")),
-                                  int(row.get("tokens", 0)), str(row.get("study", "")),
-                                  int(row.get("trial", -1)), str(row.get("sampler", "")),
-                                  dict(row.get("extra") or {})))
-        except (KeyError, TypeError, PlanError) as exc:
+            out.append(record_from_line(ident, row))
+        except (KeyError, TypeError, PlanError, RecordsError) as exc:
             raise RecordsError(f"{where}: {exc}") from None
     if not models:
         raise RecordsError(f"{p}: no header line (is this an allocsearch records file?)")

@@ -1,4 +1,10 @@
-"""XGBoost gradient-boosted trees (the default model), saved as XGBoost's own JSON."""
+"""XGBoost gradient-boosted trees, saved as XGBoost's own JSON.
+
+``xgboost``: plain trees on the features. They cannot predict below the lowest fitness they
+were trained on, so they cannot rank the plans a search finds last (see
+:mod:`allocsearch.predictor.residual`, which can). ``train_booster`` is shared with the
+monotone and residual variants.
+"""
 
 from __future__ import annotations
 
@@ -21,26 +27,52 @@ PARAMS: dict[str, Any] = {"objective": "reg:squarederror", "max_depth": 4, "eta"
 ROUNDS = 300
 
 
+def train_booster(x: NDArray[np.float64], y: NDArray[np.float64], seed: int, *,
+                  params: dict[str, Any] | None = None, margin: NDArray[np.float64] | None = None,
+                  rounds: int = ROUNDS, qid: NDArray[np.int64] | None = None) -> xgb.Booster:
+    """Boost ``rounds`` trees on (rows, features) ``x``; ``margin`` (rows,) is a base
+    prediction the trees add to (the residual model's linear part); ``qid`` (rows,) the
+    query groups of a ranking objective."""
+    data = xgb.DMatrix(x, label=y, base_margin=margin, qid=qid)
+    return xgb.train(PARAMS | (params or {}) | {"seed": seed}, data, num_boost_round=rounds)
+
+
+def booster_predict(booster: xgb.Booster, x: NDArray[np.float64],
+                    margin: NDArray[np.float64] | None = None) -> NDArray[np.float64]:
+    return np.asarray(booster.predict(xgb.DMatrix(x, base_margin=margin)), dtype=np.float64)
+
+
+def booster_to_data(booster: xgb.Booster) -> dict[str, Any]:
+    return dict(json.loads(bytes(booster.save_raw(raw_format="json"))))
+
+
+def booster_from_data(data: dict[str, Any]) -> xgb.Booster:
+    booster = xgb.Booster()
+    booster.load_model(bytearray(json.dumps(data).encode()))
+    return booster
+
+
 class XGBoostRegressor:
     name = NAME
 
-    def __init__(self, seed: int, booster: xgb.Booster | None = None) -> None:
+    def __init__(self, seed: int, booster: xgb.Booster | None = None,
+                 params: dict[str, Any] | None = None) -> None:
         self.seed = seed
         self.booster = booster
+        self.params = params or {}
 
     def fit(self, x: NDArray[np.float64], y: NDArray[np.float64]) -> None:
-        data = xgb.DMatrix(x, label=y)
-        self.booster = xgb.train(PARAMS | {"seed": self.seed}, data, num_boost_round=ROUNDS)
+        self.booster = train_booster(x, y, self.seed, params=self.params)
 
     def predict(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
         if self.booster is None:
             raise ValueError("this regressor is not fitted")
-        return np.asarray(self.booster.predict(xgb.DMatrix(x)), dtype=np.float64)
+        return booster_predict(self.booster, x)
 
     def to_data(self) -> dict[str, Any]:
         if self.booster is None:
             raise ValueError("this regressor is not fitted")
-        return {"seed": self.seed, "booster": json.loads(bytes(self.booster.save_raw(raw_format="json")))}
+        return {"seed": self.seed, "booster": booster_to_data(self.booster)}
 
 
 def create(names: Sequence[str], seed: int) -> XGBoostRegressor:
@@ -48,6 +80,4 @@ def create(names: Sequence[str], seed: int) -> XGBoostRegressor:
 
 
 def load(names: Sequence[str], data: dict[str, Any]) -> XGBoostRegressor:
-    booster = xgb.Booster()
-    booster.load_model(bytearray(json.dumps(data["booster"]).encode()))
-    return XGBoostRegressor(int(data["seed"]), booster)
+    return XGBoostRegressor(int(data["seed"]), booster_from_data(data["booster"]))

@@ -37,8 +37,8 @@ from allocsearch.data import DataConfig
 from allocsearch.engine import check_inputs
 from allocsearch.evaluate import EvaluatorConfig, Latency, LatencyConfig, VerifyConfig
 from allocsearch.plan import Plan, PlanError
-from allocsearch.predictor.base import regressor_names
 from allocsearch.search.accuracy import CONSTRAINED_SAMPLERS, TaskSettings
+from allocsearch.search.shortlist_settings import PredictorSettings
 from allocsearch.search.space import SearchSpace, shipped_dir
 from allocsearch.search.storage import HeartbeatSettings
 from allocsearch.search.store import StudyProtocol
@@ -182,41 +182,6 @@ class AnchorSettings:
                 raise StudyConfigError(f"{where}: anchor.start must be one plan, not a grid")
             start = starts[0]
         return AnchorSettings(rounds, start, check)
-
-
-@dataclass(frozen=True)
-class PredictorSettings:
-    """Short-listing with the accuracy predictor (``model: none`` is off).
-
-    After ``warmup`` completed real trials, each round trains the predictor on every completed
-    trial (every ``retrain_every`` rounds), screens a ``pool`` of candidates (``mutations``
-    of them level-switch mutations of the best real plans, the rest a surrogate evolution
-    minimising the optimistic bound mean - ``kappa`` * std), and evaluates the best ``k``
-    for real. ``model`` is a predictor model name (:func:`regressor_names`) or ``none``."""
-
-    model: str = "none"
-    pool: int = 2000
-    k: int = 4
-    warmup: int = 16
-    retrain_every: int = 1
-    members: int = 5
-    kappa: float = 1.0
-    mutations: float = 0.5
-
-    def __post_init__(self) -> None:
-        known = ["none", *regressor_names()] if self.model != "none" else ["none"]
-        if self.model not in known:
-            raise ValueError(f"predictor.model must be one of {known}, got {self.model!r}")
-        if self.pool < 1 or not 1 <= self.k <= self.pool or self.warmup < 4 or self.retrain_every < 1 \
-                or self.members < 1:
-            raise ValueError("predictor needs pool >= k >= 1, warmup >= 4 (a predictor needs data), "
-                             "retrain_every >= 1 and members >= 1")
-        if self.kappa < 0 or not 0.0 <= self.mutations <= 1.0:
-            raise ValueError("predictor needs kappa >= 0 and 0 <= mutations <= 1")
-
-    @property
-    def enabled(self) -> bool:
-        return self.model != "none"
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from allocsearch.search import store
 from allocsearch.search.accuracy import AccuracyScorer
 from allocsearch.search.config import StudyConfig, WarmStart
 from allocsearch.search.samplers import make_pruner, make_sampler
-from allocsearch.search.screening import Screener, prequential_spearman
+from allocsearch.search.screening import attach_screener, prequential_spearman
 from allocsearch.search.space import SearchSpace, SpaceError, find_space
 from allocsearch.search.storage import StudyLock, open_storage
 from allocsearch.search.store import StudyProtocol, check_protocol
@@ -134,8 +134,8 @@ def run_study(
     ``n_trials`` finished trials, or they have read ``max_tokens`` search tokens; both are
     study-wide totals, whatever the number of workers.
 
-    An explicit ask/tell loop: under the study lock, the predictor's short-lister (when the
-    config has one) may enqueue screened proposals, then a trial is claimed; it is evaluated
+    An explicit ask/tell loop: under the study lock a trial is claimed (asked: with short-listing
+    on, the sampler may take its values from the predictor's short list); it is evaluated
     into a :class:`TrialRecord` and told. The model's dense weights are back in place when
     this returns or raises."""
     space = find_space(config.space)
@@ -170,9 +170,8 @@ def _trial_loop(run: StudyRun, ev: Evaluator, lock: StudyLock, progress: bool) -
     """Claim, evaluate and tell trials until the study is done or its budget spent."""
     config, study = run.config, run.study
     status = _Progress(config, study, StudyCount.of(study), progress)
-    screener = Screener(config.predictor, run.space, ev.profile, config.target, config.output,
-                        config.seed, prepare=ev.prepare, recon=ev.backend.recon_errors()) \
-        if config.predictor.enabled else None
+    screener = attach_screener(study, config.predictor, run.space, ev, config.target, config.output,
+                               config.seed) if config.predictor.enabled else None
     scorer = None
     if config.tasks.enabled and ("accuracy" in config.objectives or config.tasks.max_drop is not None):
         with lock.held():  # the first worker measures the dense accuracy; the others read it
@@ -185,11 +184,9 @@ def _trial_loop(run: StudyRun, ev: Evaluator, lock: StudyLock, progress: bool) -
     try:
         while True:
             with lock.held():
-                free = config.n_trials - StudyCount.of(study).occupied if screener else 0
-                if screener is not None and free > 0 and screener.ready(study):
-                    screener.round(study, limit=free)
+                claim = claim_trial(study, config.n_trials, config.max_tokens)  # asks: may screen
+                if screener is not None and screener.rounds:
                     status.screening = (screener.rounds, screener.pool_size, prequential_spearman(study))
-                claim = claim_trial(study, config.n_trials, config.max_tokens)
             status.counted(claim.count)
             if claim.trial is None:
                 if claim.action != "wait":

@@ -1,22 +1,26 @@
-"""Short-listing with the accuracy predictor inside a study.
+"""Short-listing with the accuracy predictor inside a study: the proposals behind
+:class:`allocsearch.search.samplers.shortlist.ShortlistSampler`.
 
-Each **round** (once ``warmup`` trials have completed for real, and whenever the study has no
-proposal waiting): train the predictor on every completed trial of the study, screen a pool
-of candidates without a forward pass, and enqueue the ``k`` best by the optimistic bound
-``mean - kappa * std`` (of the predicted log-fitness) as the study's next trials. The pool is
+When the sampler asks for a proposal and none is queued, a **round** runs: train the predictor
+(on the study's completed trials, or on a saved predictor's records plus them), screen a pool
+of candidates without a forward pass, and queue the ``k`` best by the optimistic bound
+``mean - kappa * std`` (of the predicted log-fitness). The pool is
 
-- **mutations** of the best real trials: level switches between two blocks of a per-block
+- **mutations** of the study's best trials: level switches between two blocks of a per-block
   float parameter (one up a step, the other down one, as the EvoPress-style sampler does),
   other parameters resampled or jittered rarely;
 - **surrogate evolution**: generations of mutations of the best candidates screened so far,
   minimising the bound on the predictor alone (an in-memory Optuna study was slower per
   candidate; see :meth:`Screener._evolve`).
 
-The real study holds real evaluations only. Every screened candidate, with its prediction,
-is appended to ``screening.jsonl`` in the output folder (one write per round); the chosen ones
-carry their prediction as the ``screened`` user attribute, so the prediction can be compared
-with the measurement (the running Spearman shown in the progress bar: each prediction was
-made before its plan was measured).
+Candidates are compared as the evaluator will measure them (after its snapping and budget
+projection), and a candidate whose prepared plan any trial of the study already holds, in
+whatever state or at whatever fidelity, is never proposed. The study holds real evaluations
+only. Every screened candidate, with its prediction, is appended to ``screening.jsonl`` in
+the output folder (one write per round), and each proposal handed to a trial gets a
+``"kind": "proposed"`` line with the trial number and the plan; the trial carries the
+prediction as its ``screened`` attribute, so prediction and measurement can be compared (the
+running Spearman in the progress bar: each prediction was made before its plan was measured).
 """
 
 from __future__ import annotations
@@ -31,28 +35,32 @@ from typing import Any
 
 import numpy as np
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 from scipy import stats
 
+from allocsearch.evaluate import Evaluator
 from allocsearch.io import append_text
 from allocsearch.plan import Plan, PlanError
-from allocsearch.predictor import FeatureTable, Predictor
+from allocsearch.plan_codec import encode_plan
+from allocsearch.predictor import FeatureTable, PlanRecord, Predictor
 from allocsearch.profile import Profile
 from allocsearch.search import store
-from allocsearch.search.config import PredictorSettings
 from allocsearch.search.records import study_records
+from allocsearch.search.samplers.shortlist import ShortlistSampler
+from allocsearch.search.shortlist_settings import PredictorSettings
 from allocsearch.search.space import ParamSpec, SearchSpace, SpaceError
 
 log = logging.getLogger(__name__)
 GENERATION = 200  # candidates per generation of the surrogate evolution
 ELITE = 20  # the best candidates so far, mutated into the next generation
 SWITCH_SHARE = 0.05  # a level switch moves one step of 5% of the parameter's range
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
 
 @dataclass(frozen=True)
 class Candidate:
     values: dict[str, Any]
-    plan: Plan
+    plan: Plan  # prepared as the evaluator will measure it
     source: str  # "mutation" (of a real trial) | "evolved" (of a screened candidate)
     mean: float = 0.0
     std: float = 0.0
@@ -61,8 +69,15 @@ class Candidate:
         return self.mean - kappa * self.std
 
 
-def plan_key(plan: Plan) -> tuple[float, ...]:
-    return tuple(round(c.sparsity, 4) for c in plan.modules.values())
+def compact_key(compact: Mapping[str, Any]) -> str:
+    """Identity of a compact plan (:mod:`allocsearch.plan_codec`): its sparsities to 1e-6,
+    N:M patterns and structured actions."""
+    return json.dumps({"s": [round(float(x), 6) for x in compact["sparsities"]],
+                       "p": compact.get("patterns") or {}, "b": compact.get("blocks") or {}}, sort_keys=True)
+
+
+def plan_key(plan: Plan) -> str:
+    return compact_key(encode_plan(plan))
 
 
 @dataclass
@@ -74,63 +89,111 @@ class Screener:
     output: Path
     seed: int = 0
     #: The evaluator's plan preparation (a level database snaps plans to its grid), so the
-    #: predictor scores the plans that will be measured; and its reconstruction errors.
+    #: predictor scores, and deduplicates, the plans that will be measured.
     prepare: Callable[[Plan], Plan] | None = None
     recon: tuple[Sequence[float], Mapping[str, Sequence[float]]] | None = None
+    #: A saved predictor to start from (its feature table and records are used).
+    pretrained: Predictor | None = None
     table: FeatureTable = field(init=False)
     predictor: Predictor | None = field(default=None, init=False)
     rounds: int = field(default=0, init=False)
     pool_size: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
-        self.table = FeatureTable.from_profile(self.profile, self.recon)
+        if self.pretrained is not None:
+            self.pretrained.table.check_identity(self.profile.identity)
+            self.table = self.pretrained.table
+        else:
+            self.table = FeatureTable.from_profile(self.profile, self.recon)
         self._rng = np.random.default_rng(self.seed)
+        self._queue: list[Candidate] = []
+        self._keys: dict[int, str] = {}  # finished trial number -> its prepared plan's key
+        self._trained_on = -1
 
-    # ---------------------------------------------------------------- rounds
-    def ready(self, study: optuna.Study) -> bool:
-        """Warm enough, and no proposal of an earlier round still waits to be evaluated."""
-        if study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-            return False
-        done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        return len(done) >= self.settings.warmup
+    # --------------------------------------------------------------- proposals
+    def propose(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, Any] | None:
+        """The values of the next short-listed candidate for ``trial`` (marked screened), or
+        None while the predictor warms up or nothing new can be proposed."""
+        records = study_records(study)
+        if self.pretrained is None and len(records) < self.settings.warmup:
+            return None
+        seen = self.study_keys(study, exclude=trial.number)
+        cand = self._pop(seen)
+        if cand is None:
+            self._round(study, records, seen)
+            cand = self._pop(seen)
+        if cand is None:
+            return None
+        s = self.settings
+        store.mark_screened(study, trial, {
+            "round": self.rounds, "source": cand.source, "mean": cand.mean, "std": cand.std,
+            "bound": cand.bound(s.kappa), "pool": self.pool_size, "trained_on": self._trained_on})
+        line = {"kind": "proposed", "trial": trial.number, "round": self.rounds,
+                "values": cand.values, "plan": encode_plan(cand.plan)}
+        append_text(self.output / "screening.jsonl", json.dumps(line, default=float) + "\n")
+        return cand.values
 
-    def round(self, study: optuna.Study, limit: int | None = None) -> list[Candidate]:
-        """Train (every ``retrain_every`` rounds), screen a pool, enqueue the best ``k`` (at
-        most ``limit``: the trials the study has left, so no proposal is left unevaluated)."""
+    def _pop(self, seen: set[str]) -> Candidate | None:
+        while self._queue:
+            cand = self._queue.pop(0)
+            if plan_key(cand.plan) not in seen:  # another worker may have measured it since
+                return cand
+        return None
+
+    def study_keys(self, study: optuna.Study, exclude: int = -1) -> set[str]:
+        """The prepared plans of every trial of the study (any state, any fidelity; enqueued
+        ones from their fixed values), but ``exclude``."""
+        out = set()
+        for t in store.trials(study):
+            if t.number == exclude:
+                continue
+            key = self._keys.get(t.number)
+            if key is None:
+                if t.plan is not None:
+                    key = compact_key(t.plan)
+                elif t.proposed:
+                    cand = self._candidate(t.proposed, "trial")
+                    key = plan_key(cand.plan) if cand is not None else None
+                if key is not None and t.state in FINISHED:
+                    self._keys[t.number] = key
+            if key is not None:
+                out.add(key)
+        return out
+
+    # ------------------------------------------------------------------ rounds
+    def _round(self, study: optuna.Study, records: list[PlanRecord], seen: set[str]) -> None:
+        """Train (every ``retrain_every`` rounds, when there is something new), screen a pool,
+        queue the best ``k`` that no trial holds."""
         s = self.settings
         start = time.perf_counter()
-        # The study's round count, not this process's: a resumed study continues its
-        # numbering, and several workers (each round runs under the study lock) share it.
-        trials = store.trials(study)
-        self.rounds = max((t.screened["round"] for t in trials if t.screened is not None), default=0)
-        elsewhere = [t.params for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
-        records = study_records(study)
-        if self.predictor is None or self.rounds % s.retrain_every == 0:
-            self.predictor = Predictor.train(self.table, records, model=s.model, members=s.members,
-                                             seed=self.seed + self.rounds)
+        # The study's round count, not this process's: a resumed study continues its numbering.
+        self.rounds = max([self.rounds] + [t.screened["round"] for t in store.trials(study)
+                                           if t.screened is not None])
+        stale = len(records) != self._trained_on and self.rounds % s.retrain_every == 0
+        if self.predictor is None or stale:
+            self.predictor = self._train(records)
+            self._trained_on = len(records)
         self.rounds += 1
         best = sorted(records, key=lambda r: r.fitness)[:8]
         parents = [dict(r.plan.provenance.get("params") or {}) for r in best]
         pool = self._offspring(parents, round(s.pool * s.mutations), "mutation")
         pool += self._evolve(pool, s.pool - len(pool))
-        chosen: list[Candidate] = []
-        picked = {plan_key(r.plan) for r in records}  # never propose a plan measured already
-        k = s.k if limit is None else min(s.k, limit)
+        picked = set(seen)
+        self._queue = []
         for c in sorted(pool, key=lambda c: c.bound(s.kappa)):
-            if len(chosen) == k:
+            if len(self._queue) == s.k:
                 break
-            if plan_key(c.plan) not in picked and c.values not in elsewhere:  # nor one running
+            if plan_key(c.plan) not in picked:
                 picked.add(plan_key(c.plan))
-                chosen.append(c)
-        seconds = time.perf_counter() - start
-        for c in chosen:
-            store.enqueue(study, c.values, screened={
-                "round": self.rounds, "source": c.source, "mean": c.mean, "std": c.std,
-                "bound": c.bound(s.kappa), "pool": len(pool), "trained_on": len(records),
-                "round_seconds": round(seconds, 3)})
+                self._queue.append(c)
         self.pool_size = len(pool)
-        self._log(pool, chosen, len(records))
-        return chosen
+        self._log(pool, self._queue, len(records), time.perf_counter() - start)
+
+    def _train(self, records: list[PlanRecord]) -> Predictor:
+        s, seed = self.settings, self.seed + self.rounds
+        if self.pretrained is not None:
+            return self.pretrained.retrain(records, seed=seed) if records else self.pretrained
+        return Predictor.train(self.table, records, model=s.model, members=s.members, seed=seed)
 
     def _score(self, cands: list[Candidate]) -> list[Candidate]:
         assert self.predictor is not None
@@ -174,16 +237,28 @@ class Screener:
         return out
 
     # ------------------------------------------------------------------ log
-    def _log(self, pool: list[Candidate], chosen: list[Candidate], trained_on: int) -> None:
+    def _log(self, pool: list[Candidate], chosen: list[Candidate], trained_on: int, seconds: float) -> None:
         ids = {id(c) for c in chosen}
         kappa = self.settings.kappa
         lines = [json.dumps({"round": self.rounds, "source": c.source, "mean": round(c.mean, 5),
                              "std": round(c.std, 5), "bound": round(c.bound(kappa), 5),
-                             "chosen": id(c) in ids, "trained_on": trained_on,
+                             "queued": id(c) in ids, "trained_on": trained_on,
+                             "round_seconds": round(seconds, 3),
                              "blocks": [round(b, 4) for b in c.plan.block_sparsity()]})
                  for c in pool]
         self.output.mkdir(parents=True, exist_ok=True)
         append_text(self.output / "screening.jsonl", "\n".join(lines) + "\n")  # one write per round
+
+
+def attach_screener(study: optuna.Study, settings: PredictorSettings, space: SearchSpace, ev: Evaluator,
+                    target: float, output: Path, seed: int) -> Screener:
+    """Wrap the study's sampler so that ``settings.share`` of its searched trials come from a
+    new screener's short list (a saved predictor from ``settings.file`` when given)."""
+    pretrained = Predictor.load(settings.file) if settings.file is not None else None
+    screener = Screener(settings, space, ev.profile, target, output, seed, prepare=ev.prepare,
+                        recon=ev.backend.recon_errors(), pretrained=pretrained)
+    study.sampler = ShortlistSampler(study.sampler, screener.propose, settings.share)
+    return screener
 
 
 def mutate(values: dict[str, Any], space: SearchSpace, num_blocks: int, rng: np.random.Generator,

@@ -160,6 +160,12 @@ class StoredTrial:
     infeasible: str | None = None
     start: datetime | None = None
     complete: datetime | None = None
+    fixed: dict[str, Any] = field(default_factory=dict)  # an enqueued trial's values
+
+    @property
+    def proposed(self) -> dict[str, Any]:
+        """The values the trial evaluates: its parameters, or an enqueued trial's fixed ones."""
+        return self.params or self.fixed
 
     @property
     def value(self) -> float | None:
@@ -173,7 +179,8 @@ class StoredTrial:
             t.number, t.state, tuple(t.values or ()), dict(t.params), dict(t.intermediate_values),
             plan, a.get("prior"), a.get("screened"), int(a.get("tokens", 0)), a.get("seconds"),
             a.get("worker"), a.get("accuracy"), a.get("constraint"), a.get("fail_reason"),
-            a.get("infeasible"), t.datetime_start, t.datetime_complete)
+            a.get("infeasible"), t.datetime_start, t.datetime_complete,
+            dict(t.system_attrs.get("fixed_params") or {}))
 
 
 def trials(study: optuna.Study, states: tuple[TrialState, ...] | None = None) -> list[StoredTrial]:
@@ -217,8 +224,16 @@ def write_trial(trial: optuna.Trial, **values: Any) -> None:
 
 
 def provenance(trial: optuna.Trial) -> dict[str, Any]:
-    """Where an asked trial came from: ``prior`` (a warm start's label) or ``screened``."""
-    return {k: v for k, v in trial.user_attrs.items() if k in ("prior", "screened")}
+    """Where an asked trial came from: ``prior`` (a warm start's label) or ``screened``. Read
+    from the storage: a short-listing sampler marks the trial after Optuna cached it."""
+    attrs = trial.study._storage.get_trial_user_attrs(trial._trial_id)
+    return {k: v for k, v in attrs.items() if k in ("prior", "screened")}
+
+
+def mark_screened(study: optuna.Study, trial: FrozenTrial, screened: dict[str, Any]) -> None:
+    """Record on a trial being asked that its values come from the short list (what the
+    predictor said of them); the sampler calls this before the trial's values are drawn."""
+    study._storage.set_trial_user_attr(trial._trial_id, "screened", screened)
 
 
 def enqueue(study: optuna.Study, params: dict[str, Any], *, prior: str | None = None,

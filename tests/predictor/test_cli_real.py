@@ -24,7 +24,7 @@ evaluator: {seqlen: 128, fidelities: [256]}
 sampler: random
 n_trials: 8
 warm_start: [{method: uniform}, {method: ramp, params: {slope: 0.3}}]
-predictor: {model: hist, pool: 40, k: 2, warmup: 4, members: 2}
+predictor: {model: hist, pool: 40, k: 2, warmup: 4, members: 2, share: 1.0}
 verify: {top: 1, nsamples: 2, seqlen: 64, eval_windows: 2}
 """
 
@@ -34,8 +34,9 @@ def test_screened_search_records_train_and_rank(tmp_path: Path, capsys: pytest.C
     config.write_text(STUDY)
     assert main(["search", str(config), "--quiet", "--predictor", "xgboost"]) == 0
     folder = tmp_path / "pred-70"
-    log = (folder / "screening.jsonl").read_text().splitlines()
-    assert len(log) == 2 * 40  # rounds after trials 4 and 6, pools of 40
+    log = [json.loads(line) for line in (folder / "screening.jsonl").read_text().splitlines()]
+    assert len([r for r in log if "kind" not in r]) == 2 * 40  # rounds after trials 4 and 6, pools of 40
+    assert [r["trial"] for r in log if r.get("kind") == "proposed"] == [4, 5, 6, 7]
     records_path = tmp_path / "records.jsonl"
     assert main(["study", "records", str(folder), "--out", str(records_path), "--quiet"]) == 0
     records = read_records(records_path)
@@ -48,6 +49,11 @@ def test_screened_search_records_train_and_rank(tmp_path: Path, capsys: pytest.C
     pred = Predictor.load(out)
     assert pred.meta.n_train == 8 and pred.meta.studies == ("pred-70",) and pred.meta.tokens == 256
     assert len(pred.table.names) == 2 * 30 + 3 * 210 + 2 * 30 + 13
+    # The trained predictor starts a new study's screening at its first searched trial.
+    assert main(["search", str(config), "--quiet", "--no-verify", "--predictor-file", str(out),
+                 "--output", str(tmp_path / "again"), "--n-trials", "4"]) == 0
+    again = [json.loads(line) for line in (tmp_path / "again" / "screening.jsonl").read_text().splitlines()]
+    assert [r["trial"] for r in again if r.get("kind") == "proposed"] == [2, 3]
     capsys.readouterr()
     assert main(["predictor", "rank", str(out), str(folder / "best_plan.json")]) == 0
     assert "best_plan.json" in capsys.readouterr().out

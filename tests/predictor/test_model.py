@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from allocsearch.budget import random_plan
+from allocsearch.plan_codec import plan_from_sparsities
 from allocsearch.predictor import (
     FeatureTable,
     PlanRecord,
@@ -21,7 +22,7 @@ from allocsearch.predictor import (
     score,
     write_records,
 )
-from allocsearch.predictor.base import regressor_names
+from allocsearch.predictor.base import DEFAULT_MODEL, regressor_names
 from allocsearch.predictor.evaluation import top_recall
 from tests.helpers import tiny_profile
 
@@ -44,11 +45,13 @@ def synthetic_records(table: FeatureTable, n: int = 60, seed: int = 0) -> list[P
     return out
 
 
-def test_the_registry_holds_the_three_models() -> None:
-    assert regressor_names() == ["additive", "hist", "xgboost"]
+def test_the_registry_holds_the_models() -> None:
+    assert regressor_names() == ["additive", "hist", "lightgbm_linear", "ranker", "residual", "xgboost",
+                                 "xgboost_monotone"]
+    assert DEFAULT_MODEL in regressor_names()
 
 
-@pytest.mark.parametrize("kind", ["xgboost", "hist", "additive"])
+@pytest.mark.parametrize("kind", regressor_names())
 def test_each_model_ranks_fits_and_round_trips(kind: str, table: FeatureTable, tmp_path: Path) -> None:
     train = synthetic_records(table, seed=0)
     test = synthetic_records(table, n=30, seed=1)
@@ -63,15 +66,50 @@ def test_each_model_ranks_fits_and_round_trips(kind: str, table: FeatureTable, t
     assert np.array_equal(mean, mean2) and np.array_equal(std, std2)
     assert again.meta == pred.meta and again.meta.studies == ("study0", "study1", "study2")
     assert json.loads(path.read_text())["format"] == "allocsearch-predictor"
+    # The file carries its records: retraining on them plus more gives a predictor of the same kind.
+    assert [r.fitness for r in again.records] == [r.fitness for r in train]
+    more = again.retrain(test[:5], seed=1)
+    assert more.model == kind and more.meta.n_train == len(train) + 5
 
 
-def test_training_refuses_mixed_fidelities_and_too_few_plans(table: FeatureTable) -> None:
+def test_training_mixes_fidelities_but_refuses_mixed_fitnesses_and_too_few_plans(
+    table: FeatureTable,
+) -> None:
     recs = synthetic_records(table, n=8)
-    mixed = recs[:4] + [PlanRecord(r.plan, r.fitness, "ppl", 256, r.study) for r in recs[4:]]
-    with pytest.raises(PredictorError, match="mix fitnesses or fidelities"):
-        Predictor.train(table, mixed)
+    mixed = recs[:5] + [PlanRecord(r.plan, r.fitness, "ppl", 256, r.study) for r in recs[5:]]
+    assert Predictor.train(table, mixed, members=1).meta.tokens == 128  # most records read 128
+    other = recs[:4] + [PlanRecord(r.plan, r.fitness, "accuracy", 128, r.study) for r in recs[4:]]
+    with pytest.raises(PredictorError, match="mix fitnesses"):
+        Predictor.train(table, other)
     with pytest.raises(PredictorError, match="at least 4"):
         Predictor.train(table, recs[:3])
+
+
+def test_the_default_model_extrapolates_below_every_plan_it_was_trained_on(table: FeatureTable) -> None:
+    """Trained only on plans no better than some fitness, the default model ranks a plan that
+    removes less mass in every module ahead of all of them (plain trees cannot: they predict
+    no lower than their lowest leaf)."""
+    recs = synthetic_records(table, n=80)
+    cut = float(np.quantile([r.fitness for r in recs], 0.3))
+    train = [r for r in recs if r.fitness >= cut]
+    best = min(train, key=lambda r: r.fitness).plan
+    lower = {n: max(0.0, s - 0.05) for n, s in best.sparsities().items()}
+    ident = best.model
+    budget = sum(s * ident.numel(n) for n, s in lower.items()) / sum(map(ident.numel, lower))
+    lighter = plan_from_sparsities(ident, budget, list(lower.values()))
+    for kind, extrapolates in ((DEFAULT_MODEL, True), ("xgboost", False)):
+        pred = Predictor.train(table, train, model=kind, members=3)
+        mean_train, _ = pred.predict([r.plan for r in train])
+        (mean_lighter,), _ = pred.predict([lighter])
+        assert (mean_lighter < mean_train.min() - 0.01) == extrapolates, kind
+
+
+def test_coverage_counts_measurements_inside_one_std() -> None:
+    pred = np.array([0.0, 1.0, 2.0, 3.0])
+    true = np.array([0.05, 1.5, 2.0, 2.0])
+    std = np.array([0.1, 0.1, 0.1, 2.0])
+    assert score(pred, true, std).coverage == 0.75
+    assert np.isnan(score(pred, true).coverage)
 
 
 def test_a_pickle_or_foreign_file_is_refused(tmp_path: Path) -> None:

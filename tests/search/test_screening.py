@@ -18,11 +18,11 @@ from allocsearch.io import read_jsonl
 from allocsearch.predictor import FeatureTable, Predictor, read_records
 from allocsearch.search import StudyConfig, StudyConfigError, find_space, run_study, store, trial_plan
 from allocsearch.search.records import study_records
-from allocsearch.search.screening import mutate
+from allocsearch.search.screening import compact_key, mutate
 from tests.helpers import tiny_evaluator
 
 EVAL = {"seqlen": 32, "fidelities": [64, 128], "batch_size": 2}
-PREDICTOR = {"model": "xgboost", "pool": 60, "k": 3, "warmup": 6, "members": 2}
+PREDICTOR = {"model": "xgboost", "pool": 60, "k": 3, "warmup": 6, "members": 2, "share": 1.0}
 
 
 @pytest.fixture(scope="module")
@@ -48,24 +48,39 @@ def test_a_screened_study_runs_real_trials_that_meet_the_budget(screened: Any) -
     run, out = screened
     trials = run.study.get_trials(states=(TrialState.COMPLETE,))
     assert len(trials) == 14
-    # Round 3 had two trials left: it proposed two, so none is left waiting unevaluated.
-    assert run.study.get_trials(states=(TrialState.WAITING,)) == []
     for t in trials:
         assert abs(trial_plan(run.study, t).budget() - 0.6) < 1e-6
-    # Rounds start once 6 trials completed; each enqueues k = 3 screened proposals (at most
-    # the trials left).
+    # Rounds start once 6 trials completed; each queues k = 3 candidates, and with share 1
+    # every searched trial from then on takes the next one.
     views = [store.StoredTrial.of(t) for t in trials]
     rounds = [v.screened["round"] for v in views if v.screened is not None]
     assert rounds == [1, 1, 1, 2, 2, 2, 3, 3]
     assert all(v.screened is None for v in views[:6])
     # The log lists every screened candidate (pool 60 per round), far more than were evaluated.
     log = read_jsonl(out / "screening.jsonl")
-    assert len(log) == 3 * 60 and sum(r["chosen"] for r in log) == 8 == len(rounds)
-    chosen = [r for r in log if r["chosen"]]
-    # The chosen ones have the lowest optimistic bound of their round.
-    for r, k in ((1, 3), (2, 3), (3, 2)):
-        bounds = sorted(x["bound"] for x in log if x["round"] == r)
-        assert sorted(x["bound"] for x in chosen if x["round"] == r) == bounds[:k]
+    pool = [r for r in log if r.get("kind") != "proposed"]
+    assert len(pool) == 3 * 60 and sum(r["queued"] for r in pool) == 9
+    queued = [r for r in pool if r["queued"]]
+    # The queued ones have the lowest optimistic bound of their round.
+    for r in (1, 2, 3):
+        bounds = sorted(x["bound"] for x in pool if x["round"] == r)
+        assert sorted(x["bound"] for x in queued if x["round"] == r) == bounds[:3]
+    _check_proposals(run.study, log)
+
+
+def _check_proposals(study: Any, log: list[dict[str, Any]]) -> None:
+    """Each screened trial evaluated exactly the plan the log says was proposed to it, and no
+    two trials of the study evaluated the same plan."""
+    proposed = {r["trial"]: r for r in log if r.get("kind") == "proposed"}
+    views = store.trials(study)
+    screened = [v for v in views if v.screened is not None]
+    assert sorted(proposed) == [v.number for v in screened] and screened
+    for v in screened:
+        assert v.plan is not None
+        assert v.plan["sparsities"] == proposed[v.number]["plan"]["sparsities"]
+        assert v.params == proposed[v.number]["values"]
+    keys = [compact_key(v.plan) for v in views if v.plan is not None]
+    assert len(keys) == len(set(keys))
 
 
 def test_resuming_a_screened_study_continues_its_round_numbering(
@@ -155,3 +170,58 @@ def run_notebook(records: Path, table: Path, tmp: Path) -> None:
     assert "held-out" in outputs and "rank" in outputs
     assert any("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", []))
     assert Predictor.load(tmp / "nb_predictor.json").meta.n_train == len(read_records(records))
+
+
+@pytest.mark.parametrize(("sampler", "mark"), [("tpe", None), ("cmaes", "cma:"), ("nsga2", "NSGAIISampler:")])
+def test_the_short_list_wraps_a_sampler_that_keeps_proposing(
+    sampler: str, mark: str | None, evaluator: Evaluator, tmp_path: Path
+) -> None:
+    cfg = _config(tmp_path, {"sampler": sampler, "n_trials": 16,
+                             "predictor": PREDICTOR | {"share": 0.5, "warmup": 4}})
+    run = run_study(cfg, evaluator=evaluator, progress=False, verify=False)
+    views = store.trials(run.study)
+    assert len(views) == 16 and all(v.state == TrialState.COMPLETE for v in views)
+    screened = [v.number for v in views if v.screened is not None]
+    # Trials 1-3 are the warm-up (the uniform prior is trial 0); from trial 4 on, every
+    # other searched trial comes from the short list and the rest from the wrapped sampler.
+    assert screened == [4, 6, 8, 10, 12, 14]
+    _check_proposals(run.study, read_jsonl(tmp_path / "screening.jsonl"))
+    if mark is not None:  # the wrapped sampler counted the screened trials in its generations
+        frozen = {t.number: t for t in run.study.trials}
+        assert all(any(k.startswith(mark) for k in frozen[n].system_attrs) for n in screened)
+
+
+def test_a_predictor_file_screens_from_the_first_searched_trial(
+    screened: Any, evaluator: Evaluator, tmp_path: Path
+) -> None:
+    run, _ = screened
+    table = FeatureTable.from_profile(evaluator.profile)
+    trained = Predictor.train(table, study_records(run.study), model="residual", members=2)
+    path = trained.save(tmp_path / "pred.json")
+    assert len(Predictor.load(path).records) == len(study_records(run.study))
+    cfg = StudyConfig.load(_write(tmp_path, _config(tmp_path / "out", {"n_trials": 6})),
+                           [f"predictor.file={path}", "predictor.model=none", "predictor.share=1.0"])
+    assert cfg.predictor.enabled and cfg.predictor.file == str(path)
+    again = run_study(cfg, evaluator=evaluator, progress=False, verify=False)
+    views = store.trials(again.study)
+    # No warm-up: every searched trial (all but the uniform prior) is screened, and the first
+    # round already trained on the file's records plus the one completed trial.
+    assert [v.number for v in views if v.screened is not None] == [1, 2, 3, 4, 5]
+    assert views[1].screened is not None
+    assert views[1].screened["trained_on"] == 1  # the study's own records; the file's come on top
+    _check_proposals(again.study, read_jsonl(tmp_path / "out" / "screening.jsonl"))
+    with pytest.raises(StudyConfigError, match="no such file"):
+        StudyConfig.load(_write(tmp_path, _config(tmp_path / "out2", {})), ["predictor.file=nope.json"])
+
+
+def _write(folder: Path, config: StudyConfig) -> Path:
+    """A YAML config file for ``config`` (built from a dict by ``_config``)."""
+    import yaml
+
+    data = {"name": config.name, "target": config.target, "space": config.space,
+            "n_trials": config.n_trials, "evaluator": EVAL, "warm_start": [{"method": "uniform"}],
+            "sampler": "random", "output": str(config.output), "predictor": PREDICTOR,
+            "verify": {"top": 1, "nsamples": 2, "seqlen": 32, "eval_windows": 2}}
+    path = folder / f"{config.output.name}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path

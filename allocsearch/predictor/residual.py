@@ -1,0 +1,64 @@
+"""The additive model plus monotone trees on what it misses.
+
+Log-fitness = ridge(removed Wanda-score share per module) + trees(features), the trees
+boosted from the ridge prediction as their base margin and constrained monotone in the
+removed-mass features. The linear part extrapolates: a plan that removes less mass than any
+training plan is predicted below all of them, where plain trees flatten out at the lowest
+leaf. The trees add what one coefficient per module cannot say (interactions, the shape of
+the depth profile, N:M choices).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import xgboost as xgb
+from numpy.typing import NDArray
+
+from allocsearch.predictor.additive import AdditiveRegressor
+from allocsearch.predictor.additive import create as create_additive
+from allocsearch.predictor.additive import load as load_additive
+from allocsearch.predictor.xgb import booster_from_data, booster_predict, booster_to_data, train_booster
+from allocsearch.predictor.xgb_monotone import constraints
+
+NAME = "residual"
+#: The residual is small next to the fitness: fewer, shallower trees than the plain model.
+TREE_PARAMS: dict[str, Any] = {"max_depth": 3, "eta": 0.05}
+ROUNDS = 200
+
+
+class ResidualRegressor:
+    name = NAME
+
+    def __init__(self, names: Sequence[str], seed: int, base: AdditiveRegressor,
+                 booster: xgb.Booster | None = None) -> None:
+        self.seed = seed
+        self.base = base
+        self.booster = booster
+        self.params = TREE_PARAMS | constraints(names)
+
+    def fit(self, x: NDArray[np.float64], y: NDArray[np.float64]) -> None:
+        self.base.fit(x, y)
+        self.booster = train_booster(x, y, self.seed, params=self.params, margin=self.base.predict(x),
+                                     rounds=ROUNDS)
+
+    def predict(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
+        if self.booster is None:
+            raise ValueError("this regressor is not fitted")
+        return booster_predict(self.booster, x, margin=self.base.predict(x))
+
+    def to_data(self) -> dict[str, Any]:
+        if self.booster is None:
+            raise ValueError("this regressor is not fitted")
+        return {"seed": self.seed, "base": self.base.to_data(), "booster": booster_to_data(self.booster)}
+
+
+def create(names: Sequence[str], seed: int) -> ResidualRegressor:
+    return ResidualRegressor(names, seed, create_additive(names, seed))
+
+
+def load(names: Sequence[str], data: dict[str, Any]) -> ResidualRegressor:
+    return ResidualRegressor(names, int(data["seed"]), load_additive(names, data["base"]),
+                             booster_from_data(data["booster"]))
