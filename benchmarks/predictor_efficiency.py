@@ -1,0 +1,191 @@
+"""Does short-listing save real evaluations? SmolLM2-135M at 70%, four arms side by side at
+equal search tokens, and the EvoPress-style sampler at five times those tokens.
+
+    python benchmarks/predictor_efficiency.py                  # resumable; hours on one CPU core
+    python benchmarks/predictor_efficiency.py --arms tpe pretrained --seeds 0
+
+Arms (studies/smollm2-70.yaml, uniform warm start only, fitness = perplexity on ``--fidelity``
+search tokens, ``--max-tokens`` search tokens each, TPE with 10 random start-up trials):
+
+- ``tpe``: TPE alone;
+- ``online``: TPE + short-list, the predictor (the default model) learning online from the
+  study's trials after ``--warmup`` of them;
+- ``pretrained``: TPE + short-list from the first searched trial, the predictor (default model)
+  pretrained on the 50/60/75% studies of ``benchmarks/predictor_data.py`` (not 70%) and
+  retrained on the study's trials as they come;
+- ``pretrained_additive``: the same with the additive (ridge) model;
+- ``evopress``: the EvoPress-style sampler and its multi-step selection (fidelities 2048/8192),
+  ``--evopress-tokens`` search tokens (491,520, as in the samplers suite).
+
+Short-listing arms take ``--share`` of their searched trials from the short list. Reported
+per run: real evaluations and search tokens until the best fitness reaches the ramp prior's
+(slope 0.3, measured in the same run), the best fitness, and the best trial verified by a
+sequential Wanda prune (the study config's verification, ``--draws`` calibration draws).
+Writes benchmarks/results/predictor_efficiency_<device>.json (after every run, so an
+interrupted run resumes where it stopped).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import RESULTS, RUNS, STUDIES, add_model_args, environment, print_table, write_json
+
+from allocsearch.allocation import get_allocator
+from allocsearch.evaluate import Evaluator, verify
+from allocsearch.io import atomic_write_text
+from allocsearch.models import load_model
+from allocsearch.predictor import Predictor
+from allocsearch.predictor.base import DEFAULT_MODEL
+from allocsearch.predictor.features import FeatureTable
+from allocsearch.search import StudyConfig, run_study, store
+from allocsearch.search.records import folder_records
+
+DATA = RESULTS / "predictor_runs"  # benchmarks/predictor_data.py's studies
+ARMS = ("tpe", "online", "pretrained", "pretrained_additive", "evopress")
+PRETRAIN_TARGETS = (0.5, 0.6, 0.75)
+
+
+def arm_config(arm: str, seed: int, args: argparse.Namespace, files: dict[str, Path]) -> StudyConfig:
+    tokens = args.evopress_tokens if arm == "evopress" else args.max_tokens
+    over = [f"seed={seed}", f"device={args.device}", f"dtype={args.dtype}", "warm_start=[{method: uniform}]",
+            "verify.top=1", f"verify.calibration_seeds={list(range(args.draws))}", f"max_tokens={tokens}",
+            "n_trials=100000"]
+    if arm == "evopress":
+        over += ["sampler.name=evopress", "sampler.params={}", "pruner.name=evopress", "pruner.params={}"]
+    else:
+        over += [f"evaluator.fidelities=[{args.fidelity}]", "pruner.name=none", "pruner.params={}",
+                 "sampler.params={n_startup_trials: 10}"]
+    common = f"pool: {args.pool}, k: {args.k}, share: {args.share}"
+    if arm == "online":
+        over.append(f"predictor={{model: {DEFAULT_MODEL}, warmup: {args.warmup}, {common}}}")
+    elif arm.startswith("pretrained"):
+        over.append(f"predictor={{file: {files[arm]}, {common}}}")
+    cfg = StudyConfig.load(STUDIES / "smollm2-70.yaml", over)
+    name = f"eff-{arm}-s{seed}"
+    return dataclasses.replace(cfg, name=name, output=RUNS / "predictor_efficiency" / name)
+
+
+def pretrain(table: FeatureTable, args: argparse.Namespace) -> dict[str, Path]:
+    """The pretrained predictors (default model and additive) on the 50/60/75% studies."""
+    folders = sorted(p.parent for p in DATA.glob("*/study.db"))
+    records = [r for r in folder_records(folders) if any(abs(r.target - t) < 1e-9 for t in PRETRAIN_TARGETS)]
+    if not records:
+        raise SystemExit(f"no 50/60/75% studies under {DATA}: run benchmarks/predictor_data.py first")
+    out = {}
+    for arm, kind in (("pretrained", DEFAULT_MODEL), ("pretrained_additive", "additive")):
+        path = RUNS / "predictor_efficiency" / f"pretrained-{kind}.json"
+        if not path.is_file():
+            Predictor.train(table, records, model=kind, members=5, seed=0).save(path)
+        out[arm] = path
+    print(f"pretrained on {len(records)} plans of {len({r.study for r in records})} studies "
+          f"at {PRETRAIN_TARGETS}", flush=True)
+    return out
+
+
+def reach(trials: list[store.StoredTrial], threshold: float) -> tuple[int | None, int | None]:
+    """(search tokens, real evaluations) until the best fitness is at or below ``threshold``."""
+    tokens = 0
+    for n, t in enumerate(trials, 1):
+        tokens += t.tokens
+        if t.value is not None and t.value <= threshold:
+            return tokens, n
+    return None, None
+
+
+def one_run(arm: str, seed: int, cfg: StudyConfig, ev: Evaluator, ramp_fitness: float,
+            progress: bool) -> dict[str, Any]:
+    """One study; the EvoPress-style arm (other fidelities) builds and closes its own evaluator."""
+    t = time.perf_counter()
+    shared = ev if arm != "evopress" else None
+    run = run_study(cfg, loaded=ev.loaded, evaluator=shared, progress=progress, verify=True)
+    trials = sorted((x for x in store.trials(run.study) if x.state.name in ("COMPLETE", "PRUNED")),
+                    key=lambda x: x.number)
+    best = store.ranked(run.study)[0]
+    tokens, evals = reach(trials, ramp_fitness)
+    return {"arm": arm, "seed": seed, "trials": len(trials),
+            "screened_trials": sum(x.screened is not None for x in trials),
+            "search_tokens": sum(x.tokens for x in trials), "tokens_to_ramp": tokens,
+            "evals_to_ramp": evals, "best_fitness": best.value, "best_trial": best.number,
+            "best_wanda_ppl": run.verified[best.number].ppl,
+            "best_wanda_draws": run.verified[best.number].by_seed,
+            "seconds": time.perf_counter() - t}
+
+
+def summary(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for arm in dict.fromkeys(r["arm"] for r in runs):
+        mine = [r for r in runs if r["arm"] == arm]
+        for key in ("evals_to_ramp", "tokens_to_ramp", "best_fitness", "best_wanda_ppl"):
+            vals = [r[key] for r in mine if r[key] is not None]
+            out.append({"arm": arm, "metric": key, "runs": len(mine), "reached": len(vals),
+                        "median": statistics.median(vals) if vals else None,
+                        "min": min(vals, default=None), "max": max(vals, default=None)})
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_model_args(p)
+    p.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--fidelity", type=int, default=2048)
+    p.add_argument("--max-tokens", type=int, default=98304, help="one fifth of 491,520")
+    p.add_argument("--evopress-tokens", type=int, default=491520)
+    p.add_argument("--pool", type=int, default=1000)
+    p.add_argument("--k", type=int, default=4)
+    p.add_argument("--share", type=float, default=0.5)
+    p.add_argument("--warmup", type=int, default=16)
+    p.add_argument("--draws", type=int, default=1, help="calibration draws of the verification")
+    p.add_argument("--progress", action="store_true")
+    args = p.parse_args()
+
+    loaded = load_model(args.model, device=args.device, dtype=args.dtype)
+    device = loaded.device.type
+    name = f"predictor_efficiency_{device}.json"
+    partial = RUNS / "predictor_efficiency" / f"{name}.partial"
+    runs: list[dict[str, Any]] = json.loads(partial.read_text())["runs"] if partial.is_file() else []
+    base = arm_config("tpe", 0, args, {})
+    ev = Evaluator.build(loaded, base.evaluator, progress=False)
+    files = pretrain(FeatureTable.from_profile(ev.profile), args)
+    ramp = get_allocator("ramp", slope=0.3).allocate(ev.profile, base.target)
+    ramp_fitness = ev.fitness(ramp)
+    ramp_ppl = verify(ev, ramp, base.verify_config()).ppl
+    print(f"ramp 0.3: fitness {ramp_fitness:.3f} at {args.fidelity} tokens, verified {ramp_ppl:.3f}",
+          flush=True)
+    settings = {k: v for k, v in vars(args).items() if k not in ("progress", "arms", "seeds")}
+    for seed in args.seeds:
+        for arm in args.arms:
+            if any((r["arm"], r["seed"]) == (arm, seed) for r in runs):
+                continue
+            runs.append(one_run(arm, seed, arm_config(arm, seed, args, files), ev, ramp_fitness,
+                                args.progress))
+            r = runs[-1]
+            print(f"  {arm:20s} seed {seed}: best {r['best_fitness']:.2f}, verified "
+                  f"{r['best_wanda_ppl']:.2f}; ramp after {r['evals_to_ramp']} evaluations", flush=True)
+            atomic_write_text(partial, json.dumps({"runs": runs}, indent=1))
+    ev.close()
+    rows = summary(runs)
+    print_table(runs, ["arm", "seed", "trials", "screened_trials", "search_tokens", "evals_to_ramp",
+                       "best_fitness", "best_wanda_ppl"])
+    print_table(rows, ["arm", "metric", "runs", "reached", "median", "min", "max"])
+    out = write_json(name, {"target": base.target, "settings": settings, "default_model": DEFAULT_MODEL,
+                            "ramp": {"slope": 0.3, "fitness": ramp_fitness, "wanda_ppl": ramp_ppl},
+                            "verify": dataclasses.asdict(base.verify), "runs": runs, "summary": rows,
+                            "environment": environment()},
+                     {"device": device, "dtype": args.dtype, "model": args.model, "data": "embedded",
+                      "seeds": args.seeds})
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
