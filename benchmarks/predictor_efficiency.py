@@ -121,6 +121,16 @@ def one_run(arm: str, seed: int, cfg: StudyConfig, ev: Evaluator, ramp_fitness: 
             "seconds": time.perf_counter() - t}
 
 
+def merge_partial(partial: Path, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Write ``runs`` into the partial file, keeping the runs another process (other arms, one
+    core each) wrote there meanwhile; returns the merged list."""
+    earlier = json.loads(partial.read_text())["runs"] if partial.is_file() else []
+    merged = {(r["arm"], r["seed"]): r for r in [*earlier, *runs]}
+    out = sorted(merged.values(), key=lambda r: (r["seed"], ARMS.index(r["arm"])))
+    atomic_write_text(partial, json.dumps({"runs": out}, indent=1))
+    return out
+
+
 def summary(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for arm in dict.fromkeys(r["arm"] for r in runs):
@@ -156,7 +166,8 @@ def main() -> None:
     runs: list[dict[str, Any]] = json.loads(partial.read_text())["runs"] if partial.is_file() else []
     base = arm_config("tpe", 0, args, {})
     ev = Evaluator.build(loaded, base.evaluator, progress=False)
-    files = pretrain(FeatureTable.from_profile(ev.profile), args)
+    pretrained = any(a.startswith("pretrained") for a in args.arms)
+    files = pretrain(FeatureTable.from_profile(ev.profile), args) if pretrained else {}
     ramp = get_allocator("ramp", slope=0.3).allocate(ev.profile, base.target)
     ramp_fitness = ev.fitness(ramp)
     ramp_ppl = verify(ev, ramp, base.verify_config()).ppl
@@ -172,8 +183,9 @@ def main() -> None:
             r = runs[-1]
             print(f"  {arm:20s} seed {seed}: best {r['best_fitness']:.2f}, verified "
                   f"{r['best_wanda_ppl']:.2f}; ramp after {r['evals_to_ramp']} evaluations", flush=True)
-            atomic_write_text(partial, json.dumps({"runs": runs}, indent=1))
+            runs = merge_partial(partial, runs)
     ev.close()
+    runs = merge_partial(partial, runs)
     rows = summary(runs)
     print_table(runs, ["arm", "seed", "trials", "screened_trials", "search_tokens", "evals_to_ramp",
                        "best_fitness", "best_wanda_ppl"])
