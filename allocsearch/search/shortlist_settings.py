@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from allocsearch.predictor.base import regressor_names
+from allocsearch.predictor.model import Predictor
 
 
 @dataclass(frozen=True)
@@ -44,9 +45,11 @@ class PredictorSettings:
                              "retrain_every >= 1 and members >= 1")
         if self.kappa < 0 or not 0.0 <= self.mutations <= 1.0 or not 0.0 < self.share <= 1.0:
             raise ValueError("predictor needs kappa >= 0, 0 <= mutations <= 1 and 0 < share <= 1")
-        if self.file is not None and not Path(self.file).is_file():
-            raise ValueError(f"predictor.file: no such file {self.file!r} (train one with "
-                             f"'allocsearch predictor train ... --out P.json')")
+        if self.file is not None:
+            if not Path(self.file).is_file():
+                raise ValueError(f"predictor.file: no such file {self.file!r} (train one with "
+                                 f"'allocsearch predictor train ... --out P.json')")
+            Predictor.load(self.file)  # a foreign or broken file fails here, before any study exists
 
     @property
     def enabled(self) -> bool:
