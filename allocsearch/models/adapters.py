@@ -65,6 +65,18 @@ def layer_kind(architecture: str, name: str) -> str:
     return "attention" if spec.attention in name.split(".") else "mlp"
 
 
+def projection_kind(architecture: str, name: str) -> str:
+    """A prunable layer's role inside its block, the same in every block: ``self_attn.q_proj``
+    for ``model.layers.3.self_attn.q_proj`` (LLaMA), ``attn.c_attn`` for GPT-2's."""
+    spec = ARCHITECTURES.get(architecture)
+    if spec is None:
+        raise UnsupportedArchitectureError(f"unsupported architecture {architecture!r}")
+    prefix = spec.blocks_path + "."
+    if not name.startswith(prefix):
+        raise KeyError(f"{name!r} is not inside {spec.blocks_path}")
+    return name[len(prefix):].split(".", 1)[1]
+
+
 class UnsupportedArchitectureError(ValueError):
     pass
 

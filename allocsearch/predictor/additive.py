@@ -1,5 +1,7 @@
 """The plain baseline: log-fitness as a sum over modules of their removed Wanda-score share,
-one coefficient per module, fitted by one ridge regression (RidgeCV over a few penalties)."""
+one coefficient per module, fitted by one ridge regression (RidgeCV over a few penalties).
+:class:`AdditiveRegressor` is a ridge on any group of columns: the ``typed`` model uses it on
+the per-projection-kind depth features."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from sklearn.linear_model import RidgeCV
 from allocsearch.predictor.monotone import removed_mass_columns
 
 NAME = "additive"
+PREFIX = "score:"
 ALPHAS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
 
 
@@ -21,7 +24,7 @@ class AdditiveRegressor:
 
     def __init__(self, columns: NDArray[np.int64], coef: NDArray[np.float64] | None = None,
                  intercept: float = 0.0) -> None:
-        self.columns = columns  # the ``score:<module>`` feature columns
+        self.columns = columns  # the feature columns it reads
         self.coef = coef
         self.intercept = intercept
 
@@ -41,14 +44,14 @@ class AdditiveRegressor:
         return {"coef": self.coef.tolist(), "intercept": self.intercept}
 
 
-def _columns(names: Sequence[str]) -> NDArray[np.int64]:
-    return np.array(removed_mass_columns(names), dtype=np.int64)
+def columns(names: Sequence[str], prefix: str = PREFIX) -> NDArray[np.int64]:
+    return np.array(removed_mass_columns(names, prefix), dtype=np.int64)
 
 
-def create(names: Sequence[str], seed: int) -> AdditiveRegressor:
-    return AdditiveRegressor(_columns(names))
+def create(names: Sequence[str], seed: int, prefix: str = PREFIX) -> AdditiveRegressor:
+    return AdditiveRegressor(columns(names, prefix))
 
 
-def load(names: Sequence[str], data: dict[str, Any]) -> AdditiveRegressor:
-    return AdditiveRegressor(_columns(names), np.array(data["coef"], dtype=np.float64),
+def load(names: Sequence[str], data: dict[str, Any], prefix: str = PREFIX) -> AdditiveRegressor:
+    return AdditiveRegressor(columns(names, prefix), np.array(data["coef"], dtype=np.float64),
                              float(data["intercept"]))

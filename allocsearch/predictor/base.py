@@ -38,9 +38,20 @@ class Regressor(Protocol):
 def _backends() -> dict[str, ModuleType]:
     """The registry: name -> module with ``create(names, seed)`` and ``load(names, data)``.
     Imported on first use, since the modules import xgboost and scikit-learn."""
-    from allocsearch.predictor import additive, hist, lgbm_linear, ranker, residual, xgb, xgb_monotone
+    from allocsearch.predictor import (
+        additive,
+        hist,
+        lgbm_linear,
+        ranker,
+        residual,
+        typed,
+        typed_residual,
+        xgb,
+        xgb_monotone,
+    )
 
-    return {m.NAME: m for m in (xgb, xgb_monotone, residual, lgbm_linear, ranker, hist, additive)}
+    modules = (xgb, xgb_monotone, residual, typed_residual, lgbm_linear, ranker, hist, additive, typed)
+    return {m.NAME: m for m in modules}
 
 
 def make_regressor(name: str, names: Sequence[str], seed: int) -> Regressor:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 #: Feature-name prefixes (``<prefix>:<module or block>``) constrained to +1.
-INCREASING_PREFIXES = ("score:", "sqw:", "sq_score:", "recon:", "attn:", "mlp:")
+INCREASING_PREFIXES = ("score:", "sqw:", "sq_score:", "recon:", "attn:", "mlp:", "typed:")
 #: Global features constrained to +1.
 INCREASING_GLOBALS = ("score_mean", "sqw_mean", "sq_score_mean", "recon_weighted", "budget")
 
@@ -23,9 +23,10 @@ def monotone_signs(names: Sequence[str]) -> list[int]:
     return [1 if n.startswith(INCREASING_PREFIXES) or n in INCREASING_GLOBALS else 0 for n in names]
 
 
-def removed_mass_columns(names: Sequence[str]) -> list[int]:
-    """The ``score:<module>`` columns: the additive baseline's inputs."""
-    cols = [i for i, n in enumerate(names) if n.startswith("score:")]
+def removed_mass_columns(names: Sequence[str], prefix: str = "score:") -> list[int]:
+    """The columns named ``<prefix>...``: ``score:<module>`` (the additive baseline's inputs)
+    or ``typed:<projection>:<k>`` (the typed model's)."""
+    cols = [i for i, n in enumerate(names) if n.startswith(prefix)]
     if not cols:
-        raise ValueError("the additive baseline needs score:<module> features")
+        raise ValueError(f"this model needs {prefix}* features")
     return cols

@@ -1,6 +1,7 @@
-"""The additive model plus monotone trees on what it misses.
+"""A linear model plus monotone trees on what it misses.
 
-Log-fitness = ridge(removed Wanda-score share per module) + trees(features), the trees
+``residual``: log-fitness = ridge(removed Wanda-score share per module) + trees(features);
+``typed_residual``: the same on the typed model's ridge (per projection kind and depth). The trees
 boosted from the ridge prediction as their base margin and constrained monotone in the
 removed-mass features. The linear part extrapolates: a plan that removes less mass than any
 training plan is predicted below all of them, where plain trees flatten out at the lowest
@@ -17,9 +18,8 @@ import numpy as np
 import xgboost as xgb
 from numpy.typing import NDArray
 
+from allocsearch.predictor import additive
 from allocsearch.predictor.additive import AdditiveRegressor
-from allocsearch.predictor.additive import create as create_additive
-from allocsearch.predictor.additive import load as load_additive
 from allocsearch.predictor.xgb import booster_from_data, booster_predict, booster_to_data, train_booster
 from allocsearch.predictor.xgb_monotone import constraints
 
@@ -55,10 +55,10 @@ class ResidualRegressor:
         return {"seed": self.seed, "base": self.base.to_data(), "booster": booster_to_data(self.booster)}
 
 
-def create(names: Sequence[str], seed: int) -> ResidualRegressor:
-    return ResidualRegressor(names, seed, create_additive(names, seed))
+def create(names: Sequence[str], seed: int, prefix: str = additive.PREFIX) -> ResidualRegressor:
+    return ResidualRegressor(names, seed, additive.create(names, seed, prefix))
 
 
-def load(names: Sequence[str], data: dict[str, Any]) -> ResidualRegressor:
-    return ResidualRegressor(names, int(data["seed"]), load_additive(names, data["base"]),
+def load(names: Sequence[str], data: dict[str, Any], prefix: str = additive.PREFIX) -> ResidualRegressor:
+    return ResidualRegressor(names, int(data["seed"]), additive.load(names, data["base"], prefix),
                              booster_from_data(data["booster"]))

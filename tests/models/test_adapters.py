@@ -137,3 +137,14 @@ def test_walk_stops_after_the_last_targeted_block() -> None:
                      torch.randint(0, 128, (2, 8)), progress=False)
     assert calls == []  # block 1 was never run
     assert measure_sparsity(adapter)[names[0]] == 0.5
+
+
+def test_projection_kind_is_the_name_inside_the_block() -> None:
+    from allocsearch.models.adapters import projection_kind
+
+    assert projection_kind("llama", "model.layers.12.self_attn.q_proj") == "self_attn.q_proj"
+    assert projection_kind("qwen2", "model.layers.0.mlp.down_proj") == "mlp.down_proj"
+    assert projection_kind("gpt2", "transformer.h.3.attn.c_attn") == "attn.c_attn"
+    assert projection_kind("opt", "model.decoder.layers.1.fc1") == "fc1"
+    with pytest.raises(KeyError, match="not inside model.layers"):
+        projection_kind("llama", "lm_head")

@@ -48,7 +48,7 @@ def test_screened_search_records_train_and_rank(tmp_path: Path, capsys: pytest.C
                  "--members", "2", "--quiet"]) == 0
     pred = Predictor.load(out)
     assert pred.meta.n_train == 8 and pred.meta.studies == ("pred-70",) and pred.meta.tokens == 256
-    assert len(pred.table.names) == 2 * 30 + 3 * 210 + 2 * 30 + 13
+    assert len(pred.table.names) == 2 * 30 + 3 * 210 + 2 * 30 + 7 * 3 + 13
     # The trained predictor starts a new study's screening at its first searched trial.
     assert main(["search", str(config), "--quiet", "--no-verify", "--predictor-file", str(out),
                  "--output", str(tmp_path / "again"), "--n-trials", "4"]) == 0

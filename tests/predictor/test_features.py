@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -46,7 +48,7 @@ def test_feature_rows_are_exact_and_deterministic() -> None:
     table = FeatureTable.from_profile(prof)
     plan = plan_of(prof, {Q0: 0.5, U0: 0.25, Q1: 0.75, U1: 0.5})
     row = dict(zip(table.names, table.features([plan])[0].tolist(), strict=True))
-    assert len(row) == len(table.names) == 2 * 2 + 3 * 4 + 2 * 2 + 13
+    assert len(row) == len(table.names) == 2 * 2 + 3 * 4 + 2 * 2 + 2 * 3 + 13
     assert (row["attn:0"], row["mlp:0"], row["attn:1"], row["mlp:1"]) == (0.5, 0.25, 0.75, 0.5)
     assert row[f"score:{Q0}"] == pytest.approx(7 / 25, abs=1e-7)
     assert row[f"score:{U0}"] == pytest.approx(3 / 25, abs=1e-7)
@@ -57,6 +59,12 @@ def test_feature_rows_are_exact_and_deterministic() -> None:
     assert (row["block_first"], row["block_last"]) == (0.375, 0.625)
     assert row["alpha_weighted"] == pytest.approx((0.5 * 2 + 0.25 * 3 + 0.75 * 4 + 0.5 * 5) / 4)
     assert row["nm:0"] == 0.0 and row["dense:1"] == 0.0
+    # Typed: per projection kind, removed score shares under bumps at depth 0, 0.5, 1 (width
+    # 0.2); blocks 0 and 1 sit at depth 0 and 1.
+    far, mid = math.exp(-1 / 0.08), math.exp(-0.25 / 0.08)
+    assert row["typed:self_attn.q_proj:0"] == pytest.approx(row[f"score:{Q0}"] + far * row[f"score:{Q1}"])
+    assert row["typed:mlp.up_proj:1"] == pytest.approx(mid * (row[f"score:{U0}"] + row[f"score:{U1}"]))
+    assert row["typed:mlp.up_proj:2"] == pytest.approx(far * row[f"score:{U0}"] + row[f"score:{U1}"])
     # The same plan gives the same row, and so does a table read back from its JSON data.
     again = FeatureTable.from_dict(table.to_dict())
     assert np.array_equal(table.features([plan]), again.features([plan]))
