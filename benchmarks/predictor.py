@@ -124,6 +124,29 @@ def _fmt(v: Any, digits: int = 3) -> str:
     return f"{v:,.{digits}f}" if isinstance(v, float) else f"{v:,}"
 
 
+def render_readme() -> str:
+    """The README's sentence on the default predictor model, from the quality results."""
+    path, archived = result_path("predictor_quality_cpu.json")
+    q = json.loads(path.read_text())
+    if archived or "default_model" not in q:
+        return (f"The default predictor model (`{DEFAULT_MODEL}`) has no current held-out measurement; "
+                f"`python benchmarks/predictor.py` measures every model.")
+    rows = {r["model"]: r for r in q["table"]}
+    best, add = rows[q["default_model"]], rows.get("additive")
+    against = (f" (the additive ridge baseline: {add['min_spearman']:.3f}, {add['mean_kendall']:.3f})"
+               if add is not None and q["default_model"] != "additive" else "")
+    agree = "" if q["default_model"] == q["library_default"] else \
+        f" **The library's default is still `{q['library_default']}`: it differs from this measurement.**"
+    bar = "meets" if best["meets_bar"] else "does not meet"
+    return (f"Short-listing uses the `{q['default_model']}` predictor model by default, because it "
+            f"ranked held-out studies best: each of {len(q['studies'])} studies predicted by a model "
+            f"trained on the others, its lowest Spearman over the 60-75% studies was "
+            f"{best['min_spearman']:.3f} and its mean Kendall {best['mean_kendall']:.3f}{against}. "
+            f"It {bar} the bar of Spearman >= 0.9 on every such study and top-10% recall >= 0.6 "
+            f"at 70% (it has {_fmt(best['recall_70'], 2)}).{agree} Every model's figures: "
+            f"[results.md](docs/results.md#the-accuracy-predictor).")
+
+
 def render_results() -> str:
     """The predictor section of docs/results.md, from the results JSON files only."""
     q_path, archived = result_path("predictor_quality_cpu.json")

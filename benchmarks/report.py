@@ -298,6 +298,7 @@ def blocks() -> list[tuple[Path, str, Callable[[], str]]]:
     import workers
 
     return [(ROOT / "README.md", "headline", headline),
+            (ROOT / "README.md", "predictor", predictor.render_readme),
             (DOCS / "results.md", "sparsegpt-results", _sparsegpt.render),
             (DOCS / "results.md", "nas-results", nas.render),
             (DOCS / "results.md", "predictor-results", predictor.render_results),
