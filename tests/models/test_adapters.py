@@ -146,5 +146,5 @@ def test_projection_kind_is_the_name_inside_the_block() -> None:
     assert projection_kind("qwen2", "model.layers.0.mlp.down_proj") == "mlp.down_proj"
     assert projection_kind("gpt2", "transformer.h.3.attn.c_attn") == "attn.c_attn"
     assert projection_kind("opt", "model.decoder.layers.1.fc1") == "fc1"
-    with pytest.raises(KeyError, match="not inside model.layers"):
+    with pytest.raises(KeyError, match=r"not inside model\.layers"):
         projection_kind("llama", "lm_head")

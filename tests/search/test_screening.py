@@ -22,7 +22,7 @@ from allocsearch.search.screening import compact_key, mutate
 from tests.helpers import tiny_evaluator
 
 EVAL = {"seqlen": 32, "fidelities": [64, 128], "batch_size": 2}
-PREDICTOR = {"model": "xgboost", "pool": 60, "k": 3, "warmup": 6, "members": 2, "share": 1.0}
+PREDICTOR: dict[str, Any] = {"model": "xgboost", "pool": 60, "k": 3, "warmup": 6, "members": 2, "share": 1.0}
 
 
 @pytest.fixture(scope="module")
@@ -225,3 +225,31 @@ def _write(folder: Path, config: StudyConfig) -> Path:
     path = folder / f"{config.output.name}.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
+
+
+def test_a_candidate_any_trial_holds_is_never_proposed(screened: Any, evaluator: Evaluator) -> None:
+    """Keys are of prepared plans, from every trial whatever its state: an enqueued (waiting)
+    trial's fixed values count, and a queued candidate equal to one is skipped."""
+    from allocsearch.search.screening import Screener, plan_key
+    from allocsearch.search.shortlist_settings import PredictorSettings
+
+    run, out = screened
+    screener = Screener(PredictorSettings(**PREDICTOR), run.space, evaluator.profile, 0.6, out,
+                        prepare=evaluator.prepare)
+    done = store.trials(run.study)[3]
+    values = {k: v + 0.01 if k == "offset_0" else v for k, v in done.params.items()}
+    store.enqueue(run.study, values)  # a waiting trial, never evaluated
+    waiting = screener._candidate(values, "trial")
+    measured = screener._candidate(done.params, "trial")
+    assert waiting is not None and measured is not None
+    seen = screener.study_keys(run.study)
+    assert plan_key(waiting.plan) in seen and plan_key(measured.plan) in seen
+    assert compact_key(done.plan or {}) == plan_key(measured.plan)  # stored plan = prepared plan
+    # Raising block 1's offset is lowering block 0's after the budget projection: the same plan.
+    same = screener._candidate({k: v - 0.01 if k == "offset_1" else v for k, v in done.params.items()},
+                               "trial")
+    fresh = screener._candidate({k: v + 0.05 if k == "offset_0" else v for k, v in done.params.items()},
+                                "trial")
+    assert same is not None and fresh is not None and same.values != waiting.values
+    screener._queue = [waiting, measured, same, fresh]
+    assert screener._pop(seen) is fresh
