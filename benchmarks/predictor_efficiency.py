@@ -151,7 +151,7 @@ def main() -> None:
     p.add_argument("--fidelity", type=int, default=2048)
     p.add_argument("--max-tokens", type=int, default=98304, help="one fifth of 491,520")
     p.add_argument("--evopress-tokens", type=int, default=491520)
-    p.add_argument("--pool", type=int, default=1000)
+    p.add_argument("--pool", type=int, default=2000)
     p.add_argument("--k", type=int, default=4)
     p.add_argument("--share", type=float, default=0.5)
     p.add_argument("--warmup", type=int, default=16)
