@@ -275,7 +275,7 @@ def suite_sparsegpt_anchored(args: argparse.Namespace) -> dict[str, Any]:
     trials from it, the best of {anchor, the round's best trial} (each measured exactly, which
     re-builds the database at it) pruned and measured as in the sparsegpt suite."""
     from allocsearch.search.anchored import run_anchored
-    from allocsearch.search.config import AnchorSettings, WarmStart
+    from allocsearch.search.settings import AnchorSettings, WarmStart
 
     loaded = load_model(args.model, device=args.device, dtype=args.dtype)
     other = other_domain_file(RUNS)

@@ -4,7 +4,7 @@ short-listing, records for the predictor, and reports."""
 
 from __future__ import annotations
 
-from allocsearch.search.config import StudyConfig, StudyConfigError, WarmStart
+from allocsearch.search.config import StudyConfig
 from allocsearch.search.runner import (
     StudyRun,
     open_study,
@@ -12,6 +12,7 @@ from allocsearch.search.runner import (
     tokens_read,
     verify_best,
 )
+from allocsearch.search.settings import StudyConfigError, WarmStart
 from allocsearch.search.space import SearchSpace, SpaceError, find_space
 from allocsearch.search.storage import load_study
 from allocsearch.search.store import ProtocolError, StoredTrial, StudyProtocol, trial_plan

@@ -29,13 +29,14 @@ from allocsearch.io import atomic_write_text
 from allocsearch.models.loading import LoadedModel
 from allocsearch.plan import Plan
 from allocsearch.search import store
-from allocsearch.search.config import AnchorSettings, StudyConfig, WarmStart
+from allocsearch.search.config import StudyConfig
 from allocsearch.search.runner import (
     StudyRun,
     run_study,
     study_evaluator,
     warm_start_plan,
 )
+from allocsearch.search.settings import AnchorSettings, WarmStart
 
 
 @dataclass

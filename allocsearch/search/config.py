@@ -26,7 +26,6 @@ otherwise. Command-line overrides are ``key=value`` pairs with dotted keys
 from __future__ import annotations
 
 import copy
-import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,154 +33,27 @@ from typing import Any
 import yaml
 
 from allocsearch.data import DataConfig
-from allocsearch.engine import check_inputs
-from allocsearch.evaluate import EvaluatorConfig, Latency, LatencyConfig, VerifyConfig
+from allocsearch.evaluate import EvaluatorConfig, VerifyConfig
 from allocsearch.plan import Plan, PlanError
 from allocsearch.search.accuracy import CONSTRAINED_SAMPLERS, TaskSettings
-from allocsearch.search.shortlist_settings import PredictorSettings
+from allocsearch.search.settings import (
+    AnchorSettings,
+    LatencySettings,
+    PredictorSettings,
+    StudyConfigError,
+    VerifySettings,
+    WarmStart,
+)
 from allocsearch.search.space import SearchSpace, shipped_dir
 from allocsearch.search.storage import HeartbeatSettings
 from allocsearch.search.store import StudyProtocol
 
 STUDY_SCHEMA_VERSION = 1
 OBJECTIVES = ("fitness", "sparsity", "latency", "accuracy")
-#: What the latency objective minimises: ms per decoded token, or ms per prefill window.
-LATENCY_METRICS = ("decode", "prefill")
 _KEYS = {"schema_version", "name", "model", "device", "dtype", "data", "target", "space",
          "evaluator", "sampler", "pruner", "n_trials", "max_tokens", "storage", "seed",
          "warm_start", "verify", "objectives", "output", "anchor", "predictor",
          "latency", "heartbeat", "tasks"}
-
-
-class StudyConfigError(ValueError):
-    """A study config that cannot be used, naming the file and the key."""
-
-
-@dataclass(frozen=True)
-class WarmStart:
-    """One prior, a grid of one prior's parameters, or a saved plan (``{plan: path}``, for
-    example a previous study's best), enqueued before sampling."""
-
-    method: str
-    params: dict[str, Any] = field(default_factory=dict)
-    plan: str | None = None
-
-    @staticmethod
-    def expand(entry: Any, where: str) -> list[WarmStart]:
-        if isinstance(entry, dict) and set(entry) == {"plan"}:
-            return [WarmStart("plan", {}, str(entry["plan"]))]
-        if not isinstance(entry, dict) or "method" not in entry:
-            raise StudyConfigError(f"{where}: each warm_start entry needs a method (or a plan)")
-        unknown = sorted(set(entry) - {"method", "params", "grid"})
-        if unknown:
-            raise StudyConfigError(f"{where}: unknown warm_start key(s) {unknown}")
-        base = dict(entry.get("params") or {})
-        grid = dict(entry.get("grid") or {})
-        if not grid:
-            return [WarmStart(str(entry["method"]), base)]
-        keys = sorted(grid)
-        return [WarmStart(str(entry["method"]), base | dict(zip(keys, combo, strict=True)))
-                for combo in itertools.product(*(list(grid[k]) for k in keys))]
-
-    @property
-    def label(self) -> str:
-        if self.plan is not None:
-            return f"plan {Path(self.plan).name}"
-        args = " ".join(f"{k}={v}" for k, v in sorted(self.params.items()))
-        return f"{self.method} {args}".strip()
-
-
-@dataclass(frozen=True)
-class LatencySettings:
-    """The latency objective: ``metric`` (decode ms/token or prefill ms/window), measured on
-    each plan's physical shape (cached per shape) with ``config``."""
-
-    metric: str = "decode"
-    config: LatencyConfig = field(default_factory=lambda: LatencyConfig(decode=32, repeats=3))
-
-    @staticmethod
-    def parse(raw: Any, where: str) -> LatencySettings:
-        if raw is None:
-            return LatencySettings()
-        if not isinstance(raw, dict):
-            raise StudyConfigError(f"{where}: latency must be a mapping")
-        raw = dict(raw)
-        metric = str(raw.pop("metric", "decode"))
-        if metric not in LATENCY_METRICS:
-            raise StudyConfigError(f"{where}: latency.metric must be one of {LATENCY_METRICS}")
-        known = {"prefill", "prompt", "decode", "repeats", "threads"}
-        if set(raw) - known:
-            raise StudyConfigError(f"{where}: unknown latency key(s) {sorted(set(raw) - known)}")
-        try:
-            return LatencySettings(metric, LatencyConfig(**{"decode": 32, "repeats": 3, **raw}))
-        except (TypeError, ValueError) as exc:
-            raise StudyConfigError(f"{where}: latency: {exc}") from exc
-
-    def value(self, latency: Latency) -> float:
-        return latency.decode_ms_per_token if self.metric == "decode" else latency.prefill_ms
-
-
-@dataclass(frozen=True)
-class VerifySettings:
-    """Exact verification of the ``top`` best trials and the best prior: a sequential prune
-    with ``pruner`` on ``nsamples`` x ``seqlen`` calibration windows, once per seed of
-    ``calibration_seeds`` (the profile's seed when empty), then ``eval_windows`` evaluation
-    windows, with ``threads`` CPU threads (None: torch's setting; recorded either way)."""
-
-    pruner: str = "wanda"
-    top: int = 3
-    nsamples: int = 16
-    seqlen: int = 256
-    eval_windows: int | None = 40
-    inputs: str = "pruned"  # or "dense": one-shot verification (see VerifyConfig)
-    calibration_seeds: tuple[int, ...] = ()
-    threads: int | None = None
-    #: Windows per forward in the prune and the evaluation. The calibration batch changes the
-    #: order of the statistics' sums, and so masks at high sparsity: 1, as ``allocsearch
-    #: prune`` and ``eval`` default to, makes a study's numbers the CLI's.
-    batch_size: int = 1
-
-    def __post_init__(self) -> None:
-        check_inputs(self.inputs, "verify.inputs")
-        object.__setattr__(self, "calibration_seeds", tuple(int(s) for s in self.calibration_seeds))
-        if self.top < 0 or self.nsamples < 1 or self.seqlen < 2 or self.batch_size < 1:
-            raise ValueError("verify needs top >= 0, nsamples >= 1, seqlen >= 2 and batch_size >= 1")
-
-
-@dataclass(frozen=True)
-class AnchorSettings:
-    """Sequential-aware search in ``rounds`` rounds (0: off, one study on one-shot masks).
-
-    Round r scores masks with the input norms a sequential Wanda prune sees at anchor r
-    (:mod:`allocsearch.evaluate.anchor`) and runs ``n_trials`` trials warm started from that
-    anchor; its ``check`` best trials are then measured exactly, and the best plan measured
-    so far becomes anchor r + 1. ``start`` is the first anchor (a prior or ``{plan: path}``;
-    the uniform plan when absent)."""
-
-    rounds: int = 0
-    start: WarmStart | None = None
-    check: int = 3
-
-    @staticmethod
-    def parse(raw: Any, where: str) -> AnchorSettings:
-        if raw is None:
-            return AnchorSettings()
-        if not isinstance(raw, dict) or set(raw) - {"rounds", "start", "check"}:
-            raise StudyConfigError(
-                f"{where}: anchor must be {{rounds: N, start: <warm start>, check: K}}")
-        rounds = int(raw.get("rounds", 0))
-        if rounds < 0:
-            raise StudyConfigError(f"{where}: anchor.rounds must be >= 0, got {rounds}")
-        check = int(raw.get("check", 3))
-        if check < 1:
-            raise StudyConfigError(f"{where}: anchor.check must be >= 1, got {check}")
-        start = None
-        if raw.get("start") is not None:
-            starts = WarmStart.expand(raw["start"], f"{where}: anchor.start")
-            if len(starts) != 1:
-                raise StudyConfigError(f"{where}: anchor.start must be one plan, not a grid")
-            start = starts[0]
-        return AnchorSettings(rounds, start, check)
 
 
 @dataclass(frozen=True)

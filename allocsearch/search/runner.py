@@ -24,9 +24,10 @@ from allocsearch.models.loading import LoadedModel
 from allocsearch.plan import Plan
 from allocsearch.search import store
 from allocsearch.search.accuracy import AccuracyScorer
-from allocsearch.search.config import StudyConfig, WarmStart
+from allocsearch.search.config import StudyConfig
 from allocsearch.search.samplers import make_pruner, make_sampler
 from allocsearch.search.screening import attach_screener, prequential_spearman
+from allocsearch.search.settings import WarmStart
 from allocsearch.search.space import SearchSpace, SpaceError, find_space
 from allocsearch.search.storage import StudyLock, open_storage
 from allocsearch.search.store import StudyProtocol, check_protocol

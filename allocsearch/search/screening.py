@@ -47,7 +47,7 @@ from allocsearch.profile import Profile
 from allocsearch.search import store
 from allocsearch.search.records import study_records
 from allocsearch.search.samplers.shortlist import ShortlistSampler
-from allocsearch.search.shortlist_settings import PredictorSettings
+from allocsearch.search.settings import PredictorSettings
 from allocsearch.search.space import ParamSpec, SearchSpace, SpaceError
 
 log = logging.getLogger(__name__)

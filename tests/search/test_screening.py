@@ -231,7 +231,7 @@ def test_a_candidate_any_trial_holds_is_never_proposed(screened: Any, evaluator:
     """Keys are of prepared plans, from every trial whatever its state: an enqueued (waiting)
     trial's fixed values count, and a queued candidate equal to one is skipped."""
     from allocsearch.search.screening import Screener, plan_key
-    from allocsearch.search.shortlist_settings import PredictorSettings
+    from allocsearch.search.settings import PredictorSettings
 
     run, out = screened
     screener = Screener(PredictorSettings(**PREDICTOR), run.space, evaluator.profile, 0.6, out,
