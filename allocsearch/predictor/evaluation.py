@@ -124,10 +124,12 @@ def importances(pred: Predictor, top: int = 15) -> list[tuple[str, float]]:
     names = pred.table.names
     total = np.zeros(len(names))
     for m in pred.members:
-        booster = getattr(m, "booster", None)
-        if booster is not None:
+        booster: Any = getattr(m, "booster", None)
+        if hasattr(booster, "get_score"):  # XGBoost
             for key, gain in booster.get_score(importance_type="total_gain").items():
                 total[int(key[1:])] += float(gain)  # keys are f<column>
+        elif hasattr(booster, "feature_importance"):  # LightGBM
+            total += np.asarray(booster.feature_importance(importance_type="gain"), dtype=np.float64)
         elif isinstance(m, AdditiveRegressor) and m.coef is not None:
             total[m.columns] += np.abs(m.coef)
     if not total.any():

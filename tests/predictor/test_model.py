@@ -142,3 +142,14 @@ def test_top_recall_and_leave_one_study_out(table: FeatureTable) -> None:
     assert set(scores["per_study"]) == {"study0", "study1", "study2"}
     assert set(scores["per_target"]) == {"0.5", "0.7"}
     assert scores["overall"]["n"] == 60 and scores["overall"]["spearman"] > 0.9
+
+
+@pytest.mark.parametrize("kind", regressor_names())
+def test_every_model_has_importances_or_none(kind: str, table: FeatureTable) -> None:
+    from allocsearch.predictor.evaluation import importances
+
+    pred = Predictor.train(table, synthetic_records(table, n=30), model=kind, members=2)
+    imp = importances(pred, top=5)
+    assert len(imp) <= 5 and all(name in table.names and share >= 0 for name, share in imp)
+    if kind in ("xgboost", "additive", "typed", "residual", "lightgbm_linear"):
+        assert imp and sum(s for _, s in imp) <= 1.0 + 1e-9
