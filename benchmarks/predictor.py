@@ -135,8 +135,8 @@ def render_readme() -> str:
     best, add = rows[q["default_model"]], rows.get("additive")
     against = (f" (the additive ridge baseline: {add['min_spearman']:.3f}, {add['mean_kendall']:.3f})"
                if add is not None and q["default_model"] != "additive" else "")
-    agree = "" if q["default_model"] == q["library_default"] else \
-        f" **The library's default is still `{q['library_default']}`: it differs from this measurement.**"
+    agree = "" if q["default_model"] == DEFAULT_MODEL else \
+        f" **The library's default is `{DEFAULT_MODEL}`: it differs from this measurement.**"
     bar = "meets" if best["meets_bar"] else "does not meet"
     return (f"Short-listing uses the `{q['default_model']}` predictor model by default, because it "
             f"ranked held-out studies best: each of {len(q['studies'])} studies predicted by a model "
