@@ -121,13 +121,14 @@ def one_run(arm: str, seed: int, cfg: StudyConfig, ev: Evaluator, ramp_fitness: 
             "seconds": time.perf_counter() - t}
 
 
-def merge_partial(partial: Path, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Write ``runs`` into the partial file, keeping the runs another process (other arms, one
-    core each) wrote there meanwhile; returns the merged list."""
-    earlier = json.loads(partial.read_text())["runs"] if partial.is_file() else []
-    merged = {(r["arm"], r["seed"]): r for r in [*earlier, *runs]}
+def merge_partial(partial: Path, runs: list[dict[str, Any]],
+                  ramp: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Write ``runs`` (and the ramp's figures) into the partial file, keeping the runs another
+    process (other arms, one core each) wrote there meanwhile; returns the merged list."""
+    earlier = json.loads(partial.read_text()) if partial.is_file() else {}
+    merged = {(r["arm"], r["seed"]): r for r in [*earlier.get("runs", []), *runs]}
     out = sorted(merged.values(), key=lambda r: (r["seed"], ARMS.index(r["arm"])))
-    atomic_write_text(partial, json.dumps({"runs": out}, indent=1))
+    atomic_write_text(partial, json.dumps({"runs": out, "ramp": ramp or earlier.get("ramp")}, indent=1))
     return out
 
 
@@ -157,45 +158,53 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=16)
     p.add_argument("--draws", type=int, default=1, help="calibration draws of the verification")
     p.add_argument("--progress", action="store_true")
+    p.add_argument("--report", action="store_true",
+                   help="write the results JSON from the runs measured so far, without running more")
     args = p.parse_args()
 
-    loaded = load_model(args.model, device=args.device, dtype=args.dtype)
-    device = loaded.device.type
-    name = f"predictor_efficiency_{device}.json"
+    name = f"predictor_efficiency_{'cuda' if args.device == 'cuda' else 'cpu'}.json"
     partial = RUNS / "predictor_efficiency" / f"{name}.partial"
-    runs: list[dict[str, Any]] = json.loads(partial.read_text())["runs"] if partial.is_file() else []
     base = arm_config("tpe", 0, args, {})
+    if args.report:
+        earlier = json.loads(partial.read_text())
+        ramp = earlier.get("ramp") or json.loads((RESULTS / name).read_text())["ramp"]
+        return write_report(args, name, base, merge_partial(partial, []), ramp)
+    loaded = load_model(args.model, device=args.device, dtype=args.dtype)
+    runs: list[dict[str, Any]] = json.loads(partial.read_text())["runs"] if partial.is_file() else []
     ev = Evaluator.build(loaded, base.evaluator, progress=False)
     pretrained = any(a.startswith("pretrained") for a in args.arms)
     files = pretrain(FeatureTable.from_profile(ev.profile), args) if pretrained else {}
-    ramp = get_allocator("ramp", slope=0.3).allocate(ev.profile, base.target)
-    ramp_fitness = ev.fitness(ramp)
-    ramp_ppl = verify(ev, ramp, base.verify_config()).ppl
-    print(f"ramp 0.3: fitness {ramp_fitness:.3f} at {args.fidelity} tokens, verified {ramp_ppl:.3f}",
-          flush=True)
-    settings = {k: v for k, v in vars(args).items() if k not in ("progress", "arms", "seeds")}
+    plan = get_allocator("ramp", slope=0.3).allocate(ev.profile, base.target)
+    ramp = {"slope": 0.3, "fitness": ev.fitness(plan),
+            "wanda_ppl": verify(ev, plan, base.verify_config()).ppl}
+    print(f"ramp 0.3: fitness {ramp['fitness']:.3f} at {args.fidelity} tokens, verified "
+          f"{ramp['wanda_ppl']:.3f}", flush=True)
     for seed in args.seeds:
         for arm in args.arms:
             if any((r["arm"], r["seed"]) == (arm, seed) for r in runs):
                 continue
-            runs.append(one_run(arm, seed, arm_config(arm, seed, args, files), ev, ramp_fitness,
+            runs.append(one_run(arm, seed, arm_config(arm, seed, args, files), ev, ramp["fitness"],
                                 args.progress))
             r = runs[-1]
             print(f"  {arm:20s} seed {seed}: best {r['best_fitness']:.2f}, verified "
                   f"{r['best_wanda_ppl']:.2f}; ramp after {r['evals_to_ramp']} evaluations", flush=True)
-            runs = merge_partial(partial, runs)
+            runs = merge_partial(partial, runs, ramp)
     ev.close()
-    runs = merge_partial(partial, runs)
+    write_report(args, name, base, merge_partial(partial, runs, ramp), ramp)
+
+
+def write_report(args: argparse.Namespace, name: str, base: StudyConfig, runs: list[dict[str, Any]],
+                 ramp: dict[str, Any]) -> None:
     rows = summary(runs)
     print_table(runs, ["arm", "seed", "trials", "screened_trials", "search_tokens", "evals_to_ramp",
                        "best_fitness", "best_wanda_ppl"])
     print_table(rows, ["arm", "metric", "runs", "reached", "median", "min", "max"])
+    settings = {k: v for k, v in vars(args).items() if k not in ("progress", "arms", "seeds", "report")}
     out = write_json(name, {"target": base.target, "settings": settings, "default_model": DEFAULT_MODEL,
-                            "ramp": {"slope": 0.3, "fitness": ramp_fitness, "wanda_ppl": ramp_ppl},
-                            "verify": dataclasses.asdict(base.verify), "runs": runs, "summary": rows,
-                            "environment": environment()},
-                     {"device": device, "dtype": args.dtype, "model": args.model, "data": "embedded",
-                      "seeds": args.seeds})
+                            "ramp": ramp, "verify": dataclasses.asdict(base.verify), "runs": runs,
+                            "summary": rows, "environment": environment()},
+                     {"device": name.split("_")[-1].removesuffix(".json"), "dtype": args.dtype,
+                      "model": args.model, "data": "embedded", "seeds": sorted({r["seed"] for r in runs})})
     print(f"wrote {out}")
 
 
