@@ -138,6 +138,10 @@ def render_readme() -> str:
     agree = "" if q["default_model"] == DEFAULT_MODEL else \
         f" **The library's default is `{DEFAULT_MODEL}`: it differs from this measurement.**"
     bar = "meets" if best["meets_bar"] else "does not meet"
+    return _quality_sentence(q, best, against, bar, agree) + _efficiency_sentence()
+
+
+def _quality_sentence(q: dict[str, Any], best: dict[str, Any], against: str, bar: str, agree: str) -> str:
     return (f"Short-listing uses the `{q['default_model']}` predictor model by default, because it "
             f"ranked held-out studies best: each of {len(q['studies'])} studies predicted by a model "
             f"trained on the others, its lowest Spearman over the 60-75% studies was "
@@ -145,6 +149,29 @@ def render_readme() -> str:
             f"It {bar} the bar of Spearman >= 0.9 on every such study and top-10% recall >= 0.6 "
             f"at 70% (it has {_fmt(best['recall_70'], 2)}).{agree} Every model's figures: "
             f"[results.md](docs/results.md#the-accuracy-predictor).")
+
+
+def _efficiency_sentence() -> str:
+    """Evaluations to the ramp's fitness and verified perplexity, TPE alone against TPE with a
+    pretrained short-list, from the current efficiency results (empty without them)."""
+    path, archived = result_path("predictor_efficiency_cpu.json")
+    if archived or not path.is_file():
+        return ""
+    e = json.loads(path.read_text())
+    stats = {(s["arm"], s["metric"]): s for s in e["summary"]}
+    if ("pretrained", "evals_to_ramp") not in stats or ("tpe", "evals_to_ramp") not in stats:
+        return ""
+
+    def part(arm: str) -> str:
+        reach, ppl = stats[(arm, "evals_to_ramp")], stats[(arm, "best_wanda_ppl")]
+        return (f"reached the ramp prior's fitness in {reach['reached']} of {reach['runs']} seeds "
+                f"(median {_fmt(reach['median'], 0)} real evaluations), verified median "
+                f"{_fmt(ppl['median'], 1)}")
+
+    tokens = e["settings"]["max_tokens"]
+    return (f" At 70% with {tokens:,} search tokens (`benchmarks/predictor_efficiency.py`, one "
+            f"calibration draw; the noise floor at 70% is in BENCHMARKS.md), TPE with a short-list "
+            f"pretrained on 50/60/75% studies {part('pretrained')}; TPE alone {part('tpe')}.")
 
 
 def render_results() -> str:
