@@ -59,9 +59,10 @@ def suite_quality(args: argparse.Namespace) -> dict[str, Any]:
     table = FeatureTable.from_profile(build_profile(loaded, DataConfig(), progress=False))
     rows: list[dict[str, Any]] = []
     per_kind: dict[str, Any] = {}
+    helds = {}
     for kind in args.kinds:
         t = time.perf_counter()
-        held = hold_out(table, records, model=kind, members=args.members, seed=args.seed)
+        held = helds[kind] = hold_out(table, records, model=kind, members=args.members, seed=args.seed)
         scores = held.scores()
         per_kind[kind] = scores | {"seconds": time.perf_counter() - t}
         for group, named in (("all", {"all": scores["overall"]}), ("target", scores["per_target"]),
@@ -72,8 +73,7 @@ def suite_quality(args: argparse.Namespace) -> dict[str, Any]:
         per_kind[kind]["importances"] = importances(full, top=15)
         print(f"  {kind}: {per_kind[kind]['seconds']:.0f}s", flush=True)
     decision = choose_default(per_kind, records)
-    parity_plot(hold_out(table, records, model=decision["default_model"], members=args.members,
-                         seed=args.seed), RESULTS / "predictor_parity.png",
+    parity_plot(helds[decision["default_model"]], RESULTS / "predictor_parity.png",
                 f"{decision['default_model']}, each study held out")
     print_table([r for r in rows if r["group"] != "study"],
                 ["model", "plans", "n", "spearman", "kendall", "mae_log", "top10_recall", "coverage"])
