@@ -26,7 +26,7 @@ from allocsearch.predictor.records import PlanRecord
 @dataclass(frozen=True)
 class Scores:
     """Agreement of predicted and measured log-fitness on ``n`` plans; ``coverage`` is the
-    share of plans whose measurement falls inside the ensemble's mean +- 1 std (about 0.68
+    share of plans whose measurement falls inside the predicted mean +- 1 std (about 0.68
     if the spread were a calibrated Gaussian uncertainty; NaN without a spread)."""
 
     n: int

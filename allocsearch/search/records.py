@@ -16,14 +16,16 @@ from allocsearch.search import store
 from allocsearch.search.storage import load_study
 
 
-def study_records(study: optuna.Study) -> list[PlanRecord]:
+def study_records(study: optuna.Study, read: Sequence[store.StoredTrial] | None = None) -> list[PlanRecord]:
     """One record per trial whose fitness was read at the full fidelity: every completed trial,
     and pruned ones that were stopped only at the last fidelity (the EvoPress-style pruner
-    stops offspring there when a study has one fidelity)."""
+    stops offspring there when a study has one fidelity). ``read``: the study's trials when
+    the caller has just read them (one storage read instead of two)."""
     store.identity(study)  # a study not written by allocsearch fails here, in one line
     facts = store.facts(study)
     extra = {k: facts[k] for k in ("model_source", "profile") if k in facts}
-    trials = store.trials(study, (TrialState.COMPLETE, TrialState.PRUNED))
+    kept = (TrialState.COMPLETE, TrialState.PRUNED)
+    trials = [t for t in read if t.state in kept] if read is not None else store.trials(study, kept)
     full = max((t.tokens for t in trials if t.state == TrialState.COMPLETE), default=0)
     out = []
     for t in trials:

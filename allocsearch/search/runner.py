@@ -236,7 +236,7 @@ def _enqueue_priors(study: optuna.Study, config: StudyConfig, space: SearchSpace
     """Enqueue each warm start the space can express, labelled with the prior."""
     for ws in config.warm_start:
         prior = warm_start_plan(ws, ev, config.target)
-        params = space.params_for_prior(ws.method, ws.params, prior, ev.identity.num_blocks)
+        params = space.params_for_prior(ws.method, ws.params, prior)
         if params is None:
             log.info("warm start %s cannot be expressed in space %s; skipped", ws.label, space.name)
             continue

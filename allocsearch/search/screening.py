@@ -6,9 +6,9 @@ When the sampler asks for a proposal and none is queued, a **round** runs: train
 of candidates without a forward pass, and queue the ``k`` best by the optimistic bound
 ``mean - kappa * std`` (of the predicted log-fitness). The pool is
 
-- **mutations** of the study's best trials: level switches between two blocks of a per-block
-  float parameter (one up a step, the other down one, as the EvoPress-style sampler does),
-  other parameters resampled or jittered rarely;
+- **mutations** of the study's best trials: level switches between two blocks (types, modules)
+  of a per-block (per-type, per-module) float parameter (one up a step, the other down one, as
+  the EvoPress-style sampler does), other parameters resampled or jittered rarely;
 - **surrogate evolution**: generations of mutations of the best candidates screened so far,
   minimising the bound on the predictor alone (an in-memory Optuna study was slower per
   candidate; see :meth:`Screener._evolve`).
@@ -45,6 +45,7 @@ from allocsearch.plan_codec import encode_plan
 from allocsearch.predictor import FeatureTable, PlanRecord, Predictor
 from allocsearch.profile import Profile
 from allocsearch.search import store
+from allocsearch.search.layout import SpaceLayout
 from allocsearch.search.records import study_records
 from allocsearch.search.samplers.shortlist import ShortlistSampler
 from allocsearch.search.settings import PredictorSettings
@@ -55,6 +56,7 @@ GENERATION = 200  # candidates per generation of the surrogate evolution
 ELITE = 20  # the best candidates so far, mutated into the next generation
 SWITCH_SHARE = 0.05  # a level switch moves one step of 5% of the parameter's range
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+SWITCHABLE = ("block", "type", "module")  # granularities whose values trade budget in pairs
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,7 @@ class Screener:
         else:
             self.table = FeatureTable.from_profile(self.profile, self.recon)
         self._rng = np.random.default_rng(self.seed)
+        self._layout = SpaceLayout.of(self.profile.identity)
         self._queue: list[Candidate] = []
         self._keys: dict[int, str] = {}  # finished trial number -> its prepared plan's key
         self._trained_on = -1
@@ -114,13 +117,14 @@ class Screener:
     def propose(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, Any] | None:
         """The values of the next short-listed candidate for ``trial`` (marked screened), or
         None while the predictor warms up or nothing new can be proposed."""
-        records = study_records(study)
+        read = store.trials(study)  # once per proposal: records, keys and round numbers share it
+        records = study_records(study, read)
         if self.pretrained is None and len(records) < self.settings.warmup:
             return None
-        seen = self.study_keys(study, exclude=trial.number)
+        seen = self.study_keys(read, exclude=trial.number)
         cand = self._pop(seen)
         if cand is None:
-            self._round(study, records, seen)
+            self._round(read, records, seen)
             cand = self._pop(seen)
         if cand is None:
             return None
@@ -140,11 +144,11 @@ class Screener:
                 return cand
         return None
 
-    def study_keys(self, study: optuna.Study, exclude: int = -1) -> set[str]:
-        """The prepared plans of every trial of the study (any state, any fidelity; enqueued
-        ones from their fixed values), but ``exclude``."""
+    def study_keys(self, read: Sequence[store.StoredTrial], exclude: int = -1) -> set[str]:
+        """The prepared plans of every trial of the study, as ``store.trials`` read them (any
+        state, any fidelity; enqueued ones from their fixed values), but ``exclude``."""
         out = set()
-        for t in store.trials(study):
+        for t in read:
             if t.number == exclude:
                 continue
             key = self._keys.get(t.number)
@@ -161,14 +165,13 @@ class Screener:
         return out
 
     # ------------------------------------------------------------------ rounds
-    def _round(self, study: optuna.Study, records: list[PlanRecord], seen: set[str]) -> None:
+    def _round(self, read: Sequence[store.StoredTrial], records: list[PlanRecord], seen: set[str]) -> None:
         """Train (every ``retrain_every`` rounds, when there is something new), screen a pool,
         queue the best ``k`` that no trial holds."""
         s = self.settings
         start = time.perf_counter()
         # The study's round count, not this process's: a resumed study continues its numbering.
-        self.rounds = max([self.rounds] + [t.screened["round"] for t in store.trials(study)
-                                           if t.screened is not None])
+        self.rounds = max([self.rounds] + [t.screened["round"] for t in read if t.screened is not None])
         stale = len(records) != self._trained_on and self.rounds % s.retrain_every == 0
         if self.predictor is None or stale:
             self.predictor = self._train(records)
@@ -214,9 +217,8 @@ class Screener:
     def _offspring(self, parents: list[dict[str, Any]], n: int, source: str) -> list[Candidate]:
         """Up to ``n`` scored mutations, cycling through ``parents`` (infeasible ones dropped)."""
         parents = [p for p in parents if p]
-        blocks = self.profile.identity.num_blocks
-        made = [self._candidate(mutate(parents[i % len(parents)], self.space, blocks, self._rng), source)
-                for i in range(n if parents else 0)]
+        made = [self._candidate(mutate(parents[i % len(parents)], self.space, self._layout, self._rng),
+                                source) for i in range(n if parents else 0)]
         return self._score([c for c in made if c is not None])
 
     # ------------------------------------------------------ surrogate evolution
@@ -254,22 +256,22 @@ def attach_screener(study: optuna.Study, settings: PredictorSettings, space: Sea
                     target: float, output: Path, seed: int) -> Screener:
     """Wrap the study's sampler so that ``settings.share`` of its searched trials come from a
     new screener's short list (a saved predictor from ``settings.file`` when given)."""
-    pretrained = Predictor.load(settings.file) if settings.file is not None else None
     screener = Screener(settings, space, ev.profile, target, output, seed, prepare=ev.prepare,
-                        recon=ev.backend.recon_errors(), pretrained=pretrained)
+                        recon=ev.backend.recon_errors(), pretrained=settings.pretrained)
     study.sampler = ShortlistSampler(study.sampler, screener.propose, settings.share)
     return screener
 
 
-def mutate(values: dict[str, Any], space: SearchSpace, num_blocks: int, rng: np.random.Generator,
+def mutate(values: dict[str, Any], space: SearchSpace, layout: SpaceLayout, rng: np.random.Generator,
            other_rate: float = 0.05) -> dict[str, Any]:
-    """Level switches on the per-block float parameters (1 to 4 of them), other parameters
-    resampled (categorical) or jittered (scalar) with probability ``other_rate`` each."""
+    """Level switches (1 to 4) between two blocks, types or modules of a per-block, per-type
+    or per-module float parameter; other parameters resampled (categorical) or jittered
+    (scalar) with probability ``other_rate`` each."""
     out = dict(values)
-    switchable = [p for p in space.parameters.values() if p.per == "block" and p.type == "float"]
+    switchable = [p for p in space.parameters.values() if p.per in SWITCHABLE and p.type == "float"]
     for _ in range(int(rng.integers(1, 5)) if switchable else 0):
         spec = switchable[int(rng.integers(len(switchable)))]
-        names = spec.names(num_blocks)
+        names = spec.names(layout)
         i, j = rng.choice(len(names), size=2, replace=False)
         step = _step(spec)
         out[names[int(i)]] = spec.clip(out[names[int(i)]] + step)
@@ -277,7 +279,7 @@ def mutate(values: dict[str, Any], space: SearchSpace, num_blocks: int, rng: np.
     for spec in space.parameters.values():
         if spec in switchable:
             continue
-        for name in spec.names(num_blocks):
+        for name in spec.names(layout):
             if rng.random() >= other_rate and switchable:
                 continue
             if spec.type == "categorical":

@@ -174,6 +174,8 @@ class PredictorSettings:
     members: int = 5
     kappa: float = 1.0
     mutations: float = 0.5
+    #: ``file`` as loaded by the validation below (read once; not part of the settings' value).
+    pretrained: Predictor | None = field(default=None, init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         known = ["none", *regressor_names()] if self.model != "none" else ["none"]
@@ -189,7 +191,8 @@ class PredictorSettings:
             if not Path(self.file).is_file():
                 raise ValueError(f"predictor.file: no such file {self.file!r} (train one with "
                                  f"'allocsearch predictor train ... --out P.json')")
-            Predictor.load(self.file)  # a foreign or broken file fails here, before any study exists
+            # A foreign or broken file fails here, before any study exists.
+            object.__setattr__(self, "pretrained", Predictor.load(self.file))
 
     @property
     def enabled(self) -> bool:

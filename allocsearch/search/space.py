@@ -1,13 +1,15 @@
 """Search spaces as data: YAML files that declare parameters and how a trial becomes a plan.
 
-A space names its **parameters** (float, int or categorical; once, or once per decoder
-block) and a **plan recipe**: a ``base`` (``uniform``: every module at the target, or a
-registered allocator whose parameters may reference space parameters, ``{allocator: ramp,
-params: {slope: $slope}}``), then the steps it lists, applied in the order of the step
-registry (:mod:`allocsearch.search.steps`: ``offset``, ``split``, ``layer_type``,
-``structure``; each a small class that declares the parameters it reads, changes the draft
-plan and says which values reproduce a prior), then the repair of the pins the budget cannot
-absorb and the projection to the exact budget (``bounds`` are the per-module limits).
+A space names its **parameters** (float, int or categorical; once, or once per decoder block,
+per projection kind or per prunable module: ``per``, :mod:`allocsearch.search.layout`) and a
+**plan recipe**: a ``base`` (``uniform``: every module at the target, or a registered allocator
+whose parameters may reference space parameters, ``{allocator: ramp, params: {slope:
+$slope}}``), then the steps it lists, applied in the order of the step registry
+(:mod:`allocsearch.search.steps`: ``offset``, ``type_offset``, ``module_offset``, ``split``,
+``layer_type``, ``structure``, ``guided_structure``; each a small class that declares the
+parameters it reads, changes the draft plan and says which values reproduce a prior), then the
+repair of the pins the budget cannot absorb and the projection to the exact budget (``bounds``
+are the per-module limits).
 
 ``target`` may name a float parameter, for studies that trade fitness against sparsity.
 Adding a space is writing a YAML file; :meth:`SearchSpace.suggest` is the only code in the
@@ -25,6 +27,7 @@ import yaml
 from allocsearch.budget import DEFAULT_BOUNDS
 from allocsearch.io import json_digest
 from allocsearch.plan import Plan
+from allocsearch.search.layout import GRANULARITIES, SpaceLayout
 from allocsearch.search.steps import STEPS, Draft, Step, StepError, finish
 
 if TYPE_CHECKING:
@@ -52,11 +55,15 @@ class ParamSpec:
     step: float | None = None
     log: bool = False
     choices: tuple[Any, ...] = ()
-    per: str = "none"  # "none" or "block"
+    per: str = "none"  # one of GRANULARITIES
 
-    def names(self, num_blocks: int) -> list[str]:
+    def names(self, layout: SpaceLayout) -> list[str]:
         """The Optuna parameter names: ``offset_0 .. offset_29`` for a per-block one."""
-        return [f"{self.name}_{b}" for b in range(num_blocks)] if self.per == "block" else [self.name]
+        return [self.key(part) for part in layout.parts(self.per)]
+
+    def key(self, part: int | str | None) -> str:
+        """The Optuna name of the value for one block, type or module (``None``: the only one)."""
+        return self.name if part is None else f"{self.name}_{part}"
 
     def clip(self, value: float) -> float:
         assert self.low is not None and self.high is not None
@@ -116,11 +123,11 @@ class SearchSpace:
                    dict(data.get("plan") or {}))
 
     # --------------------------------------------------------------- sampling
-    def suggest(self, trial: optuna.Trial, num_blocks: int) -> dict[str, Any]:
+    def suggest(self, trial: optuna.Trial, layout: SpaceLayout) -> dict[str, Any]:
         """Ask the trial for every parameter: the one place ``trial.suggest_*`` is called."""
         values: dict[str, Any] = {}
         for spec in self.parameters.values():
-            for name in spec.names(num_blocks):
+            for name in spec.names(layout):
                 if spec.type == "categorical":
                     values[name] = trial.suggest_categorical(name, list(spec.choices))
                 elif spec.type == "int":
@@ -170,14 +177,13 @@ class SearchSpace:
         return [self.recipe[key] for key in STEPS if key in self.recipe]
 
     # ----------------------------------------------------------- warm starts
-    def params_for_prior(
-        self, method: str, params: dict[str, Any], prior: Plan, num_blocks: int
-    ) -> dict[str, Any] | None:
+    def params_for_prior(self, method: str, params: dict[str, Any], prior: Plan) -> dict[str, Any] | None:
         """Trial parameters that reproduce a prior's plan in this space, or None when the
         space cannot express it. A space built on the same allocator takes the prior's
-        parameters (its steps neutral); otherwise each step says what reproduces the prior
-        (a uniform base with block offsets takes its block sparsities; the structure step
-        takes a structured prior's actions)."""
+        parameters (its additive steps at 0); otherwise each step says what reproduces the
+        prior (a uniform base with block offsets takes its block sparsities, per-module
+        offsets take what is left of each module's; the structure step takes a structured
+        prior's actions)."""
         base = self.recipe["base"]
         values: dict[str, Any] = {}
         same_base = base != "uniform" and base["allocator"] == method
@@ -192,17 +198,24 @@ class SearchSpace:
         structured = bool(prior.structured())
         if structured and not any(step.structured for step in self.steps):
             return None
-        if not structured and method != "uniform" and not same_base and "offset" not in self.recipe:
+        shapes = {"offset", "module_offset"} & set(self.recipe)  # steps that shape an allocation
+        if not structured and method != "uniform" and not same_base and not shapes:
             return None
+        layout = SpaceLayout.of(prior.model)
+        # The draft the additive steps make from the values chosen so far (uniform base only):
+        # a later step reproduces what is left of the prior.
+        draft = Draft(prior.model, prior.target, dict.fromkeys(prior.model.shapes, prior.target)) \
+            if base == "uniform" else None
         for step in self.steps:
-            if same_base and step.key == "offset":  # the base reproduces the prior already
-                spec = step.params["value"]
-                got: dict[str, Any] | None = {name: spec.clip(0.0) for name in spec.names(num_blocks)}
+            if same_base and step.additive:  # the base reproduces the prior already
+                got: dict[str, Any] | None = step.neutral(layout)
             else:
-                got = step.prior_values(prior, num_blocks)
+                got = step.prior_values(prior, layout, dict(draft.values) if draft else None)
             if got is None:
                 return None
             values |= got
+            if draft is not None and step.additive:
+                step.apply(draft, values)
         if self.recipe.get("target"):
             spec = self.parameters[self.recipe["target"]]
             values[spec.name] = spec.clip(prior.target)
@@ -225,8 +238,8 @@ def _param(name: str, spec: Any, where: str) -> ParamSpec:
     if kind not in PARAM_TYPES:
         raise SpaceError(f"{at}: type must be one of {list(PARAM_TYPES)}, got {kind!r}")
     per = spec.get("per", "none")
-    if per not in ("none", "block"):
-        raise SpaceError(f"{at}: per must be 'none' or 'block', got {per!r}")
+    if per not in GRANULARITIES:
+        raise SpaceError(f"{at}: per must be one of {list(GRANULARITIES)}, got {per!r}")
     if kind == "categorical":
         choices = spec.get("choices")
         if not isinstance(choices, list) or not choices:

@@ -15,6 +15,7 @@ import fcntl
 import hashlib
 import importlib.util
 import logging
+import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -56,19 +57,29 @@ def normalize_url(url: str) -> str:
 
 
 def open_storage(url: str, heartbeat: HeartbeatSettings | None = None) -> RDBStorage:
-    """An Optuna RDB storage at ``url``; heartbeats and retries when ``heartbeat`` is given."""
+    """An Optuna RDB storage at ``url``; heartbeats and retries when ``heartbeat`` is given.
+
+    Processes that open a new database at the same moment race to create its tables: the
+    losers see an IntegrityError on Optuna's version row, and the tables exist by then, so
+    opening again succeeds."""
     hb = heartbeat or HeartbeatSettings()
-    try:
-        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5.0
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return RDBStorage(
-                normalize_url(url), heartbeat_interval=hb.interval, grace_period=hb.grace,
-                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=hb.retries)
-                if hb.retries else None,
-                engine_kwargs={"pool_pre_ping": True},
-            )
-    except (ImportError, sqlalchemy.exc.SQLAlchemyError) as exc:
-        raise _storage_error(url, exc) from None
+    for attempt in range(3):
+        try:
+            with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5.0
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return RDBStorage(
+                    normalize_url(url), heartbeat_interval=hb.interval, grace_period=hb.grace,
+                    heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=hb.retries)
+                    if hb.retries else None,
+                    engine_kwargs={"pool_pre_ping": True},
+                )
+        except sqlalchemy.exc.IntegrityError as exc:
+            if attempt == 2:
+                raise _storage_error(url, exc) from None
+            time.sleep(0.2 * (attempt + 1))
+        except (ImportError, sqlalchemy.exc.SQLAlchemyError) as exc:
+            raise _storage_error(url, exc) from None
+    raise AssertionError("unreachable")
 
 
 def _storage_error(url: str, exc: Exception) -> StorageError:

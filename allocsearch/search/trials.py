@@ -24,6 +24,7 @@ from optuna.trial import TrialState
 from allocsearch.evaluate import Evaluator, FitnessStep
 from allocsearch.plan import Plan, PlanError
 from allocsearch.search import store
+from allocsearch.search.layout import SpaceLayout
 from allocsearch.search.space import SearchSpace, SpaceError
 
 
@@ -66,7 +67,7 @@ def evaluate_trial(
     """Suggest, build the plan, read its fitness fidelity by fidelity (reporting each to the
     pruner when ``report``), and store the plan and tokens on the trial."""
     start = time.perf_counter()
-    rec = TrialRecord(trial.number, space.suggest(trial, ev.identity.num_blocks),
+    rec = TrialRecord(trial.number, space.suggest(trial, SpaceLayout.of(ev.identity)),
                       provenance=store.provenance(trial))
     try:
         rec.plan = ev.prepare(space.build_plan(rec.values, ev.profile, target))

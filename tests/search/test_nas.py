@@ -31,7 +31,7 @@ def test_free_structure_space_reproduces_structured_priors(method: str, target: 
     prof = tiny_profile()
     space = find_space(SPACES / "nas_free.yaml")
     prior = get_allocator(method).allocate(prof, target)
-    values = space.params_for_prior(method, {}, prior, 2)
+    values = space.params_for_prior(method, {}, prior)
     assert values is not None
     again = space.build_plan(values, prof, prior.target)
     assert again.structured() == prior.structured()
@@ -42,9 +42,9 @@ def test_spaces_that_cannot_express_a_prior_say_so() -> None:
     prof = tiny_profile()
     flap = get_allocator("flap").allocate(prof, 0.3)
     uniform = get_allocator("uniform").allocate(prof, 0.3)
-    assert find_space(SPACES / "blocks.yaml").params_for_prior("flap", {}, flap, 2) is None
-    assert find_space(SPACES / "nas_free.yaml").params_for_prior("uniform", {}, uniform, 2) is None
-    assert find_space(SPACES / "nas.yaml").params_for_prior("uniform", {}, uniform, 2) is None
+    assert find_space(SPACES / "blocks.yaml").params_for_prior("flap", {}, flap) is None
+    assert find_space(SPACES / "nas_free.yaml").params_for_prior("uniform", {}, uniform) is None
+    assert find_space(SPACES / "nas.yaml").params_for_prior("uniform", {}, uniform) is None
 
 
 def test_drops_the_budget_cannot_absorb_are_undone_most_important_first() -> None:
@@ -135,12 +135,12 @@ def test_guided_space_reproduces_both_priors() -> None:
     prof = tiny_profile(blocks=4)
     space = find_space(SPACES / "nas.yaml")
     depth = get_allocator("block_influence").allocate(prof, 0.5)  # exactly two blocks
-    values = space.params_for_prior("block_influence", {}, depth, 4)
+    values = space.params_for_prior("block_influence", {}, depth)
     assert values == _guided(prof, depth=2)
     assert space.build_plan(values, prof, 0.5).structured() == depth.structured()
     for target in (0.2, 0.45):
         flap = get_allocator("flap").allocate(prof, target)
-        values = space.params_for_prior("flap", {}, flap, 4)
+        values = space.params_for_prior("flap", {}, flap)
         assert values is not None
         again = space.build_plan(values, prof, target)
         assert again.structured() == flap.structured() and again.budget() == flap.budget()

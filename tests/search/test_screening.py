@@ -17,6 +17,7 @@ from allocsearch.evaluate import Evaluator
 from allocsearch.io import read_jsonl
 from allocsearch.predictor import FeatureTable, Predictor, read_records
 from allocsearch.search import StudyConfig, StudyConfigError, find_space, run_study, store, trial_plan
+from allocsearch.search.layout import SpaceLayout
 from allocsearch.search.records import study_records
 from allocsearch.search.screening import compact_key, mutate
 from tests.helpers import tiny_evaluator
@@ -117,7 +118,7 @@ def test_mutations_switch_levels_inside_the_bounds() -> None:
     values = {f"offset_{b}": 0.0 for b in range(6)}
     rng = np.random.default_rng(0)
     for _ in range(50):
-        out = mutate(values, space, 6, rng)
+        out = mutate(values, space, SpaceLayout(6, (), (), ()), rng)
         assert all(spec.low <= v <= spec.high for v in out.values())  # type: ignore[operator]
         assert sum(out.values()) == pytest.approx(0.0, abs=1e-12)  # one up, one down
 
@@ -242,7 +243,7 @@ def test_a_candidate_any_trial_holds_is_never_proposed(screened: Any, evaluator:
     waiting = screener._candidate(values, "trial")
     measured = screener._candidate(done.params, "trial")
     assert waiting is not None and measured is not None
-    seen = screener.study_keys(run.study)
+    seen = screener.study_keys(store.trials(run.study))
     assert plan_key(waiting.plan) in seen and plan_key(measured.plan) in seen
     assert compact_key(done.plan or {}) == plan_key(measured.plan)  # stored plan = prepared plan
     # Raising block 1's offset is lowering block 0's after the budget projection: the same plan.

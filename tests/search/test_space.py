@@ -9,6 +9,8 @@ import pytest
 
 from allocsearch.allocation import get_allocator
 from allocsearch.allocation.base import unit_cost
+from allocsearch.plan import ModelIdentity
+from allocsearch.search.layout import SpaceLayout
 from allocsearch.search.space import SearchSpace, SpaceError, find_space
 from tests.helpers import tiny_profile
 
@@ -16,9 +18,9 @@ SPACES = Path(__file__).resolve().parents[2] / "spaces"
 SHIPPED = sorted(p.stem for p in SPACES.glob("*.yaml"))
 
 
-def _values(space: SearchSpace, blocks: int, seed: int) -> dict[str, object]:
+def _values(space: SearchSpace, identity: ModelIdentity, seed: int) -> dict[str, object]:
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
-    return space.suggest(study.ask(), blocks)
+    return space.suggest(study.ask(), SpaceLayout.of(identity))
 
 
 def test_the_required_spaces_ship() -> None:
@@ -30,7 +32,7 @@ def test_the_required_spaces_ship() -> None:
 def test_every_shipped_space_meets_its_budget(name: str, seed: int) -> None:
     prof = tiny_profile("llama")
     space = find_space(SPACES / f"{name}.yaml")
-    values = _values(space, prof.identity.num_blocks, seed)
+    values = _values(space, prof.identity, seed)
     plan = space.build_plan(values, prof, 0.6)  # layer types the budget cannot absorb are undone
     target = space.target_of(values, 0.6)
     if "requested_target" in plan.provenance:  # structured alone: whole channels (tiny: 1/64)
@@ -83,14 +85,14 @@ def test_priors_map_into_spaces() -> None:
     prof = tiny_profile("llama")
     ramp = get_allocator("ramp", slope=0.3).allocate(prof, 0.6)
     blocks = find_space(SPACES / "blocks.yaml")
-    values = blocks.params_for_prior("ramp", {"slope": 0.3}, ramp, 2)
+    values = blocks.params_for_prior("ramp", {"slope": 0.3}, ramp)
     assert values is not None
     rebuilt = blocks.build_plan(values, prof, 0.6)
     for n, c in rebuilt.modules.items():
         assert c.sparsity == pytest.approx(ramp.modules[n].sparsity, abs=1e-6)
-    in_ramp = find_space(SPACES / "ramp.yaml").params_for_prior("ramp", {"slope": 0.3}, ramp, 2)
+    in_ramp = find_space(SPACES / "ramp.yaml").params_for_prior("ramp", {"slope": 0.3}, ramp)
     assert in_ramp == {"slope": 0.3}
-    assert find_space(SPACES / "ramp.yaml").params_for_prior("owl", {}, ramp, 2) is None
+    assert find_space(SPACES / "ramp.yaml").params_for_prior("owl", {}, ramp) is None
 
 
 @pytest.mark.parametrize(("data", "message"), [

@@ -19,7 +19,7 @@ import yaml
 from optuna.trial import TrialState
 
 from allocsearch.search import store
-from allocsearch.search.storage import normalize_url
+from allocsearch.search.storage import StorageError, open_storage
 from tests.helpers import save_tiny_model
 
 PRIORS = ["uniform", "ramp slope=0.1", "ramp slope=0.2", "ramp slope=0.3"]
@@ -59,7 +59,7 @@ def _finish(proc: subprocess.Popen[str], timeout: float = 600) -> str:
 
 
 def _study(storage: str) -> optuna.Study:
-    return optuna.load_study(study_name="workers", storage=normalize_url(storage))
+    return optuna.load_study(study_name="workers", storage=open_storage(storage))
 
 
 def test_three_workers_share_one_study_on_postgres(
@@ -89,7 +89,7 @@ def _wait_for(storage: str, ready: Any, timeout: float = 300) -> list[optuna.tri
         db = storage.removeprefix("sqlite:///")
         try:  # a SQLite file is read once the worker has made it
             trials = _study(storage).get_trials() if db == storage or Path(db).is_file() else []
-        except (KeyError, sqlalchemy.exc.OperationalError):  # not created yet (tables or study)
+        except (KeyError, StorageError, sqlalchemy.exc.OperationalError):  # not created yet
             trials = []
         if ready(trials):
             return trials

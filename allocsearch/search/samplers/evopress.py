@@ -5,11 +5,12 @@ each offspring applies a few **level switches** (one layer one level up, another
 down, so the budget holds) and offspring go through **multi-step selection**: scored on few
 tokens first, only the promising ones on more. Here:
 
-- :class:`EvoPressSampler` proposes offspring of the best finished trial. Per-block float
-  parameters of one name (``offset_0 .. offset_29``) are levels on a grid of ``step``; a
-  level switch moves one block up a step and another down one (for equal-sized blocks the
-  budget is unchanged; the space's projection absorbs any rest). Other parameters are
-  perturbed rarely (categoricals resampled, scalars jittered).
+- :class:`EvoPressSampler` proposes offspring of the best finished trial. Per-block or
+  per-module float parameters of one name (``offset_0 .. offset_29``, or
+  ``offset_0.self_attn.q_proj .. offset_29.mlp.down_proj``) are levels on a grid of ``step``;
+  a level switch moves one block (module) up a step and another down one (for equal-sized
+  ones the budget is unchanged; the space's projection absorbs any rest). Other parameters
+  are perturbed rarely (categoricals resampled, scalars jittered).
 - :class:`EvoPressPruner` is the multi-step selection: at each fidelity an offspring is
   stopped when it is worse than its parent was at the same fidelity (by ``slack``).
 Until a trial has finished (the enqueued priors usually), the sampler samples at random.
@@ -28,7 +29,9 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 from optuna.search_space import IntersectionSearchSpace
 from optuna.trial import FrozenTrial, TrialState
 
-_BLOCK = re.compile(r"^(.*)_(\d+)$")
+#: ``offset_3`` (a block's value) or ``offset_3.self_attn.q_proj`` (a module's): the group is
+#: the name before the block index, and switches happen inside a group
+_LEVEL = re.compile(r"^(.*)_(\d+)(\.[A-Za-z_][\w.]*)?$")
 
 
 def _parent(study: optuna.Study) -> FrozenTrial | None:
@@ -76,7 +79,7 @@ class EvoPressSampler(optuna.samplers.BaseSampler):
         groups: dict[str, list[str]] = defaultdict(list)
         others: list[str] = []
         for name, dist in search_space.items():
-            m = _BLOCK.match(name)
+            m = _LEVEL.match(name)
             if m and isinstance(dist, FloatDistribution) and not dist.log:
                 groups[m.group(1)].append(name)
             else:
@@ -92,7 +95,7 @@ class EvoPressSampler(optuna.samplers.BaseSampler):
     def _switch(
         self, params: dict[str, Any], groups: Sequence[list[str]], space: dict[str, BaseDistribution]
     ) -> None:
-        """One block up a level, another down one, both inside their bounds."""
+        """One block (module) up a level, another down one, both inside their bounds."""
         names = groups[int(self._rng.integers(len(groups)))]
         for _ in range(20):  # a few tries to find a legal pair
             i, j = self._rng.choice(len(names), size=2, replace=False)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from allocsearch.actions import BlockAction
 from allocsearch.plan import ModelIdentity, Plan
 from allocsearch.pruners.pattern import Pattern
+from allocsearch.search.layout import SpaceLayout
 
 if TYPE_CHECKING:
     from allocsearch.allocation.flap import Unit
@@ -54,6 +55,14 @@ class Draft:
     provenance: dict[str, Any] = field(default_factory=dict)
     #: the profile the plan is built on (influence, statistics), for steps that rank by it
     profile: Profile | None = None
+    _layout: SpaceLayout | None = field(default=None, repr=False)
+
+    @property
+    def layout(self) -> SpaceLayout:
+        """The model's modules by block, type and module (built once per draft)."""
+        if self._layout is None:
+            self._layout = SpaceLayout.of(self.identity)
+        return self._layout
 
 
 class Step(ABC):
@@ -63,6 +72,9 @@ class Step(ABC):
     key: ClassVar[str]
     #: True for steps that make structured actions (only they can express structured priors)
     structured: ClassVar[bool] = False
+    #: True for steps that add their values to the draft (0 is neutral): on a space whose base
+    #: allocator reproduces a prior, they take 0
+    additive: ClassVar[bool] = False
     #: role -> (parameter type, per, required)
     roles: ClassVar[dict[str, tuple[str, str, bool]]]
 
@@ -88,15 +100,23 @@ class Step(ABC):
     def check(self, where: str) -> None:  # noqa: B027 - optional hook, most steps need none
         """Further validation of the parameters (choices, ranges)."""
 
-    def value(self, values: dict[str, Any], role: str, block: int | None = None) -> Any:
-        ref = self.refs[role]
-        return values[f"{ref}_{block}" if block is not None else ref]
+    def value(self, values: dict[str, Any], role: str, part: int | str | None = None) -> Any:
+        """The value of ``role`` for one block (``part=3``), type or module (see
+        :mod:`allocsearch.search.layout`), or its only value (``part=None``)."""
+        return values[self.params[role].key(part)]
 
     @abstractmethod
     def apply(self, draft: Draft, values: dict[str, Any]) -> None:
         """Change ``draft`` by this step's values."""
 
-    def prior_values(self, prior: Plan, num_blocks: int) -> dict[str, Any] | None:
+    def prior_values(self, prior: Plan, layout: SpaceLayout,
+                     before: dict[str, float] | None) -> dict[str, Any] | None:
         """Values of this step's parameters that reproduce ``prior`` (its neutral values by
-        default); None when the step cannot express it."""
+        default); None when the step cannot express it. ``before``: the draft's per-module
+        values after the earlier steps took their values for the prior (on a uniform base;
+        None otherwise)."""
         return {}
+
+    def neutral(self, layout: SpaceLayout) -> dict[str, Any]:
+        """0 for every value of an additive step's parameters."""
+        return {name: spec.clip(0.0) for spec in self.params.values() for name in spec.names(layout)}

@@ -29,6 +29,7 @@ from allocsearch.actions import BlockAction
 from allocsearch.allocation.flap import Unit, unit_scores
 from allocsearch.plan import Plan, block_of
 from allocsearch.profile import Profile
+from allocsearch.search.layout import SpaceLayout
 from allocsearch.search.steps.base import Draft, Pin, Step, StepError
 
 
@@ -88,7 +89,8 @@ class GuidedStructureStep(Step):
         draft.units = [dataclasses.replace(u, score=u.score + offsets[u.kind][u.block])
                        for u in self._unit_scores(prof)]
 
-    def prior_values(self, prior: Plan, num_blocks: int) -> dict[str, Any] | None:
+    def prior_values(self, prior: Plan, layout: SpaceLayout,
+                     before: dict[str, float] | None) -> dict[str, Any] | None:
         s = prior.model.structure
         actions = prior.structured()
         if s is None or not actions or any(a.drop == "mlp" for a in actions.values()):
@@ -99,7 +101,7 @@ class GuidedStructureStep(Step):
                 sum(a.drop == "attention" for a in actions.values()))}
         for role in ("depth_offsets", "attention_offsets", "mlp_offsets"):
             spec = self.params[role]
-            out |= {name: spec.clip(0.0) for name in spec.names(num_blocks)}
+            out |= {name: spec.clip(0.0) for name in spec.names(layout)}
         return out
 
 

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 from allocsearch.actions import BlockAction
 from allocsearch.plan import Plan, block_of
 from allocsearch.pruners.pattern import Pattern
+from allocsearch.search.layout import SpaceLayout
 from allocsearch.search.steps.base import Draft, Pin, Step, StepError
 
 #: structured choice -> (the sub-blocks it removes, its action)
@@ -54,5 +55,6 @@ class LayerTypeStep(Step):
                 p = Pattern.parse(choice)
                 draft.pins[b] = Pin({n: p.resolve_sparsity(None) for n in mods}, pattern=p)
 
-    def prior_values(self, prior: Plan, num_blocks: int) -> dict[str, Any] | None:
-        return {name: "unstructured" for name in self.params["value"].names(num_blocks)}
+    def prior_values(self, prior: Plan, layout: SpaceLayout,
+                     before: dict[str, float] | None) -> dict[str, Any] | None:
+        return {name: "unstructured" for name in self.params["value"].names(layout)}

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from allocsearch.plan import Plan, block_of
+from allocsearch.search.layout import SpaceLayout
 from allocsearch.search.steps.base import Draft, Step
 
 
 class OffsetStep(Step):
     key = "offset"
+    additive = True
     roles: ClassVar[dict[str, tuple[str, str, bool]]] = {"value": ("float", "block", True)}
 
     def apply(self, draft: Draft, values: dict[str, Any]) -> None:
@@ -19,7 +21,8 @@ class OffsetStep(Step):
             draft.offsets[b] = off
             draft.values[n] += off
 
-    def prior_values(self, prior: Plan, num_blocks: int) -> dict[str, Any] | None:
+    def prior_values(self, prior: Plan, layout: SpaceLayout,
+                     before: dict[str, float] | None) -> dict[str, Any] | None:
         spec = self.params["value"]
         return {name: spec.clip(s - prior.target)
-                for name, s in zip(spec.names(num_blocks), prior.block_sparsity(), strict=True)}
+                for name, s in zip(spec.names(layout), prior.block_sparsity(), strict=True)}

@@ -6,11 +6,13 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from allocsearch.plan import Plan, block_of
+from allocsearch.search.layout import SpaceLayout
 from allocsearch.search.steps.base import Draft, Step
 
 
 class SplitStep(Step):
     key = "split"
+    additive = True
     roles: ClassVar[dict[str, tuple[str, str, bool]]] = {"value": ("float", "block", True)}
 
     def apply(self, draft: Draft, values: dict[str, Any]) -> None:
@@ -25,6 +27,7 @@ class SplitStep(Step):
             # +s on attention, -s * A/M on the MLP: the block's parameter mass is unchanged.
             draft.values[n] += s if ident.kind(n) == "attention" else -s * attn[b] / max(mlp[b], 1)
 
-    def prior_values(self, prior: Plan, num_blocks: int) -> dict[str, Any] | None:
+    def prior_values(self, prior: Plan, layout: SpaceLayout,
+                     before: dict[str, float] | None) -> dict[str, Any] | None:
         spec = self.params["value"]
-        return {name: spec.clip(0.0) for name in spec.names(num_blocks)}
+        return {name: spec.clip(0.0) for name in spec.names(layout)}

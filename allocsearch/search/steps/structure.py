@@ -19,6 +19,7 @@ import numpy as np
 
 from allocsearch.actions import BlockAction
 from allocsearch.plan import Plan, block_of
+from allocsearch.search.layout import SpaceLayout
 from allocsearch.search.steps.base import Draft, Pin, Step, StepError
 
 
@@ -75,7 +76,8 @@ class StructureStep(Step):
                     draft.pins[b] = Pin({n: share for n in mods if ident.kind(n) == "attention"},
                                         action=action)
 
-    def prior_values(self, prior: Plan, num_blocks: int) -> dict[str, Any] | None:
+    def prior_values(self, prior: Plan, layout: SpaceLayout,
+                     before: dict[str, float] | None) -> dict[str, Any] | None:
         s = prior.model.structure
         if s is None:
             return None
@@ -87,7 +89,7 @@ class StructureStep(Step):
         if "depth" in self.refs:
             out[self.refs["depth"]] = self.params["depth"].clip(len(drops))
             spec = self.params["importance"]
-            for b, name in enumerate(spec.names(num_blocks)):
+            for b, name in enumerate(spec.names(layout)):
                 out[name] = spec.clip(spec.low if b in drops else spec.high)  # type: ignore[arg-type]
         elif drops:
             return None
@@ -98,6 +100,6 @@ class StructureStep(Step):
                     return None
                 continue
             spec = self.params[role]
-            for b, name in enumerate(spec.names(num_blocks)):
+            for b, name in enumerate(spec.names(layout)):
                 out[name] = spec.clip(kept(actions.get(b, BlockAction())) if b not in drops else 1.0)
         return out

@@ -1,0 +1,136 @@
+"""Per-type and per-module space parameters: names, exact prior reproduction, budgets, level
+switches between modules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+
+from allocsearch.allocation import get_allocator
+from allocsearch.budget import plan_from_values
+from allocsearch.plan import Plan
+from allocsearch.search.layout import SpaceLayout
+from allocsearch.search.samplers.evopress import EvoPressSampler
+from allocsearch.search.screening import mutate
+from allocsearch.search.space import SearchSpace, find_space
+from tests.helpers import tiny_profile
+
+SPACES = Path(__file__).resolve().parents[2] / "spaces"
+KINDS = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+         "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"]
+
+
+def _priors(target: float) -> dict[str, Plan]:
+    prof = tiny_profile("llama")
+    return {"uniform": get_allocator("uniform").allocate(prof, target),
+            "ramp": get_allocator("ramp", slope=0.3).allocate(prof, target),
+            "owl": get_allocator("owl", M=5, lam=0.08).allocate(prof, target),
+            "alpha": get_allocator("alpha", eps=0.2).allocate(prof, target)}
+
+
+def test_layout_names_blocks_types_and_modules() -> None:
+    layout = SpaceLayout.of(tiny_profile("llama").identity)
+    assert list(layout.types) == KINDS
+    spec = find_space(SPACES / "projections.yaml").parameters["type_offset"]
+    assert spec.names(layout) == [f"type_offset_{k}" for k in KINDS]
+    names = find_space(SPACES / "modules.yaml").parameters["offset"].names(layout)
+    assert names == [f"offset_{b}.{k}" for b in range(2) for k in KINDS]  # identity order
+    assert layout.part("model.layers.1.mlp.up_proj", "module") == "1.mlp.up_proj"
+    assert layout.part("model.layers.1.mlp.up_proj", "type") == "mlp.up_proj"
+
+
+def test_type_offsets_move_every_module_of_a_kind() -> None:
+    prof = tiny_profile("llama")
+    space = find_space(SPACES / "projections.yaml")
+    layout = SpaceLayout.of(prof.identity)
+    values = {n: 0.0 for spec in space.parameters.values() for n in spec.names(layout)}
+    values["type_offset_self_attn.q_proj"] = 0.1
+    values["type_offset_self_attn.o_proj"] = -0.1
+    plan = space.build_plan(values, prof, 0.5)
+    assert abs(plan.budget() - 0.5) < 1e-6
+    s = {n: c.sparsity for n, c in plan.modules.items()}
+    for b in range(2):
+        q, k, o = (s[f"model.layers.{b}.self_attn.{p}_proj"] for p in "qko")
+        # q and o hold the same number of weights (32 x 32), +-0.1 cancel: the rest is untouched.
+        assert [q, k, o] == pytest.approx([0.6, 0.5, 0.4], abs=1e-9)
+
+
+@pytest.mark.parametrize("space_name", ["projections", "modules"])
+@pytest.mark.parametrize("method", ["uniform", "ramp", "owl", "alpha"])
+def test_priors_map_exactly_into_per_type_and_per_module_spaces(space_name: str, method: str) -> None:
+    prof = tiny_profile("llama")
+    prior = _priors(0.6)[method]
+    space = find_space(SPACES / f"{space_name}.yaml")
+    values = space.params_for_prior(method, {}, prior)
+    assert values is not None
+    rebuilt = space.build_plan(values, prof, 0.6)
+    assert abs(rebuilt.budget() - 0.6) < 1e-6
+    for n, c in rebuilt.modules.items():
+        assert c.sparsity == pytest.approx(prior.modules[n].sparsity, abs=1e-6), n
+
+
+def test_a_per_module_prior_maps_exactly_into_per_module_offsets() -> None:
+    """Modules of one block at different sparsities (as EvoPress's profiles): the block offset
+    takes the block's share, the module offsets what is left, to 1e-6."""
+    prof = tiny_profile("llama")
+    ident = prof.identity
+    rng = np.random.default_rng(0)
+    raw = {n: 0.6 + float(rng.uniform(-0.15, 0.15)) for n in ident.shapes}
+    total = sum(ident.numel(n) for n in ident.shapes)
+    shift = 0.6 - sum(raw[n] * ident.numel(n) for n in ident.shapes) / total
+    prior = plan_from_values(ident, 0.6, [raw[n] + shift for n in ident.shapes])
+    space = SearchSpace.from_dict({
+        "parameters": {"offset": {"type": "float", "low": -0.3, "high": 0.25, "per": "block"},
+                       "m": {"type": "float", "low": -0.3, "high": 0.3, "per": "module"}},
+        "plan": {"offset": "offset", "module_offset": "m"}})
+    values = space.params_for_prior("evopress", {}, prior)
+    assert values is not None
+    rebuilt = space.build_plan(values, prof, 0.6)
+    assert abs(rebuilt.budget() - 0.6) < 1e-6
+    for n, c in rebuilt.modules.items():
+        assert c.sparsity == pytest.approx(prior.modules[n].sparsity, abs=1e-6), n
+
+
+def test_a_level_switch_between_two_modules_keeps_the_budget() -> None:
+    """One module a level up, another of the same size a level down: the per-module values
+    move by exactly one step each and the budget holds to 1e-6 (the projection absorbs any
+    rest of switches between modules of different sizes)."""
+    prof = tiny_profile("llama")
+    space = find_space(SPACES / "module_levels.yaml")
+    layout = SpaceLayout.of(prof.identity)
+    names = space.parameters["offset"].names(layout)
+    base = {n: 0.0 for n in names}
+    switched = dict(base, **{"offset_0.self_attn.q_proj": 0.05, "offset_1.self_attn.o_proj": -0.05})
+    a, b = (space.build_plan(v, prof, 0.6) for v in (base, switched))
+    assert abs(b.budget() - 0.6) < 1e-6
+    diff = {n: b.modules[n].sparsity - a.modules[n].sparsity for n in a.modules}
+    assert diff["model.layers.0.self_attn.q_proj"] == pytest.approx(0.05, abs=1e-9)
+    assert diff["model.layers.1.self_attn.o_proj"] == pytest.approx(-0.05, abs=1e-9)
+    assert sum(abs(d) for n, d in diff.items()) == pytest.approx(0.1, abs=1e-9)
+    rng = np.random.default_rng(0)
+    for _ in range(30):  # the short-lister's mutations switch inside the grid's bounds
+        out = mutate(base, space, layout, rng)
+        assert all(-0.3 - 1e-12 <= v <= 0.25 + 1e-12 for v in out.values())
+        plan = space.build_plan(out, prof, 0.6)
+        assert abs(plan.budget() - 0.6) < 1e-6
+
+
+def test_evopress_switches_levels_between_modules() -> None:
+    prof = tiny_profile("llama")
+    space = find_space(SPACES / "module_levels.yaml")
+    layout = SpaceLayout.of(prof.identity)
+    study = optuna.create_study(sampler=EvoPressSampler(seed=0, max_switches=1))
+    parent = {n: 0.0 for n in space.parameters["offset"].names(layout)}
+    study.enqueue_trial(parent)
+    t = study.ask()
+    space.suggest(t, layout)
+    study.tell(t, 1.0)
+    for _ in range(5):
+        t = study.ask()
+        values = space.suggest(t, layout)
+        moved = {n: v for n, v in values.items() if v != 0.0}
+        assert sorted(moved.values()) == pytest.approx([-0.05, 0.05])  # one switch of one step
+        study.tell(t, 2.0)  # worse: the parent stays the parent
