@@ -3,8 +3,9 @@
     python benchmarks/correlation.py --nsamples 16 --seqlen 256 --eval-windows 40
     python benchmarks/correlation.py --pruner sparsegpt     # the level database vs SparseGPT
 
-For 24 plans at 60/65/70% (uniform, OWL, alpha, ramps of both signs, random per-block
-plans), on SmolLM2-135M and the embedded data:
+For 30 plans at 60/65/70% (uniform, OWL, alpha, ramps of both signs, random per-block
+plans, a per-type plan with q/k sparser than v/o, a random per-module plan), on SmolLM2-135M
+and the embedded data:
 - cached-mask fitness on the search part (perplexity and KL to dense), at each fidelity;
 - exact verification: sequential Wanda at the plan's ratios (calibration --nsamples x
   --seqlen, seed 0), perplexity on --eval-windows x 512 tokens of the evaluation part.
@@ -16,7 +17,9 @@ With ``--pruner sparsegpt`` the plans are snapped to the level grid, the cheap f
 level database's (SparseGPT levels calibrated on the same --nsamples x --seqlen windows as the
 verification, one-shot), the cached Wanda-rank fitness of the same plans is kept beside it
 (``wanda_ppl@...``: what the search optimised before the database), and the exact number is a
-sequential SparseGPT prune.
+sequential SparseGPT prune. ``--reference uniform`` adds the sequential-aware database's
+fitness (``ref_ppl@...``): per target, the database built on the activations of a sequential
+SparseGPT prune at the uniform plan (:meth:`allocsearch.evaluate.Evaluator.use_reference`).
 """
 
 from __future__ import annotations
@@ -35,12 +38,13 @@ from _common import RUNS, add_model_args, environment, print_table, write_json
 from scipy.stats import spearmanr
 
 from allocsearch.allocation import get_allocator
-from allocsearch.budget import identity_from_adapter, random_plan
+from allocsearch.budget import identity_from_adapter, plan_from_values, random_plan
 from allocsearch.data import DataConfig
 from allocsearch.evaluate import Evaluator, EvaluatorConfig, VerifyConfig
 from allocsearch.evaluate import verify as verify_exact
 from allocsearch.io import atomic_write_text
 from allocsearch.models import load_model
+from allocsearch.models.adapters import projection_kind
 from allocsearch.plan import Plan
 
 TARGETS = (0.6, 0.65, 0.7)
@@ -53,6 +57,9 @@ PRIORS: list[tuple[str, str, dict[str, Any]]] = [
     ("ramp -0.2", "ramp", {"slope": -0.2}),
 ]
 RANDOM = [("random 0.1", 0.1), ("random 0.2", 0.2)]
+#: A per-type plan as EvoPress's 70% profiles look: q/k sparser than v/o in every block.
+TYPE_OFFSETS = {"self_attn.q_proj": 0.1, "self_attn.k_proj": 0.1, "self_attn.v_proj": -0.1,
+                "self_attn.o_proj": -0.1}
 
 
 def make_plans(ev: Evaluator) -> dict[str, Plan]:
@@ -66,7 +73,25 @@ def make_plans(ev: Evaluator) -> dict[str, Plan]:
         for j, (label, spread) in enumerate(RANDOM):
             plans[f"{target:.2f} {label}"] = random_plan(ident, target, block_spread=spread,
                                                          seed=10 * i + j)
+        values = [target + TYPE_OFFSETS.get(projection_kind(ident.architecture, n), 0.0)
+                  for n in ident.shapes]
+        plans[f"{target:.2f} types qk+ vo-"] = plan_from_values(ident, target, values)
+        plans[f"{target:.2f} modules 0.15"] = random_plan(ident, target, block_spread=0.05,
+                                                          module_spread=0.15, seed=10 * i + 5)
     return plans
+
+
+def reference_fitness(ev: Evaluator, plans: dict[str, Plan], done: dict[str, Any], key: str) -> None:
+    """``done[label][key]``: each plan's fitness on the database built at the config's
+    reference plan at its target (one build per target, cached), where missing."""
+    for target in TARGETS:
+        todo = [k for k, p in plans.items() if abs(p.target - target) < 1e-9 and key not in done.get(k, {})]
+        if not todo:
+            continue
+        ev.use_reference(target)
+        for label in todo:
+            done.setdefault(label, {})[key] = ev.fitness(plans[label])
+    ev.anchor(None)
 
 
 def wanda_rank_fitness(
@@ -106,6 +131,9 @@ def main() -> None:
                         "database vs sequential SparseGPT")
     p.add_argument("--fitness", nargs="+", default=["ppl", "kl"], choices=["ppl", "kl"],
                    help="cheap fitnesses to compute (default both)")
+    p.add_argument("--reference", default="none",
+                   help="with --pruner sparsegpt: also score on the database calibrated by a "
+                        "sequential prune at this allocator's plan (uniform), per target")
     p.add_argument("--fresh", action="store_true", help="ignore the partial results")
     args = p.parse_args()
 
@@ -113,7 +141,8 @@ def main() -> None:
     calibration = DataConfig("embedded", args.nsamples, args.seqlen, 0)
     if args.pruner == "sparsegpt":
         config = EvaluatorConfig(fitness="ppl", masks="database", pruner="sparsegpt",
-                                 fidelities=tuple(args.fidelities), profile=calibration, batch_size=8)
+                                 fidelities=tuple(args.fidelities), profile=calibration, batch_size=8,
+                                 reference=args.reference)
     else:
         config = EvaluatorConfig(fitness="ppl", fidelities=tuple(args.fidelities))
     ev = Evaluator.build(lm, config)
@@ -144,12 +173,18 @@ def main() -> None:
         cheap = "  ".join(f"{f}@full {row[f'{f}@{args.fidelities[-1]}']:9.4g}" for f in args.fitness)
         print(f"{label:24s} {cheap}  exact {v.ppl:9.3f}", flush=True)
         atomic_write_text(partial_path, json.dumps(done, indent=1))
+    ref_key = f"ref_ppl@{args.fidelities[-1]}"
+    if args.reference != "none":
+        reference_fitness(ev, plans, done, ref_key)
+        atomic_write_text(partial_path, json.dumps(done, indent=1))
     ev.close()
 
     rows = [done[k] for k in plans]
     keys = [f"{f}@{t}" for f in args.fitness for t in args.fidelities]
     if wanda_fitness:
         keys += [f"wanda_ppl@{args.fidelities[0]}"]
+    if args.reference != "none":
+        keys += [ref_key]
     summary = [{"group": "all", "plans": len(rows), **{k: spearman(rows, k) for k in keys}}]
     for target in TARGETS:
         sub = [r for r in rows if abs(r["target"] - target) < 1e-9]

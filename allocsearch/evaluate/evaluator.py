@@ -49,7 +49,10 @@ class EvaluatorConfig:
     cached scores of a ranking pruner; ``database``: a level database of ``pruner``'s weights
     at ``levels``); ``pruner`` is whose weights the fitness sees. ``fidelities`` are prefixes
     of the search part, in tokens; the last one is the full fidelity. ``profile`` is the
-    calibration data of the scores (and of the database)."""
+    calibration data of the scores (and of the database). ``reference`` (an allocator name,
+    or ``none``): the plan at the study's target whose sequential prune calibrates the scores
+    (:meth:`Evaluator.use_reference`): a database is built on the activations a sequential
+    prune near that plan sees, instead of the dense model's (one-shot)."""
 
     fitness: str = "ppl"
     masks: str = "ranks"
@@ -61,6 +64,7 @@ class EvaluatorConfig:
     topk: int = 32
     batch_size: int = 1
     profile: DataConfig = field(default_factory=DataConfig)
+    reference: str = "none"
 
     def __post_init__(self) -> None:
         if self.fitness not in FITNESSES:
@@ -75,6 +79,12 @@ class EvaluatorConfig:
         object.__setattr__(self, "fidelities", fids)
         if self.seqlen < 2 or self.topk < 1 or self.batch_size < 1:
             raise ValueError("seqlen must be >= 2, topk and batch_size >= 1")
+        if self.reference != "none":
+            from allocsearch.allocation import ALLOCATORS
+
+            if self.reference not in ALLOCATORS:
+                raise ValueError(f"reference must be 'none' or an allocator ({', '.join(ALLOCATORS)}), "
+                                 f"got {self.reference!r}")
 
     @property
     def windows_needed(self) -> int:
@@ -242,6 +252,19 @@ class Evaluator:
         self.restore()
         self.backend.anchor(plan, calibration or DataConfig())
         self.anchor_plan = plan
+
+    def use_reference(self, target: float) -> Plan | None:
+        """Anchor at the config's ``reference`` allocation at ``target`` on the profile's
+        calibration windows (built once per reference and target, then cached like any
+        database), and return that plan; nothing (None) for ``reference: none``."""
+        if self.config.reference == "none":
+            return None
+        from allocsearch.allocation import get_allocator
+
+        self.restore()
+        plan = get_allocator(self.config.reference).allocate(self.profile, target)
+        self.anchor(plan, self.config.profile)
+        return self.anchor_plan
 
     # --------------------------------------------------------------- plumbing
     def memory(self) -> dict[str, int]:

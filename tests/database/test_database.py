@@ -5,6 +5,7 @@ sequential prune at the anchor."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -228,3 +229,31 @@ def test_evaluator_anchor_switches_database(tmp_path: Path) -> None:
     assert ev.anchor_plan is not None and ev.anchor_plan.modules == plan.modules
     assert ev.fitness(plan) == anchored  # the same anchor's database, reused from the cache
     ev.close()
+
+
+def test_the_reference_database_holds_the_sequential_prune_at_the_reference(tmp_path: Path) -> None:
+    """``reference: uniform``: the database is calibrated on a sequential prune at the uniform
+    plan at the target, so its entries at that level are that prune, bit for bit."""
+    prof = tiny_profile()
+    lm = prof.loaded
+    assert lm is not None
+    cfg = EvaluatorConfig(masks="database", pruner="sparsegpt", levels=GRID.levels, seqlen=32,
+                          fidelities=(64,), profile=DATA, reference="uniform")
+    ev = Evaluator(lm, prof, cfg, progress=False, cache_dir=tmp_path)
+    one_shot = ev.fitness(ev.prepare(random_plan(ev.identity, 0.5, seed=4)))
+    ref = ev.use_reference(0.5)
+    assert ref is not None and {c.sparsity for c in ref.modules.values()} == {0.5}
+    assert ev.anchor_plan is ref
+    before = _weights(lm)
+    want = _direct(lm, "sparsegpt", dict(plan_targets(ref)), inputs="pruned")
+    db = ev.backend.db  # type: ignore[attr-defined]
+    for name in want:
+        assert torch.equal(db.load(name, 0.5), want[name]), name
+    assert ev.fitness(ev.prepare(random_plan(ev.identity, 0.5, seed=4))) != one_shot
+    ev.close()
+    assert all(torch.equal(before[n], w) for n, w in _weights(lm).items())  # dense again
+    none = Evaluator(lm, prof, dataclasses.replace(cfg, reference="none"), progress=False, cache_dir=tmp_path)
+    assert none.use_reference(0.5) is None and none.anchor_plan is None
+    none.close()
+    with pytest.raises(ValueError, match="reference must be 'none' or an allocator"):
+        dataclasses.replace(cfg, reference="magic")
