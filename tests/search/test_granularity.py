@@ -8,10 +8,13 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pytest
+from optuna.trial import TrialState
 
 from allocsearch.allocation import get_allocator
 from allocsearch.budget import plan_from_values
+from allocsearch.evaluate import Evaluator
 from allocsearch.plan import Plan
+from allocsearch.search import StudyConfig, run_study, trial_plan
 from allocsearch.search.layout import SpaceLayout
 from allocsearch.search.samplers.evopress import EvoPressSampler
 from allocsearch.search.screening import mutate
@@ -134,3 +137,36 @@ def test_evopress_switches_levels_between_modules() -> None:
         moved = {n: v for n, v in values.items() if v != 0.0}
         assert sorted(moved.values()) == pytest.approx([-0.05, 0.05])  # one switch of one step
         study.tell(t, 2.0)  # worse: the parent stays the parent
+
+
+def test_a_module_levels_study_on_the_reference_database(tmp_path: Path) -> None:
+    """The shipped per-module level space, the EvoPress-style sampler and a database
+    calibrated at the uniform plan: priors enqueued exactly, every plan on the grid at the
+    budget, offspring one or more module switches away from their parent."""
+    prof = tiny_profile("llama")
+    assert prof.loaded is not None
+    cfg = StudyConfig.from_dict({
+        "name": "mods", "target": 0.5, "space": "module_levels", "n_trials": 8,
+        "data": {"source": "embedded", "nsamples": 4, "seqlen": 32, "seed": 0},
+        "evaluator": {"seqlen": 32, "fidelities": [64], "batch_size": 2, "masks": "database",
+                      "pruner": "sparsegpt", "reference": "uniform", "levels": "0.3:0.7:0.05"},
+        "sampler": {"name": "evopress", "params": {"step": 0.05}}, "pruner": "evopress",
+        "warm_start": [{"method": "uniform"}, {"method": "ramp", "grid": {"slope": [0.2]}}],
+        "verify": {"pruner": "sparsegpt", "top": 1, "nsamples": 2, "seqlen": 32, "eval_windows": 2},
+        "output": str(tmp_path / "out")}, tmp_path / "mods.yaml")
+    ev = Evaluator(prof.loaded, prof, cfg.evaluator, progress=False, cache_dir=tmp_path / "cache")
+    run = run_study(cfg, evaluator=ev, progress=False)
+    assert ev.anchor_plan is not None
+    assert {c.sparsity for c in ev.anchor_plan.modules.values()} == {0.5}
+    ramp = ev.prepare(get_allocator("ramp", slope=0.2).allocate(prof, 0.5))
+    trials = [t for t in run.study.trials if t.state == TrialState.COMPLETE]
+    plans = {t.number: trial_plan(run.study, t) for t in trials}
+    assert plans[1].sparsities() == pytest.approx(ramp.sparsities(), abs=1e-6)  # the prior, exactly
+    grid = set(cfg.evaluator.levels)
+    for plan in plans.values():
+        assert abs(plan.budget() - 0.5) < 1e-6
+        assert all(min(abs(c.sparsity - g) for g in grid) < 1e-9 for c in plan.modules.values())
+    layout = SpaceLayout.of(prof.identity)
+    names = find_space("module_levels").parameters["offset"].names(layout)
+    assert set(trials[-1].params) == set(names)  # one value per module
+    ev.close()
