@@ -7,6 +7,8 @@ of database fitness against the bare forward pass.
 - One sequential SparseGPT prune at 70% uniform (calibration --nsamples x --seqlen), timed.
 - The database (dense + 0.30..0.95 step 0.05, SparseGPT, one-shot inputs, same calibration)
   built into a fresh cache folder, timed; its size on disk. Deleted afterwards unless --keep.
+- The sequential-aware database (``evaluator.reference: uniform``): the same grid calibrated on
+  the activations of a sequential SparseGPT prune at the uniform --target plan, timed.
 - Apply overhead: a chain of --plans EvoPress offspring (each its parent with 1-3 level switches
   between blocks, as the sampler makes them) and --plans independent random plans (every module
   changes: the worst case). For each plan, the full-fidelity fitness right after the switch,
@@ -35,7 +37,7 @@ from _common import add_model_args, environment, print_table, write_json
 from allocsearch.apply import prune_to_targets
 from allocsearch.budget import identity_from_adapter, random_plan
 from allocsearch.data import DataConfig
-from allocsearch.database import DEFAULT_LEVELS, DatabaseSpec, LevelGrid, build_database
+from allocsearch.database import DEFAULT_LEVELS, DatabaseSpec, LevelGrid, anchor_digest, build_database
 from allocsearch.engine import uniform_targets
 from allocsearch.evaluate import Evaluator, EvaluatorConfig
 from allocsearch.models import load_model
@@ -108,6 +110,10 @@ def main() -> None:
         report = build_database(lm, spec, cache_dir=cache, progress=False)
         db = report.database
         disk = db.nbytes()
+        targets = uniform_targets(lm.adapter, args.target)
+        digest = anchor_digest({n: tt.sparsity for n, tt in targets.items()})
+        seq = build_database(lm, DatabaseSpec("sparsegpt", LevelGrid(DEFAULT_LEVELS), cal, digest),
+                             anchor=targets, cache_dir=cache, progress=False)
         config = EvaluatorConfig(masks="database", pruner="sparsegpt", profile=cal,
                                  fidelities=(2048, 8192), batch_size=8)
         ev = Evaluator.build(lm, config, cache_dir=cache, progress=False)
@@ -132,6 +138,8 @@ def main() -> None:
         {"quantity": "one sequential SparseGPT prune (s)", "value": prune_s},
         {"quantity": "database build (s)", "value": report.seconds},
         {"quantity": "build / one prune", "value": report.seconds / prune_s},
+        {"quantity": f"sequential-aware build at uniform {args.target:g} (s)", "value": seq.seconds},
+        {"quantity": "sequential-aware build / one prune", "value": seq.seconds / prune_s},
         {"quantity": "database on disk (GiB)", "value": disk / 2**30},
         {"quantity": "projected LLaMA-7B, bf16 (GiB)", "value": LLAMA7B_PRUNABLE * levels * 2 / 2**30},
         *({"quantity": f"apply overhead, {what} ({stat.__name__})",
@@ -147,6 +155,7 @@ def main() -> None:
         "model": args.model, "dtype": args.dtype, "calibration": vars(cal),
         "levels": list(DEFAULT_LEVELS), "element_size": element, "entries": len(report.built),
         "prune_s": prune_s, "build_s": report.seconds, "disk_bytes": disk,
+        "reference_build_s": seq.seconds, "reference": f"uniform {args.target:g}",
         "projected_llama7b_bf16_bytes": LLAMA7B_PRUNABLE * levels * 2,
         "fitness": {"fidelities": list(config.fidelities), "batch_size": config.batch_size},
         "switch_chain": switches, "all_change": fresh, "rows": rows,
