@@ -17,9 +17,11 @@ import optuna
 from optuna.trial import TrialState
 
 from allocsearch.evaluate import Verification
-from allocsearch.io import atomic_write_figure, atomic_write_json
+from allocsearch.io import atomic_write_json
 from allocsearch.plan import Plan
 from allocsearch.search import store
+from allocsearch.search.pareto import pareto_front, second_objective
+from allocsearch.search.plots import plot_history, plot_pareto
 from allocsearch.search.runner import tokens_read
 from allocsearch.search.store import StoredTrial
 
@@ -223,91 +225,12 @@ def format_report(report: StudyReport) -> str:
     return "\n".join(lines)
 
 
-def plot_history(study: optuna.Study, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    done = sorted(store.ranked(study), key=lambda t: t.number)
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    xs = [t.number for t in done]
-    ys = [t.values[0] for t in done]
-    prior = [t.prior is not None for t in done]
-    ax.scatter([x for x, p in zip(xs, prior, strict=True) if not p],
-               [y for y, p in zip(ys, prior, strict=True) if not p], s=12, label="searched trial")
-    ax.scatter([x for x, p in zip(xs, prior, strict=True) if p],
-               [y for y, p in zip(ys, prior, strict=True) if p], s=30, marker="s", color="tab:red",
-               label="prior (warm start)")
-    best: list[float] = []
-    for y in ys:
-        best.append(min(y, best[-1]) if best else y)
-    ax.step(xs, best, where="post", color="black", label="best so far")
-    return _finish(fig, ax, path, "trial", f"{study.study_name}: optimization history")
-
-
-def plot_pareto(study: optuna.Study, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    done = store.ranked(study)
-    front = {t.number for t in pareto_front(study)}
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for on, style in ((False, {"s": 10, "color": "tab:gray", "label": "trial"}),
-                      (True, {"s": 30, "color": "tab:red", "label": "Pareto front"})):
-        pts = [t for t in done if (t.number in front) == on]
-        ax.scatter([t.values[1] for t in pts], [t.values[0] for t in pts], **style)  # type: ignore[arg-type]
-    name = second_objective(study)
-    label = {"latency": "latency (ms, measured)",
-             "accuracy": "task accuracy (cached masks)"}.get(name, name)
-    return _finish(fig, ax, path, label, f"{study.study_name}: fitness vs. {name}")
-
-
-def second_objective(study: optuna.Study) -> str:
-    """The name of a two-objective study's second objective (sparsity, latency or accuracy)."""
-    names = store.facts(study)["objectives"]
-    return str(names[1]) if len(names) > 1 else "sparsity"
-
-
-def pareto_front(study: optuna.Study) -> list[StoredTrial]:
-    """The complete trials no other trial beats on (fitness down; sparsity up or latency
-    down), in ascending order of the second objective.
-
-    The second value is compared at 1e-6 (the budget's tolerance), so of two plans projected
-    to the same target the one with the lower fitness is the front's, whatever their last
-    float bits.
-    """
-    done = store.ranked(study)
-    sign = -1.0 if study.directions[1] == optuna.study.StudyDirection.MAXIMIZE else 1.0
-    # Best second value first, then lower fitness: a trial is on the front when its fitness
-    # beats that of every trial at least as good on the second objective.
-    done.sort(key=lambda t: (sign * round(t.values[1], 6), t.values[0]))
-    front: list[StoredTrial] = []
-    for t in done:
-        if not front or t.values[0] < front[-1].values[0]:
-            front.append(t)
-    return sorted(front, key=lambda t: t.values[1])
-
-
-def _finish(fig: Any, ax: Any, path: Path, xlabel: str, title: str) -> Path:
-    """Shared axes (log fitness), legend and PNG output of the study plots."""
-    import matplotlib.pyplot as plt
-
-    ax.set_yscale("log")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("fitness (search split)")
-    ax.set_title(title)
-    ax.legend()
-    fig.tight_layout()
-    atomic_write_figure(path, fig, dpi=120)
-    plt.close(fig)
-    return path
-
-
 def best_plan(study: optuna.Study) -> Plan:
     done = store.ranked(study)
     if not done:
         raise ValueError(f"study {study.study_name} has no complete trial")
     return store.trial_plan(study, done[0])
+
+
+__all__ = ["ReportRow", "StudyReport", "Verdict", "best_plan", "build_report", "format_report",
+           "pareto_front", "plot_history", "plot_pareto", "second_objective", "verdicts"]

@@ -27,7 +27,8 @@ import yaml
 from allocsearch.budget import DEFAULT_BOUNDS
 from allocsearch.io import json_digest
 from allocsearch.plan import Plan
-from allocsearch.search.layout import GRANULARITIES, SpaceLayout
+from allocsearch.search.layout import SpaceLayout
+from allocsearch.search.params import ParamSpec, SpaceError, check_keys, parse_param
 from allocsearch.search.steps import STEPS, Draft, Step, StepError, finish
 
 if TYPE_CHECKING:
@@ -36,42 +37,8 @@ if TYPE_CHECKING:
     from allocsearch.profile import Profile
 
 SPACE_SCHEMA_VERSION = 1
-PARAM_TYPES = ("float", "int", "categorical")
 _TOP_KEYS = {"schema_version", "name", "description", "bounds", "parameters", "plan"}
-_PARAM_KEYS = {"type", "low", "high", "step", "log", "choices", "per"}
 _PLAN_KEYS = {"base", "target", *STEPS}
-
-
-class SpaceError(ValueError):
-    """A search space that cannot be used, with a message naming the file and the key."""
-
-
-@dataclass(frozen=True)
-class ParamSpec:
-    name: str
-    type: str
-    low: float | None = None
-    high: float | None = None
-    step: float | None = None
-    log: bool = False
-    choices: tuple[Any, ...] = ()
-    per: str = "none"  # one of GRANULARITIES
-
-    def names(self, layout: SpaceLayout) -> list[str]:
-        """The Optuna parameter names: ``offset_0 .. offset_29`` for a per-block one."""
-        return [self.key(part) for part in layout.parts(self.per)]
-
-    def key(self, part: int | str | None) -> str:
-        """The Optuna name of the value for one block, type or module (``None``: the only one)."""
-        return self.name if part is None else f"{self.name}_{part}"
-
-    def clip(self, value: float) -> float:
-        assert self.low is not None and self.high is not None
-        v = min(max(float(value), self.low), self.high)
-        if self.step:
-            v = self.low + round((v - self.low) / self.step) * self.step
-            v = min(max(v, self.low), self.high)
-        return round(v) if self.type == "int" else v
 
 
 @dataclass(frozen=True)
@@ -104,7 +71,7 @@ class SearchSpace:
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "space") -> SearchSpace:
-        _check_keys(data, _TOP_KEYS, where)
+        check_keys(data, _TOP_KEYS, where)
         version = data.get("schema_version", SPACE_SCHEMA_VERSION)
         if version != SPACE_SCHEMA_VERSION:
             raise SpaceError(f"{where}: schema_version {version!r} is not supported "
@@ -112,7 +79,7 @@ class SearchSpace:
         params_raw = data.get("parameters") or {}
         if not isinstance(params_raw, dict):
             raise SpaceError(f"{where}: parameters must be a mapping of name -> spec")
-        params = {n: _param(n, spec, where) for n, spec in params_raw.items()}
+        params = {n: parse_param(n, spec, where) for n, spec in params_raw.items()}
         bounds = data.get("bounds", list(DEFAULT_BOUNDS))
         if (not isinstance(bounds, list) or len(bounds) != 2
                 or not 0.0 <= float(bounds[0]) <= float(bounds[1]) < 1.0):
@@ -222,46 +189,9 @@ class SearchSpace:
         return values
 
 
-def _check_keys(data: Any, allowed: set[str], at: str, what: str = "key(s)") -> None:
-    """A mapping whose keys are all allowed, or a SpaceError naming the strays."""
-    if not isinstance(data, dict):
-        raise SpaceError(f"{at}: expected a mapping")
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        raise SpaceError(f"{at}: unknown {what} {unknown}; allowed: {sorted(allowed)}")
-
-
-def _param(name: str, spec: Any, where: str) -> ParamSpec:
-    at = f"{where}: parameters.{name}"
-    _check_keys(spec, _PARAM_KEYS, at)
-    kind = spec.get("type")
-    if kind not in PARAM_TYPES:
-        raise SpaceError(f"{at}: type must be one of {list(PARAM_TYPES)}, got {kind!r}")
-    per = spec.get("per", "none")
-    if per not in GRANULARITIES:
-        raise SpaceError(f"{at}: per must be one of {list(GRANULARITIES)}, got {per!r}")
-    if kind == "categorical":
-        choices = spec.get("choices")
-        if not isinstance(choices, list) or not choices:
-            raise SpaceError(f"{at}: a categorical parameter needs a non-empty choices list")
-        return ParamSpec(name, kind, choices=tuple(choices), per=per)
-    low, high = spec.get("low"), spec.get("high")
-    if not isinstance(low, int | float) or not isinstance(high, int | float):
-        raise SpaceError(f"{at}: low and high must be numbers")
-    if not low < high:
-        raise SpaceError(f"{at}: low ({low}) must be below high ({high})")
-    step = spec.get("step")
-    if step is not None and (not isinstance(step, int | float) or step <= 0):
-        raise SpaceError(f"{at}: step must be a positive number")
-    log = bool(spec.get("log", False))
-    if log and low <= 0:
-        raise SpaceError(f"{at}: a log-scaled parameter needs low > 0")
-    return ParamSpec(name, kind, float(low), float(high), step, log, per=per)
-
-
 def _recipe(plan: Any, params: dict[str, ParamSpec], where: str) -> dict[str, Any]:
     at = f"{where}: plan"
-    _check_keys(plan, _PLAN_KEYS, at, "step(s)")
+    check_keys(plan, _PLAN_KEYS, at, "step(s)")
     base = plan.get("base", "uniform")
     if base != "uniform":
         from allocsearch.allocation import ALLOCATORS
@@ -320,3 +250,6 @@ def find_space(name_or_path: str | Path, search_dirs: list[Path] | None = None) 
                 return SearchSpace.load(cand)
     known = sorted({f.stem for d in dirs if d.is_dir() for f in d.glob("*.yaml")})
     raise SpaceError(f"no search space {str(name_or_path)!r}; known: {', '.join(known) or 'none'}")
+
+
+__all__ = ["SPACE_SCHEMA_VERSION", "ParamSpec", "SearchSpace", "SpaceError", "find_space", "shipped_dir"]

@@ -16,8 +16,8 @@ from allocsearch.evaluate import Evaluator
 from allocsearch.plan import Plan
 from allocsearch.search import StudyConfig, run_study, trial_plan
 from allocsearch.search.layout import SpaceLayout
+from allocsearch.search.mutation import mutate
 from allocsearch.search.samplers.evopress import EvoPressSampler
-from allocsearch.search.screening import mutate
 from allocsearch.search.space import SearchSpace, find_space
 from tests.helpers import tiny_profile
 

@@ -18,8 +18,9 @@ from allocsearch.io import read_jsonl
 from allocsearch.predictor import FeatureTable, Predictor, read_records
 from allocsearch.search import StudyConfig, StudyConfigError, find_space, run_study, store, trial_plan
 from allocsearch.search.layout import SpaceLayout
+from allocsearch.search.mutation import mutate
 from allocsearch.search.records import study_records
-from allocsearch.search.screening import compact_key, mutate
+from allocsearch.search.screening import compact_key
 from tests.helpers import tiny_evaluator
 
 EVAL = {"seqlen": 32, "fidelities": [64, 128], "batch_size": 2}

@@ -20,7 +20,7 @@ from allocsearch.search.layout import SpaceLayout
 if TYPE_CHECKING:
     from allocsearch.allocation.flap import Unit
     from allocsearch.profile import Profile
-    from allocsearch.search.space import ParamSpec
+    from allocsearch.search.params import ParamSpec
 
 
 class StepError(ValueError):
