@@ -17,7 +17,8 @@ STUDIES = ROOT / "studies"
 #: The shipped study config each suite runs at a target (``{pct}``: the target in percent).
 SUITE_STUDIES = {"search": "smollm2-{pct}.yaml", "samplers": "smollm2-{pct}.yaml",
                  "anchored": "smollm2-{pct}-seq.yaml", "sparsegpt": "smollm2-{pct}-sparsegpt.yaml",
-                 "sparsegpt_anchored": "smollm2-{pct}-sparsegpt.yaml"}
+                 "sparsegpt_anchored": "smollm2-{pct}-sparsegpt.yaml",
+                 "sparsegpt_modules": "smollm2-{pct}-sparsegpt-modules.yaml"}
 
 
 def study_file(suite: str, target: float) -> Path:

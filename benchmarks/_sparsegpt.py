@@ -35,6 +35,7 @@ from _common import (
     ARCHIVED_NOTE,
     RUNS,
     STUDIES,
+    SUITE_STUDIES,
     environment,
     other_domain_file,
     result_path,
@@ -55,10 +56,10 @@ FAMILIES = ("owl", "alpha", "ramp")
 
 
 def _config(target: float, seed: int, args: argparse.Namespace,
-            winners: list[str] | None = None) -> StudyConfig:
+            winners: list[str] | None = None, suite: str = "sparsegpt") -> StudyConfig:
     """The study of ``target`` at ``seed``: all its warm starts, or only those labelled in
     ``winners``; ``args.offspring`` trials beyond them."""
-    cfg = StudyConfig.load(study_file("sparsegpt", target), [f"seed={seed}"])
+    cfg = StudyConfig.load(study_file(suite, target), [f"seed={seed}"])
     warm = tuple(w for w in cfg.warm_start if winners is None or w.label in winners)
     return dataclasses.replace(cfg, output=RUNS / f"{cfg.name}_s{seed}", warm_start=warm,
                                n_trials=len(warm) + args.offspring)
@@ -108,21 +109,24 @@ def _choose_priors(study: Any, cfg: StudyConfig, ev: Evaluator, target: float) -
     return {"scored": scored, "best": best}
 
 
-def suite_sparsegpt(args: argparse.Namespace) -> dict[str, Any]:
+def suite_sparsegpt(args: argparse.Namespace, suite: str = "sparsegpt") -> dict[str, Any]:
+    """``suite``: ``sparsegpt`` (per-block levels, studies/smollm2-<pct>-sparsegpt.yaml) or
+    ``sparsegpt_modules`` (per-module levels on the sequential-aware database,
+    studies/smollm2-<pct>-sparsegpt-modules.yaml); the same protocol otherwise."""
     done: dict[str, Any] = {}
     for target in args.targets:  # one file per target: targets may run in parallel processes
-        part = RUNS / f"quality_sparsegpt_{round(target * 100)}.partial.json"
+        part = RUNS / f"quality_{suite}_{round(target * 100)}.partial.json"
         if part.exists() and not args.fresh:
             done |= json.loads(part.read_text())
 
     def save() -> None:
         for pct, state in done.items():
-            path = RUNS / f"quality_sparsegpt_{pct}.partial.json"
+            path = RUNS / f"quality_{suite}_{pct}.partial.json"
             atomic_write_text(path, json.dumps({pct: state}, indent=1))
 
     loaded = load_model(args.model, device=args.device, dtype=args.dtype)
     other = other_domain_file(RUNS)
-    first = _config(args.targets[0], args.seeds[0], args)
+    first = _config(args.targets[0], args.seeds[0], args, suite=suite)
     ev = Evaluator.build(loaded, first.evaluator, progress=False)
     windows = args.eval_windows or 40
     rows: list[dict[str, Any]] = []
@@ -135,7 +139,7 @@ def suite_sparsegpt(args: argparse.Namespace) -> dict[str, Any]:
                 continue
             winners = (None if seed == args.seeds[0]
                        else [r["label"] for r in state["priors"]["best"].values()])
-            scfg = _config(target, seed, args, winners)
+            scfg = _config(target, seed, args, winners, suite)
             t = time.perf_counter()
             run = run_study(scfg, evaluator=ev, progress=args.progress, verify=False)
             search_s = time.perf_counter() - t
@@ -151,7 +155,7 @@ def suite_sparsegpt(args: argparse.Namespace) -> dict[str, Any]:
             save()
             print(f"  {pct}% searched seed {seed}: fitness {state[key]['search_fitness']:.3f}  ppl "
                   f"{state[key]['ppl']:.3f}  other {state[key]['ppl_other']:.3f}", flush=True)
-        cfg = _config(target, args.seeds[0], args)
+        cfg = _config(target, args.seeds[0], args, suite=suite)
         for family in ("uniform", *FAMILIES):
             key = f"measured:{family}"
             if key not in state:
@@ -164,10 +168,10 @@ def suite_sparsegpt(args: argparse.Namespace) -> dict[str, Any]:
                   f"other {state[key]['ppl_other']:8.3f}", flush=True)
         rows += summarise(float(target), state, args.seeds)
     ev.close()
-    return {"suite": "sparsegpt", "command": " ".join(["python", *sys.argv]),
+    return {"suite": suite, "command": " ".join(["python", *sys.argv]),
             "warm_starts": len(first.warm_start), "model": args.model, "device": loaded.device.type,
             "dtype": args.dtype, "seeds": args.seeds, "offspring": args.offspring,
-            "study": {"config": str(STUDIES / "smollm2-<pct>-sparsegpt.yaml"),
+            "study": {"config": str(STUDIES / SUITE_STUDIES[suite].replace("{pct}", "<pct>")),
                       "evaluator": first.evaluator.to_dict(), "verify": vars(first.verify),
                       "sampler": first.sampler, "space": first.space},
             "evaluation": {"part": "evaluation", "seqlen": 512, "windows": windows, "windows_other": "all",
@@ -266,6 +270,10 @@ def render() -> str:
         f"(max {c['apply overhead, all modules change (max)']:.3f}x).",
     ]
     return "\n".join(note + lines)
+
+
+def suite_sparsegpt_modules(args: argparse.Namespace) -> dict[str, Any]:
+    return suite_sparsegpt(args, "sparsegpt_modules")
 
 
 def suite_sparsegpt_anchored(args: argparse.Namespace) -> dict[str, Any]:

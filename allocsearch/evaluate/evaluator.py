@@ -137,6 +137,9 @@ class Evaluator:
         self.progress = progress
         #: The plan whose sequential-prune norms score the masks (None: the dense profile's).
         self.anchor_plan: Plan | None = None
+        #: The target of the reference plan anchored at by :meth:`use_reference` (None: the
+        #: anchor, if any, is a caller's own, such as an anchored round's).
+        self.reference_target: float | None = None
 
     def _reference(self) -> DenseReference:
         """The dense model's top-k log-probs on the search windows, computed once."""
@@ -252,6 +255,7 @@ class Evaluator:
         self.restore()
         self.backend.anchor(plan, calibration or DataConfig())
         self.anchor_plan = plan
+        self.reference_target = None  # set by use_reference when this is its reference
 
     def use_reference(self, target: float) -> Plan | None:
         """Anchor at the config's ``reference`` allocation at ``target`` on the profile's
@@ -259,11 +263,14 @@ class Evaluator:
         database), and return that plan; nothing (None) for ``reference: none``."""
         if self.config.reference == "none":
             return None
+        if self.reference_target == target and self.anchor_plan is not None:
+            return self.anchor_plan
         from allocsearch.allocation import get_allocator
 
         self.restore()
         plan = get_allocator(self.config.reference).allocate(self.profile, target)
         self.anchor(plan, self.config.profile)
+        self.reference_target = target
         return self.anchor_plan
 
     # --------------------------------------------------------------- plumbing

@@ -147,8 +147,8 @@ def run_study(
     study = open_study(config, config.protocol(space))
     ev = study_evaluator(config, loaded, evaluator, progress)
     try:
-        if ev.anchor_plan is None:  # a sequential-aware database: built once per reference and target
-            ev.use_reference(config.target)
+        if ev.anchor_plan is None or ev.reference_target is not None:  # not a caller's own anchor
+            ev.use_reference(config.target)  # a sequential-aware database: once per reference and target
         protocol = config.protocol(space, ev.identity.fingerprint)
         with StudyLock(config.storage_url, config.name) as lock:
             with lock.held():  # two workers starting at once: one sets up, the other joins

@@ -250,6 +250,11 @@ def test_the_reference_database_holds_the_sequential_prune_at_the_reference(tmp_
     for name in want:
         assert torch.equal(db.load(name, 0.5), want[name]), name
     assert ev.fitness(ev.prepare(random_plan(ev.identity, 0.5, seed=4))) != one_shot
+    assert ev.use_reference(0.5) is ref  # the same target: kept
+    at_70 = ev.use_reference(0.7)  # another target (a shared evaluator): its own reference
+    assert at_70 is not None and {c.sparsity for c in at_70.modules.values()} == {0.7}
+    ev.anchor(ref, DATA)  # a caller's own anchor is not a reference
+    assert ev.reference_target is None
     ev.close()
     assert all(torch.equal(before[n], w) for n, w in _weights(lm).items())  # dense again
     none = Evaluator(lm, prof, dataclasses.replace(cfg, reference="none"), progress=False, cache_dir=tmp_path)
