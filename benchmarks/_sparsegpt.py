@@ -218,22 +218,27 @@ def render() -> str:
     paths = [result_path(n) for n in ("quality_sparsegpt_cpu.json", "correlation_cpu_float32_sparsegpt.json",
                                       "database_costs_cpu.json")]
     quality, corr, costs = (json.loads(p.read_text()) for p, _ in paths)
-    note = [f"*{ARCHIVED_NOTE}.*", ""] if any(a for _, a in paths) else []
+    old = {name: f"*({ARCHIVED_NOTE}.)* " if archived else "" for (_, archived), name in
+           zip(paths, ("quality", "corr", "costs"), strict=True)}
     env = quality["environment"]
     fid = corr["args"]["fidelities"]
     rho = {r["group"]: r for r in corr["spearman"]}
+    names = {"random": "random per-block", "types": "per-type", "modules": "per-module"}
+    kinds = list(dict.fromkeys(names.get(r["plan"].split()[1], r["plan"].split()[1]) for r in corr["rows"]))
     lines = [
-        f"**Rank correlation** (`{corr['command']}`): {rho['all']['plans']} plans at 60/65/70% "
-        f"(uniform, OWL, alpha, ramps of both signs, random per-block plans), snapped to the grid. "
+        f"{old['corr']}**Rank correlation** (`{corr['command']}`): {rho['all']['plans']} plans at "
+        f"60/65/70% ({', '.join(kinds)}), snapped to the grid. "
         f"Spearman of the database fitness ({fid[-1]} search tokens) against sequential SparseGPT "
         f"perplexity ({corr['verify']['eval_windows']} x 512 evaluation tokens): "
         f"**{rho['all'][f'ppl@{fid[-1]}']:.3f}** over all plans; within 70%, 65%, 60%: "
         + ", ".join(f"{rho[g][f'ppl@{fid[-1]}']:.3f}" for g in ("0.70", "0.65", "0.60"))
         + f". The cached Wanda ranks on the same plans ({fid[0]} tokens): "
         f"{rho['all'][f'wanda_ppl@{fid[0]}']:.3f} over all, "
-        + ", ".join(f"{rho[g][f'wanda_ppl@{fid[0]}']:.3f}" for g in ("0.70", "0.65", "0.60")) + ".",
+        + ", ".join(f"{rho[g][f'wanda_ppl@{fid[0]}']:.3f}" for g in ("0.70", "0.65", "0.60")) + "."
+        + _reference_sentence(corr, rho, fid[-1]),
         "",
-        f"**Search vs priors, all pruned with sequential SparseGPT** (`{quality['command']}`; "
+        f"{old['quality']}**Search vs priors, all pruned with sequential SparseGPT** "
+        f"(`{quality['command']}`; "
         f"{env['device']}, {env['threads']} thread(s), torch {env['torch']}; seeds "
         f"{quality['seeds']}; the first seed from all {quality['warm_starts']} priors of the grid, "
         f"the others from the family winners; {quality['offspring']} EvoPress offspring per study "
@@ -257,7 +262,7 @@ def render() -> str:
     c = {r["quantity"]: r["value"] for r in costs["rows"]}
     lines += [
         "",
-        f"**Costs** (`{costs['command']}`, {costs['environment']['threads']} thread(s)): one "
+        f"{old['costs']}**Costs** (`{costs['command']}`, {costs['environment']['threads']} thread(s)): one "
         f"sequential SparseGPT prune {c['one sequential SparseGPT prune (s)']:.0f} s; the database "
         f"({len(costs['levels']) - 1} levels x {costs['entries']} modules) "
         f"{c['database build (s)']:.0f} s = **{c['build / one prune']:.1f}x** one prune; "
@@ -267,9 +272,22 @@ def render() -> str:
         f"EvoPress level switches median {c['apply overhead, level switches (median)']:.3f}x "
         f"(max {c['apply overhead, level switches (max)']:.3f}x); every module changed median "
         f"{c['apply overhead, all modules change (median)']:.3f}x "
-        f"(max {c['apply overhead, all modules change (max)']:.3f}x).",
+        f"(max {c['apply overhead, all modules change (max)']:.3f}x)."
+        + (f" The sequential-aware database ({costs['reference']}): "
+           f"{c['sequential-aware build / one prune']:.1f}x one prune." if "reference" in costs else ""),
     ]
-    return "\n".join(note + lines)
+    return "\n".join(lines)
+
+
+def _reference_sentence(corr: dict[str, Any], rho: dict[str, Any], tokens: int) -> str:
+    """The sequential-aware database's Spearman beside the one-shot one's, when measured."""
+    key = f"ref_ppl@{tokens}"
+    if key not in rho["all"]:
+        return ""
+    ref = corr["args"].get("reference", "uniform")
+    return (f" The sequential-aware database (calibrated on a sequential prune at the {ref} plan "
+            f"of each target, `--reference {ref}`): **{rho['all'][key]:.3f}** over all, "
+            + ", ".join(f"{rho[g][key]:.3f}" for g in ("0.70", "0.65", "0.60")) + ".")
 
 
 def suite_sparsegpt_modules(args: argparse.Namespace) -> dict[str, Any]:
