@@ -114,10 +114,13 @@ def test_killed_worker_trial_is_failed_and_retried(
     before = _wait_for(url, one_done_one_running)
     first.send_signal(signal.SIGKILL)
     first.wait()
-    killed = next(t for t in before if t.state == TrialState.RUNNING)
-    # Read again after the kill: a trial may have completed in between.
-    done = {t.number: t for t in _study(url).get_trials() if t.state == TrialState.COMPLETE}
-    assert _study(url).trials[killed.number].state == TrialState.RUNNING
+    running = next(t for t in before if t.state == TrialState.RUNNING)
+    # Read again after the kill: a trial may have completed in between, and the running one
+    # may have been caught while its parameters were still being suggested.
+    after_kill = _study(url).trials
+    done = {t.number: t for t in after_kill if t.state == TrialState.COMPLETE}
+    killed = after_kill[running.number]
+    assert killed.state == TrialState.RUNNING
 
     _finish(_worker(config, storage, tmp_path))
     trials = _study(url).get_trials()
