@@ -68,6 +68,8 @@ class StudyProtocol:
         """``key: stored -> now`` for each key this protocol and a stored flat one both name
         and disagree on (a key one of them lacks, or an unknown fingerprint, is not compared)."""
         mine = self.flat()
+        # A key added after a study was stored: that study was measured at the key's old value.
+        stored = {k: v for k, v in ADDED_KEYS.items() if k.split(".")[0] + "." in _prefixes(stored)} | stored
         out = []
         for k in sorted(set(mine) & set(stored)):
             if k == "fingerprint" and "" in (mine[k], stored[k]):
@@ -75,6 +77,15 @@ class StudyProtocol:
             if mine[k] != stored[k]:
                 out.append(f"{k}: {stored[k]!r} -> {mine[k]!r}")
         return out
+
+
+#: Protocol keys added after studies were first stored, and the value a study that lacks them
+#: was measured with (compared only when the stored protocol has the key's section at all).
+ADDED_KEYS: dict[str, Any] = {"evaluator.reference": "none"}
+
+
+def _prefixes(flat: dict[str, Any]) -> set[str]:
+    return {k.split(".")[0] + "." for k in flat if "." in k}
 
 
 def _legacy_protocol(attrs: dict[str, Any]) -> dict[str, Any]:

@@ -258,3 +258,18 @@ def test_a_missing_or_broken_warm_start_plan_fails_when_the_config_loads(tmp_pat
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(StudyConfigError, match="not valid JSON"):
         _config(tmp_path, {"anchor": {"rounds": 1, "start": {"plan": str(tmp_path / "bad.json")}}})
+
+
+def test_a_study_stored_before_the_reference_key_resumes_only_without_one(tmp_path: Path) -> None:
+    """A stored protocol without ``evaluator.reference`` was measured one-shot: resuming it
+    with a sequential-aware database is refused, resuming it as it was is not."""
+    database = {"evaluator": EVAL | {"masks": "database", "pruner": "sparsegpt"}}
+    old = _config(tmp_path, database).protocol(_space()).flat()
+    del old["evaluator.reference"]
+    same = _config(tmp_path, database).protocol(_space())
+    assert same.differences(old) == []
+    with_ref = {"evaluator": database["evaluator"] | {"reference": "uniform"}}
+    ref = _config(tmp_path, with_ref).protocol(_space())
+    assert ref.differences(old) == ["evaluator.reference: 'none' -> 'uniform'"]
+    legacy = {"target": 0.6}  # a study from before the store kept the evaluator: not compared
+    assert ref.differences(legacy) == []
