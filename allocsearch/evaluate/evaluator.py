@@ -267,7 +267,6 @@ class Evaluator:
             return self.anchor_plan
         from allocsearch.allocation import get_allocator
 
-        self.restore()
         plan = get_allocator(self.config.reference).allocate(self.profile, target)
         self.anchor(plan, self.config.profile)
         self.reference_target = target

@@ -171,8 +171,8 @@ class SearchSpace:
         layout = SpaceLayout.of(prior.model)
         # The draft the additive steps make from the values chosen so far (uniform base only):
         # a later step reproduces what is left of the prior.
-        draft = Draft(prior.model, prior.target, dict.fromkeys(prior.model.shapes, prior.target)) \
-            if base == "uniform" else None
+        draft = Draft(prior.model, prior.target, dict.fromkeys(prior.model.shapes, prior.target),
+                      _layout=layout) if base == "uniform" else None
         for step in self.steps:
             if same_base and step.additive:  # the base reproduces the prior already
                 got: dict[str, Any] | None = step.neutral(layout)

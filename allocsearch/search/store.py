@@ -69,7 +69,8 @@ class StudyProtocol:
         and disagree on (a key one of them lacks, or an unknown fingerprint, is not compared)."""
         mine = self.flat()
         # A key added after a study was stored: that study was measured at the key's old value.
-        stored = {k: v for k, v in ADDED_KEYS.items() if k.split(".")[0] + "." in _prefixes(stored)} | stored
+        sections = _prefixes(stored)
+        stored = {k: v for k, v in ADDED_KEYS.items() if k.split(".")[0] + "." in sections} | stored
         out = []
         for k in sorted(set(mine) & set(stored)):
             if k == "fingerprint" and "" in (mine[k], stored[k]):

@@ -14,6 +14,7 @@ from allocsearch.allocation import get_allocator
 from allocsearch.budget import plan_from_values
 from allocsearch.evaluate import Evaluator
 from allocsearch.plan import Plan
+from allocsearch.profile import Profile
 from allocsearch.search import StudyConfig, run_study, trial_plan
 from allocsearch.search.layout import SpaceLayout
 from allocsearch.search.mutation import mutate
@@ -32,6 +33,16 @@ def _priors(target: float) -> dict[str, Plan]:
             "ramp": get_allocator("ramp", slope=0.3).allocate(prof, target),
             "owl": get_allocator("owl", M=5, lam=0.08).allocate(prof, target),
             "alpha": get_allocator("alpha", eps=0.2).allocate(prof, target)}
+
+
+def _assert_reproduces(space: SearchSpace, method: str, prior: Plan, prof: Profile) -> None:
+    """The space's values for ``prior`` rebuild it module by module (1e-6), at its budget."""
+    values = space.params_for_prior(method, {}, prior)
+    assert values is not None
+    rebuilt = space.build_plan(values, prof, prior.target)
+    assert abs(rebuilt.budget() - prior.target) < 1e-6
+    for n, c in rebuilt.modules.items():
+        assert c.sparsity == pytest.approx(prior.modules[n].sparsity, abs=1e-6), n
 
 
 def test_layout_names_blocks_types_and_modules() -> None:
@@ -67,12 +78,7 @@ def test_priors_map_exactly_into_per_type_and_per_module_spaces(space_name: str,
     prof = tiny_profile("llama")
     prior = _priors(0.6)[method]
     space = find_space(SPACES / f"{space_name}.yaml")
-    values = space.params_for_prior(method, {}, prior)
-    assert values is not None
-    rebuilt = space.build_plan(values, prof, 0.6)
-    assert abs(rebuilt.budget() - 0.6) < 1e-6
-    for n, c in rebuilt.modules.items():
-        assert c.sparsity == pytest.approx(prior.modules[n].sparsity, abs=1e-6), n
+    _assert_reproduces(space, method, prior, prof)
 
 
 def test_a_per_module_prior_maps_exactly_into_per_module_offsets() -> None:
@@ -89,12 +95,7 @@ def test_a_per_module_prior_maps_exactly_into_per_module_offsets() -> None:
         "parameters": {"offset": {"type": "float", "low": -0.3, "high": 0.25, "per": "block"},
                        "m": {"type": "float", "low": -0.3, "high": 0.3, "per": "module"}},
         "plan": {"offset": "offset", "module_offset": "m"}})
-    values = space.params_for_prior("evopress", {}, prior)
-    assert values is not None
-    rebuilt = space.build_plan(values, prof, 0.6)
-    assert abs(rebuilt.budget() - 0.6) < 1e-6
-    for n, c in rebuilt.modules.items():
-        assert c.sparsity == pytest.approx(prior.modules[n].sparsity, abs=1e-6), n
+    _assert_reproduces(space, "evopress", prior, prof)
 
 
 def test_a_level_switch_between_two_modules_keeps_the_budget() -> None:

@@ -120,3 +120,16 @@ class Step(ABC):
     def neutral(self, layout: SpaceLayout) -> dict[str, Any]:
         """0 for every value of an additive step's parameters."""
         return {name: spec.clip(0.0) for spec in self.params.values() for name in spec.names(layout)}
+
+
+class AddedOffset(Step):
+    """A float parameter of granularity ``per`` whose value for each module (its type's, or
+    its own) is added to the module's draft value."""
+
+    additive = True
+    per: ClassVar[str]
+
+    def apply(self, draft: Draft, values: dict[str, Any]) -> None:
+        layout = draft.layout
+        for n in draft.values:
+            draft.values[n] += float(self.value(values, "value", layout.part(n, self.per)))

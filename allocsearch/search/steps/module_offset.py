@@ -8,18 +8,13 @@ from typing import Any, ClassVar
 
 from allocsearch.plan import Plan
 from allocsearch.search.layout import SpaceLayout
-from allocsearch.search.steps.base import Draft, Step
+from allocsearch.search.steps.base import AddedOffset
 
 
-class ModuleOffsetStep(Step):
+class ModuleOffsetStep(AddedOffset):
     key = "module_offset"
-    additive = True
+    per = "module"
     roles: ClassVar[dict[str, tuple[str, str, bool]]] = {"value": ("float", "module", True)}
-
-    def apply(self, draft: Draft, values: dict[str, Any]) -> None:
-        layout = draft.layout
-        for n in draft.values:
-            draft.values[n] += float(self.value(values, "value", layout.part(n, "module")))
 
     def prior_values(self, prior: Plan, layout: SpaceLayout,
                      before: dict[str, float] | None) -> dict[str, Any] | None:

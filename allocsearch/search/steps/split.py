@@ -29,5 +29,4 @@ class SplitStep(Step):
 
     def prior_values(self, prior: Plan, layout: SpaceLayout,
                      before: dict[str, float] | None) -> dict[str, Any] | None:
-        spec = self.params["value"]
-        return {name: spec.clip(0.0) for name in spec.names(layout)}
+        return self.neutral(layout)
