@@ -57,7 +57,7 @@ class PredictorMeta:
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M:%S"))
     #: Root mean square of the members' out-of-bag residuals (log-fitness; 0 without any),
     #: added in quadrature to the ensemble spread: the spread alone measures only how much
-    #: the members disagree, not how wrong they all are (held-out +-1 std coverage 0.18).
+    #: the members disagree, not how wrong they all are (see the coverage in docs/results.md).
     residual_std: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
