@@ -12,10 +12,12 @@ At each target (70%, 60%), with studies/smollm2-<pct>-sparsegpt.yaml:
   best trial, so the losers of the grid would only cost time); every seed then runs
   --offspring trials beyond its warm starts;
 - uniform, each family's chosen prior (as the allocator gives it, not snapped) and each seed's
-  best plan are pruned sequentially with SparseGPT on the study's verification calibration,
-  and measured on --eval-windows windows of the pydoc evaluation split and on every window of
-  another domain's evaluation part (Debian's /usr/share/common-licenses, 39 x 512 tokens:
-  legal English the search never saw).
+  best plan are pruned sequentially with SparseGPT on each calibration draw of the study's
+  verification (``verify.calibration_seeds``), and measured on --eval-windows windows of the
+  pydoc evaluation split and on every window of another domain's evaluation part (Debian's
+  /usr/share/common-licenses, 39 x 512 tokens: legal English the search never saw). A plan's
+  number is its mean over the draws; a searched plan beats the best prior only when it is
+  lower on every draw (paired by seed).
 
 Rows finish into results/runs/quality_sparsegpt.partial.json (an interrupted run resumes);
 studies live in results/runs/ (re-running resumes them).
@@ -31,6 +33,7 @@ import sys
 import time
 from typing import Any
 
+import torch
 from _common import (
     ARCHIVED_NOTE,
     RUNS,
@@ -46,6 +49,7 @@ from allocsearch.allocation import get_allocator
 from allocsearch.apply import prune_with_plan
 from allocsearch.evaluate import Evaluator
 from allocsearch.evaluate.perplexity import evaluate_perplexity
+from allocsearch.evaluate.verification import torch_threads
 from allocsearch.io import atomic_write_text
 from allocsearch.models import LoadedModel, load_model
 from allocsearch.plan import Plan
@@ -67,20 +71,40 @@ def _config(target: float, seed: int, args: argparse.Namespace,
 
 def measure(loaded: LoadedModel, ev: Evaluator, cfg: StudyConfig, plan: Plan, other: str,
             windows: int) -> dict[str, Any]:
-    """Sequential SparseGPT on a copy at the plan's ratios, then perplexity on both domains."""
+    """Sequential SparseGPT on a copy at the plan's ratios, once per calibration draw of the
+    study's verification (``verify.calibration_seeds``, its threads), then perplexity on both
+    domains; ``ppl`` and ``ppl_other`` are the means over the draws, ``draws`` each draw's
+    numbers (paired across plans by seed)."""
     ev.restore()
-    copy = loaded.clone()
     vc = cfg.verify_config("sparsegpt")
-    start = time.perf_counter()
-    report = prune_with_plan(copy, plan, "sparsegpt", vc.calibration, progress=False)
-    prune_s = time.perf_counter() - start
-    ppl = evaluate_perplexity(copy, cfg.evaluator.source, nsamples=windows, progress=False)
-    # The licences' evaluation part holds 39 windows: all of them are read.
-    ppl_other = evaluate_perplexity(copy, other, nsamples=None, progress=False)
-    del copy
-    return {"ppl": ppl.ppl, "ppl_other": ppl_other.ppl, "tokens": ppl.tokens,
-            "tokens_other": ppl_other.tokens, "sparsity": report.overall, "prune_s": prune_s,
-            "budget": plan.budget()}
+    draws: list[dict[str, Any]] = []
+    with torch_threads(vc.threads):
+        for seed in vc.seeds:
+            copy = loaded.clone()
+            start = time.perf_counter()
+            report = prune_with_plan(copy, plan, "sparsegpt", dataclasses.replace(vc.calibration, seed=seed),
+                                     progress=False)
+            prune_s = time.perf_counter() - start
+            ppl = evaluate_perplexity(copy, cfg.evaluator.source, nsamples=windows, progress=False)
+            # The licences' evaluation part holds 39 windows: all of them are read.
+            ppl_other = evaluate_perplexity(copy, other, nsamples=None, progress=False)
+            draws.append({"seed": seed, "ppl": ppl.ppl, "ppl_other": ppl_other.ppl, "prune_s": prune_s,
+                          "sparsity": report.overall})
+            del copy
+    return {"ppl": statistics.fmean(d["ppl"] for d in draws),
+            "ppl_other": statistics.fmean(d["ppl_other"] for d in draws), "tokens": ppl.tokens,
+            "tokens_other": ppl_other.tokens, "sparsity": draws[0]["sparsity"],
+            "prune_s": statistics.fmean(d["prune_s"] for d in draws), "budget": plan.budget(),
+            "threads": torch.get_num_threads() if vc.threads is None else vc.threads, "draws": draws}
+
+
+def lower_on(plan: dict[str, Any], prior: dict[str, Any], metric: str) -> tuple[int, int]:
+    """On how many of their common calibration draws ``plan`` measured lower than ``prior``
+    (paired by seed), and how many draws they share; a one-draw row counts as one draw."""
+    a = {d["seed"]: d[metric] for d in plan.get("draws", [{"seed": 0, metric: plan[metric]}])}
+    b = {d["seed"]: d[metric] for d in prior.get("draws", [{"seed": 0, metric: prior[metric]}])}
+    seeds = sorted(set(a) & set(b))
+    return sum(a[s] < b[s] for s in seeds), len(seeds)
 
 
 def _choose_priors(study: Any, cfg: StudyConfig, ev: Evaluator, target: float) -> dict[str, Any]:
@@ -203,6 +227,11 @@ def summarise(target: float, state: dict[str, Any], seeds: list[int]) -> list[di
             "ratio_other": statistics.median(other) / best_other["ppl_other"],
             "best_prior": best["label"], "best_prior_other": best_other["label"],
             "best_prior_on_search": by_search["label"],
+            # Paired across calibration draws: a seed beats the best prior only when lower on
+            # every draw they share (else its gain is within the noise of the draw).
+            "lower_on": [list(lower_on(r, best, "ppl")) for r in found],
+            "lower_on_other": [list(lower_on(r, best_other, "ppl_other")) for r in found],
+            "seeds_below_on_every_draw": sum(a == n for a, n in (lower_on(r, best, "ppl") for r in found)),
         })
     return rows
 

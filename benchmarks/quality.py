@@ -24,7 +24,7 @@ Suite ``sparsegpt`` (see benchmarks/_sparsegpt.py): the search on a SparseGPT le
 against the priors, all verified with sequential SparseGPT, 3 seeds, two domains.
 
     python benchmarks/quality.py --suite sparsegpt --seeds 0 1 2
-    python benchmarks/quality.py --suite sparsegpt_modules --seeds 0 1 2   # per-module levels
+    python benchmarks/quality.py --suite sparsegpt_modules --seeds 0 1 2 --offspring 120   # per-module
 
 Prints a table and writes benchmarks/results/quality_<suite>[_<device>].json.
 """
