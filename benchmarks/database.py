@@ -115,7 +115,7 @@ def main() -> None:
         seq = build_database(lm, DatabaseSpec("sparsegpt", LevelGrid(DEFAULT_LEVELS), cal, digest),
                              anchor=targets, cache_dir=cache, progress=False)
         config = EvaluatorConfig(masks="database", pruner="sparsegpt", profile=cal,
-                                 fidelities=(2048, 8192), batch_size=8)
+                                 fidelities=(2048, 8192), batch_size=8, reference="none")
         ev = Evaluator.build(lm, config, cache_dir=cache, progress=False)
         rng = np.random.default_rng(0)
         ident = identity_from_adapter(lm.adapter, lm.name)

@@ -38,6 +38,10 @@ def register(sub: Any) -> None:
     p.add_argument("--pruner", default="wanda", choices=registered("pruners"),
                    help="whose weights the fitness sees: wanda (default) or magnitude with ranks; "
                         "sparsegpt, wanda or magnitude with --masks database")
+    p.add_argument("--reference", default=None, choices=["none", *registered("allocators")],
+                   help="with --masks database: calibrate the database on a sequential prune at "
+                        "this allocator's plan at each plan's target (default uniform; none: "
+                        "one-shot, on the dense model's activations)")
     p.add_argument("--levels", default=None,
                    help="the database's level grid, start:stop:step or a comma list "
                         "(default dense + 0.3:0.95:0.05)")
@@ -74,7 +78,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     config = EvaluatorConfig(
         fitness=args.fitness, masks=args.masks, pruner=args.pruner, levels=levels,
         source=args.data, seqlen=args.seqlen, fidelities=args.fidelity,
-        batch_size=args.batch_size, profile=data,
+        batch_size=args.batch_size, profile=data, reference=args.reference,
     )
     tasks = task_config(args)
     verify_config = VerifyConfig(args.verify or "wanda", data, seqlen=args.seqlen,
@@ -89,6 +93,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if ev.profile.from_cache:
             print(f"profile reused from cache ({ev.profile.key})")
         for path, given in zip(args.plan, plans, strict=True):
+            reference = ev.use_reference(given.target)  # built once per target, then cached
+            if reference is not None:
+                print(f"{path}: database calibrated on a sequential prune at the "
+                      f"{config.reference} plan at {given.target:.4f}")
             plan = ev.prepare(given)
             if plan is not given:
                 print(f"{path}: snapped to the database's level grid "

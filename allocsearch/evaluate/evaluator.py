@@ -42,6 +42,9 @@ from allocsearch.plan import Plan
 from allocsearch.profile import Profile, build_profile
 from allocsearch.structure import StructureMasks, select_structure
 
+#: The reference plan each backend anchors at unless a config names one (``none``: one-shot).
+DEFAULT_REFERENCE: dict[str, str] = {"database": "uniform"}
+
 
 @dataclass(frozen=True)
 class EvaluatorConfig:
@@ -52,7 +55,9 @@ class EvaluatorConfig:
     calibration data of the scores (and of the database). ``reference`` (an allocator name,
     or ``none``): the plan at the study's target whose sequential prune calibrates the scores
     (:meth:`Evaluator.use_reference`): a database is built on the activations a sequential
-    prune near that plan sees, instead of the dense model's (one-shot)."""
+    prune near that plan sees, instead of the dense model's (one-shot). Unset, it is
+    ``uniform`` for the database backend (it ranks sequential SparseGPT plans better, see
+    docs/evaluator.md) and ``none`` for cached ranks."""
 
     fitness: str = "ppl"
     masks: str = "ranks"
@@ -64,9 +69,11 @@ class EvaluatorConfig:
     topk: int = 32
     batch_size: int = 1
     profile: DataConfig = field(default_factory=DataConfig)
-    reference: str = "none"
+    reference: str | None = None
 
     def __post_init__(self) -> None:
+        if self.reference is None:
+            object.__setattr__(self, "reference", DEFAULT_REFERENCE.get(self.masks, "none"))
         if self.fitness not in FITNESSES:
             raise ValueError(f"unknown fitness {self.fitness!r}; known: {', '.join(FITNESSES)}")
         if self.masks not in BACKENDS:
@@ -261,13 +268,14 @@ class Evaluator:
         """Anchor at the config's ``reference`` allocation at ``target`` on the profile's
         calibration windows (built once per reference and target, then cached like any
         database), and return that plan; nothing (None) for ``reference: none``."""
-        if self.config.reference == "none":
+        reference = self.config.reference
+        if reference is None or reference == "none":  # None only before __post_init__ resolved it
             return None
         if self.reference_target == target and self.anchor_plan is not None:
             return self.anchor_plan
         from allocsearch.allocation import get_allocator
 
-        plan = get_allocator(self.config.reference).allocate(self.profile, target)
+        plan = get_allocator(reference).allocate(self.profile, target)
         self.anchor(plan, self.config.profile)
         self.reference_target = target
         return self.anchor_plan

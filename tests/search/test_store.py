@@ -246,7 +246,13 @@ def test_the_protocol_names_the_evaluator_backend_and_ignores_speed_settings(tmp
     assert a.differences(b.flat()) == []
     database = {"evaluator": EVAL | {"masks": "database", "pruner": "sparsegpt"}}
     c = _config(tmp_path, database).protocol(_space())
-    assert {d.split(":")[0] for d in c.differences(a.flat())} == {"evaluator.masks", "evaluator.pruner"}
+    # The database backend anchors at the uniform plan unless told otherwise: that changes too.
+    assert sorted(c.differences(a.flat())) == [
+        "evaluator.masks: 'ranks' -> 'database'", "evaluator.pruner: 'wanda' -> 'sparsegpt'",
+        "evaluator.reference: 'none' -> 'uniform'"]
+    one_shot = {"evaluator": EVAL | {"masks": "database", "pruner": "sparsegpt", "reference": "none"}}
+    d = _config(tmp_path, one_shot).protocol(_space())
+    assert {x.split(":")[0] for x in d.differences(a.flat())} == {"evaluator.masks", "evaluator.pruner"}
     assert a.differences(_config(tmp_path).protocol(_space(), "f2").flat()) == ["fingerprint: 'f2' -> 'f1'"]
 
 
@@ -262,14 +268,15 @@ def test_a_missing_or_broken_warm_start_plan_fails_when_the_config_loads(tmp_pat
 
 def test_a_study_stored_before_the_reference_key_resumes_only_without_one(tmp_path: Path) -> None:
     """A stored protocol without ``evaluator.reference`` was measured one-shot: resuming it
-    with a sequential-aware database is refused, resuming it as it was is not."""
-    database = {"evaluator": EVAL | {"masks": "database", "pruner": "sparsegpt"}}
-    old = _config(tmp_path, database).protocol(_space()).flat()
+    with a sequential-aware database (the default now) is refused, resuming it as it was
+    (``reference: none``) is not."""
+    one_shot = {"evaluator": EVAL | {"masks": "database", "pruner": "sparsegpt", "reference": "none"}}
+    old = _config(tmp_path, one_shot).protocol(_space()).flat()
     del old["evaluator.reference"]
-    same = _config(tmp_path, database).protocol(_space())
+    same = _config(tmp_path, one_shot).protocol(_space())
     assert same.differences(old) == []
-    with_ref = {"evaluator": database["evaluator"] | {"reference": "uniform"}}
-    ref = _config(tmp_path, with_ref).protocol(_space())
+    default = {"evaluator": EVAL | {"masks": "database", "pruner": "sparsegpt"}}
+    ref = _config(tmp_path, default).protocol(_space())
     assert ref.differences(old) == ["evaluator.reference: 'none' -> 'uniform'"]
     legacy = {"target": 0.6}  # a study from before the store kept the evaluator: not compared
     assert ref.differences(legacy) == []
