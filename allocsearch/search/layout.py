@@ -9,6 +9,7 @@ The Optuna names of a parameter ``p`` are ``p`` (none), ``p_3`` (block 3),
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 from allocsearch.models.adapters import projection_kind
@@ -33,9 +34,7 @@ class SpaceLayout:
 
     @classmethod
     def of(cls, identity: ModelIdentity) -> SpaceLayout:
-        names = tuple(identity.shapes)
-        return cls(identity.num_blocks, names, tuple(block_of(n) for n in names),
-                   tuple(projection_kind(identity.architecture, n) for n in names))
+        return _layout(identity.architecture, identity.num_blocks, tuple(identity.shapes))
 
     @property
     def types(self) -> tuple[str, ...]:
@@ -66,3 +65,11 @@ class SpaceLayout:
         if per == "module":
             return f"{self.blocks[i]}.{self.kinds[i]}"
         raise ValueError(f"per must be one of {list(GRANULARITIES)}, got {per!r}")
+
+
+@functools.lru_cache(maxsize=16)
+def _layout(architecture: str, num_blocks: int, names: tuple[str, ...]) -> SpaceLayout:
+    """One layout per model shape: the short-lister builds thousands of candidate plans (and
+    per-type or per-module steps a draft layout for each), and a layout is immutable."""
+    return SpaceLayout(num_blocks, names, tuple(block_of(n) for n in names),
+                       tuple(projection_kind(architecture, n) for n in names))
