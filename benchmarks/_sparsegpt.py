@@ -35,13 +35,11 @@ from typing import Any
 
 import torch
 from _common import (
-    ARCHIVED_NOTE,
     RUNS,
     STUDIES,
     SUITE_STUDIES,
     environment,
     other_domain_file,
-    result_path,
     study_file,
 )
 
@@ -236,87 +234,6 @@ def summarise(target: float, state: dict[str, Any], seeds: list[int]) -> list[di
     return rows
 
 
-
-
-def _fmt(v: Any, digits: int = 2) -> str:
-    return "-" if v is None else f"{v:.{digits}f}"
-
-
-def render() -> str:
-    """The results block of docs/results.md, from the suite's JSON, the correlation and the costs."""
-    paths = [result_path(n) for n in ("quality_sparsegpt_cpu.json", "correlation_cpu_float32_sparsegpt.json",
-                                      "database_costs_cpu.json")]
-    quality, corr, costs = (json.loads(p.read_text()) for p, _ in paths)
-    old = {name: f"*({ARCHIVED_NOTE}.)* " if archived else "" for (_, archived), name in
-           zip(paths, ("quality", "corr", "costs"), strict=True)}
-    env = quality["environment"]
-    fid = corr["args"]["fidelities"]
-    rho = {r["group"]: r for r in corr["spearman"]}
-    names = {"random": "random per-block", "types": "per-type", "modules": "per-module"}
-    kinds = list(dict.fromkeys(names.get(r["plan"].split()[1], r["plan"].split()[1]) for r in corr["rows"]))
-    lines = [
-        f"{old['corr']}**Rank correlation** (`{corr['command']}`): {rho['all']['plans']} plans at "
-        f"60/65/70% ({', '.join(kinds)}), snapped to the grid. "
-        f"Spearman of the database fitness ({fid[-1]} search tokens) against sequential SparseGPT "
-        f"perplexity ({corr['verify']['eval_windows']} x 512 evaluation tokens): "
-        f"**{rho['all'][f'ppl@{fid[-1]}']:.3f}** over all plans; within 70%, 65%, 60%: "
-        + ", ".join(f"{rho[g][f'ppl@{fid[-1]}']:.3f}" for g in ("0.70", "0.65", "0.60"))
-        + f". The cached Wanda ranks on the same plans ({fid[0]} tokens): "
-        f"{rho['all'][f'wanda_ppl@{fid[0]}']:.3f} over all, "
-        + ", ".join(f"{rho[g][f'wanda_ppl@{fid[0]}']:.3f}" for g in ("0.70", "0.65", "0.60")) + "."
-        + _reference_sentence(corr, rho, fid[-1]),
-        "",
-        f"{old['quality']}**Search vs priors, all pruned with sequential SparseGPT** "
-        f"(`{quality['command']}`; "
-        f"{env['device']}, {env['threads']} thread(s), torch {env['torch']}; seeds "
-        f"{quality['seeds']}; the first seed from all {quality['warm_starts']} priors of the grid, "
-        f"the others from the family winners; {quality['offspring']} EvoPress offspring per study "
-        f"beyond the warm starts, on `spaces/levels.yaml`; "
-        f"calibration {quality['study']['verify']['nsamples']} x {quality['study']['verify']['seqlen']} "
-        f"for the database and the verification; perplexity on "
-        f"{quality['evaluation']['windows']} x 512 tokens of the pydoc evaluation split and on all "
-        f"39 x 512 of Debian's licences). Priors: each family's best setting on the search split (database "
-        f"fitness), applied as the allocator gives it. Left out: {quality['left_out']}.",
-        "",
-        "| target | plan | seeds | search fitness | ppl (pydoc) | x best prior | ppl (licenses) "
-        "| x best prior |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for r in quality["rows"]:
-        rng = f" [{r['ppl_min']:.2f}, {r['ppl_max']:.2f}]" if "ppl_min" in r else ""
-        rng_o = f" [{r['ppl_other_min']:.2f}, {r['ppl_other_max']:.2f}]" if "ppl_other_min" in r else ""
-        lines.append(f"| {r['target']:.0%} | {r['plan']} | {r['seeds']} | {_fmt(r['search_fitness'])} | "
-                     f"{r['ppl']:.2f}{rng} | {r['ratio']:.3f} | {r['ppl_other']:.2f}{rng_o} | "
-                     f"{r['ratio_other']:.3f} |")
-    c = {r["quantity"]: r["value"] for r in costs["rows"]}
-    lines += [
-        "",
-        f"{old['costs']}**Costs** (`{costs['command']}`, {costs['environment']['threads']} thread(s)): one "
-        f"sequential SparseGPT prune {c['one sequential SparseGPT prune (s)']:.0f} s; the database "
-        f"({len(costs['levels']) - 1} levels x {costs['entries']} modules) "
-        f"{c['database build (s)']:.0f} s = **{c['build / one prune']:.1f}x** one prune; "
-        f"{c['database on disk (GiB)']:.2f} GiB on disk (float32), projected "
-        f"{c['projected LLaMA-7B, bf16 (GiB)']:.0f} GiB for LLaMA-7B in bfloat16. Apply overhead "
-        f"(fitness right after a plan switch / the same plan's bare forward and perplexity): "
-        f"EvoPress level switches median {c['apply overhead, level switches (median)']:.3f}x "
-        f"(max {c['apply overhead, level switches (max)']:.3f}x); every module changed median "
-        f"{c['apply overhead, all modules change (median)']:.3f}x "
-        f"(max {c['apply overhead, all modules change (max)']:.3f}x)."
-        + (f" The sequential-aware database ({costs['reference']}): "
-           f"{c['sequential-aware build / one prune']:.1f}x one prune." if "reference" in costs else ""),
-    ]
-    return "\n".join(lines)
-
-
-def _reference_sentence(corr: dict[str, Any], rho: dict[str, Any], tokens: int) -> str:
-    """The sequential-aware database's Spearman beside the one-shot one's, when measured."""
-    key = f"ref_ppl@{tokens}"
-    if key not in rho["all"]:
-        return ""
-    ref = corr["args"].get("reference", "uniform")
-    return (f" The sequential-aware database (calibrated on a sequential prune at the {ref} plan "
-            f"of each target, `--reference {ref}`): **{rho['all'][key]:.3f}** over all, "
-            + ", ".join(f"{rho[g][key]:.3f}" for g in ("0.70", "0.65", "0.60")) + ".")
 
 
 def suite_sparsegpt_modules(args: argparse.Namespace) -> dict[str, Any]:

@@ -291,7 +291,7 @@ def noise_floors() -> dict[tuple[float, str], float]:
 
 def blocks() -> list[tuple[Path, str, Callable[[], str]]]:
     """Every rendered block: (document, block name, renderer)."""
-    import _sparsegpt
+    import _sparsegpt_render
     import nas
     import predictor
     import tasks
@@ -299,7 +299,8 @@ def blocks() -> list[tuple[Path, str, Callable[[], str]]]:
 
     return [(ROOT / "README.md", "headline", headline),
             (ROOT / "README.md", "predictor", predictor.render_readme),
-            (DOCS / "results.md", "sparsegpt-results", _sparsegpt.render),
+            (DOCS / "results.md", "sparsegpt-results", _sparsegpt_render.render),
+            (DOCS / "results.md", "sparsegpt-modules-results", _sparsegpt_render.render_modules),
             (DOCS / "results.md", "nas-results", nas.render),
             (DOCS / "results.md", "predictor-results", predictor.render_results),
             (DOCS / "results.md", "tasks-results", tasks.render),

@@ -46,3 +46,30 @@ def test_every_current_result_has_a_manifest_and_the_headline_reads_none_of_the_
 
 def test_benchmarks_md_is_short_enough_to_read() -> None:
     assert len((ROOT / "BENCHMARKS.md").read_text().splitlines()) <= 400
+
+
+def test_the_per_module_rows_count_draws_paired_by_seed() -> None:
+    """A searched seed's "lower on" counts the draws where it is below the best prior's same
+    draw, not below its mean; the ratio uses the means."""
+    from _sparsegpt import lower_on, summarise
+    from _sparsegpt_render import _target_rows
+
+    def row(label: str, draws: list[float], fitness: float | None = 1.0) -> dict[str, object]:
+        ds = [{"seed": s, "ppl": v, "ppl_other": 2 * v} for s, v in enumerate(draws)]
+        return {"label": label, "search_fitness": fitness, "ppl": sum(draws) / len(draws),
+                "ppl_other": 2 * sum(draws) / len(draws), "draws": ds}
+
+    state = {"measured:uniform": row("uniform", [10.0, 12.0, 14.0]),
+             "measured:owl": row("owl", [11.0, 13.0, 15.0]),
+             "measured:alpha": row("alpha", [12.0, 12.0, 12.0]),
+             "measured:ramp": row("ramp", [20.0, 20.0, 20.0], None),
+             # mean 11.0 < 12.0 (the best prior's mean), yet above uniform's first draw
+             "searched:s0": row("searched seed 0", [10.5, 11.0, 11.5]),
+             "searched:s1": row("searched seed 1", [9.0, 11.0, 13.0])}
+    assert lower_on(state["searched:s0"], state["measured:uniform"], "ppl") == (2, 3)
+    assert lower_on(state["searched:s1"], state["measured:uniform"], "ppl") == (3, 3)
+    lines = _target_rows("70", state)
+    assert "| 70% | searched seed 0 | 1.00 | 11.00 [10.50, 11.50] | 0.917 | 2/3 |" in lines[4]
+    assert "| 70% | searched seed 1 | 1.00 | 11.00 [9.00, 13.00] | 0.917 | 3/3 |" in lines[5]
+    median = summarise(0.7, state, [0, 1])[-1]
+    assert median["seeds_below_on_every_draw"] == 1 and median["lower_on"] == [[2, 3], [3, 3]]

@@ -1,0 +1,180 @@
+"""The SparseGPT results blocks of docs/results.md, rendered from the JSON files that
+benchmarks/quality.py (suites ``sparsegpt`` and ``sparsegpt_modules``), correlation.py and
+database.py wrote."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from typing import Any
+
+from _common import ARCHIVED_NOTE, result_path
+
+FAMILIES = ("uniform", "owl", "alpha", "ramp")
+
+
+def _fmt(v: Any, digits: int = 2) -> str:
+    return "-" if v is None else f"{v:.{digits}f}"
+
+
+def render() -> str:
+    """The results block of docs/results.md, from the suite's JSON, the correlation and the costs."""
+    paths = [result_path(n) for n in ("quality_sparsegpt_cpu.json", "correlation_cpu_float32_sparsegpt.json",
+                                      "database_costs_cpu.json")]
+    quality, corr, costs = (json.loads(p.read_text()) for p, _ in paths)
+    old = {name: f"*({ARCHIVED_NOTE}.)* " if archived else "" for (_, archived), name in
+           zip(paths, ("quality", "corr", "costs"), strict=True)}
+    env = quality["environment"]
+    fid = corr["args"]["fidelities"]
+    rho = {r["group"]: r for r in corr["spearman"]}
+    names = {"random": "random per-block", "types": "per-type", "modules": "per-module"}
+    kinds = list(dict.fromkeys(names.get(r["plan"].split()[1], r["plan"].split()[1]) for r in corr["rows"]))
+    lines = [
+        f"{old['corr']}**Rank correlation** (`{corr['command']}`): {rho['all']['plans']} plans at "
+        f"60/65/70% ({', '.join(kinds)}), snapped to the grid. "
+        f"Spearman of the database fitness ({fid[-1]} search tokens) against sequential SparseGPT "
+        f"perplexity ({corr['verify']['eval_windows']} x 512 evaluation tokens): "
+        f"**{rho['all'][f'ppl@{fid[-1]}']:.3f}** over all plans; within 70%, 65%, 60%: "
+        + ", ".join(f"{rho[g][f'ppl@{fid[-1]}']:.3f}" for g in ("0.70", "0.65", "0.60"))
+        + f". The cached Wanda ranks on the same plans ({fid[0]} tokens): "
+        f"{rho['all'][f'wanda_ppl@{fid[0]}']:.3f} over all, "
+        + ", ".join(f"{rho[g][f'wanda_ppl@{fid[0]}']:.3f}" for g in ("0.70", "0.65", "0.60")) + "."
+        + _reference_sentence(corr, rho, fid[-1]),
+        "",
+        f"{old['quality']}**Search vs priors, all pruned with sequential SparseGPT** "
+        f"(`{quality['command']}`; "
+        f"{env['device']}, {env['threads']} thread(s), torch {env['torch']}; seeds "
+        f"{quality['seeds']}; the first seed from all {quality['warm_starts']} priors of the grid, "
+        f"the others from the family winners; {quality['offspring']} EvoPress offspring per study "
+        f"beyond the warm starts, on `spaces/levels.yaml`; "
+        f"calibration {quality['study']['verify']['nsamples']} x {quality['study']['verify']['seqlen']} "
+        f"for the database and the verification; perplexity on "
+        f"{quality['evaluation']['windows']} x 512 tokens of the pydoc evaluation split and on all "
+        f"39 x 512 of Debian's licences). Priors: each family's best setting on the search split (database "
+        f"fitness), applied as the allocator gives it. Left out: {quality['left_out']}.",
+        "",
+        "| target | plan | seeds | search fitness | ppl (pydoc) | x best prior | ppl (licenses) "
+        "| x best prior |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in quality["rows"]:
+        rng = f" [{r['ppl_min']:.2f}, {r['ppl_max']:.2f}]" if "ppl_min" in r else ""
+        rng_o = f" [{r['ppl_other_min']:.2f}, {r['ppl_other_max']:.2f}]" if "ppl_other_min" in r else ""
+        lines.append(f"| {r['target']:.0%} | {r['plan']} | {r['seeds']} | {_fmt(r['search_fitness'])} | "
+                     f"{r['ppl']:.2f}{rng} | {r['ratio']:.3f} | {r['ppl_other']:.2f}{rng_o} | "
+                     f"{r['ratio_other']:.3f} |")
+    c = {r["quantity"]: r["value"] for r in costs["rows"]}
+    lines += [
+        "",
+        f"{old['costs']}**Costs** (`{costs['command']}`, {costs['environment']['threads']} thread(s)): one "
+        f"sequential SparseGPT prune {c['one sequential SparseGPT prune (s)']:.0f} s; the database "
+        f"({len(costs['levels']) - 1} levels x {costs['entries']} modules) "
+        f"{c['database build (s)']:.0f} s = **{c['build / one prune']:.1f}x** one prune; "
+        f"{c['database on disk (GiB)']:.2f} GiB on disk (float32), projected "
+        f"{c['projected LLaMA-7B, bf16 (GiB)']:.0f} GiB for LLaMA-7B in bfloat16. Apply overhead "
+        f"(fitness right after a plan switch / the same plan's bare forward and perplexity): "
+        f"EvoPress level switches median {c['apply overhead, level switches (median)']:.3f}x "
+        f"(max {c['apply overhead, level switches (max)']:.3f}x); every module changed median "
+        f"{c['apply overhead, all modules change (median)']:.3f}x "
+        f"(max {c['apply overhead, all modules change (max)']:.3f}x)."
+        + (f" The sequential-aware database ({costs['reference']}): "
+           f"{c['sequential-aware build / one prune']:.1f}x one prune." if "reference" in costs else ""),
+    ]
+    return "\n".join(lines)
+
+
+def _reference_sentence(corr: dict[str, Any], rho: dict[str, Any], tokens: int) -> str:
+    """The sequential-aware database's Spearman beside the one-shot one's, when measured."""
+    key = f"ref_ppl@{tokens}"
+    if key not in rho["all"]:
+        return ""
+    ref = corr["args"].get("reference", "uniform")
+    return (f" The sequential-aware database (calibrated on a sequential prune at the {ref} plan "
+            f"of each target, `--reference {ref}`): **{rho['all'][key]:.3f}** over all, "
+            + ", ".join(f"{rho[g][key]:.3f}" for g in ("0.70", "0.65", "0.60")) + ".")
+
+
+
+def _draws(row: dict[str, Any], metric: str) -> str:
+    """``mean`` or ``mean [min, max]`` over a row's calibration draws."""
+    values = [d[metric] for d in row.get("draws", [])]
+    if len(values) < 2:
+        return f"{row[metric]:.2f}"
+    return f"{row[metric]:.2f} [{min(values):.2f}, {max(values):.2f}]"
+
+
+def _lower(row: dict[str, Any], best: dict[str, Any], metric: str) -> str:
+    """On how many common calibration draws ``row`` is below ``best`` (paired by seed)."""
+    a = {d["seed"]: d[metric] for d in row.get("draws", [])}
+    b = {d["seed"]: d[metric] for d in best.get("draws", [])}
+    seeds = sorted(set(a) & set(b))
+    return f"{sum(a[s] < b[s] for s in seeds)}/{len(seeds)}" if seeds else "-"
+
+
+def _target_rows(pct: str, state: dict[str, Any]) -> list[str]:
+    """The per-module suite's rows of one target: each prior, each seed's searched plan and
+    their median, with ratios to the best prior (by mean) and paired draw counts."""
+    priors = [state[f"measured:{f}"] for f in FAMILIES if f"measured:{f}" in state]
+    seeds = sorted((k for k in state if k.startswith("searched:")), key=lambda k: int(k.split(":s")[1]))
+    if not priors or not seeds:
+        return []
+    best = min(priors, key=lambda r: r["ppl"])
+    other = min(priors, key=lambda r: r["ppl_other"])
+    out = []
+    for r in [*priors, *(state[k] for k in seeds)]:
+        out.append(f"| {pct}% | {r['label']} | {_fmt(r['search_fitness'])} | {_draws(r, 'ppl')} | "
+                   f"{r['ppl'] / best['ppl']:.3f} | {_lower(r, best, 'ppl')} | {_draws(r, 'ppl_other')} | "
+                   f"{r['ppl_other'] / other['ppl_other']:.3f} | {_lower(r, other, 'ppl_other')} |")
+    found = [state[k] for k in seeds]
+    med, med_o = (statistics.median(r[m] for r in found) for m in ("ppl", "ppl_other"))
+    out.append(f"| {pct}% | **searched, median of {len(found)} seeds** | - | {med:.2f} | "
+               f"**{med / best['ppl']:.3f}** | - | {med_o:.2f} | **{med_o / other['ppl_other']:.3f}** | - |")
+    return out
+
+
+def _cost_sentence(runs: dict[str, Any], name: str) -> str:
+    """Search tokens and wall time per seed of one suite's runs."""
+    parts = []
+    for pct, state in runs.items():
+        for key in sorted(k for k in state if k.startswith("searched:")):
+            r = state[key]
+            tokens = f"{r['search_tokens']:,} tokens, " if "search_tokens" in r else ""
+            parts.append(f"{pct}% {key.split(':')[1]}: {r['trials']} trials, {tokens}"
+                         f"{r['search_s'] / 60:.0f} min")
+    return f"{name}: " + "; ".join(parts) + "." if parts else ""
+
+
+def render_modules() -> str:
+    """The per-module suite's block: nothing measured yet, or its table and costs."""
+    path, archived = result_path("quality_sparsegpt_modules_cpu.json")
+    if not path.is_file():
+        return ("**Per-module levels** (`python benchmarks/quality.py --suite sparsegpt_modules "
+                "--seeds 0 1 2 --offspring 120`): not measured yet.")
+    q = json.loads(path.read_text())
+    env, verify = q["environment"], q["study"]["verify"]
+    draws = verify.get("calibration_seeds") or [verify.get("seed", 0)]
+    lines = [
+        ("*(" + ARCHIVED_NOTE + ".)* " if archived else "")
+        + f"**Per-module levels on the sequential-aware database, all pruned with sequential SparseGPT** "
+        f"(`{q['command']}`; {env['device']}, {env['threads']} thread(s), torch {env['torch']}; "
+        f"`spaces/{q['study']['space']}.yaml`, database at the `{q['study']['evaluator']['reference']}` "
+        f"reference; seeds {q['seeds']}, the first from all {q['warm_starts']} priors of the grid, the "
+        f"others from the family winners, {q['offspring']} EvoPress offspring each). Every plan pruned "
+        f"once per calibration draw {draws} ({verify['nsamples']} x {verify['seqlen']}) and measured on "
+        f"{q['evaluation']['windows']} x 512 tokens of the pydoc evaluation split and all 39 x 512 of "
+        f"Debian's licences: mean [min, max] over the draws. \"lower on\": on how many draws a plan is "
+        f"below the best prior (paired by seed); a seed beats it only when lower on every draw.",
+        "",
+        "| target | plan | search fitness | ppl (pydoc) | x best prior | lower on | ppl (licenses) "
+        "| x best prior | lower on |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for pct, state in q["runs"].items():
+        lines += _target_rows(pct, state)
+    cost = _cost_sentence(q["runs"], "Search cost per seed, per-module")
+    block, block_archived = result_path("quality_sparsegpt_cpu.json")
+    if block.is_file():
+        label = "Per-block (the `sparsegpt` suite" + (", archived: one-shot database, older code)"
+                                                      if block_archived else ")")
+        cost += " " + _cost_sentence(json.loads(block.read_text()).get("runs", {}), label)
+    return "\n".join([*lines, "", cost])
