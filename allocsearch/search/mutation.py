@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -14,6 +16,32 @@ SWITCH_SHARE = 0.05  # a level switch moves one step of 5% of the parameter's ra
 SWITCHABLE = ("block", "type", "module")  # granularities whose values trade budget in pairs
 
 
+@dataclass(frozen=True)
+class Level:
+    """Where a switchable value may go: its bounds and one level's step."""
+
+    low: float
+    high: float
+    step: float
+
+
+def level_switch(values: dict[str, Any], names: Sequence[str], levels: Mapping[str, Level],
+                 rng: np.random.Generator, tries: int = 20) -> bool:
+    """One of ``names`` up a level and another down one, both inside their bounds (so
+    equal-sized blocks or modules keep the budget), in place; False when ``tries`` random
+    pairs found no legal one. The EvoPress-style sampler and the short-lister's mutations
+    both switch through here."""
+    for _ in range(tries):
+        i, j = rng.choice(len(names), size=2, replace=False)
+        up, down = names[int(i)], names[int(j)]
+        lu, ld = levels[up], levels[down]
+        if values[up] + lu.step <= lu.high + 1e-12 and values[down] - ld.step >= ld.low - 1e-12:
+            values[up] = min(values[up] + lu.step, lu.high)
+            values[down] = max(values[down] - ld.step, ld.low)
+            return True
+    return False
+
+
 def mutate(values: dict[str, Any], space: SearchSpace, layout: SpaceLayout, rng: np.random.Generator,
            other_rate: float = 0.05) -> dict[str, Any]:
     """Level switches (1 to 4) between two blocks, types or modules of a per-block, per-type
@@ -21,13 +49,12 @@ def mutate(values: dict[str, Any], space: SearchSpace, layout: SpaceLayout, rng:
     (scalar) with probability ``other_rate`` each."""
     out = dict(values)
     switchable = [p for p in space.parameters.values() if p.per in SWITCHABLE and p.type == "float"]
+    names = {spec.name: spec.names(layout) for spec in switchable}
     for _ in range(int(rng.integers(1, 5)) if switchable else 0):
         spec = switchable[int(rng.integers(len(switchable)))]
-        names = spec.names(layout)
-        i, j = rng.choice(len(names), size=2, replace=False)
-        step = _step(spec)
-        out[names[int(i)]] = spec.clip(out[names[int(i)]] + step)
-        out[names[int(j)]] = spec.clip(out[names[int(j)]] - step)
+        assert spec.low is not None and spec.high is not None
+        level = Level(spec.low, spec.high, _step(spec))
+        level_switch(out, names[spec.name], dict.fromkeys(names[spec.name], level), rng)
     for spec in space.parameters.values():
         if spec in switchable:
             continue

@@ -171,3 +171,26 @@ def test_a_module_levels_study_on_the_reference_database(tmp_path: Path) -> None
     names = find_space("module_levels").parameters["offset"].names(layout)
     assert set(trials[-1].params) == set(names)  # one value per module
     ev.close()
+
+
+def test_a_level_switch_moves_one_value_up_and_one_down_inside_bounds() -> None:
+    from allocsearch.search.mutation import Level, level_switch
+
+    rng = np.random.default_rng(0)
+    levels = dict.fromkeys("abc", Level(0.3, 0.9, 0.05))
+    # a sits at the floor (can only go up), b at the ceiling (only down), c can go either way.
+    values = {"a": 0.3, "b": 0.9, "c": 0.6}
+    seen = set()
+    for _ in range(40):
+        v = dict(values)
+        assert level_switch(v, ["a", "b", "c"], levels, rng)
+        assert sum(v.values()) == pytest.approx(sum(values.values()), abs=1e-12)
+        up = [k for k in v if v[k] > values[k] + 1e-12]
+        down = [k for k in v if v[k] < values[k] - 1e-12]
+        assert len(up) == len(down) == 1 and up[0] != "b" and down[0] != "a"
+        assert v[up[0]] == pytest.approx(values[up[0]] + 0.05)
+        assert v[down[0]] == pytest.approx(values[down[0]] - 0.05)
+        seen.add((up[0], down[0]))
+    assert seen == {("a", "b"), ("a", "c"), ("c", "b")}
+    stuck = {"a": 0.3, "b": 0.3}  # neither can go down: no legal pair, nothing moves
+    assert not level_switch(stuck, ["a", "b"], levels, rng) and stuck == {"a": 0.3, "b": 0.3}

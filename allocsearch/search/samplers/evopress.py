@@ -29,6 +29,8 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 from optuna.search_space import IntersectionSearchSpace
 from optuna.trial import FrozenTrial, TrialState
 
+from allocsearch.search.mutation import Level, level_switch
+
 #: ``offset_3`` (a block's value) or ``offset_3.self_attn.q_proj`` (a module's): the group is
 #: the name before the block index, and switches happen inside a group
 _LEVEL = re.compile(r"^(.*)_(\d+)(\.[A-Za-z_][\w.]*)?$")
@@ -97,16 +99,12 @@ class EvoPressSampler(optuna.samplers.BaseSampler):
     ) -> None:
         """One block (module) up a level, another down one, both inside their bounds."""
         names = groups[int(self._rng.integers(len(groups)))]
-        for _ in range(20):  # a few tries to find a legal pair
-            i, j = self._rng.choice(len(names), size=2, replace=False)
-            up, down = names[int(i)], names[int(j)]
-            du, dd = space[up], space[down]
-            assert isinstance(du, FloatDistribution) and isinstance(dd, FloatDistribution)
-            step = du.step or self.step
-            if params[up] + step <= du.high + 1e-12 and params[down] - step >= dd.low - 1e-12:
-                params[up] = min(params[up] + step, du.high)
-                params[down] = max(params[down] - step, dd.low)
-                return
+        levels = {}
+        for name in names:
+            dist = space[name]
+            assert isinstance(dist, FloatDistribution)
+            levels[name] = Level(dist.low, dist.high, dist.step or self.step)
+        level_switch(params, names, levels, self._rng)
 
     def _perturb(self, value: Any, dist: BaseDistribution) -> Any:
         if isinstance(dist, CategoricalDistribution):
