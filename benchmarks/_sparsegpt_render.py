@@ -33,13 +33,13 @@ def render() -> str:
         f"{old['corr']}**Rank correlation** (`{corr['command']}`): {rho['all']['plans']} plans at "
         f"60/65/70% ({', '.join(kinds)}), snapped to the grid. "
         f"Spearman of the database fitness ({fid[-1]} search tokens) against sequential SparseGPT "
-        f"perplexity ({corr['verify']['eval_windows']} x 512 evaluation tokens): "
+        f"perplexity ({corr['verify']['eval_windows']} x 512 evaluation tokens{_draws_note(corr)}): "
         f"**{rho['all'][f'ppl@{fid[-1]}']:.3f}** over all plans; within 70%, 65%, 60%: "
         + ", ".join(f"{rho[g][f'ppl@{fid[-1]}']:.3f}" for g in ("0.70", "0.65", "0.60"))
         + f". The cached Wanda ranks on the same plans ({fid[0]} tokens): "
         f"{rho['all'][f'wanda_ppl@{fid[0]}']:.3f} over all, "
         + ", ".join(f"{rho[g][f'wanda_ppl@{fid[0]}']:.3f}" for g in ("0.70", "0.65", "0.60")) + "."
-        + _reference_sentence(corr, rho, fid[-1]),
+        + _reference_sentence(corr, rho, fid[-1]) + _one_draw_sentence(rho),
         "",
         f"{old['quality']}**Search vs priors, all pruned with sequential SparseGPT** "
         f"(`{quality['command']}`; "
@@ -81,6 +81,21 @@ def render() -> str:
            f"{c['sequential-aware build / one prune']:.1f}x one prune." if "reference" in costs else ""),
     ]
     return "\n".join(lines)
+
+
+def _draws_note(corr: dict[str, Any]) -> str:
+    draws = corr["verify"].get("draws", [0])
+    return f", mean over calibration draws {draws}" if len(draws) > 1 else ", one calibration draw"
+
+
+def _one_draw_sentence(rho: dict[str, Any]) -> str:
+    """How well one draw of the exact number ranks the plans like the mean over the draws
+    (the ceiling any cheap fitness meets when scored against a single draw)."""
+    if "draw 0 vs mean" not in rho["all"]:
+        return ""
+    return (" One draw of the exact number against their mean: "
+            f"{rho['all']['draw 0 vs mean']:.3f} over all, "
+            + ", ".join(f"{rho[g]['draw 0 vs mean']:.3f}" for g in ("0.70", "0.65", "0.60")) + ".")
 
 
 def _reference_sentence(corr: dict[str, Any], rho: dict[str, Any], tokens: int) -> str:
