@@ -4,7 +4,8 @@ Evaluator, exact verification, task accuracy and latency."""
 from __future__ import annotations
 
 from allocsearch.evaluate.backends import BACKENDS, Backend, BackendSettings
-from allocsearch.evaluate.evaluator import Evaluator, EvaluatorConfig, FitnessStep
+from allocsearch.evaluate.config import EvaluatorConfig, FitnessStep
+from allocsearch.evaluate.evaluator import Evaluator
 from allocsearch.evaluate.fitness import FITNESSES, DenseReference, Fitness
 from allocsearch.evaluate.latency import Latency, LatencyCache, LatencyConfig, PlanLatency, measure_latency
 from allocsearch.evaluate.perplexity import PerplexityResult, perplexity
