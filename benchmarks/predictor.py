@@ -216,7 +216,29 @@ def render_results() -> str:
     elif e_path.is_file():
         lines += ["", f"*Sample efficiency: {ARCHIVED_NOTE}* (`benchmarks/predictor_efficiency.py` "
                   f"measures it again)."]
-    return "\n".join(lines)
+    return "\n".join(lines + _ceiling_lines())
+
+
+def _ceiling_lines() -> list[str]:
+    """The labels' own noise (benchmarks/predictor_ceiling.py), when measured."""
+    path = RESULTS / "predictor_ceiling_cpu.json"
+    if not path.is_file():
+        return []
+    c = json.loads(path.read_text())
+    model = c["default_model"]
+    cols = ["label vs second", f"{model} vs label", f"{model} vs second", "additive vs label",
+            "additive vs second"]
+    lines = ["", f"**The labels' own noise** (`{c['manifest']['command']}`): every plan measured again on "
+             f"the next {c['label_tokens']} search tokens (disjoint from its label's; the label itself "
+             f"reproduced to {c['label_reproduced_rel']:.1e} relative). Spearman per study: the two "
+             f"measurements against each other, and the held-out predictions against each.", "",
+             "| study | plans | " + " | ".join(cols) + " |",
+             "| --- | --- | " + " | ".join("---" for _ in cols) + " |"]
+    for r in c["rows"]:
+        lines.append(f"| {r['study']} | {r['n']} | " + " | ".join(_fmt(r[k]) for k in cols) + " |")
+    m = c["min_over_deciding"]
+    lines += ["", "Minimum over the 60-75% studies: " + ", ".join(f"{k} {_fmt(m[k])}" for k in cols) + "."]
+    return lines
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ expected ranking but its own noise. Per held-out study:
   shares no noise with the training labels;
 - the same for the additive baseline.
 
-    python benchmarks/predictor_ceiling.py        # ~30 min on one CPU core (360 plans)
+    python benchmarks/predictor_ceiling.py        # ~1.5 h on one CPU core (360 plans x 4096 tokens)
 
 The re-measured plans are kept in results/runs/predictor_ceiling.partial.json (an interrupted
 run resumes); writes benchmarks/results/predictor_ceiling_<device>.json.
