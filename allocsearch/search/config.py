@@ -204,6 +204,11 @@ class StudyConfig:
             raise StudyConfigError(f"{where}: anchored rounds need a single objective")
         if predictor.enabled and len(objectives) > 1:
             raise StudyConfigError(f"{where}: predictor short-listing needs a single objective")
+        if predictor.tokens is not None and (predictor.tokens not in evaluator.fidelities
+                                             or predictor.tokens % evaluator.seqlen):
+            raise StudyConfigError(f"{where}: predictor.tokens {predictor.tokens} is not one of "
+                                   f"evaluator.fidelities {list(evaluator.fidelities)} (in whole "
+                                   f"{evaluator.seqlen}-token windows)")
         _check_tasks(tasks, objectives, sampler[0], anchor, predictor, where)
         if anchor.rounds and data.get("storage"):
             raise StudyConfigError(f"{where}: anchored rounds run in one process, one SQLite study "

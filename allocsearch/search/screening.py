@@ -117,7 +117,7 @@ class Screener:
         """The values of the next short-listed candidate for ``trial`` (marked screened), or
         None while the predictor warms up or nothing new can be proposed."""
         read = store.trials(study)  # once per proposal: records, keys and round numbers share it
-        records = study_records(study, read)
+        records = study_records(study, read, self.settings.tokens)
         if self.pretrained is None and len(records) < self.settings.warmup:
             return None
         seen = self.study_keys(read, exclude=trial.number)

@@ -174,6 +174,9 @@ class PredictorSettings:
     members: int = 5
     kappa: float = 1.0
     mutations: float = 0.5
+    #: Train on the fitness at this many search tokens (a fidelity every trial reads: the
+    #: first, in a study whose pruner stops most trials there); None: the full fidelity.
+    tokens: int | None = None
     #: ``file`` as loaded by the validation below (read once; not part of the settings' value).
     pretrained: Predictor | None = field(default=None, init=False, compare=False, repr=False)
 
@@ -187,6 +190,8 @@ class PredictorSettings:
                              "retrain_every >= 1 and members >= 1")
         if self.kappa < 0 or not 0.0 <= self.mutations <= 1.0 or not 0.0 < self.share <= 1.0:
             raise ValueError("predictor needs kappa >= 0, 0 <= mutations <= 1 and 0 < share <= 1")
+        if self.tokens is not None and self.tokens < 1:
+            raise ValueError(f"predictor.tokens must be a positive token count, got {self.tokens}")
         if self.file is not None:
             if not Path(self.file).is_file():
                 raise ValueError(f"predictor.file: no such file {self.file!r} (train one with "

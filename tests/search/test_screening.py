@@ -76,9 +76,10 @@ def test_a_screened_study_runs_real_trials_that_meet_the_budget(screened: Any) -
     _check_proposals(run.study, log)
 
 
-def _check_proposals(study: Any, log: list[dict[str, Any]]) -> None:
+def _check_proposals(study: Any, log: list[dict[str, Any]], *, sampler_repeats: bool = False) -> None:
     """Each screened trial evaluated exactly the plan the log says was proposed to it, and no
-    two trials of the study evaluated the same plan."""
+    two trials of the study evaluated the same plan (with ``sampler_repeats``, no screened
+    trial evaluated a plan an earlier trial holds: the wrapped sampler may repeat itself)."""
     proposed = {r["trial"]: r for r in log if r.get("kind") == "proposed"}
     views = store.trials(study)
     screened = [v for v in views if v.screened is not None]
@@ -88,7 +89,12 @@ def _check_proposals(study: Any, log: list[dict[str, Any]]) -> None:
         assert v.plan["sparsities"] == proposed[v.number]["plan"]["sparsities"]
         assert v.params == proposed[v.number]["values"]
     keys = [compact_key(v.plan) for v in views if v.plan is not None]
-    assert len(keys) == len(set(keys))
+    if sampler_repeats:  # no screened plan repeats one an earlier trial holds
+        before = {v.number: {compact_key(u.plan) for u in views if u.number < v.number and u.plan}
+                  for v in screened}
+        assert all(compact_key(v.plan) not in before[v.number] for v in screened if v.plan is not None)
+    else:
+        assert len(keys) == len(set(keys))
 
 
 def test_resuming_a_screened_study_continues_its_round_numbering(
@@ -261,3 +267,27 @@ def test_a_candidate_any_trial_holds_is_never_proposed(screened: Any, evaluator:
     assert same is not None and fresh is not None and same.values != waiting.values
     screener._queue = [waiting, measured, same, fresh]
     assert screener._pop(seen) is fresh
+
+
+def test_short_listing_trains_on_the_first_fidelity_when_the_pruner_stops_trials_there(
+    evaluator: Evaluator, tmp_path: Path
+) -> None:
+    """With the EvoPress-style pruner most trials stop at the first fidelity: records at the
+    full fidelity are few, at the first one every finished trial has one, and the screener
+    (``predictor.tokens``) starts its rounds from them."""
+    with pytest.raises(StudyConfigError, match=r"predictor\.tokens 100 is not one of"):
+        _config(tmp_path, {"predictor": PREDICTOR | {"tokens": 100}})
+    cfg = _config(tmp_path, {"sampler": "evopress", "pruner": "evopress", "n_trials": 16,
+                             "predictor": PREDICTOR | {"share": 0.5, "warmup": 4, "tokens": 64}})
+    run = run_study(cfg, evaluator=evaluator, progress=False, verify=False)
+    views = store.trials(run.study)
+    finished = [v for v in views if v.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    first = study_records(run.study, tokens=64)
+    assert {r.trial for r in first} == {v.number for v in finished if 64 in v.intermediate}
+    assert all(r.tokens == 64 and r.fitness == views[r.trial].intermediate[64] for r in first)
+    full = study_records(run.study)
+    assert len(full) < len(first) and all(r.tokens == 128 for r in full)
+    assert any(v.state == TrialState.PRUNED for v in views[4:])  # the pruner stopped some
+    assert any(v.screened is not None for v in views)  # rounds ran on first-fidelity records
+    # EvoPress repeats its parent's plan now and then in a 2-block model; the short list never.
+    _check_proposals(run.study, read_jsonl(tmp_path / "screening.jsonl"), sampler_repeats=True)
