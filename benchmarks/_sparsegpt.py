@@ -31,6 +31,7 @@ import json
 import statistics
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -61,10 +62,32 @@ def _config(target: float, seed: int, args: argparse.Namespace,
             winners: list[str] | None = None, suite: str = "sparsegpt") -> StudyConfig:
     """The study of ``target`` at ``seed``: all its warm starts, or only those labelled in
     ``winners``; ``args.offspring`` trials beyond them."""
-    cfg = StudyConfig.load(study_file(suite, target), [f"seed={seed}"])
+    cfg = StudyConfig.load(study_file(suite, target), [*args.set, f"seed={seed}"])
     warm = tuple(w for w in cfg.warm_start if winners is None or w.label in winners)
-    return dataclasses.replace(cfg, output=RUNS / f"{cfg.name}_s{seed}", warm_start=warm,
+    return dataclasses.replace(cfg, output=RUNS / f"{cfg.name}{_tag(args)}_s{seed}", warm_start=warm,
                                n_trials=len(warm) + args.offspring)
+
+
+def _tag(args: argparse.Namespace) -> str:
+    """A variant's suffix (``--tag``, with its ``--set`` overrides): its own studies and
+    partial results beside the plain suite's."""
+    return f"_{args.tag}" if args.tag else ""
+
+
+def _partial(suite: str, pct: str, args: argparse.Namespace) -> Path:
+    return RUNS / f"quality_{suite}{_tag(args)}_{pct}.partial.json"
+
+
+def _shared_priors(suite: str, pct: str, args: argparse.Namespace) -> dict[str, Any]:
+    """A tagged variant's prior rows, from the plain suite's partial results when they exist:
+    the same plans pruned and measured with the same settings give the same numbers (the
+    verification is deterministic at fixed threads), so they are not measured twice."""
+    plain = RUNS / f"quality_{suite}_{pct}.partial.json"
+    if not args.tag or not plain.exists():
+        return {}
+    state = json.loads(plain.read_text()).get(pct, {})
+    keep = {k: v for k, v in state.items() if k == "priors" or k.startswith("measured:")}
+    return keep | ({"priors_from": plain.name} if keep else {})
 
 
 def measure(loaded: LoadedModel, ev: Evaluator, cfg: StudyConfig, plan: Plan, other: str,
@@ -137,14 +160,16 @@ def suite_sparsegpt(args: argparse.Namespace, suite: str = "sparsegpt") -> dict[
     studies/smollm2-<pct>-sparsegpt-modules.yaml); the same protocol otherwise."""
     done: dict[str, Any] = {}
     for target in args.targets:  # one file per target: targets may run in parallel processes
-        part = RUNS / f"quality_{suite}_{round(target * 100)}.partial.json"
+        pct = str(round(target * 100))
+        part = _partial(suite, pct, args)
         if part.exists() and not args.fresh:
             done |= json.loads(part.read_text())
+        else:
+            done[pct] = _shared_priors(suite, pct, args)
 
     def save() -> None:
         for pct, state in done.items():
-            path = RUNS / f"quality_{suite}_{pct}.partial.json"
-            atomic_write_text(path, json.dumps({pct: state}, indent=1))
+            atomic_write_text(_partial(suite, pct, args), json.dumps({pct: state}, indent=1))
 
     loaded = load_model(args.model, device=args.device, dtype=args.dtype)
     other = other_domain_file(RUNS)

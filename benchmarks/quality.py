@@ -25,6 +25,8 @@ against the priors, all verified with sequential SparseGPT, 3 seeds, two domains
 
     python benchmarks/quality.py --suite sparsegpt --seeds 0 1 2
     python benchmarks/quality.py --suite sparsegpt_modules --seeds 0 1 2 --offspring 120   # per-module
+    python benchmarks/quality.py --suite sparsegpt_modules --seeds 0 1 2 --offspring 120 \
+        --tag screened --set "predictor={model: typed, tokens: 2048}"   # ... short-listed
 
 Prints a table and writes benchmarks/results/quality_<suite>[_<device>].json.
 """
@@ -250,11 +252,11 @@ def main() -> None:
     p.add_argument("--offspring", type=int, default=45,
                    help="sparsegpt: trials per study beyond its warm starts")
     p.add_argument("--fresh", action="store_true", help="sparsegpt: ignore the partial results")
-    p.add_argument("--tag", default="", help="search/anchored: a suffix for the result, plan and study "
-                   "names (another protocol of the suite, e.g. a refinement)")
+    p.add_argument("--tag", default="", help="search/anchored/sparsegpt: a suffix for the result, plan and "
+                   "study names (another protocol of the suite, e.g. a refinement or --set variant)")
     p.add_argument("--progress", action="store_true", help="search: progress bars and trial log")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                   help="search/samplers: study config overrides (as allocsearch search --set)")
+                   help="search/samplers/sparsegpt: study config overrides (as allocsearch search --set)")
     args = p.parse_args()
     if args.suite in ("search", "samplers", "anchored", "sparsegpt", "sparsegpt_anchored",
                       "sparsegpt_modules") and args.targets == list(PRIOR_TARGETS):
