@@ -54,13 +54,21 @@ def register_study(study_sub: Any) -> None:
     r.add_argument("folder", type=Path, nargs="+", help="study output folders (holding study.db)")
     r.add_argument("--storage", default=None, help="read the study from this storage URL instead")
     r.add_argument("--out", type=Path, required=True, help="records JSONL to write")
+    _add_tokens(r)
     add_quiet(r)
     r.set_defaults(func=cmd_records)
+
+
+def _add_tokens(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tokens", type=int, default=None,
+                   help="a study's records at this fidelity (every trial that read it, pruned ones "
+                        "included) instead of at the full one")
 
 
 def _add_sources(p: argparse.ArgumentParser) -> None:
     p.add_argument("--study", type=Path, nargs="+", default=[], help="study output folders")
     p.add_argument("--records", type=Path, nargs="+", default=[], help="records JSONL files")
+    _add_tokens(p)
 
 
 def _records(args: argparse.Namespace) -> list[PlanRecord]:
@@ -69,7 +77,7 @@ def _records(args: argparse.Namespace) -> list[PlanRecord]:
 
     if not args.study and not args.records:
         raise ValueError("give training data with --study DIR... and/or --records FILE...")
-    out = folder_records(args.study)
+    out = folder_records(args.study, tokens=args.tokens)
     for path in args.records:
         out += read_records(path)
     return out
@@ -79,7 +87,7 @@ def cmd_records(args: argparse.Namespace) -> int:
     from allocsearch.predictor import write_records
     from allocsearch.search.records import folder_records
 
-    records = folder_records(args.folder, args.storage)
+    records = folder_records(args.folder, args.storage, args.tokens)
     write_records(records, args.out)
     print(f"wrote {len(records)} records from {len(args.folder)} studies to {args.out}")
     return 0

@@ -53,9 +53,11 @@ def study_records(study: optuna.Study, read: Sequence[store.StoredTrial] | None 
     return out
 
 
-def folder_records(folders: Sequence[Path], storage: str | None = None) -> list[PlanRecord]:
-    """Records of the studies in these output folders (each holding ``study.db``)."""
+def folder_records(folders: Sequence[Path], storage: str | None = None,
+                   tokens: int | None = None) -> list[PlanRecord]:
+    """Records of the studies in these output folders (each holding ``study.db``), at the
+    full fidelity or at ``tokens`` (see :func:`study_records`)."""
     out: list[PlanRecord] = []
     for folder in folders:
-        out += study_records(load_study(Path(folder), storage))
+        out += study_records(load_study(Path(folder), storage), tokens=tokens)
     return out

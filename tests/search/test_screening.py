@@ -287,6 +287,9 @@ def test_short_listing_trains_on_the_first_fidelity_when_the_pruner_stops_trials
     assert all(r.tokens == 64 and r.fitness == views[r.trial].intermediate[64] for r in first)
     full = study_records(run.study)
     assert len(full) < len(first) and all(r.tokens == 128 for r in full)
+    out = tmp_path / "first.jsonl"
+    assert main(["study", "records", str(tmp_path), "--out", str(out), "--tokens", "64", "--quiet"]) == 0
+    assert [(r.trial, r.fitness) for r in read_records(out)] == [(r.trial, r.fitness) for r in first]
     assert any(v.state == TrialState.PRUNED for v in views[4:])  # the pruner stopped some
     assert any(v.screened is not None for v in views)  # rounds ran on first-fidelity records
     # EvoPress repeats its parent's plan now and then in a 2-block model; the short list never.
