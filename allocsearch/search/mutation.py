@@ -26,11 +26,11 @@ class Level:
 
 
 def level_switch(values: dict[str, Any], names: Sequence[str], levels: Mapping[str, Level],
-                 rng: np.random.Generator, tries: int = 20) -> bool:
+                 rng: np.random.Generator, tries: int = 20) -> tuple[str, str] | None:
     """One of ``names`` up a level and another down one, both inside their bounds (so
-    equal-sized blocks or modules keep the budget), in place; False when ``tries`` random
-    pairs found no legal one. The EvoPress-style sampler and the short-lister's mutations
-    both switch through here."""
+    equal-sized blocks or modules keep the budget), in place; the pair moved (up, down), or
+    None when ``tries`` random pairs found no legal one. The EvoPress-style sampler and the
+    short-lister's mutations both switch through here."""
     for _ in range(tries):
         i, j = rng.choice(len(names), size=2, replace=False)
         up, down = names[int(i)], names[int(j)]
@@ -38,8 +38,8 @@ def level_switch(values: dict[str, Any], names: Sequence[str], levels: Mapping[s
         if values[up] + lu.step <= lu.high + 1e-12 and values[down] - ld.step >= ld.low - 1e-12:
             values[up] = min(values[up] + lu.step, lu.high)
             values[down] = max(values[down] - ld.step, ld.low)
-            return True
-    return False
+            return up, down
+    return None
 
 
 def mutate(values: dict[str, Any], space: SearchSpace, layout: SpaceLayout, rng: np.random.Generator,
@@ -54,7 +54,9 @@ def mutate(values: dict[str, Any], space: SearchSpace, layout: SpaceLayout, rng:
         spec = switchable[int(rng.integers(len(switchable)))]
         assert spec.low is not None and spec.high is not None
         level = Level(spec.low, spec.high, _step(spec))
-        level_switch(out, names[spec.name], dict.fromkeys(names[spec.name], level), rng)
+        moved = level_switch(out, names[spec.name], dict.fromkeys(names[spec.name], level), rng)
+        for name in moved or ():
+            out[name] = spec.clip(out[name])  # on the parameter's step grid, without float drift
     for spec in space.parameters.values():
         if spec in switchable:
             continue

@@ -183,14 +183,15 @@ def test_a_level_switch_moves_one_value_up_and_one_down_inside_bounds() -> None:
     seen = set()
     for _ in range(40):
         v = dict(values)
-        assert level_switch(v, ["a", "b", "c"], levels, rng)
+        moved = level_switch(v, ["a", "b", "c"], levels, rng)
         assert sum(v.values()) == pytest.approx(sum(values.values()), abs=1e-12)
         up = [k for k in v if v[k] > values[k] + 1e-12]
         down = [k for k in v if v[k] < values[k] - 1e-12]
         assert len(up) == len(down) == 1 and up[0] != "b" and down[0] != "a"
+        assert moved == (up[0], down[0])
         assert v[up[0]] == pytest.approx(values[up[0]] + 0.05)
         assert v[down[0]] == pytest.approx(values[down[0]] - 0.05)
         seen.add((up[0], down[0]))
     assert seen == {("a", "b"), ("a", "c"), ("c", "b")}
     stuck = {"a": 0.3, "b": 0.3}  # neither can go down: no legal pair, nothing moves
-    assert not level_switch(stuck, ["a", "b"], levels, rng) and stuck == {"a": 0.3, "b": 0.3}
+    assert level_switch(stuck, ["a", "b"], levels, rng) is None and stuck == {"a": 0.3, "b": 0.3}
