@@ -193,3 +193,31 @@ def render_modules() -> str:
                                                       if block_archived else ")")
         cost += " " + _cost_sentence(json.loads(block.read_text()).get("runs", {}), label)
     return "\n".join([*lines, "", cost])
+
+
+def headline_rows() -> list[dict[str, Any]]:
+    """The per-module suite as rows of the README's multi-seed table (the shape
+    benchmarks/headline.py writes): per target, each seed's mean over the calibration draws
+    against the prior with the lowest mean, and the seeds lower than it on every draw."""
+    path, archived = result_path("quality_sparsegpt_modules_cpu.json")
+    if archived or not path.is_file():
+        return []
+    q = json.loads(path.read_text())
+    out = []
+    for pct, state in q["runs"].items():
+        priors = [state[f"measured:{f}"] for f in FAMILIES if f"measured:{f}" in state]
+        found = [v for k, v in sorted(state.items()) if k.startswith("searched:")]
+        if not priors or not found:
+            continue
+        best = min(priors, key=lambda r: r["ppl"])
+        other = min(priors, key=lambda r: r["ppl_other"])
+        ratios = [r["ppl"] / best["ppl"] for r in found]
+        below = [_lower(r, best, "ppl").split("/") for r in found]
+        out.append({"config": f"smollm2-{pct}-sparsegpt-modules ({q['offspring']} offspring)",
+                    "pruner": "sparsegpt", "target": int(pct) / 100, "seeds": len(found),
+                    "ratio_median": statistics.median(ratios), "ratio_min": min(ratios),
+                    "ratio_max": max(ratios),
+                    "ratio_other_median": statistics.median(r["ppl_other"] / other["ppl_other"]
+                                                            for r in found),
+                    "better_seeds": sum(a == n and n != "0" for a, n in below)})
+    return out

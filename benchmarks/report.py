@@ -250,8 +250,10 @@ def headline() -> str:
                              r["best_prior"], r["best_prior_sparsegpt_ppl"], r["best_sparsegpt_ppl"],
                              r["ratio_sparsegpt"], path.name, device))
     floors = noise_floors()
+    import _sparsegpt_render
+
     shipped = [r for path in sorted(RESULTS.glob("headline_*.json"))
-               for r in json.loads(path.read_text())["rows"]]
+               for r in json.loads(path.read_text())["rows"]] + _sparsegpt_render.headline_rows()
     lines = []
     if shipped:
         lines += ["| study config | pruner | target | seeds | x lowest verified prior (median [min, max]) "
