@@ -140,6 +140,30 @@ def test_evopress_switches_levels_between_modules() -> None:
         study.tell(t, 2.0)  # worse: the parent stays the parent
 
 
+def test_evopress_switches_between_projection_kinds_or_blocks() -> None:
+    """In ``projections`` (block and per-type offsets) each offspring makes one switch
+    inside one group: two blocks, or two projection kinds."""
+    prof = tiny_profile("llama")
+    space = find_space(SPACES / "projections.yaml")
+    layout = SpaceLayout.of(prof.identity)
+    study = optuna.create_study(sampler=EvoPressSampler(seed=0, max_switches=1, step=0.05, other_rate=0.0))
+    names = {p: space.parameters[p].names(layout) for p in ("offset", "type_offset")}
+    study.enqueue_trial({n: 0.0 for group in names.values() for n in group})
+    t = study.ask()
+    space.suggest(t, layout)
+    study.tell(t, 1.0)
+    groups = set()
+    for _ in range(12):
+        t = study.ask()
+        values = space.suggest(t, layout)
+        moved = {n: v for n, v in values.items() if abs(v) > 1e-12}
+        assert sorted(moved.values()) == pytest.approx([-0.05, 0.05])
+        [group] = [p for p, group in names.items() if set(moved) <= set(group)]
+        groups.add(group)
+        study.tell(t, 2.0)
+    assert groups == {"offset", "type_offset"}
+
+
 def test_a_module_levels_study_on_the_reference_database(tmp_path: Path) -> None:
     """The shipped per-module level space, the EvoPress-style sampler and a database
     calibrated at the uniform plan: priors enqueued exactly, every plan on the grid at the

@@ -5,9 +5,10 @@ each offspring applies a few **level switches** (one layer one level up, another
 down, so the budget holds) and offspring go through **multi-step selection**: scored on few
 tokens first, only the promising ones on more. Here:
 
-- :class:`EvoPressSampler` proposes offspring of the best finished trial. Per-block or
-  per-module float parameters of one name (``offset_0 .. offset_29``, or
-  ``offset_0.self_attn.q_proj .. offset_29.mlp.down_proj``) are levels on a grid of ``step``;
+- :class:`EvoPressSampler` proposes offspring of the best finished trial. Per-block,
+  per-module or per-type float parameters of one name (``offset_0 .. offset_29``,
+  ``offset_0.self_attn.q_proj .. offset_29.mlp.down_proj``, or ``offset_self_attn.q_proj ..
+  offset_mlp.down_proj``) are levels on a grid of ``step``;
   a level switch moves one block (module) up a step and another down one (for equal-sized
   ones the budget is unchanged; the space's projection absorbs any rest). Other parameters
   are perturbed rarely (categoricals resampled, scalars jittered).
@@ -34,6 +35,14 @@ from allocsearch.search.mutation import Level, level_switch
 #: ``offset_3`` (a block's value) or ``offset_3.self_attn.q_proj`` (a module's): the group is
 #: the name before the block index, and switches happen inside a group
 _LEVEL = re.compile(r"^(.*)_(\d+)(\.[A-Za-z_][\w.]*)?$")
+#: ``offset_self_attn.q_proj`` (a projection kind's value: a dotted module path, no block)
+_TYPE = re.compile(r"^(.*?)_([A-Za-z_]\w*\.[\w.]+)$")
+
+
+def _group(name: str) -> str | None:
+    """The switch group of a per-block, per-module or per-type parameter name, else None."""
+    m = _LEVEL.match(name) or _TYPE.match(name)
+    return m.group(1) if m else None
 
 
 def _parent(study: optuna.Study) -> FrozenTrial | None:
@@ -81,9 +90,9 @@ class EvoPressSampler(optuna.samplers.BaseSampler):
         groups: dict[str, list[str]] = defaultdict(list)
         others: list[str] = []
         for name, dist in search_space.items():
-            m = _LEVEL.match(name)
-            if m and isinstance(dist, FloatDistribution) and not dist.log:
-                groups[m.group(1)].append(name)
+            group = _group(name)
+            if group is not None and isinstance(dist, FloatDistribution) and not dist.log:
+                groups[group].append(name)
             else:
                 others.append(name)
         switchable = [g for g in groups.values() if len(g) >= 2]
