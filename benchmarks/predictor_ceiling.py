@@ -84,11 +84,11 @@ def main() -> None:
         key = f"{r.study}|{r.trial}"
         if key in done:
             continue
-        again, second = second_measure(ev, r.plan, args.label_tokens)
-        done[key] = {"label": r.fitness, "again": again, "second": second}
+        again, later = second_measure(ev, r.plan, args.label_tokens)
+        done[key] = {"label": r.fitness, "again": again, "second": later}
         atomic_write_text(partial, json.dumps(done))
         if i % 20 == 0:
-            print(f"  {i}/{len(records)} {key}: label {r.fitness:.3f} again {again:.3f} second {second:.3f}",
+            print(f"  {i}/{len(records)} {key}: label {r.fitness:.3f} again {again:.3f} second {later:.3f}",
                   flush=True)
     ev.close()
 
