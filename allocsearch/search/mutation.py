@@ -25,16 +25,17 @@ class Level:
     step: float
 
 
-def level_switch(values: dict[str, Any], names: Sequence[str], levels: Mapping[str, Level],
+def level_switch(values: dict[str, Any], names: Sequence[str], levels: Level | Mapping[str, Level],
                  rng: np.random.Generator, tries: int = 20) -> tuple[str, str] | None:
     """One of ``names`` up a level and another down one, both inside their bounds (so
     equal-sized blocks or modules keep the budget), in place; the pair moved (up, down), or
-    None when ``tries`` random pairs found no legal one. The EvoPress-style sampler and the
-    short-lister's mutations both switch through here."""
+    None when ``tries`` random pairs found no legal one. ``levels``: one for every name (a
+    space parameter's), or one per name. The EvoPress-style sampler and the short-lister's
+    mutations both switch through here."""
     for _ in range(tries):
         i, j = rng.choice(len(names), size=2, replace=False)
         up, down = names[int(i)], names[int(j)]
-        lu, ld = levels[up], levels[down]
+        lu, ld = (levels, levels) if isinstance(levels, Level) else (levels[up], levels[down])
         if values[up] + lu.step <= lu.high + 1e-12 and values[down] - ld.step >= ld.low - 1e-12:
             values[up] = min(values[up] + lu.step, lu.high)
             values[down] = max(values[down] - ld.step, ld.low)
@@ -53,8 +54,7 @@ def mutate(values: dict[str, Any], space: SearchSpace, layout: SpaceLayout, rng:
     for _ in range(int(rng.integers(1, 5)) if switchable else 0):
         spec = switchable[int(rng.integers(len(switchable)))]
         assert spec.low is not None and spec.high is not None
-        level = Level(spec.low, spec.high, _step(spec))
-        moved = level_switch(out, names[spec.name], dict.fromkeys(names[spec.name], level), rng)
+        moved = level_switch(out, names[spec.name], Level(spec.low, spec.high, _step(spec)), rng)
         for name in moved or ():
             out[name] = spec.clip(out[name])  # on the parameter's step grid, without float drift
     for spec in space.parameters.values():

@@ -217,5 +217,11 @@ def test_a_level_switch_moves_one_value_up_and_one_down_inside_bounds() -> None:
         assert v[down[0]] == pytest.approx(values[down[0]] - 0.05)
         seen.add((up[0], down[0]))
     assert seen == {("a", "b"), ("a", "c"), ("c", "b")}
+    # One Level for every name is the same as the mapping that gives it to each.
+    one, each = dict(values), dict(values)
+    moves = [level_switch(one, ["a", "b", "c"], Level(0.3, 0.9, 0.05), np.random.default_rng(s))
+             for s in range(8)]
+    assert moves == [level_switch(each, ["a", "b", "c"], levels, np.random.default_rng(s)) for s in range(8)]
+    assert one == each
     stuck = {"a": 0.3, "b": 0.3}  # neither can go down: no legal pair, nothing moves
     assert level_switch(stuck, ["a", "b"], levels, rng) is None and stuck == {"a": 0.3, "b": 0.3}
