@@ -122,10 +122,11 @@ def spearman(rows: list[dict[str, Any]], key: str, exact: str = "exact_ppl") -> 
 
 
 def exact_draws(ev: Evaluator, plan: Plan, verify: VerifyConfig, row: dict[str, Any],
-                seeds: list[int]) -> None:
+                seeds: list[int]) -> int:
     """``row["exact_draws"]``: the plan's sequential-prune perplexity per calibration seed, the
     missing seeds measured now (a row from before draws were kept holds seed 0's as
-    ``exact_ppl``); ``exact_ppl`` becomes their mean over ``seeds``."""
+    ``exact_ppl``); ``exact_ppl`` becomes their mean over ``seeds``. Returns how many draws
+    were measured now."""
     draws = row.setdefault("exact_draws", {} if "exact_ppl" not in row else {"0": row["exact_ppl"]})
     missing = [s for s in seeds if str(s) not in draws]
     if missing:
@@ -134,6 +135,7 @@ def exact_draws(ev: Evaluator, plan: Plan, verify: VerifyConfig, row: dict[str, 
         row["exact_tokens"] = v.tokens
         row["verify_s"] = row.get("verify_s", 0.0) + sum(d.prune_seconds + d.eval_seconds for d in v.draws)
     row["exact_ppl"] = sum(draws[str(s)] for s in seeds) / len(seeds)
+    return len(missing)
 
 
 def main() -> None:
@@ -177,9 +179,8 @@ def main() -> None:
         done = json.loads(partial_path.read_text())
     ev.progress = False
     for label, plan in plans.items():
-        if label in done:
-            if any(str(s) not in done[label].get("exact_draws", {"0": 0}) for s in args.draws):
-                exact_draws(ev, plan, verify, done[label], args.draws)
+        if label in done:  # finished earlier: only draws this run asks for and it lacks
+            if exact_draws(ev, plan, verify, done[label], args.draws):
                 atomic_write_text(partial_path, json.dumps(done, indent=1))
                 print(f"{label:24s} exact over draws {args.draws}: {done[label]['exact_ppl']:9.3f}",
                       flush=True)
@@ -202,8 +203,7 @@ def main() -> None:
         atomic_write_text(partial_path, json.dumps(done, indent=1))
     ev.close()
 
-    rows = [done[k] | {"exact_ppl": sum(done[k]["exact_draws"][str(s)] for s in args.draws) / len(args.draws),
-                       "exact_ppl_s0": done[k]["exact_draws"]["0"]} for k in plans]
+    rows = [done[k] | {"exact_ppl_s0": done[k]["exact_draws"]["0"]} for k in plans]  # exact_ppl: the mean
     keys = [f"{f}@{t}" for f in args.fitness for t in args.fidelities]
     if wanda_fitness:
         keys += [f"wanda_ppl@{args.fidelities[0]}"]
