@@ -43,6 +43,7 @@ from _common import (
     other_domain_file,
     study_file,
 )
+from _sparsegpt_render import PRIORS, compare, lower_on
 
 from allocsearch.allocation import get_allocator
 from allocsearch.apply import prune_with_plan
@@ -54,8 +55,6 @@ from allocsearch.models import LoadedModel, load_model
 from allocsearch.plan import Plan
 from allocsearch.search import StudyConfig, run_study, store, tokens_read
 from allocsearch.search.report import best_plan
-
-FAMILIES = ("owl", "alpha", "ramp")
 
 
 def _config(target: float, seed: int, args: argparse.Namespace,
@@ -119,15 +118,6 @@ def measure(loaded: LoadedModel, ev: Evaluator, cfg: StudyConfig, plan: Plan, ot
             "threads": torch.get_num_threads() if vc.threads is None else vc.threads, "draws": draws}
 
 
-def lower_on(plan: dict[str, Any], prior: dict[str, Any], metric: str) -> tuple[int, int]:
-    """On how many of their common calibration draws ``plan`` measured lower than ``prior``
-    (paired by seed), and how many draws they share; a one-draw row counts as one draw."""
-    a = {d["seed"]: d[metric] for d in plan.get("draws", [{"seed": 0, metric: plan[metric]}])}
-    b = {d["seed"]: d[metric] for d in prior.get("draws", [{"seed": 0, metric: prior[metric]}])}
-    seeds = sorted(set(a) & set(b))
-    return sum(a[s] < b[s] for s in seeds), len(seeds)
-
-
 def _choose_priors(study: Any, cfg: StudyConfig, ev: Evaluator, target: float) -> dict[str, Any]:
     """Each family's best warm start in ``study`` (its prior trials), as the allocator gives it."""
     by_label = {ws.label: ws for ws in cfg.warm_start}
@@ -143,7 +133,7 @@ def _choose_priors(study: Any, cfg: StudyConfig, ev: Evaluator, target: float) -
                        "complete": complete, "search_fitness": float(t.values[0]) if complete else None,
                        "first_fitness": float(t.intermediate[first])})
     best: dict[str, Any] = {}
-    for family in ("uniform", *FAMILIES):
+    for family in PRIORS:
         rows = [r for r in scored if r["family"] == family]
         done = [r for r in rows if r["complete"]]
         pick = (min(done, key=lambda r: r["search_fitness"]) if done
@@ -203,7 +193,7 @@ def suite_sparsegpt(args: argparse.Namespace, suite: str = "sparsegpt") -> dict[
             print(f"  {pct}% searched seed {seed}: fitness {state[key]['search_fitness']:.3f}  ppl "
                   f"{state[key]['ppl']:.3f}  other {state[key]['ppl_other']:.3f}", flush=True)
         cfg = _config(target, args.seeds[0], args, suite=suite)
-        for family in ("uniform", *FAMILIES):
+        for family in PRIORS:
             key = f"measured:{family}"
             if key not in state:
                 chosen = state["priors"]["best"][family]
@@ -230,17 +220,17 @@ def suite_sparsegpt(args: argparse.Namespace, suite: str = "sparsegpt") -> dict[
 def summarise(target: float, state: dict[str, Any], seeds: list[int]) -> list[dict[str, Any]]:
     """One row per prior and one for the searched plans (median and spread over seeds), each
     with its ratio to the best prior measured (on each domain)."""
-    priors = [state[f"measured:{f}"] | {"family": f} for f in ("uniform", *FAMILIES)]
-    best = min(priors, key=lambda r: r["ppl"])
-    best_other = min(priors, key=lambda r: r["ppl_other"])
-    by_search = min(priors, key=lambda r: r["search_fitness"] if r["search_fitness"] is not None else 1e300)
+    c = compare(state, seeds)
+    assert c is not None and len(c.priors) == len(PRIORS), "every prior is measured first"
+    best, best_other, found = c.best, c.best_other, c.found
+    by_search = min(c.priors, key=lambda r: r["search_fitness"] if r["search_fitness"] is not None else 1e300)
     rows = [{"target": target, "plan": r["label"], "seeds": 1, "search_fitness": r["search_fitness"],
              "ppl": r["ppl"], "ppl_other": r["ppl_other"], "ratio": r["ppl"] / best["ppl"],
-             "ratio_other": r["ppl_other"] / best_other["ppl_other"]} for r in priors]
-    found = [state[f"searched:s{s}"] for s in seeds if f"searched:s{s}" in state]
+             "ratio_other": r["ppl_other"] / best_other["ppl_other"]} for r in c.priors]
     if found:
         ppl = [r["ppl"] for r in found]
         other = [r["ppl_other"] for r in found]
+        below = [lower_on(r, best, "ppl") for r in found]
         rows.append({
             "target": target, "plan": "searched (median)", "seeds": len(found),
             "search_fitness": statistics.median(r["search_fitness"] for r in found),
@@ -252,13 +242,11 @@ def summarise(target: float, state: dict[str, Any], seeds: list[int]) -> list[di
             "best_prior_on_search": by_search["label"],
             # Paired across calibration draws: a seed beats the best prior only when lower on
             # every draw they share (else its gain is within the noise of the draw).
-            "lower_on": [list(lower_on(r, best, "ppl")) for r in found],
+            "lower_on": [list(b) for b in below],
             "lower_on_other": [list(lower_on(r, best_other, "ppl_other")) for r in found],
-            "seeds_below_on_every_draw": sum(a == n for a, n in (lower_on(r, best, "ppl") for r in found)),
+            "seeds_below_on_every_draw": sum(a == n for a, n in below),
         })
     return rows
-
-
 
 
 def suite_sparsegpt_modules(args: argparse.Namespace) -> dict[str, Any]:

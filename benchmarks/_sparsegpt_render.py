@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import json
 import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from _common import ARCHIVED_NOTE, result_path
 
-FAMILIES = ("uniform", "owl", "alpha", "ramp")
+#: The prior rows of a target, in table order: uniform, then each family chosen on the search split.
+PRIORS = ("uniform", "owl", "alpha", "ramp")
 
 
 def _fmt(v: Any, digits: int = 2) -> str:
@@ -118,29 +121,57 @@ def _draws(row: dict[str, Any], metric: str) -> str:
     return f"{row[metric]:.2f} [{min(values):.2f}, {max(values):.2f}]"
 
 
-def _lower(row: dict[str, Any], best: dict[str, Any], metric: str) -> str:
-    """On how many common calibration draws ``row`` is below ``best`` (paired by seed)."""
-    a = {d["seed"]: d[metric] for d in row.get("draws", [])}
-    b = {d["seed"]: d[metric] for d in best.get("draws", [])}
+def lower_on(plan: dict[str, Any], prior: dict[str, Any], metric: str) -> tuple[int, int]:
+    """On how many of their common calibration draws ``plan`` measured lower than ``prior``
+    (paired by seed), and how many draws they share; a one-draw row counts as one draw."""
+    a = {d["seed"]: d[metric] for d in plan.get("draws", [{"seed": 0, metric: plan[metric]}])}
+    b = {d["seed"]: d[metric] for d in prior.get("draws", [{"seed": 0, metric: prior[metric]}])}
     seeds = sorted(set(a) & set(b))
-    return f"{sum(a[s] < b[s] for s in seeds)}/{len(seeds)}" if seeds else "-"
+    return sum(a[s] < b[s] for s in seeds), len(seeds)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One target of a SparseGPT suite's state: its measured priors (in PRIORS order, each
+    with its ``family``), its searched seeds' rows (by seed), and the priors with the lowest
+    mean on each domain."""
+
+    priors: list[dict[str, Any]]
+    found: list[dict[str, Any]]
+    best: dict[str, Any]
+    best_other: dict[str, Any]
+
+
+def compare(state: dict[str, Any], seeds: Sequence[int] | None = None) -> Comparison | None:
+    """The comparison of one target's state (``seeds``: these searched seeds, default every
+    one measured); None before any prior was measured."""
+    priors = [state[f"measured:{f}"] | {"family": f} for f in PRIORS if f"measured:{f}" in state]
+    if seeds is None:
+        seeds = sorted(int(k.split(":s")[1]) for k in state if k.startswith("searched:s"))
+    found = [state[f"searched:s{s}"] for s in seeds if f"searched:s{s}" in state]
+    if not priors:
+        return None
+    return Comparison(priors, found, min(priors, key=lambda r: r["ppl"]),
+                      min(priors, key=lambda r: r["ppl_other"]))
+
+
+def _lower(row: dict[str, Any], best: dict[str, Any], metric: str) -> str:
+    below, draws = lower_on(row, best, metric)
+    return f"{below}/{draws}"
 
 
 def _target_rows(pct: str, state: dict[str, Any]) -> list[str]:
     """The per-module suite's rows of one target: each prior, each seed's searched plan and
     their median, with ratios to the best prior (by mean) and paired draw counts."""
-    priors = [state[f"measured:{f}"] for f in FAMILIES if f"measured:{f}" in state]
-    seeds = sorted((k for k in state if k.startswith("searched:")), key=lambda k: int(k.split(":s")[1]))
-    if not priors or not seeds:
+    c = compare(state)
+    if c is None or not c.found:
         return []
-    best = min(priors, key=lambda r: r["ppl"])
-    other = min(priors, key=lambda r: r["ppl_other"])
+    best, other, found = c.best, c.best_other, c.found
     out = []
-    for r in [*priors, *(state[k] for k in seeds)]:
+    for r in [*c.priors, *found]:
         out.append(f"| {pct}% | {r['label']} | {_fmt(r['search_fitness'])} | {_draws(r, 'ppl')} | "
                    f"{r['ppl'] / best['ppl']:.3f} | {_lower(r, best, 'ppl')} | {_draws(r, 'ppl_other')} | "
                    f"{r['ppl_other'] / other['ppl_other']:.3f} | {_lower(r, other, 'ppl_other')} |")
-    found = [state[k] for k in seeds]
     med, med_o = (statistics.median(r[m] for r in found) for m in ("ppl", "ppl_other"))
     out.append(f"| {pct}% | **searched, median of {len(found)} seeds** | - | {med:.2f} | "
                f"**{med / best['ppl']:.3f}** | - | {med_o:.2f} | **{med_o / other['ppl_other']:.3f}** | - |")
@@ -205,19 +236,16 @@ def headline_rows() -> list[dict[str, Any]]:
     q = json.loads(path.read_text())
     out = []
     for pct, state in q["runs"].items():
-        priors = [state[f"measured:{f}"] for f in FAMILIES if f"measured:{f}" in state]
-        found = [v for k, v in sorted(state.items()) if k.startswith("searched:")]
-        if not priors or not found:
+        c = compare(state)
+        if c is None or not c.found:
             continue
-        best = min(priors, key=lambda r: r["ppl"])
-        other = min(priors, key=lambda r: r["ppl_other"])
-        ratios = [r["ppl"] / best["ppl"] for r in found]
-        below = [_lower(r, best, "ppl").split("/") for r in found]
+        ratios = [r["ppl"] / c.best["ppl"] for r in c.found]
+        below = [lower_on(r, c.best, "ppl") for r in c.found]
         out.append({"config": f"smollm2-{pct}-sparsegpt-modules ({q['offspring']} offspring)",
-                    "pruner": "sparsegpt", "target": int(pct) / 100, "seeds": len(found),
+                    "pruner": "sparsegpt", "target": int(pct) / 100, "seeds": len(c.found),
                     "ratio_median": statistics.median(ratios), "ratio_min": min(ratios),
                     "ratio_max": max(ratios),
-                    "ratio_other_median": statistics.median(r["ppl_other"] / other["ppl_other"]
-                                                            for r in found),
-                    "better_seeds": sum(a == n and n != "0" for a, n in below)})
+                    "ratio_other_median": statistics.median(r["ppl_other"] / c.best_other["ppl_other"]
+                                                            for r in c.found),
+                    "better_seeds": sum(a == n > 0 for a, n in below)})
     return out
