@@ -10,6 +10,7 @@ import torch
 from allocsearch.data import DataConfig
 from allocsearch.evaluate import Evaluator, EvaluatorConfig
 from allocsearch.models import LoadedModel, ModelAdapter
+from allocsearch.plan import Plan
 from allocsearch.profile import Profile, compute_profile
 from tests.conftest import make_tiny
 
@@ -55,3 +56,19 @@ def save_tiny_model(path: Path, *, hidden: int = 64, blocks: int = 2, seed: int 
     from allocsearch.models.random import save_random_llama
 
     return save_random_llama(path, hidden=hidden, blocks=blocks, seed=seed)
+
+
+def saved_tiny_with_ramp(tmp_path: Path, target: float) -> tuple[Path, LoadedModel, DataConfig, Plan]:
+    """A saved tiny model (``tmp_path / "tiny"``), it loaded, the calibration the CLI tests
+    pass as ``--nsamples 4 --seqlen 32 --seed 1``, and a ramp (slope 0.3) plan at ``target``
+    on its profile, saved as ``tmp_path / "plan.json"``."""
+    from allocsearch.allocation import get_allocator
+    from allocsearch.models import load_model
+    from allocsearch.profile import build_profile
+
+    model = save_tiny_model(tmp_path / "tiny")
+    lm = load_model(str(model), device="cpu")
+    cal = DataConfig("embedded", 4, 32, 1)
+    plan = get_allocator("ramp", slope=0.3).allocate(build_profile(lm, cal, progress=False), target)
+    plan.save(tmp_path / "plan.json")
+    return model, lm, cal, plan

@@ -9,13 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from allocsearch.allocation import get_allocator
 from allocsearch.cli import main
-from allocsearch.data import DataConfig
 from allocsearch.evaluate import Evaluator, EvaluatorConfig
-from allocsearch.models import load_model
-from allocsearch.profile import build_profile
-from tests.helpers import save_tiny_model
+from tests.helpers import saved_tiny_with_ramp
 
 SMALL = ["--nsamples", "4", "--seqlen", "32", "--seed", "1", "--fidelity", "64", "--batch-size", "2",
          "--quiet"]
@@ -24,11 +20,7 @@ SMALL = ["--nsamples", "4", "--seqlen", "32", "--seed", "1", "--fidelity", "64",
 def test_evaluate_on_the_database_anchors_at_the_uniform_reference(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("ALLOCSEARCH_CACHE", str(tmp_path / "cache"))
-    model = save_tiny_model(tmp_path / "tiny")
-    lm = load_model(str(model), device="cpu")
-    cal = DataConfig("embedded", 4, 32, 1)
-    plan = get_allocator("ramp", slope=0.3).allocate(build_profile(lm, cal, progress=False), 0.6)
-    plan.save(tmp_path / "plan.json")
+    model, lm, cal, plan = saved_tiny_with_ramp(tmp_path, 0.6)
     db = ["--masks", "database", "--pruner", "sparsegpt", "--levels", "0.4:0.8:0.1"]
     fitness = {}
     for ref in (None, "none"):

@@ -88,12 +88,12 @@ def _check_proposals(study: Any, log: list[dict[str, Any]], *, sampler_repeats: 
         assert v.plan is not None
         assert v.plan["sparsities"] == proposed[v.number]["plan"]["sparsities"]
         assert v.params == proposed[v.number]["values"]
-    keys = [compact_key(v.plan) for v in views if v.plan is not None]
     if sampler_repeats:  # no screened plan repeats one an earlier trial holds
         before = {v.number: {compact_key(u.plan) for u in views if u.number < v.number and u.plan}
                   for v in screened}
         assert all(compact_key(v.plan) not in before[v.number] for v in screened if v.plan is not None)
     else:
+        keys = [compact_key(v.plan) for v in views if v.plan is not None]
         assert len(keys) == len(set(keys))
 
 
