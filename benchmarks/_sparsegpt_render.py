@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from _common import ARCHIVED_NOTE, result_path
+from _common import ARCHIVED_NOTE, RESULTS, result_path
 
 #: The prior rows of a target, in table order: uniform, then each family chosen on the search split.
 PRIORS = ("uniform", "owl", "alpha", "ramp")
@@ -146,13 +146,19 @@ def compare(state: dict[str, Any], seeds: Sequence[int] | None = None) -> Compar
     """The comparison of one target's state (``seeds``: these searched seeds, default every
     one measured); None before any prior was measured."""
     priors = [state[f"measured:{f}"] | {"family": f} for f in PRIORS if f"measured:{f}" in state]
-    if seeds is None:
-        seeds = sorted(int(k.split(":s")[1]) for k in state if k.startswith("searched:s"))
-    found = [state[f"searched:s{s}"] for s in seeds if f"searched:s{s}" in state]
+    found = searched(state, seeds)
     if not priors:
         return None
     return Comparison(priors, found, min(priors, key=lambda r: r["ppl"]),
                       min(priors, key=lambda r: r["ppl_other"]))
+
+
+def searched(state: dict[str, Any], seeds: Sequence[int] | None = None) -> list[dict[str, Any]]:
+    """The searched seeds' rows of one target's state, by seed (``seeds``: these, default every
+    one measured)."""
+    if seeds is None:
+        seeds = sorted(int(k.split(":s")[1]) for k in state if k.startswith("searched:s"))
+    return [state[f"searched:s{s}"] for s in seeds if f"searched:s{s}" in state]
 
 
 def _lower(row: dict[str, Any], best: dict[str, Any], metric: str) -> str:
@@ -160,22 +166,37 @@ def _lower(row: dict[str, Any], best: dict[str, Any], metric: str) -> str:
     return f"{below}/{draws}"
 
 
-def _target_rows(pct: str, state: dict[str, Any]) -> list[str]:
+def _target_rows(pct: str, state: dict[str, Any], variant: str = "",
+                 priors: dict[str, Any] | None = None) -> list[str]:
     """The per-module suite's rows of one target: each prior, each seed's searched plan and
-    their median, with ratios to the best prior (by mean) and paired draw counts."""
-    c = compare(state)
-    if c is None or not c.found:
+    their median, with ratios to the best prior (by mean) and paired draw counts. A tagged
+    ``variant`` (its name prefixes the searched rows) is compared with the plain suite's
+    ``priors`` state and lists no prior rows of its own."""
+    c = compare(priors if priors is not None else state)
+    found = searched(state)
+    if c is None or not found:
         return []
-    best, other, found = c.best, c.best_other, c.found
+    best, other = c.best, c.best_other
+    name = f"{variant}, " if variant else ""
+    rows = [(r["label"], r) for r in ([] if variant else c.priors)]
+    rows += [(name + r["label"], r) for r in found]
     out = []
-    for r in [*c.priors, *found]:
-        out.append(f"| {pct}% | {r['label']} | {_fmt(r['search_fitness'])} | {_draws(r, 'ppl')} | "
+    for label, r in rows:
+        out.append(f"| {pct}% | {label} | {_fmt(r['search_fitness'])} | {_draws(r, 'ppl')} | "
                    f"{r['ppl'] / best['ppl']:.3f} | {_lower(r, best, 'ppl')} | {_draws(r, 'ppl_other')} | "
                    f"{r['ppl_other'] / other['ppl_other']:.3f} | {_lower(r, other, 'ppl_other')} |")
     med, med_o = (statistics.median(r[m] for r in found) for m in ("ppl", "ppl_other"))
-    out.append(f"| {pct}% | **searched, median of {len(found)} seeds** | - | {med:.2f} | "
+    out.append(f"| {pct}% | **{name}searched, median of {len(found)} seeds** | - | {med:.2f} | "
                f"**{med / best['ppl']:.3f}** | - | {med_o:.2f} | **{med_o / other['ppl_other']:.3f}** | - |")
     return out
+
+
+def variants() -> list[tuple[str, dict[str, Any]]]:
+    """The per-module suite's tagged variants (``--tag``, for example the short-listed one):
+    (tag, result) for each current ``quality_sparsegpt_modules_cpu_<tag>.json``."""
+    stem = "quality_sparsegpt_modules_cpu_"
+    return [(p.stem[len(stem):], json.loads(p.read_text()))
+            for p in sorted(RESULTS.glob(f"{stem}*.json"))]
 
 
 def _cost_sentence(runs: dict[str, Any], name: str) -> str:
@@ -217,7 +238,12 @@ def render_modules() -> str:
     ]
     for pct, state in q["runs"].items():
         lines += _target_rows(pct, state)
+        for tag, v in variants():
+            if pct in v["runs"]:
+                lines += _target_rows(pct, v["runs"][pct], tag, state)
     cost = _cost_sentence(q["runs"], "Search cost per seed, per-module")
+    for tag, v in variants():
+        cost += f" {tag} (`{v['command']}`): " + _cost_sentence(v["runs"], "per-module")[len("per-module: "):]
     block, block_archived = result_path("quality_sparsegpt_cpu.json")
     if block.is_file():
         label = "Per-block (the `sparsegpt` suite" + (", archived: one-shot database, older code)"
@@ -227,25 +253,35 @@ def render_modules() -> str:
 
 
 def headline_rows() -> list[dict[str, Any]]:
-    """The per-module suite as rows of the README's multi-seed table (the shape
-    benchmarks/headline.py writes): per target, each seed's mean over the calibration draws
-    against the prior with the lowest mean, and the seeds lower than it on every draw."""
+    """The per-module suite, and each of its tagged variants, as rows of the README's
+    multi-seed table (the shape benchmarks/headline.py writes): per target, each seed's mean
+    over the calibration draws against the prior with the lowest mean (the plain suite's
+    priors), and the seeds lower than it on every draw."""
     path, archived = result_path("quality_sparsegpt_modules_cpu.json")
     if archived or not path.is_file():
         return []
     q = json.loads(path.read_text())
     out = []
     for pct, state in q["runs"].items():
-        c = compare(state)
-        if c is None or not c.found:
-            continue
-        ratios = [r["ppl"] / c.best["ppl"] for r in c.found]
-        below = [lower_on(r, c.best, "ppl") for r in c.found]
-        out.append({"config": f"smollm2-{pct}-sparsegpt-modules ({q['offspring']} offspring)",
-                    "pruner": "sparsegpt", "target": int(pct) / 100, "seeds": len(c.found),
-                    "ratio_median": statistics.median(ratios), "ratio_min": min(ratios),
-                    "ratio_max": max(ratios),
-                    "ratio_other_median": statistics.median(r["ppl_other"] / c.best_other["ppl_other"]
-                                                            for r in c.found),
-                    "better_seeds": sum(a == n > 0 for a, n in below)})
+        name = f"smollm2-{pct}-sparsegpt-modules"
+        out += _headline_row(pct, state, state, f"{name} ({q['offspring']} offspring)")
+        for tag, v in variants():
+            if pct in v["runs"]:
+                out += _headline_row(pct, v["runs"][pct], state,
+                                     f"{name} ({v['offspring']} offspring, {tag})")
     return out
+
+
+def _headline_row(pct: str, state: dict[str, Any], priors: dict[str, Any],
+                  config: str) -> list[dict[str, Any]]:
+    """``state``'s searched seeds against the best of ``priors``' measured priors (one row)."""
+    c, found = compare(priors), searched(state)
+    if c is None or not found:
+        return []
+    ratios = [r["ppl"] / c.best["ppl"] for r in found]
+    below = [lower_on(r, c.best, "ppl") for r in found]
+    return [{"config": config, "pruner": "sparsegpt", "target": int(pct) / 100, "seeds": len(found),
+             "ratio_median": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios),
+             "ratio_other_median": statistics.median(r["ppl_other"] / c.best_other["ppl_other"]
+                                                     for r in found),
+             "better_seeds": sum(a == n > 0 for a, n in below)}]

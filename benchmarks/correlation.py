@@ -178,7 +178,8 @@ def main() -> None:
     if partial_path.exists() and not args.fresh:
         done = json.loads(partial_path.read_text())
     ev.progress = False
-    for label, plan in plans.items():
+    # Highest target first: where ranking is hardest, so an interrupted run has measured it.
+    for label, plan in sorted(plans.items(), key=lambda kv: -kv[1].target):
         if label in done:  # finished earlier: only draws this run asks for and it lacks
             if exact_draws(ev, plan, verify, done[label], args.draws):
                 atomic_write_text(partial_path, json.dumps(done, indent=1))

@@ -226,18 +226,22 @@ def _ceiling_lines() -> list[str]:
         return []
     c = json.loads(path.read_text())
     model = c["default_model"]
-    cols = ["label vs second", f"{model} vs label", f"{model} vs second", "additive vs label",
-            "additive vs second"]
+    cols = ["label vs second", "ceiling", f"{model} vs label", f"{model} vs second", f"{model} vs both",
+            "additive vs label", "additive vs second", "additive vs both"]
     lines = ["", f"**The labels' own noise** (`{c['manifest']['command']}`): every plan measured again on "
              f"the next {c['label_tokens']} search tokens (disjoint from its label's; the label itself "
              f"reproduced to {c['label_reproduced_rel']:.1e} relative). Spearman per study: the two "
-             f"measurements against each other, and the held-out predictions against each.", "",
+             f"measurements against each other (r), the ceiling sqrt(r) that a predictor of the "
+             f"noise-free fitness would reach against one measurement, and the held-out predictions "
+             f"against each and against both halves together (a label with half the noise). Only "
+             f"studies whose plans are all measured have a row.", "",
              "| study | plans | " + " | ".join(cols) + " |",
              "| --- | --- | " + " | ".join("---" for _ in cols) + " |"]
     for r in c["rows"]:
         lines.append(f"| {r['study']} | {r['n']} | " + " | ".join(_fmt(r[k]) for k in cols) + " |")
     m = c["min_over_deciding"]
-    lines += ["", "Minimum over the 60-75% studies: " + ", ".join(f"{k} {_fmt(m[k])}" for k in cols) + "."]
+    lines += ["", "Minimum over the measured 60-75% studies: "
+              + ", ".join(f"{k} {_fmt(m[k])}" for k in cols if k in m) + "."]
     return lines
 
 
