@@ -11,7 +11,8 @@ and the embedded data:
   --seqlen, seed 0), perplexity on --eval-windows x 512 tokens of the evaluation part.
 Reports Spearman's rho of each cheap fitness against the exact perplexity, over all plans and
 within each target. ``--draws 0 1 2`` takes the exact number as the mean over three
-calibration draws (and reports Spearman against draw 0 alone beside it). Finished plans are
+calibration draws (and reports Spearman against draw 0 alone beside it); ``--targets 0.7``
+measures one target's plans only. Finished plans are
 kept in results/runs/correlation_<tag>.partial.json (an interrupted run resumes); writes
 results/correlation_<tag>.json.
 
@@ -156,6 +157,9 @@ def main() -> None:
     p.add_argument("--draws", type=int, nargs="+", default=[0],
                    help="calibration seeds of the exact number (its mean over them; default 0 "
                         "alone); a resumed run adds the missing draws to finished plans")
+    p.add_argument("--targets", type=float, nargs="+", default=list(TARGETS), choices=TARGETS,
+                   help="measure only these targets' plans (default all; a subset writes "
+                        "correlation_<tag>_t<pct>.json beside the full result)")
     p.add_argument("--fresh", action="store_true", help="ignore the partial results")
     args = p.parse_args()
 
@@ -168,7 +172,9 @@ def main() -> None:
     else:
         config = EvaluatorConfig(fitness="ppl", fidelities=tuple(args.fidelities))
     ev = Evaluator.build(lm, config)
-    plans = {label: ev.prepare(plan) for label, plan in make_plans(ev).items()}
+    # Made for every target, then chosen: a plan's random seed depends on its target's index.
+    plans = {label: ev.prepare(plan) for label, plan in make_plans(ev).items()
+             if any(abs(plan.target - t) < 1e-9 for t in args.targets)}
     wanda_fitness = wanda_rank_fitness(ev, plans, config) if args.pruner == "sparsegpt" else {}
     verify = VerifyConfig(args.pruner, calibration, nsamples=args.eval_windows)
     tag = f"{lm.device.type}_{args.dtype}" + ("_sparsegpt" if args.pruner == "sparsegpt" else "")
@@ -220,11 +226,14 @@ def main() -> None:
         return out
 
     summary = [group("all", rows)]
-    summary += [group(f"{t:.2f}", [r for r in rows if abs(r["target"] - t) < 1e-9]) for t in TARGETS]
+    summary += [group(f"{t:.2f}", [r for r in rows if abs(r["target"] - t) < 1e-9])
+                for t in TARGETS if t in args.targets]
     print_table(rows, ["plan", *keys, "exact_ppl"])
     print(f"\nSpearman rho of each cheap fitness vs. exact sequential-{args.pruner} perplexity")
     print_table(summary, list(summary[0]))
-    path = write_json(f"correlation_{tag}.json", {
+    subset = "" if set(args.targets) == set(TARGETS) else "_t" + "-".join(
+        str(round(t * 100)) for t in sorted(args.targets))
+    path = write_json(f"correlation_{tag}{subset}.json", {
         "command": " ".join(["python", *sys.argv]),
         "environment": environment(), "model": args.model, "args": vars(args),
         "evaluator": config.to_dict(), "verify": {"pruner": verify.pruner,
