@@ -34,7 +34,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
 from _common import (
     RUNS,
     STUDIES,
@@ -46,12 +45,9 @@ from _common import (
 from _sparsegpt_render import PRIORS, compare, lower_on
 
 from allocsearch.allocation import get_allocator
-from allocsearch.apply import prune_with_plan
-from allocsearch.evaluate import Evaluator
-from allocsearch.evaluate.perplexity import evaluate_perplexity
-from allocsearch.evaluate.verification import torch_threads
+from allocsearch.evaluate import Evaluator, verify
 from allocsearch.io import atomic_write_text
-from allocsearch.models import LoadedModel, load_model
+from allocsearch.models import load_model
 from allocsearch.plan import Plan
 from allocsearch.search import StudyConfig, run_study, store, tokens_read
 from allocsearch.search.report import best_plan
@@ -89,33 +85,20 @@ def _shared_priors(suite: str, pct: str, args: argparse.Namespace) -> dict[str, 
     return keep | ({"priors_from": plain.name} if keep else {})
 
 
-def measure(loaded: LoadedModel, ev: Evaluator, cfg: StudyConfig, plan: Plan, other: str,
+def measure(ev: Evaluator, cfg: StudyConfig, plan: Plan, other: str,
             windows: int) -> dict[str, Any]:
-    """Sequential SparseGPT on a copy at the plan's ratios, once per calibration draw of the
-    study's verification (``verify.calibration_seeds``, its threads), then perplexity on both
-    domains; ``ppl`` and ``ppl_other`` are the means over the draws, ``draws`` each draw's
-    numbers (paired across plans by seed)."""
-    ev.restore()
-    vc = cfg.verify_config("sparsegpt")
-    draws: list[dict[str, Any]] = []
-    with torch_threads(vc.threads):
-        for seed in vc.seeds:
-            copy = loaded.clone()
-            start = time.perf_counter()
-            report = prune_with_plan(copy, plan, "sparsegpt", dataclasses.replace(vc.calibration, seed=seed),
-                                     progress=False)
-            prune_s = time.perf_counter() - start
-            ppl = evaluate_perplexity(copy, cfg.evaluator.source, nsamples=windows, progress=False)
-            # The licences' evaluation part holds 39 windows: all of them are read.
-            ppl_other = evaluate_perplexity(copy, other, nsamples=None, progress=False)
-            draws.append({"seed": seed, "ppl": ppl.ppl, "ppl_other": ppl_other.ppl, "prune_s": prune_s,
-                          "sparsity": report.overall})
-            del copy
-    return {"ppl": statistics.fmean(d["ppl"] for d in draws),
-            "ppl_other": statistics.fmean(d["ppl_other"] for d in draws), "tokens": ppl.tokens,
-            "tokens_other": ppl_other.tokens, "sparsity": draws[0]["sparsity"],
-            "prune_s": statistics.fmean(d["prune_s"] for d in draws), "budget": plan.budget(),
-            "threads": torch.get_num_threads() if vc.threads is None else vc.threads, "draws": draws}
+    """The study's verification (``verify.calibration_seeds``, its threads) with sequential
+    SparseGPT, each draw's prune also scored on ``other`` (all of its evaluation part: the
+    licences hold 39 windows); ``ppl`` and ``ppl_other`` are the means over the draws,
+    ``draws`` each draw's numbers (paired across plans by seed)."""
+    vc = dataclasses.replace(cfg.verify_config("sparsegpt"), nsamples=windows, also=(other,))
+    v = verify(ev, plan, vc)
+    draws = [{"seed": d.seed, "ppl": d.ppl, "ppl_other": d.also[other].ppl, "prune_s": d.prune_seconds,
+              "sparsity": d.achieved_sparsity} for d in v.draws]
+    return {"ppl": v.ppl, "ppl_other": v.also_ppl[other], "tokens": v.tokens,
+            "tokens_other": v.draws[0].also[other].tokens, "sparsity": v.achieved_sparsity,
+            "prune_s": statistics.fmean(d.prune_seconds for d in v.draws), "budget": plan.budget(),
+            "threads": v.threads, "draws": draws}
 
 
 def _choose_priors(study: Any, cfg: StudyConfig, ev: Evaluator, target: float) -> dict[str, Any]:
@@ -188,7 +171,7 @@ def suite_sparsegpt(args: argparse.Namespace, suite: str = "sparsegpt") -> dict[
                           "trials": len(trials), "warm_starts": len(scfg.warm_start), "search_s": search_s,
                           "complete": sum(1 for tr in trials if tr.state.name == "COMPLETE"),
                           "search_tokens": tokens_read(run.study),
-                          **measure(loaded, ev, scfg, plan, other, windows), "plan": plan.to_dict()}
+                          **measure(ev, scfg, plan, other, windows), "plan": plan.to_dict()}
             save()
             print(f"  {pct}% searched seed {seed}: fitness {state[key]['search_fitness']:.3f}  ppl "
                   f"{state[key]['ppl']:.3f}  other {state[key]['ppl_other']:.3f}", flush=True)
@@ -199,7 +182,7 @@ def suite_sparsegpt(args: argparse.Namespace, suite: str = "sparsegpt") -> dict[
                 chosen = state["priors"]["best"][family]
                 fit = chosen["search_fitness"] if chosen["complete"] else None
                 state[key] = {"label": chosen["label"], "search_fitness": fit,
-                              **measure(loaded, ev, cfg, Plan.from_dict(chosen["plan"]), other, windows)}
+                              **measure(ev, cfg, Plan.from_dict(chosen["plan"]), other, windows)}
                 save()
             print(f"  {pct}% {state[key]['label']:24s} ppl {state[key]['ppl']:8.3f}  "
                   f"other {state[key]['ppl_other']:8.3f}", flush=True)
@@ -285,7 +268,7 @@ def suite_sparsegpt_anchored(args: argparse.Namespace) -> dict[str, Any]:
                    "start_ppl_other": state[f"searched:s{seed}"]["ppl_other"],
                    "measured": run.measured, "best_from": run.best.provenance["anchored"],
                    "search_s": time.perf_counter() - t,
-                   **measure(loaded, ev, cfg, run.best, other, args.eval_windows or 40)}
+                   **measure(ev, cfg, run.best, other, args.eval_windows or 40)}
             rows.append(row)
             print(f"  {pct}% seed {seed}: start {row['start_ppl']:.3f} -> anchored best "
                   f"({row['best_from']}) {row['ppl']:.3f}, other {row['ppl_other']:.3f}", flush=True)

@@ -79,7 +79,7 @@ def one_run(cfg: StudyConfig, loaded: Any, other: str, progress: bool) -> dict[s
     """One study: its report's verdict, and both plans on the other domain."""
     run = run_study(cfg, loaded=loaded, progress=progress)
     report = build_report(run.study, cfg.output, plots=False)
-    verdicts = [v for v in report.verdicts if v.pruner == cfg.verify.pruner]
+    verdicts = [v for v in report.verdicts if v.pruner == cfg.verify.pruner and not v.source]
     row: dict[str, Any] = {"name": cfg.name, "pruner": cfg.verify.pruner, "target": cfg.target,
                            "trials": len(run.study.trials)}
     if not verdicts:

@@ -7,6 +7,10 @@ more calibration draws.
     result.ppl, result.ppl_spread            # mean over the draws, max - min
     [d.ppl for d in result.draws]            # per draw, paired across plans by seed
 
+``also=("/path/other.txt",)`` scores each draw's pruned model on more sources too (all of
+their evaluation part): the same prune, measured on text of another domain
+(``result.also_ppl``, ``d.also``).
+
 At 60-70% sparsity the masks of a sequential prune depend on the calibration windows, and
 even on the order of floating-point sums (CPU thread count): the same plan measured on another
 draw or with another thread count moves by several percent. A verification therefore names
@@ -64,8 +68,13 @@ class VerifyConfig:
     calibration_seeds: tuple[int, ...] = ()
     threads: int | None = None
     source: str = "embedded"
+    #: More sources scored on each draw's pruned model: every window of their ``part``.
+    also: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "also", tuple(str(a) for a in self.also))
+        if self.source in self.also or len(set(self.also)) != len(self.also):
+            raise ValueError(f"also repeats a source: {[self.source, *self.also]}")
         check_inputs(self.inputs)
         object.__setattr__(self, "calibration_seeds", tuple(int(s) for s in self.calibration_seeds))
         if len(set(self.calibration_seeds)) != len(self.calibration_seeds):
@@ -84,6 +93,10 @@ class VerifyConfig:
         out = asdict(self)
         out["calibration_seeds"] = list(self.seeds)
         out["threads"] = self.threads or torch.get_num_threads()
+        if not self.also:  # absent rather than empty: keys from before the field stay valid
+            del out["also"]
+        else:
+            out["also"] = list(self.also)
         return out | {"format": VERIFY_FORMAT}
 
 
@@ -100,6 +113,14 @@ def key(plan: Plan, config: VerifyConfig) -> str:
 
 
 @dataclass(frozen=True)
+class SourceScore:
+    """Perplexity on one more source, and the tokens it predicted."""
+
+    ppl: float
+    tokens: int
+
+
+@dataclass(frozen=True)
 class Draw:
     """One calibration draw's prune and measurement."""
 
@@ -110,6 +131,8 @@ class Draw:
     prune_seconds: float
     eval_seconds: float
     tasks: dict[str, TaskScore] = field(default_factory=dict)
+    #: Perplexity on each of :attr:`VerifyConfig.also`, same prune.
+    also: dict[str, SourceScore] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -133,6 +156,11 @@ class Verification:
         """Max - min over the draws (0 for one draw)."""
         values = [d.ppl for d in self.draws]
         return max(values) - min(values)
+
+    @property
+    def also_ppl(self) -> dict[str, float]:
+        """Each extra source's perplexity, the mean over the draws."""
+        return {src: statistics.fmean(d.also[src].ppl for d in self.draws) for src in self.draws[0].also}
 
     @property
     def by_seed(self) -> dict[int, float]:
@@ -165,11 +193,13 @@ class Verification:
                 "ppl_spread": self.ppl_spread,
                 "tokens": self.tokens, "achieved_sparsity": self.achieved_sparsity,
                 "tasks": {n: s.to_dict() for n, s in self.tasks.items()},
+                **({"also_ppl": self.also_ppl} if self.draws[0].also else {}),
                 "draws": [asdict(d) for d in self.draws]}
 
     @staticmethod
     def from_dict(data: dict[str, Any]) -> Verification:
-        draws = tuple(Draw(**(d | {"tasks": {n: TaskScore.from_dict(s) for n, s in d["tasks"].items()}}))
+        draws = tuple(Draw(**(d | {"tasks": {n: TaskScore.from_dict(s) for n, s in d["tasks"].items()},
+                                   "also": {n: SourceScore(**s) for n, s in d.get("also", {}).items()}}))
                       for d in data["draws"])
         return Verification(str(data["pruner"]), draws, str(data["inputs"]), int(data["threads"]),
                             str(data["key"]), str(data["settings_key"]))
@@ -235,4 +265,9 @@ def _draw(target: LoadedModel, plan: Plan, config: VerifyConfig, seed: int,
                                  progress=progress)
     seconds = time.perf_counter() - start
     tasks = {} if config.tasks is None else task_accuracy(target, config.tasks, progress=progress)
-    return Draw(seed, result.ppl, result.tokens, report.overall, report.seconds, seconds, tasks)
+    also = {}
+    for src in config.also:
+        other = evaluate_perplexity(target, src, part=config.part, seqlen=config.seqlen,
+                                    batch_size=config.batch_size, progress=progress)
+        also[src] = SourceScore(other.ppl, other.tokens)
+    return Draw(seed, result.ppl, result.tokens, report.overall, report.seconds, seconds, tasks, also)

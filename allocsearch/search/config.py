@@ -98,7 +98,7 @@ class StudyConfig:
                             batch_size=v.batch_size, inputs=v.inputs,
                             tasks=tasks,
                             calibration_seeds=v.calibration_seeds, threads=v.threads,
-                            source=self.evaluator.source)
+                            source=self.evaluator.source, also=v.also)
 
     def protocol(self, space: SearchSpace, fingerprint: str = "") -> StudyProtocol:
         """What makes this study's fitness values comparable (a resume must keep it)."""

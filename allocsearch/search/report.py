@@ -8,6 +8,7 @@ noise" (:class:`Verdict`)."""
 
 from __future__ import annotations
 
+import statistics
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -45,6 +46,7 @@ class ReportRow:
             "kind": self.kind, "trial": self.trial, "fitness": self.fitness, "prior": self.prior,
             "verified_ppl": {p: v.ppl for p, v in self.verified.items()},
             "verified_draws": {p: v.by_seed for p, v in self.verified.items()},
+            "verified_also": {p: v.also_ppl for p, v in self.verified.items() if v.draws[0].also},
             "verified_acc": {p: {t: s.acc for t, s in v.tasks.items()}
                              for p, v in self.verified.items() if v.tasks}}
         if self.accuracy is not None:
@@ -65,6 +67,8 @@ class Verdict:
     prior_ppl: float
     lower_on: int
     draws: int
+    #: The text compared: "" for the study's evaluation part, else one of ``verify.also``.
+    source: str = ""
 
     @property
     def ratio(self) -> float:
@@ -84,7 +88,8 @@ class Verdict:
     def describe(self) -> str:
         verdict = self.label
         note = " (one draw: no spread measured)" if self.draws == 1 else ""
-        return (f"{self.pruner}: searched trial {self.searched} {self.ppl:.3f} vs best prior "
+        where = f" on {self.source}" if self.source else ""
+        return (f"{self.pruner}{where}: searched trial {self.searched} {self.ppl:.3f} vs best prior "
                 f"{self.prior_label} (trial {self.prior}) {self.prior_ppl:.3f} = {self.ratio:.3f}x; "
                 f"lower on {self.lower_on} of {self.draws} calibration draws: {verdict}{note}")
 
@@ -174,7 +179,8 @@ def build_report(study: optuna.Study, folder: Path, *, top: int = 5, plots: bool
 
 def verdicts(done: list[StoredTrial], verified: dict[int, dict[str, Verification]]) -> list[Verdict]:
     """Per pruner: the searched trial and the prior trial with the lowest verified mean, paired
-    on their common calibration draws."""
+    on their common calibration draws; the same two trials again on each more source both were
+    scored on (``verify.also``: text of another domain)."""
     out = []
     for pruner in sorted({p for v in verified.values() for p in v}):
         def best(priors: bool, pruner: str = pruner) -> StoredTrial | None:
@@ -185,13 +191,20 @@ def verdicts(done: list[StoredTrial], verified: dict[int, dict[str, Verification
         searched, prior = best(False), best(True)
         if searched is None or prior is None:
             continue
-        a, b = verified[searched.number][pruner].by_seed, verified[prior.number][pruner].by_seed
-        seeds = sorted(set(a) & set(b))
-        lower = sum(a[s] < b[s] for s in seeds)
-        out.append(Verdict(pruner, searched.number, prior.number, prior.prior or "",
-                           verified[searched.number][pruner].ppl, verified[prior.number][pruner].ppl,
-                           lower, len(seeds)))
+        mine, theirs = verified[searched.number][pruner], verified[prior.number][pruner]
+        for source in ["", *(src for src in mine.also_ppl if src in theirs.also_ppl)]:
+            a, b = _by_seed(mine, source), _by_seed(theirs, source)
+            seeds = sorted(set(a) & set(b))
+            out.append(Verdict(pruner, searched.number, prior.number, prior.prior or "",
+                               statistics.fmean(a.values()), statistics.fmean(b.values()),
+                               sum(a[s] < b[s] for s in seeds), len(seeds), source))
     return out
+
+
+def _by_seed(v: Verification, source: str) -> dict[int, float]:
+    """Perplexity per calibration seed on the evaluation part (``source`` "") or on an extra
+    source."""
+    return v.by_seed if not source else {d.seed: d.also[source].ppl for d in v.draws}
 
 
 def _write(report: StudyReport, folder: Path) -> StudyReport:

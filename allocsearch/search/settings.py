@@ -105,10 +105,14 @@ class VerifySettings:
     #: order of the statistics' sums, and so masks at high sparsity: 1, as ``allocsearch
     #: prune`` and ``eval`` default to, makes a study's numbers the CLI's.
     batch_size: int = 1
+    #: More texts each verified prune is scored on (all of their evaluation part): the claim
+    #: checked on another domain, paired draw by draw in the report.
+    also: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         check_inputs(self.inputs, "verify.inputs")
         object.__setattr__(self, "calibration_seeds", tuple(int(s) for s in self.calibration_seeds))
+        object.__setattr__(self, "also", tuple(str(a) for a in self.also))
         if self.top < 0 or self.nsamples < 1 or self.seqlen < 2 or self.batch_size < 1:
             raise ValueError("verify needs top >= 0, nsamples >= 1, seqlen >= 2 and batch_size >= 1")
 

@@ -219,6 +219,26 @@ def test_a_searched_plan_is_better_only_when_lower_on_every_draw() -> None:
     assert h.lower_on == 0 and "worse on every draw" in h.describe()
 
 
+def test_the_same_pair_is_judged_on_another_domain_too() -> None:
+    """``verify.also``: the pair chosen on the evaluation part, compared again draw by draw on
+    the other text both were scored on (here better on the main text, within noise there)."""
+    from allocsearch.evaluate.verification import SourceScore
+
+    def verified(ppl: dict[int, float], other: dict[int, float]) -> Verification:
+        return Verification("sparsegpt", tuple(
+            Draw(s, p, 10, 0.7, 0.0, 0.0, also={"licences.txt": SourceScore(other[s], 20)})
+            for s, p in ppl.items()), settings_key="k")
+
+    done = [_trial(0, 1.0, None), _trial(1, 2.0, "ramp slope=0.1")]
+    both = {0: {"sparsegpt": verified({0: 9.0, 1: 9.0}, {0: 30.0, 1: 50.0})},
+            1: {"sparsegpt": verified({0: 10.0, 1: 10.0}, {0: 40.0, 1: 40.0})}}
+    main, other = verdicts(done, both)
+    assert (main.source, main.lower_on, main.draws, main.label) == ("", 2, 2, "better")
+    assert (other.source, other.searched, other.prior, other.lower_on) == ("licences.txt", 0, 1, 1)
+    assert (other.ppl, other.prior_ppl, other.label) == (40.0, 40.0, "within noise")
+    assert other.describe().startswith("sparsegpt on licences.txt: searched trial 0 40.000")
+
+
 def test_verify_config_checks_its_settings() -> None:
     with pytest.raises(ValueError, match="repeat a seed"):
         VerifyConfig(calibration_seeds=(0, 0))
