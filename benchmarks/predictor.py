@@ -138,7 +138,23 @@ def render_readme() -> str:
     agree = "" if q["default_model"] == DEFAULT_MODEL else \
         f" **The library's default is `{DEFAULT_MODEL}`: it differs from this measurement.**"
     bar = "meets" if best["meets_bar"] else "does not meet"
-    return _quality_sentence(q, best, against, bar, agree) + _efficiency_sentence()
+    return _quality_sentence(q, best, against, bar, agree) + _ceiling_sentence() + _efficiency_sentence()
+
+
+def _ceiling_sentence() -> str:
+    """Whether the labels' own noise caps the weakest measured study (empty until measured)."""
+    path = RESULTS / "predictor_ceiling_cpu.json"
+    if not path.is_file():
+        return ""
+    c = json.loads(path.read_text())
+    worst = min(c["rows"], key=lambda r: r[f"{c['default_model']} vs label"])
+    return (f" On its weakest study ({worst['study']}) the labels' noise is not what caps it: "
+            f"re-measured on disjoint tokens, the plans rank like their labels at "
+            f"{worst['label vs second']:.3f}, a ceiling near "
+            f"{worst['ceiling']:.2f} against the model's {worst[c['default_model'] + ' vs label']:.3f} "
+            f"(`benchmarks/predictor_ceiling.py`)." if worst["ceiling"] >= 0.9 else
+            f" Its labels' own noise caps {worst['study']} near {worst['ceiling']:.2f} "
+            f"(`benchmarks/predictor_ceiling.py`).")
 
 
 def _quality_sentence(q: dict[str, Any], best: dict[str, Any], against: str, bar: str, agree: str) -> str:
