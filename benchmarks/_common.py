@@ -101,6 +101,17 @@ def _git_state() -> tuple[str | None, bool]:
 _GIT_AT_START = _git_state()
 
 
+def command_line() -> str:
+    """The command that is running, as a user would paste it: ``python benchmarks/<script>``
+    and its arguments, quoted for the shell where they need it."""
+    import shlex
+    import sys
+
+    script = Path(sys.argv[0])
+    name = f"benchmarks/{script.name}" if script.suffix == ".py" else str(script)
+    return shlex.join(["python", name, *sys.argv[1:]])
+
+
 def manifest(protocol: dict[str, Any]) -> dict[str, Any]:
     """How and where a result was made: the command, the code (the git commit when the
     benchmark started, whether the tree had uncommitted changes then, and the commit when it
@@ -108,7 +119,6 @@ def manifest(protocol: dict[str, Any]) -> dict[str, Any]:
     ``protocol`` the benchmark states (keys from :data:`PROTOCOL_KEYS`)."""
     import importlib.metadata
     import os
-    import sys
 
     unknown = set(protocol) - set(PROTOCOL_KEYS)
     if unknown:
@@ -120,9 +130,7 @@ def manifest(protocol: dict[str, Any]) -> dict[str, Any]:
             versions[dist] = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
             versions[dist] = None
-    script = Path(sys.argv[0])
-    command = " ".join(["python", f"benchmarks/{script.name}" if script.suffix == ".py" else str(script),
-                        *sys.argv[1:]])
+    command = command_line()
     commit, dirty = _GIT_AT_START
     at_write = _git_state()[0]
     return {

@@ -29,7 +29,6 @@ import argparse
 import dataclasses
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from _common import (
     RUNS,
     STUDIES,
     SUITE_STUDIES,
+    command_line,
     environment,
     other_domain_file,
     study_file,
@@ -188,7 +188,7 @@ def suite_sparsegpt(args: argparse.Namespace, suite: str = "sparsegpt") -> dict[
                   f"other {state[key]['ppl_other']:8.3f}", flush=True)
         rows += summarise(float(target), state, args.seeds)
     ev.close()
-    return {"suite": suite, "command": " ".join(["python", *sys.argv]),
+    return {"suite": suite, "command": command_line(),
             "warm_starts": len(first.warm_start), "model": args.model, "device": loaded.device.type,
             "dtype": args.dtype, "seeds": args.seeds, "offspring": args.offspring,
             "study": {"config": str(STUDIES / SUITE_STUDIES[suite].replace("{pct}", "<pct>")),
@@ -274,6 +274,6 @@ def suite_sparsegpt_anchored(args: argparse.Namespace) -> dict[str, Any]:
                   f"({row['best_from']}) {row['ppl']:.3f}, other {row['ppl_other']:.3f}", flush=True)
     assert ev is not None
     ev.close()
-    return {"suite": "sparsegpt_anchored", "command": " ".join(["python", *sys.argv]),
+    return {"suite": "sparsegpt_anchored", "command": command_line(),
             "model": args.model, "device": loaded.device.type, "dtype": args.dtype,
             "offspring": args.offspring, "environment": environment(), "rows": rows}

@@ -37,7 +37,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import RUNS, add_model_args, environment, print_table, write_json
+from _common import RUNS, add_model_args, command_line, environment, print_table, write_json
 from scipy.stats import spearmanr
 
 from allocsearch.allocation import get_allocator
@@ -234,7 +234,7 @@ def main() -> None:
     subset = "" if set(args.targets) == set(TARGETS) else "_t" + "-".join(
         str(round(t * 100)) for t in sorted(args.targets))
     path = write_json(f"correlation_{tag}{subset}.json", {
-        "command": " ".join(["python", *sys.argv]),
+        "command": command_line(),
         "environment": environment(), "model": args.model, "args": vars(args),
         "evaluator": config.to_dict(), "verify": {"pruner": verify.pruner,
         "calibration": vars(verify.calibration), "eval_windows": args.eval_windows,

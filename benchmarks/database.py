@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
 import torch
-from _common import add_model_args, environment, print_table, write_json
+from _common import add_model_args, command_line, environment, print_table, write_json
 
 from allocsearch.apply import prune_to_targets
 from allocsearch.budget import identity_from_adapter, random_plan
@@ -151,7 +151,7 @@ def main() -> None:
     protocol = {"device": str(lm.device), "dtype": args.dtype, "model": args.model, "data": "embedded",
                 "calibration": f"{args.nsamples} x {args.seqlen}, seed 0", "seeds": [0]}
     path = write_json(f"database_costs_{lm.device.type}.json", protocol=protocol, payload={
-        "command": " ".join(["python", *sys.argv]), "environment": environment(),
+        "command": command_line(), "environment": environment(),
         "model": args.model, "dtype": args.dtype, "calibration": vars(cal),
         "levels": list(DEFAULT_LEVELS), "element_size": element, "entries": len(report.built),
         "prune_s": prune_s, "build_s": report.seconds, "disk_bytes": disk,

@@ -30,7 +30,6 @@ import argparse
 import dataclasses
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -42,6 +41,7 @@ from _common import (
     RESULTS,
     ROOT,
     STUDIES,
+    command_line,
     environment,
     other_domain_file,
     print_table,
@@ -123,7 +123,7 @@ def _pick(front: list[Any], limit: float) -> tuple[Any, str]:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     torch.manual_seed(0)
     payload: dict[str, Any] = json.loads(OUT.read_text()) if args.resume and OUT.exists() else {}
-    payload |= {"command": " ".join(["python", *sys.argv]), "environment": environment(),
+    payload |= {"command": command_line(), "environment": environment(),
                 "model": args.model, "seeds": args.seeds, "n_trials": args.n_trials,
                 "threads": args.threads, "mixed_seeds": args.mixed_seeds,
                 "eval_windows": args.eval_windows, "latency": LATENCY.to_dict(),
@@ -234,7 +234,7 @@ def latency_pass(args: argparse.Namespace) -> dict[str, Any]:
             entry["quiet"] = {"prefill_tok_s": lat.prefill_tok_s, "decode_tok_s": lat.decode_tok_s}
         print(f"{entry['method'] if entry and 'method' in entry else 'mixed/dense'}: "
               f"decode {lat.decode_tok_s:.2f} tok/s, prefill {lat.prefill_tok_s:.1f} tok/s")
-    payload["latency_pass"] = {"command": " ".join(["python", *sys.argv]), "dense": dense_times,
+    payload["latency_pass"] = {"command": command_line(), "dense": dense_times,
                                "environment": environment()}
     atomic_write_text(OUT, json.dumps(payload, indent=1) + "\n")
     ev.close()

@@ -31,6 +31,7 @@ from _common import (
     ARCHIVED_NOTE,
     RESULTS,
     add_model_args,
+    command_line,
     environment,
     print_table,
     result_path,
@@ -111,7 +112,7 @@ def choose_default(per_kind: dict[str, Any], records: list[Any]) -> dict[str, An
 
 def _save(args: argparse.Namespace, out: dict[str, Any]) -> Path:
     return write_json(f"predictor_{args.suite}_{args.device_name}.json", out | {
-        "command": " ".join(sys.argv), "model": args.model, "dtype": args.dtype,
+        "command": command_line(), "model": args.model, "dtype": args.dtype,
         "environment": environment()},
         protocol={"device": args.device_name, "dtype": args.dtype, "model": args.model, "data": "embedded"})
 

@@ -40,7 +40,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
-from _common import RESULTS, RUNS, STUDIES, add_model_args, environment, print_table, write_json
+from _common import RESULTS, RUNS, STUDIES, add_model_args, command_line, environment, print_table, write_json
 from scipy.stats import spearmanr
 
 from allocsearch.data import DataConfig
@@ -136,7 +136,7 @@ def main() -> None:
     summary = {k: min(r[k] for r in deciding) for k in rows[0] if " vs " in k or k == "ceiling"}
     print("minimum over the 60-75% studies:", {k: round(v, 3) for k, v in summary.items()})
     path = write_json(f"predictor_ceiling_{loaded.device.type}.json", {
-        "command": " ".join(["python", *sys.argv]), "environment": environment(),
+        "command": command_line(), "environment": environment(),
         "records": sum(r["n"] for r in rows), "label_tokens": args.label_tokens,
         "default_model": DEFAULT_MODEL,
         "members": args.members, "seed": args.seed, "label_reproduced_rel": agree,

@@ -21,7 +21,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import RESULTS, STUDIES, add_model_args, environment, print_table, write_json
+from _common import RESULTS, STUDIES, add_model_args, command_line, environment, print_table, write_json
 
 from allocsearch.evaluate import Evaluator
 from allocsearch.models import load_model
@@ -74,7 +74,7 @@ def main() -> None:
     ev.close()
     print_table(rows, ["study", "target", "sampler", "trials", "search_tokens", "best_fitness", "seconds"])
     out = write_json(f"predictor_data_{loaded.device.type}.json", {
-        "command": " ".join(sys.argv), "model": args.model, "dtype": args.dtype,
+        "command": command_line(), "model": args.model, "dtype": args.dtype,
         "fidelity": args.fidelity, "seed": args.seed, "warm_start": WARM,
         "environment": environment(), "rows": rows,
     }, protocol={"device": str(loaded.device), "dtype": args.dtype, "model": args.model,

@@ -38,7 +38,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import RESULTS, ROOT, environment, print_table, write_json
+from _common import RESULTS, ROOT, command_line, environment, print_table, write_json
 
 from allocsearch.models.random import save_random_llama
 from allocsearch.search import store
@@ -70,7 +70,7 @@ def main() -> None:
     print()
     print_table(rows, COLUMNS)
     path = write_json(f"workers_postgres_cpu{'_' + args.tag if args.tag else ''}.json", {
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "command": command_line(),
         "environment": environment() | {"cpu_cores": os.cpu_count(), "postgres": server_version(server)},
         "setup": {"model": f"random LLaMA hidden {args.hidden}, {args.blocks} blocks, byte tokenizer",
                   "trials": args.trials, "fidelities": args.fidelities, "sampler": "random",
