@@ -112,7 +112,9 @@ def table(records: list[dict[str, Any]], name: str, source: str) -> list[str]:
                 columns.append(k)
     if not columns:
         return []
-    out = [f"`{name}`:", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    # A result's ``rows`` are its main table: only another list says which one it is.
+    named = [] if name == "rows" else [f"`{name}`:", ""]
+    out = [*named, "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     out += ["| " + " | ".join(_cell(r.get(c)) for c in columns) + " |" for r in records[:MAX_ROWS]]
     if len(records) > MAX_ROWS:
         out.append(f"\n({len(records) - MAX_ROWS} more rows in `{source}`)")
