@@ -254,14 +254,15 @@ def render_modules() -> str:
         "| x best prior | lower on |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
+    tagged = variants()
     for pct, state in q["runs"].items():
         lines += _target_rows(pct, state)
-        for tag, v in variants():
+        for tag, v in tagged:
             if pct in v["runs"]:
                 lines += _target_rows(pct, v["runs"][pct], tag, state)
     cost = _cost_sentence(q["runs"], "Search cost per seed, per-module")
-    for tag, v in variants():
-        cost += f" {tag} (`{v['command']}`): " + _cost_sentence(v["runs"], "per-module")[len("per-module: "):]
+    for tag, v in tagged:
+        cost += " " + _cost_sentence(v["runs"], f"{tag} (`{v['command']}`)")
     block, block_archived = result_path("quality_sparsegpt_cpu.json")
     if block.is_file():
         label = "Per-block (the `sparsegpt` suite" + (", archived: one-shot database, older code)"
@@ -279,11 +280,11 @@ def headline_rows() -> list[dict[str, Any]]:
     if archived or not path.is_file():
         return []
     q = json.loads(path.read_text())
-    out = []
+    out, tagged = [], variants()
     for pct, state in q["runs"].items():
         name = f"smollm2-{pct}-sparsegpt-modules"
         out += _headline_row(pct, state, state, f"{name} ({q['offspring']} offspring)")
-        for tag, v in variants():
+        for tag, v in tagged:
             if pct in v["runs"]:
                 out += _headline_row(pct, v["runs"][pct], state,
                                      f"{name} ({v['offspring']} offspring, {tag})")

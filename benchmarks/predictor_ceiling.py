@@ -68,6 +68,11 @@ def second_measure(ev: Evaluator, plan: Any, label_tokens: int) -> tuple[float, 
     return first.value, math.exp(rest)
 
 
+def _key(r: Any) -> str:
+    """A record's key in the partial file."""
+    return f"{r.study}|{r.trial}"
+
+
 def _deciding(target: float) -> bool:
     return DECIDING[0] - 1e-9 <= target <= DECIDING[1] + 1e-9
 
@@ -98,7 +103,7 @@ def main() -> None:
     # The studies the bar is set on first: an interrupted run has measured what matters.
     chosen.sort(key=lambda r: not _deciding(r.target))
     for i, r in enumerate(chosen):
-        key = f"{r.study}|{r.trial}"
+        key = _key(r)
         if key in done:
             continue
         again, later = second_measure(ev, r.plan, args.label_tokens)
@@ -115,10 +120,10 @@ def main() -> None:
     rows = []
     for study in sorted({r.study for r in records}):
         idx = [i for i, r in enumerate(records) if r.study == study]
-        if any(f"{records[i].study}|{records[i].trial}" not in done for i in idx):
+        if any(_key(records[i]) not in done for i in idx):
             continue  # not all of its plans are measured yet
         label = [math.log(records[i].fitness) for i in idx]
-        second = [math.log(done[f"{records[i].study}|{records[i].trial}"]["second"]) for i in idx]
+        second = [math.log(done[_key(records[i])]["second"]) for i in idx]
         row: dict[str, Any] = {"study": study, "target": records[idx[0]].target, "n": len(idx),
                                "label vs second": (rel := _rho(label, second)),
                                "ceiling": math.sqrt(max(rel, 0.0))}
@@ -133,7 +138,9 @@ def main() -> None:
     agree = max(abs(d["again"] - d["label"]) / d["label"] for d in done.values())
     deciding = [r for r in rows if _deciding(r["target"])]
     print_table(rows, list(rows[0]))
-    summary = {k: min(r[k] for r in deciding) for k in rows[0] if " vs " in k or k == "ceiling"}
+    # Empty when only studies outside 60-75% were measured (--studies 50-tpe).
+    columns = [k for k in rows[0] if " vs " in k or k == "ceiling"] if deciding else []
+    summary = {k: min(r[k] for r in deciding) for k in columns}
     print("minimum over the 60-75% studies:", {k: round(v, 3) for k, v in summary.items()})
     path = write_json(f"predictor_ceiling_{loaded.device.type}.json", {
         "command": command_line(), "environment": environment(),

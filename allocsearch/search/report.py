@@ -192,7 +192,7 @@ def verdicts(done: list[StoredTrial], verified: dict[int, dict[str, Verification
         if searched is None or prior is None:
             continue
         mine, theirs = verified[searched.number][pruner], verified[prior.number][pruner]
-        for source in ["", *(src for src in mine.also_ppl if src in theirs.also_ppl)]:
+        for source in ["", *(src for src in mine.draws[0].also if src in theirs.draws[0].also)]:
             a, b = _by_seed(mine, source), _by_seed(theirs, source)
             seeds = sorted(set(a) & set(b))
             out.append(Verdict(pruner, searched.number, prior.number, prior.prior or "",
