@@ -18,7 +18,8 @@ STUDIES = ROOT / "studies"
 SUITE_STUDIES = {"search": "smollm2-{pct}.yaml", "samplers": "smollm2-{pct}.yaml",
                  "anchored": "smollm2-{pct}-seq.yaml", "sparsegpt": "smollm2-{pct}-sparsegpt.yaml",
                  "sparsegpt_anchored": "smollm2-{pct}-sparsegpt.yaml",
-                 "sparsegpt_modules": "smollm2-{pct}-sparsegpt-modules.yaml"}
+                 "sparsegpt_modules": "smollm2-{pct}-sparsegpt-modules.yaml",
+                 "wanda_modules": "smollm2-{pct}-modules.yaml"}
 
 
 def study_file(suite: str, target: float) -> Path:

@@ -87,11 +87,11 @@ def _shared_priors(suite: str, pct: str, args: argparse.Namespace) -> dict[str, 
 
 def measure(ev: Evaluator, cfg: StudyConfig, plan: Plan, other: str,
             windows: int) -> dict[str, Any]:
-    """The study's verification (``verify.calibration_seeds``, its threads) with sequential
-    SparseGPT, each draw's prune also scored on ``other`` (all of its evaluation part: the
+    """The study's verification (its sequential pruner, ``verify.calibration_seeds``, its
+    threads), each draw's prune also scored on ``other`` (all of its evaluation part: the
     licences hold 39 windows); ``ppl`` and ``ppl_other`` are the means over the draws,
     ``draws`` each draw's numbers (paired across plans by seed)."""
-    vc = dataclasses.replace(cfg.verify_config("sparsegpt"), nsamples=windows, also=(other,))
+    vc = dataclasses.replace(cfg.verify_config(), nsamples=windows, also=(other,))
     v = verify(ev, plan, vc)
     draws = [{"seed": d.seed, "ppl": d.ppl, "ppl_other": d.also[other].ppl, "prune_s": d.prune_seconds,
               "sparsity": d.achieved_sparsity} for d in v.draws]
@@ -128,9 +128,11 @@ def _choose_priors(study: Any, cfg: StudyConfig, ev: Evaluator, target: float) -
 
 
 def suite_sparsegpt(args: argparse.Namespace, suite: str = "sparsegpt") -> dict[str, Any]:
-    """``suite``: ``sparsegpt`` (per-block levels, studies/smollm2-<pct>-sparsegpt.yaml) or
+    """``suite``: ``sparsegpt`` (per-block levels, studies/smollm2-<pct>-sparsegpt.yaml),
     ``sparsegpt_modules`` (per-module levels on the sequential-aware database,
-    studies/smollm2-<pct>-sparsegpt-modules.yaml); the same protocol otherwise."""
+    studies/smollm2-<pct>-sparsegpt-modules.yaml) or ``wanda_modules`` (per-module offsets on
+    cached Wanda ranks, verified with sequential Wanda, studies/smollm2-<pct>-modules.yaml);
+    the same protocol otherwise."""
     done: dict[str, Any] = {}
     for target in args.targets:  # one file per target: targets may run in parallel processes
         pct = str(round(target * 100))
@@ -234,6 +236,10 @@ def summarise(target: float, state: dict[str, Any], seeds: list[int]) -> list[di
 
 def suite_sparsegpt_modules(args: argparse.Namespace) -> dict[str, Any]:
     return suite_sparsegpt(args, "sparsegpt_modules")
+
+
+def suite_wanda_modules(args: argparse.Namespace) -> dict[str, Any]:
+    return suite_sparsegpt(args, "wanda_modules")
 
 
 def suite_sparsegpt_anchored(args: argparse.Namespace) -> dict[str, Any]:

@@ -28,6 +28,11 @@ against the priors, all verified with sequential SparseGPT, 3 seeds, two domains
     python benchmarks/quality.py --suite sparsegpt_modules --seeds 0 1 2 --offspring 120 \
         --tag screened --set "predictor={model: typed, tokens: 2048}"   # ... short-listed
 
+Suite ``wanda_modules``: the same protocol with Wanda at 70% (studies/smollm2-70-modules.yaml:
+per-module offsets on cached Wanda ranks, every plan verified with sequential Wanda).
+
+    python benchmarks/quality.py --suite wanda_modules --seeds 0 1 2 --offspring 120
+
 Prints a table and writes benchmarks/results/quality_<suite>[_<device>].json.
 """
 
@@ -58,7 +63,7 @@ from _common import (
 )
 from _oneshot import suite_oneshot
 from _search import suite_anchored, suite_samplers, suite_search
-from _sparsegpt import suite_sparsegpt, suite_sparsegpt_anchored, suite_sparsegpt_modules
+from _sparsegpt import suite_sparsegpt, suite_sparsegpt_anchored, suite_sparsegpt_modules, suite_wanda_modules
 
 from allocsearch.data import DataConfig
 from allocsearch.io import atomic_write_json
@@ -205,13 +210,13 @@ def suite_priors(args: argparse.Namespace) -> dict[str, Any]:
 SUITES = {"uniform": suite_uniform, "priors": suite_priors, "search": suite_search,
           "samplers": suite_samplers, "anchored": suite_anchored, "oneshot": suite_oneshot,
           "sparsegpt": suite_sparsegpt, "sparsegpt_anchored": suite_sparsegpt_anchored,
-          "sparsegpt_modules": suite_sparsegpt_modules}
+          "sparsegpt_modules": suite_sparsegpt_modules, "wanda_modules": suite_wanda_modules}
 
 
 def _protocol(args: argparse.Namespace, device: str) -> dict[str, Any]:
     """The manifest's protocol of a quality suite: its arguments, or, for the suites that run
     study configs, the config's profile and verification (what their numbers were measured on)."""
-    seeds = {"sparsegpt": args.seeds, "sparsegpt_modules": args.seeds,
+    seeds = {"sparsegpt": args.seeds, "sparsegpt_modules": args.seeds, "wanda_modules": args.seeds,
              "samplers": args.sampler_seeds}.get(args.suite, [args.seed])
     calibration = f"{args.nsamples} x {args.seqlen}, seed {args.seed}"
     evaluation = f"{args.eval_windows or 'all'} x 512 evaluation windows"
@@ -259,7 +264,7 @@ def main() -> None:
                    help="search/samplers/sparsegpt: study config overrides (as allocsearch search --set)")
     args = p.parse_args()
     if args.suite in ("search", "samplers", "anchored", "sparsegpt", "sparsegpt_anchored",
-                      "sparsegpt_modules") and args.targets == list(PRIOR_TARGETS):
+                      "sparsegpt_modules", "wanda_modules") and args.targets == list(PRIOR_TARGETS):
         args.targets = [0.7, 0.6] if args.suite in ("search", "sparsegpt", "sparsegpt_modules") else [0.7]
     payload = SUITES[args.suite](args)
     print()
@@ -276,6 +281,8 @@ def main() -> None:
                       "ppl_other", "ratio", "ratio_other"],
         "sparsegpt_modules": ["target", "plan", "seeds", "search_fitness", "ppl", "ppl_min", "ppl_max",
                               "ppl_other", "ratio", "ratio_other"],
+        "wanda_modules": ["target", "plan", "seeds", "search_fitness", "ppl", "ppl_min", "ppl_max",
+                          "ppl_other", "ratio", "ratio_other"],
         "anchored": ["target", "rounds", "fitness_evaluations", "exact_measurements", "best_from",
                      "best_wanda_ppl",
                      "best_prior", "best_prior_wanda_ppl", "ratio_wanda", "ratio_sparsegpt"],
