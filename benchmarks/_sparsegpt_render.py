@@ -1,11 +1,11 @@
 """The SparseGPT results blocks of docs/results.md, rendered from the JSON files that
-benchmarks/quality.py (suites ``sparsegpt`` and ``sparsegpt_modules``), correlation.py and
-database.py wrote."""
+benchmarks/quality.py (suite ``sparsegpt``), correlation.py and database.py wrote, and the
+comparison of a suite's searched plans with its priors that every per-module suite shares
+(benchmarks/_modules_render.py renders those)."""
 
 from __future__ import annotations
 
 import json
-import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -177,130 +177,3 @@ def searched(state: dict[str, Any], seeds: Sequence[int] | None = None) -> list[
     if seeds is None:
         seeds = sorted(int(k.split(":s")[1]) for k in state if k.startswith("searched:s"))
     return [state[f"searched:s{s}"] for s in seeds if f"searched:s{s}" in state]
-
-
-def _lower(row: dict[str, Any], best: dict[str, Any], metric: str) -> str:
-    below, draws = lower_on(row, best, metric)
-    return f"{below}/{draws}"
-
-
-def _target_rows(pct: str, state: dict[str, Any], variant: str = "",
-                 priors: dict[str, Any] | None = None) -> list[str]:
-    """The per-module suite's rows of one target: each prior, each seed's searched plan and
-    their median, with ratios to the best prior (by mean) and paired draw counts. A tagged
-    ``variant`` (its name prefixes the searched rows) is compared with the plain suite's
-    ``priors`` state and lists no prior rows of its own."""
-    c = compare(priors if priors is not None else state)
-    found = searched(state)
-    if c is None or not found:
-        return []
-    best, other = c.best, c.best_other
-    name = f"{variant}, " if variant else ""
-    rows = [(r["label"], r) for r in ([] if variant else c.priors)]
-    rows += [(name + r["label"], r) for r in found]
-    out = []
-    for label, r in rows:
-        out.append(f"| {pct}% | {label} | {_fmt(r['search_fitness'])} | {_draws(r, 'ppl')} | "
-                   f"{r['ppl'] / best['ppl']:.3f} | {_lower(r, best, 'ppl')} | {_draws(r, 'ppl_other')} | "
-                   f"{r['ppl_other'] / other['ppl_other']:.3f} | {_lower(r, other, 'ppl_other')} |")
-    med, med_o = (statistics.median(r[m] for r in found) for m in ("ppl", "ppl_other"))
-    out.append(f"| {pct}% | **{name}searched, median of {len(found)} seeds** | - | {med:.2f} | "
-               f"**{med / best['ppl']:.3f}** | - | {med_o:.2f} | **{med_o / other['ppl_other']:.3f}** | - |")
-    return out
-
-
-def variants() -> list[tuple[str, dict[str, Any]]]:
-    """The per-module suite's tagged variants (``--tag``, for example the short-listed one):
-    (tag, result) for each current ``quality_sparsegpt_modules_cpu_<tag>.json``."""
-    stem = "quality_sparsegpt_modules_cpu_"
-    return [(p.stem[len(stem):], json.loads(p.read_text()))
-            for p in sorted(RESULTS.glob(f"{stem}*.json"))]
-
-
-def _cost_sentence(runs: dict[str, Any], name: str) -> str:
-    """Search tokens and wall time per seed of one suite's runs."""
-    parts = []
-    for pct, state in runs.items():
-        for key in sorted(k for k in state if k.startswith("searched:")):
-            r = state[key]
-            tokens = f"{r['search_tokens']:,} tokens, " if "search_tokens" in r else ""
-            parts.append(f"{pct}% {key.split(':')[1]}: {r['trials']} trials, {tokens}"
-                         f"{r['search_s'] / 60:.0f} min")
-    return f"{name}: " + "; ".join(parts) + "." if parts else ""
-
-
-def render_modules() -> str:
-    """The per-module suite's block: nothing measured yet, or its table and costs."""
-    path, archived = result_path("quality_sparsegpt_modules_cpu.json")
-    if not path.is_file():
-        return ("**Per-module levels** (`python benchmarks/quality.py --suite sparsegpt_modules "
-                "--seeds 0 1 2 --offspring 120`): not measured yet.")
-    q = json.loads(path.read_text())
-    env, verify = q["environment"], q["study"]["verify"]
-    draws = verify.get("calibration_seeds") or [verify.get("seed", 0)]
-    lines = [
-        ("*(" + ARCHIVED_NOTE + ".)* " if archived else "")
-        + f"**Per-module levels on the sequential-aware database, all pruned with sequential SparseGPT** "
-        f"(`{q['command']}`; {env['device']}, {env['threads']} thread(s), torch {env['torch']}; "
-        f"`spaces/{q['study']['space']}.yaml`, database at the `{q['study']['evaluator']['reference']}` "
-        f"reference; seeds {q['seeds']}, the first from all {q['warm_starts']} priors of the grid, the "
-        f"others from the family winners, {q['offspring']} EvoPress offspring each). Every plan pruned "
-        f"once per calibration draw {draws} ({verify['nsamples']} x {verify['seqlen']}) and measured on "
-        f"{q['evaluation']['windows']} x 512 tokens of the pydoc evaluation split and all 39 x 512 of "
-        f"Debian's licences: mean [min, max] over the draws. \"lower on\": on how many draws a plan is "
-        f"below the best prior (paired by seed); a seed beats it only when lower on every draw.",
-        "",
-        "| target | plan | search fitness | ppl (pydoc) | x best prior | lower on | ppl (licenses) "
-        "| x best prior | lower on |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    tagged = variants()
-    for pct, state in q["runs"].items():
-        lines += _target_rows(pct, state)
-        for tag, v in tagged:
-            if pct in v["runs"]:
-                lines += _target_rows(pct, v["runs"][pct], tag, state)
-    cost = _cost_sentence(q["runs"], "Search cost per seed, per-module")
-    for tag, v in tagged:
-        cost += " " + _cost_sentence(v["runs"], f"{tag} (`{v['command']}`)")
-    block, block_archived = result_path("quality_sparsegpt_cpu.json")
-    if block.is_file():
-        label = "Per-block (the `sparsegpt` suite" + (", archived: one-shot database, older code)"
-                                                      if block_archived else ")")
-        cost += " " + _cost_sentence(json.loads(block.read_text()).get("runs", {}), label)
-    return "\n".join([*lines, "", cost])
-
-
-def headline_rows() -> list[dict[str, Any]]:
-    """The per-module suite, and each of its tagged variants, as rows of the README's
-    multi-seed table (the shape benchmarks/headline.py writes): per target, each seed's mean
-    over the calibration draws against the prior with the lowest mean (the plain suite's
-    priors), and the seeds lower than it on every draw."""
-    path, archived = result_path("quality_sparsegpt_modules_cpu.json")
-    if archived or not path.is_file():
-        return []
-    q = json.loads(path.read_text())
-    out, tagged = [], variants()
-    for pct, state in q["runs"].items():
-        name = f"smollm2-{pct}-sparsegpt-modules"
-        out += _headline_row(pct, state, state, f"{name} ({q['offspring']} offspring)")
-        for tag, v in tagged:
-            if pct in v["runs"]:
-                out += _headline_row(pct, v["runs"][pct], state,
-                                     f"{name} ({v['offspring']} offspring, {tag})")
-    return out
-
-
-def _headline_row(pct: str, state: dict[str, Any], priors: dict[str, Any],
-                  config: str) -> list[dict[str, Any]]:
-    """``state``'s searched seeds against the best of ``priors``' measured priors (one row)."""
-    c, found = compare(priors), searched(state)
-    if c is None or not found:
-        return []
-    ratios = [r["ppl"] / c.best["ppl"] for r in found]
-    below = [lower_on(r, c.best, "ppl") for r in found]
-    return [{"config": config, "pruner": "sparsegpt", "target": int(pct) / 100, "seeds": len(found),
-             "ratio_median": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios),
-             "ratio_other_median": statistics.median(r["ppl_other"] / c.best_other["ppl_other"]
-                                                     for r in found),
-             "better_seeds": sum(a == n > 0 for a, n in below)}]

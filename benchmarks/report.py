@@ -252,10 +252,10 @@ def headline() -> str:
                              r["best_prior"], r["best_prior_sparsegpt_ppl"], r["best_sparsegpt_ppl"],
                              r["ratio_sparsegpt"], path.name, device))
     floors = noise_floors()
-    import _sparsegpt_render
+    import _modules_render
 
     shipped = [r for path in sorted(RESULTS.glob("headline_*.json"))
-               for r in json.loads(path.read_text())["rows"]] + _sparsegpt_render.headline_rows()
+               for r in json.loads(path.read_text())["rows"]] + _modules_render.headline_rows()
     lines = []
     if shipped:
         lines += ["| study config | pruner | target | seeds | x lowest verified prior (median [min, max]) "
@@ -295,6 +295,7 @@ def noise_floors() -> dict[tuple[float, str], float]:
 
 def blocks() -> list[tuple[Path, str, Callable[[], str]]]:
     """Every rendered block: (document, block name, renderer)."""
+    import _modules_render
     import _sparsegpt_render
     import nas
     import predictor
@@ -304,7 +305,8 @@ def blocks() -> list[tuple[Path, str, Callable[[], str]]]:
     return [(ROOT / "README.md", "headline", headline),
             (ROOT / "README.md", "predictor", predictor.render_readme),
             (DOCS / "results.md", "sparsegpt-results", _sparsegpt_render.render),
-            (DOCS / "results.md", "sparsegpt-modules-results", _sparsegpt_render.render_modules),
+            (DOCS / "results.md", "sparsegpt-modules-results", _modules_render.render),
+            (DOCS / "results.md", "wanda-modules-results", _modules_render.render_wanda),
             (DOCS / "results.md", "nas-results", nas.render),
             (DOCS / "results.md", "predictor-results", predictor.render_results),
             (DOCS / "results.md", "tasks-results", tasks.render),

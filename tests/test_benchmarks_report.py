@@ -51,8 +51,9 @@ def test_benchmarks_md_is_short_enough_to_read() -> None:
 def test_the_per_module_rows_count_draws_paired_by_seed() -> None:
     """A searched seed's "lower on" counts the draws where it is below the best prior's same
     draw, not below its mean; the ratio uses the means."""
+    from _modules_render import _target_rows
     from _sparsegpt import summarise
-    from _sparsegpt_render import _target_rows, lower_on
+    from _sparsegpt_render import lower_on
 
     def row(label: str, draws: list[float], fitness: float | None = 1.0) -> dict[str, object]:
         ds = [{"seed": s, "ppl": v, "ppl_other": 2 * v} for s, v in enumerate(draws)]
