@@ -19,8 +19,13 @@ At each target (70%, 60%), with studies/smollm2-<pct>-sparsegpt.yaml:
   number is its mean over the draws; a searched plan beats the best prior only when it is
   lower on every draw (paired by seed).
 
-Rows finish into results/runs/quality_sparsegpt.partial.json (an interrupted run resumes);
-studies live in results/runs/ (re-running resumes them).
+The per-module suites run the same protocol on their own configs: ``sparsegpt_modules``
+(studies/smollm2-<pct>-sparsegpt-modules.yaml) and ``wanda_modules`` (Wanda at 70%,
+studies/smollm2-70-modules.yaml, every plan verified with sequential Wanda, the study's own
+verification pruner).
+
+Rows finish into results/runs/quality_<suite>[_<tag>]_<pct>.partial.json (an interrupted run
+resumes); studies live in results/runs/ (re-running resumes them).
 """
 
 from __future__ import annotations
