@@ -103,10 +103,15 @@ def _draws_70_sentence() -> str:
     ref, one = f"ref_ppl@{tokens}", f"ppl@{tokens}"
     if "draw 0 vs mean" not in g:
         return ""
+    # Databases at other references (``--reference uniform ramp``): ref_<allocator>_ppl@N.
+    others = [(k[len("ref_"):-len(f"_ppl@{tokens}")], k) for k in g
+              if k.startswith("ref_") and k.endswith(f"_ppl@{tokens}") and k != ref]
+    at = "".join(f"; calibrated at the {name} plan (default parameters) instead **{g[k]:.3f}** "
+                 f"(against draw 0 {g[k + ' vs draw 0']:.3f})" for name, k in others)
     return (f" The {g['plans']} plans at 70% again, the exact number the mean over calibration draws "
-            f"{c['verify']['draws']} (`{c['command']}`): the sequential-aware database "
-            f"**{g[ref]:.3f}** (against draw 0 alone {g[ref + ' vs draw 0']:.3f}), one-shot {g[one]:.3f}; "
-            f"draw 0 against the mean {g['draw 0 vs mean']:.3f}.")
+            f"{c['verify']['draws']} (`{c['command']}`): the sequential-aware database at the uniform plan "
+            f"**{g[ref]:.3f}** (against draw 0 alone {g[ref + ' vs draw 0']:.3f}){at}, one-shot "
+            f"{g[one]:.3f}; draw 0 against the mean {g['draw 0 vs mean']:.3f}.")
 
 
 def _one_draw_sentence(rho: dict[str, Any]) -> str:
@@ -124,9 +129,8 @@ def _reference_sentence(corr: dict[str, Any], rho: dict[str, Any], tokens: int) 
     key = f"ref_ppl@{tokens}"
     if key not in rho["all"]:
         return ""
-    ref = corr["args"].get("reference", "uniform")
-    return (f" The sequential-aware database (calibrated on a sequential prune at the {ref} plan "
-            f"of each target, `--reference {ref}`): **{rho['all'][key]:.3f}** over all, "
+    return (" The sequential-aware database (calibrated on a sequential prune at the uniform plan "
+            f"of each target, `--reference uniform`): **{rho['all'][key]:.3f}** over all, "
             + ", ".join(f"{rho[g][key]:.3f}" for g in ("0.70", "0.65", "0.60")) + ".")
 
 

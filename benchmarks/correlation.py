@@ -84,14 +84,21 @@ def make_plans(ev: Evaluator) -> dict[str, Plan]:
     return plans
 
 
-def reference_fitness(ev: Evaluator, plans: dict[str, Plan], done: dict[str, Any], key: str) -> None:
-    """``done[label][key]``: each plan's fitness on the database built at the config's
-    reference plan at its target (one build per target, cached), where missing."""
+def reference_key(reference: str, tokens: int) -> str:
+    """The column of a reference database's fitness: ``ref_ppl@N`` for the default (uniform)
+    reference, ``ref_<allocator>_ppl@N`` for another."""
+    return f"ref_ppl@{tokens}" if reference == "uniform" else f"ref_{reference}_ppl@{tokens}"
+
+
+def reference_fitness(ev: Evaluator, plans: dict[str, Plan], done: dict[str, Any], reference: str,
+                      key: str) -> None:
+    """``done[label][key]``: each plan's fitness on the database built at the ``reference``
+    allocator's plan at its target (one build per target, cached), where missing."""
     for target in TARGETS:
         todo = [k for k, p in plans.items() if abs(p.target - target) < 1e-9 and key not in done.get(k, {})]
         if not todo:
             continue
-        ev.use_reference(target)
+        ev.use_reference(target, reference)
         for label in todo:
             done.setdefault(label, {})[key] = ev.fitness(plans[label])
     ev.anchor(None)
@@ -151,9 +158,10 @@ def main() -> None:
                         "database vs sequential SparseGPT")
     p.add_argument("--fitness", nargs="+", default=["ppl", "kl"], choices=["ppl", "kl"],
                    help="cheap fitnesses to compute (default both)")
-    p.add_argument("--reference", default="none",
+    p.add_argument("--reference", nargs="+", default=["none"],
                    help="with --pruner sparsegpt: also score on the database calibrated by a "
-                        "sequential prune at this allocator's plan (uniform), per target")
+                        "sequential prune at each of these allocators' plans (uniform, ramp, ...), "
+                        "per target")
     p.add_argument("--draws", type=int, nargs="+", default=[0],
                    help="calibration seeds of the exact number (its mean over them; default 0 "
                         "alone); a resumed run adds the missing draws to finished plans")
@@ -168,7 +176,7 @@ def main() -> None:
     if args.pruner == "sparsegpt":
         config = EvaluatorConfig(fitness="ppl", masks="database", pruner="sparsegpt",
                                  fidelities=tuple(args.fidelities), profile=calibration, batch_size=8,
-                                 reference=args.reference)
+                                 reference=args.reference[0])
     else:
         config = EvaluatorConfig(fitness="ppl", fidelities=tuple(args.fidelities))
     ev = Evaluator.build(lm, config)
@@ -204,9 +212,10 @@ def main() -> None:
         cheap = "  ".join(f"{f}@full {row[f'{f}@{args.fidelities[-1]}']:9.4g}" for f in args.fitness)
         print(f"{label:24s} {cheap}  exact {row['exact_ppl']:9.3f}", flush=True)
         atomic_write_text(partial_path, json.dumps(done, indent=1))
-    ref_key = f"ref_ppl@{args.fidelities[-1]}"
-    if args.reference != "none":
-        reference_fitness(ev, plans, done, ref_key)
+    references = [r for r in args.reference if r != "none"]
+    ref_keys = [reference_key(r, args.fidelities[-1]) for r in references]
+    for reference, key in zip(references, ref_keys, strict=True):
+        reference_fitness(ev, plans, done, reference, key)
         atomic_write_text(partial_path, json.dumps(done, indent=1))
     ev.close()
 
@@ -214,8 +223,7 @@ def main() -> None:
     keys = [f"{f}@{t}" for f in args.fitness for t in args.fidelities]
     if wanda_fitness:
         keys += [f"wanda_ppl@{args.fidelities[0]}"]
-    if args.reference != "none":
-        keys += [ref_key]
+    keys += ref_keys
     # Against the mean over the draws, and (with several draws) against one draw alone: the
     # exact number itself moves by several percent between draws at 70%.
     def group(name: str, sub: list[dict[str, Any]]) -> dict[str, Any]:

@@ -78,6 +78,8 @@ class Evaluator:
         #: The target of the reference plan anchored at by :meth:`use_reference` (None: the
         #: anchor, if any, is a caller's own, such as an anchored round's).
         self.reference_target: float | None = None
+        #: The allocator that plan came from (None with reference_target).
+        self.reference_name: str | None = None
 
     def _reference(self) -> DenseReference:
         """The dense model's top-k log-probs on the search windows, computed once."""
@@ -194,21 +196,23 @@ class Evaluator:
         self.backend.anchor(plan, calibration or DataConfig())
         self.anchor_plan = plan
         self.reference_target = None  # set by use_reference when this is its reference
+        self.reference_name = None
 
-    def use_reference(self, target: float) -> Plan | None:
-        """Anchor at the config's ``reference`` allocation at ``target`` on the profile's
-        calibration windows (built once per reference and target, then cached like any
-        database), and return that plan; nothing (None) for ``reference: none``."""
-        reference = self.config.reference
-        if reference is None or reference == "none":  # None only before __post_init__ resolved it
+    def use_reference(self, target: float, reference: str | None = None) -> Plan | None:
+        """Anchor at the config's ``reference`` allocation (or ``reference``, an allocator
+        name, with its default parameters) at ``target`` on the profile's calibration windows
+        (built once per reference and target, then cached like any database), and return that
+        plan; nothing (None) for ``reference: none``."""
+        name = reference or self.config.reference
+        if name is None or name == "none":  # None only before __post_init__ resolved it
             return None
-        if self.reference_target == target and self.anchor_plan is not None:
+        if (self.reference_target, self.reference_name) == (target, name) and self.anchor_plan is not None:
             return self.anchor_plan
         from allocsearch.allocation import get_allocator
 
-        plan = get_allocator(reference).allocate(self.profile, target)
+        plan = get_allocator(name).allocate(self.profile, target)
         self.anchor(plan, self.config.profile)
-        self.reference_target = target
+        self.reference_target, self.reference_name = target, name
         return self.anchor_plan
 
     # --------------------------------------------------------------- plumbing

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from allocsearch.allocation import get_allocator
 from allocsearch.apply import plan_targets
 from allocsearch.budget import identity_from_adapter, random_plan, snap_to_levels
 from allocsearch.data import DataConfig
@@ -253,6 +254,13 @@ def test_the_reference_database_holds_the_sequential_prune_at_the_reference(tmp_
     assert ev.use_reference(0.5) is ref  # the same target: kept
     at_70 = ev.use_reference(0.7)  # another target (a shared evaluator): its own reference
     assert at_70 is not None and {c.sparsity for c in at_70.modules.values()} == {0.7}
+    # Another allocator named by the caller (a benchmark comparing references): its own plan
+    # and database, and the config's reference comes back when asked again.
+    ramp = ev.use_reference(0.5, "ramp")
+    assert ramp is not None and ev.reference_name == "ramp"
+    assert ramp.modules == ev.prepare(get_allocator("ramp").allocate(prof, 0.5)).modules != ref.modules
+    again = ev.use_reference(0.5)
+    assert again is not None and again.modules == ref.modules and ev.reference_name == "uniform"
     ev.anchor(ref, DATA)  # a caller's own anchor is not a reference
     assert ev.reference_target is None
     ev.close()
