@@ -54,7 +54,9 @@ from allocsearch.evaluate import Evaluator, verify
 from allocsearch.io import atomic_write_text
 from allocsearch.models import load_model
 from allocsearch.plan import Plan
+from allocsearch.predictor import train_predictor
 from allocsearch.search import StudyConfig, run_study, store, tokens_read
+from allocsearch.search.records import folder_records
 from allocsearch.search.report import best_plan
 
 
@@ -72,6 +74,24 @@ def _tag(args: argparse.Namespace) -> str:
     """A variant's suffix (``--tag``, with its ``--set`` overrides): its own studies and
     partial results beside the plain suite's."""
     return f"_{args.tag}" if args.tag else ""
+
+
+def _pretrained(args: argparse.Namespace, suite: str) -> list[str]:
+    """``--pretrain``: the override that starts every study from a predictor trained on the
+    plain suite's studies at those targets (each seed of --seeds that ran), at their full
+    fidelity; trained once and kept in results/runs/ (a resumed run reuses it)."""
+    if not args.pretrain:
+        return []
+    pcts = "-".join(str(round(t * 100)) for t in args.pretrain)
+    path = RUNS / f"predictor_{suite}_{pcts}.json"
+    if not path.exists():
+        names = [StudyConfig.load(study_file(suite, t)).name for t in args.pretrain]
+        folders = [RUNS / f"{name}_s{seed}" for name in names for seed in args.seeds]
+        missing = [f.name for f in folders if not (f / "study.db").is_file()]
+        if missing:
+            raise SystemExit(f"--pretrain: run the plain suite at {args.pretrain} first (missing {missing})")
+        train_predictor(folder_records(folders), progress=False).save(path)
+    return [f"predictor.file={path}"]
 
 
 def _partial(suite: str, pct: str, args: argparse.Namespace) -> Path:
@@ -138,6 +158,8 @@ def suite_sparsegpt(args: argparse.Namespace, suite: str = "sparsegpt") -> dict[
     studies/smollm2-<pct>-sparsegpt-modules.yaml) or ``wanda_modules`` (per-module offsets on
     cached Wanda ranks, verified with sequential Wanda, studies/smollm2-<pct>-modules.yaml);
     the same protocol otherwise."""
+    # The pretrained predictor's file joins the overrides: every study of the run starts from it.
+    args = argparse.Namespace(**(vars(args) | {"set": [*args.set, *_pretrained(args, suite)]}))
     done: dict[str, Any] = {}
     for target in args.targets:  # one file per target: targets may run in parallel processes
         pct = str(round(target * 100))

@@ -27,6 +27,8 @@ against the priors, all verified with sequential SparseGPT, 3 seeds, two domains
     python benchmarks/quality.py --suite sparsegpt_modules --seeds 0 1 2 --offspring 120   # per-module
     python benchmarks/quality.py --suite sparsegpt_modules --seeds 0 1 2 --offspring 120 \
         --tag screened --set "predictor={model: typed, tokens: 2048}"   # ... short-listed
+    python benchmarks/quality.py --suite sparsegpt_modules --seeds 0 1 2 --offspring 120 \
+        --targets 0.7 --tag pretrained --pretrain 0.6   # ... from a predictor of the 60% studies
 
 Suite ``wanda_modules``: the same protocol with Wanda at 70% (studies/smollm2-70-modules.yaml:
 per-module offsets on cached Wanda ranks, every plan verified with sequential Wanda).
@@ -257,12 +259,17 @@ def main() -> None:
     p.add_argument("--offspring", type=int, default=45,
                    help="sparsegpt: trials per study beyond its warm starts")
     p.add_argument("--fresh", action="store_true", help="sparsegpt: ignore the partial results")
+    p.add_argument("--pretrain", type=float, nargs="+", default=[],
+                   help="sparsegpt suites: start every study from a predictor trained on the plain "
+                   "suite's studies at these targets (run them first; with --tag)")
     p.add_argument("--tag", default="", help="search/anchored/sparsegpt: a suffix for the result, plan and "
                    "study names (another protocol of the suite, e.g. a refinement or --set variant)")
     p.add_argument("--progress", action="store_true", help="search: progress bars and trial log")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="search/samplers/sparsegpt: study config overrides (as allocsearch search --set)")
     args = p.parse_args()
+    if args.pretrain and not (args.tag and args.suite in ("sparsegpt", "sparsegpt_modules", "wanda_modules")):
+        p.error("--pretrain runs a variant of a sparsegpt or per-module suite: give it a --tag")
     if args.suite in ("search", "samplers", "anchored", "sparsegpt", "sparsegpt_anchored",
                       "sparsegpt_modules", "wanda_modules") and args.targets == list(PRIOR_TARGETS):
         args.targets = [0.7, 0.6] if args.suite in ("search", "sparsegpt", "sparsegpt_modules") else [0.7]

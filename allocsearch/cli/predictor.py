@@ -94,16 +94,10 @@ def cmd_records(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from allocsearch.data import DataConfig
-    from allocsearch.predictor import Predictor
-    from allocsearch.predictor.features import build_feature_table
+    from allocsearch.predictor import train_predictor
 
-    records = _records(args)
-    extra = records[0].extra if records else {}
-    model = args.model or extra.get("model_source") or records[0].plan.model.name
-    data = DataConfig(**extra["profile"]) if "profile" in extra else DataConfig()
-    table = build_feature_table(model, data, device=args.device, dtype=args.dtype, progress=not args.quiet)
-    pred = Predictor.train(table, records, model=args.kind, members=args.members, seed=args.seed)
+    pred = train_predictor(_records(args), kind=args.kind, members=args.members, seed=args.seed,
+                           model=args.model, device=args.device, dtype=args.dtype, progress=not args.quiet)
     pred.save(args.out)
     m = pred.meta
     print(f"trained {args.kind} x{m.members} on {m.n_train} plans of {len(m.studies)} studies "

@@ -14,7 +14,7 @@ from allocsearch.predictor.evaluation import (
     score,
 )
 from allocsearch.predictor.features import FEATURE_VERSION, FeatureError, FeatureTable
-from allocsearch.predictor.model import Predictor, PredictorError, PredictorMeta
+from allocsearch.predictor.model import Predictor, PredictorError, PredictorMeta, train_predictor
 from allocsearch.predictor.records import PlanRecord, RecordsError, read_records, write_records
 
 __all__ = [
@@ -34,5 +34,6 @@ __all__ = [
     "parity_plot",
     "read_records",
     "score",
+    "train_predictor",
     "write_records",
 ]

@@ -26,10 +26,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from allocsearch.data.windows import DataConfig
 from allocsearch.io import atomic_write_text
 from allocsearch.plan import Plan
 from allocsearch.predictor.base import DEFAULT_MODEL, Regressor, load_regressor, make_regressor
-from allocsearch.predictor.features import FEATURE_VERSION, FeatureTable
+from allocsearch.predictor.features import FEATURE_VERSION, FeatureTable, build_feature_table
 from allocsearch.predictor.records import PlanRecord, RecordsError, record_from_line
 
 PREDICTOR_FORMAT = "allocsearch-predictor"
@@ -180,3 +181,18 @@ class Predictor:
         except (KeyError, TypeError, ValueError, RecordsError) as exc:
             raise PredictorError(f"{p}: {exc}") from None
         return cls(table, kind, members, meta, records)
+
+
+def train_predictor(records: Sequence[PlanRecord], *, kind: str = DEFAULT_MODEL, members: int = 5,
+                    seed: int = 0, model: str | None = None, device: str = "auto", dtype: str = "float32",
+                    progress: bool = True) -> Predictor:
+    """What ``allocsearch predictor train`` writes: ``kind`` x ``members`` trained on
+    ``records`` (any mix of studies and targets), on the feature table of their model
+    (``model``: another name for it) profiled on the data their studies recorded."""
+    if not records:
+        raise PredictorError("no records to train on")
+    extra = records[0].extra
+    name = model or extra.get("model_source") or records[0].plan.model.name
+    data = DataConfig(**extra["profile"]) if "profile" in extra else DataConfig()
+    table = build_feature_table(str(name), data, device=device, dtype=dtype, progress=progress)
+    return Predictor.train(table, records, model=kind, members=members, seed=seed)
