@@ -54,7 +54,7 @@ from allocsearch.evaluate import Evaluator, verify
 from allocsearch.io import atomic_write_text
 from allocsearch.models import load_model
 from allocsearch.plan import Plan
-from allocsearch.predictor import train_predictor
+from allocsearch.predictor import Predictor, train_predictor
 from allocsearch.search import StudyConfig, run_study, store, tokens_read
 from allocsearch.search.records import folder_records
 from allocsearch.search.report import best_plan
@@ -78,20 +78,29 @@ def _tag(args: argparse.Namespace) -> str:
 
 def _pretrained(args: argparse.Namespace, suite: str) -> list[str]:
     """``--pretrain``: the override that starts every study from a predictor trained on the
-    plain suite's studies at those targets (each seed of --seeds that ran), at their full
-    fidelity; trained once and kept in results/runs/ (a resumed run reuses it)."""
+    plain suite's studies at those targets (every seed that ran: its ``<name>_s<seed>``
+    folders in results/runs/), at their full fidelity; trained once, kept in results/runs/
+    under a name listing those studies (a resumed run reuses it)."""
     if not args.pretrain:
         return []
-    pcts = "-".join(str(round(t * 100)) for t in args.pretrain)
-    path = RUNS / f"predictor_{suite}_{pcts}.json"
+    names = [StudyConfig.load(study_file(suite, t)).name for t in args.pretrain]
+    folders = sorted(f for name in names for f in RUNS.glob(f"{name}_s[0-9]*") if (f / "study.db").is_file())
+    if not folders:
+        raise SystemExit(f"--pretrain: run the plain {suite} suite at {args.pretrain} first")
+    path = RUNS / f"predictor_{'+'.join(f.name for f in folders)}.json"
     if not path.exists():
-        names = [StudyConfig.load(study_file(suite, t)).name for t in args.pretrain]
-        folders = [RUNS / f"{name}_s{seed}" for name in names for seed in args.seeds]
-        missing = [f.name for f in folders if not (f / "study.db").is_file()]
-        if missing:
-            raise SystemExit(f"--pretrain: run the plain suite at {args.pretrain} first (missing {missing})")
         train_predictor(folder_records(folders), progress=False).save(path)
     return [f"predictor.file={path}"]
+
+
+def _pretrained_meta(overrides: list[str]) -> dict[str, Any] | None:
+    """What the pretrained predictor (``--pretrain``) was trained on, for the result."""
+    if not overrides:
+        return None
+    path = Path(overrides[0].split("=", 1)[1])
+    pred = Predictor.load(path)
+    return {"file": path.name, "model": pred.model, "studies": list(pred.meta.studies),
+            "records": pred.meta.n_train, "tokens": pred.meta.tokens}
 
 
 def _partial(suite: str, pct: str, args: argparse.Namespace) -> Path:
@@ -159,7 +168,8 @@ def suite_sparsegpt(args: argparse.Namespace, suite: str = "sparsegpt") -> dict[
     cached Wanda ranks, verified with sequential Wanda, studies/smollm2-<pct>-modules.yaml);
     the same protocol otherwise."""
     # The pretrained predictor's file joins the overrides: every study of the run starts from it.
-    args = argparse.Namespace(**(vars(args) | {"set": [*args.set, *_pretrained(args, suite)]}))
+    pretrained = _pretrained(args, suite)
+    args = argparse.Namespace(**(vars(args) | {"set": [*args.set, *pretrained]}))
     done: dict[str, Any] = {}
     for target in args.targets:  # one file per target: targets may run in parallel processes
         pct = str(round(target * 100))
@@ -226,6 +236,7 @@ def suite_sparsegpt(args: argparse.Namespace, suite: str = "sparsegpt") -> dict[
             "evaluation": {"part": "evaluation", "seqlen": 512, "windows": windows, "windows_other": "all",
                            "other_domain": "/usr/share/common-licenses (all files, concatenated)"},
             "left_out": "BESA (not among the study's warm starts: its own optimisation per plan)",
+            "pretrained": _pretrained_meta(pretrained),
             "environment": environment(), "rows": rows, "runs": done}
 
 
