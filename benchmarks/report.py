@@ -169,19 +169,32 @@ def main_records(data: dict[str, Any]) -> tuple[str, list[dict[str, Any]]] | Non
 
 
 def render_file(path: Path) -> list[str]:
-    """One current result: its family, what it answers, a one-line manifest, its main table
-    (at most CURATED_ROWS rows) and a link to the JSON with every number."""
+    """One current result: its family, what it answers, a one-line manifest with a link to the
+    JSON holding every number, and its main table (at most CURATED_ROWS rows; a tagged
+    variant's prior rows, measured by the plain suite and shown with it, are left out)."""
     data = json.loads(path.read_text())
     kind = kind_of(path)
     source = f"benchmarks/results/{path.name}"
-    lines = [f"### {kind.title}: `{path.name}`", "", kind.about, "", manifest_line(data), ""]
+    lines = [f"### {kind.title}: `{path.name}`", "", kind.about, "",
+             f"{manifest_line(data)} · every number: [{source}]({source})", ""]
     found = main_records(data)
     if found is not None:
         name, records = found
+        records = [r for r in records if not _borrowed(data, r)]
         lines += table(records[:CURATED_ROWS], name, source)
         if len(records) > CURATED_ROWS:
             lines += [f"({len(records) - CURATED_ROWS} more rows in the JSON)", ""]
-    return [*lines, f"Every number, the full manifest and the runs: [{source}]({source})", ""]
+    return lines
+
+
+def _borrowed(data: dict[str, Any], row: dict[str, Any]) -> bool:
+    """A prior's row of a tagged variant whose priors came from the plain suite's run."""
+    runs, target = data.get("runs"), row.get("target")
+    if not isinstance(runs, dict) or not isinstance(target, int | float):
+        return False
+    state = runs.get(str(round(target * 100)))
+    return isinstance(state, dict) and "priors_from" in state and row.get("seeds") == 1 \
+        and not str(row.get("plan", "")).startswith("searched")
 
 
 def render_archive(paths: list[Path]) -> list[str]:
