@@ -55,6 +55,7 @@ from allocsearch.io import atomic_write_text
 from allocsearch.models import load_model
 from allocsearch.plan import Plan
 from allocsearch.predictor import Predictor, train_predictor
+from allocsearch.predictor.base import DEFAULT_MODEL
 from allocsearch.search import StudyConfig, run_study, store, tokens_read
 from allocsearch.search.records import folder_records
 from allocsearch.search.report import best_plan
@@ -79,15 +80,15 @@ def _tag(args: argparse.Namespace) -> str:
 def _pretrained(args: argparse.Namespace, suite: str) -> list[str]:
     """``--pretrain``: the override that starts every study from a predictor trained on the
     plain suite's studies at those targets (every seed that ran: its ``<name>_s<seed>``
-    folders in results/runs/), at their full fidelity; trained once, kept in results/runs/
-    under a name listing those studies (a resumed run reuses it)."""
+    folders in results/runs/), at their full fidelity, the default model; trained once, kept
+    in results/runs/ under a name listing the model and those studies (a resumed run reuses it)."""
     if not args.pretrain:
         return []
     names = [StudyConfig.load(study_file(suite, t)).name for t in args.pretrain]
     folders = sorted(f for name in names for f in RUNS.glob(f"{name}_s[0-9]*") if (f / "study.db").is_file())
     if not folders:
         raise SystemExit(f"--pretrain: run the plain {suite} suite at {args.pretrain} first")
-    path = RUNS / f"predictor_{'+'.join(f.name for f in folders)}.json"
+    path = RUNS / f"predictor_{DEFAULT_MODEL}_{'+'.join(f.name for f in folders)}.json"
     if not path.exists():
         train_predictor(folder_records(folders), progress=False).save(path)
     return [f"predictor.file={path}"]

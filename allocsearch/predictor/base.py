@@ -20,7 +20,7 @@ from allocsearch._registry import lookup
 #: The model ``Predictor.train``, ``predictor train`` and study short-listing use unless told
 #: otherwise: the one that ranked held-out studies best in ``benchmarks/predictor.py --suite
 #: quality`` (``default_model`` in its JSON; the README gives the figures).
-DEFAULT_MODEL = "typed"
+DEFAULT_MODEL = "typed_target"
 
 
 class Regressor(Protocol):
@@ -46,11 +46,13 @@ def _backends() -> dict[str, ModuleType]:
         residual,
         typed,
         typed_residual,
+        typed_target,
         xgb,
         xgb_monotone,
     )
 
-    modules = (xgb, xgb_monotone, residual, typed_residual, lgbm_linear, ranker, hist, additive, typed)
+    modules = (xgb, xgb_monotone, residual, typed_residual, lgbm_linear, ranker, hist, additive, typed,
+               typed_target)
     return {m.NAME: m for m in modules}
 
 

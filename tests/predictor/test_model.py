@@ -47,7 +47,7 @@ def synthetic_records(table: FeatureTable, n: int = 60, seed: int = 0) -> list[P
 
 def test_the_registry_holds_the_models() -> None:
     assert regressor_names() == ["additive", "hist", "lightgbm_linear", "ranker", "residual", "typed",
-                                 "typed_residual", "xgboost", "xgboost_monotone"]
+                                 "typed_residual", "typed_target", "xgboost", "xgboost_monotone"]
     assert DEFAULT_MODEL in regressor_names()
 
 

@@ -1,0 +1,67 @@
+"""The typed ridge with coefficients that move with the target sparsity.
+
+The plain ``typed`` ridge gives each typed column (a projection kind's removed score share
+at a depth) one coefficient for every target, so the fit is spent on the large differences
+between targets (log-perplexity 3.4 at 50% to 8.5 at 75%), and ranks the plans of one target
+with coefficients that fit none. Here each typed column ``x_k`` also enters as
+``x_k * (b - CENTRE)`` (``b``: the plan's budget, its target), so a module's damage can grow
+with sparsity, and the level of each target is a cubic in ``b - CENTRE``, scaled by
+``LEVEL_SCALE`` so the ridge penalty leaves it nearly free. For n typed columns the design is
+(rows, 2n + 3); one ridge (RidgeCV over the additive model's penalties) fits it. Chosen by
+held-out rank quality (``benchmarks/predictor.py --suite quality``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from sklearn.linear_model import RidgeCV
+
+from allocsearch.predictor import additive, typed
+
+NAME = "typed_target"
+CENTRE = 0.65  # the middle of the targets searched (50-75%): keeps x_k and x_k * (b - CENTRE) apart
+LEVEL_SCALE = 100.0  # (b - CENTRE)^j is at most ~0.15: scaled up, its coefficient is barely penalised
+
+
+class TypedTargetRegressor:
+    name = NAME
+
+    def __init__(self, columns: NDArray[np.int64], budget: int, coef: NDArray[np.float64] | None = None,
+                 intercept: float = 0.0) -> None:
+        self.columns = columns  # the typed feature columns
+        self.budget = budget  # the budget column
+        self.coef = coef
+        self.intercept = intercept
+
+    def design(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
+        """(rows, features) -> (rows, 2n + 3): typed, typed * (b - CENTRE), the cubic level."""
+        t = x[:, self.budget:self.budget + 1] - CENTRE  # (rows, 1)
+        typed_x = x[:, self.columns]
+        return np.hstack([typed_x, typed_x * t, LEVEL_SCALE * np.hstack([t, t**2, t**3])])
+
+    def fit(self, x: NDArray[np.float64], y: NDArray[np.float64]) -> None:
+        ridge = RidgeCV(alphas=additive.ALPHAS).fit(self.design(x), y)
+        self.coef = np.asarray(ridge.coef_, dtype=np.float64)
+        self.intercept = float(ridge.intercept_)
+
+    def predict(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
+        if self.coef is None:
+            raise ValueError("this regressor is not fitted")
+        return np.asarray(self.design(x) @ self.coef + self.intercept, dtype=np.float64)
+
+    def to_data(self) -> dict[str, Any]:
+        if self.coef is None:
+            raise ValueError("this regressor is not fitted")
+        return {"coef": self.coef.tolist(), "intercept": self.intercept}
+
+
+def create(names: Sequence[str], seed: int) -> TypedTargetRegressor:
+    return TypedTargetRegressor(additive.columns(names, typed.PREFIX), list(names).index("budget"))
+
+
+def load(names: Sequence[str], data: dict[str, Any]) -> TypedTargetRegressor:
+    return TypedTargetRegressor(additive.columns(names, typed.PREFIX), list(names).index("budget"),
+                                np.array(data["coef"], dtype=np.float64), float(data["intercept"]))
