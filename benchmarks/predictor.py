@@ -188,7 +188,8 @@ def _efficiency_sentence() -> str:
     tokens = e["settings"]["max_tokens"]
     return (f" At 70% with {tokens:,} search tokens (`benchmarks/predictor_efficiency.py`, one "
             f"calibration draw; the noise floor at 70% is in BENCHMARKS.md), TPE with a short-list "
-            f"pretrained on 50/60/75% studies {part('pretrained')}; TPE alone {part('tpe')}.")
+            f"(`{e['default_model']}`, the default when measured) pretrained on 50/60/75% studies "
+            f"{part('pretrained')}; TPE alone {part('tpe')}.")
 
 
 def render_results() -> str:
