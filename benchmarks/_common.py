@@ -22,6 +22,12 @@ SUITE_STUDIES = {"search": "smollm2-{pct}.yaml", "samplers": "smollm2-{pct}.yaml
                  "wanda_modules": "smollm2-{pct}-modules.yaml"}
 
 
+def reference_key(reference: str, tokens: int) -> str:
+    """correlation.py's column of a reference database's fitness: ``ref_ppl@N`` for the default
+    (uniform) reference, ``ref_<allocator>_ppl@N`` for another."""
+    return f"ref_ppl@{tokens}" if reference == "uniform" else f"ref_{reference}_ppl@{tokens}"
+
+
 def study_file(suite: str, target: float) -> Path:
     """The study config ``suite`` runs at ``target``."""
     return STUDIES / SUITE_STUDIES[suite].format(pct=round(target * 100))

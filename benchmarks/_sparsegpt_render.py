@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from _common import ARCHIVED_NOTE, RESULTS, result_path
+from _common import ARCHIVED_NOTE, RESULTS, reference_key, result_path
 
 #: The prior rows of a target, in table order: uniform, then each family chosen on the search split.
 PRIORS = ("uniform", "owl", "alpha", "ramp")
@@ -100,14 +100,15 @@ def _draws_70_sentence() -> str:
     c = json.loads(path.read_text())
     g = {r["group"]: r for r in c["spearman"]}["0.70"]
     tokens = c["args"]["fidelities"][-1]
-    ref, one = f"ref_ppl@{tokens}", f"ppl@{tokens}"
+    ref, one = reference_key("uniform", tokens), f"ppl@{tokens}"
     if "draw 0 vs mean" not in g:
         return ""
-    # Databases at other references (``--reference uniform ramp``): ref_<allocator>_ppl@N.
-    others = [(k[len("ref_"):-len(f"_ppl@{tokens}")], k) for k in g
-              if k.startswith("ref_") and k.endswith(f"_ppl@{tokens}") and k != ref]
-    at = "".join(f"; calibrated at the {name} plan (default parameters) instead **{g[k]:.3f}** "
-                 f"(against draw 0 {g[k + ' vs draw 0']:.3f})" for name, k in others)
+    # Databases at other references (``--reference uniform ramp``; older runs named one).
+    named = c["args"].get("reference", [])
+    others = [r for r in ([named] if isinstance(named, str) else named) if r not in ("none", "uniform")]
+    at = "".join(f"; calibrated at the {name} plan (default parameters) instead "
+                 f"**{g[reference_key(name, tokens)]:.3f}** "
+                 f"(against draw 0 {g[reference_key(name, tokens) + ' vs draw 0']:.3f})" for name in others)
     return (f" The {g['plans']} plans at 70% again, the exact number the mean over calibration draws "
             f"{c['verify']['draws']} (`{c['command']}`): the sequential-aware database at the uniform plan "
             f"**{g[ref]:.3f}** (against draw 0 alone {g[ref + ' vs draw 0']:.3f}){at}, one-shot "
@@ -126,7 +127,7 @@ def _one_draw_sentence(rho: dict[str, Any]) -> str:
 
 def _reference_sentence(corr: dict[str, Any], rho: dict[str, Any], tokens: int) -> str:
     """The sequential-aware database's Spearman beside the one-shot one's, when measured."""
-    key = f"ref_ppl@{tokens}"
+    key = reference_key("uniform", tokens)
     if key not in rho["all"]:
         return ""
     return (" The sequential-aware database (calibrated on a sequential prune at the uniform plan "

@@ -37,7 +37,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import RUNS, add_model_args, command_line, environment, print_table, write_json
+from _common import RUNS, add_model_args, command_line, environment, print_table, reference_key, write_json
 from scipy.stats import spearmanr
 
 from allocsearch.allocation import get_allocator
@@ -82,12 +82,6 @@ def make_plans(ev: Evaluator) -> dict[str, Plan]:
         plans[f"{target:.2f} modules 0.15"] = random_plan(ident, target, block_spread=0.05,
                                                           module_spread=0.15, seed=10 * i + 5)
     return plans
-
-
-def reference_key(reference: str, tokens: int) -> str:
-    """The column of a reference database's fitness: ``ref_ppl@N`` for the default (uniform)
-    reference, ``ref_<allocator>_ppl@N`` for another."""
-    return f"ref_ppl@{tokens}" if reference == "uniform" else f"ref_{reference}_ppl@{tokens}"
 
 
 def reference_fitness(ev: Evaluator, plans: dict[str, Plan], done: dict[str, Any], reference: str,
