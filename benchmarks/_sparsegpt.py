@@ -77,13 +77,13 @@ def _tag(args: argparse.Namespace) -> str:
     return f"_{args.tag}" if args.tag else ""
 
 
-def _pretrained(args: argparse.Namespace, suite: str) -> list[str]:
-    """``--pretrain``: the override that starts every study from a predictor trained on the
-    plain suite's studies at those targets (every seed that ran: its ``<name>_s<seed>``
-    folders in results/runs/), at their full fidelity, the default model; trained once, kept
-    in results/runs/ under a name listing the model and those studies (a resumed run reuses it)."""
+def _pretrained(args: argparse.Namespace, suite: str) -> Path | None:
+    """``--pretrain``: the predictor every study starts from, trained on the plain suite's
+    studies at those targets (every seed that ran: its ``<name>_s<seed>`` folders in
+    results/runs/), at their full fidelity, the default model; trained once, kept in
+    results/runs/ under a name listing the model and those studies (a resumed run reuses it)."""
     if not args.pretrain:
-        return []
+        return None
     names = [StudyConfig.load(study_file(suite, t)).name for t in args.pretrain]
     folders = sorted(f for name in names for f in RUNS.glob(f"{name}_s[0-9]*") if (f / "study.db").is_file())
     if not folders:
@@ -91,14 +91,13 @@ def _pretrained(args: argparse.Namespace, suite: str) -> list[str]:
     path = RUNS / f"predictor_{DEFAULT_MODEL}_{'+'.join(f.name for f in folders)}.json"
     if not path.exists():
         train_predictor(folder_records(folders), progress=False).save(path)
-    return [f"predictor.file={path}"]
+    return path
 
 
-def _pretrained_meta(overrides: list[str]) -> dict[str, Any] | None:
+def _pretrained_meta(path: Path | None) -> dict[str, Any] | None:
     """What the pretrained predictor (``--pretrain``) was trained on, for the result."""
-    if not overrides:
+    if path is None:
         return None
-    path = Path(overrides[0].split("=", 1)[1])
     pred = Predictor.load(path)
     return {"file": path.name, "model": pred.model, "studies": list(pred.meta.studies),
             "records": pred.meta.n_train, "tokens": pred.meta.tokens}
@@ -170,7 +169,8 @@ def suite_sparsegpt(args: argparse.Namespace, suite: str = "sparsegpt") -> dict[
     the same protocol otherwise."""
     # The pretrained predictor's file joins the overrides: every study of the run starts from it.
     pretrained = _pretrained(args, suite)
-    args = argparse.Namespace(**(vars(args) | {"set": [*args.set, *pretrained]}))
+    extra = [f"predictor.file={pretrained}"] if pretrained is not None else []
+    args = argparse.Namespace(**(vars(args) | {"set": [*args.set, *extra]}))
     done: dict[str, Any] = {}
     for target in args.targets:  # one file per target: targets may run in parallel processes
         pct = str(round(target * 100))
