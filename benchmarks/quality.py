@@ -209,6 +209,11 @@ def suite_priors(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+#: The suites that run a study config once per seed of --seeds (same rows, same --pretrain).
+SEEDED = ("sparsegpt", "sparsegpt_modules", "wanda_modules")
+SEEDED_COLUMNS = ["target", "plan", "seeds", "search_fitness", "ppl", "ppl_min", "ppl_max", "ppl_other",
+                  "ratio", "ratio_other"]
+
 SUITES = {"uniform": suite_uniform, "priors": suite_priors, "search": suite_search,
           "samplers": suite_samplers, "anchored": suite_anchored, "oneshot": suite_oneshot,
           "sparsegpt": suite_sparsegpt, "sparsegpt_anchored": suite_sparsegpt_anchored,
@@ -218,8 +223,8 @@ SUITES = {"uniform": suite_uniform, "priors": suite_priors, "search": suite_sear
 def _protocol(args: argparse.Namespace, device: str) -> dict[str, Any]:
     """The manifest's protocol of a quality suite: its arguments, or, for the suites that run
     study configs, the config's profile and verification (what their numbers were measured on)."""
-    seeds = {"sparsegpt": args.seeds, "sparsegpt_modules": args.seeds, "wanda_modules": args.seeds,
-             "samplers": args.sampler_seeds}.get(args.suite, [args.seed])
+    seeds = (args.seeds if args.suite in SEEDED
+             else args.sampler_seeds if args.suite == "samplers" else [args.seed])
     calibration = f"{args.nsamples} x {args.seqlen}, seed {args.seed}"
     evaluation = f"{args.eval_windows or 'all'} x 512 evaluation windows"
     if args.suite in SUITE_STUDIES:
@@ -268,10 +273,10 @@ def main() -> None:
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="search/samplers/sparsegpt: study config overrides (as allocsearch search --set)")
     args = p.parse_args()
-    if args.pretrain and not (args.tag and args.suite in ("sparsegpt", "sparsegpt_modules", "wanda_modules")):
+    if args.pretrain and not (args.tag and args.suite in SEEDED):
         p.error("--pretrain runs a variant of a sparsegpt or per-module suite: give it a --tag")
-    if args.suite in ("search", "samplers", "anchored", "sparsegpt", "sparsegpt_anchored",
-                      "sparsegpt_modules", "wanda_modules") and args.targets == list(PRIOR_TARGETS):
+    if args.suite in ("search", "samplers", "anchored", "sparsegpt_anchored", *SEEDED) \
+            and args.targets == list(PRIOR_TARGETS):
         args.targets = [0.7, 0.6] if args.suite in ("search", "sparsegpt", "sparsegpt_modules") else [0.7]
     payload = SUITES[args.suite](args)
     print()
@@ -284,12 +289,7 @@ def main() -> None:
                      "median_tokens"],
         "oneshot": ["target", "plan", "params", "search_ppl", "eval_ppl", "best_prior", "ratio"],
         "sparsegpt_anchored": ["target", "seed", "start_ppl", "best_from", "ppl", "ppl_other"],
-        "sparsegpt": ["target", "plan", "seeds", "search_fitness", "ppl", "ppl_min", "ppl_max",
-                      "ppl_other", "ratio", "ratio_other"],
-        "sparsegpt_modules": ["target", "plan", "seeds", "search_fitness", "ppl", "ppl_min", "ppl_max",
-                              "ppl_other", "ratio", "ratio_other"],
-        "wanda_modules": ["target", "plan", "seeds", "search_fitness", "ppl", "ppl_min", "ppl_max",
-                          "ppl_other", "ratio", "ratio_other"],
+        **dict.fromkeys(SEEDED, SEEDED_COLUMNS),
         "anchored": ["target", "rounds", "fitness_evaluations", "exact_measurements", "best_from",
                      "best_wanda_ppl",
                      "best_prior", "best_prior_wanda_ppl", "ratio_wanda", "ratio_sparsegpt"],
