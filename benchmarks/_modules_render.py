@@ -16,12 +16,14 @@ from _sparsegpt_render import _draws, _fmt, compare, lower_on, searched
 @dataclass(frozen=True)
 class ModuleSuite:
     """One per-module suite of benchmarks/quality.py: its name, the sequential pruner that
-    verifies its plans, the lead of its block and the study name of its README rows."""
+    verifies its plans, the lead of its block, the study name of its README rows, and the
+    per-block result whose search cost its block shows beside its own (None: no such run)."""
 
     suite: str
     pruner: str
     lead: str
     study: str
+    per_block: str | None = None
 
     @property
     def stem(self) -> str:
@@ -33,7 +35,7 @@ class ModuleSuite:
 
 SPARSEGPT = ModuleSuite("sparsegpt_modules", "sparsegpt",
                         "Per-module levels on the sequential-aware database, all pruned with sequential "
-                        "SparseGPT", "smollm2-{pct}-sparsegpt-modules")
+                        "SparseGPT", "smollm2-{pct}-sparsegpt-modules", "quality_sparsegpt_cpu.json")
 WANDA = ModuleSuite("wanda_modules", "wanda",
                     "Per-module offsets on cached Wanda ranks, all pruned with sequential Wanda",
                     "smollm2-{pct}-modules")
@@ -126,11 +128,12 @@ def render(suite: ModuleSuite = SPARSEGPT) -> str:
     cost = _cost_sentence(q["runs"], "Search cost per seed, per-module")
     for tag, v in tagged:
         cost += " " + _cost_sentence(v["runs"], f"{tag} (`{v['command']}`)")
-    block, block_archived = result_path("quality_sparsegpt_cpu.json")
-    if suite is SPARSEGPT and block.is_file():
-        label = "Per-block (the `sparsegpt` suite" + (", archived: one-shot database, older code)"
-                                                      if block_archived else ")")
-        cost += " " + _cost_sentence(json.loads(block.read_text()).get("runs", {}), label)
+    if suite.per_block is not None:
+        block, block_archived = result_path(suite.per_block)
+        if block.is_file():
+            label = "Per-block (the `sparsegpt` suite" + (", archived: one-shot database, older code)"
+                                                          if block_archived else ")")
+            cost += " " + _cost_sentence(json.loads(block.read_text()).get("runs", {}), label)
     return "\n".join([*lines, "", cost])
 
 
