@@ -24,8 +24,10 @@ SUITE_STUDIES = {"search": "smollm2-{pct}.yaml", "samplers": "smollm2-{pct}.yaml
 
 def reference_key(reference: str, tokens: int) -> str:
     """correlation.py's column of a reference database's fitness: ``ref_ppl@N`` for the default
-    (uniform) reference, ``ref_<allocator>_ppl@N`` for another."""
-    return f"ref_ppl@{tokens}" if reference == "uniform" else f"ref_{reference}_ppl@{tokens}"
+    (uniform) reference, ``ref_<allocator>_ppl@N`` for another (``ref_ramp_slope=0.1_ppl@N``
+    for one with parameters)."""
+    name = reference.replace(" ", "_")
+    return f"ref_ppl@{tokens}" if reference == "uniform" else f"ref_{name}_ppl@{tokens}"
 
 
 def study_file(suite: str, target: float) -> Path:

@@ -45,6 +45,7 @@ from allocsearch.budget import identity_from_adapter, plan_from_values, random_p
 from allocsearch.data import DataConfig
 from allocsearch.evaluate import Evaluator, EvaluatorConfig, VerifyConfig
 from allocsearch.evaluate import verify as verify_exact
+from allocsearch.evaluate.reference import canonical_reference
 from allocsearch.io import atomic_write_text
 from allocsearch.models import load_model
 from allocsearch.models.adapters import projection_kind
@@ -152,10 +153,10 @@ def main() -> None:
                         "database vs sequential SparseGPT")
     p.add_argument("--fitness", nargs="+", default=["ppl", "kl"], choices=["ppl", "kl"],
                    help="cheap fitnesses to compute (default both)")
-    p.add_argument("--reference", nargs="+", default=["none"],
+    p.add_argument("--reference", nargs="+", default=["none"], type=canonical_reference,
                    help="with --pruner sparsegpt: also score on the database calibrated by a "
-                        "sequential prune at each of these allocators' plans (uniform, ramp, ...), "
-                        "per target")
+                        "sequential prune at each of these allocators' plans (uniform, ramp, "
+                        "'ramp slope=0.1', ...), per target")
     p.add_argument("--draws", type=int, nargs="+", default=[0],
                    help="calibration seeds of the exact number (its mean over them; default 0 "
                         "alone); a resumed run adds the missing draws to finished plans")

@@ -16,6 +16,7 @@ from allocsearch.cli.common import (
     registered,
     task_config,
 )
+from allocsearch.evaluate.reference import canonical_reference
 from allocsearch.io import atomic_write_text
 
 
@@ -24,6 +25,13 @@ def _fidelities(text: str) -> tuple[int, ...]:
         return tuple(int(float(x)) for x in text.split(",") if x.strip())
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"expected comma-separated token counts, got {text!r}") from exc
+
+
+def _reference(text: str) -> str:
+    try:
+        return canonical_reference(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def register(sub: Any) -> None:
@@ -38,10 +46,11 @@ def register(sub: Any) -> None:
     p.add_argument("--pruner", default="wanda", choices=registered("pruners"),
                    help="whose weights the fitness sees: wanda (default) or magnitude with ranks; "
                         "sparsegpt, wanda or magnitude with --masks database")
-    p.add_argument("--reference", default=None, choices=["none", *registered("allocators")],
+    p.add_argument("--reference", default=None, type=_reference,
                    help="with --masks database: calibrate the database on a sequential prune at "
-                        "this allocator's plan at each plan's target (default uniform; none: "
-                        "one-shot, on the dense model's activations)")
+                        "this allocator's plan at each plan's target, with parameters if any "
+                        f"(\"ramp slope=0.1\"; one of {', '.join(registered('allocators'))}; "
+                        "default uniform; none: one-shot, on the dense model's activations)")
     p.add_argument("--levels", default=None,
                    help="the database's level grid, start:stop:step or a comma list "
                         "(default dense + 0.3:0.95:0.05)")

@@ -11,6 +11,7 @@ from allocsearch.data.windows import DataConfig
 from allocsearch.database.grid import DEFAULT_LEVELS, LevelGrid
 from allocsearch.evaluate.backends import BACKENDS, backend_class
 from allocsearch.evaluate.fitness import FITNESSES
+from allocsearch.evaluate.reference import NO_REFERENCE, canonical_reference
 
 #: The reference plan each backend anchors at unless a config names one (``none``: one-shot).
 DEFAULT_REFERENCE: dict[str, str] = {"database": "uniform"}
@@ -22,12 +23,15 @@ class EvaluatorConfig:
     cached scores of a ranking pruner; ``database``: a level database of ``pruner``'s weights
     at ``levels``); ``pruner`` is whose weights the fitness sees. ``fidelities`` are prefixes
     of the search part, in tokens; the last one is the full fidelity. ``profile`` is the
-    calibration data of the scores (and of the database). ``reference`` (an allocator name,
-    or ``none``): the plan at the study's target whose sequential prune calibrates the scores
+    calibration data of the scores (and of the database). ``reference`` (an allocator, with
+    its parameters if any, as the label ``"ramp slope=0.1"``; a study config may also write the
+    mapping ``{method: ramp, slope: 0.1}``; or ``none``): the plan at the study's target
+    whose sequential prune calibrates the scores
     (:meth:`Evaluator.use_reference`): a database is built on the activations a sequential
     prune near that plan sees, instead of the dense model's (one-shot). Unset, it is
     ``uniform`` for the database backend (it ranks sequential SparseGPT plans better, see
-    docs/evaluator.md) and ``none`` for cached ranks."""
+    docs/evaluator.md) and ``none`` for cached ranks. It is stored as the canonical label
+    (:class:`~allocsearch.evaluate.reference.ReferencePlan`), so two spellings compare equal."""
 
     fitness: str = "ppl"
     masks: str = "ranks"
@@ -43,7 +47,7 @@ class EvaluatorConfig:
 
     def __post_init__(self) -> None:
         if self.reference is None:
-            object.__setattr__(self, "reference", DEFAULT_REFERENCE.get(self.masks, "none"))
+            object.__setattr__(self, "reference", DEFAULT_REFERENCE.get(self.masks, NO_REFERENCE))
         if self.fitness not in FITNESSES:
             raise ValueError(f"unknown fitness {self.fitness!r}; known: {', '.join(FITNESSES)}")
         if self.masks not in BACKENDS:
@@ -56,12 +60,10 @@ class EvaluatorConfig:
         object.__setattr__(self, "fidelities", fids)
         if self.seqlen < 2 or self.topk < 1 or self.batch_size < 1:
             raise ValueError("seqlen must be >= 2, topk and batch_size >= 1")
-        if self.reference != "none":
-            from allocsearch.allocation import ALLOCATORS
-
-            if self.reference not in ALLOCATORS:
-                raise ValueError(f"reference must be 'none' or an allocator ({', '.join(ALLOCATORS)}), "
-                                 f"got {self.reference!r}")
+        try:
+            object.__setattr__(self, "reference", canonical_reference(self.reference or NO_REFERENCE))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"evaluator reference: {exc}") from exc
 
     @property
     def windows_needed(self) -> int:

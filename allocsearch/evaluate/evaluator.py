@@ -36,6 +36,7 @@ from allocsearch.database.grid import LevelGrid
 from allocsearch.evaluate.backends import Backend, BackendSettings, make_backend
 from allocsearch.evaluate.config import EvaluatorConfig, FitnessStep
 from allocsearch.evaluate.fitness import FITNESSES, DenseReference, dense_reference, make_fitness
+from allocsearch.evaluate.reference import NO_REFERENCE, ReferencePlan, canonical_reference
 from allocsearch.models.loading import LoadedModel, model_nbytes
 from allocsearch.plan import Plan
 from allocsearch.profile import Profile, build_profile
@@ -199,18 +200,16 @@ class Evaluator:
         self.reference_name = None
 
     def use_reference(self, target: float, reference: str | None = None) -> Plan | None:
-        """Anchor at the config's ``reference`` allocation (or ``reference``, an allocator
-        name, with its default parameters) at ``target`` on the profile's calibration windows
-        (built once per reference and target, then cached like any database), and return that
-        plan; nothing (None) for ``reference: none``."""
-        name = reference or self.config.reference
-        if name is None or name == "none":  # None only before __post_init__ resolved it
+        """Anchor at the config's ``reference`` plan (or ``reference``: an allocator, with its
+        parameters as in ``"ramp slope=0.1"``) at ``target`` on the profile's calibration
+        windows (built once per reference and target, then cached like any database), and
+        return that plan; nothing (None) for ``reference: none``."""
+        name = canonical_reference(reference or self.config.reference or NO_REFERENCE)
+        if name == NO_REFERENCE:
             return None
         if (self.reference_target, self.reference_name) == (target, name) and self.anchor_plan is not None:
             return self.anchor_plan
-        from allocsearch.allocation import get_allocator
-
-        plan = get_allocator(name).allocate(self.profile, target)
+        plan = ReferencePlan.parse(name).plan(self.profile, target)
         self.anchor(plan, self.config.profile)
         self.reference_target, self.reference_name = target, name
         return self.anchor_plan

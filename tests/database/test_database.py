@@ -259,6 +259,11 @@ def test_the_reference_database_holds_the_sequential_prune_at_the_reference(tmp_
     ramp = ev.use_reference(0.5, "ramp")
     assert ramp is not None and ev.reference_name == "ramp"
     assert ramp.modules == ev.prepare(get_allocator("ramp").allocate(prof, 0.5)).modules != ref.modules
+    # With parameters: the allocator's plan at them, under the canonical label.
+    steep = ev.use_reference(0.5, "ramp slope=0.4")
+    assert steep is not None and ev.reference_name == "ramp slope=0.4"
+    assert steep.modules == ev.prepare(get_allocator("ramp", slope=0.4).allocate(prof, 0.5)).modules
+    assert steep.modules != ramp.modules
     again = ev.use_reference(0.5)
     assert again is not None and again.modules == ref.modules and ev.reference_name == "uniform"
     ev.anchor(ref, DATA)  # a caller's own anchor is not a reference
