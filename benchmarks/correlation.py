@@ -23,6 +23,9 @@ verification, one-shot), the cached Wanda-rank fitness of the same plans is kept
 sequential SparseGPT prune. ``--reference uniform`` adds the sequential-aware database's
 fitness (``ref_ppl@...``): per target, the database built on the activations of a sequential
 SparseGPT prune at the uniform plan (:meth:`allocsearch.evaluate.Evaluator.use_reference`).
+With the default ``--pruner wanda`` the same flag adds the anchored cached ranks' fitness: per
+target, Wanda scores taken with the input norms a sequential Wanda prune at the reference plan
+sees (on the profile's calibration windows, as a study with ``evaluator.reference`` does).
 """
 
 from __future__ import annotations
@@ -154,9 +157,9 @@ def main() -> None:
     p.add_argument("--fitness", nargs="+", default=["ppl", "kl"], choices=["ppl", "kl"],
                    help="cheap fitnesses to compute (default both)")
     p.add_argument("--reference", nargs="+", default=["none"], type=canonical_reference,
-                   help="with --pruner sparsegpt: also score on the database calibrated by a "
-                        "sequential prune at each of these allocators' plans (uniform, ramp, "
-                        "'ramp slope=0.1', ...), per target")
+                   help="also score on the database (--pruner sparsegpt) or the Wanda ranks "
+                        "(wanda) calibrated by a sequential prune at each of these allocators' "
+                        "plans (uniform, ramp, 'ramp slope=0.1', ...), per target")
     p.add_argument("--draws", type=int, nargs="+", default=[0],
                    help="calibration seeds of the exact number (its mean over them; default 0 "
                         "alone); a resumed run adds the missing draws to finished plans")
@@ -173,7 +176,8 @@ def main() -> None:
                                  fidelities=tuple(args.fidelities), profile=calibration, batch_size=8,
                                  reference=args.reference[0])
     else:
-        config = EvaluatorConfig(fitness="ppl", fidelities=tuple(args.fidelities))
+        config = EvaluatorConfig(fitness="ppl", fidelities=tuple(args.fidelities),
+                                 reference=args.reference[0])
     ev = Evaluator.build(lm, config)
     # Made for every target, then chosen: a plan's random seed depends on its target's index.
     plans = {label: ev.prepare(plan) for label, plan in make_plans(ev).items()
