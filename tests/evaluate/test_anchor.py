@@ -118,3 +118,25 @@ def test_calibration_inputs_are_checked() -> None:
         VerifyConfig(inputs="half")
     with pytest.raises(ValueError, match="inputs must be one of"):
         PruneConfig(inputs="half")
+
+
+def test_a_reference_with_parameters_anchors_the_ranks_at_that_allocators_plan() -> None:
+    """``reference: "ramp slope=0.3"`` on cached ranks: the masks of the ramp plan at the
+    target are its sequential Wanda prune on the profile's calibration windows."""
+    from dataclasses import replace
+
+    from allocsearch.allocation import get_allocator
+
+    lm = tiny_loaded("llama")
+    windows = torch.randint(0, 128, (4, 32), generator=torch.Generator().manual_seed(0))
+    profile = compute_profile(lm, windows, progress=False)
+    ev = Evaluator(lm, profile, replace(CONFIG, profile=CAL, reference="ramp slope=0.3"), progress=False)
+    ref = ev.use_reference(0.6)
+    want = get_allocator("ramp", slope=0.3).allocate(profile, 0.6)
+    assert ref is not None and ref.modules == want.modules and ev.reference_name == "ramp slope=0.3"
+    ev.apply(ref)
+    cached = _weights(ev)
+    fresh = tiny_loaded("llama")
+    prune_with_plan(fresh, ref, "wanda", CAL, progress=False)
+    a = fresh.adapter
+    assert all(torch.equal(a.get_weight(m) == 0, cached[n] == 0) for n, m in a.prunable_layers().items())
