@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import (
+    RESULTS,
     RUNS,
     STUDIES,
     SUITE_STUDIES,
@@ -107,16 +108,34 @@ def _partial(suite: str, pct: str, args: argparse.Namespace) -> Path:
     return RUNS / f"quality_{suite}{_tag(args)}_{pct}.partial.json"
 
 
-def _shared_priors(suite: str, pct: str, args: argparse.Namespace) -> dict[str, Any]:
-    """A tagged variant's prior rows, from the plain suite's partial results when they exist:
-    the same plans pruned and measured with the same settings give the same numbers (the
-    verification is deterministic at fixed threads), so they are not measured twice."""
-    plain = RUNS / f"quality_{suite}_{pct}.partial.json"
-    if not args.tag or not plain.exists():
+#: The verification settings that decide a measured number (besides the plan and the code).
+VERIFY_KEYS = ("pruner", "nsamples", "seqlen", "eval_windows", "inputs", "calibration_seeds", "threads",
+               "batch_size")
+
+
+def _same_verify(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return all(json.dumps(a.get(k)) == json.dumps(b.get(k)) for k in VERIFY_KEYS)
+
+
+def _shared_priors(suite: str, pct: str, args: argparse.Namespace, device: str,
+                   verify: dict[str, Any]) -> dict[str, Any]:
+    """A tagged variant's measured prior rows, from the plain suite's partial results, else
+    its current result file (a fresh checkout): the same plans pruned and measured with the
+    same settings give the same numbers (the verification is deterministic at fixed
+    threads), so they are not measured twice. Borrowed only when the plain suite verified
+    with the same settings (``verify``, the variant's) on the same device."""
+    if not args.tag:
         return {}
-    state = json.loads(plain.read_text()).get(pct, {})
+    plain = RUNS / f"quality_{suite}_{pct}.partial.json"
+    result = RESULTS / f"quality_{suite}_{device}.json"
+    if plain.exists():
+        state, source = json.loads(plain.read_text()).get(pct, {}), plain.name
+    elif result.exists() and _same_verify(json.loads(result.read_text())["study"]["verify"], verify):
+        state, source = json.loads(result.read_text())["runs"].get(pct, {}), result.name
+    else:
+        return {}
     keep = {k: v for k, v in state.items() if k == "priors" or k.startswith("measured:")}
-    return keep | ({"priors_from": plain.name} if keep else {})
+    return keep | ({"priors_from": source} if keep else {})
 
 
 def measure(ev: Evaluator, cfg: StudyConfig, plan: Plan, other: str,
@@ -171,22 +190,22 @@ def suite_sparsegpt(args: argparse.Namespace, suite: str = "sparsegpt") -> dict[
     pretrained = _pretrained(args, suite)
     extra = [f"predictor.file={pretrained}"] if pretrained is not None else []
     args = argparse.Namespace(**(vars(args) | {"set": [*args.set, *extra]}))
+    loaded = load_model(args.model, device=args.device, dtype=args.dtype)
+    other = other_domain_file(RUNS)
+    first = _config(args.targets[0], args.seeds[0], args, suite=suite)
     done: dict[str, Any] = {}
     for target in args.targets:  # one file per target: targets may run in parallel processes
         pct = str(round(target * 100))
         part = _partial(suite, pct, args)
-        if part.exists() and not args.fresh:
-            done |= json.loads(part.read_text())
-        else:
-            done[pct] = _shared_priors(suite, pct, args)
+        done[pct] = json.loads(part.read_text())[pct] if part.exists() and not args.fresh else {}
+        # A variant's own choice of priors (its seeds' warm starts) is kept when it has one.
+        shared = _shared_priors(suite, pct, args, loaded.device.type, vars(first.verify))
+        done[pct] |= {k: v for k, v in shared.items() if k not in done[pct]}
 
     def save() -> None:
         for pct, state in done.items():
             atomic_write_text(_partial(suite, pct, args), json.dumps({pct: state}, indent=1))
 
-    loaded = load_model(args.model, device=args.device, dtype=args.dtype)
-    other = other_domain_file(RUNS)
-    first = _config(args.targets[0], args.seeds[0], args, suite=suite)
     ev = Evaluator.build(loaded, first.evaluator, progress=False)
     windows = args.eval_windows or 40
     rows: list[dict[str, Any]] = []

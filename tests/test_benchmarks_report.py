@@ -81,3 +81,37 @@ def test_the_per_module_rows_count_draws_paired_by_seed() -> None:
     assert lines[0].startswith(
         "| 70% | screened, searched seed 0 | 1.00 | 11.00 [9.00, 15.00] | 0.917 | 2/3 |")
     assert len(lines) == 2 and "screened, searched, median of 1 seeds" in lines[1]
+
+
+def test_a_variant_borrows_the_plain_suites_priors_only_when_verified_alike(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Prior rows come from the plain suite's partial results, else (a fresh checkout) from
+    its result file when that verified with the same settings; a plain run borrows nothing."""
+    import argparse
+    import json
+
+    import _sparsegpt
+
+    runs, results = tmp_path / "runs", tmp_path / "results"
+    runs.mkdir()
+    results.mkdir()
+    monkeypatch.setattr(_sparsegpt, "RUNS", runs)
+    monkeypatch.setattr(_sparsegpt, "RESULTS", results)
+    verify = {"pruner": "sparsegpt", "nsamples": 16, "seqlen": 256, "eval_windows": 40, "inputs": "pruned",
+              "calibration_seeds": (0, 1, 2), "threads": 1, "batch_size": 1, "also": ()}
+    state = {"priors": {"best": {}}, "measured:ramp": {"ppl": 69.3}, "searched:s0": {"ppl": 65.2}}
+    tagged, plain = argparse.Namespace(tag="rampref"), argparse.Namespace(tag="")
+    borrow = _sparsegpt._shared_priors
+    assert borrow("m", "70", tagged, "cpu", verify) == {}  # nothing to borrow yet
+    stored = {"study": {"verify": verify | {"calibration_seeds": [0, 1, 2]}}, "runs": {"70": state}}
+    (results / "quality_m_cpu.json").write_text(json.dumps(stored))
+    got = borrow("m", "70", tagged, "cpu", verify)
+    assert got == {"priors": {"best": {}}, "measured:ramp": {"ppl": 69.3},
+                   "priors_from": "quality_m_cpu.json"}
+    assert borrow("m", "70", plain, "cpu", verify) == {}
+    assert borrow("m", "70", tagged, "cuda", verify) == {}  # another device's file: none
+    assert borrow("m", "70", tagged, "cpu", verify | {"threads": 2}) == {}  # verified otherwise
+    (runs / "quality_m_70.partial.json").write_text(json.dumps({"70": {"measured:owl": {"ppl": 72.8}}}))
+    assert borrow("m", "70", tagged, "cpu", verify | {"threads": 2}) == {
+        "measured:owl": {"ppl": 72.8}, "priors_from": "quality_m_70.partial.json"}
