@@ -77,6 +77,21 @@ def test_row_wise_counts_spread_remainder_to_first_rows() -> None:
     assert torch.equal(mask, T([[_, _, X, X], [_, _, X, X], [_, _, _, X]]))
 
 
+def test_row_selection_equals_a_stable_sort_with_ties_and_edge_counts() -> None:
+    """The selection (k-th value, ties by position) picks what a stable row sort picks, for
+    counts from nothing through rows that prune none (base 0) to whole rows."""
+    g = torch.Generator().manual_seed(0)
+    scores = torch.randint(0, 4, (7, 9), generator=g).float()  # few values: many ties
+    rows, cols = scores.shape
+    for total in range(rows * cols + 1):
+        sparsity = total / (rows * cols)
+        base, extra = divmod(num_pruned(rows * cols, sparsity), rows)
+        counts = torch.tensor([base + (r < extra) for r in range(rows)]).unsqueeze(1)
+        order = torch.argsort(scores, dim=1, stable=True)
+        rank = torch.empty_like(order).scatter_(1, order, torch.arange(cols).expand(rows, cols))
+        assert torch.equal(row_lowest_mask(scores, sparsity), rank < counts), total
+
+
 def test_ties_break_by_position() -> None:
     res = get_pruner("magnitude").prune(torch.ones(1, 4), None, 0.5)
     assert torch.equal(res.mask, T([[X, X, _, _]]))
