@@ -7,13 +7,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from optuna.trial import TrialState
 
+from allocsearch.cli import main
 from allocsearch.evaluate import Evaluator
 from allocsearch.plan import Plan
 from allocsearch.search import StudyConfig, StudyConfigError, load_study, store
 from allocsearch.search.anchored import format_anchors, run_anchored
-from tests.helpers import tiny_evaluator
+from tests.helpers import save_tiny_model, tiny_evaluator
 
 EVAL = {"seqlen": 32, "fidelities": [64, 128], "batch_size": 2}
 
@@ -117,3 +119,31 @@ def test_anchored_rounds_refuse_two_objectives_and_zero_rounds(
         _config(tmp_path, {"objectives": ["fitness", "sparsity"], "space": "blocks_pareto"})
     with pytest.raises(ValueError, match="no anchored rounds"):
         run_anchored(_config(tmp_path, {"anchor": {"rounds": 0}}), evaluator=evaluator)
+
+
+def test_anchored_search_from_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``allocsearch search`` with ``anchor:``: one round, the anchor's trial value its exact
+    sequential fitness, the chosen plan the best one measured exactly and verified, and
+    ``study report`` on the round's folder."""
+    model = save_tiny_model(tmp_path / "model")
+    config = tmp_path / "seq.yaml"
+    config.write_text(yaml.safe_dump({
+        "schema_version": 1, "name": "seq-60", "model": str(model), "device": "cpu", "target": 0.6,
+        "data": {"nsamples": 4, "seqlen": 32}, "space": "blocks", "evaluator": EVAL, "sampler": "random",
+        "n_trials": 3, "warm_start": [{"method": "ramp", "params": {"slope": 0.3}}],
+        "verify": {"top": 1, "nsamples": 2, "seqlen": 32, "eval_windows": 2},
+        "anchor": {"rounds": 1, "check": 1, "start": {"method": "ramp", "params": {"slope": 0.3}}}}))
+    assert main(["search", str(config), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "study seq-60: 1 anchored rounds" in out and "<- best" in out
+    folder = tmp_path / "seq-60"
+    record = json.loads((folder / "anchors.json").read_text())
+    assert [m["role"] for m in record["measured"]] == ["anchor", "candidate"]
+    best = min(record["measured"], key=lambda m: m["fitness"])
+    assert record["best"] == best["plan"]
+    plan = json.loads((folder / "best_plan.json").read_text())
+    assert abs(plan["budget"] - 0.6) < 1e-6
+    assert plan["provenance"]["exact_search_fitness"] == pytest.approx(best["fitness"])
+    assert record["verified"]["best"]["ppl"] == pytest.approx(plan["provenance"]["verified_ppl"]["wanda"])
+    assert main(["study", "report", str(folder / "r1"), "--no-plots"]) == 0
+    assert "plan anchor_r1.json" in capsys.readouterr().out

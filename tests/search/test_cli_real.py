@@ -56,25 +56,3 @@ def test_search_config_errors_fail_before_loading(
     assert main(["search", str(tmp_path / "missing.yaml")]) == 2
     assert "no study config" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
-
-
-def test_anchored_search_on_the_real_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """One anchored round: the anchor's trial value is its exact sequential fitness, and the
-    chosen plan is the best one measured exactly."""
-    config = tmp_path / "seq.yaml"
-    config.write_text(STUDY.replace("name: cli-70", "name: seq-70").replace("space: ramp", "space: blocks")
-                      + "anchor: {rounds: 1, check: 1, start: {method: ramp, params: {slope: 0.3}}}\n")
-    assert main(["search", str(config), "--quiet", "--set", "sampler=random"]) == 0
-    out = capsys.readouterr().out
-    assert "study seq-70: 1 anchored rounds" in out and "<- best" in out
-    folder = tmp_path / "seq-70"
-    record = json.loads((folder / "anchors.json").read_text())
-    assert [m["role"] for m in record["measured"]] == ["anchor", "candidate"]
-    best = min(record["measured"], key=lambda m: m["fitness"])
-    assert record["best"] == best["plan"]
-    plan = json.loads((folder / "best_plan.json").read_text())
-    assert abs(plan["budget"] - 0.7) < 1e-6
-    assert plan["provenance"]["exact_search_fitness"] == pytest.approx(best["fitness"])
-    assert record["verified"]["best"]["ppl"] == pytest.approx(plan["provenance"]["verified_ppl"]["wanda"])
-    assert main(["study", "report", str(folder / "r1"), "--no-plots"]) == 0
-    assert "plan anchor_r1.json" in capsys.readouterr().out
