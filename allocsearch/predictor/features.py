@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -47,11 +47,10 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from allocsearch.data.windows import DataConfig
 from allocsearch.io import atomic_write_text
 from allocsearch.models.adapters import layer_kind, projection_kind
 from allocsearch.plan import ModelIdentity, Plan, block_of
-from allocsearch.profile import Profile, build_profile
+from allocsearch.profile import Profile
 from allocsearch.pruners.wanda_sparsify import wanda_scores
 
 FEATURE_VERSION = 2  # 2: typed:<projection>:<k> columns
@@ -126,12 +125,15 @@ class FeatureTable:
             curves.append(removal_curves(sc, w))
             outlier.append(float((sc > OUTLIER_M * sc.mean()).float().mean()))
         alpha = [profile.alpha[n] for n in ident.shapes]
-        levels = errors = None
-        if recon is not None:
-            levels = np.array(recon[0], dtype=np.float64)
-            errors = np.array([list(recon[1][n]) for n in ident.shapes], dtype=np.float64)
-        return cls(ident, np.stack(curves), np.round(np.array(outlier), 7), np.round(np.array(alpha), 7),
-                   recon_levels=levels, recon=errors)
+        table = cls(ident, np.stack(curves), np.round(np.array(outlier), 7), np.round(np.array(alpha), 7))
+        return table.with_recon(recon)
+
+    def with_recon(self, recon: tuple[Sequence[float], Mapping[str, Sequence[float]]] | None) -> FeatureTable:
+        """This table with ``recon`` (a level grid and each module's error on it) attached."""
+        if recon is None:
+            return self
+        errors = np.array([list(recon[1][n]) for n in self.identity.shapes], dtype=np.float64)
+        return replace(self, recon_levels=np.array(recon[0], dtype=np.float64), recon=errors)
 
     # ----------------------------------------------------------- layout
     @property
@@ -270,12 +272,3 @@ class FeatureTable:
                    np.array(data["outlier"], dtype=np.float64), np.array(data["alpha"], dtype=np.float64),
                    recon_levels=levels,
                    recon=np.array(recon, dtype=np.float64) if recon is not None else None)
-
-
-def build_feature_table(model: str, data: DataConfig, *, device: str = "auto", dtype: str = "float32",
-                        progress: bool = True) -> FeatureTable:
-    """Load ``model``, reuse (or compute) its profile on ``data``, and build its feature table."""
-    from allocsearch.models import load_model
-
-    loaded = load_model(model, device=device, dtype=dtype)
-    return FeatureTable.from_profile(build_profile(loaded, data, progress=progress))

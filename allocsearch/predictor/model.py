@@ -30,7 +30,8 @@ from allocsearch.data.windows import DataConfig
 from allocsearch.io import atomic_write_text
 from allocsearch.plan import Plan
 from allocsearch.predictor.base import DEFAULT_MODEL, Regressor, load_regressor, make_regressor
-from allocsearch.predictor.features import FEATURE_VERSION, FeatureTable, build_feature_table
+from allocsearch.predictor.feature_cache import build_feature_table
+from allocsearch.predictor.features import FEATURE_VERSION, FeatureTable
 from allocsearch.predictor.records import PlanRecord, RecordsError, record_from_line
 
 PREDICTOR_FORMAT = "allocsearch-predictor"

@@ -43,6 +43,7 @@ from allocsearch.io import append_text
 from allocsearch.plan import Plan, PlanError
 from allocsearch.plan_codec import encode_plan
 from allocsearch.predictor import FeatureTable, PlanRecord, Predictor
+from allocsearch.predictor.feature_cache import cached_feature_table
 from allocsearch.profile import Profile
 from allocsearch.search import store
 from allocsearch.search.layout import SpaceLayout
@@ -105,7 +106,7 @@ class Screener:
             self.pretrained.table.check_identity(self.profile.identity)
             self.table = self.pretrained.table
         else:
-            self.table = FeatureTable.from_profile(self.profile, self.recon)
+            self.table = cached_feature_table(self.profile, self.recon)
         self._rng = np.random.default_rng(self.seed)
         self._layout = SpaceLayout.of(self.profile.identity)
         self._queue: list[Candidate] = []

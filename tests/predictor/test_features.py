@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -101,3 +102,37 @@ def test_reconstruction_errors_of_a_level_database_become_features() -> None:
     assert np.array_equal(table.features([plan]), again.features([plan]))
     with pytest.raises(FeatureError, match="one row per module"):
         FeatureTable.from_profile(prof, ((0.0, 0.5), errors))
+
+
+def test_the_cache_stores_a_keyed_profiles_table_once_and_recomputes_a_damaged_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from allocsearch.predictor import feature_cache
+
+    prof = hand_profile()  # key "hand": cached
+    levels = (0.0, 0.5, 0.75)
+    errors = {Q0: [0.0, 0.2, 0.4], U0: [0.0, 0.1, 0.3], Q1: [0.0, 0.3, 0.6], U1: [0.0, 0.05, 0.1]}
+    first = feature_cache.cached_feature_table(prof, (levels, errors), cache_dir=tmp_path)
+    (path,) = (tmp_path / "features").iterdir()
+    assert path.name.startswith("hand-v")
+    want = FeatureTable.from_profile(prof, (levels, errors))
+    calls: list[Profile] = []
+    real = FeatureTable.from_profile.__func__  # type: ignore[attr-defined]
+
+    def counted(cls: type[FeatureTable], p: Profile, r: object = None) -> FeatureTable:
+        calls.append(p)
+        return real(cls, p, r)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(FeatureTable, "from_profile", classmethod(counted))
+    again = feature_cache.cached_feature_table(prof, (levels, errors), cache_dir=tmp_path)
+    assert calls == []  # read back, not recomputed
+    plan = plan_of(prof, {Q0: 0.5, U0: 0.25, Q1: 0.75, U1: 0.5})
+    for table in (first, again):
+        assert np.array_equal(table.features([plan]), want.features([plan]))
+        assert table.names == want.names
+    path.write_text("{")
+    assert np.array_equal(feature_cache.cached_feature_table(prof, cache_dir=tmp_path).curves, want.curves)
+    assert len(calls) == 1 and FeatureTable.load(path).curves.shape == want.curves.shape  # rewritten
+    unkeyed = Profile(prof.identity, "", prof.data, prof.tokens, prof.sq_norm, prof.alpha, dense=prof.dense)
+    feature_cache.cached_feature_table(unkeyed, cache_dir=tmp_path)
+    assert len(calls) == 2 and len(list((tmp_path / "features").iterdir())) == 1  # nothing stored
