@@ -13,6 +13,7 @@ from allocsearch.predictor.evaluation import (
     parity_plot,
     score,
 )
+from allocsearch.predictor.feature_cache import build_feature_table, cached_feature_table
 from allocsearch.predictor.features import FEATURE_VERSION, FeatureError, FeatureTable
 from allocsearch.predictor.model import Predictor, PredictorError, PredictorMeta, train_predictor
 from allocsearch.predictor.records import PlanRecord, RecordsError, read_records, write_records
@@ -28,6 +29,8 @@ __all__ = [
     "PredictorMeta",
     "RecordsError",
     "Scores",
+    "build_feature_table",
+    "cached_feature_table",
     "hold_out",
     "importances",
     "leave_one_study_out",
