@@ -130,10 +130,11 @@ def _shared_priors(suite: str, pct: str, args: argparse.Namespace, device: str,
     result = RESULTS / f"quality_{suite}_{device}.json"
     if plain.exists():
         state, source = json.loads(plain.read_text()).get(pct, {}), plain.name
-    elif result.exists() and _same_verify(json.loads(result.read_text())["study"]["verify"], verify):
-        state, source = json.loads(result.read_text())["runs"].get(pct, {}), result.name
     else:
-        return {}
+        stored = json.loads(result.read_text()) if result.exists() else None
+        if stored is None or not _same_verify(stored["study"]["verify"], verify):
+            return {}
+        state, source = stored["runs"].get(pct, {}), result.name
     keep = {k: v for k, v in state.items() if k == "priors" or k.startswith("measured:")}
     return keep | ({"priors_from": source} if keep else {})
 
