@@ -42,6 +42,34 @@ ARCHIVED_NOTE = ("measured on older code without a manifest (archived in benchma
                  "not what the shipped commands give today")
 
 
+#: benchmarks/predictor_data.py's study folders (git-ignored), and the records file it writes
+#: from them (committed: the predictor benchmarks' input, so a fresh checkout need not spend an
+#: hour of CPU measuring the same 360 plans again).
+PREDICTOR_RUNS = RESULTS / "predictor_runs"
+PREDICTOR_RECORDS = "predictor_records_{device}.jsonl"
+
+
+def predictor_study_folders() -> list[Path]:
+    """The predictor studies' folders on this machine (not the efficiency runs' ``eff-*``)."""
+    return sorted(p.parent for p in PREDICTOR_RUNS.glob("*/study.db") if not p.parent.name.startswith("eff-"))
+
+
+def predictor_records(device: str = "cpu") -> tuple[list[Any], str]:
+    """The predictor studies' records and where they came from: their folders when this machine
+    ran benchmarks/predictor_data.py, else the records file that script committed."""
+    from allocsearch.predictor.records import read_records
+    from allocsearch.search.records import folder_records
+
+    folders = predictor_study_folders()
+    if folders:
+        return folder_records(folders), f"{PREDICTOR_RUNS.name}/"
+    path = RESULTS / PREDICTOR_RECORDS.format(device=device)
+    if not path.is_file():
+        raise SystemExit(f"no predictor studies under {PREDICTOR_RUNS} and no {path.name}: "
+                         "run benchmarks/predictor_data.py first")
+    return read_records(path), path.name
+
+
 def result_path(name: str) -> tuple[Path, bool]:
     """A result file by name, and whether it is archived (a current result wins)."""
     path = RESULTS / name

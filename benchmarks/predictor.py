@@ -33,6 +33,7 @@ from _common import (
     add_model_args,
     command_line,
     environment,
+    predictor_records,
     print_table,
     result_path,
     write_json,
@@ -43,17 +44,14 @@ from allocsearch.predictor import FeatureTable, hold_out
 from allocsearch.predictor.base import DEFAULT_MODEL, regressor_names
 from allocsearch.predictor.evaluation import importances, parity_plot
 from allocsearch.predictor.model import Predictor
-from allocsearch.search.records import folder_records
 
-RUNS = RESULTS / "predictor_runs"
 #: The targets whose held-out studies decide the default model (the range the issue sets).
 DECIDING = (0.6, 0.75)
 
 
 def suite_quality(args: argparse.Namespace) -> dict[str, Any]:
-    folders = sorted(p.parent for p in RUNS.glob("*/study.db") if not p.parent.name.startswith("eff-"))
-    records = folder_records(folders)
     loaded = load_model(args.model, device=args.device, dtype=args.dtype)
+    records, source = predictor_records(loaded.device.type)
     from allocsearch.data import DataConfig
     from allocsearch.profile import build_profile
 
@@ -82,7 +80,7 @@ def suite_quality(args: argparse.Namespace) -> dict[str, Any]:
                                     "kendall_above_additive", "meets_bar"])
     print(f"default model: {decision['default_model']} ({decision['rule']})")
     studies = sorted({r.study for r in records})
-    return {"suite": "quality", "records": len(records), "studies": studies,
+    return {"suite": "quality", "records": len(records), "records_from": source, "studies": studies,
             "fidelity_tokens": records[0].tokens, "members": args.members, "seed": args.seed,
             "rows": rows, "models": per_kind, "parity_plot": "predictor_parity.png",
             "library_default": DEFAULT_MODEL} | decision

@@ -40,7 +40,16 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
-from _common import RESULTS, RUNS, STUDIES, add_model_args, command_line, environment, print_table, write_json
+from _common import (
+    RUNS,
+    STUDIES,
+    add_model_args,
+    command_line,
+    environment,
+    predictor_records,
+    print_table,
+    write_json,
+)
 from scipy.stats import spearmanr
 
 from allocsearch.data import DataConfig
@@ -51,9 +60,7 @@ from allocsearch.predictor import FeatureTable, hold_out
 from allocsearch.predictor.base import DEFAULT_MODEL
 from allocsearch.profile import build_profile
 from allocsearch.search import StudyConfig
-from allocsearch.search.records import folder_records
 
-FOLDERS = RESULTS / "predictor_runs"
 DECIDING = (0.6, 0.75)  # the targets whose studies the bar is set on (as benchmarks/predictor.py)
 
 
@@ -91,11 +98,10 @@ def main() -> None:
                    help="measure only the studies whose name contains one of these (default: all)")
     args = p.parse_args()
 
-    folders = sorted(f.parent for f in FOLDERS.glob("*/study.db") if not f.parent.name.startswith("eff-"))
-    records = folder_records(folders)
     base = StudyConfig.load(STUDIES / "smollm2-70.yaml")  # the predictor studies' evaluator
     config = dataclasses.replace(base.evaluator, fidelities=(args.label_tokens, 2 * args.label_tokens))
     loaded = load_model(args.model, device=args.device, dtype=args.dtype)
+    records, _ = predictor_records(loaded.device.type)
     ev = Evaluator.build(loaded, config, progress=False)
     partial = RUNS / "predictor_ceiling.partial.json"
     done: dict[str, Any] = json.loads(partial.read_text()) if partial.exists() else {}

@@ -7,7 +7,9 @@ trial's fitness is on the same tokens).
 
 Each study is an ordinary study folder under benchmarks/results/predictor_runs/ (git-ignored;
 ``allocsearch study records`` and ``allocsearch predictor train --study`` read them). Writes
-benchmarks/results/predictor_data_<device>.json: per study its config, trials and search tokens.
+benchmarks/results/predictor_data_<device>.json (per study its config, trials and search
+tokens) and benchmarks/results/predictor_records_<device>.jsonl: the records of every study
+folder there, the file the predictor benchmarks read on a machine without the folders.
 """
 
 from __future__ import annotations
@@ -21,13 +23,26 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import RESULTS, STUDIES, add_model_args, command_line, environment, print_table, write_json
+from _common import (
+    PREDICTOR_RECORDS,
+    PREDICTOR_RUNS,
+    RESULTS,
+    STUDIES,
+    add_model_args,
+    command_line,
+    environment,
+    predictor_study_folders,
+    print_table,
+    write_json,
+)
 
 from allocsearch.evaluate import Evaluator
 from allocsearch.models import load_model
+from allocsearch.predictor.records import write_records
 from allocsearch.search import StudyConfig, run_study, tokens_read
+from allocsearch.search.records import folder_records
 
-RUNS = RESULTS / "predictor_runs"
+RUNS = PREDICTOR_RUNS
 #: (target %, sampler): four targets, four samplers, more at 70% for the per-target figures.
 DEFAULT_STUDIES = ("70-tpe", "70-evopress", "70-random", "60-cmaes", "60-evopress", "50-tpe",
                    "50-random", "75-cmaes", "75-tpe")
@@ -58,7 +73,12 @@ def main() -> None:
     p.add_argument("--fidelity", type=int, default=2048, help="search tokens per trial")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--progress", action="store_true")
+    p.add_argument("--records-only", action="store_true",
+                   help="only write the records file from the study folders already here")
     args = p.parse_args()
+    if args.records_only:
+        device = "cuda" if args.device == "cuda" else "cpu"
+        return write_records_file(device)
     configs = [study_config(k, args) for k in args.studies]
     loaded = load_model(args.model, device=args.device, dtype=args.dtype)
     ev = Evaluator.build(loaded, configs[0].evaluator, progress=False)
@@ -81,6 +101,13 @@ def main() -> None:
                  "data": "embedded", "evaluation": f"fitness at {args.fidelity} search tokens",
                  "seeds": [args.seed]})
     print(f"wrote {out}")
+    write_records_file(loaded.device.type)
+
+
+def write_records_file(device: str) -> None:
+    records = folder_records(predictor_study_folders())
+    path = write_records(records, RESULTS / PREDICTOR_RECORDS.format(device=device))
+    print(f"wrote {path} ({len(records)} records)")
 
 
 if __name__ == "__main__":

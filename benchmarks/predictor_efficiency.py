@@ -22,7 +22,10 @@ per run: real evaluations and search tokens until the best fitness reaches the r
 (slope 0.3, measured in the same run), the best fitness, and the best trial verified by a
 sequential Wanda prune (the study config's verification, ``--draws`` calibration draws).
 Writes benchmarks/results/predictor_efficiency_<device>.json (after every run, so an
-interrupted run resumes where it stopped).
+interrupted run resumes where it stopped). When only the default predictor model changed,
+``--keep tpe pretrained_additive evopress`` takes those arms' runs (which do not use it) from
+the committed result, marked ``kept_from`` with the commit that measured them, if that result
+ran with the same settings and verification; the other arms run again.
 """
 
 from __future__ import annotations
@@ -38,7 +41,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import RESULTS, RUNS, STUDIES, add_model_args, environment, print_table, write_json
+from _common import (
+    RESULTS,
+    RUNS,
+    STUDIES,
+    add_model_args,
+    environment,
+    predictor_records,
+    print_table,
+    write_json,
+)
 
 from allocsearch.allocation import get_allocator
 from allocsearch.evaluate import Evaluator, verify
@@ -48,10 +60,11 @@ from allocsearch.predictor import Predictor
 from allocsearch.predictor.base import DEFAULT_MODEL
 from allocsearch.predictor.features import FeatureTable
 from allocsearch.search import StudyConfig, run_study, store
-from allocsearch.search.records import folder_records
 
-DATA = RESULTS / "predictor_runs"  # benchmarks/predictor_data.py's studies
 ARMS = ("tpe", "online", "pretrained", "pretrained_additive", "evopress")
+#: Arms whose runs do not use the default predictor model: ``--keep`` may take them from the
+#: committed result (same settings and verification) when only the default model changed.
+KEEPABLE = ("tpe", "pretrained_additive", "evopress")
 PRETRAIN_TARGETS = (0.5, 0.6, 0.75)
 
 
@@ -75,12 +88,12 @@ def arm_config(arm: str, seed: int, args: argparse.Namespace, files: dict[str, P
     return dataclasses.replace(cfg, name=name, output=RUNS / "predictor_efficiency" / name)
 
 
-def pretrain(table: FeatureTable, args: argparse.Namespace) -> dict[str, Path]:
+def pretrain(table: FeatureTable, device: str) -> dict[str, Path]:
     """The pretrained predictors (default model and additive) on the 50/60/75% studies."""
-    folders = sorted(p.parent for p in DATA.glob("*/study.db"))
-    records = [r for r in folder_records(folders) if any(abs(r.target - t) < 1e-9 for t in PRETRAIN_TARGETS)]
+    records = [r for r in predictor_records(device)[0]
+               if any(abs(r.target - t) < 1e-9 for t in PRETRAIN_TARGETS)]
     if not records:
-        raise SystemExit(f"no 50/60/75% studies under {DATA}: run benchmarks/predictor_data.py first")
+        raise SystemExit("no 50/60/75% predictor studies: run benchmarks/predictor_data.py first")
     out = {}
     for arm, kind in (("pretrained", DEFAULT_MODEL), ("pretrained_additive", "additive")):
         path = RUNS / "predictor_efficiency" / f"pretrained-{kind}.json"
@@ -112,7 +125,8 @@ def one_run(arm: str, seed: int, cfg: StudyConfig, ev: Evaluator, ramp_fitness: 
                     key=lambda x: x.number)
     best = store.ranked(run.study)[0]
     tokens, evals = reach(trials, ramp_fitness)
-    return {"arm": arm, "seed": seed, "trials": len(trials),
+    model = {"online": DEFAULT_MODEL, "pretrained": DEFAULT_MODEL, "pretrained_additive": "additive"}
+    return {"arm": arm, "seed": seed, "model": model.get(arm), "trials": len(trials),
             "screened_trials": sum(x.screened is not None for x in trials),
             "search_tokens": sum(x.tokens for x in trials), "tokens_to_ramp": tokens,
             "evals_to_ramp": evals, "best_fitness": best.value, "best_trial": best.number,
@@ -130,6 +144,20 @@ def merge_partial(partial: Path, runs: list[dict[str, Any]],
     out = sorted(merged.values(), key=lambda r: (r["seed"], ARMS.index(r["arm"])))
     atomic_write_text(partial, json.dumps({"runs": out, "ramp": ramp or earlier.get("ramp")}, indent=1))
     return out
+
+
+def kept_runs(path: Path, arms: list[str], settings: dict[str, Any],
+              verify: dict[str, Any]) -> list[dict[str, Any]]:
+    """The committed result's runs of ``arms`` (each marked with the commit that measured it),
+    only when that result ran with these settings and this verification; else none."""
+    if not arms or not path.is_file():
+        return []
+    old = json.loads(path.read_text())
+    if old.get("settings") != settings or old.get("verify") != json.loads(json.dumps(verify)):
+        print(f"not keeping runs from {path.name}: measured with other settings", flush=True)
+        return []
+    commit = old["manifest"]["commit"]
+    return [r | {"kept_from": r.get("kept_from", commit)} for r in old["runs"] if r["arm"] in arms]
 
 
 def summary(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -158,6 +186,10 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=16)
     p.add_argument("--draws", type=int, default=1, help="calibration draws of the verification")
     p.add_argument("--progress", action="store_true")
+    p.add_argument("--keep", nargs="+", default=[], choices=KEEPABLE,
+                   help="arms to take from the committed result instead of running them again (only "
+                        "when it ran with the same settings and verification): the arms that do not "
+                        "use the default predictor model, when only that changed")
     p.add_argument("--report", action="store_true",
                    help="write the results JSON from the runs measured so far, without running more")
     args = p.parse_args()
@@ -171,9 +203,13 @@ def main() -> None:
         return write_report(args, name, base, merge_partial(partial, []), ramp)
     loaded = load_model(args.model, device=args.device, dtype=args.dtype)
     runs: list[dict[str, Any]] = json.loads(partial.read_text())["runs"] if partial.is_file() else []
+    keep = kept_runs(RESULTS / name, [a for a in args.keep if not any(r["arm"] == a for r in runs)],
+                     settings_of(args), dataclasses.asdict(base.verify))
+    if keep:
+        runs = merge_partial(partial, keep)
     ev = Evaluator.build(loaded, base.evaluator, progress=False)
     pretrained = any(a.startswith("pretrained") for a in args.arms)
-    files = pretrain(FeatureTable.from_profile(ev.profile), args) if pretrained else {}
+    files = pretrain(FeatureTable.from_profile(ev.profile), loaded.device.type) if pretrained else {}
     plan = get_allocator("ramp", slope=0.3).allocate(ev.profile, base.target)
     ramp = {"slope": 0.3, "fitness": ev.fitness(plan),
             "wanda_ppl": verify(ev, plan, base.verify_config()).ppl}
@@ -193,13 +229,17 @@ def main() -> None:
     write_report(args, name, base, merge_partial(partial, runs, ramp), ramp)
 
 
+def settings_of(args: argparse.Namespace) -> dict[str, Any]:
+    return {k: v for k, v in vars(args).items() if k not in ("progress", "arms", "seeds", "report", "keep")}
+
+
 def write_report(args: argparse.Namespace, name: str, base: StudyConfig, runs: list[dict[str, Any]],
                  ramp: dict[str, Any]) -> None:
     rows = summary(runs)
     print_table(runs, ["arm", "seed", "trials", "screened_trials", "search_tokens", "evals_to_ramp",
                        "best_fitness", "best_wanda_ppl"])
     print_table(rows, ["arm", "metric", "runs", "reached", "median", "min", "max"])
-    settings = {k: v for k, v in vars(args).items() if k not in ("progress", "arms", "seeds", "report")}
+    settings = settings_of(args)
     out = write_json(name, {"target": base.target, "settings": settings, "default_model": DEFAULT_MODEL,
                             "ramp": ramp, "verify": dataclasses.asdict(base.verify), "runs": runs,
                             "summary": rows, "environment": environment()},

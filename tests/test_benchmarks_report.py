@@ -115,3 +115,30 @@ def test_a_variant_borrows_the_plain_suites_priors_only_when_verified_alike(
     (runs / "quality_m_70.partial.json").write_text(json.dumps({"70": {"measured:owl": {"ppl": 72.8}}}))
     assert borrow("m", "70", tagged, "cpu", verify | {"threads": 2}) == {
         "measured:owl": {"ppl": 72.8}, "priors_from": "quality_m_70.partial.json"}
+
+
+def test_predictor_benchmarks_read_the_committed_records_without_the_study_folders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fresh checkout has no predictor study folders: the benchmarks read the records file
+    benchmarks/predictor_data.py committed, plan for plan; with neither they say what to run."""
+    import _common
+
+    from allocsearch.allocation import get_allocator
+    from allocsearch.predictor.records import PlanRecord, write_records
+    from tests.helpers import tiny_profile
+
+    monkeypatch.setattr(_common, "RESULTS", tmp_path)
+    monkeypatch.setattr(_common, "PREDICTOR_RUNS", tmp_path / "predictor_runs")
+    with pytest.raises(SystemExit, match="run benchmarks/predictor_data.py first"):
+        _common.predictor_records("cpu")
+    profile = tiny_profile()
+    plans = [get_allocator("ramp", slope=s).allocate(profile, 0.6) for s in (0.0, 0.1, 0.2)]
+    records = [PlanRecord(p, 10.0 + i, tokens=2048, study="pred-60-x-s0", trial=i) for i, p in enumerate(plans)]
+    write_records(records, tmp_path / "predictor_records_cpu.jsonl")
+    got, source = _common.predictor_records("cpu")
+    assert source == "predictor_records_cpu.jsonl"
+    assert [(r.fitness, r.study, r.trial) for r in got] == [(r.fitness, r.study, r.trial) for r in records]
+    assert [r.plan.sparsities() for r in got] == [r.plan.sparsities() for r in records]
+    with pytest.raises(SystemExit, match="predictor_records_cuda.jsonl"):
+        _common.predictor_records("cuda")
