@@ -142,6 +142,7 @@ def merge_partial(partial: Path, runs: list[dict[str, Any]],
     earlier = json.loads(partial.read_text()) if partial.is_file() else {}
     merged = {(r["arm"], r["seed"]): r for r in [*earlier.get("runs", []), *runs]}
     out = sorted(merged.values(), key=lambda r: (r["seed"], ARMS.index(r["arm"])))
+    partial.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(partial, json.dumps({"runs": out, "ramp": ramp or earlier.get("ramp")}, indent=1))
     return out
 
