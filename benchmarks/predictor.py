@@ -191,10 +191,26 @@ def _efficiency_sentence() -> str:
                 f"{_fmt(ppl['median'], 1)}")
 
     tokens = e["settings"]["max_tokens"]
+    evo = stats.get(("evopress", "best_wanda_ppl"))
+    versus = (f"; the EvoPress-style sampler with {e['settings']['evopress_tokens']:,} tokens verified "
+              f"median {_fmt(evo['median'], 1)} ({evo['runs']} seed{'s' if evo['runs'] > 1 else ''})"
+              if evo else "")
     return (f" At 70% with {tokens:,} search tokens (`benchmarks/predictor_efficiency.py`, one "
             f"calibration draw; the noise floor at 70% is in BENCHMARKS.md), TPE with a short-list "
             f"(`{e['default_model']}`, the default when measured) pretrained on 50/60/75% studies "
-            f"{part('pretrained')}; TPE alone {part('tpe')}.")
+            f"{part('pretrained')}; TPE alone {part('tpe')}{versus}.")
+
+
+def _kept_note(e: dict[str, Any]) -> list[str]:
+    """Which arms the efficiency result took from an earlier run (``--keep``), if any."""
+    kept = sorted({(r["arm"], r["kept_from"]) for r in e["runs"] if r.get("kept_from")})
+    if not kept:
+        return []
+    arms = ", ".join(dict.fromkeys(a for a, _ in kept))
+    commits = ", ".join(sorted({c[:10] for _, c in kept}))
+    return ["", f"Arms {arms}: kept from the committed result of an earlier run with the same settings and "
+            f"verification (commit {commits}); they do not use the default predictor model, the only "
+            f"thing that changed (`--keep`). The other arms ran at this result's commit."]
 
 
 def render_results() -> str:
@@ -236,6 +252,7 @@ def render_results() -> str:
         for s in e["summary"]:
             lines.append(f"| {s['arm']} | {s['metric']} | {s['reached']} of {s['runs']} | "
                          f"{_fmt(s['median'], 2)} | {_fmt(s['min'], 2)} | {_fmt(s['max'], 2)} |")
+        lines += _kept_note(e)
     elif e_path.is_file():
         lines += ["", f"*Sample efficiency: {ARCHIVED_NOTE}* (`benchmarks/predictor_efficiency.py` "
                   f"measures it again)."]
