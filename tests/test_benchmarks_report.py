@@ -130,15 +130,16 @@ def test_predictor_benchmarks_read_the_committed_records_without_the_study_folde
 
     monkeypatch.setattr(_common, "RESULTS", tmp_path)
     monkeypatch.setattr(_common, "PREDICTOR_RUNS", tmp_path / "predictor_runs")
-    with pytest.raises(SystemExit, match="run benchmarks/predictor_data.py first"):
+    with pytest.raises(SystemExit, match=r"run benchmarks/predictor_data\.py first"):
         _common.predictor_records("cpu")
     profile = tiny_profile()
     plans = [get_allocator("ramp", slope=s).allocate(profile, 0.6) for s in (0.0, 0.1, 0.2)]
-    records = [PlanRecord(p, 10.0 + i, tokens=2048, study="pred-60-x-s0", trial=i) for i, p in enumerate(plans)]
+    records = [PlanRecord(p, 10.0 + i, tokens=2048, study="pred-60-x-s0", trial=i)
+               for i, p in enumerate(plans)]
     write_records(records, tmp_path / "predictor_records_cpu.jsonl")
     got, source = _common.predictor_records("cpu")
     assert source == "predictor_records_cpu.jsonl"
     assert [(r.fitness, r.study, r.trial) for r in got] == [(r.fitness, r.study, r.trial) for r in records]
     assert [r.plan.sparsities() for r in got] == [r.plan.sparsities() for r in records]
-    with pytest.raises(SystemExit, match="predictor_records_cuda.jsonl"):
+    with pytest.raises(SystemExit, match=r"predictor_records_cuda\.jsonl"):
         _common.predictor_records("cuda")
