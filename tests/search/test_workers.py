@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -82,21 +84,39 @@ def test_three_workers_share_one_study_on_postgres(
     assert all("Traceback" not in out for out in outputs)
 
 
-def _wait_for(storage: str, ready: Any, timeout: float = 300) -> list[optuna.trial.FrozenTrial]:
+def _schema_ready(storage: str) -> bool:
+    """Whether the worker has made the study's tables. A SQLite file is looked at read-only
+    first: opening it through Optuna would create the schema, racing the worker doing so."""
+    db = storage.removeprefix("sqlite:///")
+    if db == storage:
+        return True  # a server: Optuna's schema creation is transactional there
+    if not Path(db).is_file():
+        return False
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as con:
+            return bool(con.execute("SELECT COUNT(*) FROM studies").fetchone()[0] > 0)
+    except sqlite3.Error:  # no tables yet, or locked while the worker writes them
+        return False
+
+
+def _wait_for(storage: str, ready: Any, worker: subprocess.Popen[str],
+              timeout: float = 300) -> list[optuna.trial.FrozenTrial]:
     """Poll the storage until ``ready(trials)``; the study is opened once it exists (opening a
-    storage costs a tenth of a second of CPU, which the worker under test needs)."""
+    storage costs a tenth of a second of CPU, which the worker under test needs). A worker
+    that exits first fails the test at once, with its output."""
     end = time.monotonic() + timeout
     study: optuna.Study | None = None
     while time.monotonic() < end:
-        db = storage.removeprefix("sqlite:///")
-        try:  # a SQLite file is read once the worker has made it
-            if study is None and (db == storage or Path(db).is_file()):
+        try:
+            if study is None and _schema_ready(storage):
                 study = _study(storage)
             trials = study.get_trials() if study is not None else []
         except (KeyError, StorageError, sqlalchemy.exc.OperationalError):  # not created yet
             trials = []
         if ready(trials):
             return trials
+        if worker.poll() is not None:
+            raise AssertionError(f"the worker exited ({worker.returncode}) first:\n{worker.communicate()[0]}")
         time.sleep(0.1)
     raise AssertionError("timed out waiting for the worker")
 
@@ -118,7 +138,7 @@ def test_killed_worker_trial_is_failed_and_retried(
         running = [t for t in trials if t.state == TrialState.RUNNING]
         return bool(done and running) and set(running[0].params) >= set(done[0].params)
 
-    before = _wait_for(url, one_done_one_running)
+    before = _wait_for(url, one_done_one_running, first)
     first.send_signal(signal.SIGKILL)
     first.wait()
     running = next(t for t in before if t.state == TrialState.RUNNING)
