@@ -191,6 +191,8 @@ def _efficiency_sentence() -> str:
                 f"{_fmt(ppl['median'], 1)}")
 
     tokens = e["settings"]["max_tokens"]
+    additive = (f" (the same with the additive model: {part('pretrained_additive')})"
+                if ("pretrained_additive", "evals_to_ramp") in stats else "")
     evo = stats.get(("evopress", "best_wanda_ppl"))
     versus = (f"; the EvoPress-style sampler with {e['settings']['evopress_tokens']:,} tokens verified "
               f"median {_fmt(evo['median'], 1)} ({evo['runs']} seed{'s' if evo['runs'] > 1 else ''})"
@@ -198,7 +200,7 @@ def _efficiency_sentence() -> str:
     return (f" At 70% with {tokens:,} search tokens (`benchmarks/predictor_efficiency.py`, one "
             f"calibration draw; the noise floor at 70% is in BENCHMARKS.md), TPE with a short-list "
             f"(`{e['default_model']}`, the default when measured) pretrained on 50/60/75% studies "
-            f"{part('pretrained')}; TPE alone {part('tpe')}{versus}.")
+            f"{part('pretrained')}{additive}; TPE alone {part('tpe')}{versus}.")
 
 
 def _kept_note(e: dict[str, Any]) -> list[str]:
