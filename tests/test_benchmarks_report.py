@@ -143,3 +143,26 @@ def test_predictor_benchmarks_read_the_committed_records_without_the_study_folde
     assert [r.plan.sparsities() for r in got] == [r.plan.sparsities() for r in records]
     with pytest.raises(SystemExit, match=r"predictor_records_cuda\.jsonl"):
         _common.predictor_records("cuda")
+
+
+def test_efficiency_keeps_earlier_arms_only_when_measured_alike(tmp_path: Path) -> None:
+    """``predictor_efficiency.py --keep``: the committed result's rows of the kept arms, marked
+    with its commit, only when its settings and verification equal this run's (a verification
+    key added since counts as equal at its empty default)."""
+    import json
+
+    from predictor_efficiency import kept_runs
+
+    settings = {"model": "m", "max_tokens": 98304}
+    verify = {"pruner": "wanda", "calibration_seeds": [0]}
+    runs = [{"arm": "tpe", "seed": 0}, {"arm": "online", "seed": 0}, {"arm": "evopress", "seed": 0,
+                                                                      "kept_from": "older"}]
+    path = tmp_path / "predictor_efficiency_cpu.json"
+    path.write_text(json.dumps({"settings": settings, "verify": verify, "runs": runs,
+                                "manifest": {"commit": "abc"}}))
+    assert kept_runs(path, ["tpe", "evopress"], settings, verify | {"also": ()}) == [
+        {"arm": "tpe", "seed": 0, "kept_from": "abc"}, {"arm": "evopress", "seed": 0, "kept_from": "older"}]
+    assert kept_runs(path, ["tpe"], settings | {"max_tokens": 1}, verify) == []
+    assert kept_runs(path, ["tpe"], settings, verify | {"calibration_seeds": (0, 1)}) == []
+    assert kept_runs(path, ["tpe"], settings, verify | {"also": ("wikitext",)}) == []
+    assert kept_runs(tmp_path / "none.json", ["tpe"], settings, verify) == []
