@@ -23,9 +23,9 @@ per run: real evaluations and search tokens until the best fitness reaches the r
 sequential Wanda prune (the study config's verification, ``--draws`` calibration draws).
 Writes benchmarks/results/predictor_efficiency_<device>.json (after every run, so an
 interrupted run resumes where it stopped). When only the default predictor model changed,
-``--keep tpe pretrained_additive evopress`` takes those arms' runs (which do not use it) from
-the committed result, marked ``kept_from`` with the commit that measured them, if that result
-ran with the same settings and verification; the other arms run again.
+``--keep tpe evopress`` takes those arms' runs (which use no predictor) from the committed
+result, marked ``kept_from`` with the commit that measured them, if that result ran with the
+same settings and verification; the other arms run again.
 """
 
 from __future__ import annotations
@@ -62,9 +62,10 @@ from allocsearch.predictor.features import FeatureTable
 from allocsearch.search import StudyConfig, run_study, store
 
 ARMS = ("tpe", "online", "pretrained", "pretrained_additive", "evopress")
-#: Arms whose runs do not use the default predictor model: ``--keep`` may take them from the
-#: committed result (same settings and verification) when only the default model changed.
-KEEPABLE = ("tpe", "pretrained_additive", "evopress")
+#: Arms whose runs do not use a predictor: ``--keep`` may take them from the committed result
+#: (same settings and verification) when only the default model changed. Not the additive
+#: pretrained arm: run again on later code, its seed 0 gave other plans than the kept row.
+KEEPABLE = ("tpe", "evopress")
 PRETRAIN_TARGETS = (0.5, 0.6, 0.75)
 
 
@@ -203,9 +204,9 @@ def main() -> None:
     if args.report:
         earlier = json.loads(partial.read_text())
         ramp = earlier.get("ramp") or json.loads((RESULTS / name).read_text())["ramp"]
-        return write_report(args, name, base, merge_partial(partial, []), ramp)
+        return write_report(args, name, base, _unkept(merge_partial(partial, []), args.keep), ramp)
     loaded = load_model(args.model, device=args.device, dtype=args.dtype)
-    runs: list[dict[str, Any]] = json.loads(partial.read_text())["runs"] if partial.is_file() else []
+    runs = _unkept(json.loads(partial.read_text())["runs"] if partial.is_file() else [], args.keep)
     keep = kept_runs(RESULTS / name, [a for a in args.keep if not any(r["arm"] == a for r in runs)],
                      settings_of(args), dataclasses.asdict(base.verify))
     if keep:
@@ -232,12 +233,18 @@ def main() -> None:
     write_report(args, name, base, merge_partial(partial, runs, ramp), ramp)
 
 
+def _unkept(runs: list[dict[str, Any]], keep: list[str]) -> list[dict[str, Any]]:
+    """``runs`` without the rows an earlier ``--keep`` took for arms this one does not keep."""
+    return [r for r in runs if not r.get("kept_from") or r["arm"] in keep]
+
+
 def settings_of(args: argparse.Namespace) -> dict[str, Any]:
     return {k: v for k, v in vars(args).items() if k not in ("progress", "arms", "seeds", "report", "keep")}
 
 
 def write_report(args: argparse.Namespace, name: str, base: StudyConfig, runs: list[dict[str, Any]],
                  ramp: dict[str, Any]) -> None:
+    runs = _unkept(runs, args.keep)
     rows = summary(runs)
     print_table(runs, ["arm", "seed", "trials", "screened_trials", "search_tokens", "evals_to_ramp",
                        "best_fitness", "best_wanda_ppl"])
