@@ -211,8 +211,8 @@ def _kept_note(e: dict[str, Any]) -> list[str]:
     arms = ", ".join(dict.fromkeys(a for a, _ in kept))
     commits = ", ".join(sorted({c[:10] for _, c in kept}))
     return ["", f"Arms {arms}: kept from the committed result of an earlier run with the same settings and "
-            f"verification (commit {commits}); they do not use the default predictor model, the only "
-            f"thing that changed (`--keep`). The other arms ran at this result's commit."]
+            f"verification (commit {commits}); they use no predictor, and only the default predictor "
+            f"model changed (`--keep`). The other arms ran at this result's commit."]
 
 
 def render_results() -> str:

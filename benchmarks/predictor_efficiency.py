@@ -36,6 +36,7 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,8 @@ ARMS = ("tpe", "online", "pretrained", "pretrained_additive", "evopress")
 #: pretrained arm: run again on later code, its seed 0 gave other plans than the kept row.
 KEEPABLE = ("tpe", "evopress")
 PRETRAIN_TARGETS = (0.5, 0.6, 0.75)
+#: The short-list's predictor model of each arm that has one.
+ARM_MODEL = {"online": DEFAULT_MODEL, "pretrained": DEFAULT_MODEL, "pretrained_additive": "additive"}
 
 
 def arm_config(arm: str, seed: int, args: argparse.Namespace, files: dict[str, Path]) -> StudyConfig:
@@ -96,7 +99,7 @@ def pretrain(table: FeatureTable, device: str) -> dict[str, Path]:
     if not records:
         raise SystemExit("no 50/60/75% predictor studies: run benchmarks/predictor_data.py first")
     out = {}
-    for arm, kind in (("pretrained", DEFAULT_MODEL), ("pretrained_additive", "additive")):
+    for arm, kind in ((a, m) for a, m in ARM_MODEL.items() if a.startswith("pretrained")):
         path = RUNS / "predictor_efficiency" / f"pretrained-{kind}.json"
         if not path.is_file():
             Predictor.train(table, records, model=kind, members=5, seed=0).save(path)
@@ -126,8 +129,7 @@ def one_run(arm: str, seed: int, cfg: StudyConfig, ev: Evaluator, ramp_fitness: 
                     key=lambda x: x.number)
     best = store.ranked(run.study)[0]
     tokens, evals = reach(trials, ramp_fitness)
-    model = {"online": DEFAULT_MODEL, "pretrained": DEFAULT_MODEL, "pretrained_additive": "additive"}
-    return {"arm": arm, "seed": seed, "model": model.get(arm), "trials": len(trials),
+    return {"arm": arm, "seed": seed, "model": ARM_MODEL.get(arm), "trials": len(trials),
             "screened_trials": sum(x.screened is not None for x in trials),
             "search_tokens": sum(x.tokens for x in trials), "tokens_to_ramp": tokens,
             "evals_to_ramp": evals, "best_fitness": best.value, "best_trial": best.number,
@@ -136,12 +138,14 @@ def one_run(arm: str, seed: int, cfg: StudyConfig, ev: Evaluator, ramp_fitness: 
             "seconds": time.perf_counter() - t}
 
 
-def merge_partial(partial: Path, runs: list[dict[str, Any]],
+def merge_partial(partial: Path, runs: list[dict[str, Any]], keep: Sequence[str],
                   ramp: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Write ``runs`` (and the ramp's figures) into the partial file, keeping the runs another
-    process (other arms, one core each) wrote there meanwhile; returns the merged list."""
+    process (other arms, one core each) wrote there meanwhile, less the rows an earlier
+    ``--keep`` took for arms not in ``keep``; returns the merged list."""
     earlier = json.loads(partial.read_text()) if partial.is_file() else {}
-    merged = {(r["arm"], r["seed"]): r for r in [*earlier.get("runs", []), *runs]}
+    merged = {(r["arm"], r["seed"]): r for r in [*earlier.get("runs", []), *runs]
+              if not r.get("kept_from") or r["arm"] in keep}
     out = sorted(merged.values(), key=lambda r: (r["seed"], ARMS.index(r["arm"])))
     partial.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(partial, json.dumps({"runs": out, "ramp": ramp or earlier.get("ramp")}, indent=1))
@@ -192,8 +196,8 @@ def main() -> None:
     p.add_argument("--progress", action="store_true")
     p.add_argument("--keep", nargs="+", default=[], choices=KEEPABLE,
                    help="arms to take from the committed result instead of running them again (only "
-                        "when it ran with the same settings and verification): the arms that do not "
-                        "use the default predictor model, when only that changed")
+                        "when it ran with the same settings and verification): the arms that use no "
+                        "predictor, when only the default model changed")
     p.add_argument("--report", action="store_true",
                    help="write the results JSON from the runs measured so far, without running more")
     args = p.parse_args()
@@ -204,13 +208,13 @@ def main() -> None:
     if args.report:
         earlier = json.loads(partial.read_text())
         ramp = earlier.get("ramp") or json.loads((RESULTS / name).read_text())["ramp"]
-        return write_report(args, name, base, _unkept(merge_partial(partial, []), args.keep), ramp)
+        return write_report(args, name, base, merge_partial(partial, [], args.keep), ramp)
     loaded = load_model(args.model, device=args.device, dtype=args.dtype)
-    runs = _unkept(json.loads(partial.read_text())["runs"] if partial.is_file() else [], args.keep)
+    runs = merge_partial(partial, [], args.keep)
     keep = kept_runs(RESULTS / name, [a for a in args.keep if not any(r["arm"] == a for r in runs)],
                      settings_of(args), dataclasses.asdict(base.verify))
     if keep:
-        runs = merge_partial(partial, keep)
+        runs = merge_partial(partial, keep, args.keep)
     ev = Evaluator.build(loaded, base.evaluator, progress=False)
     pretrained = any(a.startswith("pretrained") for a in args.arms)
     files = pretrain(FeatureTable.from_profile(ev.profile), loaded.device.type) if pretrained else {}
@@ -228,14 +232,9 @@ def main() -> None:
             r = runs[-1]
             print(f"  {arm:20s} seed {seed}: best {r['best_fitness']:.2f}, verified "
                   f"{r['best_wanda_ppl']:.2f}; ramp after {r['evals_to_ramp']} evaluations", flush=True)
-            runs = merge_partial(partial, runs, ramp)
+            runs = merge_partial(partial, runs, args.keep, ramp)
     ev.close()
-    write_report(args, name, base, merge_partial(partial, runs, ramp), ramp)
-
-
-def _unkept(runs: list[dict[str, Any]], keep: list[str]) -> list[dict[str, Any]]:
-    """``runs`` without the rows an earlier ``--keep`` took for arms this one does not keep."""
-    return [r for r in runs if not r.get("kept_from") or r["arm"] in keep]
+    write_report(args, name, base, merge_partial(partial, runs, args.keep, ramp), ramp)
 
 
 def settings_of(args: argparse.Namespace) -> dict[str, Any]:
@@ -244,7 +243,6 @@ def settings_of(args: argparse.Namespace) -> dict[str, Any]:
 
 def write_report(args: argparse.Namespace, name: str, base: StudyConfig, runs: list[dict[str, Any]],
                  ramp: dict[str, Any]) -> None:
-    runs = _unkept(runs, args.keep)
     rows = summary(runs)
     print_table(runs, ["arm", "seed", "trials", "screened_trials", "search_tokens", "evals_to_ramp",
                        "best_fitness", "best_wanda_ppl"])

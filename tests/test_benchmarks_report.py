@@ -166,3 +166,20 @@ def test_efficiency_keeps_earlier_arms_only_when_measured_alike(tmp_path: Path) 
     assert kept_runs(path, ["tpe"], settings, verify | {"calibration_seeds": (0, 1)}) == []
     assert kept_runs(path, ["tpe"], settings, verify | {"also": ("wikitext",)}) == []
     assert kept_runs(tmp_path / "none.json", ["tpe"], settings, verify) == []
+
+
+def test_efficiency_partial_drops_rows_kept_for_arms_no_longer_kept(tmp_path: Path) -> None:
+    """A row an earlier ``--keep`` took stays out of the partial file (and so is run again) once
+    its arm is no longer kept, however often the partial is merged; measured rows stay."""
+    import json
+
+    from predictor_efficiency import merge_partial
+
+    partial = tmp_path / "runs" / "eff.partial"
+    kept = [{"arm": "tpe", "seed": s, "kept_from": "abc"} for s in (0, 1)]
+    merge_partial(partial, [*kept, {"arm": "evopress", "seed": 0, "kept_from": "abc"}], ["tpe", "evopress"])
+    measured = {"arm": "online", "seed": 0}
+    got = merge_partial(partial, [measured], ["evopress"])
+    assert got == [measured, {"arm": "evopress", "seed": 0, "kept_from": "abc"}]
+    assert merge_partial(partial, [], []) == [measured]
+    assert json.loads(partial.read_text())["runs"] == [measured]
