@@ -133,9 +133,28 @@ def _git_state() -> tuple[str | None, bool]:
     return git("rev-parse", "HEAD") or None, bool(git("status", "--porcelain", "--untracked-files=no"))
 
 
+def library_changed(commit: str, since: str | None, root: Path = ROOT) -> bool:
+    """Whether the library (``allocsearch/``) differs between two commits; True when git cannot
+    tell (no repository, an unknown commit). A result measured at ``commit`` stands for this
+    code only when this is False: a change of the sampler or the short-list changes the plans a
+    seeded study evaluates, whatever its settings say."""
+    import subprocess
+
+    if since is None:
+        return True
+    done = subprocess.run(["git", "diff", "--quiet", commit, since, "--", "allocsearch"], cwd=root,
+                          capture_output=True)
+    return done.returncode != 0
+
+
 #: The code a benchmark runs is the code of its start: a long run's result must not claim a
 #: commit made while it ran. Read once, when the benchmark imports this module.
 _GIT_AT_START = _git_state()
+
+
+def library_changed_since(commit: str) -> bool:
+    """Whether the library differs between ``commit`` and the commit this benchmark started on."""
+    return library_changed(commit, _GIT_AT_START[0])
 
 
 def command_line() -> str:

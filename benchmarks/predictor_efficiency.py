@@ -48,6 +48,7 @@ from _common import (
     STUDIES,
     add_model_args,
     environment,
+    library_changed_since,
     predictor_records,
     print_table,
     write_json,
@@ -64,8 +65,10 @@ from allocsearch.search import StudyConfig, run_study, store
 
 ARMS = ("tpe", "online", "pretrained", "pretrained_additive", "evopress")
 #: Arms whose runs do not use a predictor: ``--keep`` may take them from the committed result
-#: (same settings and verification) when only the default model changed. Not the additive
-#: pretrained arm: run again on later code, its seed 0 gave other plans than the kept row.
+#: (same settings and verification, measured on the same library code) when only the default
+#: model changed. Rows measured at 568f618 were not reproducible on later code: the short-list's
+#: bound gained the out-of-bag residual (e17eabf), level switches became legal pairs only
+#: (daf2403, also in the EvoPress-style sampler) and training records one fidelity (137b804).
 KEEPABLE = ("tpe", "evopress")
 PRETRAIN_TARGETS = (0.5, 0.6, 0.75)
 #: The short-list's predictor model of each arm that has one.
@@ -155,7 +158,8 @@ def merge_partial(partial: Path, runs: list[dict[str, Any]], keep: Sequence[str]
 def kept_runs(path: Path, arms: list[str], settings: dict[str, Any],
               verify: dict[str, Any]) -> list[dict[str, Any]]:
     """The committed result's runs of ``arms`` (each marked with the commit that measured it),
-    only when that result ran with these settings and this verification; else none."""
+    only when that result ran with these settings and this verification, and only the rows
+    measured on the library code this run uses; else none."""
     if not arms or not path.is_file():
         return []
     old = json.loads(path.read_text())
@@ -165,7 +169,12 @@ def kept_runs(path: Path, arms: list[str], settings: dict[str, Any],
         print(f"not keeping runs from {path.name}: measured with other settings", flush=True)
         return []
     commit = old["manifest"]["commit"]
-    return [r | {"kept_from": r.get("kept_from", commit)} for r in old["runs"] if r["arm"] in arms]
+    rows = [r | {"kept_from": r.get("kept_from", commit)} for r in old["runs"] if r["arm"] in arms]
+    stale = sorted({r["kept_from"] for r in rows if library_changed_since(r["kept_from"])})
+    if stale:
+        print(f"not keeping runs measured at {', '.join(c[:10] for c in stale)}: the library has "
+              "changed since", flush=True)
+    return [r for r in rows if r["kept_from"] not in stale]
 
 
 def summary(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -4,6 +4,7 @@ headlined."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -145,14 +146,18 @@ def test_predictor_benchmarks_read_the_committed_records_without_the_study_folde
         _common.predictor_records("cuda")
 
 
-def test_efficiency_keeps_earlier_arms_only_when_measured_alike(tmp_path: Path) -> None:
+def test_efficiency_keeps_earlier_arms_only_when_measured_alike(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """``predictor_efficiency.py --keep``: the committed result's rows of the kept arms, marked
     with its commit, only when its settings and verification equal this run's (a verification
-    key added since counts as equal at its empty default)."""
+    key added since counts as equal at its empty default) and the library has not changed since
+    the row's commit."""
     import json
 
+    import predictor_efficiency
     from predictor_efficiency import kept_runs
 
+    monkeypatch.setattr(predictor_efficiency, "library_changed_since", lambda commit: False)
     settings = {"model": "m", "max_tokens": 98304}
     verify = {"pruner": "wanda", "calibration_seeds": [0]}
     runs = [{"arm": "tpe", "seed": 0}, {"arm": "online", "seed": 0}, {"arm": "evopress", "seed": 0,
@@ -166,6 +171,36 @@ def test_efficiency_keeps_earlier_arms_only_when_measured_alike(tmp_path: Path) 
     assert kept_runs(path, ["tpe"], settings, verify | {"calibration_seeds": (0, 1)}) == []
     assert kept_runs(path, ["tpe"], settings, verify | {"also": ("wikitext",)}) == []
     assert kept_runs(tmp_path / "none.json", ["tpe"], settings, verify) == []
+    monkeypatch.setattr(predictor_efficiency, "library_changed_since", lambda commit: commit == "older")
+    tpe_only = [{"arm": "tpe", "seed": 0, "kept_from": "abc"}]
+    assert kept_runs(path, ["tpe", "evopress"], settings, verify) == tpe_only  # "older" code differs
+
+
+def test_library_changed_compares_the_package_folder_between_commits(tmp_path: Path) -> None:
+    """Only a change under allocsearch/ counts; an unknown commit or no commit counts as changed."""
+    from _common import library_changed
+
+    def git(*args: str) -> str:
+        env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+               "GIT_COMMITTER_EMAIL": "t@t", "PATH": os.environ["PATH"]}
+        return subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True, text=True,
+                              env=env).stdout.strip()
+
+    def commit(path: str, text: str) -> str:
+        (tmp_path / path).parent.mkdir(exist_ok=True)
+        (tmp_path / path).write_text(text)
+        git("add", path)
+        git("commit", "-q", "-m", path)
+        return git("rev-parse", "HEAD")
+
+    git("init", "-q")
+    first = commit("allocsearch/a.py", "x = 1\n")
+    second = commit("allocsearch/a.py", "x = 2\n")
+    third = commit("benchmarks/b.py", "y = 1\n")
+    assert library_changed(first, second, tmp_path)
+    assert not library_changed(second, third, tmp_path)
+    assert library_changed("0" * 40, third, tmp_path)
+    assert library_changed(second, None, tmp_path)
 
 
 def test_efficiency_partial_drops_rows_kept_for_arms_no_longer_kept(tmp_path: Path) -> None:
