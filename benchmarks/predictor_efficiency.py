@@ -25,7 +25,7 @@ Writes benchmarks/results/predictor_efficiency_<device>.json (after every run, s
 interrupted run resumes where it stopped). When only the default predictor model changed,
 ``--keep tpe evopress`` takes those arms' runs (which use no predictor) from the committed
 result, marked ``kept_from`` with the commit that measured them, if that result ran with the
-same settings and verification; the other arms run again.
+same settings and verification on the same library code; the other arms run again.
 """
 
 from __future__ import annotations
@@ -189,6 +189,25 @@ def summary(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def arm_rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per arm (the table BENCHMARKS.md shows): seeds, how many reached the ramp's
+    fitness and after how many real evaluations (median), best fitness and verified
+    perplexity (median, and the verified range)."""
+    out = []
+    for arm in dict.fromkeys(r["arm"] for r in runs):
+        mine = [r for r in runs if r["arm"] == arm]
+        evals = [r["evals_to_ramp"] for r in mine if r["evals_to_ramp"] is not None]
+        ppl = [r["best_wanda_ppl"] for r in mine]
+        out.append({"arm": arm, "model": ARM_MODEL.get(arm), "seeds": len(mine),
+                    "search_tokens": statistics.median(r["search_tokens"] for r in mine),
+                    "reached_ramp": len(evals),
+                    "evals_to_ramp": statistics.median(evals) if evals else None,
+                    "best_fitness": statistics.median(r["best_fitness"] for r in mine),
+                    "verified": statistics.median(ppl), "verified_min": min(ppl), "verified_max": max(ppl),
+                    "kept": any(r.get("kept_from") for r in mine)})
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_args(p)
@@ -258,8 +277,8 @@ def write_report(args: argparse.Namespace, name: str, base: StudyConfig, runs: l
     print_table(rows, ["arm", "metric", "runs", "reached", "median", "min", "max"])
     settings = settings_of(args)
     out = write_json(name, {"target": base.target, "settings": settings, "default_model": DEFAULT_MODEL,
-                            "ramp": ramp, "verify": dataclasses.asdict(base.verify), "runs": runs,
-                            "summary": rows, "environment": environment()},
+                            "ramp": ramp, "verify": dataclasses.asdict(base.verify), "rows": arm_rows(runs),
+                            "runs": runs, "summary": rows, "environment": environment()},
                      {"device": name.split("_")[-1].removesuffix(".json"), "dtype": args.dtype,
                       "model": args.model, "data": "embedded", "seeds": sorted({r["seed"] for r in runs})})
     print(f"wrote {out}")
