@@ -46,6 +46,7 @@ KINDS = [
     Kind("headline", "The headline, from the shipped study configs", "Each config with seeds 0/1/2: "
          "the best searched plan against the lowest verified prior, paired across calibration "
          "draws, on both domains."),
+    Kind("demo", "The first command", "scripts/demo.sh end to end, as a new user runs it."),
     Kind("quality_uniform", "Uniform pruning", "Dense and one-ratio pruners on SmolLM2-135M."),
     Kind("quality_priors", "Allocation priors", "Each prior family's parameters chosen on the search "
          "split, measured on the evaluation split (sequential Wanda)."),
@@ -310,6 +311,7 @@ def blocks() -> list[tuple[Path, str, Callable[[], str]]]:
     """Every rendered block: (document, block name, renderer)."""
     import _modules_render
     import _sparsegpt_render
+    import demo
     import nas
     import predictor
     import tasks
@@ -317,6 +319,7 @@ def blocks() -> list[tuple[Path, str, Callable[[], str]]]:
 
     return [(ROOT / "README.md", "headline", headline),
             (ROOT / "README.md", "predictor", predictor.render_readme),
+            (ROOT / "README.md", "demo", demo.render_readme),
             (DOCS / "results.md", "sparsegpt-results", _sparsegpt_render.render),
             (DOCS / "results.md", "sparsegpt-modules-results", _modules_render.render),
             (DOCS / "results.md", "wanda-modules-results", _modules_render.render_wanda),

@@ -4,8 +4,8 @@
 # warm starts, thirty trials in all on the search split), verifies the best plan and the best
 # of each prior with a sequential Wanda prune on two calibration draws (evaluation split),
 # writes the report table and plots, and exports the best plan as an llm-compressor recipe.
-# Estimated at about 15 minutes on 2 CPU cores, install included (not yet timed end to end);
-# no internet beyond the package index.
+# Sized for about 15 minutes on 2 CPU cores, install included (`python benchmarks/demo.py`
+# times it; the README shows the measurement); no internet beyond the package index.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh

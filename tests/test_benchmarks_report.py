@@ -237,3 +237,27 @@ def test_efficiency_partial_drops_rows_kept_for_arms_no_longer_kept(tmp_path: Pa
     assert got == [measured, {"arm": "evopress", "seed": 0, "kept_from": "abc"}]
     assert merge_partial(partial, [], []) == [measured]
     assert json.loads(partial.read_text())["runs"] == [measured]
+
+
+def test_demo_sentence_renders_the_measured_minutes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's line under ./scripts/demo.sh: each stage's minutes and the demo's verdict from
+    the result file, or a plain 'not yet timed' without one."""
+    import json
+
+    import demo
+
+    monkeypatch.setattr(demo, "RESULTS", tmp_path)
+    assert demo.render_readme().startswith("Not yet timed")
+    rows = [{"stage": "install (scripts/setup.sh)", "seconds": 180.0, "minutes": 3.0},
+            {"stage": "demo (scripts/demo.sh)", "seconds": 660.0, "minutes": 11.0},
+            {"stage": "total", "seconds": 840.0, "minutes": 14.0}]
+    verdict = {"pruner": "wanda", "source": "", "ppl": 150.04, "prior_label": "ramp slope=0.3",
+               "prior_ppl": 180.0, "ratio": 150.04 / 180.0, "lower_on": 2, "draws": 2}
+    manifest = {"command": "python benchmarks/demo.py", "commit": "0123456789abcdef", "date": "d",
+                "machine": {"cores": 2}}
+    (tmp_path / "demo_cpu.json").write_text(json.dumps({"rows": rows, "fresh_environment": True,
+                                                         "verdicts": [verdict], "manifest": manifest}))
+    assert demo.render_readme() == (
+        "Measured from a new environment on 2 CPU cores: the install 3.0 min, the demo 11.0 min, 14.0 min "
+        "in all (`python benchmarks/demo.py`, commit 0123456789, d; pip's download cache was warm). The "
+        "demo's verdict: wanda: searched 150.0 vs ramp slope=0.3 180.0 (0.834x, lower on 2 of 2 draws).")
