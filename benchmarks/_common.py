@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import platform
 import time
 from pathlib import Path
@@ -152,9 +153,17 @@ def library_changed(commit: str, since: str | None, root: Path = ROOT) -> bool:
 _GIT_AT_START = _git_state()
 
 
+@functools.cache
 def library_changed_since(commit: str) -> bool:
     """Whether the library differs between ``commit`` and the commit this benchmark started on."""
     return library_changed(commit, _GIT_AT_START[0])
+
+
+def code_state() -> dict[str, Any]:
+    """The commit this benchmark started on and whether its tree had uncommitted changes: what
+    a resumable benchmark records on each row, since a resumed result's manifest names only
+    the commit of its last process."""
+    return {"commit": _GIT_AT_START[0], "dirty": _GIT_AT_START[1]}
 
 
 def command_line() -> str:

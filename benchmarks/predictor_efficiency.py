@@ -47,6 +47,7 @@ from _common import (
     RUNS,
     STUDIES,
     add_model_args,
+    code_state,
     environment,
     library_changed_since,
     predictor_records,
@@ -66,9 +67,9 @@ from allocsearch.search import StudyConfig, run_study, store
 ARMS = ("tpe", "online", "pretrained", "pretrained_additive", "evopress")
 #: Arms whose runs do not use a predictor: ``--keep`` may take them from the committed result
 #: (same settings and verification, measured on the same library code) when only the default
-#: model changed. Rows measured at 568f618 were not reproducible on later code: the short-list's
-#: bound gained the out-of-bag residual (e17eabf), level switches became legal pairs only
-#: (daf2403, also in the EvoPress-style sampler) and training records one fidelity (137b804).
+#: model changed. A resumed result's manifest names only its last process's commit, so each
+#: row records its own (``commit``): the TPE rows kept as "568f618" had been measured at
+#: 4e9544d, and on today's code TPE seed 0 ends elsewhere (best 198.07, not 214.72).
 KEEPABLE = ("tpe", "evopress")
 PRETRAIN_TARGETS = (0.5, 0.6, 0.75)
 #: The short-list's predictor model of each arm that has one.
@@ -138,21 +139,28 @@ def one_run(arm: str, seed: int, cfg: StudyConfig, ev: Evaluator, ramp_fitness: 
             "evals_to_ramp": evals, "best_fitness": best.value, "best_trial": best.number,
             "best_wanda_ppl": run.verified[best.number].ppl,
             "best_wanda_draws": run.verified[best.number].by_seed,
-            "seconds": time.perf_counter() - t}
+            "seconds": time.perf_counter() - t, **code_state()}
 
 
 def merge_partial(partial: Path, runs: list[dict[str, Any]], keep: Sequence[str],
                   ramp: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Write ``runs`` (and the ramp's figures) into the partial file, keeping the runs another
     process (other arms, one core each) wrote there meanwhile, less the rows an earlier
-    ``--keep`` took for arms not in ``keep``; returns the merged list."""
+    ``--keep`` took for arms not in ``keep`` and the rows measured on other library code (they
+    run again); returns the merged list."""
     earlier = json.loads(partial.read_text()) if partial.is_file() else {}
     merged = {(r["arm"], r["seed"]): r for r in [*earlier.get("runs", []), *runs]
-              if not r.get("kept_from") or r["arm"] in keep}
+              if (not r.get("kept_from") or r["arm"] in keep) and not measured_elsewhere(r)}
     out = sorted(merged.values(), key=lambda r: (r["seed"], ARMS.index(r["arm"])))
     partial.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(partial, json.dumps({"runs": out, "ramp": ramp or earlier.get("ramp")}, indent=1))
     return out
+
+
+def measured_elsewhere(row: dict[str, Any]) -> bool:
+    """A measured row (not a kept one) whose recorded commit has other library code than this
+    run's. Rows written before rows recorded their commit carry none and count as this code's."""
+    return "kept_from" not in row and bool(row.get("commit")) and library_changed_since(row["commit"])
 
 
 def kept_runs(path: Path, arms: list[str], settings: dict[str, Any],
@@ -169,7 +177,8 @@ def kept_runs(path: Path, arms: list[str], settings: dict[str, Any],
         print(f"not keeping runs from {path.name}: measured with other settings", flush=True)
         return []
     commit = old["manifest"]["commit"]
-    rows = [r | {"kept_from": r.get("kept_from", commit)} for r in old["runs"] if r["arm"] in arms]
+    rows = [r | {"kept_from": r.get("kept_from", r.get("commit", commit))}
+            for r in old["runs"] if r["arm"] in arms]
     stale = sorted({r["kept_from"] for r in rows if library_changed_since(r["kept_from"])})
     if stale:
         print(f"not keeping runs measured at {', '.join(c[:10] for c in stale)}: the library has "

@@ -239,6 +239,21 @@ def test_efficiency_partial_drops_rows_kept_for_arms_no_longer_kept(tmp_path: Pa
     assert json.loads(partial.read_text())["runs"] == [measured]
 
 
+def test_efficiency_partial_drops_rows_measured_on_other_library_code(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A resumed run measures again the rows whose recorded commit has other library code; rows
+    from this code, and rows written before rows carried a commit, stay."""
+    import predictor_efficiency
+    from predictor_efficiency import merge_partial
+
+    monkeypatch.setattr(predictor_efficiency, "library_changed_since", lambda commit: commit == "old")
+    partial = tmp_path / "eff.partial"
+    rows = [{"arm": "tpe", "seed": 0, "commit": "old"}, {"arm": "tpe", "seed": 1, "commit": "new"},
+            {"arm": "tpe", "seed": 2}]
+    assert merge_partial(partial, rows, []) == rows[1:]
+    assert merge_partial(partial, [], []) == rows[1:]
+
+
 def test_demo_sentence_renders_the_measured_minutes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The README's line under ./scripts/demo.sh: each stage's minutes and the demo's verdict from
     the result file, or a plain 'not yet timed' without one."""
