@@ -159,6 +159,22 @@ def library_changed_since(commit: str) -> bool:
     return library_changed(commit, _GIT_AT_START[0])
 
 
+def measured_elsewhere(entry: dict[str, Any]) -> bool:
+    """A resume state's entry whose recorded commit has other library code than this run's: it
+    is measured again. Entries written before entries recorded their commit carry none and
+    count as this code's."""
+    return bool(entry.get("commit")) and library_changed_since(str(entry["commit"]))
+
+
+def fresh_entries(state: dict[str, Any], what: str) -> dict[str, Any]:
+    """``state`` (a resume state: key -> entry) less the entries measured on other library code,
+    each named in one printed line."""
+    stale = [k for k, v in state.items() if isinstance(v, dict) and measured_elsewhere(v)]
+    if stale:
+        print(f"{what}: measuring again {', '.join(stale)} (measured on other library code)", flush=True)
+    return {k: v for k, v in state.items() if k not in stale}
+
+
 def code_state() -> dict[str, Any]:
     """The commit this benchmark started on and whether its tree had uncommitted changes: what
     a resumable benchmark records on each row, since a resumed result's manifest names only

@@ -43,8 +43,10 @@ from _common import (
     RUNS,
     STUDIES,
     SUITE_STUDIES,
+    code_state,
     command_line,
     environment,
+    fresh_entries,
     other_domain_file,
     study_file,
 )
@@ -135,7 +137,8 @@ def _shared_priors(suite: str, pct: str, args: argparse.Namespace, device: str,
         if stored is None or not _same_verify(stored["study"]["verify"], verify):
             return {}
         state, source = stored["runs"].get(pct, {}), result.name
-    keep = {k: v for k, v in state.items() if k == "priors" or k.startswith("measured:")}
+    keep = fresh_entries({k: v for k, v in state.items() if k == "priors" or k.startswith("measured:")},
+                         source)
     return keep | ({"priors_from": source} if keep else {})
 
 
@@ -198,7 +201,8 @@ def suite_sparsegpt(args: argparse.Namespace, suite: str = "sparsegpt") -> dict[
     for target in args.targets:  # one file per target: targets may run in parallel processes
         pct = str(round(target * 100))
         part = _partial(suite, pct, args)
-        done[pct] = json.loads(part.read_text())[pct] if part.exists() and not args.fresh else {}
+        done[pct] = fresh_entries(json.loads(part.read_text())[pct], part.name) \
+            if part.exists() and not args.fresh else {}
         # A variant's own choice of priors (its seeds' warm starts) is kept when it has one.
         shared = _shared_priors(suite, pct, args, loaded.device.type, vars(first.verify))
         done[pct] |= {k: v for k, v in shared.items() if k not in done[pct]}
@@ -224,14 +228,14 @@ def suite_sparsegpt(args: argparse.Namespace, suite: str = "sparsegpt") -> dict[
             run = run_study(scfg, evaluator=ev, progress=args.progress, verify=False)
             search_s = time.perf_counter() - t
             if seed == args.seeds[0] and "priors" not in state:
-                state["priors"] = _choose_priors(run.study, scfg, ev, target)
+                state["priors"] = _choose_priors(run.study, scfg, ev, target) | code_state()
             plan = best_plan(run.study)
             trials = run.study.get_trials(deepcopy=False)
             state[key] = {"label": f"searched seed {seed}", "search_fitness": plan.provenance["fitness"],
                           "trials": len(trials), "warm_starts": len(scfg.warm_start), "search_s": search_s,
                           "complete": sum(1 for tr in trials if tr.state.name == "COMPLETE"),
                           "search_tokens": tokens_read(run.study),
-                          **measure(ev, scfg, plan, other, windows), "plan": plan.to_dict()}
+                          **measure(ev, scfg, plan, other, windows), "plan": plan.to_dict(), **code_state()}
             save()
             print(f"  {pct}% searched seed {seed}: fitness {state[key]['search_fitness']:.3f}  ppl "
                   f"{state[key]['ppl']:.3f}  other {state[key]['ppl_other']:.3f}", flush=True)
@@ -242,7 +246,8 @@ def suite_sparsegpt(args: argparse.Namespace, suite: str = "sparsegpt") -> dict[
                 chosen = state["priors"]["best"][family]
                 fit = chosen["search_fitness"] if chosen["complete"] else None
                 state[key] = {"label": chosen["label"], "search_fitness": fit,
-                              **measure(ev, cfg, Plan.from_dict(chosen["plan"]), other, windows)}
+                              **measure(ev, cfg, Plan.from_dict(chosen["plan"]), other, windows),
+                              **code_state()}
                 save()
             print(f"  {pct}% {state[key]['label']:24s} ppl {state[key]['ppl']:8.3f}  "
                   f"other {state[key]['ppl_other']:8.3f}", flush=True)

@@ -50,6 +50,7 @@ from _common import (
     code_state,
     environment,
     library_changed_since,
+    measured_elsewhere,
     predictor_records,
     print_table,
     write_json,
@@ -150,17 +151,11 @@ def merge_partial(partial: Path, runs: list[dict[str, Any]], keep: Sequence[str]
     run again); returns the merged list."""
     earlier = json.loads(partial.read_text()) if partial.is_file() else {}
     merged = {(r["arm"], r["seed"]): r for r in [*earlier.get("runs", []), *runs]
-              if (not r.get("kept_from") or r["arm"] in keep) and not measured_elsewhere(r)}
+              if (r["arm"] in keep if r.get("kept_from") else not measured_elsewhere(r))}
     out = sorted(merged.values(), key=lambda r: (r["seed"], ARMS.index(r["arm"])))
     partial.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(partial, json.dumps({"runs": out, "ramp": ramp or earlier.get("ramp")}, indent=1))
     return out
-
-
-def measured_elsewhere(row: dict[str, Any]) -> bool:
-    """A measured row (not a kept one) whose recorded commit has other library code than this
-    run's. Rows written before rows recorded their commit carry none and count as this code's."""
-    return "kept_from" not in row and bool(row.get("commit")) and library_changed_since(row["commit"])
 
 
 def kept_runs(path: Path, arms: list[str], settings: dict[str, Any],

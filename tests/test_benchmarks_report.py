@@ -243,10 +243,10 @@ def test_efficiency_partial_drops_rows_measured_on_other_library_code(tmp_path: 
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """A resumed run measures again the rows whose recorded commit has other library code; rows
     from this code, and rows written before rows carried a commit, stay."""
-    import predictor_efficiency
+    import _common
     from predictor_efficiency import merge_partial
 
-    monkeypatch.setattr(predictor_efficiency, "library_changed_since", lambda commit: commit == "old")
+    monkeypatch.setattr(_common, "library_changed_since", lambda commit: commit == "old")
     partial = tmp_path / "eff.partial"
     rows = [{"arm": "tpe", "seed": 0, "commit": "old"}, {"arm": "tpe", "seed": 1, "commit": "new"},
             {"arm": "tpe", "seed": 2}]
@@ -276,3 +276,18 @@ def test_demo_sentence_renders_the_measured_minutes(tmp_path: Path, monkeypatch:
         "Measured from a new environment on 2 CPU cores: the install 3.0 min, the demo 11.0 min, 14.0 min "
         "in all (`python benchmarks/demo.py`, commit 0123456789, d; pip's download cache was warm). The "
         "demo's verdict: wanda: searched 150.0 vs ramp slope=0.3 180.0 (0.834x, lower on 2 of 2 draws).")
+
+
+def test_resume_state_drops_entries_measured_on_other_library_code(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A quality suite's resume state: entries whose recorded commit has other library code are
+    measured again (named in one line); entries of this code and entries without a commit stay."""
+    import _common
+
+    monkeypatch.setattr(_common, "library_changed_since", lambda commit: commit == "old")
+    state = {"priors": {"best": {}, "commit": "new"}, "searched:s0": {"ppl": 1.0, "commit": "old"},
+             "searched:s1": {"ppl": 2.0}, "measured:owl": {"ppl": 3.0, "commit": "new"}}
+    kept = {k: v for k, v in state.items() if k != "searched:s0"}
+    assert _common.fresh_entries(state, "q.partial.json") == kept
+    assert capsys.readouterr().out == ("q.partial.json: measuring again searched:s0 (measured on other "
+                                       "library code)\n")
