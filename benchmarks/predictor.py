@@ -210,9 +210,10 @@ def _kept_note(e: dict[str, Any]) -> list[str]:
         return []
     arms = ", ".join(dict.fromkeys(a for a, _ in kept))
     commits = ", ".join(sorted({c[:10] for _, c in kept}))
-    return ["", f"Arms {arms}: kept from the committed result of an earlier run with the same settings and "
-            f"verification (commit {commits}); they use no predictor, and only the default predictor "
-            f"model changed (`--keep`). The other arms ran at this result's commit."]
+    return ["", f"Arms {arms}: kept from the committed result of an earlier run with the same settings, "
+            f"verification and library code (measured at commit {commits}); they use no predictor, and "
+            f"only the default predictor model changed (`--keep`). The other arms ran at this result's "
+            f"commit."]
 
 
 def render_results() -> str:
