@@ -69,8 +69,8 @@ ARMS = ("tpe", "online", "pretrained", "pretrained_additive", "evopress")
 #: Arms whose runs do not use a predictor: ``--keep`` may take them from the committed result
 #: (same settings and verification, measured on the same library code) when only the default
 #: model changed. A resumed result's manifest names only its last process's commit, so each
-#: row records its own (``commit``): the TPE rows kept as "568f618" had been measured at
-#: 4e9544d, and on today's code TPE seed 0 ends elsewhere (best 198.07, not 214.72).
+#: row records its own (``commit``): the TPE rows once kept as 568f618's had been measured at
+#: 4e9544d (the result file's history), and one of them did not reproduce on later code.
 KEEPABLE = ("tpe", "evopress")
 PRETRAIN_TARGETS = (0.5, 0.6, 0.75)
 #: The short-list's predictor model of each arm that has one.
