@@ -30,7 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, ROOT, environment, print_table, write_json
 
 #: What scripts/demo.sh says it writes, relative to its output folder.
-OUTPUTS = ("study.db", "report.json", "best_plan.json", "history.png", "best_vs_priors.png", "recipe.yaml")
+OUTPUTS = ("study.db", "report.json", "predictor.json", "best_plan.json", "history.png", "best_vs_priors.png",
+           "recipe.yaml")
 
 
 def timed_script(script: str, env: dict[str, str], log: Path) -> float:
