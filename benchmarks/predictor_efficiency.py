@@ -193,21 +193,20 @@ def summary(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def arm_rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per arm (the table BENCHMARKS.md shows): seeds, how many reached the ramp's
-    fitness and after how many real evaluations (median), best fitness and verified
-    perplexity (median, and the verified range)."""
+def arm_rows(runs: list[dict[str, Any]], stats: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per arm (the table BENCHMARKS.md shows), from the runs and their ``summary``:
+    seeds, how many reached the ramp's fitness and after how many real evaluations (median),
+    best fitness and verified perplexity (median, and the verified range)."""
+    by = {(s["arm"], s["metric"]): s for s in stats}
     out = []
     for arm in dict.fromkeys(r["arm"] for r in runs):
         mine = [r for r in runs if r["arm"] == arm]
-        evals = [r["evals_to_ramp"] for r in mine if r["evals_to_ramp"] is not None]
-        ppl = [r["best_wanda_ppl"] for r in mine]
+        reach, ppl = by[(arm, "evals_to_ramp")], by[(arm, "best_wanda_ppl")]
         out.append({"arm": arm, "model": ARM_MODEL.get(arm), "seeds": len(mine),
                     "search_tokens": statistics.median(r["search_tokens"] for r in mine),
-                    "reached_ramp": len(evals),
-                    "evals_to_ramp": statistics.median(evals) if evals else None,
-                    "best_fitness": statistics.median(r["best_fitness"] for r in mine),
-                    "verified": statistics.median(ppl), "verified_min": min(ppl), "verified_max": max(ppl),
+                    "reached_ramp": reach["reached"], "evals_to_ramp": reach["median"],
+                    "best_fitness": by[(arm, "best_fitness")]["median"],
+                    "verified": ppl["median"], "verified_min": ppl["min"], "verified_max": ppl["max"],
                     "kept": any(r.get("kept_from") for r in mine)})
     return out
 
@@ -281,8 +280,9 @@ def write_report(args: argparse.Namespace, name: str, base: StudyConfig, runs: l
     print_table(rows, ["arm", "metric", "runs", "reached", "median", "min", "max"])
     settings = settings_of(args)
     out = write_json(name, {"target": base.target, "settings": settings, "default_model": DEFAULT_MODEL,
-                            "ramp": ramp, "verify": dataclasses.asdict(base.verify), "rows": arm_rows(runs),
-                            "runs": runs, "summary": rows, "environment": environment()},
+                            "ramp": ramp, "verify": dataclasses.asdict(base.verify),
+                            "rows": arm_rows(runs, rows), "runs": runs, "summary": rows,
+                            "environment": environment()},
                      {"device": name.split("_")[-1].removesuffix(".json"), "dtype": args.dtype,
                       "model": args.model, "data": "embedded", "seeds": sorted({r["seed"] for r in runs})})
     print(f"wrote {out}")

@@ -178,7 +178,7 @@ def test_efficiency_keeps_earlier_arms_only_when_measured_alike(tmp_path: Path,
 
 def test_efficiency_rows_summarise_each_arm() -> None:
     """One row per arm: medians over its seeds, the verified range, and how many reached the ramp."""
-    from predictor_efficiency import ARM_MODEL, arm_rows
+    from predictor_efficiency import ARM_MODEL, arm_rows, summary
 
     def run(arm: str, seed: int, evals: int | None, best: float, ppl: float) -> dict[str, object]:
         return {"arm": arm, "seed": seed, "search_tokens": 100 + seed, "evals_to_ramp": evals,
@@ -186,7 +186,7 @@ def test_efficiency_rows_summarise_each_arm() -> None:
 
     runs = [run("tpe", 0, None, 9.0, 30.0), run("tpe", 1, 20, 7.0, 10.0), run("tpe", 2, 30, 8.0, 20.0),
             run("pretrained", 0, 3, 5.0, 6.0) | {"kept_from": "abc"}]
-    assert arm_rows(runs) == [
+    assert arm_rows(runs, summary(runs)) == [
         {"arm": "tpe", "model": None, "seeds": 3, "search_tokens": 101, "reached_ramp": 2,
          "evals_to_ramp": 25.0, "best_fitness": 8.0, "verified": 20.0, "verified_min": 10.0,
          "verified_max": 30.0, "kept": False},
