@@ -182,6 +182,7 @@ def test_efficiency_rows_summarise_each_arm() -> None:
 
     def run(arm: str, seed: int, evals: int | None, best: float, ppl: float) -> dict[str, object]:
         return {"arm": arm, "seed": seed, "search_tokens": 100 + seed, "evals_to_ramp": evals,
+                "tokens_to_ramp": None if evals is None else 2048 * evals,
                 "best_fitness": best, "best_wanda_ppl": ppl}
 
     runs = [run("tpe", 0, None, 9.0, 30.0), run("tpe", 1, 20, 7.0, 10.0), run("tpe", 2, 30, 8.0, 20.0),
