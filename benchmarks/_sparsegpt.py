@@ -20,8 +20,8 @@ At each target (70%, 60%), with studies/smollm2-<pct>-sparsegpt.yaml:
   lower on every draw (paired by seed).
 
 The per-module suites run the same protocol on their own configs: ``sparsegpt_modules``
-(studies/smollm2-<pct>-sparsegpt-modules.yaml) and ``wanda_modules`` (Wanda at 70%,
-studies/smollm2-70-modules.yaml, every plan verified with sequential Wanda, the study's own
+(studies/smollm2-<pct>-sparsegpt-modules.yaml) and ``wanda_modules`` (Wanda,
+studies/smollm2-<pct>-modules.yaml, every plan verified with sequential Wanda, the study's own
 verification pruner).
 
 Rows finish into results/runs/quality_<suite>[_<tag>]_<pct>.partial.json (an interrupted run

@@ -30,10 +30,10 @@ against the priors, all verified with sequential SparseGPT, 3 seeds, two domains
     python benchmarks/quality.py --suite sparsegpt_modules --seeds 0 1 2 --offspring 120 \
         --targets 0.7 --tag pretrained --pretrain 0.6   # ... from a predictor of the 60% studies
 
-Suite ``wanda_modules``: the same protocol with Wanda at 70% (studies/smollm2-70-modules.yaml:
+Suite ``wanda_modules``: the same protocol with Wanda (studies/smollm2-<pct>-modules.yaml:
 per-module offsets on cached Wanda ranks, every plan verified with sequential Wanda).
 
-    python benchmarks/quality.py --suite wanda_modules --seeds 0 1 2 --offspring 120
+    python benchmarks/quality.py --suite wanda_modules --seeds 0 1 2 --offspring 120   # 70% and 60%
 
 Prints a table and writes benchmarks/results/quality_<suite>[_<device>].json.
 """
@@ -277,7 +277,8 @@ def main() -> None:
         p.error("--pretrain runs a variant of a sparsegpt or per-module suite: give it a --tag")
     if args.suite in ("search", "samplers", "anchored", "sparsegpt_anchored", *SEEDED) \
             and args.targets == list(PRIOR_TARGETS):
-        args.targets = [0.7, 0.6] if args.suite in ("search", "sparsegpt", "sparsegpt_modules") else [0.7]
+        two = ("search", "sparsegpt", "sparsegpt_modules", "wanda_modules")
+        args.targets = [0.7, 0.6] if args.suite in two else [0.7]
     payload = SUITES[args.suite](args)
     print()
     columns = {
