@@ -3,11 +3,12 @@ against the priors, everything pruned and verified with sequential SparseGPT.
 
 At each target (70%, 60%), with studies/smollm2-<pct>-sparsegpt.yaml:
 
-- the first seed's study starts from every prior of the study's grid (uniform, OWL, alpha,
-  ramp), each a trial scored by the database fitness on the search split (offsets rounded to
-  the level grid); each family's best setting is read off those trials (the lowest fitness at
-  full fidelity, else at the first fidelity, where the EvoPress pruner stopped it): parameters
-  chosen on the search split under SparseGPT;
+- the first study (the first seed of --seeds, unless the priors are already chosen) starts
+  from every prior of the study's grid (uniform, OWL, alpha, ramp), each a trial scored by
+  the database fitness on the search split (offsets rounded to the level grid); each family's
+  best setting is read off those trials (the lowest fitness at full fidelity, else at the
+  first fidelity, where the EvoPress pruner stopped it): parameters chosen on the search split
+  under SparseGPT;
 - the other seeds start from those family winners only (the EvoPress sampler's parent is the
   best trial, so the losers of the grid would only cost time); every seed then runs
   --offspring trials beyond its warm starts;
@@ -25,13 +26,16 @@ studies/smollm2-<pct>-modules.yaml, every plan verified with sequential Wanda, t
 verification pruner).
 
 Rows finish into results/runs/quality_<suite>[_<tag>]_<pct>.partial.json (an interrupted run
-resumes); studies live in results/runs/ (re-running resumes them).
+resumes; once the priors are chosen, other seeds may run at once in processes of their own,
+``--seeds 1`` and ``--seeds 2``, and a last run with every seed writes the result); studies
+live in results/runs/ (re-running resumes them).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import fcntl
 import json
 import statistics
 import time
@@ -48,6 +52,7 @@ from _common import (
     environment,
     fresh_entries,
     other_domain_file,
+    predictor_records,
     study_file,
 )
 from _sparsegpt_render import PRIORS, compare, lower_on
@@ -81,19 +86,29 @@ def _tag(args: argparse.Namespace) -> str:
 
 
 def _pretrained(args: argparse.Namespace, suite: str) -> Path | None:
-    """``--pretrain``: the predictor every study starts from, trained on the plain suite's
-    studies at those targets (every seed that ran: its ``<name>_s<seed>`` folders in
-    results/runs/), at their full fidelity, the default model; trained once, kept in
-    results/runs/ under a name listing the model and those studies (a resumed run reuses it)."""
+    """``--pretrain``: the predictor every study starts from (the default model), trained at
+    those targets on the plain suite's studies (``--pretrain-from suite``: every seed that ran,
+    its ``<name>_s<seed>`` folders in results/runs/, at their full fidelity) or on the committed
+    Wanda predictor studies (``--pretrain-from records``: benchmarks/predictor_data.py's records,
+    another pruner's fitness, so what carries across pruners is measured); trained once, kept in
+    results/runs/ under a name listing its source (a resumed run reuses it)."""
     if not args.pretrain:
         return None
-    names = [StudyConfig.load(study_file(suite, t)).name for t in args.pretrain]
-    folders = sorted(f for name in names for f in RUNS.glob(f"{name}_s[0-9]*") if (f / "study.db").is_file())
-    if not folders:
-        raise SystemExit(f"--pretrain: run the plain {suite} suite at {args.pretrain} first")
-    path = RUNS / f"predictor_{DEFAULT_MODEL}_{'+'.join(f.name for f in folders)}.json"
+    if args.pretrain_from == "records":
+        records = [r for r in predictor_records()[0] if any(abs(r.target - t) < 1e-9 for t in args.pretrain)]
+        if not records:
+            raise SystemExit(f"--pretrain-from records: no predictor records at {args.pretrain}")
+        label = "records_" + "+".join(str(round(t * 100)) for t in args.pretrain)
+    else:
+        names = [StudyConfig.load(study_file(suite, t)).name for t in args.pretrain]
+        folders = sorted(f for name in names for f in RUNS.glob(f"{name}_s[0-9]*")
+                         if (f / "study.db").is_file())
+        if not folders:
+            raise SystemExit(f"--pretrain: run the plain {suite} suite at {args.pretrain} first")
+        records, label = folder_records(folders), "+".join(f.name for f in folders)
+    path = RUNS / f"predictor_{DEFAULT_MODEL}_{label}.json"
     if not path.exists():
-        train_predictor(folder_records(folders), progress=False).save(path)
+        train_predictor(records, progress=False).save(path)
     return path
 
 
@@ -108,6 +123,17 @@ def _pretrained_meta(path: Path | None) -> dict[str, Any] | None:
 
 def _partial(suite: str, pct: str, args: argparse.Namespace) -> Path:
     return RUNS / f"quality_{suite}{_tag(args)}_{pct}.partial.json"
+
+
+def save_partial(path: Path, pct: str, state: dict[str, Any]) -> None:
+    """Write ``state`` over what ``path`` holds, under a lock: processes running other seeds
+    of the same target at once each keep the entries the others finished (an entry this
+    process holds wins)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        on_disk = json.loads(path.read_text()).get(pct, {}) if path.exists() else {}
+        atomic_write_text(path, json.dumps({pct: on_disk | state}, indent=1))
 
 
 #: The verification settings that decide a measured number (besides the plan and the code).
@@ -209,7 +235,7 @@ def suite_sparsegpt(args: argparse.Namespace, suite: str = "sparsegpt") -> dict[
 
     def save() -> None:
         for pct, state in done.items():
-            atomic_write_text(_partial(suite, pct, args), json.dumps({pct: state}, indent=1))
+            save_partial(_partial(suite, pct, args), pct, state)
 
     ev = Evaluator.build(loaded, first.evaluator, progress=False)
     windows = args.eval_windows or 40
@@ -221,13 +247,14 @@ def suite_sparsegpt(args: argparse.Namespace, suite: str = "sparsegpt") -> dict[
             key = f"searched:s{seed}"
             if key in state:
                 continue
-            winners = (None if seed == args.seeds[0]
-                       else [r["label"] for r in state["priors"]["best"].values()])
+            # The study that chooses the priors starts from all of them; later ones (this run's
+            # or another process's, which may run other seeds at once) from the winners only.
+            winners = [r["label"] for r in state["priors"]["best"].values()] if "priors" in state else None
             scfg = _config(target, seed, args, winners, suite)
             t = time.perf_counter()
             run = run_study(scfg, evaluator=ev, progress=args.progress, verify=False)
             search_s = time.perf_counter() - t
-            if seed == args.seeds[0] and "priors" not in state:
+            if "priors" not in state:
                 state["priors"] = _choose_priors(run.study, scfg, ev, target) | code_state()
             plan = best_plan(run.study)
             trials = run.study.get_trials(deepcopy=False)

@@ -29,6 +29,9 @@ against the priors, all verified with sequential SparseGPT, 3 seeds, two domains
         --tag screened --set "predictor={model: typed, tokens: 2048}"   # ... short-listed
     python benchmarks/quality.py --suite sparsegpt_modules --seeds 0 1 2 --offspring 120 \
         --targets 0.7 --tag pretrained --pretrain 0.6   # ... from a predictor of the 60% studies
+    python benchmarks/quality.py --suite sparsegpt_modules --seeds 0 1 2 --offspring 120 \
+        --targets 0.7 --tag pretrained_wanda --pretrain 0.5 0.6 0.75 --pretrain-from records
+        # ... from a predictor of the committed 50/60/75% Wanda studies (another pruner)
 
 Suite ``wanda_modules``: the same protocol with Wanda (studies/smollm2-<pct>-modules.yaml:
 per-module offsets on cached Wanda ranks, every plan verified with sequential Wanda).
@@ -267,6 +270,9 @@ def main() -> None:
     p.add_argument("--pretrain", type=float, nargs="+", default=[],
                    help="sparsegpt suites: start every study from a predictor trained on the plain "
                    "suite's studies at these targets (run them first; with --tag)")
+    p.add_argument("--pretrain-from", choices=["suite", "records"], default="suite",
+                   help="--pretrain's studies: the plain suite's (default), or the committed Wanda "
+                   "predictor studies (benchmarks/predictor_data.py's records)")
     p.add_argument("--tag", default="", help="search/anchored/sparsegpt: a suffix for the result, plan and "
                    "study names (another protocol of the suite, e.g. a refinement or --set variant)")
     p.add_argument("--progress", action="store_true", help="search: progress bars and trial log")

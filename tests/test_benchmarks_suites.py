@@ -1,0 +1,71 @@
+"""The quality suites' bookkeeping (benchmarks/_sparsegpt.py): partial results shared by
+processes running other seeds at once, and the predictor a ``--pretrain`` variant starts from."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import _sparsegpt  # noqa: E402
+
+
+def test_partial_results_keep_what_another_process_finished(tmp_path: Path) -> None:
+    path = tmp_path / "runs" / "quality_wanda_modules_70.partial.json"
+    # Process A ran seed 0 (and chose the priors); B started from that state and ran seed 1;
+    # A then measured a prior and saved its own, older, view of the state.
+    _sparsegpt.save_partial(path, "70", {"priors": {"by": "a"}, "searched:s0": {"ppl": 1.0}})
+    _sparsegpt.save_partial(path, "70", {"priors": {"by": "b"}, "searched:s0": {"ppl": 1.0},
+                                         "searched:s1": {"ppl": 2.0}})
+    _sparsegpt.save_partial(path, "70", {"priors": {"by": "a"}, "searched:s0": {"ppl": 1.0},
+                                         "measured:ramp": {"ppl": 3.0}})
+    state = json.loads(path.read_text())
+    assert list(state) == ["70"]
+    assert state["70"] == {"priors": {"by": "a"}, "searched:s0": {"ppl": 1.0}, "searched:s1": {"ppl": 2.0},
+                           "measured:ramp": {"ppl": 3.0}}
+
+
+@dataclass
+class _Record:
+    target: float
+    study: str
+
+
+class _Trained:
+    def __init__(self, records: list[_Record]) -> None:
+        self.records = records
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps([r.study for r in self.records]))
+
+
+def test_a_variant_pretrains_on_the_committed_records_at_the_given_targets(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    records = [_Record(0.5, "a"), _Record(0.6, "b"), _Record(0.7, "c"), _Record(0.75, "d")]
+    trained: list[list[_Record]] = []
+
+    def train(recs: list[_Record], **kw: Any) -> _Trained:
+        trained.append(list(recs))
+        return _Trained(list(recs))
+
+    monkeypatch.setattr(_sparsegpt, "RUNS", tmp_path)
+    monkeypatch.setattr(_sparsegpt, "predictor_records", lambda: (records, "records.jsonl"))
+    monkeypatch.setattr(_sparsegpt, "train_predictor", train)
+    args = argparse.Namespace(pretrain=[0.5, 0.6, 0.75], pretrain_from="records")
+    path = _sparsegpt._pretrained(args, "sparsegpt_modules")
+    assert path is not None and path.parent == tmp_path
+    assert path.name.endswith("_records_50+60+75.json")
+    assert json.loads(path.read_text()) == ["a", "b", "d"]  # the 70% study left out
+    # A resumed run reuses the file: nothing trained again.
+    assert _sparsegpt._pretrained(args, "sparsegpt_modules") == path and len(trained) == 1
+    with pytest.raises(SystemExit, match="no predictor records at"):
+        _sparsegpt._pretrained(argparse.Namespace(pretrain=[0.8], pretrain_from="records"), "sparsegpt")
+    assert _sparsegpt._pretrained(argparse.Namespace(pretrain=[], pretrain_from="records"), "x") is None
