@@ -169,14 +169,15 @@ def main_records(data: dict[str, Any]) -> tuple[str, list[dict[str, Any]]] | Non
     return next(((k, v) for k, v in lists if k != "values"), lists[0] if lists else None)
 
 
-def render_file(path: Path) -> list[str]:
-    """One current result: its family, what it answers, a one-line manifest with a link to the
-    JSON holding every number, and its main table (at most CURATED_ROWS rows; a tagged
-    variant's prior rows, measured by the plain suite and shown with it, are left out)."""
+def render_file(path: Path, about: bool = True) -> list[str]:
+    """One current result: its family, what it answers (``about``: only the family's first
+    result says it), a one-line manifest with a link to the JSON holding every number, and its
+    main table (at most CURATED_ROWS rows; a tagged variant's prior rows, measured by the plain
+    suite and shown with it, are left out)."""
     data = json.loads(path.read_text())
     kind = kind_of(path)
     source = f"benchmarks/results/{path.name}"
-    lines = [f"### {kind.title}: `{path.name}`", "", kind.about, "",
+    lines = [f"### {kind.title}: `{path.name}`", "", *([kind.about, ""] if about else []),
              f"{manifest_line(data)} · every number: [{source}]({source})", ""]
     found = main_records(data)
     if found is not None:
@@ -229,8 +230,8 @@ def render() -> str:
              "JSON; older results are listed in the [archive](#archive-measured-on-older-code).", ""]
     lines += [f"- [{kind_of(p).title}: {p.name}](#{_anchor(kind_of(p).title, p.name)})" for p in files]
     lines.append("")
-    for p in files:
-        lines += render_file(p)
+    for i, p in enumerate(files):
+        lines += render_file(p, about=i == 0 or kind_of(files[i - 1]) != kind_of(p))
     lines += render_archive(archived)
     return "\n".join(lines).rstrip() + "\n"
 

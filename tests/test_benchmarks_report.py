@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from _common import ARCHIVE, RESULTS, manifest  # noqa: E402
-from report import headline, is_result, manifest_line  # noqa: E402
+from report import headline, is_result, kind_of, manifest_line, render  # noqa: E402
 
 
 def test_benchmarks_md_is_up_to_date() -> None:
@@ -47,6 +47,16 @@ def test_every_current_result_has_a_manifest_and_the_headline_reads_none_of_the_
 
 def test_benchmarks_md_is_short_enough_to_read() -> None:
     assert len((ROOT / "BENCHMARKS.md").read_text().splitlines()) <= 400
+
+
+def test_a_family_says_what_it_answers_once() -> None:
+    text = render()
+    paths = sorted(RESULTS.glob("quality_sparsegpt_modules_cpu*.json"))
+    assert len(paths) >= 2 and len({kind_of(p) for p in paths}) == 1
+    about = kind_of(paths[0]).about
+    # Each family's results are rendered together; its description leads the first only.
+    assert text.count(about) == 1
+    assert all(f"`{p.name}`" in text for p in paths)
 
 
 def test_the_per_module_rows_count_draws_paired_by_seed() -> None:
