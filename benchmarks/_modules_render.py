@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from _common import ARCHIVED_NOTE, RESULTS, result_path
-from _sparsegpt_render import _draws, _fmt, compare, lower_on, searched
+from _sparsegpt_render import _draws, _fmt, _starts, compare, lower_on, searched
 
 
 @dataclass(frozen=True)
@@ -100,9 +100,8 @@ def _lead(q: dict[str, Any], suite: ModuleSuite, archived: bool) -> str:
     where = f", database at the `{reference}` reference" if reference else ""
     return (("*(" + ARCHIVED_NOTE + ".)* " if archived else "")
             + f"**{suite.lead}** (`{q['command']}`; {env['device']}, {env['threads']} thread(s), torch "
-            f"{env['torch']}; `spaces/{study['space']}.yaml`{where}; seeds {q['seeds']}, the first from all "
-            f"{q['warm_starts']} priors of the grid, the others from the family winners, {q['offspring']} "
-            f"EvoPress offspring each). Every plan pruned once per calibration draw {draws} "
+            f"{env['torch']}; `spaces/{study['space']}.yaml`{where}; seeds {q['seeds']}, {_starts(q)}, "
+            f"{q['offspring']} EvoPress offspring each). Every plan pruned once per calibration draw {draws} "
             f"({verify['nsamples']} x {verify['seqlen']}) and measured on {q['evaluation']['windows']} x 512 "
             f"tokens of the pydoc evaluation split and all 39 x 512 of Debian's licences: mean [min, max] "
             f"over the draws. \"lower on\": on how many draws a plan is below the best prior (paired by "

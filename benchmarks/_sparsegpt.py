@@ -3,15 +3,14 @@ against the priors, everything pruned and verified with sequential SparseGPT.
 
 At each target (70%, 60%), with studies/smollm2-<pct>-sparsegpt.yaml:
 
-- the first study (the first seed of --seeds, unless the priors are already chosen) starts
-  from every prior of the study's grid (uniform, OWL, alpha, ramp), each a trial scored by
-  the database fitness on the search split (offsets rounded to the level grid); each family's
-  best setting is read off those trials (the lowest fitness at full fidelity, else at the
-  first fidelity, where the EvoPress pruner stopped it): parameters chosen on the search split
-  under SparseGPT;
-- the other seeds start from those family winners only (the EvoPress sampler's parent is the
-  best trial, so the losers of the grid would only cost time); every seed then runs
-  --offspring trials beyond its warm starts;
+- every seed's study starts from every prior of the study's grid (uniform, OWL, alpha, ramp),
+  each a trial scored by the database fitness on the search split (offsets rounded to the level
+  grid), and runs --offspring trials beyond them: with --offspring 120 that is the shipped
+  config as ``allocsearch search <config> --seed S`` runs it (its n_trials);
+- each family's best setting is read off the first study's prior trials (the lowest fitness
+  at full fidelity, else at the first fidelity, where the EvoPress pruner stopped it; the same
+  trials in every seed's study, the fitness being deterministic): parameters chosen on the
+  search split under SparseGPT;
 - uniform, each family's chosen prior (as the allocator gives it, not snapped) and each seed's
   best plan are pruned sequentially with SparseGPT on each calibration draw of the study's
   verification (``verify.calibration_seeds``), and measured on --eval-windows windows of the
@@ -125,6 +124,12 @@ def _partial(suite: str, pct: str, args: argparse.Namespace) -> Path:
     return RUNS / f"quality_{suite}{_tag(args)}_{pct}.partial.json"
 
 
+def load_partial(path: Path, pct: str) -> dict[str, Any]:
+    """The resume state of ``pct`` in ``path`` (empty without one), less the entries measured
+    on other library code."""
+    return fresh_entries(json.loads(path.read_text()).get(pct, {}), path.name) if path.exists() else {}
+
+
 def save_partial(path: Path, pct: str, state: dict[str, Any]) -> None:
     """Write ``state`` over what ``path`` holds, under a lock: processes running other seeds
     of the same target at once each keep the entries the others finished (an entry this
@@ -226,9 +231,7 @@ def suite_sparsegpt(args: argparse.Namespace, suite: str = "sparsegpt") -> dict[
     done: dict[str, Any] = {}
     for target in args.targets:  # one file per target: targets may run in parallel processes
         pct = str(round(target * 100))
-        part = _partial(suite, pct, args)
-        done[pct] = fresh_entries(json.loads(part.read_text())[pct], part.name) \
-            if part.exists() and not args.fresh else {}
+        done[pct] = {} if args.fresh else load_partial(_partial(suite, pct, args), pct)
         # A variant's own choice of priors (its seeds' warm starts) is kept when it has one.
         shared = _shared_priors(suite, pct, args, loaded.device.type, vars(first.verify))
         done[pct] |= {k: v for k, v in shared.items() if k not in done[pct]}
@@ -247,10 +250,7 @@ def suite_sparsegpt(args: argparse.Namespace, suite: str = "sparsegpt") -> dict[
             key = f"searched:s{seed}"
             if key in state:
                 continue
-            # The study that chooses the priors starts from all of them; later ones (this run's
-            # or another process's, which may run other seeds at once) from the winners only.
-            winners = [r["label"] for r in state["priors"]["best"].values()] if "priors" in state else None
-            scfg = _config(target, seed, args, winners, suite)
+            scfg = _config(target, seed, args, suite=suite)
             t = time.perf_counter()
             run = run_study(scfg, evaluator=ev, progress=args.progress, verify=False)
             search_s = time.perf_counter() - t
@@ -267,6 +267,8 @@ def suite_sparsegpt(args: argparse.Namespace, suite: str = "sparsegpt") -> dict[
             print(f"  {pct}% searched seed {seed}: fitness {state[key]['search_fitness']:.3f}  ppl "
                   f"{state[key]['ppl']:.3f}  other {state[key]['ppl_other']:.3f}", flush=True)
         cfg = _config(target, args.seeds[0], args, suite=suite)
+        # Another process (other seeds) may have measured priors since this one started.
+        state |= {k: v for k, v in load_partial(_partial(suite, pct, args), pct).items() if k not in state}
         for family in PRIORS:
             key = f"measured:{family}"
             if key not in state:
@@ -281,7 +283,8 @@ def suite_sparsegpt(args: argparse.Namespace, suite: str = "sparsegpt") -> dict[
         rows += summarise(float(target), state, args.seeds)
     ev.close()
     return {"suite": suite, "command": command_line(),
-            "warm_starts": len(first.warm_start), "model": args.model, "device": loaded.device.type,
+            "warm_starts": len(first.warm_start), "seed_warm_starts": "all", "model": args.model,
+            "device": loaded.device.type,
             "dtype": args.dtype, "seeds": args.seeds, "offspring": args.offspring,
             "study": {"config": str(STUDIES / SUITE_STUDIES[suite].replace("{pct}", "<pct>")),
                       "evaluator": first.evaluator.to_dict(), "verify": vars(first.verify),

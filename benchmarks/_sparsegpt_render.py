@@ -16,6 +16,14 @@ from _common import ARCHIVED_NOTE, RESULTS, reference_key, result_path
 PRIORS = ("uniform", "owl", "alpha", "ramp")
 
 
+
+def _starts(q: dict[str, Any]) -> str:
+    """Where the seeds' studies started: each from every prior (``seed_warm_starts``), or, in
+    results written before every seed ran the shipped config, the later ones from the winners."""
+    if q.get("seed_warm_starts") == "all":
+        return f"each from all {q['warm_starts']} priors of the grid"
+    return f"the first from all {q['warm_starts']} priors of the grid, the others from the family winners"
+
 def _fmt(v: Any, digits: int = 2) -> str:
     return "-" if v is None else f"{v:.{digits}f}"
 
@@ -47,8 +55,7 @@ def render() -> str:
         f"{old['quality']}**Search vs priors, all pruned with sequential SparseGPT** "
         f"(`{quality['command']}`; "
         f"{env['device']}, {env['threads']} thread(s), torch {env['torch']}; seeds "
-        f"{quality['seeds']}; the first seed from all {quality['warm_starts']} priors of the grid, "
-        f"the others from the family winners; {quality['offspring']} EvoPress offspring per study "
+        f"{quality['seeds']}; {_starts(quality)}; {quality['offspring']} EvoPress offspring per study "
         f"beyond the warm starts, on `spaces/levels.yaml`; "
         f"calibration {quality['study']['verify']['nsamples']} x {quality['study']['verify']['seqlen']} "
         f"for the database and the verification; perplexity on "

@@ -4,6 +4,7 @@ processes running other seeds at once, and the predictor a ``--pretrain`` varian
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from dataclasses import dataclass
@@ -69,3 +70,19 @@ def test_a_variant_pretrains_on_the_committed_records_at_the_given_targets(
     with pytest.raises(SystemExit, match="no predictor records at"):
         _sparsegpt._pretrained(argparse.Namespace(pretrain=[0.8], pretrain_from="records"), "sparsegpt")
     assert _sparsegpt._pretrained(argparse.Namespace(pretrain=[], pretrain_from="records"), "x") is None
+
+
+@pytest.mark.parametrize("suite", ["wanda_modules", "sparsegpt_modules"])
+@pytest.mark.parametrize("target", [0.7, 0.6])
+def test_each_seeds_study_is_the_shipped_config_at_that_seed(suite: str, target: float) -> None:
+    """What the headline's per-module rows ran is what ``allocsearch search <config> --seed S``
+    runs: every prior as a warm start and the config's trial count, only the folder moved."""
+    from allocsearch.search import StudyConfig
+
+    args = argparse.Namespace(set=[], tag="", offspring=120)
+    for seed in (0, 1, 2):
+        ran = _sparsegpt._config(target, seed, args, suite=suite)
+        shipped = StudyConfig.load(_sparsegpt.study_file(suite, target), [f"seed={seed}"])
+        assert ran.seed == seed and len(ran.warm_start) == len(shipped.warm_start) > 20
+        assert ran.output.name == f"{shipped.name}_s{seed}"
+        assert dataclasses.replace(ran, output=shipped.output) == shipped
