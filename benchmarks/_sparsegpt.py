@@ -60,6 +60,7 @@ from allocsearch.allocation import get_allocator
 from allocsearch.evaluate import Evaluator, verify
 from allocsearch.io import atomic_write_text
 from allocsearch.models import load_model
+from allocsearch.models.loading import resolve_device
 from allocsearch.plan import Plan
 from allocsearch.predictor import Predictor, train_predictor
 from allocsearch.predictor.base import DEFAULT_MODEL
@@ -225,7 +226,9 @@ def suite_sparsegpt(args: argparse.Namespace, suite: str = "sparsegpt") -> dict[
     pretrained = _pretrained(args, suite)
     extra = [f"predictor.file={pretrained}"] if pretrained is not None else []
     args = argparse.Namespace(**(vars(args) | {"set": [*args.set, *extra]}))
-    loaded = load_model(args.model, device=args.device, dtype=args.dtype)
+    # --report: summarise what the partial results hold (each target's measured seeds), no model.
+    loaded = None if args.report else load_model(args.model, device=args.device, dtype=args.dtype)
+    device = loaded.device.type if loaded is not None else resolve_device(args.device).type
     other = other_domain_file(RUNS)
     first = _config(args.targets[0], args.seeds[0], args, suite=suite)
     done: dict[str, Any] = {}
@@ -233,14 +236,14 @@ def suite_sparsegpt(args: argparse.Namespace, suite: str = "sparsegpt") -> dict[
         pct = str(round(target * 100))
         done[pct] = {} if args.fresh else load_partial(_partial(suite, pct, args), pct)
         # A variant's own choice of priors (its seeds' warm starts) is kept when it has one.
-        shared = _shared_priors(suite, pct, args, loaded.device.type, vars(first.verify))
+        shared = _shared_priors(suite, pct, args, device, vars(first.verify))
         done[pct] |= {k: v for k, v in shared.items() if k not in done[pct]}
 
     def save() -> None:
         for pct, state in done.items():
             save_partial(_partial(suite, pct, args), pct, state)
 
-    ev = Evaluator.build(loaded, first.evaluator, progress=False)
+    ev = None if loaded is None else Evaluator.build(loaded, first.evaluator, progress=False)
     windows = args.eval_windows or 40
     rows: list[dict[str, Any]] = []
     for target in args.targets:
@@ -248,7 +251,7 @@ def suite_sparsegpt(args: argparse.Namespace, suite: str = "sparsegpt") -> dict[
         state = done.setdefault(pct, {})
         for seed in args.seeds:
             key = f"searched:s{seed}"
-            if key in state:
+            if key in state or ev is None:
                 continue
             scfg = _config(target, seed, args, suite=suite)
             t = time.perf_counter()
@@ -272,6 +275,8 @@ def suite_sparsegpt(args: argparse.Namespace, suite: str = "sparsegpt") -> dict[
         for family in PRIORS:
             key = f"measured:{family}"
             if key not in state:
+                if ev is None:
+                    raise SystemExit(f"--report: no measured {family} prior at {pct}%: run the suite first")
                 chosen = state["priors"]["best"][family]
                 fit = chosen["search_fitness"] if chosen["complete"] else None
                 state[key] = {"label": chosen["label"], "search_fitness": fit,
@@ -280,12 +285,14 @@ def suite_sparsegpt(args: argparse.Namespace, suite: str = "sparsegpt") -> dict[
                 save()
             print(f"  {pct}% {state[key]['label']:24s} ppl {state[key]['ppl']:8.3f}  "
                   f"other {state[key]['ppl_other']:8.3f}", flush=True)
-        rows += summarise(float(target), state, args.seeds)
-    ev.close()
+        rows += summarise(float(target), state, args.seeds if ev is not None else _seeds(state))
+    if ev is not None:
+        ev.close()
     return {"suite": suite, "command": command_line(),
             "warm_starts": len(first.warm_start), "seed_warm_starts": "all", "model": args.model,
-            "device": loaded.device.type,
-            "dtype": args.dtype, "seeds": args.seeds, "offspring": args.offspring,
+            "device": device, "dtype": args.dtype,
+            "seeds": args.seeds if ev is not None else sorted(set().union(*map(_seeds, done.values()))),
+            "offspring": args.offspring if ev is not None else _offspring(done),
             "study": {"config": str(STUDIES / SUITE_STUDIES[suite].replace("{pct}", "<pct>")),
                       "evaluator": first.evaluator.to_dict(), "verify": vars(first.verify),
                       "sampler": first.sampler, "space": first.space},
@@ -294,6 +301,20 @@ def suite_sparsegpt(args: argparse.Namespace, suite: str = "sparsegpt") -> dict[
             "left_out": "BESA (not among the study's warm starts: its own optimisation per plan)",
             "pretrained": _pretrained_meta(pretrained),
             "environment": environment(), "rows": rows, "runs": done}
+
+
+def _seeds(state: dict[str, Any]) -> list[int]:
+    """The seeds one target's state has measured."""
+    return sorted(int(k.split(":s")[1]) for k in state if k.startswith("searched:s"))
+
+
+def _offspring(done: dict[str, Any]) -> int:
+    """The searched trials beyond the warm starts that every measured study ran (--report)."""
+    counts = {int(r["trials"]) - int(r["warm_starts"]) for st in done.values() for k, r in st.items()
+              if k.startswith("searched:s")}
+    if len(counts) != 1:
+        raise SystemExit(f"--report: the studies ran different numbers of trials: {sorted(counts)}")
+    return counts.pop()
 
 
 def summarise(target: float, state: dict[str, Any], seeds: list[int]) -> list[dict[str, Any]]:

@@ -33,6 +33,10 @@ against the priors, all verified with sequential SparseGPT, 3 seeds, two domains
         --targets 0.7 --tag pretrained_wanda --pretrain 0.5 0.6 0.75 --pretrain-from records
         # ... from a predictor of the committed 50/60/75% Wanda studies (another pruner)
 
+Seeds may run at once in processes of their own once the first has chosen the priors
+(``--seeds 1`` and ``--seeds 2``, the same other arguments); ``--report`` then writes the result
+from what they measured.
+
 Suite ``wanda_modules``: the same protocol with Wanda (studies/smollm2-<pct>-modules.yaml:
 per-module offsets on cached Wanda ranks, every plan verified with sequential Wanda).
 
@@ -267,6 +271,9 @@ def main() -> None:
     p.add_argument("--offspring", type=int, default=45,
                    help="sparsegpt: trials per study beyond its warm starts")
     p.add_argument("--fresh", action="store_true", help="sparsegpt: ignore the partial results")
+    p.add_argument("--report", action="store_true",
+                   help="sparsegpt suites: write the result from the partial results (each target's "
+                   "measured seeds; seeds may run in processes of their own), measuring nothing")
     p.add_argument("--pretrain", type=float, nargs="+", default=[],
                    help="sparsegpt suites: start every study from a predictor trained on the plain "
                    "suite's studies at these targets (run them first; with --tag)")

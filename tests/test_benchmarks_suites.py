@@ -86,3 +86,38 @@ def test_each_seeds_study_is_the_shipped_config_at_that_seed(suite: str, target:
         assert ran.seed == seed and len(ran.warm_start) == len(shipped.warm_start) > 20
         assert ran.output.name == f"{shipped.name}_s{seed}"
         assert dataclasses.replace(ran, output=shipped.output) == shipped
+
+
+def _row(label: str, ppl: tuple[float, ...], other: float, **extra: Any) -> dict[str, Any]:
+    draws = [{"seed": s, "ppl": p, "ppl_other": other} for s, p in enumerate(ppl)]
+    return {"label": label, "search_fitness": 10.0, "ppl": sum(ppl) / len(ppl), "ppl_other": other,
+            "draws": draws, **extra}
+
+
+def test_report_summarises_each_targets_measured_seeds_and_measures_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_sparsegpt, "RUNS", tmp_path)
+    monkeypatch.setattr(_sparsegpt, "load_model", lambda *a, **k: pytest.fail("--report loads no model"))
+    priors = {f"measured:{f}": _row(f, (100.0, 100.0), 300.0) for f in ("uniform", "owl", "alpha")}
+    priors["measured:ramp"] = _row("ramp", (80.0, 90.0), 250.0)
+    searched = {"trials": 149, "warm_starts": 29}
+    states = {"70": priors | {"searched:s0": _row("s0", (70.0, 80.0), 200.0, **searched),
+                              "searched:s2": _row("s2", (85.0, 85.0), 240.0, **searched)},
+              "60": priors | {"searched:s1": _row("s1", (60.0, 60.0), 100.0, **searched)}}
+    for pct, state in states.items():
+        _sparsegpt.save_partial(tmp_path / f"quality_wanda_modules_{pct}.partial.json", pct, state)
+    args = argparse.Namespace(set=[], tag="", offspring=45, seeds=[0, 1, 2], targets=[0.7, 0.6], report=True,
+                              pretrain=[], fresh=False, model="smollm2-135m", device="cpu", dtype="float32",
+                              eval_windows=None, progress=False)
+    out = _sparsegpt.suite_sparsegpt(args, "wanda_modules")
+    assert out["seeds"] == [0, 1, 2] and out["offspring"] == 120 and out["device"] == "cpu"
+    found = {r["target"]: r for r in out["rows"] if r["plan"] == "searched (median)"}
+    assert found[0.7]["seeds"] == 2 and found[0.7]["ratio"] == pytest.approx(80.0 / 85.0)
+    # Seed 0 is lower than the ramp on both draws; seed 2 on one of two (within noise).
+    assert found[0.7]["lower_on"] == [[2, 2], [1, 2]] and found[0.7]["seeds_below_on_every_draw"] == 1
+    assert found[0.6]["seeds"] == 1 and found[0.6]["ratio"] == pytest.approx(60.0 / 85.0)
+    del states["60"]["measured:owl"]
+    _sparsegpt.atomic_write_text(tmp_path / "quality_wanda_modules_60.partial.json",
+                                 json.dumps({"60": states["60"]}))
+    with pytest.raises(SystemExit, match="no measured owl prior at 60%"):
+        _sparsegpt.suite_sparsegpt(args, "wanda_modules")
