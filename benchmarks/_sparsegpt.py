@@ -34,38 +34,37 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import fcntl
-import json
 import statistics
 import time
-from pathlib import Path
 from typing import Any
 
 from _common import (
-    RESULTS,
     RUNS,
     STUDIES,
     SUITE_STUDIES,
     code_state,
     command_line,
     environment,
-    fresh_entries,
     other_domain_file,
-    predictor_records,
     study_file,
 )
 from _sparsegpt_render import PRIORS, compare, lower_on
+from _suite_state import (
+    load_partial,
+    partial_path,
+    pretrained_meta,
+    pretrained_predictor,
+    save_partial,
+    shared_priors,
+    tag_suffix,
+)
 
 from allocsearch.allocation import get_allocator
 from allocsearch.evaluate import Evaluator, verify
-from allocsearch.io import atomic_write_text
 from allocsearch.models import load_model
 from allocsearch.models.loading import resolve_device
 from allocsearch.plan import Plan
-from allocsearch.predictor import Predictor, train_predictor
-from allocsearch.predictor.base import DEFAULT_MODEL
 from allocsearch.search import StudyConfig, run_study, store, tokens_read
-from allocsearch.search.records import folder_records
 from allocsearch.search.report import best_plan
 
 
@@ -75,103 +74,8 @@ def _config(target: float, seed: int, args: argparse.Namespace,
     ``winners``; ``args.offspring`` trials beyond them."""
     cfg = StudyConfig.load(study_file(suite, target), [*args.set, f"seed={seed}"])
     warm = tuple(w for w in cfg.warm_start if winners is None or w.label in winners)
-    return dataclasses.replace(cfg, output=RUNS / f"{cfg.name}{_tag(args)}_s{seed}", warm_start=warm,
-                               n_trials=len(warm) + args.offspring)
-
-
-def _tag(args: argparse.Namespace) -> str:
-    """A variant's suffix (``--tag``, with its ``--set`` overrides): its own studies and
-    partial results beside the plain suite's."""
-    return f"_{args.tag}" if args.tag else ""
-
-
-def _pretrained(args: argparse.Namespace, suite: str) -> Path | None:
-    """``--pretrain``: the predictor every study starts from (the default model), trained at
-    those targets on the plain suite's studies (``--pretrain-from suite``: every seed that ran,
-    its ``<name>_s<seed>`` folders in results/runs/, at their full fidelity) or on the committed
-    Wanda predictor studies (``--pretrain-from records``: benchmarks/predictor_data.py's records,
-    another pruner's fitness, so what carries across pruners is measured); trained once, kept in
-    results/runs/ under a name listing its source (a resumed run reuses it)."""
-    if not args.pretrain:
-        return None
-    if args.pretrain_from == "records":
-        records = [r for r in predictor_records()[0] if any(abs(r.target - t) < 1e-9 for t in args.pretrain)]
-        if not records:
-            raise SystemExit(f"--pretrain-from records: no predictor records at {args.pretrain}")
-        label = "records_" + "+".join(str(round(t * 100)) for t in args.pretrain)
-    else:
-        names = [StudyConfig.load(study_file(suite, t)).name for t in args.pretrain]
-        folders = sorted(f for name in names for f in RUNS.glob(f"{name}_s[0-9]*")
-                         if (f / "study.db").is_file())
-        if not folders:
-            raise SystemExit(f"--pretrain: run the plain {suite} suite at {args.pretrain} first")
-        records, label = folder_records(folders), "+".join(f.name for f in folders)
-    path = RUNS / f"predictor_{DEFAULT_MODEL}_{label}.json"
-    if not path.exists():
-        train_predictor(records, progress=False).save(path)
-    return path
-
-
-def _pretrained_meta(path: Path | None) -> dict[str, Any] | None:
-    """What the pretrained predictor (``--pretrain``) was trained on, for the result."""
-    if path is None:
-        return None
-    pred = Predictor.load(path)
-    return {"file": path.name, "model": pred.model, "studies": list(pred.meta.studies),
-            "records": pred.meta.n_train, "tokens": pred.meta.tokens}
-
-
-def _partial(suite: str, pct: str, args: argparse.Namespace) -> Path:
-    return RUNS / f"quality_{suite}{_tag(args)}_{pct}.partial.json"
-
-
-def load_partial(path: Path, pct: str) -> dict[str, Any]:
-    """The resume state of ``pct`` in ``path`` (empty without one), less the entries measured
-    on other library code."""
-    return fresh_entries(json.loads(path.read_text()).get(pct, {}), path.name) if path.exists() else {}
-
-
-def save_partial(path: Path, pct: str, state: dict[str, Any]) -> None:
-    """Write ``state`` over what ``path`` holds, under a lock: processes running other seeds
-    of the same target at once each keep the entries the others finished (an entry this
-    process holds wins)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        on_disk = json.loads(path.read_text()).get(pct, {}) if path.exists() else {}
-        atomic_write_text(path, json.dumps({pct: on_disk | state}, indent=1))
-
-
-#: The verification settings that decide a measured number (besides the plan and the code).
-VERIFY_KEYS = ("pruner", "nsamples", "seqlen", "eval_windows", "inputs", "calibration_seeds", "threads",
-               "batch_size")
-
-
-def _same_verify(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    return all(json.dumps(a.get(k)) == json.dumps(b.get(k)) for k in VERIFY_KEYS)
-
-
-def _shared_priors(suite: str, pct: str, args: argparse.Namespace, device: str,
-                   verify: dict[str, Any]) -> dict[str, Any]:
-    """A tagged variant's measured prior rows, from the plain suite's partial results, else
-    its current result file (a fresh checkout): the same plans pruned and measured with the
-    same settings give the same numbers (the verification is deterministic at fixed
-    threads), so they are not measured twice. Borrowed only when the plain suite verified
-    with the same settings (``verify``, the variant's) on the same device."""
-    if not args.tag:
-        return {}
-    plain = RUNS / f"quality_{suite}_{pct}.partial.json"
-    result = RESULTS / f"quality_{suite}_{device}.json"
-    if plain.exists():
-        state, source = json.loads(plain.read_text()).get(pct, {}), plain.name
-    else:
-        stored = json.loads(result.read_text()) if result.exists() else None
-        if stored is None or not _same_verify(stored["study"]["verify"], verify):
-            return {}
-        state, source = stored["runs"].get(pct, {}), result.name
-    keep = fresh_entries({k: v for k, v in state.items() if k == "priors" or k.startswith("measured:")},
-                         source)
-    return keep | ({"priors_from": source} if keep else {})
+    return dataclasses.replace(cfg, output=RUNS / f"{cfg.name}{tag_suffix(args)}_s{seed}",
+                               warm_start=warm, n_trials=len(warm) + args.offspring)
 
 
 def measure(ev: Evaluator, cfg: StudyConfig, plan: Plan, other: str,
@@ -223,7 +127,7 @@ def suite_sparsegpt(args: argparse.Namespace, suite: str = "sparsegpt") -> dict[
     cached Wanda ranks, verified with sequential Wanda, studies/smollm2-<pct>-modules.yaml);
     the same protocol otherwise."""
     # The pretrained predictor's file joins the overrides: every study of the run starts from it.
-    pretrained = _pretrained(args, suite)
+    pretrained = pretrained_predictor(args, suite)
     extra = [f"predictor.file={pretrained}"] if pretrained is not None else []
     args = argparse.Namespace(**(vars(args) | {"set": [*args.set, *extra]}))
     # --report: summarise what the partial results hold (each target's measured seeds), no model.
@@ -234,14 +138,14 @@ def suite_sparsegpt(args: argparse.Namespace, suite: str = "sparsegpt") -> dict[
     done: dict[str, Any] = {}
     for target in args.targets:  # one file per target: targets may run in parallel processes
         pct = str(round(target * 100))
-        done[pct] = {} if args.fresh else load_partial(_partial(suite, pct, args), pct)
+        done[pct] = {} if args.fresh else load_partial(partial_path(suite, pct, args), pct)
         # A variant's own choice of priors (its seeds' warm starts) is kept when it has one.
-        shared = _shared_priors(suite, pct, args, device, vars(first.verify))
+        shared = shared_priors(suite, pct, args, device, vars(first.verify))
         done[pct] |= {k: v for k, v in shared.items() if k not in done[pct]}
 
     def save() -> None:
         for pct, state in done.items():
-            save_partial(_partial(suite, pct, args), pct, state)
+            save_partial(partial_path(suite, pct, args), pct, state)
 
     ev = None if loaded is None else Evaluator.build(loaded, first.evaluator, progress=False)
     windows = args.eval_windows or 40
@@ -271,7 +175,8 @@ def suite_sparsegpt(args: argparse.Namespace, suite: str = "sparsegpt") -> dict[
                   f"{state[key]['ppl']:.3f}  other {state[key]['ppl_other']:.3f}", flush=True)
         cfg = _config(target, args.seeds[0], args, suite=suite)
         # Another process (other seeds) may have measured priors since this one started.
-        state |= {k: v for k, v in load_partial(_partial(suite, pct, args), pct).items() if k not in state}
+        on_disk = load_partial(partial_path(suite, pct, args), pct)
+        state |= {k: v for k, v in on_disk.items() if k not in state}
         for family in PRIORS:
             key = f"measured:{family}"
             if key not in state:
@@ -299,7 +204,7 @@ def suite_sparsegpt(args: argparse.Namespace, suite: str = "sparsegpt") -> dict[
             "evaluation": {"part": "evaluation", "seqlen": 512, "windows": windows, "windows_other": "all",
                            "other_domain": "/usr/share/common-licenses (all files, concatenated)"},
             "left_out": "BESA (not among the study's warm starts: its own optimisation per plan)",
-            "pretrained": _pretrained_meta(pretrained),
+            "pretrained": pretrained_meta(pretrained),
             "environment": environment(), "rows": rows, "runs": done}
 
 
@@ -355,46 +260,3 @@ def suite_sparsegpt_modules(args: argparse.Namespace) -> dict[str, Any]:
 
 def suite_wanda_modules(args: argparse.Namespace) -> dict[str, Any]:
     return suite_sparsegpt(args, "wanda_modules")
-
-
-def suite_sparsegpt_anchored(args: argparse.Namespace) -> dict[str, Any]:
-    """One anchored round on the level database (exploratory): the database re-built on the
-    activations of a sequential SparseGPT prune at the sparsegpt suite's best plan of each seed
-    in --seeds (so the anchor's fitness is its exact sequential one), --offspring EvoPress
-    trials from it, the best of {anchor, the round's best trial} (each measured exactly, which
-    re-builds the database at it) pruned and measured as in the sparsegpt suite."""
-    from allocsearch.search.anchored import run_anchored
-    from allocsearch.search.settings import AnchorSettings, WarmStart
-
-    loaded = load_model(args.model, device=args.device, dtype=args.dtype)
-    other = other_domain_file(RUNS)
-    ev: Evaluator | None = None
-    rows: list[dict[str, Any]] = []
-    for target in args.targets:
-        pct = str(round(target * 100))
-        state = json.loads((RUNS / f"quality_sparsegpt_{pct}.partial.json").read_text())[pct]
-        for seed in args.seeds:
-            start = RUNS / f"anchor_start_{pct}_s{seed}.json"
-            Plan.from_dict(state[f"searched:s{seed}"]["plan"]).save(start)
-            base = _config(target, seed, args, winners=[])
-            cfg = dataclasses.replace(base, output=RUNS / f"{base.name}_anchored_s{seed}", warm_start=(),
-                                      n_trials=args.offspring,
-                                      anchor=AnchorSettings(1, WarmStart("plan", {}, str(start)), 1))
-            if ev is None:
-                ev = Evaluator.build(loaded, cfg.evaluator, progress=False)
-            t = time.perf_counter()
-            run = run_anchored(cfg, evaluator=ev, progress=args.progress, verify=False)
-            assert run.best is not None
-            row = {"target": float(target), "seed": seed, "start_ppl": state[f"searched:s{seed}"]["ppl"],
-                   "start_ppl_other": state[f"searched:s{seed}"]["ppl_other"],
-                   "measured": run.measured, "best_from": run.best.provenance["anchored"],
-                   "search_s": time.perf_counter() - t,
-                   **measure(ev, cfg, run.best, other, args.eval_windows or 40)}
-            rows.append(row)
-            print(f"  {pct}% seed {seed}: start {row['start_ppl']:.3f} -> anchored best "
-                  f"({row['best_from']}) {row['ppl']:.3f}, other {row['ppl_other']:.3f}", flush=True)
-    assert ev is not None
-    ev.close()
-    return {"suite": "sparsegpt_anchored", "command": command_line(),
-            "model": args.model, "device": loaded.device.type, "dtype": args.dtype,
-            "offspring": args.offspring, "environment": environment(), "rows": rows}

@@ -72,7 +72,8 @@ from _common import (
 )
 from _oneshot import suite_oneshot
 from _search import suite_anchored, suite_samplers, suite_search
-from _sparsegpt import suite_sparsegpt, suite_sparsegpt_anchored, suite_sparsegpt_modules, suite_wanda_modules
+from _sparsegpt import suite_sparsegpt, suite_sparsegpt_modules, suite_wanda_modules
+from _sparsegpt_anchored import suite_sparsegpt_anchored
 
 from allocsearch.data import DataConfig
 from allocsearch.io import atomic_write_json

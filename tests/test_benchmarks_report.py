@@ -102,18 +102,18 @@ def test_a_variant_borrows_the_plain_suites_priors_only_when_verified_alike(
     import argparse
     import json
 
-    import _sparsegpt
+    import _suite_state
 
     runs, results = tmp_path / "runs", tmp_path / "results"
     runs.mkdir()
     results.mkdir()
-    monkeypatch.setattr(_sparsegpt, "RUNS", runs)
-    monkeypatch.setattr(_sparsegpt, "RESULTS", results)
+    monkeypatch.setattr(_suite_state, "RUNS", runs)
+    monkeypatch.setattr(_suite_state, "RESULTS", results)
     verify = {"pruner": "sparsegpt", "nsamples": 16, "seqlen": 256, "eval_windows": 40, "inputs": "pruned",
               "calibration_seeds": (0, 1, 2), "threads": 1, "batch_size": 1, "also": ()}
     state = {"priors": {"best": {}}, "measured:ramp": {"ppl": 69.3}, "searched:s0": {"ppl": 65.2}}
     tagged, plain = argparse.Namespace(tag="rampref"), argparse.Namespace(tag="")
-    borrow = _sparsegpt._shared_priors
+    borrow = _suite_state.shared_priors
     assert borrow("m", "70", tagged, "cpu", verify) == {}  # nothing to borrow yet
     stored = {"study": {"verify": verify | {"calibration_seeds": [0, 1, 2]}}, "runs": {"70": state}}
     (results / "quality_m_cpu.json").write_text(json.dumps(stored))

@@ -1,4 +1,4 @@
-"""The quality suites' bookkeeping (benchmarks/_sparsegpt.py): partial results shared by
+"""The quality suites' bookkeeping (benchmarks/_sparsegpt.py, _suite_state.py): partial results shared by
 processes running other seeds at once, and the predictor a ``--pretrain`` variant starts from."""
 
 from __future__ import annotations
@@ -17,16 +17,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import _sparsegpt  # noqa: E402
+import _suite_state  # noqa: E402
 
 
 def test_partial_results_keep_what_another_process_finished(tmp_path: Path) -> None:
     path = tmp_path / "runs" / "quality_wanda_modules_70.partial.json"
     # Process A ran seed 0 (and chose the priors); B started from that state and ran seed 1;
     # A then measured a prior and saved its own, older, view of the state.
-    _sparsegpt.save_partial(path, "70", {"priors": {"by": "a"}, "searched:s0": {"ppl": 1.0}})
-    _sparsegpt.save_partial(path, "70", {"priors": {"by": "b"}, "searched:s0": {"ppl": 1.0},
+    _suite_state.save_partial(path, "70", {"priors": {"by": "a"}, "searched:s0": {"ppl": 1.0}})
+    _suite_state.save_partial(path, "70", {"priors": {"by": "b"}, "searched:s0": {"ppl": 1.0},
                                          "searched:s1": {"ppl": 2.0}})
-    _sparsegpt.save_partial(path, "70", {"priors": {"by": "a"}, "searched:s0": {"ppl": 1.0},
+    _suite_state.save_partial(path, "70", {"priors": {"by": "a"}, "searched:s0": {"ppl": 1.0},
                                          "measured:ramp": {"ppl": 3.0}})
     state = json.loads(path.read_text())
     assert list(state) == ["70"]
@@ -57,19 +58,20 @@ def test_a_variant_pretrains_on_the_committed_records_at_the_given_targets(
         trained.append(list(recs))
         return _Trained(list(recs))
 
-    monkeypatch.setattr(_sparsegpt, "RUNS", tmp_path)
-    monkeypatch.setattr(_sparsegpt, "predictor_records", lambda: (records, "records.jsonl"))
-    monkeypatch.setattr(_sparsegpt, "train_predictor", train)
+    monkeypatch.setattr(_suite_state, "RUNS", tmp_path)
+    monkeypatch.setattr(_suite_state, "predictor_records", lambda: (records, "records.jsonl"))
+    monkeypatch.setattr(_suite_state, "train_predictor", train)
     args = argparse.Namespace(pretrain=[0.5, 0.6, 0.75], pretrain_from="records")
-    path = _sparsegpt._pretrained(args, "sparsegpt_modules")
+    path = _suite_state.pretrained_predictor(args, "sparsegpt_modules")
     assert path is not None and path.parent == tmp_path
     assert path.name.endswith("_records_50+60+75.json")
     assert json.loads(path.read_text()) == ["a", "b", "d"]  # the 70% study left out
     # A resumed run reuses the file: nothing trained again.
-    assert _sparsegpt._pretrained(args, "sparsegpt_modules") == path and len(trained) == 1
+    assert _suite_state.pretrained_predictor(args, "sparsegpt_modules") == path and len(trained) == 1
+    pretrain = _suite_state.pretrained_predictor
     with pytest.raises(SystemExit, match="no predictor records at"):
-        _sparsegpt._pretrained(argparse.Namespace(pretrain=[0.8], pretrain_from="records"), "sparsegpt")
-    assert _sparsegpt._pretrained(argparse.Namespace(pretrain=[], pretrain_from="records"), "x") is None
+        pretrain(argparse.Namespace(pretrain=[0.8], pretrain_from="records"), "sparsegpt")
+    assert pretrain(argparse.Namespace(pretrain=[], pretrain_from="records"), "x") is None
 
 
 @pytest.mark.parametrize("suite", ["wanda_modules", "sparsegpt_modules"])
@@ -96,7 +98,8 @@ def _row(label: str, ppl: tuple[float, ...], other: float, **extra: Any) -> dict
 
 def test_report_summarises_each_targets_measured_seeds_and_measures_nothing(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_sparsegpt, "RUNS", tmp_path)
+    for module in (_sparsegpt, _suite_state):
+        monkeypatch.setattr(module, "RUNS", tmp_path)
     monkeypatch.setattr(_sparsegpt, "load_model", lambda *a, **k: pytest.fail("--report loads no model"))
     priors = {f"measured:{f}": _row(f, (100.0, 100.0), 300.0) for f in ("uniform", "owl", "alpha")}
     priors["measured:ramp"] = _row("ramp", (80.0, 90.0), 250.0)
@@ -105,7 +108,7 @@ def test_report_summarises_each_targets_measured_seeds_and_measures_nothing(
                               "searched:s2": _row("s2", (85.0, 85.0), 240.0, **searched)},
               "60": priors | {"searched:s1": _row("s1", (60.0, 60.0), 100.0, **searched)}}
     for pct, state in states.items():
-        _sparsegpt.save_partial(tmp_path / f"quality_wanda_modules_{pct}.partial.json", pct, state)
+        _suite_state.save_partial(tmp_path / f"quality_wanda_modules_{pct}.partial.json", pct, state)
     args = argparse.Namespace(set=[], tag="", offspring=45, seeds=[0, 1, 2], targets=[0.7, 0.6], report=True,
                               pretrain=[], fresh=False, model="smollm2-135m", device="cpu", dtype="float32",
                               eval_windows=None, progress=False)
@@ -117,7 +120,7 @@ def test_report_summarises_each_targets_measured_seeds_and_measures_nothing(
     assert found[0.7]["lower_on"] == [[2, 2], [1, 2]] and found[0.7]["seeds_below_on_every_draw"] == 1
     assert found[0.6]["seeds"] == 1 and found[0.6]["ratio"] == pytest.approx(60.0 / 85.0)
     del states["60"]["measured:owl"]
-    _sparsegpt.atomic_write_text(tmp_path / "quality_wanda_modules_60.partial.json",
+    _suite_state.atomic_write_text(tmp_path / "quality_wanda_modules_60.partial.json",
                                  json.dumps({"60": states["60"]}))
     with pytest.raises(SystemExit, match="no measured owl prior at 60%"):
         _sparsegpt.suite_sparsegpt(args, "wanda_modules")
