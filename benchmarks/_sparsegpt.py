@@ -26,8 +26,10 @@ verification pruner).
 
 Rows finish into results/runs/quality_<suite>[_<tag>]_<pct>.partial.json (an interrupted run
 resumes; once the priors are chosen, other seeds may run at once in processes of their own,
-``--seeds 1`` and ``--seeds 2``, and a last run with every seed writes the result); studies
-live in results/runs/ (re-running resumes them).
+``--seeds 1`` and ``--seeds 2``, and ``--report`` writes the result); studies live in
+results/runs/ (re-running resumes them). Without a partial file (a fresh checkout) the
+committed result's runs are the resume state when it ran the same protocol, so a later seed
+joins the committed ones without measuring them again.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from _common import (
 )
 from _sparsegpt_render import PRIORS, compare, lower_on
 from _suite_state import (
+    committed_state,
     load_partial,
     partial_path,
     pretrained_meta,
@@ -76,6 +79,16 @@ def _config(target: float, seed: int, args: argparse.Namespace,
     warm = tuple(w for w in cfg.warm_start if winners is None or w.label in winners)
     return dataclasses.replace(cfg, output=RUNS / f"{cfg.name}{tag_suffix(args)}_s{seed}",
                                warm_start=warm, n_trials=len(warm) + args.offspring)
+
+
+def protocol(first: StudyConfig, suite: str, offspring: int) -> dict[str, Any]:
+    """What decides a suite's numbers besides the seeds: its study config, evaluator, sampler,
+    space and verification, the offspring per study, and that every seed starts from every
+    prior (a result's keys; a committed result is resumed only under the same)."""
+    return {"study": {"config": str(STUDIES / SUITE_STUDIES[suite].replace("{pct}", "<pct>")),
+                      "evaluator": first.evaluator.to_dict(), "verify": vars(first.verify),
+                      "sampler": first.sampler, "space": first.space},
+            "offspring": offspring, "seed_warm_starts": "all"}
 
 
 def measure(ev: Evaluator, cfg: StudyConfig, plan: Plan, other: str,
@@ -138,7 +151,9 @@ def suite_sparsegpt(args: argparse.Namespace, suite: str = "sparsegpt") -> dict[
     done: dict[str, Any] = {}
     for target in args.targets:  # one file per target: targets may run in parallel processes
         pct = str(round(target * 100))
-        done[pct] = {} if args.fresh else load_partial(partial_path(suite, pct, args), pct)
+        part = partial_path(suite, pct, args)
+        done[pct] = ({} if args.fresh else load_partial(part, pct) if part.exists()
+                     else committed_state(suite, pct, args, device, protocol(first, suite, args.offspring)))
         # A variant's own choice of priors (its seeds' warm starts) is kept when it has one.
         shared = shared_priors(suite, pct, args, device, vars(first.verify))
         done[pct] |= {k: v for k, v in shared.items() if k not in done[pct]}
@@ -194,13 +209,9 @@ def suite_sparsegpt(args: argparse.Namespace, suite: str = "sparsegpt") -> dict[
     if ev is not None:
         ev.close()
     return {"suite": suite, "command": command_line(),
-            "warm_starts": len(first.warm_start), "seed_warm_starts": "all", "model": args.model,
-            "device": device, "dtype": args.dtype,
+            "warm_starts": len(first.warm_start), "model": args.model, "device": device, "dtype": args.dtype,
             "seeds": args.seeds if ev is not None else sorted(set().union(*map(_seeds, done.values()))),
-            "offspring": args.offspring if ev is not None else _offspring(done),
-            "study": {"config": str(STUDIES / SUITE_STUDIES[suite].replace("{pct}", "<pct>")),
-                      "evaluator": first.evaluator.to_dict(), "verify": vars(first.verify),
-                      "sampler": first.sampler, "space": first.space},
+            **protocol(first, suite, args.offspring if ev is not None else _offspring(done)),
             "evaluation": {"part": "evaluation", "seqlen": 512, "windows": windows, "windows_other": "all",
                            "other_domain": "/usr/share/common-licenses (all files, concatenated)"},
             "left_out": "BESA (not among the study's warm starts: its own optimisation per plan)",

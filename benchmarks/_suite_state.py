@@ -72,6 +72,30 @@ def load_partial(path: Path, pct: str) -> dict[str, Any]:
     return fresh_entries(json.loads(path.read_text()).get(pct, {}), path.name) if path.exists() else {}
 
 
+def _canonical(value: Any) -> str:
+    """``value`` as its JSON text (tuples and lists alike, keys sorted)."""
+    return json.dumps(json.loads(json.dumps(value, default=str)), sort_keys=True)
+
+
+def committed_state(suite: str, pct: str, args: argparse.Namespace, device: str,
+                    protocol: dict[str, Any]) -> dict[str, Any]:
+    """The resume state of ``pct`` from the suite's committed result (a fresh checkout, where
+    results/runs/ is empty): its ``runs``, when it ran the same ``protocol`` (study config,
+    evaluator, sampler, space, verification, offspring, every seed from every prior) on the
+    same device, less the entries measured on other library code. Later seeds then join the
+    committed ones without measuring those again."""
+    result = RESULTS / f"quality_{suite}_{device}{tag_suffix(args)}.json"
+    stored = json.loads(result.read_text()) if result.exists() else None
+    if stored is None or pct not in stored.get("runs", {}):
+        return {}
+    ran = {"study": stored["study"], "offspring": stored["offspring"],
+           "seed_warm_starts": stored.get("seed_warm_starts")}
+    if _canonical(ran) != _canonical(protocol):
+        print(f"{result.name}: another protocol than this run's; its {pct}% runs are not resumed", flush=True)
+        return {}
+    return fresh_entries(stored["runs"][pct], result.name)
+
+
 def save_partial(path: Path, pct: str, state: dict[str, Any]) -> None:
     """Write ``state`` over what ``path`` holds, under a lock: processes running other seeds
     of the same target at once each keep the entries the others finished (an entry this

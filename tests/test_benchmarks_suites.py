@@ -124,3 +124,34 @@ def test_report_summarises_each_targets_measured_seeds_and_measures_nothing(
                                  json.dumps({"60": states["60"]}))
     with pytest.raises(SystemExit, match="no measured owl prior at 60%"):
         _sparsegpt.suite_sparsegpt(args, "wanda_modules")
+
+
+def test_a_fresh_checkout_resumes_the_committed_result_under_the_same_protocol(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    runs, results = tmp_path / "runs", tmp_path / "results"
+    for module in (_sparsegpt, _suite_state):
+        monkeypatch.setattr(module, "RUNS", runs)
+    monkeypatch.setattr(_suite_state, "RESULTS", results)
+    results.mkdir()
+    args = argparse.Namespace(set=[], tag="", offspring=120, seeds=[0, 1], targets=[0.7], report=True,
+                              pretrain=[], fresh=False, model="smollm2-135m", device="cpu", dtype="float32",
+                              eval_windows=None, progress=False)
+    first = _sparsegpt._config(0.7, 0, args, suite="wanda_modules")
+    searched = {"trials": 149, "warm_starts": 29}
+    state = {f"measured:{f}": _row(f, (100.0, 90.0), 300.0) for f in ("uniform", "owl", "alpha", "ramp")}
+    state["searched:s0"] = _row("s0", (80.0, 85.0), 200.0, **searched)
+    stored = _sparsegpt.protocol(first, "wanda_modules", 120) | {"runs": {"70": state}}
+    path = results / "quality_wanda_modules_cpu.json"
+    path.write_text(json.dumps(stored))
+    out = _sparsegpt.suite_sparsegpt(args, "wanda_modules")
+    assert out["runs"]["70"]["searched:s0"]["ppl"] == pytest.approx(82.5)
+    assert [r["seeds"] for r in out["rows"] if r["plan"] == "searched (median)"] == [1]
+    # Another offspring count (or evaluator, space, verification) is another protocol: nothing resumed.
+    path.write_text(json.dumps(stored | {"offspring": 45}))
+    with pytest.raises(SystemExit, match="no measured uniform prior at 70%"):
+        _sparsegpt.suite_sparsegpt(args, "wanda_modules")
+    # This machine's partial results win over the committed ones.
+    path.write_text(json.dumps(stored))
+    other = dict(state, **{"searched:s0": _row("s0", (70.0, 70.0), 200.0, **searched)})
+    _suite_state.save_partial(runs / "quality_wanda_modules_70.partial.json", "70", other)
+    assert _sparsegpt.suite_sparsegpt(args, "wanda_modules")["runs"]["70"]["searched:s0"]["ppl"] == 70.0
