@@ -67,7 +67,8 @@ def _target_rows(pct: str, state: dict[str, Any], variant: str = "",
                    f"{r['ppl'] / best['ppl']:.3f} | {_lower(r, best, 'ppl')} | {_draws(r, 'ppl_other')} | "
                    f"{r['ppl_other'] / other['ppl_other']:.3f} | {_lower(r, other, 'ppl_other')} |")
     med, med_o = (statistics.median(r[m] for r in found) for m in ("ppl", "ppl_other"))
-    out.append(f"| {pct}% | **{name}searched, median of {len(found)} seeds** | - | {med:.2f} | "
+    seeds = f"{len(found)} seed" + ("s" if len(found) > 1 else "")
+    out.append(f"| {pct}% | **{name}searched, median of {seeds}** | - | {med:.2f} | "
                f"**{med / best['ppl']:.3f}** | - | {med_o:.2f} | **{med_o / other['ppl_other']:.3f}** | - |")
     return out
 
@@ -96,8 +97,9 @@ def _lead(q: dict[str, Any], suite: ModuleSuite, archived: bool) -> str:
     """The block's first paragraph: what ran, on what, and how every plan was measured."""
     env, verify, study = q["environment"], q["study"]["verify"], q["study"]
     draws = verify.get("calibration_seeds") or [verify.get("seed", 0)]
-    reference = study["evaluator"].get("reference")
-    where = f", database at the `{reference}` reference" if reference else ""
+    reference, masks = study["evaluator"].get("reference"), study["evaluator"].get("masks")
+    kind = "database" if masks == "database" else "ranks"
+    where = f", {kind} at the `{reference}` reference" if reference not in (None, "none") else ""
     return (("*(" + ARCHIVED_NOTE + ".)* " if archived else "")
             + f"**{suite.lead}** (`{q['command']}`; {env['device']}, {env['threads']} thread(s), torch "
             f"{env['torch']}; `spaces/{study['space']}.yaml`{where}; seeds {q['seeds']}, {_starts(q)}, "

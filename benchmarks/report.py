@@ -58,6 +58,8 @@ KINDS = [
     Kind("quality_oneshot", "Under one-shot pruning", "Plans applied with one-shot (dense-input) masks."),
     Kind("quality_sparsegpt", "Searching on SparseGPT levels", "The level database: search vs. priors, "
          "pruned with sequential SparseGPT."),
+    Kind("quality_wanda_modules", "Searching per module on Wanda ranks", "One offset per linear module on "
+         "cached Wanda ranks: search vs. priors, pruned with sequential Wanda."),
     Kind("correlation", "Evaluator rank correlation", "Cheap fitness vs. the exact sequential prune "
          "(Spearman)."),
     Kind("speed", "Evaluator speed and memory", "Cost of scoring a plan against the bare forward pass."),
