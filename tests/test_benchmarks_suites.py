@@ -13,11 +13,14 @@ from typing import Any
 
 import pytest
 
+from allocsearch.io import atomic_write_text
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import _sparsegpt  # noqa: E402
 import _suite_state  # noqa: E402
+from _common import study_file  # noqa: E402
 
 
 def test_partial_results_keep_what_another_process_finished(tmp_path: Path) -> None:
@@ -84,7 +87,7 @@ def test_each_seeds_study_is_the_shipped_config_at_that_seed(suite: str, target:
     args = argparse.Namespace(set=[], tag="", offspring=120)
     for seed in (0, 1, 2):
         ran = _sparsegpt._config(target, seed, args, suite=suite)
-        shipped = StudyConfig.load(_sparsegpt.study_file(suite, target), [f"seed={seed}"])
+        shipped = StudyConfig.load(study_file(suite, target), [f"seed={seed}"])
         assert ran.seed == seed and len(ran.warm_start) == len(shipped.warm_start) > 20
         assert ran.output.name == f"{shipped.name}_s{seed}"
         assert dataclasses.replace(ran, output=shipped.output) == shipped
@@ -120,7 +123,7 @@ def test_report_summarises_each_targets_measured_seeds_and_measures_nothing(
     assert found[0.7]["lower_on"] == [[2, 2], [1, 2]] and found[0.7]["seeds_below_on_every_draw"] == 1
     assert found[0.6]["seeds"] == 1 and found[0.6]["ratio"] == pytest.approx(60.0 / 85.0)
     del states["60"]["measured:owl"]
-    _suite_state.atomic_write_text(tmp_path / "quality_wanda_modules_60.partial.json",
+    atomic_write_text(tmp_path / "quality_wanda_modules_60.partial.json",
                                  json.dumps({"60": states["60"]}))
     with pytest.raises(SystemExit, match="no measured owl prior at 60%"):
         _sparsegpt.suite_sparsegpt(args, "wanda_modules")
