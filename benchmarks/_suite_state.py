@@ -101,7 +101,7 @@ def save_partial(path: Path, pct: str, state: dict[str, Any]) -> None:
     of the same target at once each keep the entries the others finished (an entry this
     process holds wins)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "w") as lock:
+    with open(path.with_name(path.name + ".lock"), "a") as lock:  # atomic-exempt: a lock, never written
         fcntl.flock(lock, fcntl.LOCK_EX)
         on_disk = json.loads(path.read_text()).get(pct, {}) if path.exists() else {}
         atomic_write_text(path, json.dumps({pct: on_disk | state}, indent=1))

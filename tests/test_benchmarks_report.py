@@ -91,7 +91,7 @@ def test_the_per_module_rows_count_draws_paired_by_seed() -> None:
     lines = _target_rows("70", variant, "screened", state)
     assert lines[0].startswith(
         "| 70% | screened, searched seed 0 | 1.00 | 11.00 [9.00, 15.00] | 0.917 | 2/3 |")
-    assert len(lines) == 2 and "screened, searched, median of 1 seeds" in lines[1]
+    assert len(lines) == 2 and "screened, searched, median of 1 seed**" in lines[1]
 
 
 def test_a_variant_borrows_the_plain_suites_priors_only_when_verified_alike(
