@@ -50,7 +50,7 @@ from _common import (
     other_domain_file,
     study_file,
 )
-from _sparsegpt_render import PRIORS, compare, lower_on
+from _sparsegpt_render import PRIORS, compare, lower_on, measured_seeds, searched
 from _suite_state import (
     committed_state,
     load_partial,
@@ -205,12 +205,13 @@ def suite_sparsegpt(args: argparse.Namespace, suite: str = "sparsegpt") -> dict[
                 save()
             print(f"  {pct}% {state[key]['label']:24s} ppl {state[key]['ppl']:8.3f}  "
                   f"other {state[key]['ppl_other']:8.3f}", flush=True)
-        rows += summarise(float(target), state, args.seeds if ev is not None else _seeds(state))
+        rows += summarise(float(target), state, args.seeds if ev is not None else measured_seeds(state))
     if ev is not None:
         ev.close()
+    seeds = args.seeds if ev is not None else sorted({n for st in done.values() for n in measured_seeds(st)})
     return {"suite": suite, "command": command_line(),
             "warm_starts": len(first.warm_start), "model": args.model, "device": device, "dtype": args.dtype,
-            "seeds": args.seeds if ev is not None else sorted(set().union(*map(_seeds, done.values()))),
+            "seeds": seeds,
             **protocol(first, suite, args.offspring if ev is not None else _offspring(done)),
             "evaluation": {"part": "evaluation", "seqlen": 512, "windows": windows, "windows_other": "all",
                            "other_domain": "/usr/share/common-licenses (all files, concatenated)"},
@@ -219,15 +220,9 @@ def suite_sparsegpt(args: argparse.Namespace, suite: str = "sparsegpt") -> dict[
             "environment": environment(), "rows": rows, "runs": done}
 
 
-def _seeds(state: dict[str, Any]) -> list[int]:
-    """The seeds one target's state has measured."""
-    return sorted(int(k.split(":s")[1]) for k in state if k.startswith("searched:s"))
-
-
 def _offspring(done: dict[str, Any]) -> int:
     """The searched trials beyond the warm starts that every measured study ran (--report)."""
-    counts = {int(r["trials"]) - int(r["warm_starts"]) for st in done.values() for k, r in st.items()
-              if k.startswith("searched:s")}
+    counts = {int(r["trials"]) - int(r["warm_starts"]) for st in done.values() for r in searched(st)}
     if len(counts) != 1:
         raise SystemExit(f"--report: the studies ran different numbers of trials: {sorted(counts)}")
     return counts.pop()

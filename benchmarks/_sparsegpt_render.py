@@ -183,9 +183,14 @@ def compare(state: dict[str, Any], seeds: Sequence[int] | None = None) -> Compar
                       min(priors, key=lambda r: r["ppl_other"]))
 
 
+def measured_seeds(state: dict[str, Any]) -> list[int]:
+    """The seeds whose searched plan one target's state holds, in order."""
+    return sorted(int(k.split(":s")[1]) for k in state if k.startswith("searched:s"))
+
+
 def searched(state: dict[str, Any], seeds: Sequence[int] | None = None) -> list[dict[str, Any]]:
     """The searched seeds' rows of one target's state, by seed (``seeds``: these, default every
     one measured)."""
     if seeds is None:
-        seeds = sorted(int(k.split(":s")[1]) for k in state if k.startswith("searched:s"))
+        seeds = measured_seeds(state)
     return [state[f"searched:s{s}"] for s in seeds if f"searched:s{s}" in state]

@@ -66,10 +66,20 @@ def partial_path(suite: str, pct: str, args: argparse.Namespace) -> Path:
     return RUNS / f"quality_{suite}{tag_suffix(args)}_{pct}.partial.json"
 
 
+def read_partial(path: Path, pct: str) -> dict[str, Any]:
+    """The state of ``pct`` that the partial results file ``path`` holds (empty without one)."""
+    return json.loads(path.read_text()).get(pct, {}) if path.exists() else {}
+
+
 def load_partial(path: Path, pct: str) -> dict[str, Any]:
     """The resume state of ``pct`` in ``path`` (empty without one), less the entries measured
     on other library code."""
-    return fresh_entries(json.loads(path.read_text()).get(pct, {}), path.name) if path.exists() else {}
+    return fresh_entries(read_partial(path, pct), path.name)
+
+
+def result_file(suite: str, device: str, tag: str = "") -> Path:
+    """The committed result of ``suite`` on ``device`` (``tag``: a variant's suffix)."""
+    return RESULTS / f"quality_{suite}_{device}{tag}.json"
 
 
 def _canonical(value: Any) -> str:
@@ -84,7 +94,7 @@ def committed_state(suite: str, pct: str, args: argparse.Namespace, device: str,
     evaluator, sampler, space, verification, offspring, every seed from every prior) on the
     same device, less the entries measured on other library code. Later seeds then join the
     committed ones without measuring those again."""
-    result = RESULTS / f"quality_{suite}_{device}{tag_suffix(args)}.json"
+    result = result_file(suite, device, tag_suffix(args))
     stored = json.loads(result.read_text()) if result.exists() else None
     if stored is None or pct not in stored.get("runs", {}):
         return {}
@@ -103,7 +113,7 @@ def save_partial(path: Path, pct: str, state: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_name(path.name + ".lock"), "a") as lock:  # atomic-exempt: a lock, never written
         fcntl.flock(lock, fcntl.LOCK_EX)
-        on_disk = json.loads(path.read_text()).get(pct, {}) if path.exists() else {}
+        on_disk = read_partial(path, pct)
         atomic_write_text(path, json.dumps({pct: on_disk | state}, indent=1))
 
 
@@ -113,7 +123,7 @@ VERIFY_KEYS = ("pruner", "nsamples", "seqlen", "eval_windows", "inputs", "calibr
 
 
 def same_verify(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    return all(json.dumps(a.get(k)) == json.dumps(b.get(k)) for k in VERIFY_KEYS)
+    return all(_canonical(a.get(k)) == _canonical(b.get(k)) for k in VERIFY_KEYS)
 
 
 def shared_priors(suite: str, pct: str, args: argparse.Namespace, device: str,
@@ -126,9 +136,9 @@ def shared_priors(suite: str, pct: str, args: argparse.Namespace, device: str,
     if not args.tag:
         return {}
     plain = RUNS / f"quality_{suite}_{pct}.partial.json"
-    result = RESULTS / f"quality_{suite}_{device}.json"
+    result = result_file(suite, device)
     if plain.exists():
-        state, source = json.loads(plain.read_text()).get(pct, {}), plain.name
+        state, source = read_partial(plain, pct), plain.name
     else:
         stored = json.loads(result.read_text()) if result.exists() else None
         if stored is None or not same_verify(stored["study"]["verify"], verify):
