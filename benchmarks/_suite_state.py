@@ -32,7 +32,8 @@ def pretrained_predictor(args: argparse.Namespace, suite: str) -> Path | None:
     its ``<name>_s<seed>`` folders in results/runs/, at their full fidelity) or on the committed
     Wanda predictor studies (``--pretrain-from records``: benchmarks/predictor_data.py's records,
     another pruner's fitness, so what carries across pruners is measured); trained once, kept in
-    results/runs/ under a name listing its source (a resumed run reuses it)."""
+    results/runs/ under a name listing its source (a resumed run reuses it). A ``--report``
+    measures nothing, so it trains nothing: it names the file the runs started from."""
     if not args.pretrain:
         return None
     if args.pretrain_from == "records":
@@ -48,6 +49,8 @@ def pretrained_predictor(args: argparse.Namespace, suite: str) -> Path | None:
             raise SystemExit(f"--pretrain: run the plain {suite} suite at {args.pretrain} first")
         records, label = folder_records(folders), "+".join(f.name for f in folders)
     path = RUNS / f"predictor_{DEFAULT_MODEL}_{label}.json"
+    if not path.exists() and getattr(args, "report", False):
+        raise SystemExit(f"--report: the runs' pretrained predictor {path.name} is not in {RUNS}")
     if not path.exists():
         train_predictor(records, progress=False).save(path)
     return path

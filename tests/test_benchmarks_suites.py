@@ -72,6 +72,11 @@ def test_a_variant_pretrains_on_the_committed_records_at_the_given_targets(
     # A resumed run reuses the file: nothing trained again.
     assert _suite_state.pretrained_predictor(args, "sparsegpt_modules") == path and len(trained) == 1
     pretrain = _suite_state.pretrained_predictor
+    # A report measures nothing: it never trains, and says which file its runs started from.
+    report = argparse.Namespace(pretrain=[0.5], pretrain_from="records", report=True)
+    with pytest.raises(SystemExit, match=r"predictor_\w+_records_50\.json"):
+        pretrain(report, "sparsegpt_modules")
+    assert len(trained) == 1
     with pytest.raises(SystemExit, match="no predictor records at"):
         pretrain(argparse.Namespace(pretrain=[0.8], pretrain_from="records"), "sparsegpt")
     assert pretrain(argparse.Namespace(pretrain=[], pretrain_from="records"), "x") is None
