@@ -230,12 +230,20 @@ def render() -> str:
              "by hand (`python benchmarks/report.py --check` runs in the tests). Each current result "
              "shows its command, commit, device, threads and date, its main table and a link to its "
              "JSON; older results are listed in the [archive](#archive-measured-on-older-code).", ""]
-    lines += [f"- [{kind_of(p).title}: {p.name}](#{_anchor(kind_of(p).title, p.name)})" for p in files]
-    lines.append("")
+    lines += _contents(files)
     for i, p in enumerate(files):
         lines += render_file(p, about=i == 0 or kind_of(files[i - 1]) != kind_of(p))
     lines += render_archive(archived)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _contents(files: list[Path]) -> list[str]:
+    """The table of contents: one line per family, linking each of its current results."""
+    families: dict[str, list[str]] = {}
+    for p in files:
+        title = kind_of(p).title
+        families.setdefault(title, []).append(f"[{p.name}](#{_anchor(title, p.name)})")
+    return [*(f"- {title}: {', '.join(links)}" for title, links in families.items()), ""]
 
 
 def _anchor(title: str, name: str) -> str:
