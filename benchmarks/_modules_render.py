@@ -12,6 +12,8 @@ from typing import Any
 from _common import ARCHIVED_NOTE, RESULTS, result_path
 from _sparsegpt_render import _draws, _fmt, _starts, compare, lower_on, searched
 
+from allocsearch.evaluate.reference import NO_REFERENCE
+
 
 @dataclass(frozen=True)
 class ModuleSuite:
@@ -99,7 +101,7 @@ def _lead(q: dict[str, Any], suite: ModuleSuite, archived: bool) -> str:
     draws = verify.get("calibration_seeds") or [verify.get("seed", 0)]
     reference, masks = study["evaluator"].get("reference"), study["evaluator"].get("masks")
     kind = "database" if masks == "database" else "ranks"
-    where = f", {kind} at the `{reference}` reference" if reference not in (None, "none") else ""
+    where = f", {kind} at the `{reference}` reference" if reference not in (None, NO_REFERENCE) else ""
     return (("*(" + ARCHIVED_NOTE + ".)* " if archived else "")
             + f"**{suite.lead}** (`{q['command']}`; {env['device']}, {env['threads']} thread(s), torch "
             f"{env['torch']}; `spaces/{study['space']}.yaml`{where}; seeds {q['seeds']}, {_starts(q)}, "

@@ -36,6 +36,8 @@ def pretrained_predictor(args: argparse.Namespace, suite: str) -> Path | None:
     measures nothing, so it trains nothing: it names the file the runs started from."""
     if not args.pretrain:
         return None
+    folders: list[Path] = []  # --pretrain-from suite: the studies, read only to train
+    records: list[Any] = []
     if args.pretrain_from == "records":
         records = [r for r in predictor_records()[0] if any(abs(r.target - t) < 1e-9 for t in args.pretrain)]
         if not records:
@@ -47,12 +49,12 @@ def pretrained_predictor(args: argparse.Namespace, suite: str) -> Path | None:
                          if (f / "study.db").is_file())
         if not folders:
             raise SystemExit(f"--pretrain: run the plain {suite} suite at {args.pretrain} first")
-        records, label = folder_records(folders), "+".join(f.name for f in folders)
+        label = "+".join(f.name for f in folders)
     path = RUNS / f"predictor_{DEFAULT_MODEL}_{label}.json"
-    if not path.exists() and getattr(args, "report", False):
-        raise SystemExit(f"--report: the runs' pretrained predictor {path.name} is not in {RUNS}")
     if not path.exists():
-        train_predictor(records, progress=False).save(path)
+        if args.report:
+            raise SystemExit(f"--report: the runs' pretrained predictor {path.name} is not in {RUNS}")
+        train_predictor(folder_records(folders) if folders else records, progress=False).save(path)
     return path
 
 

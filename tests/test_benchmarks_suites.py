@@ -64,7 +64,7 @@ def test_a_variant_pretrains_on_the_committed_records_at_the_given_targets(
     monkeypatch.setattr(_suite_state, "RUNS", tmp_path)
     monkeypatch.setattr(_suite_state, "predictor_records", lambda: (records, "records.jsonl"))
     monkeypatch.setattr(_suite_state, "train_predictor", train)
-    args = argparse.Namespace(pretrain=[0.5, 0.6, 0.75], pretrain_from="records")
+    args = argparse.Namespace(pretrain=[0.5, 0.6, 0.75], pretrain_from="records", report=False)
     path = _suite_state.pretrained_predictor(args, "sparsegpt_modules")
     assert path is not None and path.parent == tmp_path
     assert path.name.endswith("_records_50+60+75.json")
@@ -78,7 +78,7 @@ def test_a_variant_pretrains_on_the_committed_records_at_the_given_targets(
         pretrain(report, "sparsegpt_modules")
     assert len(trained) == 1
     with pytest.raises(SystemExit, match="no predictor records at"):
-        pretrain(argparse.Namespace(pretrain=[0.8], pretrain_from="records"), "sparsegpt")
+        pretrain(argparse.Namespace(pretrain=[0.8], pretrain_from="records", report=False), "sparsegpt")
     assert pretrain(argparse.Namespace(pretrain=[], pretrain_from="records"), "x") is None
 
 
@@ -129,7 +129,7 @@ def test_report_summarises_each_targets_measured_seeds_and_measures_nothing(
     assert found[0.6]["seeds"] == 1 and found[0.6]["ratio"] == pytest.approx(60.0 / 85.0)
     del states["60"]["measured:owl"]
     atomic_write_text(tmp_path / "quality_wanda_modules_60.partial.json",
-                                 json.dumps({"60": states["60"]}))
+                      json.dumps({"60": states["60"]}))
     with pytest.raises(SystemExit, match="no measured owl prior at 60%"):
         _sparsegpt.suite_sparsegpt(args, "wanda_modules")
 
