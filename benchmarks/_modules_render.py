@@ -83,6 +83,14 @@ def variants(suite: ModuleSuite = SPARSEGPT) -> list[tuple[str, dict[str, Any]]]
             for p in sorted(RESULTS.glob(f"{stem}*.json"))]
 
 
+def budget(q: dict[str, Any]) -> str:
+    """A result's search per seed: its offspring beyond the priors, or its anchored rounds."""
+    a = q.get("anchor")
+    if a is None:
+        return f"{q['offspring']} offspring"
+    return f"{a['rounds']} anchored rounds of {a['trials_per_round']} trials from {a['start']}"
+
+
 def _cost_sentence(runs: dict[str, Any], name: str) -> str:
     """Search tokens and wall time per seed of one suite's runs."""
     parts = []
@@ -161,8 +169,7 @@ def headline_rows() -> list[dict[str, Any]]:
             out += _headline_row(suite, pct, state, state, f"{name} ({q['offspring']} offspring)")
             for tag, v in tagged:
                 if pct in v["runs"]:
-                    out += _headline_row(suite, pct, v["runs"][pct], state,
-                                         f"{name} ({v['offspring']} offspring, {tag})")
+                    out += _headline_row(suite, pct, v["runs"][pct], state, f"{name} ({budget(v)}, {tag})")
     return out
 
 

@@ -50,6 +50,7 @@ from _common import (
     other_domain_file,
     study_file,
 )
+from _seed_search import search
 from _sparsegpt_render import PRIORS, compare, lower_on, measured_seeds, searched
 from _suite_state import (
     committed_state,
@@ -67,8 +68,7 @@ from allocsearch.evaluate import Evaluator, verify
 from allocsearch.models import load_model
 from allocsearch.models.loading import resolve_device
 from allocsearch.plan import Plan
-from allocsearch.search import StudyConfig, run_study, store, tokens_read
-from allocsearch.search.report import best_plan
+from allocsearch.search import StudyConfig, store, tokens_read
 
 
 def _config(target: float, seed: int, args: argparse.Namespace,
@@ -88,7 +88,18 @@ def protocol(first: StudyConfig, suite: str, offspring: int) -> dict[str, Any]:
     return {"study": {"config": str(STUDIES / SUITE_STUDIES[suite].replace("{pct}", "<pct>")),
                       "evaluator": first.evaluator.to_dict(), "verify": vars(first.verify),
                       "sampler": first.sampler, "space": first.space},
-            "offspring": offspring, "seed_warm_starts": "all"}
+            "offspring": offspring, "seed_warm_starts": "all"} | _anchor(first)
+
+
+def _anchor(cfg: StudyConfig) -> dict[str, Any]:
+    """A study in anchored rounds (``anchor.rounds``): its rounds, first anchor, short list
+    and trials per round, a key of the protocol (absent for one study, as results before it)."""
+    a = cfg.anchor
+    if not a.rounds:
+        return {}
+    start = a.start.label if a.start is not None else "uniform"
+    return {"anchor": {"rounds": a.rounds, "start": start, "check": a.check,
+                       "trials_per_round": cfg.n_trials}}
 
 
 def measure(ev: Evaluator, cfg: StudyConfig, plan: Plan, other: str,
@@ -174,17 +185,21 @@ def suite_sparsegpt(args: argparse.Namespace, suite: str = "sparsegpt") -> dict[
                 continue
             scfg = _config(target, seed, args, suite=suite)
             t = time.perf_counter()
-            run = run_study(scfg, evaluator=ev, progress=args.progress, verify=False)
+            run = search(scfg, ev, args.progress)
             search_s = time.perf_counter() - t
             if "priors" not in state:
-                state["priors"] = _choose_priors(run.study, scfg, ev, target) | code_state()
-            plan = best_plan(run.study)
-            trials = run.study.get_trials(deepcopy=False)
-            state[key] = {"label": f"searched seed {seed}", "search_fitness": plan.provenance["fitness"],
+                state["priors"] = _choose_priors(run.studies[0], scfg, ev, target) | code_state()
+            trials = [tr for s in run.studies for tr in s.get_trials(deepcopy=False)]
+            # A plan measured exactly between rounds reads the full fidelity of the search windows.
+            exact = {"exact_measurements": run.exact} if run.exact else {}
+            state[key] = {"label": f"searched seed {seed}", "search_fitness": run.fitness,
                           "trials": len(trials), "warm_starts": len(scfg.warm_start), "search_s": search_s,
+                          "offspring": args.offspring, **exact,
                           "complete": sum(1 for tr in trials if tr.state.name == "COMPLETE"),
-                          "search_tokens": tokens_read(run.study),
-                          **measure(ev, scfg, plan, other, windows), "plan": plan.to_dict(), **code_state()}
+                          "search_tokens": sum(tokens_read(s) for s in run.studies)
+                          + run.exact * max(scfg.evaluator.fidelities),
+                          **measure(ev, scfg, run.plan, other, windows), "plan": run.plan.to_dict(),
+                          **code_state()}
             save()
             print(f"  {pct}% searched seed {seed}: fitness {state[key]['search_fitness']:.3f}  ppl "
                   f"{state[key]['ppl']:.3f}  other {state[key]['ppl_other']:.3f}", flush=True)
@@ -222,7 +237,8 @@ def suite_sparsegpt(args: argparse.Namespace, suite: str = "sparsegpt") -> dict[
 
 def _offspring(done: dict[str, Any]) -> int:
     """The searched trials beyond the warm starts that every measured study ran (--report)."""
-    counts = {int(r["trials"]) - int(r["warm_starts"]) for st in done.values() for r in searched(st)}
+    counts = {int(r.get("offspring", int(r["trials"]) - int(r["warm_starts"])))
+              for st in done.values() for r in searched(st)}
     if len(counts) != 1:
         raise SystemExit(f"--report: the studies ran different numbers of trials: {sorted(counts)}")
     return counts.pop()

@@ -163,3 +163,39 @@ def test_a_fresh_checkout_resumes_the_committed_result_under_the_same_protocol(
     other = dict(state, **{"searched:s0": _row("s0", (70.0, 70.0), 200.0, **searched)})
     _suite_state.save_partial(runs / "quality_wanda_modules_70.partial.json", "70", other)
     assert _sparsegpt.suite_sparsegpt(args, "wanda_modules")["runs"]["70"]["searched:s0"]["ppl"] == 70.0
+
+
+def test_a_variant_in_anchored_rounds_runs_them_and_names_them_in_its_protocol(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--set anchor.rounds=2 ...`` runs the study as ``allocsearch search`` does (anchored rounds,
+    the best plan measured exactly), and its protocol, hence its resume key, says so."""
+    import _modules_render
+    import _seed_search
+
+    anchored = ["anchor.rounds=2", "anchor.start={method: ramp, params: {slope: 0.2}}"]
+    args = argparse.Namespace(set=anchored, tag="rounds", offspring=46)
+    cfg = _sparsegpt._config(0.7, 1, args, suite="wanda_modules")
+    plain = _sparsegpt._config(0.7, 1, argparse.Namespace(set=[], tag="", offspring=46),
+                               suite="wanda_modules")
+    meta = _sparsegpt.protocol(cfg, "wanda_modules", 46)
+    assert meta["anchor"] == {"rounds": 2, "start": "ramp slope=0.2", "check": 3, "trials_per_round": 75}
+    assert "anchor" not in _sparsegpt.protocol(plain, "wanda_modules", 46)  # results before it keep their key
+    assert _modules_render.budget(meta) == "2 anchored rounds of 75 trials from ramp slope=0.2"
+    assert _modules_render.budget({"offspring": 120}) == "120 offspring"
+
+    best = argparse.Namespace(provenance={"exact_search_fitness": 41.5})  # the rounds' best plan
+    rounds = [argparse.Namespace(study=f"study r{r}") for r in (1, 2)]
+    calls: list[str] = []
+
+    def fake_anchored(c: Any, **kw: Any) -> Any:
+        calls.append("anchored")
+        return argparse.Namespace(rounds=rounds, best=best, measured=[{}] * 7)
+
+    monkeypatch.setattr(_seed_search, "run_anchored", fake_anchored)
+    monkeypatch.setattr(_seed_search, "run_study", lambda *a, **k: pytest.fail("rounds, not one study"))
+    got = _seed_search.search(cfg, None, False)  # type: ignore[arg-type]
+    assert calls == ["anchored"] and got.studies == ["study r1", "study r2"]
+    assert got.plan is best and got.fitness == 41.5 and got.exact == 7
+    # A resumed report counts the offspring the entries name, not their trials less the priors.
+    entry = _row("s1", (70.0,), 200.0, trials=150, warm_starts=29, offspring=46)
+    assert _sparsegpt._offspring({"70": {"searched:s1": entry}}) == 46
