@@ -183,7 +183,7 @@ def test_a_variant_in_anchored_rounds_runs_them_and_names_them_in_its_protocol(
     assert _modules_render.budget(meta) == "2 anchored rounds of 75 trials from ramp slope=0.2"
     assert _modules_render.budget({"offspring": 120}) == "120 offspring"
 
-    best = argparse.Namespace(provenance={"exact_search_fitness": 41.5})  # the rounds' best plan
+    best: Any = argparse.Namespace(provenance={"exact_search_fitness": 41.5})  # the rounds' best plan
     rounds = [argparse.Namespace(study=f"study r{r}") for r in (1, 2)]
     calls: list[str] = []
 
