@@ -166,7 +166,7 @@ def headline_rows() -> list[dict[str, Any]]:
         tagged = variants(suite)
         for pct, state in q["runs"].items():
             name = suite.study.format(pct=pct)
-            out += _headline_row(suite, pct, state, state, f"{name} ({q['offspring']} offspring)")
+            out += _headline_row(suite, pct, state, state, f"{name} ({budget(q)})")
             for tag, v in tagged:
                 if pct in v["runs"]:
                     out += _headline_row(suite, pct, v["runs"][pct], state, f"{name} ({budget(v)}, {tag})")
