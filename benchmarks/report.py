@@ -6,7 +6,9 @@ benchmarks/results/*.json, never by hand.
 
 One section per current result file (a manifest naming its commit and command): what it
 measured, a one-line manifest (command, commit, device, threads, date), its main table and a
-link to the JSON, which holds every number and the full manifest. Results in
+link to the JSON, which holds every number and the full manifest. A result's tagged variants
+(``<name>_<tag>.json`` with the same table) follow it in one section: a manifest line each and
+one table whose first column is the tag. Results in
 ``results/archive/`` (written before manifests, or on code whose numbers the shipped commands
 no longer give) are listed in one short section, never headlined. Plans
 (``search_best_*.json``) and resume state (``*.partial.json``, ``runs/``) are not results.
@@ -171,24 +173,64 @@ def main_records(data: dict[str, Any]) -> tuple[str, list[dict[str, Any]]] | Non
     return next(((k, v) for k, v in lists if k != "values"), lists[0] if lists else None)
 
 
+def _shown(data: dict[str, Any]) -> tuple[str, list[dict[str, Any]]] | None:
+    """The main table's name and the rows BENCHMARKS.md shows: a tagged variant's prior rows,
+    measured by the plain suite and shown with it, are left out."""
+    found = main_records(data)
+    if found is None:
+        return None
+    name, records = found
+    return name, [r for r in records if not _borrowed(data, r)]
+
+
+def _curated(name: str, records: list[dict[str, Any]], source: str) -> list[str]:
+    lines = table(records[:CURATED_ROWS], name, source)
+    if len(records) > CURATED_ROWS:
+        lines += [f"({len(records) - CURATED_ROWS} more rows in the JSON)", ""]
+    return lines
+
+
 def render_file(path: Path, about: bool = True) -> list[str]:
     """One current result: its family, what it answers (``about``: only the family's first
     result says it), a one-line manifest with a link to the JSON holding every number, and its
-    main table (at most CURATED_ROWS rows; a tagged variant's prior rows, measured by the plain
-    suite and shown with it, are left out)."""
+    main table (at most CURATED_ROWS rows)."""
     data = json.loads(path.read_text())
     kind = kind_of(path)
     source = f"benchmarks/results/{path.name}"
     lines = [f"### {kind.title}: `{path.name}`", "", *([kind.about, ""] if about else []),
              f"{manifest_line(data)} · every number: [{source}]({source})", ""]
-    found = main_records(data)
-    if found is not None:
-        name, records = found
-        records = [r for r in records if not _borrowed(data, r)]
-        lines += table(records[:CURATED_ROWS], name, source)
-        if len(records) > CURATED_ROWS:
-            lines += [f"({len(records) - CURATED_ROWS} more rows in the JSON)", ""]
-    return lines
+    shown = _shown(data)
+    return lines + (_curated(*shown, source) if shown is not None else [])
+
+
+def variants_of(base: Path, files: list[Path]) -> list[Path]:
+    """The tagged variants of a result (``<base>_<tag>.json``, the same family) whose main
+    table has the base's columns: shown in one section after it, one table for all of them."""
+    def columns(path: Path) -> set[str] | None:
+        shown = _shown(json.loads(path.read_text()))
+        return None if shown is None else {k for r in shown[1] for k in r}
+
+    own = columns(base)
+    return [p for p in files if p != base and p.stem.startswith(base.stem + "_")
+            and kind_of(p) == kind_of(base) and own is not None and columns(p) == own]
+
+
+def render_variants(base: Path, variants: list[Path]) -> list[str]:
+    """One section for a result's tagged variants: each one's manifest line, then their rows in
+    one table whose first column names the variant (a tag of a single short run takes one row,
+    not a section of its own)."""
+    lines = [f"### {kind_of(base).title}: variants of `{base.name}`", ""]
+    shown_base = _shown(json.loads(base.read_text()))
+    order = list(dict.fromkeys(k for r in shown_base[1] for k in r)) if shown_base is not None else []
+    rows: list[dict[str, Any]] = []
+    for p in variants:
+        data, source = json.loads(p.read_text()), f"benchmarks/results/{p.name}"
+        lines.append(f"- [`{p.name}`]({source}): {manifest_line(data)}")
+        shown = _shown(data)
+        tag = p.stem[len(base.stem) + 1:]
+        rows += [{"variant": tag, **{k: r.get(k) for k in order}}
+                 for r in (shown[1] if shown is not None else [])]
+    return [*lines, "", *table(rows, "rows", "the variants' JSON")]
 
 
 def _borrowed(data: dict[str, Any], row: dict[str, Any]) -> bool:
@@ -225,24 +267,32 @@ def _sorted(paths: list[Path]) -> list[Path]:
 def render() -> str:
     files = _sorted([p for p in RESULTS.glob("*.json") if is_result(p)])
     archived = _sorted([p for p in ARCHIVE.glob("*.json") if is_result(p)])
+    grouped = {p: variants_of(p, files) for p in files}
+    variant = {v: base for base, vs in grouped.items() for v in vs}
     lines = ["# Benchmarks", "",
              "Written by `python benchmarks/report.py` from `benchmarks/results/*.json`; do not edit "
              "by hand (`python benchmarks/report.py --check` runs in the tests). Each current result "
              "shows its command, commit, device, threads and date, its main table and a link to its "
              "JSON; older results are listed in the [archive](#archive-measured-on-older-code).", ""]
-    lines += _contents(files)
+    lines += _contents(files, variant)
     for i, p in enumerate(files):
+        if p in variant:
+            continue
         lines += render_file(p, about=i == 0 or kind_of(files[i - 1]) != kind_of(p))
+        if grouped[p]:
+            lines += render_variants(p, grouped[p])
     lines += render_archive(archived)
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _contents(files: list[Path]) -> list[str]:
-    """The table of contents: one line per family, linking each of its current results."""
+def _contents(files: list[Path], variant: dict[Path, Path]) -> list[str]:
+    """The table of contents: one line per family, linking each of its current results (a
+    variant to its base's variants section)."""
     families: dict[str, list[str]] = {}
     for p in files:
         title = kind_of(p).title
-        families.setdefault(title, []).append(f"[{p.name}](#{_anchor(title, p.name)})")
+        where = f"variants of {variant[p].name}" if p in variant else p.name
+        families.setdefault(title, []).append(f"[{p.name}](#{_anchor(title, where)})")
     return [*(f"- {title}: {', '.join(links)}" for title, links in families.items()), ""]
 
 

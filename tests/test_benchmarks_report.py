@@ -302,3 +302,31 @@ def test_resume_state_drops_entries_measured_on_other_library_code(
     assert _common.fresh_entries(state, "q.partial.json") == kept
     assert capsys.readouterr().out == ("q.partial.json: measuring again searched:s0 (measured on other "
                                        "library code)\n")
+
+
+def test_tagged_variants_share_one_section_and_one_table(tmp_path: Path) -> None:
+    """A result's tagged variants with its columns are rows of one table after it, each named
+    by its tag with its own manifest line; one with other columns keeps a section of its own."""
+    import json
+
+    from report import render_variants, variants_of
+
+    m = {"command": "python benchmarks/quality.py", "commit": "a" * 40, "dirty": False, "device": "cpu",
+         "machine": {"threads": 1}, "date": "2026-12-04"}
+
+    def write(name: str, rows: list[dict[str, object]]) -> Path:
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps({"rows": rows, "manifest": m | {"command": f"cmd {name}"}}))
+        return path
+
+    base = write("quality_wanda_modules_cpu", [{"target": 0.7, "plan": "ramp", "ppl": 2.0}])
+    ref = write("quality_wanda_modules_cpu_ref", [{"ppl": 1.5, "plan": "searched", "target": 0.7}])
+    other = write("quality_wanda_modules_cpu_odd", [{"target": 0.7, "speed": 3.0}])
+    unrelated = write("quality_wanda_modulesx_cpu_ref", [{"target": 0.7, "plan": "p", "ppl": 1.0}])
+    files = [base, other, ref, unrelated]
+    assert variants_of(base, files) == [ref]
+    lines = render_variants(base, [ref])
+    assert lines[0] == "### Searching per module on Wanda ranks: variants of `quality_wanda_modules_cpu.json`"
+    assert "`cmd quality_wanda_modules_cpu_ref`" in lines[2]
+    # the base's column order, the tag first
+    assert "| variant | target | plan | ppl |" in lines and "| ref | 0.7 | searched | 1.5 |" in lines
