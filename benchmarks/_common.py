@@ -6,6 +6,7 @@ import argparse
 import functools
 import platform
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -134,18 +135,39 @@ def _git_state() -> tuple[str | None, bool]:
     return git("rev-parse", "HEAD") or None, bool(git("status", "--porcelain", "--untracked-files=no"))
 
 
-def library_changed(commit: str, since: str | None, root: Path = ROOT) -> bool:
-    """Whether the library (``allocsearch/``) differs between two commits; True when git cannot
-    tell (no repository, an unknown commit). A result measured at ``commit`` stands for this
-    code only when this is False: a change of the sampler or the short-list changes the plans a
-    seeded study evaluates, whatever its settings say."""
+def library_changed(commit: str, since: str | None, root: Path = ROOT, unused: Sequence[str] = ()) -> bool:
+    """Whether the library (``allocsearch/``) differs between two commits, leaving out the files
+    in ``unused`` (relative paths a measurement never imported: :func:`unimported_library`); True
+    when git cannot tell (no repository, an unknown commit). A result measured at ``commit``
+    stands for this code only when this is False: a change of the sampler or the short-list
+    changes the plans a seeded study evaluates, whatever its settings say."""
     import subprocess
 
     if since is None:
         return True
-    done = subprocess.run(["git", "diff", "--quiet", commit, since, "--", "allocsearch"], cwd=root,
-                          capture_output=True)
-    return done.returncode != 0
+    done = subprocess.run(["git", "diff", "--name-only", commit, since, "--", "allocsearch"], cwd=root,
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        return True
+    # A file added since is in no ``unused`` list, so it counts: only code known unrun is left out.
+    return bool(set(done.stdout.split()) - set(unused))
+
+
+def unimported_library(root: Path = ROOT) -> list[str]:
+    """The library's files (``allocsearch/**/*.py``, relative to ``root``) that this process has
+    not imported so far: code that cannot have decided anything it measured until now, so a
+    later change to one of them leaves those measurements standing. Empty (everything counts)
+    when the imported package is not the one under ``root``, such as an installed copy."""
+    import sys
+
+    pkg = getattr(sys.modules.get("allocsearch"), "__file__", None)
+    folder = (root / "allocsearch").resolve()
+    if pkg is None or Path(pkg).resolve().parent != folder:
+        return []
+    loaded = {Path(f).resolve() for m in list(sys.modules.values())
+              if isinstance(f := getattr(m, "__file__", None), str)}
+    return sorted(p.relative_to(root.resolve()).as_posix() for p in folder.rglob("*.py")
+                  if p.resolve() not in loaded)
 
 
 #: The code a benchmark runs is the code of its start: a long run's result must not claim a
@@ -154,16 +176,19 @@ _GIT_AT_START = _git_state()
 
 
 @functools.cache
-def library_changed_since(commit: str) -> bool:
-    """Whether the library differs between ``commit`` and the commit this benchmark started on."""
-    return library_changed(commit, _GIT_AT_START[0])
+def library_changed_since(commit: str, unused: tuple[str, ...] = ()) -> bool:
+    """Whether the library, less ``unused``, differs between ``commit`` and the commit this
+    benchmark started on."""
+    return library_changed(commit, _GIT_AT_START[0], unused=unused)
 
 
 def measured_elsewhere(entry: dict[str, Any]) -> bool:
-    """A resume state's entry whose recorded commit has other library code than this run's: it
-    is measured again. Entries written before entries recorded their commit carry none and
-    count as this code's."""
-    return bool(entry.get("commit")) and library_changed_since(str(entry["commit"]))
+    """A resume state's entry whose recorded commit has other library code than this run's, in
+    the files its process had imported when it was measured (all of them for an entry that
+    does not list its ``unused`` ones): it is measured again. Entries written before entries
+    recorded their commit carry none and count as this code's."""
+    return bool(entry.get("commit")) and library_changed_since(str(entry["commit"]),
+                                                               tuple(entry.get("unused", ())))
 
 
 def fresh_entries(state: dict[str, Any], what: str) -> dict[str, Any]:
@@ -176,10 +201,11 @@ def fresh_entries(state: dict[str, Any], what: str) -> dict[str, Any]:
 
 
 def code_state() -> dict[str, Any]:
-    """The commit this benchmark started on and whether its tree had uncommitted changes: what
-    a resumable benchmark records on each row, since a resumed result's manifest names only
-    the commit of its last process."""
-    return {"commit": _GIT_AT_START[0], "dirty": _GIT_AT_START[1]}
+    """The commit this benchmark started on, whether its tree had uncommitted changes, and the
+    library files not imported so far: what a resumable benchmark records on each row when it
+    has measured it, since a resumed result's manifest names only the commit of its last
+    process."""
+    return {"commit": _GIT_AT_START[0], "dirty": _GIT_AT_START[1], "unused": unimported_library()}
 
 
 def command_line() -> str:

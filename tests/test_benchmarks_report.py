@@ -167,7 +167,7 @@ def test_efficiency_keeps_earlier_arms_only_when_measured_alike(tmp_path: Path,
     import predictor_efficiency
     from predictor_efficiency import kept_runs
 
-    monkeypatch.setattr(predictor_efficiency, "library_changed_since", lambda commit: False)
+    monkeypatch.setattr(predictor_efficiency, "library_changed_since", lambda commit, unused=(): False)
     settings = {"model": "m", "max_tokens": 98304}
     verify = {"pruner": "wanda", "calibration_seeds": [0]}
     runs = [{"arm": "tpe", "seed": 0}, {"arm": "online", "seed": 0}, {"arm": "evopress", "seed": 0,
@@ -181,7 +181,7 @@ def test_efficiency_keeps_earlier_arms_only_when_measured_alike(tmp_path: Path,
     assert kept_runs(path, ["tpe"], settings, verify | {"calibration_seeds": (0, 1)}) == []
     assert kept_runs(path, ["tpe"], settings, verify | {"also": ("wikitext",)}) == []
     assert kept_runs(tmp_path / "none.json", ["tpe"], settings, verify) == []
-    monkeypatch.setattr(predictor_efficiency, "library_changed_since", lambda commit: commit == "older")
+    monkeypatch.setattr(predictor_efficiency, "library_changed_since", lambda commit, unused=(): commit == "older")
     tpe_only = [{"arm": "tpe", "seed": 0, "kept_from": "abc"}]
     assert kept_runs(path, ["tpe", "evopress"], settings, verify) == tpe_only  # "older" code differs
 
@@ -231,6 +231,27 @@ def test_library_changed_compares_the_package_folder_between_commits(tmp_path: P
     assert not library_changed(second, third, tmp_path)
     assert library_changed("0" * 40, third, tmp_path)
     assert library_changed(second, None, tmp_path)
+    # A change to a file the measurement never imported leaves it standing; a file added since
+    # is in no such list, so it counts.
+    assert not library_changed(first, second, tmp_path, unused=["allocsearch/a.py"])
+    fourth = commit("allocsearch/new.py", "z = 1\n")
+    assert library_changed(first, fourth, tmp_path, unused=["allocsearch/a.py"])
+
+
+def test_a_row_lists_the_library_files_its_process_never_imported(tmp_path: Path) -> None:
+    """Every file listed is unimported and exists; an imported one is not listed; a package
+    imported from elsewhere than the checkout lists nothing (every change then counts)."""
+    import importlib
+
+    from _common import ROOT, code_state, unimported_library
+
+    importlib.import_module("allocsearch.plan")
+    unused = code_state()["unused"]
+    assert "allocsearch/plan/__init__.py" not in unused and "allocsearch/__init__.py" not in unused
+    modules = {m.removesuffix(".__init__") for m in
+               (u.removesuffix(".py").replace("/", ".") for u in unused)}
+    assert all((ROOT / u).is_file() for u in unused) and not modules & set(sys.modules)
+    assert unimported_library(tmp_path) == []
 
 
 def test_efficiency_partial_drops_rows_kept_for_arms_no_longer_kept(tmp_path: Path) -> None:
@@ -257,7 +278,7 @@ def test_efficiency_partial_drops_rows_measured_on_other_library_code(tmp_path: 
     import _common
     from predictor_efficiency import merge_partial
 
-    monkeypatch.setattr(_common, "library_changed_since", lambda commit: commit == "old")
+    monkeypatch.setattr(_common, "library_changed_since", lambda commit, unused=(): commit == "old")
     partial = tmp_path / "eff.partial"
     rows = [{"arm": "tpe", "seed": 0, "commit": "old"}, {"arm": "tpe", "seed": 1, "commit": "new"},
             {"arm": "tpe", "seed": 2}]
@@ -295,7 +316,7 @@ def test_resume_state_drops_entries_measured_on_other_library_code(
     measured again (named in one line); entries of this code and entries without a commit stay."""
     import _common
 
-    monkeypatch.setattr(_common, "library_changed_since", lambda commit: commit == "old")
+    monkeypatch.setattr(_common, "library_changed_since", lambda commit, unused=(): commit == "old")
     state = {"priors": {"best": {}, "commit": "new"}, "searched:s0": {"ppl": 1.0, "commit": "old"},
              "searched:s1": {"ppl": 2.0}, "measured:owl": {"ppl": 3.0, "commit": "new"}}
     kept = {k: v for k, v in state.items() if k != "searched:s0"}
