@@ -167,7 +167,7 @@ def test_efficiency_keeps_earlier_arms_only_when_measured_alike(tmp_path: Path,
     import predictor_efficiency
     from predictor_efficiency import kept_runs
 
-    monkeypatch.setattr(predictor_efficiency, "library_changed_since", lambda commit, unused=(): False)
+    monkeypatch.setattr(predictor_efficiency, "library_changed_since", lambda commit: False)
     settings = {"model": "m", "max_tokens": 98304}
     verify = {"pruner": "wanda", "calibration_seeds": [0]}
     runs = [{"arm": "tpe", "seed": 0}, {"arm": "online", "seed": 0}, {"arm": "evopress", "seed": 0,
@@ -181,7 +181,7 @@ def test_efficiency_keeps_earlier_arms_only_when_measured_alike(tmp_path: Path,
     assert kept_runs(path, ["tpe"], settings, verify | {"calibration_seeds": (0, 1)}) == []
     assert kept_runs(path, ["tpe"], settings, verify | {"also": ("wikitext",)}) == []
     assert kept_runs(tmp_path / "none.json", ["tpe"], settings, verify) == []
-    monkeypatch.setattr(predictor_efficiency, "library_changed_since", lambda commit, unused=(): commit == "older")
+    monkeypatch.setattr(predictor_efficiency, "library_changed_since", lambda commit: commit == "older")
     tpe_only = [{"arm": "tpe", "seed": 0, "kept_from": "abc"}]
     assert kept_runs(path, ["tpe", "evopress"], settings, verify) == tpe_only  # "older" code differs
 
