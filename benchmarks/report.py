@@ -267,8 +267,11 @@ def _sorted(paths: list[Path]) -> list[Path]:
 def render() -> str:
     files = _sorted([p for p in RESULTS.glob("*.json") if is_result(p)])
     archived = _sorted([p for p in ARCHIVE.glob("*.json") if is_result(p)])
-    grouped = {p: variants_of(p, files) for p in files}
-    variant = {v: base for base, vs in grouped.items() for v in vs}
+    variant: dict[Path, Path] = {}  # a variant -> the first result it is a variant of
+    for p in files:  # by name, so a base comes before its variants; a variant is no base
+        for v in ([] if p in variant else variants_of(p, files)):
+            variant.setdefault(v, p)
+    grouped = {p: [v for v in files if variant.get(v) == p] for p in files}
     lines = ["# Benchmarks", "",
              "Written by `python benchmarks/report.py` from `benchmarks/results/*.json`; do not edit "
              "by hand (`python benchmarks/report.py --check` runs in the tests). Each current result "
