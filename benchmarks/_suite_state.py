@@ -27,7 +27,7 @@ def tag_suffix(args: argparse.Namespace) -> str:
 
 
 def pretrained_predictor(args: argparse.Namespace, suite: str) -> Path | None:
-    """``--pretrain``: the predictor every study starts from (the default model), trained at
+    """``--pretrain``: the predictor every study starts from (``--pretrain-model``), trained at
     those targets on the plain suite's studies (``--pretrain-from suite``: every seed that ran,
     its ``<name>_s<seed>`` folders in results/runs/, at their full fidelity) or on the committed
     Wanda predictor studies (``--pretrain-from records``: benchmarks/predictor_data.py's records,
@@ -50,11 +50,13 @@ def pretrained_predictor(args: argparse.Namespace, suite: str) -> Path | None:
         if not folders:
             raise SystemExit(f"--pretrain: run the plain {suite} suite at {args.pretrain} first")
         label = "+".join(f.name for f in folders)
-    path = RUNS / f"predictor_{DEFAULT_MODEL}_{label}.json"
+    kind = getattr(args, "pretrain_model", DEFAULT_MODEL)
+    path = RUNS / f"predictor_{kind}_{label}.json"
     if not path.exists():
         if args.report:
             raise SystemExit(f"--report: the runs' pretrained predictor {path.name} is not in {RUNS}")
-        train_predictor(folder_records(folders) if folders else records, progress=False).save(path)
+        train_predictor(folder_records(folders) if folders else records, kind=kind,
+                        progress=False).save(path)
     return path
 
 

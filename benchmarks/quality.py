@@ -49,6 +49,10 @@ per-module offsets on cached Wanda ranks, every plan verified with sequential Wa
         --tag rounds --set anchor.rounds=2 "anchor.start={method: ramp, params: {slope: 0.2}}"
         # ... in two anchored rounds of 75 trials (the same trial count), the second anchored at
         # the best plan the first measured exactly (allocsearch/search/anchored.py)
+    python benchmarks/quality.py --suite wanda_modules --seeds 0 1 2 --offspring 120 --targets 0.7 \
+        --tag pretrained_additive --pretrain 0.5 0.6 0.75 --pretrain-from records \
+        --pretrain-model additive --set predictor.tokens=2048
+        # ... short-listed from the start by an additive predictor of the 50/60/75% Wanda studies
 
 Prints a table and writes benchmarks/results/quality_<suite>[_<device>].json.
 """
@@ -88,6 +92,7 @@ from allocsearch.io import atomic_write_json
 from allocsearch.models import load_model
 from allocsearch.pipeline import PruneConfig, evaluate_perplexity, overall_sparsity, prune_uniform
 from allocsearch.plan import Plan
+from allocsearch.predictor.base import DEFAULT_MODEL, regressor_names
 from allocsearch.pruners import Pattern
 from allocsearch.search import StudyConfig
 
@@ -289,6 +294,8 @@ def main() -> None:
     p.add_argument("--pretrain-from", choices=["suite", "records"], default="suite",
                    help="--pretrain's studies: the plain suite's (default), or the committed Wanda "
                    "predictor studies (benchmarks/predictor_data.py's records)")
+    p.add_argument("--pretrain-model", choices=regressor_names(), default=DEFAULT_MODEL,
+                   help="--pretrain's predictor model (default: the library's default)")
     p.add_argument("--tag", default="", help="search/anchored/sparsegpt: a suffix for the result, plan and "
                    "study names (another protocol of the suite, e.g. a refinement or --set variant)")
     p.add_argument("--progress", action="store_true", help="search: progress bars and trial log")
