@@ -351,3 +351,26 @@ def test_tagged_variants_share_one_section_and_one_table(tmp_path: Path) -> None
     assert "`cmd quality_wanda_modules_cpu_ref`" in lines[2]
     # the base's column order, the tag first
     assert "| variant | target | plan | ppl |" in lines and "| ref | 0.7 | searched | 1.5 |" in lines
+
+
+def test_the_headline_keeps_three_seed_rows_and_weighs_each_against_its_noise_floor(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import _modules_render
+    import report
+
+    def row(config: str, pruner: str, target: float, seeds: int, median: float) -> dict[str, object]:
+        return {"config": config, "pruner": pruner, "target": target, "seeds": seeds,
+                "ratio_median": median, "ratio_min": median - 0.01, "ratio_max": median + 0.01,
+                "ratio_other_median": 0.9, "better_seeds": seeds}
+
+    rows = [row("a", "wanda", 0.7, 3, 0.85), row("b", "sparsegpt", 0.6, 3, 0.98),
+            row("c", "wanda", 0.7, 1, 0.5)]
+    monkeypatch.setattr(report, "RESULTS", tmp_path)  # no headline_*.json, no noise_*.json there
+    monkeypatch.setattr(_modules_render, "headline_rows", lambda: rows)
+    monkeypatch.setattr(report, "noise_floors", lambda: {(0.7, "wanda"): 0.12, (0.6, "sparsegpt"): 0.026})
+    text = report.headline()
+    table = [line for line in text.splitlines() if line.startswith("| `")]
+    assert [line.split("`")[1] for line in table] == ["a", "b"]  # the one-seed row is left out
+    assert table[0].endswith("| yes (floor 12.0%) |")  # 0.85 < 1 - 0.12
+    assert table[1].endswith("| within noise (floor 2.6%) |")  # 0.98 >= 1 - 0.026
+    assert "1 variant with fewer seeds" in text
