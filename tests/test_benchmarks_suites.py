@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from allocsearch.io import atomic_write_text
+from allocsearch.predictor.base import DEFAULT_MODEL
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -78,7 +79,7 @@ def test_a_variant_pretrains_on_the_committed_records_at_the_given_targets(
     other = pretrain(argparse.Namespace(pretrain=[0.5, 0.6, 0.75], pretrain_from="records", report=False,
                                         pretrain_model="additive"), "wanda_modules")
     assert other == tmp_path / "predictor_additive_records_50+60+75.json" and other != path
-    assert kinds == [_suite_state.DEFAULT_MODEL, "additive"]
+    assert kinds == [DEFAULT_MODEL, "additive"]
     del trained[1:]
     # A report measures nothing: it never trains, and says which file its runs started from.
     report = argparse.Namespace(pretrain=[0.5], pretrain_from="records", report=True)
