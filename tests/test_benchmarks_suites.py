@@ -75,12 +75,6 @@ def test_a_variant_pretrains_on_the_committed_records_at_the_given_targets(
     # A resumed run reuses the file: nothing trained again.
     assert _suite_state.pretrained_predictor(args, "sparsegpt_modules") == path and len(trained) == 1
     pretrain = _suite_state.pretrained_predictor
-    # --pretrain-model: another model, another file (the default's is left as it was).
-    other = pretrain(argparse.Namespace(pretrain=[0.5, 0.6, 0.75], pretrain_from="records", report=False,
-                                        pretrain_model="additive"), "wanda_modules")
-    assert other == tmp_path / "predictor_additive_records_50+60+75.json" and other != path
-    assert kinds == [DEFAULT_MODEL, "additive"]
-    del trained[1:]
     # A report measures nothing: it never trains, and says which file its runs started from.
     report = argparse.Namespace(pretrain=[0.5], pretrain_from="records", report=True)
     with pytest.raises(SystemExit, match=r"predictor_\w+_records_50\.json"):
@@ -88,6 +82,11 @@ def test_a_variant_pretrains_on_the_committed_records_at_the_given_targets(
     assert len(trained) == 1
     with pytest.raises(SystemExit, match="no predictor records at"):
         pretrain(argparse.Namespace(pretrain=[0.8], pretrain_from="records", report=False), "sparsegpt")
+    # --pretrain-model: another model, another file (the default's is left as it was).
+    other = pretrain(argparse.Namespace(pretrain=[0.5, 0.6, 0.75], pretrain_from="records", report=False,
+                                        pretrain_model="additive"), "wanda_modules")
+    assert other == tmp_path / "predictor_additive_records_50+60+75.json" and other != path
+    assert kinds == [DEFAULT_MODEL, "additive"]
     assert pretrain(argparse.Namespace(pretrain=[], pretrain_from="records"), "x") is None
 
 
