@@ -124,15 +124,25 @@ def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
 PROTOCOL_KEYS = ("device", "dtype", "model", "data", "calibration", "evaluation", "seeds")
 
 
+#: Names the commit of a copy of the tree that has no ``.git`` (a device machine gets the files
+#: alone): set it to the commit the copy was made from, on a clean tree.
+COMMIT_ENV = "ALLOCSEARCH_BENCH_COMMIT"
+
+
 def _git_state() -> tuple[str | None, bool]:
-    """(HEAD commit, whether tracked files differ from it), or (None, False) outside git."""
+    """(HEAD commit, whether tracked files differ from it); outside git, the commit that
+    :data:`COMMIT_ENV` names (a clean copy) or (None, False)."""
+    import os
     import subprocess
 
     def git(*args: str) -> str:
         done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
         return done.stdout.strip() if done.returncode == 0 else ""
 
-    return git("rev-parse", "HEAD") or None, bool(git("status", "--porcelain", "--untracked-files=no"))
+    head = git("rev-parse", "HEAD")
+    if not head:
+        return os.environ.get(COMMIT_ENV) or None, False
+    return head, bool(git("status", "--porcelain", "--untracked-files=no"))
 
 
 def library_changed(commit: str, since: str | None, root: Path = ROOT, unused: Sequence[str] = ()) -> bool:
@@ -145,6 +155,8 @@ def library_changed(commit: str, since: str | None, root: Path = ROOT, unused: S
 
     if since is None:
         return True
+    if commit == since:  # also where git cannot answer: a copy that has no .git
+        return False
     done = subprocess.run(["git", "diff", "--name-only", commit, since, "--", "allocsearch"], cwd=root,
                           capture_output=True, text=True)
     if done.returncode != 0:

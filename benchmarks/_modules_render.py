@@ -83,6 +83,28 @@ def variants(suite: ModuleSuite = SPARSEGPT) -> list[tuple[str, dict[str, Any]]]
             for p in sorted(RESULTS.glob(f"{stem}*.json"))]
 
 
+def on_devices(suite: ModuleSuite = SPARSEGPT) -> list[tuple[str, dict[str, Any]]]:
+    """A suite's runs on a GPU (``quality_<suite>_cuda_<tag>.json``, scripts/device_modules.sh):
+    (tag, result). Each measured its own priors in the same run on that device, so it is
+    compared with those, never with the CPU suite's."""
+    stem = f"quality_{suite.suite}_cuda_"
+    return [(p.stem[len(stem):], json.loads(p.read_text()))
+            for p in sorted(RESULTS.glob(f"{stem}*.json"))]
+
+
+def _device_block(suite: ModuleSuite, tag: str, q: dict[str, Any]) -> list[str]:
+    """One GPU run's table (its own priors and searched seeds) under a line saying what ran."""
+    env = q["environment"]
+    lines = ["", f"On {env['device']} (`{q['command']}`; torch {env['torch']}; {budget(q)} per seed, "
+             f"seeds {q['seeds']}; the same verification, its own priors measured in the same run):", "",
+             "| target | plan | search fitness | ppl (pydoc) | x best prior | lower on | ppl (licenses) "
+             "| x best prior | lower on |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for pct, state in q["runs"].items():
+        lines += _target_rows(pct, state)
+    return [*lines, "", _cost_sentence(q["runs"], f"Search cost per seed, {tag} on the GPU")]
+
+
 def budget(q: dict[str, Any]) -> str:
     """A result's search per seed: its offspring beyond the priors, or its anchored rounds."""
     a = q.get("anchor")
@@ -145,7 +167,8 @@ def render(suite: ModuleSuite = SPARSEGPT) -> str:
             label = "Per-block (the `sparsegpt` suite" + (", archived: one-shot database, older code)"
                                                           if block_archived else ")")
             cost += " " + _cost_sentence(json.loads(block.read_text()).get("runs", {}), label)
-    return "\n".join([*lines, "", cost])
+    gpu = [line for tag, v in on_devices(suite) for line in _device_block(suite, tag, v)]
+    return "\n".join([*lines, "", cost, *gpu])
 
 
 def render_wanda() -> str:
@@ -170,6 +193,11 @@ def headline_rows() -> list[dict[str, Any]]:
             for tag, v in tagged:
                 if pct in v["runs"]:
                     out += _headline_row(suite, pct, v["runs"][pct], state, f"{name} ({budget(v)}, {tag})")
+        for tag, v in on_devices(suite):  # against the priors of the same GPU run
+            for pct, state in v["runs"].items():
+                name = suite.study.format(pct=pct)
+                out += _headline_row(suite, pct, state, state,
+                                     f"{name} ({budget(v)}, {tag}, {v['environment']['device']})")
     return out
 
 

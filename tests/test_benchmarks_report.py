@@ -94,6 +94,42 @@ def test_the_per_module_rows_count_draws_paired_by_seed() -> None:
     assert len(lines) == 2 and "screened, searched, median of 1 seed**" in lines[1]
 
 
+def test_a_gpu_run_is_compared_with_its_own_priors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run on a GPU (quality_<suite>_cuda_<tag>.json) measured its priors in the same run:
+    its headline row and its table use those, not the CPU suite's, and name the device."""
+    import json
+
+    import _common
+    import _modules_render
+
+    def row(label: str, ppl: float) -> dict[str, object]:
+        return {"label": label, "search_fitness": 1.0, "ppl": ppl, "ppl_other": 2 * ppl,
+                "draws": [{"seed": 0, "ppl": ppl, "ppl_other": 2 * ppl}]}
+
+    def state(prior: float, found: float) -> dict[str, object]:
+        return ({f"measured:{f}": row(f, prior + i) for i, f in enumerate(("uniform", "owl", "alpha", "ramp"))}
+                | {f"searched:s{n}": row(f"searched seed {n}", found) | {"trials": 9, "search_s": 60.0}
+                   for n in range(3)})
+
+    monkeypatch.setattr(_common, "RESULTS", tmp_path)
+    monkeypatch.setattr(_modules_render, "RESULTS", tmp_path)
+    (tmp_path / "quality_wanda_modules_cpu.json").write_text(
+        json.dumps({"offspring": 120, "runs": {"70": state(100.0, 90.0)}}))
+    (tmp_path / "quality_wanda_modules_cuda_long.json").write_text(json.dumps(
+        {"offspring": 480, "seeds": [0, 1, 2], "command": "python benchmarks/quality.py --device cuda",
+         "environment": {"device": "NVIDIA H200", "torch": "2.11"}, "runs": {"70": state(50.0, 40.0)}}))
+    rows = {r["config"]: r for r in _modules_render.headline_rows()}
+    gpu = rows["smollm2-70-modules (480 offspring, long, NVIDIA H200)"]
+    assert gpu["ratio_median"] == pytest.approx(40.0 / 50.0) and gpu["better_seeds"] == 3
+    assert rows["smollm2-70-modules (120 offspring)"]["ratio_median"] == pytest.approx(0.9)
+    block = "\n".join(_modules_render._device_block(_modules_render.WANDA, "long",
+                                                     json.loads((tmp_path / "quality_wanda_modules_cuda_long.json")
+                                                                .read_text())))
+    assert "On NVIDIA H200" in block and "| 70% | uniform | 1.00 | 50.00 | 1.000 | 0/1 |" in block
+    assert "| 70% | searched seed 2 | 1.00 | 40.00 | 0.800 | 1/1 |" in block
+    assert "**searched, median of 3 seeds** | - | 40.00 | **0.800**" in block
+
+
 def test_a_variant_borrows_the_plain_suites_priors_only_when_verified_alike(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -236,6 +272,23 @@ def test_library_changed_compares_the_package_folder_between_commits(tmp_path: P
     assert not library_changed(first, second, tmp_path, unused=["allocsearch/a.py"])
     fourth = commit("allocsearch/new.py", "z = 1\n")
     assert library_changed(first, fourth, tmp_path, unused=["allocsearch/a.py"])
+    # The same commit is the same code, also where git cannot answer (a copy without .git).
+    # (The folder is not even there: git is not asked.)
+    assert not library_changed(second, second, tmp_path / "no-such-folder")
+
+
+
+def test_a_copy_without_git_takes_its_commit_from_the_environment(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tree copied to a device machine has no .git: the commit it was copied from comes
+    from ALLOCSEARCH_BENCH_COMMIT (a clean copy), and without it the commit is unknown."""
+    import _common
+
+    monkeypatch.setattr(_common, "ROOT", tmp_path)
+    monkeypatch.delenv(_common.COMMIT_ENV, raising=False)
+    assert _common._git_state() == (None, False)
+    monkeypatch.setenv(_common.COMMIT_ENV, "a" * 40)
+    assert _common._git_state() == ("a" * 40, False)
 
 
 def test_a_row_lists_the_library_files_its_process_never_imported(tmp_path: Path) -> None:
