@@ -106,8 +106,9 @@ def test_a_gpu_run_is_compared_with_its_own_priors(tmp_path: Path, monkeypatch: 
         return {"label": label, "search_fitness": 1.0, "ppl": ppl, "ppl_other": 2 * ppl,
                 "draws": [{"seed": 0, "ppl": ppl, "ppl_other": 2 * ppl}]}
 
-    def state(prior: float, found: float) -> dict[str, object]:
-        return ({f"measured:{f}": row(f, prior + i) for i, f in enumerate(("uniform", "owl", "alpha", "ramp"))}
+    def state(prior: float, found: float) -> dict[str, dict[str, object]]:
+        families = ("uniform", "owl", "alpha", "ramp")
+        return ({f"measured:{f}": row(f, prior + i) for i, f in enumerate(families)}
                 | {f"searched:s{n}": row(f"searched seed {n}", found) | {"trials": 9, "search_s": 60.0}
                    for n in range(3)})
 
@@ -122,9 +123,8 @@ def test_a_gpu_run_is_compared_with_its_own_priors(tmp_path: Path, monkeypatch: 
     gpu = rows["smollm2-70-modules (480 offspring, long, NVIDIA H200)"]
     assert gpu["ratio_median"] == pytest.approx(40.0 / 50.0) and gpu["better_seeds"] == 3
     assert rows["smollm2-70-modules (120 offspring)"]["ratio_median"] == pytest.approx(0.9)
-    block = "\n".join(_modules_render._device_block(_modules_render.WANDA, "long",
-                                                     json.loads((tmp_path / "quality_wanda_modules_cuda_long.json")
-                                                                .read_text())))
+    result = json.loads((tmp_path / "quality_wanda_modules_cuda_long.json").read_text())
+    block = "\n".join(_modules_render._device_block(_modules_render.WANDA, "long", result))
     assert "On NVIDIA H200" in block and "| 70% | uniform | 1.00 | 50.00 | 1.000 | 0/1 |" in block
     assert "| 70% | searched seed 2 | 1.00 | 40.00 | 0.800 | 1/1 |" in block
     assert "**searched, median of 3 seeds** | - | 40.00 | **0.800**" in block
