@@ -38,6 +38,8 @@ else
         || exit 1
     # The other domain is the text the CPU results scored: Debian's licences, carried.
     rm -rf /usr/share/common-licenses && cp -r /tmp/g/common-licenses /usr/share/common-licenses
+    # The shipped spaces and studies install as package data (pyproject); link them instead.
+    ln -sfn "$PWD/spaces" allocsearch/spaces && ln -sfn "$PWD/studies" allocsearch/studies
     export PYTHONPATH=/tmp/site:$PWD ALLOCSEARCH_CACHE=/tmp/cache
 fi
 export PYTHONUNBUFFERED=1 TRANSFORMERS_VERBOSITY=error OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
