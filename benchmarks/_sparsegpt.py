@@ -144,6 +144,14 @@ def _choose_priors(study: Any, cfg: StudyConfig, ev: Evaluator, target: float) -
     return {"scored": scored, "best": best}
 
 
+def prior_order(seed: int) -> tuple[str, ...]:
+    """The order in which a process measures the priors: :data:`PRIORS` turned by its seed,
+    so processes of other seeds that finish their searches together start on different
+    priors (each takes what the others measured meanwhile) instead of all measuring all."""
+    k = seed % len(PRIORS)
+    return (*PRIORS[k:], *PRIORS[:k])
+
+
 def suite_sparsegpt(args: argparse.Namespace, suite: str = "sparsegpt") -> dict[str, Any]:
     """``suite``: ``sparsegpt`` (per-block levels, studies/smollm2-<pct>-sparsegpt.yaml),
     ``sparsegpt_modules`` (per-module levels on the sequential-aware database,
@@ -204,20 +212,23 @@ def suite_sparsegpt(args: argparse.Namespace, suite: str = "sparsegpt") -> dict[
             print(f"  {pct}% searched seed {seed}: fitness {state[key]['search_fitness']:.3f}  ppl "
                   f"{state[key]['ppl']:.3f}  other {state[key]['ppl_other']:.3f}", flush=True)
         cfg = _config(target, args.seeds[0], args, suite=suite)
-        # Another process (other seeds) may have measured priors since this one started.
-        on_disk = load_partial(partial_path(suite, pct, args), pct)
-        state |= {k: v for k, v in on_disk.items() if k not in state}
+        for family in prior_order(args.seeds[0]):
+            key = f"measured:{family}"
+            # Another process (other seeds) may have measured this prior since: take it.
+            on_disk = load_partial(partial_path(suite, pct, args), pct)
+            state |= {k: v for k, v in on_disk.items() if k not in state}
+            if key in state:
+                continue
+            if ev is None:
+                raise SystemExit(f"--report: no measured {family} prior at {pct}%: run the suite first")
+            chosen = state["priors"]["best"][family]
+            fit = chosen["search_fitness"] if chosen["complete"] else None
+            state[key] = {"label": chosen["label"], "search_fitness": fit,
+                          **measure(ev, cfg, Plan.from_dict(chosen["plan"]), other, windows),
+                          **code_state()}
+            save()
         for family in PRIORS:
             key = f"measured:{family}"
-            if key not in state:
-                if ev is None:
-                    raise SystemExit(f"--report: no measured {family} prior at {pct}%: run the suite first")
-                chosen = state["priors"]["best"][family]
-                fit = chosen["search_fitness"] if chosen["complete"] else None
-                state[key] = {"label": chosen["label"], "search_fitness": fit,
-                              **measure(ev, cfg, Plan.from_dict(chosen["plan"]), other, windows),
-                              **code_state()}
-                save()
             print(f"  {pct}% {state[key]['label']:24s} ppl {state[key]['ppl']:8.3f}  "
                   f"other {state[key]['ppl_other']:8.3f}", flush=True)
         rows += summarise(float(target), state, args.seeds if ev is not None else measured_seeds(state))

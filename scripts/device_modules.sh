@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# Issue 25 on a lent H200: the per-module suites of benchmarks/quality.py with four times the
-# CPU headline's search (480 EvoPress offspring per seed instead of 120), 3 seeds each, every
-# seed a process of its own on the one GPU (the model is small; the GPU idles between kernels):
-#   wanda_modules 70% (long), wanda_modules 70% anchored at ramp slope=0.2 (ref_long),
-#   sparsegpt_modules 70% and 60% (long).
+# Issue 25 on a lent H200: the per-module suites of benchmarks/quality.py with a longer search
+# than the CPU headline's 120 EvoPress offspring per seed, 3 seeds each, every seed a process of
+# its own on the one GPU (the model is small; the GPU idles between kernels). The runs (ONLY, a
+# regex of their names, picks some):
+#   wanda70_long_s<seed>      wanda_modules 70%
+#   wanda70_ref_long_s<seed>  wanda_modules 70%, ranks anchored at ramp slope=0.2 (the default)
+#   sgpt70_long_s<seed>, sgpt60_long_s<seed>   sparsegpt_modules 70% and 60%
+# The processes share one GPU: each one more slows all of them, so one call (at most 10 min of
+# the session's 15) holds one suite's three seeds at the default OFFSPRING, not all four suites.
 # Every searched plan and each family's best prior is verified in the same run, on the same
 # device, as on CPU (3 calibration draws, pydoc evaluation split and Debian's licences).
 #
@@ -24,7 +28,7 @@
 #   venv, skipping the install (a CPU rehearsal with DEVICE=cpu, tiny overrides one per line in
 #   EXTRA_SET, added to every run's --set).
 set -u
-LIMIT=${LIMIT:-420} OFFSPRING=${OFFSPRING:-480} DEVICE=${DEVICE:-cuda} ONLY=${ONLY:-.}
+LIMIT=${LIMIT:-420} OFFSPRING=${OFFSPRING:-300} DEVICE=${DEVICE:-cuda} ONLY=${ONLY:-wanda70_ref_long}
 mapfile -t extra < <(printf '%s' "${EXTRA_SET:-}")
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT" /tmp/logs
 PY=python3

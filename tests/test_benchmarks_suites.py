@@ -106,6 +106,18 @@ def test_each_seeds_study_is_the_shipped_config_at_that_seed(suite: str, target:
         assert dataclasses.replace(ran, output=shipped.output) == shipped
 
 
+def test_processes_of_other_seeds_start_on_other_priors() -> None:
+    """Seeds searched in parallel processes finish together: each starts its prior
+    measurements elsewhere, and every order holds each prior once."""
+    from _sparsegpt_render import PRIORS
+
+    assert _sparsegpt.prior_order(0) == PRIORS == ("uniform", "owl", "alpha", "ramp")
+    assert _sparsegpt.prior_order(1) == ("owl", "alpha", "ramp", "uniform")
+    assert _sparsegpt.prior_order(6) == ("alpha", "ramp", "uniform", "owl")
+    assert len({_sparsegpt.prior_order(s)[0] for s in range(3)}) == 3
+    assert all(sorted(_sparsegpt.prior_order(s)) == sorted(PRIORS) for s in range(8))
+
+
 def _row(label: str, ppl: tuple[float, ...], other: float, **extra: Any) -> dict[str, Any]:
     draws = [{"seed": s, "ppl": p, "ppl_other": other} for s, p in enumerate(ppl)]
     return {"label": label, "search_fitness": 10.0, "ppl": sum(ppl) / len(ppl), "ppl_other": other,
