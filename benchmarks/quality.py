@@ -45,6 +45,8 @@ per-module offsets on cached Wanda ranks, every plan verified with sequential Wa
     python benchmarks/quality.py --suite wanda_modules --seeds 0 1 2 --offspring 120   # 70% and 60%
     python benchmarks/quality.py --suite wanda_modules --seeds 0 1 2 --offspring 120 --targets 0.7 \
         --tag ref --set "evaluator.reference=ramp slope=0.2"   # ranks anchored at the best prior
+    python benchmarks/quality.py --suite wanda_modules --seeds 0 1 2 --offspring 240 --targets 0.7 \
+        --tag ref_long --set "evaluator.reference=ramp slope=0.2"   # ... with twice the offspring
     python benchmarks/quality.py --suite wanda_modules --seeds 0 1 2 --offspring 46 --targets 0.7 \
         --tag rounds --set anchor.rounds=2 "anchor.start={method: ramp, params: {slope: 0.2}}"
         # ... in two anchored rounds of 75 trials (the same trial count), the second anchored at
