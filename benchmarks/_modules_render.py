@@ -75,31 +75,36 @@ def _target_rows(pct: str, state: dict[str, Any], variant: str = "",
     return out
 
 
+def _tagged(stem: str) -> list[tuple[str, dict[str, Any]]]:
+    """(tag, result) for each ``<stem><tag>.json`` among the current results."""
+    return [(p.stem[len(stem):], json.loads(p.read_text())) for p in sorted(RESULTS.glob(f"{stem}*.json"))]
+
+
 def variants(suite: ModuleSuite = SPARSEGPT) -> list[tuple[str, dict[str, Any]]]:
     """A suite's tagged variants (``--tag``, for example the short-listed one): (tag, result)
     for each current ``quality_<suite>_cpu_<tag>.json``."""
-    stem = suite.stem + "_"
-    return [(p.stem[len(stem):], json.loads(p.read_text()))
-            for p in sorted(RESULTS.glob(f"{stem}*.json"))]
+    return _tagged(suite.stem + "_")
 
 
 def on_devices(suite: ModuleSuite = SPARSEGPT) -> list[tuple[str, dict[str, Any]]]:
     """A suite's runs on a GPU (``quality_<suite>_cuda_<tag>.json``, scripts/device_modules.sh):
     (tag, result). Each measured its own priors in the same run on that device, so it is
     compared with those, never with the CPU suite's."""
-    stem = f"quality_{suite.suite}_cuda_"
-    return [(p.stem[len(stem):], json.loads(p.read_text()))
-            for p in sorted(RESULTS.glob(f"{stem}*.json"))]
+    return _tagged(f"quality_{suite.suite}_cuda_")
 
 
-def _device_block(suite: ModuleSuite, tag: str, q: dict[str, Any]) -> list[str]:
+#: The per-module tables' head (the CPU suite's table and each GPU run's).
+TABLE_HEAD = ["| target | plan | search fitness | ppl (pydoc) | x best prior | lower on | ppl (licenses) "
+              "| x best prior | lower on |",
+              "|---|---|---|---|---|---|---|---|---|"]
+
+
+def _device_block(tag: str, q: dict[str, Any]) -> list[str]:
     """One GPU run's table (its own priors and searched seeds) under a line saying what ran."""
     env = q["environment"]
     lines = ["", f"On {env['device']} (`{q['command']}`; torch {env['torch']}; {budget(q)} per seed, "
              f"seeds {q['seeds']}; the same verification, its own priors measured in the same run):", "",
-             "| target | plan | search fitness | ppl (pydoc) | x best prior | lower on | ppl (licenses) "
-             "| x best prior | lower on |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             *TABLE_HEAD]
     for pct, state in q["runs"].items():
         lines += _target_rows(pct, state)
     return [*lines, "", _cost_sentence(q["runs"], f"Search cost per seed, {tag} on the GPU")]
@@ -148,10 +153,7 @@ def render(suite: ModuleSuite = SPARSEGPT) -> str:
     if not path.is_file():
         return f"**{suite.lead}** (`{suite.command()}`): not measured yet."
     q = json.loads(path.read_text())
-    lines = [_lead(q, suite, archived), "",
-             "| target | plan | search fitness | ppl (pydoc) | x best prior | lower on | ppl (licenses) "
-             "| x best prior | lower on |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [_lead(q, suite, archived), "", *TABLE_HEAD]
     tagged = variants(suite)
     for pct, state in q["runs"].items():
         lines += _target_rows(pct, state)
@@ -167,7 +169,7 @@ def render(suite: ModuleSuite = SPARSEGPT) -> str:
             label = "Per-block (the `sparsegpt` suite" + (", archived: one-shot database, older code)"
                                                           if block_archived else ")")
             cost += " " + _cost_sentence(json.loads(block.read_text()).get("runs", {}), label)
-    gpu = [line for tag, v in on_devices(suite) for line in _device_block(suite, tag, v)]
+    gpu = [line for tag, v in on_devices(suite) for line in _device_block(tag, v)]
     return "\n".join([*lines, "", cost, *gpu])
 
 

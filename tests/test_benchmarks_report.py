@@ -124,7 +124,7 @@ def test_a_gpu_run_is_compared_with_its_own_priors(tmp_path: Path, monkeypatch: 
     assert gpu["ratio_median"] == pytest.approx(40.0 / 50.0) and gpu["better_seeds"] == 3
     assert rows["smollm2-70-modules (120 offspring)"]["ratio_median"] == pytest.approx(0.9)
     result = json.loads((tmp_path / "quality_wanda_modules_cuda_long.json").read_text())
-    block = "\n".join(_modules_render._device_block(_modules_render.WANDA, "long", result))
+    block = "\n".join(_modules_render._device_block("long", result))
     assert "On NVIDIA H200" in block and "| 70% | uniform | 1.00 | 50.00 | 1.000 | 0/1 |" in block
     assert "| 70% | searched seed 2 | 1.00 | 40.00 | 0.800 | 1/1 |" in block
     assert "**searched, median of 3 seeds** | - | 40.00 | **0.800**" in block
@@ -275,7 +275,6 @@ def test_library_changed_compares_the_package_folder_between_commits(tmp_path: P
     # The same commit is the same code, also where git cannot answer (a copy without .git).
     # (The folder is not even there: git is not asked.)
     assert not library_changed(second, second, tmp_path / "no-such-folder")
-
 
 
 def test_a_copy_without_git_takes_its_commit_from_the_environment(tmp_path: Path,
