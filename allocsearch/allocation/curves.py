@@ -1,0 +1,130 @@
+"""Allocation from measured block loss curves: the cheapest plan under an additive model.
+
+A :class:`BlockCurves` holds, for every transformer block ``b`` and level ``s``, the rise in
+log-perplexity (or KL) when block ``b`` alone is pruned at ``s`` and every other block stays dense
+(measured by :func:`allocsearch.evaluate.sensitivity.measure_block_curves`). Taking damage as
+additive over blocks, the best plan at a target minimises ``sum_b C_b(s_b)`` subject to the
+parameter budget; :func:`curve_allocation` solves it on a grid by a Lagrange multiplier
+(each block picks ``argmin_s C_b(s) - lam * n_b * s``; bisection on ``lam`` until the budget is
+met), the per-block form of SPDY's and OBC's dynamic programmes.
+
+Damage is not additive at high sparsity: pruning many blocks hard compounds. So
+:func:`curve_plan` can ``mix`` the curve allocation with a smooth prior's block sparsities
+(``mix = 1``: the curves alone; ``0``: the prior alone) before the exact budget projection;
+the mix is chosen on the search split like any prior parameter.
+
+The curves are plain data with a schema version: a study saves them beside its trials.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from allocsearch.budget import DEFAULT_BOUNDS, plan_from_values
+from allocsearch.plan import ModelIdentity, Plan, block_of
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class BlockCurves:
+    """``delta[b][j]``: the damage when only block ``b`` is pruned at ``levels[j]``, over the
+    dense model's (on ``tokens`` search tokens of ``fitness``: log-perplexity for ``ppl``, the
+    KL itself for ``kl``); ``model``: the fingerprint of the model measured."""
+
+    levels: tuple[float, ...]
+    delta: tuple[tuple[float, ...], ...]
+    tokens: int
+    fitness: str = "ppl"
+    model: str = ""
+
+    def __post_init__(self) -> None:
+        lv = list(self.levels)
+        if not lv or lv != sorted(set(lv)) or lv[0] <= 0.0 or lv[-1] >= 1.0:
+            raise ValueError(f"levels must increase strictly within (0, 1), got {lv}")
+        if not self.delta or any(len(row) != len(lv) for row in self.delta):
+            raise ValueError(f"delta needs one row of {len(lv)} values per block")
+
+    @property
+    def num_blocks(self) -> int:
+        return len(self.delta)
+
+    def cost(self, grid: NDArray[np.float64]) -> NDArray[np.float64]:
+        """(blocks, len(grid)): each block's curve on ``grid``, 0 at sparsity 0, linear
+        between levels, made non-decreasing (a noisy dip never makes pruning more look free)."""
+        lv = np.array([0.0, *self.levels])
+        rows = [np.maximum.accumulate(np.array([0.0, *row])) for row in self.delta]
+        return np.stack([np.interp(grid, lv, row) for row in rows])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema_version": SCHEMA_VERSION, "levels": list(self.levels),
+                "delta": [list(r) for r in self.delta], "tokens": self.tokens,
+                "fitness": self.fitness, "model": self.model}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BlockCurves:
+        if data.get("schema_version") != SCHEMA_VERSION:
+            raise ValueError(f"block curves of schema {data.get('schema_version')!r}; "
+                             f"this version reads {SCHEMA_VERSION}")
+        return cls(tuple(float(v) for v in data["levels"]),
+                   tuple(tuple(float(v) for v in row) for row in data["delta"]),
+                   int(data["tokens"]), str(data["fitness"]), str(data.get("model", "")))
+
+
+def curve_allocation(curves: BlockCurves, target: float, weights: Sequence[float], *,
+                     step: float = 0.01, bounds: tuple[float, float] = DEFAULT_BOUNDS,
+                     iterations: int = 100) -> NDArray[np.float64]:
+    """(blocks,) block sparsities on a ``step`` grid within ``bounds`` minimising the summed
+    curves at the ``weights``-weighted budget ``target`` (weights: each block's prunable
+    parameters). The grid solution meets the budget to within one step of one block; the
+    exact budget is :func:`curve_plan`'s projection."""
+    w = np.asarray(weights, dtype=np.float64)  # (blocks,)
+    if w.shape != (curves.num_blocks,) or np.any(w <= 0):
+        raise ValueError(f"need {curves.num_blocks} positive block weights, got {w.shape}")
+    if not bounds[0] <= target <= bounds[1]:
+        raise ValueError(f"target {target} lies outside the bounds {bounds}")
+    n = round((bounds[1] - bounds[0]) / step)
+    grid = np.asarray(bounds[0] + step * np.arange(n + 1), dtype=np.float64)  # (G,)
+    cost = curves.cost(grid)  # (blocks, G)
+    share = w / w.sum()
+
+    def pick(lam: float) -> NDArray[np.float64]:
+        # Ties go to the lower sparsity (argmin's first index), so lam -> budget is monotone.
+        return np.asarray(grid[np.argmin(cost - lam * w[:, None] / w.sum() * grid, axis=1)])
+
+    lo, hi = 0.0, 1.0
+    while float(share @ pick(hi)) < target and hi < 1e12:
+        hi *= 2.0
+    for _ in range(iterations):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if float(share @ pick(mid)) < target else (lo, mid)
+    return pick(hi)
+
+
+def curve_plan(identity: ModelIdentity, curves: BlockCurves, target: float, *,
+               prior: Plan | None = None, mix: float = 1.0,
+               bounds: tuple[float, float] = DEFAULT_BOUNDS) -> Plan:
+    """The plan at ``target`` whose block sparsities are ``mix`` x the curve allocation plus
+    ``1 - mix`` x ``prior``'s (every module of a block at its block's value), projected to
+    the exact budget."""
+    if not 0.0 <= mix <= 1.0:
+        raise ValueError(f"mix must lie in [0, 1], got {mix}")
+    if curves.num_blocks != identity.num_blocks:
+        raise ValueError(f"curves of {curves.num_blocks} blocks for a model of {identity.num_blocks}")
+    weights = [0.0] * identity.num_blocks
+    for name in identity.shapes:
+        weights[block_of(name)] += identity.numel(name)
+    blocks = curve_allocation(curves, target, weights, bounds=bounds)
+    if mix < 1.0:
+        if prior is None:
+            raise ValueError("a mix below 1 needs a prior plan")
+        blocks = mix * blocks + (1.0 - mix) * np.asarray(prior.block_sparsity())
+    values = {n: float(blocks[block_of(n)]) for n in identity.shapes}
+    record = {"method": "curves", "params": {"mix": mix, "prior": (prior.provenance if prior else None)},
+              "curves": {"levels": list(curves.levels), "tokens": curves.tokens}}
+    return plan_from_values(identity, target, values, bounds=bounds, provenance=record)

@@ -1,0 +1,144 @@
+"""Allocation from measured block loss curves against the best prior and the per-module search.
+
+Measures every block's loss curve (block b alone pruned at each level, the rest dense) with
+the Wanda per-module study's Evaluator on the search split
+(:func:`allocsearch.evaluate.sensitivity.measure_block_curves`), allocates the target by the
+curves (:func:`allocsearch.allocation.curves.curve_plan`) mixed with the best prior's block
+sparsities at each ``--mixes`` share, picks the mix of lowest search fitness (the search
+split only), and verifies it (and the curves alone) exactly as the ``wanda_modules`` suite
+verifies its plans: sequential Wanda on the study's 3 calibration draws, the evaluation split
+and Debian's licences. The priors and the searched plans are that suite's committed rows
+(the same verification is deterministic at fixed threads, so they are not measured again).
+
+    python benchmarks/curves.py                  # 70%, ~30 min on one CPU core
+
+The curves are kept in results/runs/ (a rerun reuses them). Prints a table and writes
+benchmarks/results/curves_wanda_<device>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import (
+    RESULTS,
+    RUNS,
+    add_model_args,
+    environment,
+    other_domain_file,
+    print_table,
+    study_file,
+    write_json,
+)
+from _sparsegpt import measure
+
+from allocsearch.allocation.curves import BlockCurves, curve_plan
+from allocsearch.evaluate import Evaluator
+from allocsearch.evaluate.sensitivity import DEFAULT_CURVE_LEVELS, measure_block_curves
+from allocsearch.io import atomic_write_json
+from allocsearch.models import load_model
+from allocsearch.plan import Plan
+from allocsearch.search import StudyConfig
+
+SUITE = "wanda_modules"
+MIXES = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def committed(device: str, tag: str = "") -> dict[str, Any]:
+    name = f"quality_{SUITE}_{device}{'_' + tag if tag else ''}.json"
+    return dict(json.loads((RESULTS / name).read_text()))
+
+
+def best_prior(runs: dict[str, Any]) -> tuple[dict[str, Any], Plan]:
+    """The measured prior of lowest verified perplexity, and its plan."""
+    measured = [v for k, v in runs.items() if k.startswith("measured:")]
+    best = min(measured, key=lambda v: v["ppl"])
+    family = next(k.split(":", 1)[1] for k, v in runs.items() if v is best)
+    return best, Plan.from_dict(runs["priors"]["best"][family]["plan"])
+
+
+def curves_for(ev: Evaluator, plan: Plan, tokens: int) -> tuple[BlockCurves, float]:
+    """The cached curves of this model and evaluator, else measured now (and the seconds)."""
+    path = RUNS / f"curves_{plan.model.fingerprint}_{ev.config.masks}_{ev.config.pruner}_{tokens}.json"
+    if path.is_file():
+        data = json.loads(path.read_text())
+        return BlockCurves.from_dict(data["curves"]), float(data["seconds"])
+    t = time.perf_counter()
+    curves = measure_block_curves(ev, plan.model, DEFAULT_CURVE_LEVELS, tokens=tokens)
+    seconds = time.perf_counter() - t
+    RUNS.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, {"curves": curves.to_dict(), "seconds": seconds})
+    return curves, seconds
+
+
+def paired(row: dict[str, Any], prior: dict[str, Any]) -> dict[str, Any]:
+    """Ratios to the prior: of the means, per draw, and on how many draws the row is lower."""
+    per = [d["ppl"] / p["ppl"] for d, p in zip(row["draws"], prior["draws"], strict=True)]
+    return {"ratio": row["ppl"] / prior["ppl"], "ratio_other": row["ppl_other"] / prior["ppl_other"],
+            "ratio_draws": per, "lower_on": sum(r < 1 for r in per)}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_model_args(p)
+    p.add_argument("--target", type=float, default=0.7)
+    p.add_argument("--mixes", type=float, nargs="+", default=list(MIXES))
+    p.add_argument("--tokens", type=int, default=2048, help="search tokens per curve point")
+    args = p.parse_args()
+    pct = str(round(args.target * 100))
+    cfg = StudyConfig.load(study_file(SUITE, args.target), [])
+    loaded = load_model(args.model, device=args.device, dtype=args.dtype)
+    device = loaded.device.type
+    runs = committed(device)["runs"][pct]
+    prior, prior_plan = best_prior(runs)
+    ev = Evaluator.build(loaded, cfg.evaluator, progress=False)
+    curves, curve_s = curves_for(ev, prior_plan, args.tokens)
+    rows = []
+    for mix in args.mixes:
+        plan = curve_plan(prior_plan.model, curves, args.target, prior=prior_plan, mix=mix)
+        rows.append({"mix": mix, "search_fitness": ev.fitness(plan), "budget": plan.budget(), "plan": plan})
+    chosen = min(rows, key=lambda r: r["search_fitness"])
+    other, windows = other_domain_file(RUNS), 40
+    for r in rows:
+        if r is chosen or r["mix"] == 1.0:
+            r |= measure(ev, cfg, r["plan"], other, windows)
+            r |= paired(r, prior)
+    searched = committed(device, "ref_long")["runs"][pct]
+    seeds = sorted(k for k in searched if k.startswith("searched:"))
+    search_rows = [{"seed": k.split(":s")[1], "ppl": searched[k]["ppl"]} | paired(searched[k], prior)
+                   for k in seeds]
+    curve_tokens = (curves.num_blocks * len(curves.levels) + 1) * curves.tokens
+    print_table([{k: v for k, v in r.items() if k not in ("plan", "draws")} for r in rows],
+                ["mix", "search_fitness", "ppl", "ratio", "lower_on", "ppl_other", "ratio_other"])
+    print(f"best prior {prior['label']}: {prior['ppl']:.2f}; chosen mix {chosen['mix']}; "
+          f"curves {curve_tokens} tokens, {curve_s:.0f} s")
+    payload = {
+        "suite": "curves", "target": args.target, "study": str(study_file(SUITE, args.target).name),
+        "device": device, "best_prior": {k: prior[k] for k in ("label", "ppl", "ppl_other", "draws")},
+        "chosen_mix": chosen["mix"], "curves": curves.to_dict(), "curve_seconds": curve_s,
+        "curve_tokens": curve_tokens, "mix_tokens": len(rows) * cfg.evaluator.fidelities[-1],
+        "rows": [{k: (v.to_dict() if k == "plan" else v) for k, v in r.items()} for r in rows],
+        "searched": {"tag": "ref_long", "rows": search_rows,
+                     "ratio_median": statistics.median(r["ratio"] for r in search_rows)},
+        "environment": environment(),
+    }
+    verification = f"verification {cfg.verify.nsamples} x {cfg.verify.seqlen} ({payload['study']})"
+    path = write_json(f"curves_wanda_{device}.json", payload,
+                      protocol={"device": device, "dtype": args.dtype, "model": args.model,
+                                "data": "embedded",
+                                "calibration": f"curves {args.tokens} tokens a point; {verification}",
+                                "evaluation": f"{windows} x 512 evaluation windows",
+                                "seeds": list(cfg.verify.calibration_seeds)})
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
