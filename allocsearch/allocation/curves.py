@@ -4,9 +4,8 @@ A :class:`BlockCurves` holds, for every transformer block ``b`` and level ``s``,
 log-perplexity (or KL) when block ``b`` alone is pruned at ``s`` and every other block stays dense
 (measured by :func:`allocsearch.evaluate.sensitivity.measure_block_curves`). Taking damage as
 additive over blocks, the best plan at a target minimises ``sum_b C_b(s_b)`` subject to the
-parameter budget; :func:`curve_allocation` solves it on a grid by a Lagrange multiplier
-(each block picks ``argmin_s C_b(s) - lam * n_b * s``; bisection on ``lam`` until the budget is
-met), the per-block form of SPDY's and OBC's dynamic programmes.
+parameter budget; :func:`curve_allocation` solves it exactly on a grid by dynamic
+programming over the budget, the per-block form of SPDY's and OBC's dynamic programmes.
 
 Damage is not additive at high sparsity: pruning many blocks hard compounds. So
 :func:`curve_plan` can ``mix`` the curve allocation with a smooth prior's block sparsities
@@ -77,33 +76,45 @@ class BlockCurves:
 
 
 def curve_allocation(curves: BlockCurves, target: float, weights: Sequence[float], *,
-                     step: float = 0.01, bounds: tuple[float, float] = DEFAULT_BOUNDS,
-                     iterations: int = 100) -> NDArray[np.float64]:
-    """(blocks,) block sparsities on a ``step`` grid within ``bounds`` minimising the summed
-    curves at the ``weights``-weighted budget ``target`` (weights: each block's prunable
-    parameters). The grid solution meets the budget to within one step of one block; the
-    exact budget is :func:`curve_plan`'s projection."""
+                     step: float = 0.01, bounds: tuple[float, float] = DEFAULT_BOUNDS) -> NDArray[np.float64]:
+    """(blocks,) block sparsities on a ``step`` grid within ``bounds`` (and at most the last
+    measured level) minimising the summed curves at the ``weights``-weighted budget ``target``
+    (weights: each block's prunable parameters), by an exact dynamic programme over the budget
+    in grid units: each block's weight is rounded to a multiple of the smallest, so models of
+    equal blocks are solved exactly. The grid meets the budget to within half a grid unit;
+    :func:`curve_plan` projects to the exact budget."""
     w = np.asarray(weights, dtype=np.float64)  # (blocks,)
     if w.shape != (curves.num_blocks,) or np.any(w <= 0):
         raise ValueError(f"need {curves.num_blocks} positive block weights, got {w.shape}")
-    if not bounds[0] <= target <= bounds[1]:
-        raise ValueError(f"target {target} lies outside the bounds {bounds}")
-    n = round((bounds[1] - bounds[0]) / step)
-    grid = np.asarray(bounds[0] + step * np.arange(n + 1), dtype=np.float64)  # (G,)
+    top = min(bounds[1], curves.levels[-1])
+    if not bounds[0] <= target <= top:
+        raise ValueError(f"target {target} lies outside [{bounds[0]}, {top}] (the bounds and the last level)")
+    lo = int(np.ceil(bounds[0] / step - 1e-9))
+    hi = int(np.floor(top / step + 1e-9))
+    grid = step * np.arange(lo, hi + 1, dtype=np.float64)  # (G,)
     cost = curves.cost(grid)  # (blocks, G)
-    share = w / w.sum()
-
-    def pick(lam: float) -> NDArray[np.float64]:
-        # Ties go to the lower sparsity (argmin's first index), so lam -> budget is monotone.
-        return np.asarray(grid[np.argmin(cost - lam * w[:, None] / w.sum() * grid, axis=1)])
-
-    lo, hi = 0.0, 1.0
-    while float(share @ pick(hi)) < target and hi < 1e12:
-        hi *= 2.0
-    for _ in range(iterations):
-        mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if float(share @ pick(mid)) < target else (lo, mid)
-    return pick(hi)
+    units = np.rint(w / w.min()).astype(np.int64)  # (blocks,) block sizes in smallest-block units
+    # State: the summed grid index x units over the blocks so far; cost inf where unreachable.
+    size = int(units.sum() * hi) + 1
+    best = np.full(size, np.inf)
+    best[0] = 0.0
+    picks = np.zeros((curves.num_blocks, size), dtype=np.int64)
+    for b in range(curves.num_blocks):
+        options = np.full((len(grid), size), np.inf)  # (G, states)
+        for g in range(len(grid)):
+            shift = int(units[b] * (lo + g))
+            options[g, shift:] = best[: size - shift] + cost[b, g]
+        picks[b] = np.argmin(options, axis=0)
+        best = options[picks[b], np.arange(size)]
+    goal = target / step * units.sum()
+    reachable = np.flatnonzero(np.isfinite(best))
+    state = int(reachable[np.argmin(np.abs(reachable - goal) * 1e6 + best[reachable])])
+    out = np.zeros(curves.num_blocks)
+    for b in reversed(range(curves.num_blocks)):
+        g = int(picks[b, state])
+        out[b] = grid[g]
+        state -= int(units[b] * (lo + g))
+    return out
 
 
 def curve_plan(identity: ModelIdentity, curves: BlockCurves, target: float, *,
