@@ -38,7 +38,7 @@ def test_matches_exhaustive_search_on_unequal_blocks() -> None:
     weights = [1.0, 2.0, 1.0]
     step, target = 0.25, 0.5
     s = curve_allocation(curves, target, weights, step=step, bounds=(0.0, 0.75))
-    grid = np.arange(4) * step
+    grid = np.arange(4, dtype=np.float64) * step
     cost = curves.cost(grid)
     best = min((sum(cost[b, g] for b, g in enumerate(c)), c) for c in itertools.product(range(4), repeat=3)
                if abs(sum(w * grid[g] for w, g in zip(weights, c, strict=True)) - target * 4) < 1e-9)
