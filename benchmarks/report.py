@@ -62,6 +62,8 @@ KINDS = [
          "pruned with sequential SparseGPT."),
     Kind("quality_wanda_modules", "Searching per module on Wanda ranks", "One offset per linear module on "
          "cached Wanda ranks: search vs. priors, pruned with sequential Wanda."),
+    Kind("curves", "Allocation from block loss curves", "Each block's measured loss curve, an exact "
+         "programme over the budget, mixed with the best prior: verified against it and the search."),
     Kind("correlation", "Evaluator rank correlation", "Cheap fitness vs. the exact sequential prune "
          "(Spearman)."),
     Kind("speed", "Evaluator speed and memory", "Cost of scoring a plan against the bare forward pass."),
@@ -362,6 +364,7 @@ def blocks() -> list[tuple[Path, str, Callable[[], str]]]:
     """Every rendered block: (document, block name, renderer)."""
     import _modules_render
     import _sparsegpt_render
+    import curves
     import demo
     import nas
     import predictor
@@ -374,6 +377,7 @@ def blocks() -> list[tuple[Path, str, Callable[[], str]]]:
             (DOCS / "results.md", "sparsegpt-results", _sparsegpt_render.render),
             (DOCS / "results.md", "sparsegpt-modules-results", _modules_render.render),
             (DOCS / "results.md", "wanda-modules-results", _modules_render.render_wanda),
+            (DOCS / "results.md", "curves-results", curves.render),
             (DOCS / "results.md", "nas-results", nas.render),
             (DOCS / "results.md", "predictor-results", predictor.render_results),
             (DOCS / "results.md", "tasks-results", tasks.render),

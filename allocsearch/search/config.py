@@ -35,6 +35,7 @@ import yaml
 from allocsearch.data import DataConfig
 from allocsearch.evaluate import EvaluatorConfig, VerifyConfig
 from allocsearch.plan import Plan, PlanError
+from allocsearch.search import curve_start
 from allocsearch.search.accuracy import CONSTRAINED_SAMPLERS, TaskSettings
 from allocsearch.search.settings import (
     AnchorSettings,
@@ -200,6 +201,9 @@ class StudyConfig:
         output = Path(data["output"]) if data.get("output") else path.parent / name
         anchor = AnchorSettings.parse(data.get("anchor"), where)
         _check_plans([*warm, *([anchor.start] if anchor.start else [])], where)
+        if anchor.start is not None and anchor.start.method == curve_start.METHOD:
+            raise StudyConfigError(f"{where}: anchor.start cannot be a curves warm start (the curves "
+                                   "are measured inside a study); use it in warm_start")
         if anchor.rounds and len(objectives) > 1:
             raise StudyConfigError(f"{where}: anchored rounds need a single objective")
         if predictor.enabled and len(objectives) > 1:
@@ -232,6 +236,11 @@ class StudyConfig:
 def _check_plans(starts: list[WarmStart], where: str) -> None:
     """Every saved plan a warm start names is read and validated before a model loads."""
     for ws in starts:
+        if ws.method == curve_start.METHOD:
+            try:
+                curve_start.check_params(ws.params, f"{where}: warm start {ws.label!r}")
+            except ValueError as exc:
+                raise StudyConfigError(str(exc)) from None
         if ws.plan is not None:
             try:
                 Plan.load(ws.plan)

@@ -17,11 +17,12 @@ from typing import Any, Literal
 import optuna
 from tqdm.auto import tqdm
 
+from allocsearch.allocation.curves import BlockCurves
 from allocsearch.evaluate import Evaluator, PlanLatency, Verification, verify
 from allocsearch.evaluate.verification import key as verification_key
 from allocsearch.models.loading import LoadedModel
 from allocsearch.plan import Plan
-from allocsearch.search import store
+from allocsearch.search import curve_start, store
 from allocsearch.search.accuracy import AccuracyScorer
 from allocsearch.search.config import StudyConfig
 from allocsearch.search.progress import TrialProgress
@@ -155,7 +156,7 @@ def run_study(
                 check_protocol(study, protocol)  # the model itself, now that it is loaded
                 if not store.initialised(study):
                     store.init_study(study, ev.identity, protocol, study_facts(config))
-                    _enqueue_priors(study, config, space, ev)
+                    _enqueue_priors(study, config, space, ev, progress)
             run = StudyRun(study, config, space)
             _trial_loop(run, ev, lock, progress)
             if verify and len(config.objectives) == 1:
@@ -223,21 +224,30 @@ def tokens_read(study: optuna.Study) -> int:
     return StudyCount.of(study).tokens
 
 
-def warm_start_plan(ws: WarmStart, ev: Evaluator, target: float) -> Plan:
-    """The plan of one warm start: a saved plan (checked against the model) or a prior's."""
+def warm_start_plan(ws: WarmStart, ev: Evaluator, target: float, curves: BlockCurves | None = None) -> Plan:
+    """The plan of one warm start: a saved plan (checked against the model), a prior's, or
+    one allocated from the study's block ``curves``."""
     from allocsearch.allocation import get_allocator
 
     if ws.plan is not None:
         plan = Plan.load(ws.plan)
         plan.check_model(ev.identity)
         return plan
+    if ws.method == curve_start.METHOD:
+        if curves is None:
+            raise ValueError("a curves warm start needs the study's block curves (warm_start only)")
+        return curve_start.curves_warm_plan(ws.params, curves, ev, target)
     return get_allocator(ws.method, **ws.params).allocate(ev.profile, target)
 
 
-def _enqueue_priors(study: optuna.Study, config: StudyConfig, space: SearchSpace, ev: Evaluator) -> None:
-    """Enqueue each warm start the space can express, labelled with the prior."""
+def _enqueue_priors(study: optuna.Study, config: StudyConfig, space: SearchSpace, ev: Evaluator,
+                    progress: bool = False) -> None:
+    """Enqueue each warm start the space can express, labelled with the prior; the block
+    curves are measured first when a warm start allocates from them."""
+    curves = curve_start.study_curves(study, ev, progress) \
+        if any(ws.method == curve_start.METHOD for ws in config.warm_start) else None
     for ws in config.warm_start:
-        prior = warm_start_plan(ws, ev, config.target)
+        prior = warm_start_plan(ws, ev, config.target, curves)
         params = space.params_for_prior(ws.method, ws.params, prior)
         if params is None:
             log.info("warm start %s cannot be expressed in space %s; skipped", ws.label, space.name)

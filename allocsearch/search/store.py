@@ -30,6 +30,7 @@ from allocsearch.plan_codec import COMPACT_KEYS, decode_plan, encode_plan
 STORE_VERSION = 1
 _VERSION, _MODEL, _PROTOCOL, _FACTS = "store_version", "model", "protocol", "facts"
 _VERIFIED, _DENSE_ACC = "verified:", "dense_accuracy:"
+_CURVES, _SETUP_TOKENS = "block_curves", "setup_tokens"
 
 
 class ProtocolError(ValueError):
@@ -284,6 +285,23 @@ def verifications(study: optuna.Study) -> list[VerifiedTrial]:
 def _verified(raw: dict[str, Any]) -> VerifiedTrial:
     return VerifiedTrial(int(raw["trial"]), float(raw["fitness"]), raw.get("prior"),
                          Verification.from_dict(raw["result"]), dict(raw.get("settings") or {}))
+
+
+def block_curves(study: optuna.Study) -> dict[str, Any] | None:
+    """The block loss curves a ``curves`` warm start measured for this study (their data)."""
+    raw = study.user_attrs.get(_CURVES)
+    return dict(raw) if raw is not None else None
+
+
+def save_block_curves(study: optuna.Study, data: dict[str, Any], tokens: int) -> None:
+    """Keep the curves with the search tokens they read, which the study's count includes."""
+    study.set_user_attr(_CURVES, data)
+    study.set_user_attr(_SETUP_TOKENS, int(tokens))
+
+
+def setup_tokens(study: optuna.Study) -> int:
+    """Search tokens read before the trials (the block curves), part of the study's budget."""
+    return int(study.user_attrs.get(_SETUP_TOKENS, 0))
 
 
 def dense_accuracy(study: optuna.Study, key: str) -> float | None:

@@ -32,7 +32,7 @@ class StudyCount:
     finished: int
     running: int
     waiting: int
-    tokens: int  # search tokens the finished trials' fitness read
+    tokens: int  # search tokens the finished trials' fitness read, and any setup (block curves)
 
     @property
     def occupied(self) -> int:
@@ -47,7 +47,7 @@ class StudyCount:
             finished=len(done),
             running=sum(t.state == TrialState.RUNNING for t in trials),
             waiting=sum(t.state == TrialState.WAITING for t in trials),
-            tokens=sum(t.tokens for t in done),
+            tokens=sum(t.tokens for t in done) + store.setup_tokens(study),
         )
 
 

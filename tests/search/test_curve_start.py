@@ -1,0 +1,61 @@
+"""The ``curves`` warm start: measured once per study, counted in its tokens, reproduced."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from allocsearch.allocation import get_allocator
+from allocsearch.allocation.curves import BlockCurves, curve_plan
+from allocsearch.evaluate import Evaluator
+from allocsearch.evaluate.sensitivity import DEFAULT_CURVE_LEVELS
+from allocsearch.search import StudyConfig, StudyConfigError, run_study, store, tokens_read, trial_plan
+from tests.helpers import tiny_evaluator
+
+EVAL = {"seqlen": 32, "fidelities": [64, 128], "batch_size": 2}
+CURVES = {"method": "curves", "grid": {"mix": [0.5, 1.0]}, "params": {"prior": "ramp slope=0.2"}}
+
+
+def _config(out: Path, extra: dict[str, Any]) -> StudyConfig:
+    data = {"name": "tiny", "target": 0.6, "space": "blocks", "n_trials": 3, "evaluator": EVAL,
+            "sampler": "random", "warm_start": [{"method": "uniform"}, CURVES],
+            "verify": {"top": 1, "nsamples": 2, "seqlen": 32, "eval_windows": 2},
+            "output": str(out)} | extra
+    return StudyConfig.from_dict(data, out / "tiny.yaml")
+
+
+@pytest.fixture(scope="module")
+def evaluator() -> Evaluator:
+    return tiny_evaluator(_config(Path("x"), {}).evaluator)
+
+
+def test_a_study_warm_starts_from_its_block_curves(evaluator: Evaluator, tmp_path: Path) -> None:
+    run = run_study(_config(tmp_path, {}), evaluator=evaluator, progress=False, verify=False)
+    stored = store.block_curves(run.study)
+    assert stored is not None
+    curves = BlockCurves.from_dict(stored)
+    assert curves.levels == DEFAULT_CURVE_LEVELS and curves.num_blocks == 2 and curves.tokens == 64
+    setup = (2 * len(DEFAULT_CURVE_LEVELS) + 1) * 64
+    assert store.setup_tokens(run.study) == setup
+    trials = run.study.trials
+    assert tokens_read(run.study) == setup + sum(store.StoredTrial.of(t).tokens for t in trials)
+    ramp = get_allocator("ramp", slope=0.2).allocate(evaluator.profile, 0.6)
+    labels = [store.StoredTrial.of(t).prior for t in trials]
+    assert labels == ["uniform", "curves mix=0.5 prior=ramp slope=0.2", "curves mix=1.0 prior=ramp slope=0.2"]
+    for t, mix in zip(trials[1:], (0.5, 1.0), strict=True):
+        want = curve_plan(evaluator.identity, curves, 0.6, prior=ramp, mix=mix)
+        got = trial_plan(run.study, t)
+        assert abs(got.budget() - 0.6) < 1e-6
+        for name, choice in got.modules.items():
+            assert choice.sparsity == pytest.approx(want.modules[name].sparsity, abs=1e-6)
+
+
+def test_curves_warm_start_errors_at_config_load(tmp_path: Path) -> None:
+    with pytest.raises(StudyConfigError, match="needs a prior"):
+        _config(tmp_path, {"warm_start": [{"method": "curves", "params": {"mix": 0.5}}]})
+    with pytest.raises(StudyConfigError, match="not \\['slope'\\]"):
+        _config(tmp_path, {"warm_start": [{"method": "curves", "params": {"slope": 0.5}}]})
+    with pytest.raises(StudyConfigError, match=r"anchor\.start cannot be a curves"):
+        _config(tmp_path, {"anchor": {"rounds": 2, "start": {"method": "curves"}}})
