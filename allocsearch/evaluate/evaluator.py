@@ -58,6 +58,7 @@ class Evaluator:
         self.loaded = loaded
         self.config = config
         self.profile = profile
+        self.cache_dir = cache_dir  # None: the default cache (profiles, databases, block curves)
         self.identity = identity_from_adapter(loaded.adapter, loaded.name)
         self.windows = evaluation_windows(
             loaded.tokenizer, config.source, "search", config.seqlen, config.windows_needed

@@ -8,6 +8,9 @@ count their tokens against a search that starts from these curves
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import math
 from collections.abc import Sequence
 
@@ -15,7 +18,11 @@ from tqdm.auto import tqdm
 
 from allocsearch.allocation.curves import BlockCurves
 from allocsearch.evaluate.evaluator import Evaluator
+from allocsearch.io import atomic_write_json
+from allocsearch.models.loading import default_cache_dir
 from allocsearch.plan import ModelIdentity, ModuleChoice, Plan, block_of
+
+log = logging.getLogger(__name__)
 
 DEFAULT_CURVE_LEVELS = (0.2, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 
@@ -59,3 +66,33 @@ def measure_block_curves(ev: Evaluator, identity: ModelIdentity,
         ev.restore()
     return BlockCurves(tuple(float(v) for v in levels), tuple(rows), tokens, ev.config.fitness,
                        identity.fingerprint)
+
+
+def curves_key(ev: Evaluator, levels: Sequence[float], tokens: int) -> str:
+    """What decides the curves: the profile (model weights and calibration), the Evaluator's
+    settings and anchor, the device and dtype its fitness runs on, the levels and tokens."""
+    p = next(ev.loaded.model.parameters())
+    anchor = ev.anchor_plan.to_dict() if ev.anchor_plan is not None else None
+    raw = json.dumps({"profile": ev.profile.key, "evaluator": ev.config.to_dict(), "anchor": anchor,
+                      "device": p.device.type, "dtype": str(p.dtype), "levels": [float(v) for v in levels],
+                      "tokens": tokens}, sort_keys=True, default=str)
+    return hashlib.sha256(raw.encode()).hexdigest()[:20]
+
+
+def cached_block_curves(ev: Evaluator, levels: Sequence[float] = DEFAULT_CURVE_LEVELS, *,
+                        tokens: int | None = None, progress: bool = True) -> BlockCurves:
+    """:func:`measure_block_curves`, kept in the cache folder (``block_curves/<key>.json``) so
+    that the studies of one model and Evaluator measure them once."""
+    tokens = tokens or ev.config.fidelities[0]
+    path = (ev.cache_dir or default_cache_dir()) / "block_curves" / f"{curves_key(ev, levels, tokens)}.json"
+    if path.is_file():
+        try:
+            curves = BlockCurves.from_dict(json.loads(path.read_text()))
+            log.info("reusing cached block curves %s", path)
+            return curves
+        except (ValueError, KeyError, TypeError) as exc:  # a damaged entry: measure again
+            log.warning("cached block curves %s are unreadable (%s); measuring them again", path, exc)
+    curves = measure_block_curves(ev, ev.identity, levels, tokens=tokens, progress=progress)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, curves.to_dict())
+    return curves

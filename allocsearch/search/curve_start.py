@@ -2,9 +2,10 @@
 
 ``warm_start: [{method: curves, params: {mix: 0.5, prior: "ramp slope=0.2"}}]`` (a ``grid``
 over ``mix`` works as for any prior). Before the first trial the study measures every block's
-loss curve with its own Evaluator (:func:`allocsearch.evaluate.sensitivity.measure_block_curves`
-at the first fidelity), keeps them in the study storage, and counts their tokens as search
-tokens of the study (``max_tokens`` included). Each ``curves`` warm start is then
+loss curve with its own Evaluator (:func:`allocsearch.evaluate.sensitivity.cached_block_curves`
+at the first fidelity; studies of the same model and Evaluator share them through the cache),
+keeps them in the study storage, and counts their tokens as search tokens of the study
+(``max_tokens`` included), also when the cache held them. Each ``curves`` warm start is then
 :func:`allocsearch.allocation.curves.curve_plan` at the study's target, mixed with ``prior``'s
 block sparsities (needed when ``mix`` is below 1)."""
 
@@ -18,7 +19,7 @@ from allocsearch.allocation import get_allocator
 from allocsearch.allocation.curves import BlockCurves, curve_plan
 from allocsearch.evaluate import Evaluator
 from allocsearch.evaluate.reference import ReferencePlan
-from allocsearch.evaluate.sensitivity import DEFAULT_CURVE_LEVELS, measure_block_curves
+from allocsearch.evaluate.sensitivity import DEFAULT_CURVE_LEVELS, cached_block_curves
 from allocsearch.plan import Plan
 from allocsearch.search import store
 
@@ -41,11 +42,13 @@ def check_params(params: dict[str, Any], where: str) -> None:
 
 
 def study_curves(study: optuna.Study, ev: Evaluator, progress: bool = False) -> BlockCurves:
-    """The study's block curves: stored, or measured now and stored with their tokens."""
+    """The study's block curves: stored, or measured now (or read from the cache, where an
+    earlier study of the same model and Evaluator measured them) and stored with their tokens,
+    which count as this study's either way."""
     stored = store.block_curves(study)
     if stored is not None:
         return BlockCurves.from_dict(stored)
-    curves = measure_block_curves(ev, ev.identity, DEFAULT_CURVE_LEVELS, progress=progress)
+    curves = cached_block_curves(ev, DEFAULT_CURVE_LEVELS, progress=progress)
     tokens = (curves.num_blocks * len(curves.levels) + 1) * curves.tokens  # + the dense fitness
     store.save_block_curves(study, curves.to_dict(), tokens)
     return curves

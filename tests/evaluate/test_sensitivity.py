@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
-from allocsearch.evaluate import EvaluatorConfig
-from allocsearch.evaluate.sensitivity import measure_block_curves, single_block_plan
+from allocsearch.evaluate import EvaluatorConfig, sensitivity
+from allocsearch.evaluate.sensitivity import cached_block_curves, measure_block_curves, single_block_plan
 from tests.helpers import tiny_evaluator
 
 CONFIG = EvaluatorConfig(seqlen=32, fidelities=(64, 128), topk=8, batch_size=2)
@@ -33,3 +34,19 @@ def test_curves_are_the_fitness_of_each_single_block_plan() -> None:
             value = ev.fitness(single_block_plan(ident, b, level), 64)
             assert curves.delta[b][j] == pytest.approx(math.log(value) - math.log(dense), abs=1e-9)
     assert ev.fitness(None, 64) == pytest.approx(dense, abs=1e-9)  # the dense weights are back
+
+
+def test_cached_curves_are_measured_once_per_evaluator_setting(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    ev = tiny_evaluator(CONFIG)
+    ev.cache_dir = tmp_path
+    first = cached_block_curves(ev, (0.3, 0.8), tokens=64, progress=False)
+    assert len(list((tmp_path / "block_curves").glob("*.json"))) == 1
+
+    def refuse(*_: object, **__: object) -> None:
+        raise AssertionError("measured again")
+
+    monkeypatch.setattr(sensitivity, "measure_block_curves", refuse)
+    assert cached_block_curves(ev, (0.3, 0.8), tokens=64, progress=False) == first
+    with pytest.raises(AssertionError, match="measured again"):  # other levels: another entry
+        cached_block_curves(ev, (0.3, 0.9), tokens=64, progress=False)

@@ -27,8 +27,10 @@ def _config(out: Path, extra: dict[str, Any]) -> StudyConfig:
 
 
 @pytest.fixture(scope="module")
-def evaluator() -> Evaluator:
-    return tiny_evaluator(_config(Path("x"), {}).evaluator)
+def evaluator(tmp_path_factory: pytest.TempPathFactory) -> Evaluator:
+    ev = tiny_evaluator(_config(Path("x"), {}).evaluator)
+    ev.cache_dir = tmp_path_factory.mktemp("cache")  # the block curves' cache, not the user's
+    return ev
 
 
 def test_a_study_warm_starts_from_its_block_curves(evaluator: Evaluator, tmp_path: Path) -> None:
