@@ -42,18 +42,19 @@ from _sparsegpt import measure
 
 from allocsearch.allocation.curves import BlockCurves, curve_plan
 from allocsearch.evaluate import Evaluator
-from allocsearch.evaluate.sensitivity import DEFAULT_CURVE_LEVELS, measure_block_curves
+from allocsearch.evaluate.sensitivity import DEFAULT_CURVE_LEVELS, curves_key, measure_block_curves
 from allocsearch.io import atomic_write_json
 from allocsearch.models import load_model
 from allocsearch.plan import Plan
 from allocsearch.search import StudyConfig
 
-SUITE = "wanda_modules"
 MIXES = (0.0, 0.25, 0.5, 0.75, 1.0)
+#: suite -> (the pruner its verification runs, the tagged variant holding its longest search)
+SUITES = {"wanda_modules": ("wanda", "ref_long"), "sparsegpt_modules": ("sparsegpt", "")}
 
 
-def committed(device: str, tag: str = "") -> dict[str, Any]:
-    name = f"quality_{SUITE}_{device}{'_' + tag if tag else ''}.json"
+def committed(suite: str, device: str, tag: str = "") -> dict[str, Any]:
+    name = f"quality_{suite}_{device}{'_' + tag if tag else ''}.json"
     return dict(json.loads((RESULTS / name).read_text()))
 
 
@@ -66,8 +67,9 @@ def best_prior(runs: dict[str, Any]) -> tuple[dict[str, Any], Plan]:
 
 
 def curves_for(ev: Evaluator, plan: Plan, tokens: int) -> tuple[BlockCurves, float]:
-    """The cached curves of this model and evaluator, else measured now (and the seconds)."""
-    path = RUNS / f"curves_{plan.model.fingerprint}_{ev.config.masks}_{ev.config.pruner}_{tokens}.json"
+    """The curves of this model and Evaluator kept in results/runs/ (by the library cache's key),
+    else measured now; and the seconds their measurement took."""
+    path = RUNS / f"curves_{curves_key(ev, DEFAULT_CURVE_LEVELS, tokens)}.json"
     if path.is_file():
         data = json.loads(path.read_text())
         return BlockCurves.from_dict(data["curves"]), float(data["seconds"])
@@ -89,17 +91,21 @@ def paired(row: dict[str, Any], prior: dict[str, Any]) -> dict[str, Any]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_args(p)
+    p.add_argument("--suite", choices=sorted(SUITES), default="wanda_modules",
+                   help="the per-module suite whose study, priors and searched plans to compare with")
     p.add_argument("--target", type=float, default=0.7)
     p.add_argument("--mixes", type=float, nargs="+", default=list(MIXES))
     p.add_argument("--tokens", type=int, default=2048, help="search tokens per curve point")
     args = p.parse_args()
     pct = str(round(args.target * 100))
-    cfg = StudyConfig.load(study_file(SUITE, args.target), [])
+    pruner, search_tag = SUITES[args.suite]
+    cfg = StudyConfig.load(study_file(args.suite, args.target), [])
     loaded = load_model(args.model, device=args.device, dtype=args.dtype)
     device = loaded.device.type
-    runs = committed(device)["runs"][pct]
+    runs = committed(args.suite, device)["runs"][pct]
     prior, prior_plan = best_prior(runs)
     ev = Evaluator.build(loaded, cfg.evaluator, progress=False)
+    ev.use_reference(args.target)  # a sequential-aware database, as the suite's studies use it
     curves, curve_s = curves_for(ev, prior_plan, args.tokens)
     rows = []
     for mix in args.mixes:
@@ -111,9 +117,10 @@ def main() -> None:
         if r is chosen or r["mix"] == 1.0:
             r |= measure(ev, cfg, r["plan"], other, windows)
             r |= paired(r, prior)
-    searched = committed(device, "ref_long")["runs"][pct]
+    searched = committed(args.suite, device, search_tag)["runs"][pct]
     seeds = sorted(k for k in searched if k.startswith("searched:"))
-    search_rows = [{"seed": k.split(":s")[1], "ppl": searched[k]["ppl"]} | paired(searched[k], prior)
+    search_rows = [{"seed": k.split(":s")[1], "ppl": searched[k]["ppl"],
+                    "search_tokens": searched[k]["search_tokens"]} | paired(searched[k], prior)
                    for k in seeds]
     curve_tokens = (curves.num_blocks * len(curves.levels) + 1) * curves.tokens
     print_table([{k: v for k, v in r.items() if k not in ("plan", "draws")} for r in rows],
@@ -121,17 +128,19 @@ def main() -> None:
     print(f"best prior {prior['label']}: {prior['ppl']:.2f}; chosen mix {chosen['mix']}; "
           f"curves {curve_tokens} tokens, {curve_s:.0f} s")
     payload = {
-        "suite": "curves", "target": args.target, "study": str(study_file(SUITE, args.target).name),
+        "suite": args.suite, "pruner": pruner, "target": args.target,
+        "study": str(study_file(args.suite, args.target).name),
         "device": device, "best_prior": {k: prior[k] for k in ("label", "ppl", "ppl_other", "draws")},
         "chosen_mix": chosen["mix"], "curves": curves.to_dict(), "curve_seconds": curve_s,
         "curve_tokens": curve_tokens, "mix_tokens": len(rows) * cfg.evaluator.fidelities[-1],
         "rows": [{k: (v.to_dict() if k == "plan" else v) for k, v in r.items()} for r in rows],
-        "searched": {"tag": "ref_long", "rows": search_rows,
+        "searched": {"tag": search_tag or "plain", "rows": search_rows,
+                     "search_tokens_median": statistics.median(r["search_tokens"] for r in search_rows),
                      "ratio_median": statistics.median(r["ratio"] for r in search_rows)},
         "environment": environment(),
     }
     verification = f"verification {cfg.verify.nsamples} x {cfg.verify.seqlen} ({payload['study']})"
-    path = write_json(f"curves_wanda_{device}.json", payload,
+    path = write_json(f"curves_{pruner}_{device}.json", payload,
                       protocol={"device": device, "dtype": args.dtype, "model": args.model,
                                 "data": "embedded",
                                 "calibration": f"curves {args.tokens} tokens a point; {verification}",
@@ -149,13 +158,18 @@ def render() -> str:
     prior and the per-module search, and whether the gain clears the noise floor."""
     from report import noise_floors
 
-    path = RESULTS / "curves_wanda_cpu.json"
-    if not path.is_file():
+    paths = sorted(RESULTS.glob("curves_*_cpu.json"), key=lambda p: "wanda" not in p.name)
+    if not paths:
         return "Not measured yet: run `python benchmarks/curves.py`."
-    c = json.loads(path.read_text())
+    return "\n\n".join(_render_one(json.loads(p.read_text()), noise_floors()) for p in paths)
+
+
+def _render_one(c: dict[str, Any], floors: dict[tuple[float, str], float]) -> str:
+    pruner = c["pruner"]
     m, prior = c["manifest"], c["best_prior"]
-    floor = noise_floors().get((round(c["target"], 4), "wanda"))
-    lines = [f"**Allocation from measured block loss curves, pruned with sequential Wanda** "
+    floor = floors.get((round(c["target"], 4), pruner))
+    lines = [f"**Allocation from measured block loss curves at {c['target']:.0%}, pruned with "
+             f"sequential {'SparseGPT' if pruner == 'sparsegpt' else 'Wanda'}** "
              f"(`{m['command']}`; {c['device']}, {c['environment']['threads']} thread(s), "
              f"commit {m['commit'][:7]}; `studies/{c['study']}`'s evaluator and verification). "
              f"The curves: {c['curves']['tokens']} search tokens at each of "
@@ -164,7 +178,7 @@ def render() -> str:
              f"then costs one full-fidelity fitness ({c['mix_tokens']:,} tokens for all). The mix "
              f"with the best prior's block sparsities is chosen by search fitness (mix "
              f"{c['chosen_mix']:g}). Verified plans: mean [draws] over the calibration draws "
-             f"{m['seeds']}; the best prior ({prior['label']}) is the `wanda_modules` suite's "
+             f"{m['seeds']}; the best prior ({prior['label']}) is the `{c['suite']}` suite's "
              f"row: {_draws(prior)} pydoc, {prior['ppl_other']:.2f} licences.", "",
              "| mix | search fitness | ppl (pydoc) [draws] | x best prior | lower on | ppl (licenses) "
              "| x best prior |", "|---|---|---|---|---|---|---|"]
@@ -177,13 +191,15 @@ def render() -> str:
         else:
             lines.append(f"| {r['mix']:g} | {r['search_fitness']:.2f} | - | - | - | - | - |")
     best = next(r for r in c["rows"] if r["mix"] == c["chosen_mix"])
-    gain = "-" if floor is None else ("beyond" if best["ratio"] < 1 - floor else "within")
+    gain = "no measured noise floor" if floor is None else (
+        f"{'beyond' if best['ratio'] < 1 - floor else 'within'} the noise floor ({floor:.1%} at this "
+        "target and pruner, `benchmarks/noise.py`)")
     s = c["searched"]
-    lines += ["", f"Against the best prior the chosen mix is {best['ratio']:.3f}x on pydoc, {gain} the "
-              f"noise floor ({floor:.1%} at this target and pruner, `benchmarks/noise.py`). The "
+    lines += ["", f"Against the best prior the chosen mix is {best['ratio']:.3f}x on pydoc, {gain}. The "
               f"per-module search (`{s['tag']}` variant, seeds "
               f"{', '.join(str(r['seed']) for r in s['rows'])}) reaches a median "
-              f"{s['ratio_median']:.3f}x under the same verification. One allocation, no seeds: "
+              f"{s['ratio_median']:.3f}x under the same verification, with a median "
+              f"{s['search_tokens_median']:,.0f} search tokens per seed. One allocation, no seeds: "
               "the curves and the fitness are deterministic at fixed threads."]
     return "\n".join(lines)
 

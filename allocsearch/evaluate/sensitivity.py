@@ -43,12 +43,24 @@ def _rise(fitness: str, value: float, dense: float) -> float:
     return math.log(value) - math.log(dense) if fitness == "ppl" else value - dense
 
 
+def backend_levels(ev: Evaluator, levels: Sequence[float]) -> tuple[float, ...]:
+    """``levels`` as the Evaluator's backend can write them: each moved to the nearest pruned
+    level of a level database's grid (duplicates dropped); as they are for cached ranks."""
+    grid = getattr(ev.backend, "grid", None)
+    if grid is None:
+        return tuple(float(v) for v in levels)
+    pruned = grid.pruned
+    return tuple(sorted({min(pruned, key=lambda g: abs(g - v)) for v in levels}))
+
+
 def measure_block_curves(ev: Evaluator, identity: ModelIdentity,
                          levels: Sequence[float] = DEFAULT_CURVE_LEVELS, *,
                          tokens: int | None = None, progress: bool = True) -> BlockCurves:
-    """The curves of every block at ``levels`` with ``tokens`` search tokens each (the
-    Evaluator's first fidelity by default); the dense weights are back afterwards."""
+    """The curves of every block at ``levels`` (on a level database: its nearest grid levels,
+    :func:`backend_levels`) with ``tokens`` search tokens each (the Evaluator's first fidelity
+    by default); the dense weights are back afterwards."""
     tokens = tokens or ev.config.fidelities[0]
+    levels = backend_levels(ev, levels)
     dense = ev.fitness(None, tokens)
     rows = []
     bar = tqdm(total=identity.num_blocks * len(levels), desc="block curves", disable=not progress,

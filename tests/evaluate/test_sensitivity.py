@@ -50,3 +50,15 @@ def test_cached_curves_are_measured_once_per_evaluator_setting(tmp_path: Path,
     assert cached_block_curves(ev, (0.3, 0.8), tokens=64, progress=False) == first
     with pytest.raises(AssertionError, match="measured again"):  # other levels: another entry
         cached_block_curves(ev, (0.3, 0.9), tokens=64, progress=False)
+
+
+def test_curve_levels_move_to_a_level_database_grid() -> None:
+    from types import SimpleNamespace
+
+    from allocsearch.database import LevelGrid
+    from allocsearch.evaluate.sensitivity import backend_levels
+
+    on_grid = SimpleNamespace(backend=SimpleNamespace(grid=LevelGrid((0.3, 0.5, 0.7, 0.95))))
+    assert backend_levels(on_grid, (0.2, 0.4, 0.5, 0.9, 0.95)) == (0.3, 0.5, 0.95)  # type: ignore[arg-type]
+    ranks = SimpleNamespace(backend=SimpleNamespace())
+    assert backend_levels(ranks, (0.2, 0.4)) == (0.2, 0.4)  # type: ignore[arg-type]
