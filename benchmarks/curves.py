@@ -12,8 +12,9 @@ and Debian's licences. The priors and the searched plans are that suite's commit
 
     python benchmarks/curves.py                  # 70%, ~30 min on one CPU core
 
-The curves are kept in results/runs/ (a rerun reuses them). Prints a table and writes
-benchmarks/results/curves_wanda_<device>.json.
+The curves are kept in the allocsearch cache (a rerun, and any study of the same Evaluator
+with a ``curves`` warm start, reuses them; their measurement time is kept with them). Prints
+a table and writes benchmarks/results/curves_<pruner>_<device>.json.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import argparse
 import json
 import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +40,9 @@ from _common import (
 )
 from _sparsegpt import measure
 
-from allocsearch.allocation.curves import BlockCurves, curve_plan
+from allocsearch.allocation.curves import curve_plan
 from allocsearch.evaluate import Evaluator
-from allocsearch.evaluate.sensitivity import DEFAULT_CURVE_LEVELS, curves_key, measure_block_curves
-from allocsearch.io import atomic_write_json
+from allocsearch.evaluate.sensitivity import DEFAULT_CURVE_LEVELS, cached_block_curves
 from allocsearch.models import load_model
 from allocsearch.plan import Plan
 from allocsearch.search import StudyConfig
@@ -64,21 +63,6 @@ def best_prior(runs: dict[str, Any]) -> tuple[dict[str, Any], Plan]:
     best = min(measured, key=lambda v: v["ppl"])
     family = next(k.split(":", 1)[1] for k, v in runs.items() if v is best)
     return best, Plan.from_dict(runs["priors"]["best"][family]["plan"])
-
-
-def curves_for(ev: Evaluator, plan: Plan, tokens: int) -> tuple[BlockCurves, float]:
-    """The curves of this model and Evaluator kept in results/runs/ (by the library cache's key),
-    else measured now; and the seconds their measurement took."""
-    path = RUNS / f"curves_{curves_key(ev, DEFAULT_CURVE_LEVELS, tokens)}.json"
-    if path.is_file():
-        data = json.loads(path.read_text())
-        return BlockCurves.from_dict(data["curves"]), float(data["seconds"])
-    t = time.perf_counter()
-    curves = measure_block_curves(ev, plan.model, DEFAULT_CURVE_LEVELS, tokens=tokens)
-    seconds = time.perf_counter() - t
-    RUNS.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(path, {"curves": curves.to_dict(), "seconds": seconds})
-    return curves, seconds
 
 
 def paired(row: dict[str, Any], prior: dict[str, Any]) -> dict[str, Any]:
@@ -106,7 +90,8 @@ def main() -> None:
     prior, prior_plan = best_prior(runs)
     ev = Evaluator.build(loaded, cfg.evaluator, progress=False)
     ev.use_reference(args.target)  # a sequential-aware database, as the suite's studies use it
-    curves, curve_s = curves_for(ev, prior_plan, args.tokens)
+    curves = cached_block_curves(ev, DEFAULT_CURVE_LEVELS, tokens=args.tokens)  # measured once per Evaluator
+    curve_s = curves.seconds
     rows = []
     for mix in args.mixes:
         plan = curve_plan(prior_plan.model, curves, args.target, prior=prior_plan, mix=mix)

@@ -41,6 +41,7 @@ class BlockCurves:
     tokens: int
     fitness: str = "ppl"
     model: str = ""
+    seconds: float = 0.0  # the wall time of their measurement (0: not recorded)
 
     def __post_init__(self) -> None:
         lv = list(self.levels)
@@ -63,7 +64,7 @@ class BlockCurves:
     def to_dict(self) -> dict[str, Any]:
         return {"schema_version": SCHEMA_VERSION, "levels": list(self.levels),
                 "delta": [list(r) for r in self.delta], "tokens": self.tokens,
-                "fitness": self.fitness, "model": self.model}
+                "fitness": self.fitness, "model": self.model, "seconds": self.seconds}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BlockCurves:
@@ -72,7 +73,8 @@ class BlockCurves:
                              f"this version reads {SCHEMA_VERSION}")
         return cls(tuple(float(v) for v in data["levels"]),
                    tuple(tuple(float(v) for v in row) for row in data["delta"]),
-                   int(data["tokens"]), str(data["fitness"]), str(data.get("model", "")))
+                   int(data["tokens"]), str(data["fitness"]), str(data.get("model", "")),
+                   float(data.get("seconds", 0.0)))
 
 
 def curve_allocation(curves: BlockCurves, target: float, weights: Sequence[float], *,

@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import math
+import time
 from collections.abc import Sequence
 
 from tqdm.auto import tqdm
@@ -61,6 +62,7 @@ def measure_block_curves(ev: Evaluator, identity: ModelIdentity,
     by default); the dense weights are back afterwards."""
     tokens = tokens or ev.config.fidelities[0]
     levels = backend_levels(ev, levels)
+    start = time.perf_counter()
     dense = ev.fitness(None, tokens)
     rows = []
     bar = tqdm(total=identity.num_blocks * len(levels), desc="block curves", disable=not progress,
@@ -77,7 +79,7 @@ def measure_block_curves(ev: Evaluator, identity: ModelIdentity,
         bar.close()
         ev.restore()
     return BlockCurves(tuple(float(v) for v in levels), tuple(rows), tokens, ev.config.fitness,
-                       identity.fingerprint)
+                       identity.fingerprint, time.perf_counter() - start)
 
 
 def curves_key(ev: Evaluator, levels: Sequence[float], tokens: int) -> str:
