@@ -143,10 +143,41 @@ def render() -> str:
     prior and the per-module search, and whether the gain clears the noise floor."""
     from report import noise_floors
 
-    paths = sorted(RESULTS.glob("curves_*_cpu.json"), key=lambda p: "wanda" not in p.name)
+    paths = _paths()
     if not paths:
         return "Not measured yet: run `python benchmarks/curves.py`."
     return "\n\n".join(_render_one(json.loads(p.read_text()), noise_floors()) for p in paths)
+
+
+def render_readme() -> str:
+    """The README's sentence: each pruner's chosen curves allocation against the best prior and
+    the per-module search, with the tokens each spent."""
+    from report import noise_floors
+
+    parts = []
+    for path in _paths():
+        c = json.loads(path.read_text())
+        best = next(r for r in c["rows"] if r["mix"] == c["chosen_mix"])
+        floor = noise_floors().get((round(c["target"], 4), c["pruner"]))
+        verdict = "no noise floor measured" if floor is None else (
+            f"{'beyond' if best['ratio'] < 1 - floor else 'within'} its noise floor of {floor:.1%}")
+        tokens = c["curve_tokens"] + c["mix_tokens"]
+        parts.append(f"with {'SparseGPT' if c['pruner'] == 'sparsegpt' else 'Wanda'} at {c['target']:.0%}, "
+                     f"**{best['ratio']:.3f}x** the best prior ({c['best_prior']['label']}) on pydoc, "
+                     f"lower on {best['lower_on']} of {len(best['draws'])} draws, {best['ratio_other']:.3f}x "
+                     f"on the licences ({verdict}), from {tokens:,} search tokens; the per-module search "
+                     f"(`{c['searched']['tag']}`) reaches {c['searched']['ratio_median']:.3f}x with a median "
+                     f"{c['searched']['search_tokens_median']:,.0f}")
+    if not parts:
+        return "Not measured yet: run `python benchmarks/curves.py`."
+    return ("Without any search, a plan allocated from each block's measured loss curve "
+            "(`allocsearch.allocation.curves`, mixed with the best prior; a `curves` warm start of a "
+            "study, [studies](docs/studies.md)) verifies at: " + "; ".join(parts)
+            + ". Details: [results](docs/results.md#allocation-from-block-loss-curves).")
+
+
+def _paths() -> list[Path]:
+    return sorted(RESULTS.glob("curves_*_cpu.json"), key=lambda p: "wanda" not in p.name)
 
 
 def _render_one(c: dict[str, Any], floors: dict[tuple[float, str], float]) -> str:

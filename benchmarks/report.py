@@ -372,6 +372,7 @@ def blocks() -> list[tuple[Path, str, Callable[[], str]]]:
     import workers
 
     return [(ROOT / "README.md", "headline", headline),
+            (ROOT / "README.md", "curves", curves.render_readme),
             (ROOT / "README.md", "predictor", predictor.render_readme),
             (ROOT / "README.md", "demo", demo.render_readme),
             (DOCS / "results.md", "sparsegpt-results", _sparsegpt_render.render),

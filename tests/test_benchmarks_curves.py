@@ -25,7 +25,7 @@ def test_ratios_are_paired_by_draw() -> None:
     assert r["ratio"] == pytest.approx(150.0 / 200.0) and r["ratio_other"] == pytest.approx(0.5)
 
 
-def test_the_block_names_the_chosen_mix_and_judges_it_against_the_floor() -> None:
+def _result() -> dict[str, Any]:
     prior = _row([100.0, 100.0, 100.0], 50.0) | {"label": "ramp slope=0.2"}
     chosen = {"mix": 0.5, "search_fitness": 80.0} | _row([70.0, 70.0, 70.0], 40.0)
     chosen |= curves.paired(chosen, prior)
@@ -39,9 +39,29 @@ def test_the_block_names_the_chosen_mix_and_judges_it_against_the_floor() -> Non
                      "search_tokens_median": 1000000},
         "manifest": {"command": "python benchmarks/curves.py", "commit": "abcdef0123", "seeds": [0, 1, 2]},
     }
+    return result
+
+
+def test_the_block_names_the_chosen_mix_and_judges_it_against_the_floor() -> None:
+    result = _result()
     block = curves._render_one(result, {(0.7, "wanda"): 0.12})
     assert "| 0.5 (chosen) | 80.00 | 70.00 [70.00, 70.00, 70.00] | **0.700** | 3/3 | 40.00 | 0.800 |" in block
     assert "| 1 | 90.00 | - | - | - | - | - |" in block
     assert "0.700x on pydoc, beyond the noise floor (12.0%" in block
     assert "median 0.800x" in block and "1,000,000 search tokens" in block
     assert "within the noise floor (35.0%" in curves._render_one(result, {(0.7, "wanda"): 0.35})
+
+
+def test_the_readme_sentence_reads_every_pruners_result(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    import report
+
+    monkeypatch.setattr(curves, "RESULTS", tmp_path)
+    monkeypatch.setattr(report, "noise_floors", lambda: {(0.7, "wanda"): 0.12})
+    assert curves.render_readme().startswith("Not measured yet")
+    (tmp_path / "curves_wanda_cpu.json").write_text(json.dumps(_result()))
+    text = curves.render_readme()
+    assert "with Wanda at 70%, **0.700x** the best prior (ramp slope=0.2) on pydoc, lower on 3 of 3" in text
+    assert "0.800x on the licences (beyond its noise floor of 12.0%), from 141,312 search tokens" in text
