@@ -170,9 +170,10 @@ def render_readme() -> str:
                      f"{c['searched']['search_tokens_median']:,.0f}")
     if not parts:
         return "Not measured yet: run `python benchmarks/curves.py`."
-    return ("Without any search, a plan allocated from each block's measured loss curve "
-            "(`allocsearch.allocation.curves`, mixed with the best prior; a `curves` warm start of a "
-            "study, [studies](docs/studies.md)) verifies at: " + "; ".join(parts)
+    return ("No search, one fitness per block and level: a plan allocated from each block's "
+            "measured loss curve by an exact programme over the budget (`allocsearch.allocation.curves`, "
+            "mixed with the best prior; a `curves` warm start of a study, [studies](docs/studies.md)) "
+            "verifies at: " + "; ".join(parts)
             + ". Details: [results](docs/results.md#allocation-from-block-loss-curves).")
 
 
