@@ -167,7 +167,7 @@ def render_readme() -> str:
                      f"lower on {best['lower_on']} of {len(best['draws'])} draws, {best['ratio_other']:.3f}x "
                      f"on the licences ({verdict}), from {tokens:,} search tokens; the per-module search "
                      f"(`{c['searched']['tag']}`) reaches {c['searched']['ratio_median']:.3f}x with a median "
-                     f"{c['searched']['search_tokens_median']:,.0f}")
+                     f"{c['searched']['search_tokens_median']:,.0f} per seed")
     if not parts:
         return "Not measured yet: run `python benchmarks/curves.py`."
     return ("No search, one fitness per block and level: a plan allocated from each block's "
