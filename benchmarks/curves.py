@@ -94,7 +94,8 @@ def main() -> None:
     curve_s = curves.seconds
     rows = []
     for mix in args.mixes:
-        plan = curve_plan(prior_plan.model, curves, args.target, prior=prior_plan, mix=mix)
+        # A level database writes only its grid: the plan snapped to it at the same target.
+        plan = ev.prepare(curve_plan(prior_plan.model, curves, args.target, prior=prior_plan, mix=mix))
         rows.append({"mix": mix, "search_fitness": ev.fitness(plan), "budget": plan.budget(), "plan": plan})
     chosen = min(rows, key=lambda r: r["search_fitness"])
     other, windows = other_domain_file(RUNS), 40
