@@ -175,8 +175,8 @@ def render_readme() -> str:
             "measured loss curve by an exact programme over the budget (`allocsearch.allocation.curves`, "
             "mixed with the best prior; a `curves` warm start of a study, [studies](docs/studies.md)) "
             "verifies at: " + "; ".join(parts)
-            + ". The prior's row is the suite's, verified in another process: at 70% a re-measure "
-            "in another process has moved a prior by up to 16% on one draw, so these ratios are "
+            + ". The prior's row is the suite's, verified in another process: at 70% such a re-measure "
+            "has moved a prior's draws by as much as the noise floor, so these ratios are "
             "provisional until measured in one run. Details: "
             "[results](docs/results.md#allocation-from-block-loss-curves).")
 
@@ -223,8 +223,8 @@ def _render_one(c: dict[str, Any], floors: dict[tuple[float, str], float]) -> st
               f"{s['search_tokens_median']:,.0f} search tokens per seed. One allocation, no seeds: "
               "the curves and the fitness repeat exactly in a rerun. The best prior's row was verified "
               "in another process (the suite's run); a prior verified again in another process has "
-              "moved by up to 16% on one draw at 70%, so the ratios are provisional until the prior "
-              "is verified in the same run."]
+              "moved some draws by as much as the noise floor at 70%, so the ratios are provisional "
+              "until the prior is verified in the same run."]
     return "\n".join(lines)
 
 
