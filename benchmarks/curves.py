@@ -7,8 +7,10 @@ curves (:func:`allocsearch.allocation.curves.curve_plan`) mixed with the best pr
 sparsities at each ``--mixes`` share, picks the mix of lowest search fitness (the search
 split only), and verifies it (and the curves alone) exactly as the ``wanda_modules`` suite
 verifies its plans: sequential Wanda on the study's 3 calibration draws, the evaluation split
-and Debian's licences. The priors and the searched plans are that suite's committed rows
-(the same verification is deterministic at fixed threads, so they are not measured again).
+and Debian's licences. The priors and the searched plans are that suite's committed rows,
+verified in other processes: a rerun of this script repeats its own numbers exactly, but a
+prior verified again in another process has moved some draws by as much as the noise floor
+at 70%, so its ratios are provisional until the prior is verified in the same run.
 
     python benchmarks/curves.py                  # 70%, ~30 min on one CPU core
 
@@ -108,7 +110,7 @@ def main() -> None:
     search_rows = [{"seed": k.split(":s")[1], "ppl": searched[k]["ppl"],
                     "search_tokens": searched[k]["search_tokens"]} | paired(searched[k], prior)
                    for k in seeds]
-    curve_tokens = (curves.num_blocks * len(curves.levels) + 1) * curves.tokens
+    curve_tokens = curves.tokens_read
     print_table([{k: v for k, v in r.items() if k not in ("plan", "draws")} for r in rows],
                 ["mix", "search_fitness", "ppl", "ratio", "lower_on", "ppl_other", "ratio_other"])
     print(f"best prior {prior['label']}: {prior['ppl']:.2f}; chosen mix {chosen['mix']}; "
@@ -135,6 +137,15 @@ def main() -> None:
     print(f"wrote {path}")
 
 
+def _pruner_name(pruner: str) -> str:
+    return "SparseGPT" if pruner == "sparsegpt" else "Wanda"
+
+
+def _side(ratio: float, floor: float) -> str:
+    """Whether ``ratio`` clears the noise floor of its target and pruner."""
+    return "beyond" if ratio < 1 - floor else "within"
+
+
 def _draws(r: dict[str, Any]) -> str:
     return f"{r['ppl']:.2f} [{', '.join(f'{d:.2f}' for d in (x['ppl'] for x in r['draws']))}]"
 
@@ -155,15 +166,16 @@ def render_readme() -> str:
     the per-module search, with the tokens each spent."""
     from report import noise_floors
 
+    floors = noise_floors()
     parts = []
     for path in _paths():
         c = json.loads(path.read_text())
         best = next(r for r in c["rows"] if r["mix"] == c["chosen_mix"])
-        floor = noise_floors().get((round(c["target"], 4), c["pruner"]))
-        verdict = "no noise floor measured" if floor is None else (
-            f"{'beyond' if best['ratio'] < 1 - floor else 'within'} its noise floor of {floor:.1%}")
+        floor = floors.get((round(c["target"], 4), c["pruner"]))
+        verdict = "no noise floor measured" if floor is None else \
+            f"{_side(best['ratio'], floor)} its noise floor of {floor:.1%}"
         tokens = c["curve_tokens"] + c["mix_tokens"]
-        parts.append(f"with {'SparseGPT' if c['pruner'] == 'sparsegpt' else 'Wanda'} at {c['target']:.0%}, "
+        parts.append(f"with {_pruner_name(c['pruner'])} at {c['target']:.0%}, "
                      f"**{best['ratio']:.3f}x** the best prior ({c['best_prior']['label']}) on pydoc, "
                      f"lower on {best['lower_on']} of {len(best['draws'])} draws, {best['ratio_other']:.3f}x "
                      f"on the licences ({verdict}), from {tokens:,} search tokens; the per-module search "
@@ -190,7 +202,7 @@ def _render_one(c: dict[str, Any], floors: dict[tuple[float, str], float]) -> st
     m, prior = c["manifest"], c["best_prior"]
     floor = floors.get((round(c["target"], 4), pruner))
     lines = [f"**Allocation from measured block loss curves at {c['target']:.0%}, pruned with "
-             f"sequential {'SparseGPT' if pruner == 'sparsegpt' else 'Wanda'}** "
+             f"sequential {_pruner_name(pruner)}** "
              f"(`{m['command']}`; {c['device']}, {c['environment']['threads']} thread(s), "
              f"commit {m['commit'][:7]}; `studies/{c['study']}`'s evaluator and verification). "
              f"The curves: {c['curves']['tokens']} search tokens at each of "
@@ -213,8 +225,8 @@ def _render_one(c: dict[str, Any], floors: dict[tuple[float, str], float]) -> st
             lines.append(f"| {r['mix']:g} | {r['search_fitness']:.2f} | - | - | - | - | - |")
     best = next(r for r in c["rows"] if r["mix"] == c["chosen_mix"])
     gain = "no measured noise floor" if floor is None else (
-        f"{'beyond' if best['ratio'] < 1 - floor else 'within'} the noise floor ({floor:.1%} at this "
-        "target and pruner, `benchmarks/noise.py`)")
+        f"{_side(best['ratio'], floor)} the noise floor ({floor:.1%} at this target and pruner, "
+        "`benchmarks/noise.py`)")
     s = c["searched"]
     lines += ["", f"Against the best prior the chosen mix is {best['ratio']:.3f}x on pydoc, {gain}. The "
               f"per-module search (`{s['tag']}` variant, seeds "

@@ -54,6 +54,11 @@ class BlockCurves:
     def num_blocks(self) -> int:
         return len(self.delta)
 
+    @property
+    def tokens_read(self) -> int:
+        """Search tokens their measurement read: one fitness per (block, level) and the dense one."""
+        return (self.num_blocks * len(self.levels) + 1) * self.tokens
+
     def cost(self, grid: NDArray[np.float64]) -> NDArray[np.float64]:
         """(blocks, len(grid)): each block's curve on ``grid``, 0 at sparsity 0, linear
         between levels, made non-decreasing (a noisy dip never makes pruning more look free)."""

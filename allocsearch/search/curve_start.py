@@ -15,7 +15,6 @@ from typing import Any
 
 import optuna
 
-from allocsearch.allocation import get_allocator
 from allocsearch.allocation.curves import BlockCurves, curve_plan
 from allocsearch.evaluate import Evaluator
 from allocsearch.evaluate.reference import ReferencePlan
@@ -49,15 +48,11 @@ def study_curves(study: optuna.Study, ev: Evaluator, progress: bool = False) -> 
     if stored is not None:
         return BlockCurves.from_dict(stored)
     curves = cached_block_curves(ev, DEFAULT_CURVE_LEVELS, progress=progress)
-    tokens = (curves.num_blocks * len(curves.levels) + 1) * curves.tokens  # + the dense fitness
-    store.save_block_curves(study, curves.to_dict(), tokens)
+    store.save_block_curves(study, curves.to_dict(), curves.tokens_read)
     return curves
 
 
 def curves_warm_plan(params: dict[str, Any], curves: BlockCurves, ev: Evaluator, target: float) -> Plan:
     """The plan of one ``curves`` warm start at ``target``."""
-    prior = None
-    if "prior" in params:
-        ref = ReferencePlan.parse(params["prior"])
-        prior = get_allocator(ref.method, **ref.params).allocate(ev.profile, target)
+    prior = ReferencePlan.parse(params["prior"]).plan(ev.profile, target) if "prior" in params else None
     return curve_plan(ev.identity, curves, target, prior=prior, mix=float(params.get("mix", 1.0)))
