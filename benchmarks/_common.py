@@ -102,7 +102,33 @@ def environment() -> dict[str, Any]:
         "device": torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor()
         or "cpu",
         "threads": torch.get_num_threads(),
+        "numerics": numerics(),
     }
+
+
+def _cpu_model() -> str:
+    """The CPU's model name as the kernel reports it ("" where it does not)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor()
+    return next((line.split(":", 1)[1].strip() for line in text.splitlines()
+                 if line.startswith("model name")), "")
+
+
+@functools.cache
+def numerics() -> dict[str, str]:
+    """What besides the library code decides the floating point of a measurement: the torch
+    and transformers builds, the CPU (its model and the vector kernels torch picked) and the GPU.
+    On one machine a sequential prune repeats to the last digit whatever the process ran
+    before; on another machine the same plan has verified apart by as much as the noise floor
+    at 70% (docs/results.md), so resumed and borrowed measurements are only taken from the
+    same numerics."""
+    import transformers
+
+    return {"torch": torch.__version__, "transformers": transformers.__version__,
+            "cpu": _cpu_model(), "cpu_capability": str(torch.backends.cpu.get_cpu_capability()),
+            "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else ""}
 
 
 def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
@@ -194,30 +220,38 @@ def library_changed_since(commit: str, unused: tuple[str, ...] = ()) -> bool:
     return library_changed(commit, _GIT_AT_START[0], unused=unused)
 
 
-def measured_elsewhere(entry: dict[str, Any]) -> bool:
-    """A resume state's entry whose recorded commit has other library code than this run's, in
-    the files its process had imported when it was measured (all of them for an entry that
-    does not list its ``unused`` ones): it is measured again. Entries written before entries
-    recorded their commit carry none and count as this code's."""
-    return bool(entry.get("commit")) and library_changed_since(str(entry["commit"]),
-                                                               tuple(entry.get("unused", ())))
+def measured_elsewhere(entry: dict[str, Any]) -> str:
+    """Why a resume state's entry is measured again ("" when it stands): its recorded commit
+    has other library code than this run's, in the files its process had imported when it was
+    measured (all of them for an entry that does not list its ``unused`` ones), or it was
+    measured under other :func:`numerics`. Entries written before entries recorded their
+    commit (or their numerics) carry none and count as this code's (and machine's)."""
+    if entry.get("commit") and library_changed_since(str(entry["commit"]), tuple(entry.get("unused", ()))):
+        return "other library code"
+    theirs = entry.get("numerics")
+    if theirs is not None and theirs != numerics():
+        return "other numerics: " + ", ".join(f"{k} {theirs.get(k)!r}" for k in sorted(numerics())
+                                              if theirs.get(k) != numerics()[k])
+    return ""
 
 
 def fresh_entries(state: dict[str, Any], what: str) -> dict[str, Any]:
-    """``state`` (a resume state: key -> entry) less the entries measured on other library code,
-    each named in one printed line."""
-    stale = [k for k, v in state.items() if isinstance(v, dict) and measured_elsewhere(v)]
-    if stale:
-        print(f"{what}: measuring again {', '.join(stale)} (measured on other library code)", flush=True)
+    """``state`` (a resume state: key -> entry) less the entries measured on other library code
+    or numerics, each named in one printed line."""
+    stale = {k: why for k, v in state.items() if isinstance(v, dict) and (why := measured_elsewhere(v))}
+    for why in sorted(set(stale.values())):
+        names = ", ".join(k for k, w in stale.items() if w == why)
+        print(f"{what}: measuring again {names} (measured on {why})", flush=True)
     return {k: v for k, v in state.items() if k not in stale}
 
 
 def code_state() -> dict[str, Any]:
     """The commit this benchmark started on, whether its tree had uncommitted changes, and the
-    library files not imported so far: what a resumable benchmark records on each row when it
-    has measured it, since a resumed result's manifest names only the commit of its last
-    process."""
-    return {"commit": _GIT_AT_START[0], "dirty": _GIT_AT_START[1], "unused": unimported_library()}
+    library files not imported so far, and the :func:`numerics`: what a resumable benchmark
+    records on each row when it has measured it, since a resumed result's manifest names only
+    the commit of its last process."""
+    return {"commit": _GIT_AT_START[0], "dirty": _GIT_AT_START[1], "unused": unimported_library(),
+            "numerics": numerics()}
 
 
 def command_line() -> str:

@@ -7,12 +7,13 @@ curves (:func:`allocsearch.allocation.curves.curve_plan`) mixed with the best pr
 sparsities at each ``--mixes`` share, picks the mix of lowest search fitness (the search
 split only), and verifies it (and the curves alone) exactly as the ``wanda_modules`` suite
 verifies its plans: sequential Wanda on the study's 3 calibration draws, the evaluation split
-and Debian's licences. The priors and the searched plans are that suite's committed rows,
-verified in other processes: a rerun of this script repeats its own numbers exactly, but a
-prior verified again in another process has moved some draws by as much as the noise floor
-at 70%, so its ratios are provisional until the prior is verified in the same run.
+and Debian's licences. The suite's best prior (by its committed rows) is verified again in
+this run, so the ratios compare measurements of one machine and build: the same plan verified
+on another machine has moved by as much as the noise floor at 70% (``_common.numerics``). The
+searched plans are the suite's committed rows, compared with this run's prior and marked with
+whether they were measured under the same numerics.
 
-    python benchmarks/curves.py                  # 70%, ~30 min on one CPU core
+    python benchmarks/curves.py                  # 70%, ~40 min on one CPU core
 
 The curves are kept in the allocsearch cache (a rerun, and any study of the same Evaluator
 with a ``curves`` warm start, reuses them; their measurement time is kept with them). Prints
@@ -35,6 +36,7 @@ from _common import (
     RUNS,
     add_model_args,
     environment,
+    numerics,
     other_domain_file,
     print_table,
     study_file,
@@ -60,7 +62,7 @@ def committed(suite: str, device: str, tag: str = "") -> dict[str, Any]:
 
 
 def best_prior(runs: dict[str, Any]) -> tuple[dict[str, Any], Plan]:
-    """The measured prior of lowest verified perplexity, and its plan."""
+    """The suite's measured prior of lowest verified perplexity, and its plan."""
     measured = [v for k, v in runs.items() if k.startswith("measured:")]
     best = min(measured, key=lambda v: v["ppl"])
     family = next(k.split(":", 1)[1] for k, v in runs.items() if v is best)
@@ -101,6 +103,9 @@ def main() -> None:
         rows.append({"mix": mix, "search_fitness": ev.fitness(plan), "budget": plan.budget(), "plan": plan})
     chosen = min(rows, key=lambda r: r["search_fitness"])
     other, windows = other_domain_file(RUNS), 40
+    # The prior verified here, beside the plans it is compared with: one machine and build.
+    suite_prior = prior
+    prior = {"label": suite_prior["label"], **measure(ev, cfg, prior_plan, other, windows)}
     for r in rows:
         if r is chosen or r["mix"] == 1.0:
             r |= measure(ev, cfg, r["plan"], other, windows)
@@ -108,7 +113,8 @@ def main() -> None:
     searched = committed(args.suite, device, search_tag)["runs"][pct]
     seeds = sorted(k for k in searched if k.startswith("searched:"))
     search_rows = [{"seed": k.split(":s")[1], "ppl": searched[k]["ppl"],
-                    "search_tokens": searched[k]["search_tokens"]} | paired(searched[k], prior)
+                    "search_tokens": searched[k]["search_tokens"],
+                    "same_numerics": searched[k].get("numerics") == numerics()} | paired(searched[k], prior)
                    for k in seeds]
     curve_tokens = curves.tokens_read
     print_table([{k: v for k, v in r.items() if k not in ("plan", "draws")} for r in rows],
@@ -119,6 +125,7 @@ def main() -> None:
         "suite": args.suite, "pruner": pruner, "target": args.target,
         "study": str(study_file(args.suite, args.target).name),
         "device": device, "best_prior": {k: prior[k] for k in ("label", "ppl", "ppl_other", "draws")},
+        "suite_prior": {k: suite_prior.get(k) for k in ("label", "ppl", "ppl_other", "draws", "numerics")},
         "chosen_mix": chosen["mix"], "curves": curves.to_dict(), "curve_seconds": curve_s,
         "curve_tokens": curve_tokens, "mix_tokens": len(rows) * cfg.evaluator.fidelities[-1],
         "rows": [{k: (v.to_dict() if k == "plan" else v) for k, v in r.items()} for r in rows],
@@ -187,10 +194,18 @@ def render_readme() -> str:
             "measured loss curve by an exact programme over the budget (`allocsearch.allocation.curves`, "
             "mixed with the best prior; a `curves` warm start of a study, [studies](docs/studies.md)) "
             "verifies at: " + "; ".join(parts)
-            + ". The prior's row is the suite's, verified in another process: at 70% such a re-measure "
+            + ". " + _prior_note(all("suite_prior" in json.loads(p.read_text()) for p in _paths()))
+            + " Details: [results](docs/results.md#allocation-from-block-loss-curves).")
+
+
+def _prior_note(same_run: bool) -> str:
+    """Where the best prior's row was verified: in the same run (comparable), or only in the
+    suite's run (results written before the prior was verified again here)."""
+    if same_run:
+        return "The best prior is verified again in the same run as the curves plans."
+    return ("The prior's row is the suite's, verified in another process: at 70% such a re-measure "
             "has moved a prior's draws by as much as the noise floor, so these ratios are "
-            "provisional until measured in one run. Details: "
-            "[results](docs/results.md#allocation-from-block-loss-curves).")
+            "provisional until measured in one run.")
 
 
 def _paths() -> list[Path]:
@@ -199,7 +214,7 @@ def _paths() -> list[Path]:
 
 def _render_one(c: dict[str, Any], floors: dict[tuple[float, str], float]) -> str:
     pruner = c["pruner"]
-    m, prior = c["manifest"], c["best_prior"]
+    m = c["manifest"]
     floor = floors.get((round(c["target"], 4), pruner))
     lines = [f"**Allocation from measured block loss curves at {c['target']:.0%}, pruned with "
              f"sequential {_pruner_name(pruner)}** "
@@ -211,8 +226,7 @@ def _render_one(c: dict[str, Any], floors: dict[tuple[float, str], float]) -> st
              f"then costs one full-fidelity fitness ({c['mix_tokens']:,} tokens for all). The mix "
              f"with the best prior's block sparsities is chosen by search fitness (mix "
              f"{c['chosen_mix']:g}). Verified plans: mean [draws] over the calibration draws "
-             f"{m['seeds']}; the best prior ({prior['label']}) is the `{c['suite']}` suite's "
-             f"row: {_draws(prior)} pydoc, {prior['ppl_other']:.2f} licences.", "",
+             f"{m['seeds']}; {_prior_source(c)}", "",
              "| mix | search fitness | ppl (pydoc) [draws] | x best prior | lower on | ppl (licenses) "
              "| x best prior |", "|---|---|---|---|---|---|---|"]
     for r in c["rows"]:
@@ -232,12 +246,33 @@ def _render_one(c: dict[str, Any], floors: dict[tuple[float, str], float]) -> st
               f"per-module search (`{s['tag']}` variant, seeds "
               f"{', '.join(str(r['seed']) for r in s['rows'])}) reaches a median "
               f"{s['ratio_median']:.3f}x under the same verification, with a median "
-              f"{s['search_tokens_median']:,.0f} search tokens per seed. One allocation, no seeds: "
-              "the curves and the fitness repeat exactly in a rerun. The best prior's row was verified "
-              "in another process (the suite's run); a prior verified again in another process has "
-              "moved some draws by as much as the noise floor at 70%, so the ratios are provisional "
-              "until the prior is verified in the same run."]
+              f"{s['search_tokens_median']:,.0f} search tokens per seed"
+              f"{_search_numerics(s['rows'])}. One allocation, no seeds: the curves and the fitness "
+              "repeat exactly in a rerun. " + _prior_note("suite_prior" in c)]
     return "\n".join(lines)
+
+
+def _prior_source(c: dict[str, Any]) -> str:
+    """The best prior's verified row, and the suite's row of the same plan where it differs."""
+    prior = c["best_prior"]
+    mine = f"{_draws(prior)} pydoc, {prior['ppl_other']:.2f} licences"
+    if "suite_prior" not in c:
+        return f"the best prior ({prior['label']}) is the `{c['suite']}` suite's row: {mine}."
+    theirs = c["suite_prior"]
+    return (f"the best prior of the `{c['suite']}` suite ({prior['label']}) verified again in this "
+            f"run: {mine} (the suite's committed row: {_draws(theirs)} pydoc, "
+            f"{theirs['ppl_other']:.2f} licences).")
+
+
+def _search_numerics(rows: list[dict[str, Any]]) -> str:
+    """Whether the searched rows were verified under this run's numerics (machine and builds)."""
+    if not rows or "same_numerics" not in rows[0]:
+        return ""
+    same = sum(bool(r["same_numerics"]) for r in rows)
+    if same == len(rows):
+        return " (verified in their own runs under the same numerics as this one)"
+    return (f" ({len(rows) - same} of {len(rows)} seeds verified in runs that recorded other or no "
+            "numerics: across machines a plan's verification has moved by as much as the noise floor)")
 
 
 if __name__ == "__main__":

@@ -65,3 +65,20 @@ def test_the_readme_sentence_reads_every_pruners_result(tmp_path: Path,
     text = curves.render_readme()
     assert "with Wanda at 70%, **0.700x** the best prior (ramp slope=0.2) on pydoc, lower on 3 of 3" in text
     assert "0.800x on the licences (beyond its noise floor of 12.0%), from 141,312 search tokens" in text
+
+
+def test_a_prior_verified_in_the_same_run_is_named_so_with_the_suites_row_beside_it() -> None:
+    """Results that verified the best prior themselves say so and show the suite's row of the
+    same plan; searched rows measured under other numerics are counted as such."""
+    old = curves._render_one(_result(), {(0.7, "wanda"): 0.12})
+    assert "is the `wanda_modules` suite's row: 100.00 [100.00, 100.00, 100.00]" in old
+    assert "provisional until measured in one run" in old
+    result = _result() | {"suite_prior": _row([90.0, 95.0, 100.0], 45.0) | {"label": "ramp slope=0.2"}}
+    result["searched"]["rows"] = [{"seed": "0", "same_numerics": True}, {"seed": "1", "same_numerics": False}]
+    block = curves._render_one(result, {(0.7, "wanda"): 0.12})
+    assert ("(ramp slope=0.2) verified again in this run: 100.00 [100.00, 100.00, 100.00] pydoc, "
+            "50.00 licences (the suite's committed row: 95.00 [90.00, 95.00, 100.00] pydoc, 45.00 "
+            "licences)") in block
+    assert "1 of 2 seeds verified in runs that recorded other or no numerics" in block
+    assert "verified again in the same run as the curves plans" in block
+    assert "provisional" not in block

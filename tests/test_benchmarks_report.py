@@ -377,6 +377,25 @@ def test_resume_state_drops_entries_measured_on_other_library_code(
                                        "library code)\n")
 
 
+def test_resume_state_drops_entries_measured_under_other_numerics(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Entries measured on another machine or build (their recorded numerics differ from this
+    process's) are measured again, each reason in one line; entries without numerics stay."""
+    import _common
+
+    monkeypatch.setattr(_common, "library_changed_since", lambda commit, unused=(): False)
+    here = _common.numerics()
+    other = here | {"transformers": "0.0.1", "cpu": "another CPU"}
+    state = {"measured:uniform": {"ppl": 1.0, "commit": "c", "numerics": other},
+             "measured:ramp": {"ppl": 2.0, "commit": "c", "numerics": dict(here)},
+             "measured:owl": {"ppl": 3.0, "commit": "c"}}
+    kept = {k: v for k, v in state.items() if k != "measured:uniform"}
+    assert _common.fresh_entries(state, "q.partial.json") == kept
+    assert capsys.readouterr().out == ("q.partial.json: measuring again measured:uniform (measured on "
+                                       "other numerics: cpu 'another CPU', transformers '0.0.1')\n")
+    assert _common.code_state()["numerics"] == here
+
+
 def test_tagged_variants_share_one_section_and_one_table(tmp_path: Path) -> None:
     """A result's tagged variants with its columns are rows of one table after it, each named
     by its tag with its own manifest line; one with other columns keeps a section of its own."""
