@@ -61,3 +61,43 @@ def test_curves_warm_start_errors_at_config_load(tmp_path: Path) -> None:
         _config(tmp_path, {"warm_start": [{"method": "curves", "params": {"slope": 0.5}}]})
     with pytest.raises(StudyConfigError, match=r"anchor\.start cannot be a curves"):
         _config(tmp_path, {"anchor": {"rounds": 2, "start": {"method": "curves"}}})
+
+
+def test_curves_warm_start_on_a_level_database_study(tmp_path: Path) -> None:
+    """A per-module level study on a sequential-aware database: the curves are measured at the
+    database's grid levels, and each curves plan is enqueued as the database can write it (on
+    the grid, at the budget: the Evaluator's prepared ``curve_plan``)."""
+    from optuna.trial import TrialState
+
+    from tests.helpers import tiny_profile
+
+    prof = tiny_profile("llama")
+    assert prof.loaded is not None
+    cfg = StudyConfig.from_dict({
+        "name": "mods", "target": 0.5, "space": "module_levels", "n_trials": 4,
+        "data": {"source": "embedded", "nsamples": 4, "seqlen": 32, "seed": 0},
+        "evaluator": {"seqlen": 32, "fidelities": [64], "batch_size": 2, "masks": "database",
+                      "pruner": "sparsegpt", "reference": "uniform", "levels": "0.3:0.7:0.05"},
+        "sampler": {"name": "evopress", "params": {"step": 0.05}}, "pruner": "evopress",
+        "warm_start": [{"method": "uniform"}, CURVES],
+        "verify": {"pruner": "sparsegpt", "top": 1, "nsamples": 2, "seqlen": 32, "eval_windows": 2},
+        "output": str(tmp_path / "out")}, tmp_path / "mods.yaml")
+    ev = Evaluator(prof.loaded, prof, cfg.evaluator, progress=False, cache_dir=tmp_path / "cache")
+    run = run_study(cfg, evaluator=ev, progress=False, verify=False)
+    stored = store.block_curves(run.study)
+    assert stored is not None
+    curves = BlockCurves.from_dict(stored)
+    grid = set(cfg.evaluator.levels)
+    assert all(min(abs(v - g) for g in grid) < 1e-9 for v in curves.levels)
+    assert max(curves.levels) == pytest.approx(0.7)  # 0.8..0.95 fall to the grid's top
+    ramp = get_allocator("ramp", slope=0.2).allocate(prof, 0.5)
+    trials = [t for t in run.study.trials if t.state == TrialState.COMPLETE]
+    assert [store.StoredTrial.of(t).prior for t in trials[:3]] == [
+        "uniform", "curves mix=0.5 prior=ramp slope=0.2", "curves mix=1.0 prior=ramp slope=0.2"]
+    for t, mix in zip(trials[1:3], (0.5, 1.0), strict=True):
+        want = ev.prepare(curve_plan(prof.identity, curves, 0.5, prior=ramp, mix=mix))
+        got = trial_plan(run.study, t)
+        assert abs(got.budget() - 0.5) < 1e-6
+        assert got.sparsities() == pytest.approx(want.sparsities(), abs=1e-9)
+        assert all(min(abs(c.sparsity - g) for g in grid) < 1e-9 for c in got.modules.values())
+    ev.close()
