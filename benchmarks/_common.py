@@ -118,15 +118,26 @@ def _cpu_model() -> str:
 
 @functools.cache
 def numerics() -> dict[str, str]:
-    """What besides the library code decides the floating point of a measurement: the torch
-    and transformers builds, the CPU (its model and the vector kernels torch picked) and the GPU.
+    """What besides the library code decides the numbers of a measurement: the torch,
+    transformers and tokenizers builds, the Python (whose pydoc text is the embedded data),
+    the CPU (its model and the vector kernels torch picked) and the GPU.
     On one machine a sequential prune repeats to the last digit whatever the process ran
     before; on another machine the same plan has verified apart by as much as the noise floor
     at 70% (docs/results.md), so resumed and borrowed measurements are only taken from the
     same numerics."""
+    import importlib.metadata
+
     import transformers
 
+    def version(name: str) -> str:
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            return ""
+
+    # tokenizers decides the token ids of every window; python's pydoc_data is the embedded text.
     return {"torch": torch.__version__, "transformers": transformers.__version__,
+            "tokenizers": version("tokenizers"), "python": platform.python_version(),
             "cpu": _cpu_model(), "cpu_capability": str(torch.backends.cpu.get_cpu_capability()),
             "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else ""}
 
