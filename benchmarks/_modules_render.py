@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from _common import ARCHIVED_NOTE, RESULTS, result_path
-from _sparsegpt_render import _draws, _fmt, _starts, compare, lower_on, searched
+from _sparsegpt_render import PRIORS, _draws, _fmt, _starts, compare, lower_on, searched
 
 from allocsearch.evaluate.reference import NO_REFERENCE
 
@@ -49,20 +49,28 @@ def _lower(row: dict[str, Any], best: dict[str, Any], metric: str) -> str:
     return f"{below}/{draws}"
 
 
+def own_priors(state: dict[str, Any]) -> bool:
+    """Whether a tagged variant's state verified every prior in its own run (not borrowed from
+    the plain suite's, ``priors_from``): its seeds are then compared with those."""
+    return "priors_from" not in state and all(f"measured:{f}" in state for f in PRIORS)
+
+
 def _target_rows(pct: str, state: dict[str, Any], variant: str = "",
                  priors: dict[str, Any] | None = None) -> list[str]:
     """A per-module suite's rows of one target: each prior, each seed's searched plan and
     their median, with ratios to the best prior (by mean) and paired draw counts. A tagged
-    ``variant`` (its name prefixes the searched rows) is compared with the plain suite's
-    ``priors`` state and lists no prior rows of its own."""
-    c = compare(priors if priors is not None else state)
+    ``variant`` (its name prefixes its rows) is compared with the priors it verified in its own
+    run, listed under its name, else with the plain suite's ``priors`` (marked: borrowed)."""
+    own = priors is None or own_priors(state)
+    c = compare(state if own or priors is None else priors)
     found = searched(state)
     if c is None or not found:
         return []
     best, other = c.best, c.best_other
     name = f"{variant}, " if variant else ""
-    rows = [(r["label"], r) for r in ([] if variant else c.priors)]
-    rows += [(name + r["label"], r) for r in found]
+    mark = "" if own else BORROWED
+    rows = [(name + r["label"], r) for r in (c.priors if own else [])]
+    rows += [(name + r["label"] + mark, r) for r in found]
     out = []
     for label, r in rows:
         out.append(f"| {pct}% | {label} | {_fmt(r['search_fitness'])} | {_draws(r, 'ppl')} | "
@@ -70,9 +78,69 @@ def _target_rows(pct: str, state: dict[str, Any], variant: str = "",
                    f"{r['ppl_other'] / other['ppl_other']:.3f} | {_lower(r, other, 'ppl_other')} |")
     med, med_o = (statistics.median(r[m] for r in found) for m in ("ppl", "ppl_other"))
     seeds = f"{len(found)} seed" + ("s" if len(found) > 1 else "")
-    out.append(f"| {pct}% | **{name}searched, median of {seeds}** | - | {med:.2f} | "
+    out.append(f"| {pct}% | **{name}searched, median of {seeds}**{mark} | - | {med:.2f} | "
                f"**{med / best['ppl']:.3f}** | - | {med_o:.2f} | **{med_o / other['ppl_other']:.3f}** | - |")
     return out
+
+
+#: Marks a tagged variant's rows compared with priors verified in another run (the plain suite's).
+BORROWED = " †"
+BORROWED_NOTE = ("† compared with the plain suite's priors, verified in another run and borrowed, "
+                 "not with priors of the variant's own run. Where the two runs' builds differ "
+                 "({which}) a new install and machine came between them, and across machines the "
+                 "same plan's verification moves: those ratios compare machines as well as plans.")
+
+
+def build_change(plain: dict[str, Any], variant: dict[str, Any]) -> str:
+    """How the variant's builds (torch, transformers, Python) differ from the plain suite's
+    run ("" when they do not): a sign that the two ran on different machines."""
+    keys = ("torch", "transformers", "python")
+    a, b = plain["environment"], variant["environment"]
+    return ", ".join(f"{k} {a.get(k)} there, {b.get(k)} here" for k in keys if a.get(k) != b.get(k))
+
+
+def prior_moves(plain: dict[str, Any], mine: dict[str, Any]) -> list[tuple[str, float, float, float]]:
+    """The priors one target's plain suite and a variant's own run both verified with the same
+    plan: (label, plain mean, variant mean, largest relative move of a draw)."""
+    out = []
+    for f in PRIORS:
+        a, b = plain.get(f"measured:{f}"), mine.get(f"measured:{f}")
+        same = plain.get("priors", {}).get("best", {}).get(f, {}).get("plan")
+        if a is None or b is None or same is None or same != mine.get("priors", {}).get("best", {}).get(
+                f, {}).get("plan"):
+            continue
+        move = max(abs(x["ppl"] - y["ppl"]) / y["ppl"] for x, y in zip(b["draws"], a["draws"], strict=True))
+        out.append((str(a["label"]), float(a["ppl"]), float(b["ppl"]), move))
+    return out
+
+
+def remeasured_note(plain: dict[str, Any], tagged: list[tuple[str, dict[str, Any]]]) -> str:
+    """How far the same prior plans moved between the plain suite's run and a variant's own
+    run (its priors verified again): the size of a cross-run difference, per draw."""
+    parts = []
+    for tag, v in tagged:
+        for pct, mine in v["runs"].items():
+            if pct not in plain["runs"] or not own_priors(mine):
+                continue
+            moves = prior_moves(plain["runs"][pct], mine)
+            if moves:
+                change = build_change(plain, v)
+                parts.append(f"At {pct}% the `{tag}` variant verified the plain suite's prior plans again "
+                             f"in its own run ({change or 'the same builds'}): " + "; ".join(
+                                 f"{label} {a:.2f} there, {b:.2f} here (a draw moved by up to {m:.1%})"
+                                 for label, a, b, m in moves) + ".")
+    return " ".join(parts)
+
+
+def borrowed_note(plain: dict[str, Any], tagged: list[tuple[str, dict[str, Any]]]) -> str:
+    """The footnote of the borrowed-prior rows, naming the variants whose builds differ from
+    the plain suite's, or "" when no row borrows."""
+    borrowing = [(tag, v) for tag, v in tagged
+                 if any(not own_priors(st) for st in v["runs"].values())]
+    if not borrowing:
+        return ""
+    differ = [f"`{tag}`: {change}" for tag, v in borrowing if (change := build_change(plain, v))]
+    return BORROWED_NOTE.format(which="; ".join(differ) if differ else "none here")
 
 
 def _tagged(stem: str) -> list[tuple[str, dict[str, Any]]]:
@@ -160,6 +228,9 @@ def render(suite: ModuleSuite = SPARSEGPT) -> str:
         for tag, v in tagged:
             if pct in v["runs"]:
                 lines += _target_rows(pct, v["runs"][pct], tag, state)
+    note = " ".join(n for n in (borrowed_note(q, tagged), remeasured_note(q, tagged)) if n)
+    if note:
+        lines += ["", note]
     cost = _cost_sentence(q["runs"], "Search cost per seed, per-module")
     for tag, v in tagged:
         cost += " " + _cost_sentence(v["runs"], f"{tag} (`{v['command']}`)")
@@ -180,8 +251,9 @@ def render_wanda() -> str:
 def headline_rows() -> list[dict[str, Any]]:
     """Each per-module suite, and each of its tagged variants, as rows of the README's
     multi-seed table (the shape benchmarks/headline.py writes): per target, each seed's mean
-    over the calibration draws against the prior with the lowest mean (the plain suite's
-    priors), and the seeds lower than it on every draw."""
+    over the calibration draws against the prior with the lowest mean (of the variant's own
+    run where it verified them, else the plain suite's: the row is marked), and the seeds
+    lower than it on every draw."""
     out: list[dict[str, Any]] = []
     for suite in SUITES:
         path, archived = result_path(f"{suite.stem}.json")
@@ -194,7 +266,11 @@ def headline_rows() -> list[dict[str, Any]]:
             out += _headline_row(suite, pct, state, state, f"{name} ({budget(q)})")
             for tag, v in tagged:
                 if pct in v["runs"]:
-                    out += _headline_row(suite, pct, v["runs"][pct], state, f"{name} ({budget(v)}, {tag})")
+                    mine = v["runs"][pct]
+                    own = own_priors(mine)
+                    marks = {"borrowed": not own, "builds": "" if own else build_change(q, v)}
+                    out += [r | marks for r in _headline_row(suite, pct, mine, mine if own else state,
+                                                             f"{name} ({budget(v)}, {tag})")]
         for tag, v in on_devices(suite):  # against the priors of the same GPU run
             for pct, state in v["runs"].items():
                 name = suite.study.format(pct=pct)

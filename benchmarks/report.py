@@ -329,14 +329,16 @@ def headline() -> str:
         floor = floors.get((round(r["target"], 4), r["pruner"]))
         beyond = "-" if floor is None else (f"yes (floor {floor:.1%})" if r["ratio_median"] < 1 - floor
                                             else f"within noise (floor {floor:.1%})")
-        lines.append(f"| `{r['config']}` | {r['pruner']} | {r['target']:.0%} | {r['seeds']} | "
+        mark = " †" if r.get("borrowed") else ""
+        lines.append(f"| `{r['config']}`{mark} | {r['pruner']} | {r['target']:.0%} | {r['seeds']} | "
                      f"**{r['ratio_median']:.3f}** [{r['ratio_min']:.3f}, {r['ratio_max']:.3f}] | "
                      f"{r['ratio_other_median']:.3f} | {r['better_seeds']} of {r['seeds']} | {beyond} |")
     fewer = len(shipped) - len(full)
     lines += ["", "Each row is a study config run with seeds 0, 1 and 2 (a tagged row: the same config "
               "with the `--set` overrides its manifest in BENCHMARKS.md names). Every searched plan and "
               "every prior is verified on 3 calibration draws; a ratio is a seed's mean over the draws "
-              "against the prior with the lowest mean in the same run, on the evaluation split and on "
+              "against the prior with the lowest mean in the same run (†: in the plain suite's run, "
+              "borrowed), on the evaluation split and on "
               "text of another domain (Debian's licences). A seed counts as better only when it is "
               "lower on every draw (paired). The noise floor is the largest spread, relative to the "
               "mean, that one plan's verified perplexity shows across calibration draws "
@@ -346,6 +348,14 @@ def headline() -> str:
                  "single-seed suites, are in [BENCHMARKS.md](BENCHMARKS.md)" if fewer else
                  " The older single-seed suites are in [BENCHMARKS.md](BENCHMARKS.md)")
               + "; results of older code are in its [archive](BENCHMARKS.md#archive-measured-on-older-code)."]
+    machines = [f"`{r['config']}` ({r['builds']})" for r in full if r.get("borrowed") and r.get("builds")]
+    if any(r.get("borrowed") for r in full):
+        lines += ["", "† Priors verified in another run and borrowed, not re-measured. "
+                  + ("Runs whose builds differ from that run's (a new install and machine came "
+                     "between them): " + "; ".join(machines) + ". Across machines the same plan's "
+                     "verification moves (the re-measured priors in [results](docs/results.md)), "
+                     "so those ratios compare machines as well as plans." if machines else
+                     "Both runs had the same builds.")]
     return "\n".join(lines)
 
 

@@ -85,13 +85,13 @@ def test_the_per_module_rows_count_draws_paired_by_seed() -> None:
     assert "| 70% | searched seed 1 | 1.00 | 11.00 [9.00, 13.00] | 0.917 | 3/3 |" in lines[5]
     median = summarise(0.7, state, [0, 1])[-1]
     assert median["seeds_below_on_every_draw"] == 1 and median["lower_on"] == [[2, 3], [3, 3]]
-    # A tagged variant (the short-listed run) lists only its searched rows, each compared
-    # with the plain suite's best prior, and its median.
+    # A tagged variant without priors of its own (the short-listed run) lists only its searched
+    # rows, each compared with the plain suite's best prior and marked so, and its median.
     variant = {"searched:s0": row("searched seed 0", [9.0, 9.0, 15.0])}
     lines = _target_rows("70", variant, "screened", state)
     assert lines[0].startswith(
-        "| 70% | screened, searched seed 0 | 1.00 | 11.00 [9.00, 15.00] | 0.917 | 2/3 |")
-    assert len(lines) == 2 and "screened, searched, median of 1 seed**" in lines[1]
+        "| 70% | screened, searched seed 0 † | 1.00 | 11.00 [9.00, 15.00] | 0.917 | 2/3 |")
+    assert len(lines) == 2 and "screened, searched, median of 1 seed** †" in lines[1]
 
 
 def test_a_gpu_run_is_compared_with_its_own_priors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -219,3 +219,48 @@ def test_a_variant_in_anchored_rounds_runs_them_and_names_them_in_its_protocol(
     # A resumed report counts the offspring the entries name, not their trials less the priors.
     entry = _row("s1", (70.0,), 200.0, trials=150, warm_starts=29, offspring=46)
     assert _sparsegpt._offspring({"70": {"searched:s1": entry}}) == 46
+
+
+def _prior(label: str, draws: list[float]) -> dict[str, Any]:
+    return {"label": label, "search_fitness": None, "ppl": sum(draws) / 3, "ppl_other": 2 * sum(draws) / 3,
+            "draws": [{"seed": i, "ppl": d, "ppl_other": 2 * d} for i, d in enumerate(draws)]}
+
+
+def _state(priors: dict[str, list[float]], seeds: dict[int, list[float]]) -> dict[str, Any]:
+    state: dict[str, Any] = {"priors": {"best": {f: {"plan": {"p": f}} for f in priors}}}
+    state |= {f"measured:{f}": _prior(f, d) for f, d in priors.items()}
+    state |= {f"searched:s{s}": _prior(f"searched seed {s}", d) | {"search_fitness": 1.0}
+              for s, d in seeds.items()}
+    return state
+
+
+def test_a_variant_with_its_own_priors_is_compared_with_them_else_marked_borrowed() -> None:
+    """A tagged variant that verified every prior in its own run is compared with those (its
+    prior rows listed); one that borrowed the plain suite's priors is compared with those and
+    marked, and the footnote names the variants whose builds differ; the same prior plans
+    verified in both runs are reported with how far a draw moved."""
+    import _modules_render as mr
+
+    four = {"uniform": [300.0, 300.0, 300.0], "owl": [250.0] * 3, "alpha": [220.0] * 3}
+    plain = _state(four | {"ramp": [200.0, 200.0, 200.0]}, {0: [190.0] * 3})
+    own = _state(four | {"ramp": [180.0, 200.0, 190.0]}, {0: [171.0] * 3})
+    borrowed = _state({}, {0: [170.0] * 3}) | {"priors_from": "plain.json"}
+    assert mr.own_priors(own) and not mr.own_priors(borrowed) and not mr.own_priors(_state({}, {}))
+    rows = mr._target_rows("70", own, "curves", plain)
+    assert rows[3].startswith("| 70% | curves, ramp | - | 190.00 [180.00, 200.00] | 1.000 | 0/3 |")
+    assert rows[-1].startswith("| 70% | **curves, searched, median of 1 seed** | - | 171.00 | **0.900** |")
+    rows = mr._target_rows("70", borrowed, "ref", plain)
+    assert len(rows) == 2 and rows[0].startswith("| 70% | ref, searched seed 0 † | 1.00 | 170.00")
+    assert "**0.850**" in rows[1]
+    env = {"torch": "2.13", "python": "3.11.7"}
+    q = {"environment": env | {"transformers": "5.24"}, "runs": {"70": plain}}
+    tagged = [("curves", {"environment": env | {"transformers": "5.25"}, "runs": {"70": own}}),
+              ("ref", {"environment": env | {"transformers": "5.24"}, "runs": {"70": borrowed}})]
+    assert mr.borrowed_note(q, tagged).startswith("† compared with the plain suite's priors")
+    assert "(none here)" in mr.borrowed_note(q, tagged)
+    assert mr.borrowed_note(q, tagged[:1]) == ""
+    note = mr.remeasured_note(q, tagged)
+    assert note.startswith("At 70% the `curves` variant verified the plain suite's prior plans again in "
+                           "its own run (transformers 5.24 there, 5.25 here): uniform 300.00 there, "
+                           "300.00 here (a draw moved by up to 0.0%)")
+    assert "ramp 200.00 there, 190.00 here (a draw moved by up to 10.0%)." in note
