@@ -72,3 +72,16 @@ def saved_tiny_with_ramp(tmp_path: Path, target: float) -> tuple[Path, LoadedMod
     plan = get_allocator("ramp", slope=0.3).allocate(build_profile(lm, cal, progress=False), target)
     plan.save(tmp_path / "plan.json")
     return model, lm, cal, plan
+
+
+def module_levels_study(out: Path, warm_start: list[dict[str, Any]], n_trials: int) -> dict[str, Any]:
+    """A tiny per-module level study's config data: the shipped ``module_levels`` space, the
+    EvoPress-style sampler, a SparseGPT database calibrated at the uniform plan (0.3..0.7)."""
+    return {"name": "mods", "target": 0.5, "space": "module_levels", "n_trials": n_trials,
+            "data": {"source": "embedded", "nsamples": 4, "seqlen": 32, "seed": 0},
+            "evaluator": {"seqlen": 32, "fidelities": [64], "batch_size": 2, "masks": "database",
+                          "pruner": "sparsegpt", "reference": "uniform", "levels": "0.3:0.7:0.05"},
+            "sampler": {"name": "evopress", "params": {"step": 0.05}}, "pruner": "evopress",
+            "warm_start": warm_start,
+            "verify": {"pruner": "sparsegpt", "top": 1, "nsamples": 2, "seqlen": 32, "eval_windows": 2},
+            "output": str(out)}

@@ -69,19 +69,12 @@ def test_curves_warm_start_on_a_level_database_study(tmp_path: Path) -> None:
     the grid, at the budget: the Evaluator's prepared ``curve_plan``)."""
     from optuna.trial import TrialState
 
-    from tests.helpers import tiny_profile
+    from tests.helpers import module_levels_study, tiny_profile
 
     prof = tiny_profile("llama")
     assert prof.loaded is not None
-    cfg = StudyConfig.from_dict({
-        "name": "mods", "target": 0.5, "space": "module_levels", "n_trials": 4,
-        "data": {"source": "embedded", "nsamples": 4, "seqlen": 32, "seed": 0},
-        "evaluator": {"seqlen": 32, "fidelities": [64], "batch_size": 2, "masks": "database",
-                      "pruner": "sparsegpt", "reference": "uniform", "levels": "0.3:0.7:0.05"},
-        "sampler": {"name": "evopress", "params": {"step": 0.05}}, "pruner": "evopress",
-        "warm_start": [{"method": "uniform"}, CURVES],
-        "verify": {"pruner": "sparsegpt", "top": 1, "nsamples": 2, "seqlen": 32, "eval_windows": 2},
-        "output": str(tmp_path / "out")}, tmp_path / "mods.yaml")
+    cfg = StudyConfig.from_dict(module_levels_study(tmp_path / "out", [{"method": "uniform"}, CURVES], 4),
+                                tmp_path / "mods.yaml")
     ev = Evaluator(prof.loaded, prof, cfg.evaluator, progress=False, cache_dir=tmp_path / "cache")
     run = run_study(cfg, evaluator=ev, progress=False, verify=False)
     stored = store.block_curves(run.study)

@@ -20,7 +20,7 @@ from allocsearch.search.layout import SpaceLayout
 from allocsearch.search.mutation import mutate
 from allocsearch.search.samplers.evopress import EvoPressSampler
 from allocsearch.search.space import SearchSpace, find_space
-from tests.helpers import tiny_profile
+from tests.helpers import module_levels_study, tiny_profile
 
 SPACES = Path(__file__).resolve().parents[2] / "spaces"
 KINDS = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
@@ -170,15 +170,8 @@ def test_a_module_levels_study_on_the_reference_database(tmp_path: Path) -> None
     budget, offspring one or more module switches away from their parent."""
     prof = tiny_profile("llama")
     assert prof.loaded is not None
-    cfg = StudyConfig.from_dict({
-        "name": "mods", "target": 0.5, "space": "module_levels", "n_trials": 8,
-        "data": {"source": "embedded", "nsamples": 4, "seqlen": 32, "seed": 0},
-        "evaluator": {"seqlen": 32, "fidelities": [64], "batch_size": 2, "masks": "database",
-                      "pruner": "sparsegpt", "reference": "uniform", "levels": "0.3:0.7:0.05"},
-        "sampler": {"name": "evopress", "params": {"step": 0.05}}, "pruner": "evopress",
-        "warm_start": [{"method": "uniform"}, {"method": "ramp", "grid": {"slope": [0.2]}}],
-        "verify": {"pruner": "sparsegpt", "top": 1, "nsamples": 2, "seqlen": 32, "eval_windows": 2},
-        "output": str(tmp_path / "out")}, tmp_path / "mods.yaml")
+    warm = [{"method": "uniform"}, {"method": "ramp", "grid": {"slope": [0.2]}}]
+    cfg = StudyConfig.from_dict(module_levels_study(tmp_path / "out", warm, 8), tmp_path / "mods.yaml")
     ev = Evaluator(prof.loaded, prof, cfg.evaluator, progress=False, cache_dir=tmp_path / "cache")
     run = run_study(cfg, evaluator=ev, progress=False)
     assert ev.anchor_plan is not None
