@@ -227,7 +227,9 @@ def _prior(label: str, draws: list[float]) -> dict[str, Any]:
 
 
 def _state(priors: dict[str, list[float]], seeds: dict[int, list[float]]) -> dict[str, Any]:
-    state: dict[str, Any] = {"priors": {"best": {f: {"plan": {"p": f}} for f in priors}}}
+    # Each prior's plan: one module at a sparsity of its own (the last bits may differ between runs).
+    plans = {f: {"modules": {"m": {"sparsity": 0.1 * i + 1e-12 * len(seeds)}}} for i, f in enumerate(priors)}
+    state: dict[str, Any] = {"priors": {"best": {f: {"plan": plans[f]} for f in priors}}}
     state |= {f"measured:{f}": _prior(f, d) for f, d in priors.items()}
     state |= {f"searched:s{s}": _prior(f"searched seed {s}", d) | {"search_fitness": 1.0}
               for s, d in seeds.items()}
@@ -264,3 +266,13 @@ def test_a_variant_with_its_own_priors_is_compared_with_them_else_marked_borrowe
                            "its own run (transformers 5.24 there, 5.25 here): uniform 300.00 there, "
                            "300.00 here (a draw moved by up to 0.0%)")
     assert "ramp 200.00 there, 190.00 here (a draw moved by up to 10.0%)." in note
+
+
+def test_prior_plans_are_the_same_to_the_last_bits_of_a_sparsity() -> None:
+    import _modules_render as mr
+
+    a = {"modules": {"q": {"sparsity": 0.6000000000000001}, "k": {"sparsity": 0.7}}}
+    assert mr._same_plan(a, {"modules": {"q": {"sparsity": 0.6}, "k": {"sparsity": 0.7}}})
+    assert not mr._same_plan(a, {"modules": {"q": {"sparsity": 0.61}, "k": {"sparsity": 0.7}}})
+    assert not mr._same_plan(a, {"modules": {"q": {"sparsity": 0.6}}})
+    assert not mr._same_plan(a, None)
