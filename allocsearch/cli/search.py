@@ -114,7 +114,8 @@ def cmd_curves(args: argparse.Namespace) -> int:
     best = min(rows, key=lambda r: r.fitness)
     fidelity = config.evaluator.fidelities[-1]
     print(f"block curves: {curves.num_blocks} blocks x {len(curves.levels)} levels at {curves.tokens} "
-          f"tokens each ({curves.tokens_read:,} tokens, measured in {curves.seconds:.0f} s; cached)")
+          f"tokens each ({curves.tokens_read:,} tokens, measured in {curves.seconds:.0f} s; "
+          "kept in the cache)")
     print(f"{'mix':>5}  {config.evaluator.fitness} @ {fidelity} tokens")
     for r in rows:
         print(f"{r.mix:>5.2f}  {r.fitness:.4f}{'  <- written' if r is best else ''}")
