@@ -44,9 +44,8 @@ from _common import (
 )
 from _sparsegpt import measure
 
-from allocsearch.allocation.curves import curve_plan
 from allocsearch.evaluate import Evaluator
-from allocsearch.evaluate.sensitivity import DEFAULT_CURVE_LEVELS, cached_block_curves
+from allocsearch.evaluate.sensitivity import DEFAULT_CURVE_LEVELS, cached_block_curves, curve_mixes
 from allocsearch.models import load_model
 from allocsearch.plan import Plan
 from allocsearch.search import StudyConfig
@@ -96,11 +95,10 @@ def main() -> None:
     ev.use_reference(args.target)  # a sequential-aware database, as the suite's studies use it
     curves = cached_block_curves(ev, DEFAULT_CURVE_LEVELS, tokens=args.tokens)  # measured once per Evaluator
     curve_s = curves.seconds
-    rows = []
-    for mix in args.mixes:
-        # A level database writes only its grid: the plan snapped to it at the same target.
-        plan = ev.prepare(curve_plan(prior_plan.model, curves, args.target, prior=prior_plan, mix=mix))
-        rows.append({"mix": mix, "search_fitness": ev.fitness(plan), "budget": plan.budget(), "plan": plan})
+    # Each mix as the Evaluator writes it (a level database: snapped to its grid), scored.
+    rows: list[dict[str, Any]] = [
+        {"mix": m.mix, "search_fitness": m.fitness, "budget": m.plan.budget(), "plan": m.plan}
+        for m in curve_mixes(ev, curves, args.target, prior_plan, args.mixes)]
     chosen = min(rows, key=lambda r: r["search_fitness"])
     other, windows = other_domain_file(RUNS), 40
     # The prior verified here, beside the plans it is compared with: one machine and build.

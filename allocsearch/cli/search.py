@@ -1,4 +1,5 @@
-"""``allocsearch search STUDY.yaml`` and ``allocsearch study report DIR``."""
+"""``allocsearch search STUDY.yaml``, ``allocsearch study report DIR`` and ``allocsearch study
+curves STUDY.yaml``."""
 
 from __future__ import annotations
 
@@ -44,6 +45,18 @@ def register(sub: Any) -> None:
     r.add_argument("--no-plots", action="store_true")
     add_quiet(r)
     r.set_defaults(func=cmd_report)
+    c = st_sub.add_parser("curves", help="a plan from each block's measured loss curve, no search")
+    c.add_argument("config", type=Path, help="a study config YAML: its model, target and Evaluator")
+    c.add_argument("--prior", default=None, metavar="ALLOCATOR",
+                   help="the prior mixed in below mix 1, with parameters (\"ramp slope=0.2\")")
+    c.add_argument("--mix", type=float, nargs="+", default=[1.0], metavar="SHARE",
+                   help="the curves' share of each block's sparsity, 0..1, one plan each; the plan "
+                        "of lowest search fitness is written (default 1: the curves alone)")
+    c.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="override any config key, dotted (target=0.6)")
+    c.add_argument("--out", type=Path, required=True, help="plan JSON to write (the chosen mix)")
+    add_quiet(c)
+    c.set_defaults(func=cmd_curves)
     register_study(st_sub)
 
 
@@ -78,4 +91,36 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     study = load_study(args.folder, args.storage, args.name)
     print(format_report(build_report(study, args.folder, top=args.top, plots=not args.no_plots)))
+    return 0
+
+
+def cmd_curves(args: argparse.Namespace) -> int:
+    from allocsearch.evaluate.reference import ReferencePlan
+    from allocsearch.evaluate.sensitivity import DEFAULT_CURVE_LEVELS, cached_block_curves, curve_mixes
+    from allocsearch.search import StudyConfig, study_evaluator
+
+    config = StudyConfig.load(args.config, list(args.set))
+    # Bad mixes or a bad prior fail before the model loads.
+    if any(not 0.0 <= m <= 1.0 for m in args.mix):
+        raise ValueError(f"--mix takes shares in [0, 1], got {args.mix}")
+    if args.prior is None and any(m < 1.0 for m in args.mix):
+        raise ValueError("a --mix below 1 needs a --prior (e.g. --prior 'ramp slope=0.2')")
+    prior = ReferencePlan.parse(args.prior) if args.prior is not None else None
+    with study_evaluator(config, None, None, progress=not args.quiet) as ev:
+        ev.use_reference(config.target)  # a sequential-aware database, as the study's own
+        curves = cached_block_curves(ev, DEFAULT_CURVE_LEVELS, progress=not args.quiet)
+        base = prior.plan(ev.profile, config.target) if prior is not None else None
+        rows = curve_mixes(ev, curves, config.target, base, args.mix)
+    best = min(rows, key=lambda r: r.fitness)
+    fidelity = config.evaluator.fidelities[-1]
+    print(f"block curves: {curves.num_blocks} blocks x {len(curves.levels)} levels at {curves.tokens} "
+          f"tokens each ({curves.tokens_read:,} tokens, measured in {curves.seconds:.0f} s; "
+          "kept in the cache)")
+    print(f"{'mix':>5}  {config.evaluator.fitness} @ {fidelity} tokens")
+    for r in rows:
+        print(f"{r.mix:>5.2f}  {r.fitness:.4f}{'  <- written' if r is best else ''}")
+    best.plan.save(args.out)
+    blocks = best.plan.block_sparsity()
+    print(f"wrote {args.out}: curves mix {best.mix:g} at {best.plan.budget():.6f} (target "
+          f"{config.target}); block sparsity {min(blocks):.3f}..{max(blocks):.3f}")
     return 0

@@ -14,10 +14,11 @@ import logging
 import math
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from tqdm.auto import tqdm
 
-from allocsearch.allocation.curves import BlockCurves
+from allocsearch.allocation.curves import BlockCurves, curve_plan
 from allocsearch.evaluate.evaluator import Evaluator
 from allocsearch.io import atomic_write_json
 from allocsearch.models.loading import default_cache_dir
@@ -110,3 +111,29 @@ def cached_block_curves(ev: Evaluator, levels: Sequence[float] = DEFAULT_CURVE_L
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path, curves.to_dict())
     return curves
+
+
+@dataclass(frozen=True)
+class CurveMix:
+    """One mix of the curves allocation with a prior: the plan as the Evaluator writes it
+    (snapped to a level database's grid) and its full-fidelity fitness on the search split."""
+
+    mix: float
+    plan: Plan
+    fitness: float
+
+
+def curve_mixes(ev: Evaluator, curves: BlockCurves, target: float, prior: Plan | None,
+                mixes: Sequence[float]) -> list[CurveMix]:
+    """Each ``mixes`` share of :func:`~allocsearch.allocation.curves.curve_plan` at ``target``
+    (``prior``'s block sparsities for the rest; None only with every mix 1), prepared and
+    scored, in the order given; the dense weights are back afterwards. The lowest fitness
+    is the mix to take: it is chosen on the search split alone."""
+    out = []
+    try:
+        for mix in mixes:
+            plan = ev.prepare(curve_plan(ev.identity, curves, target, prior=prior, mix=mix))
+            out.append(CurveMix(float(mix), plan, ev.fitness(plan)))
+    finally:
+        ev.restore()
+    return out

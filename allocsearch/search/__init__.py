@@ -9,6 +9,7 @@ from allocsearch.search.runner import (
     StudyRun,
     open_study,
     run_study,
+    study_evaluator,
     tokens_read,
     verify_best,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "load_study",
     "open_study",
     "run_study",
+    "study_evaluator",
     "tokens_read",
     "trial_plan",
     "verify_best",
