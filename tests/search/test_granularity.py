@@ -4,6 +4,7 @@ switches between modules."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import optuna
@@ -170,7 +171,7 @@ def test_a_module_levels_study_on_the_reference_database(tmp_path: Path) -> None
     budget, offspring one or more module switches away from their parent."""
     prof = tiny_profile("llama")
     assert prof.loaded is not None
-    warm = [{"method": "uniform"}, {"method": "ramp", "grid": {"slope": [0.2]}}]
+    warm: list[dict[str, Any]] = [{"method": "uniform"}, {"method": "ramp", "grid": {"slope": [0.2]}}]
     cfg = StudyConfig.from_dict(module_levels_study(tmp_path / "out", warm, 8), tmp_path / "mods.yaml")
     ev = Evaluator(prof.loaded, prof, cfg.evaluator, progress=False, cache_dir=tmp_path / "cache")
     run = run_study(cfg, evaluator=ev, progress=False)
