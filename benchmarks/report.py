@@ -246,19 +246,23 @@ def _borrowed(data: dict[str, Any], row: dict[str, Any]) -> bool:
 
 
 def render_archive(paths: list[Path]) -> list[str]:
-    """One short table of the archived results: what they were, never their numbers."""
+    """One short table of the archived results, a row per family: each file with its date,
+    device and command, never their numbers."""
     lines = ["## Archive: measured on older code", "",
              "These results were written before the benchmarks recorded a manifest (commit and "
              "command), or on code whose numbers the shipped commands no longer give. They are kept "
              "for reference, are not in the headline, and are to be rerun with the shipped "
-             "commands.", "", "| file | family | date | device | command |", "|---|---|---|---|---|"]
+             "commands.", "", "| family | files (date, device, command) |", "|---|---|"]
+    by_family: dict[str, list[str]] = {}
     for p in paths:
         data = json.loads(p.read_text())
         env = data.get("environment", {})
         command = data.get("command")
-        lines.append(f"| [`{p.name}`](benchmarks/results/archive/{p.name}) | {kind_of(p).title} | "
-                     f"{env.get('date', 'not recorded')} | {data.get('device', env.get('device', '-'))} | "
-                     + (f"`{command}`" if command else "not recorded") + " |")
+        by_family.setdefault(kind_of(p).title, []).append(
+            f"[`{p.name}`](benchmarks/results/archive/{p.name}) ({env.get('date', 'date not recorded')}, "
+            f"{data.get('device', env.get('device', '-'))}, "
+            + (f"`{command}`" if command else "command not recorded") + ")")
+    lines += [f"| {family} | {'; '.join(files)} |" for family, files in by_family.items()]
     return [*lines, ""]
 
 
