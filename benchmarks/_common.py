@@ -239,10 +239,10 @@ def measured_elsewhere(entry: dict[str, Any]) -> str:
     commit (or their numerics) carry none and count as this code's (and machine's)."""
     if entry.get("commit") and library_changed_since(str(entry["commit"]), tuple(entry.get("unused", ()))):
         return "other library code"
-    theirs = entry.get("numerics")
-    if theirs is not None and theirs != numerics():
-        return "other numerics: " + ", ".join(f"{k} {theirs.get(k)!r}" for k in sorted(numerics())
-                                              if theirs.get(k) != numerics()[k])
+    theirs, mine = entry.get("numerics"), numerics()
+    if theirs is not None and theirs != mine:
+        return "other numerics: " + ", ".join(f"{k} {theirs.get(k)!r}" for k in sorted(mine)
+                                              if theirs.get(k) != mine[k])
     return ""
 
 

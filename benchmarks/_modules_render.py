@@ -55,14 +55,21 @@ def own_priors(state: dict[str, Any]) -> bool:
     return "priors_from" not in state and all(f"measured:{f}" in state for f in PRIORS)
 
 
+def prior_state(state: dict[str, Any], plain: dict[str, Any] | None) -> dict[str, Any]:
+    """The state whose priors ``state``'s seeds are compared with: its own where it verified
+    them (or where there is no ``plain`` suite's state), else the plain suite's."""
+    return state if plain is None or own_priors(state) else plain
+
+
 def _target_rows(pct: str, state: dict[str, Any], variant: str = "",
                  priors: dict[str, Any] | None = None) -> list[str]:
     """A per-module suite's rows of one target: each prior, each seed's searched plan and
     their median, with ratios to the best prior (by mean) and paired draw counts. A tagged
     ``variant`` (its name prefixes its rows) is compared with the priors it verified in its own
     run, listed under its name, else with the plain suite's ``priors`` (marked: borrowed)."""
-    own = priors is None or own_priors(state)
-    c = compare(state if own or priors is None else priors)
+    base = prior_state(state, priors)
+    own = base is state
+    c = compare(base)
     found = searched(state)
     if c is None or not found:
         return []
@@ -278,9 +285,10 @@ def headline_rows() -> list[dict[str, Any]]:
             for tag, v in tagged:
                 if pct in v["runs"]:
                     mine = v["runs"][pct]
-                    own = own_priors(mine)
-                    marks = {"borrowed": not own, "builds": "" if own else build_change(q, v)}
-                    out += [r | marks for r in _headline_row(suite, pct, mine, mine if own else state,
+                    base = prior_state(mine, state)
+                    borrowed = base is not mine
+                    marks = {"borrowed": borrowed, "builds": build_change(q, v) if borrowed else ""}
+                    out += [r | marks for r in _headline_row(suite, pct, mine, base,
                                                              f"{name} ({budget(v)}, {tag})")]
         for tag, v in on_devices(suite):  # against the priors of the same GPU run
             for pct, state in v["runs"].items():

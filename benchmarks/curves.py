@@ -173,8 +173,8 @@ def render_readme() -> str:
 
     floors = noise_floors()
     parts = []
-    for path in _paths():
-        c = json.loads(path.read_text())
+    results = [json.loads(p.read_text()) for p in _paths()]
+    for c in results:
         best = next(r for r in c["rows"] if r["mix"] == c["chosen_mix"])
         floor = floors.get((round(c["target"], 4), c["pruner"]))
         verdict = "no noise floor measured" if floor is None else \
@@ -192,7 +192,7 @@ def render_readme() -> str:
             "measured loss curve by an exact programme over the budget (`allocsearch.allocation.curves`, "
             "mixed with the best prior; a `curves` warm start of a study, [studies](docs/studies.md)) "
             "verifies at: " + "; ".join(parts)
-            + ". " + _prior_note(all("suite_prior" in json.loads(p.read_text()) for p in _paths()))
+            + ". " + _prior_note(all("suite_prior" in c for c in results))
             + " Details: [results](docs/results.md#allocation-from-block-loss-curves).")
 
 

@@ -333,7 +333,7 @@ def headline() -> str:
         floor = floors.get((round(r["target"], 4), r["pruner"]))
         beyond = "-" if floor is None else (f"yes (floor {floor:.1%})" if r["ratio_median"] < 1 - floor
                                             else f"within noise (floor {floor:.1%})")
-        mark = " †" if r.get("borrowed") else ""
+        mark = _modules_render.BORROWED if r.get("borrowed") else ""
         lines.append(f"| `{r['config']}`{mark} | {r['pruner']} | {r['target']:.0%} | {r['seeds']} | "
                      f"**{r['ratio_median']:.3f}** [{r['ratio_min']:.3f}, {r['ratio_max']:.3f}] | "
                      f"{r['ratio_other_median']:.3f} | {r['better_seeds']} of {r['seeds']} | {beyond} |")
