@@ -14,6 +14,7 @@ searched plans are the suite's committed rows, compared with this run's prior an
 whether they were measured under the same numerics.
 
     python benchmarks/curves.py                  # 70%, ~40 min on one CPU core
+    python benchmarks/curves.py --suite sparsegpt_modules --target 0.6   # writes curves_sparsegpt_cpu_60.json
 
 The curves are kept in the allocsearch cache (a rerun, and any study of the same Evaluator
 with a ``curves`` warm start, reuses them; their measurement time is kept with them). Prints
@@ -133,13 +134,20 @@ def main() -> None:
         "environment": environment(),
     }
     verification = f"verification {cfg.verify.nsamples} x {cfg.verify.seqlen} ({payload['study']})"
-    path = write_json(f"curves_{pruner}_{device}.json", payload,
+    path = write_json(result_name(pruner, device, args.target), payload,
                       protocol={"device": device, "dtype": args.dtype, "model": args.model,
                                 "data": "embedded",
                                 "calibration": f"curves {args.tokens} tokens a point; {verification}",
                                 "evaluation": f"{windows} x 512 evaluation windows",
                                 "seeds": list(cfg.verify.calibration_seeds)})
     print(f"wrote {path}")
+
+
+def result_name(pruner: str, device: str, target: float) -> str:
+    """The results file of one pruner and target: 70% unsuffixed, other targets with their
+    percentage (as ``noise_cpu_60.json`` beside ``noise_cpu.json``)."""
+    pct = round(target * 100)
+    return f"curves_{pruner}_{device}{'' if pct == 70 else f'_{pct}'}.json"
 
 
 def _pruner_name(pruner: str) -> str:
@@ -207,7 +215,7 @@ def _prior_note(same_run: bool) -> str:
 
 
 def _paths() -> list[Path]:
-    return sorted(RESULTS.glob("curves_*_cpu.json"), key=lambda p: "wanda" not in p.name)
+    return sorted(RESULTS.glob("curves_*_cpu*.json"), key=lambda p: ("wanda" not in p.name, p.name))
 
 
 def _render_one(c: dict[str, Any], floors: dict[tuple[float, str], float]) -> str:
