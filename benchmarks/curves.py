@@ -15,6 +15,10 @@ whether they were measured under the same numerics.
 
     python benchmarks/curves.py                  # 70%, ~40 min on one CPU core
     python benchmarks/curves.py --suite sparsegpt_modules --target 0.6   # writes curves_sparsegpt_cpu_60.json
+    python benchmarks/curves.py --suite sparsegpt_modules --around uniform
+        # curves around the uniform plan at the target: block b moved to each level, every
+        # other block at the target (allocsearch.evaluate.sensitivity.Around); writes
+        # curves_sparsegpt_cpu_around.json
 
 The curves are kept in the allocsearch cache (a rerun, and any study of the same Evaluator
 with a ``curves`` warm start, reuses them; their measurement time is kept with them). Prints
@@ -46,7 +50,13 @@ from _common import (
 from _sparsegpt import measure
 
 from allocsearch.evaluate import Evaluator
-from allocsearch.evaluate.sensitivity import DEFAULT_CURVE_LEVELS, cached_block_curves, curve_mixes
+from allocsearch.evaluate.sensitivity import (
+    AROUND_CURVE_LEVELS,
+    DEFAULT_CURVE_LEVELS,
+    Around,
+    cached_block_curves,
+    curve_mixes,
+)
 from allocsearch.models import load_model
 from allocsearch.plan import Plan
 from allocsearch.search import StudyConfig
@@ -84,6 +94,9 @@ def main() -> None:
     p.add_argument("--target", type=float, default=0.7)
     p.add_argument("--mixes", type=float, nargs="+", default=list(MIXES))
     p.add_argument("--tokens", type=int, default=2048, help="search tokens per curve point")
+    p.add_argument("--around", default=None,
+                   help="measure the curves around this allocator's plan at the target (e.g. uniform), "
+                        "not from the dense model")
     args = p.parse_args()
     pct = str(round(args.target * 100))
     pruner, search_tag = SUITES[args.suite]
@@ -94,7 +107,9 @@ def main() -> None:
     prior, prior_plan = best_prior(runs)
     ev = Evaluator.build(loaded, cfg.evaluator, progress=False)
     ev.use_reference(args.target)  # a sequential-aware database, as the suite's studies use it
-    curves = cached_block_curves(ev, DEFAULT_CURVE_LEVELS, tokens=args.tokens)  # measured once per Evaluator
+    around = Around.reference(args.around, ev, args.target) if args.around else None
+    levels = AROUND_CURVE_LEVELS if around is not None else DEFAULT_CURVE_LEVELS
+    curves = cached_block_curves(ev, levels, tokens=args.tokens, around=around)  # measured once per Evaluator
     curve_s = curves.seconds
     # Each mix as the Evaluator writes it (a level database: snapped to its grid), scored.
     rows: list[dict[str, Any]] = [
@@ -134,7 +149,7 @@ def main() -> None:
         "environment": environment(),
     }
     verification = f"verification {cfg.verify.nsamples} x {cfg.verify.seqlen} ({payload['study']})"
-    path = write_json(result_name(pruner, device, args.target), payload,
+    path = write_json(result_name(pruner, device, args.target, around is not None), payload,
                       protocol={"device": device, "dtype": args.dtype, "model": args.model,
                                 "data": "embedded",
                                 "calibration": f"curves {args.tokens} tokens a point; {verification}",
@@ -143,11 +158,18 @@ def main() -> None:
     print(f"wrote {path}")
 
 
-def result_name(pruner: str, device: str, target: float) -> str:
+def result_name(pruner: str, device: str, target: float, around: bool = False) -> str:
     """The results file of one pruner and target: 70% unsuffixed, other targets with their
-    percentage (as ``noise_cpu_60.json`` beside ``noise_cpu.json``)."""
+    percentage (as ``noise_cpu_60.json`` beside ``noise_cpu.json``); curves around a plan
+    with ``_around``."""
     pct = round(target * 100)
-    return f"curves_{pruner}_{device}{'' if pct == 70 else f'_{pct}'}.json"
+    return f"curves_{pruner}_{device}{'' if pct == 70 else f'_{pct}'}{'_around' if around else ''}.json"
+
+
+def _around_words(c: dict[str, Any]) -> str:
+    """`` (curves around the uniform plan)`` for curves measured around a plan, else nothing."""
+    around = c["curves"].get("around", "")
+    return f" (curves around the {around} plan: one block moved, the rest at the target)" if around else ""
 
 
 def _pruner_name(pruner: str) -> str:
@@ -188,7 +210,7 @@ def render_readme() -> str:
         verdict = "no noise floor measured" if floor is None else \
             f"{_side(best['ratio'], floor)} its noise floor of {floor:.1%}"
         tokens = c["curve_tokens"] + c["mix_tokens"]
-        parts.append(f"with {_pruner_name(c['pruner'])} at {c['target']:.0%}, "
+        parts.append(f"with {_pruner_name(c['pruner'])} at {c['target']:.0%}{_around_words(c)}, "
                      f"**{best['ratio']:.3f}x** the best prior ({c['best_prior']['label']}) on pydoc, "
                      f"lower on {best['lower_on']} of {len(best['draws'])} draws, {best['ratio_other']:.3f}x "
                      f"on the licences ({verdict}), from {tokens:,} search tokens; the per-module search "
@@ -226,7 +248,7 @@ def _render_one(c: dict[str, Any], floors: dict[tuple[float, str], float]) -> st
              f"sequential {_pruner_name(pruner)}** "
              f"(`{m['command']}`; {c['device']}, {c['environment']['threads']} thread(s), "
              f"commit {m['commit'][:7]}; `studies/{c['study']}`'s evaluator and verification). "
-             f"The curves: {c['curves']['tokens']} search tokens at each of "
+             f"The curves{_around_words(c)}: {c['curves']['tokens']} search tokens at each of "
              f"{len(c['curves']['levels'])} levels for each of {len(c['curves']['delta'])} blocks, "
              f"{c['curve_tokens']:,} tokens and {c['curve_seconds'] / 60:.0f} min in all; each mix "
              f"then costs one full-fidelity fitness ({c['mix_tokens']:,} tokens for all). The mix "

@@ -64,4 +64,18 @@ def test_study_curves_errors_fail_before_loading(study: Path, tmp_path: Path,
     assert main(["study", "curves", str(study), "--mix", "1.5", "--prior", "uniform", "--out", str(out)]) == 2
     assert "shares in [0, 1]" in capsys.readouterr().err
     assert main(["study", "curves", str(study), "--prior", "ramp colour=red", "--out", str(out)]) == 2
+    assert main(["study", "curves", str(study), "--around", "flat", "--out", str(out)]) == 2
+    assert "reference must be" in capsys.readouterr().err
     assert not out.exists() and not (tmp_path / "cache").exists()
+
+
+def test_study_curves_around_a_plan(study: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "plan.json"
+    assert main(["study", "curves", str(study), "--around", "uniform", "--out", str(out), "--quiet"]) == 0
+    assert "block curves: 2 blocks x 11 levels" in capsys.readouterr().out
+    [cached] = (tmp_path / "cache" / "block_curves").glob("*.json")
+    curves = BlockCurves.from_dict(json.loads(cached.read_text()))
+    assert curves.around == "uniform" and curves.levels[0] == 0.3
+    plan = Plan.load(out)
+    assert abs(plan.budget() - 0.6) < 1e-6 and plan.provenance["curves"]["around"] == "uniform"
+    assert min(plan.block_sparsity()) >= 0.3 - 1e-9  # never below the lowest level measured

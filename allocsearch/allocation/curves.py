@@ -12,6 +12,12 @@ Damage is not additive at high sparsity: pruning many blocks hard compounds. So
 (``mix = 1``: the curves alone; ``0``: the prior alone) before the exact budget projection;
 the mix is chosen on the search split like any prior parameter.
 
+Curves can also be measured *around* a plan at the target (``around``: block ``b`` moved to
+each level, every other block at that plan's sparsities): the damage of one more (or less)
+sparsity in one block when the rest is already pruned, the marginal cost at the operating
+point rather than in a dense model. Their levels bound the allocation from below (nothing is
+known under the lowest), and the programme is the same.
+
 The curves are plain data with a schema version: a study saves them beside its trials.
 """
 
@@ -42,6 +48,7 @@ class BlockCurves:
     fitness: str = "ppl"
     model: str = ""
     seconds: float = 0.0  # the wall time of their measurement (0: not recorded)
+    around: str = ""  # the label of the plan they were measured around ("": the dense model)
 
     def __post_init__(self) -> None:
         lv = list(self.levels)
@@ -59,17 +66,29 @@ class BlockCurves:
         """Search tokens their measurement read: one fitness per (block, level) and the dense one."""
         return (self.num_blocks * len(self.levels) + 1) * self.tokens
 
+    @property
+    def floor(self) -> float:
+        """The lowest sparsity the curves describe: 0 (the dense model) for curves from dense,
+        the lowest level for curves around a plan."""
+        return self.levels[0] if self.around else 0.0
+
     def cost(self, grid: NDArray[np.float64]) -> NDArray[np.float64]:
-        """(blocks, len(grid)): each block's curve on ``grid``, 0 at sparsity 0, linear
-        between levels, made non-decreasing (a noisy dip never makes pruning more look free)."""
-        lv = np.array([0.0, *self.levels])
-        rows = [np.maximum.accumulate(np.array([0.0, *row])) for row in self.delta]
+        """(blocks, len(grid)): each block's curve on ``grid`` (from :attr:`floor`), linear
+        between levels, made non-decreasing (a noisy dip never makes pruning more look free);
+        curves from dense start at 0 at sparsity 0."""
+        if self.around:
+            lv = np.array(self.levels)
+            rows = [np.maximum.accumulate(np.array(row)) for row in self.delta]
+        else:
+            lv = np.array([0.0, *self.levels])
+            rows = [np.maximum.accumulate(np.array([0.0, *row])) for row in self.delta]
         return np.stack([np.interp(grid, lv, row) for row in rows])
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema_version": SCHEMA_VERSION, "levels": list(self.levels),
                 "delta": [list(r) for r in self.delta], "tokens": self.tokens,
-                "fitness": self.fitness, "model": self.model, "seconds": self.seconds}
+                "fitness": self.fitness, "model": self.model, "seconds": self.seconds,
+                "around": self.around}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BlockCurves:
@@ -79,14 +98,15 @@ class BlockCurves:
         return cls(tuple(float(v) for v in data["levels"]),
                    tuple(tuple(float(v) for v in row) for row in data["delta"]),
                    int(data["tokens"]), str(data["fitness"]), str(data.get("model", "")),
-                   float(data.get("seconds", 0.0)))
+                   float(data.get("seconds", 0.0)), str(data.get("around", "")))
 
 
 def curve_allocation(curves: BlockCurves, target: float, weights: Sequence[float], *,
                      step: float = 0.01, bounds: tuple[float, float] = DEFAULT_BOUNDS) -> NDArray[np.float64]:
-    """(blocks,) block sparsities on a ``step`` grid within ``bounds`` (and at most the last
-    measured level) minimising the summed curves at the ``weights``-weighted budget ``target``
-    (weights: each block's prunable parameters), by an exact dynamic programme over the budget
+    """(blocks,) block sparsities on a ``step`` grid within ``bounds`` (at most the last
+    measured level, at least the curves' :attr:`~BlockCurves.floor`) minimising the summed
+    curves at the ``weights``-weighted budget ``target`` (weights: each block's prunable
+    parameters), by an exact dynamic programme over the budget
     in grid units: each block's weight is rounded to a multiple of the smallest, so models of
     equal blocks are solved exactly. The grid meets the budget to within half a grid unit;
     :func:`curve_plan` projects to the exact budget."""
@@ -94,9 +114,11 @@ def curve_allocation(curves: BlockCurves, target: float, weights: Sequence[float
     if w.shape != (curves.num_blocks,) or np.any(w <= 0):
         raise ValueError(f"need {curves.num_blocks} positive block weights, got {w.shape}")
     top = min(bounds[1], curves.levels[-1])
-    if not bounds[0] <= target <= top:
-        raise ValueError(f"target {target} lies outside [{bounds[0]}, {top}] (the bounds and the last level)")
-    lo = int(np.ceil(bounds[0] / step - 1e-9))
+    bottom = max(bounds[0], curves.floor)
+    if not bottom <= target <= top:
+        raise ValueError(f"target {target} lies outside [{bottom}, {top}] "
+                         "(the bounds and the measured levels)")
+    lo = int(np.ceil(bottom / step - 1e-9))
     hi = int(np.floor(top / step + 1e-9))
     grid = step * np.arange(lo, hi + 1, dtype=np.float64)  # (G,)
     cost = curves.cost(grid)  # (blocks, G)
@@ -144,5 +166,6 @@ def curve_plan(identity: ModelIdentity, curves: BlockCurves, target: float, *,
         blocks = mix * blocks + (1.0 - mix) * np.asarray(prior.block_sparsity())
     values = {n: float(blocks[block_of(n)]) for n in identity.shapes}
     record = {"method": "curves", "params": {"mix": mix, "prior": (prior.provenance if prior else None)},
-              "curves": {"levels": list(curves.levels), "tokens": curves.tokens}}
+              "curves": {"levels": list(curves.levels), "tokens": curves.tokens,
+                         **({"around": curves.around} if curves.around else {})}}
     return plan_from_values(identity, target, values, bounds=bounds, provenance=record)

@@ -54,6 +54,9 @@ def register(sub: Any) -> None:
                         "of lowest search fitness is written (default 1: the curves alone)")
     c.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                    help="override any config key, dotted (target=0.6)")
+    c.add_argument("--around", default=None, metavar="ALLOCATOR",
+                   help="measure the curves around this allocator's plan at the target (e.g. uniform: "
+                        "one block moved, the rest at the target) instead of from the dense model")
     c.add_argument("--out", type=Path, required=True, help="plan JSON to write (the chosen mix)")
     add_quiet(c)
     c.set_defaults(func=cmd_curves)
@@ -96,7 +99,13 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_curves(args: argparse.Namespace) -> int:
     from allocsearch.evaluate.reference import ReferencePlan
-    from allocsearch.evaluate.sensitivity import DEFAULT_CURVE_LEVELS, cached_block_curves, curve_mixes
+    from allocsearch.evaluate.sensitivity import (
+        AROUND_CURVE_LEVELS,
+        DEFAULT_CURVE_LEVELS,
+        Around,
+        cached_block_curves,
+        curve_mixes,
+    )
     from allocsearch.search import StudyConfig, study_evaluator
 
     config = StudyConfig.load(args.config, list(args.set))
@@ -106,9 +115,13 @@ def cmd_curves(args: argparse.Namespace) -> int:
     if args.prior is None and any(m < 1.0 for m in args.mix):
         raise ValueError("a --mix below 1 needs a --prior (e.g. --prior 'ramp slope=0.2')")
     prior = ReferencePlan.parse(args.prior) if args.prior is not None else None
+    if args.around is not None:
+        ReferencePlan.parse(args.around)  # an unknown allocator fails before the model loads
     with study_evaluator(config, None, None, progress=not args.quiet) as ev:
         ev.use_reference(config.target)  # a sequential-aware database, as the study's own
-        curves = cached_block_curves(ev, DEFAULT_CURVE_LEVELS, progress=not args.quiet)
+        around = Around.reference(args.around, ev, config.target) if args.around is not None else None
+        levels = AROUND_CURVE_LEVELS if around is not None else DEFAULT_CURVE_LEVELS
+        curves = cached_block_curves(ev, levels, progress=not args.quiet, around=around)
         base = prior.plan(ev.profile, config.target) if prior is not None else None
         rows = curve_mixes(ev, curves, config.target, base, args.mix)
     best = min(rows, key=lambda r: r.fitness)

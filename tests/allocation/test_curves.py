@@ -24,7 +24,7 @@ def test_two_blocks_take_the_cheapest_sparsity_first() -> None:
 
 
 def test_never_allocates_past_the_last_measured_level() -> None:
-    with pytest.raises(ValueError, match="last level"):
+    with pytest.raises(ValueError, match="measured levels"):
         curve_allocation(TWO, 0.92, [1.0, 1.0])
     s = curve_allocation(TWO, 0.9, [1.0, 1.0])
     assert s.tolist() == pytest.approx([0.9, 0.9])
@@ -73,3 +73,22 @@ def test_curves_round_trip_and_refuse_bad_data() -> None:
     # A noisy dip is flattened: pruning more never looks cheaper.
     dip = BlockCurves((0.5, 0.9), ((1.0, 0.5),), tokens=1)
     assert dip.cost(np.array([0.5, 0.9])).tolist() == [[1.0, 1.0]]
+
+
+# Around a plan: the rise over that plan, negative below its level; block 0 gains 0.3 by going
+# from 0.5 to 0.3 and loses 0.6 by going to 0.7; block 1 loses or gains 0.05 per 0.2.
+AROUND = BlockCurves((0.3, 0.5, 0.7), ((-0.3, 0.0, 0.6), (-0.05, 0.0, 0.05)), tokens=64, around="uniform")
+
+
+def test_curves_around_a_plan_start_at_their_lowest_level() -> None:
+    assert AROUND.floor == 0.3 and TWO.floor == 0.0
+    # No anchor at sparsity 0: the cost is the measured rise itself, flat below the lowest level.
+    cost = AROUND.cost(np.array([0.3, 0.4, 0.7]))  # (blocks, grid)
+    np.testing.assert_allclose(cost, [[-0.3, -0.15, 0.6], [-0.05, -0.025, 0.05]], atol=1e-12)
+    # At 50% the cheapest split moves block 0 down to 0.3 and block 1 up to 0.7 (-0.25 in all).
+    s = curve_allocation(AROUND, 0.5, [1.0, 1.0], step=0.1)
+    assert s.tolist() == pytest.approx([0.3, 0.7])
+    with pytest.raises(ValueError, match="measured levels"):  # below the lowest level: unknown
+        curve_allocation(AROUND, 0.25, [1.0, 1.0], step=0.05)
+    assert BlockCurves.from_dict(AROUND.to_dict()) == AROUND
+    assert BlockCurves.from_dict(TWO.to_dict() | {"around": ""}).around == ""  # older files read as dense

@@ -62,3 +62,24 @@ def test_curve_levels_move_to_a_level_database_grid() -> None:
     assert backend_levels(on_grid, (0.2, 0.4, 0.5, 0.9, 0.95)) == (0.3, 0.5, 0.95)  # type: ignore[arg-type]
     ranks = SimpleNamespace(backend=SimpleNamespace())
     assert backend_levels(ranks, (0.2, 0.4)) == (0.2, 0.4)  # type: ignore[arg-type]
+
+
+def test_curves_around_a_plan_rise_over_that_plan(tmp_path: Path) -> None:
+    from allocsearch.evaluate.sensitivity import Around
+
+    ev = tiny_evaluator(CONFIG)
+    ev.cache_dir = tmp_path
+    ident = ev.profile.identity
+    around = Around.reference("uniform", ev, 0.5)
+    plan = single_block_plan(ident, 0, 0.8, around.plan)  # block 0 moved, block 1 at the plan's 0.5
+    assert plan.block_sparsity() == pytest.approx([0.8, 0.5])
+    base = ev.fitness(around.plan, 64)
+    curves = cached_block_curves(ev, (0.3, 0.8), tokens=64, progress=False, around=around)
+    assert curves.around == "uniform" and curves.floor == 0.3
+    for b in range(2):
+        for j, level in enumerate(curves.levels):
+            value = ev.fitness(single_block_plan(ident, b, level, around.plan), 64)
+            assert curves.delta[b][j] == pytest.approx(math.log(value) - math.log(base), abs=1e-9)
+    dense = cached_block_curves(ev, (0.3, 0.8), tokens=64, progress=False)  # its own cache entry
+    assert dense.around == "" and dense.delta != curves.delta
+    assert len(list((tmp_path / "block_curves").glob("*.json"))) == 2
