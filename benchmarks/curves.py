@@ -167,9 +167,9 @@ def result_name(pruner: str, device: str, target: float, around: bool = False) -
 
 
 def _around_words(c: dict[str, Any]) -> str:
-    """`` (curves around the uniform plan)`` for curves measured around a plan, else nothing."""
+    """`` around the uniform plan (...)`` for curves measured around a plan, else nothing."""
     around = c["curves"].get("around", "")
-    return f" (curves around the {around} plan: one block moved, the rest at the target)" if around else ""
+    return f" around the {around} plan (one block moved, the rest at the target)" if around else ""
 
 
 def _pruner_name(pruner: str) -> str:
