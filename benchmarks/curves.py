@@ -50,13 +50,7 @@ from _common import (
 from _sparsegpt import measure
 
 from allocsearch.evaluate import Evaluator
-from allocsearch.evaluate.sensitivity import (
-    AROUND_CURVE_LEVELS,
-    DEFAULT_CURVE_LEVELS,
-    Around,
-    cached_block_curves,
-    curve_mixes,
-)
+from allocsearch.evaluate.sensitivity import Around, cached_block_curves, curve_mixes
 from allocsearch.models import load_model
 from allocsearch.plan import Plan
 from allocsearch.search import StudyConfig
@@ -108,8 +102,7 @@ def main() -> None:
     ev = Evaluator.build(loaded, cfg.evaluator, progress=False)
     ev.use_reference(args.target)  # a sequential-aware database, as the suite's studies use it
     around = Around.reference(args.around, ev, args.target) if args.around else None
-    levels = AROUND_CURVE_LEVELS if around is not None else DEFAULT_CURVE_LEVELS
-    curves = cached_block_curves(ev, levels, tokens=args.tokens, around=around)  # measured once per Evaluator
+    curves = cached_block_curves(ev, tokens=args.tokens, around=around)  # measured once per Evaluator
     curve_s = curves.seconds
     # Each mix as the Evaluator writes it (a level database: snapped to its grid), scored.
     rows: list[dict[str, Any]] = [

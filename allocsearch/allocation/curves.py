@@ -76,12 +76,9 @@ class BlockCurves:
         """(blocks, len(grid)): each block's curve on ``grid`` (from :attr:`floor`), linear
         between levels, made non-decreasing (a noisy dip never makes pruning more look free);
         curves from dense start at 0 at sparsity 0."""
-        if self.around:
-            lv = np.array(self.levels)
-            rows = [np.maximum.accumulate(np.array(row)) for row in self.delta]
-        else:
-            lv = np.array([0.0, *self.levels])
-            rows = [np.maximum.accumulate(np.array([0.0, *row])) for row in self.delta]
+        start = () if self.around else (0.0,)  # curves from dense: no damage at sparsity 0
+        lv = np.array([*start, *self.levels])
+        rows = [np.maximum.accumulate(np.array([*start, *row])) for row in self.delta]
         return np.stack([np.interp(grid, lv, row) for row in rows])
 
     def to_dict(self) -> dict[str, Any]:

@@ -99,13 +99,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_curves(args: argparse.Namespace) -> int:
     from allocsearch.evaluate.reference import ReferencePlan
-    from allocsearch.evaluate.sensitivity import (
-        AROUND_CURVE_LEVELS,
-        DEFAULT_CURVE_LEVELS,
-        Around,
-        cached_block_curves,
-        curve_mixes,
-    )
+    from allocsearch.evaluate.sensitivity import Around, cached_block_curves, curve_mixes
     from allocsearch.search import StudyConfig, study_evaluator
 
     config = StudyConfig.load(args.config, list(args.set))
@@ -120,8 +114,7 @@ def cmd_curves(args: argparse.Namespace) -> int:
     with study_evaluator(config, None, None, progress=not args.quiet) as ev:
         ev.use_reference(config.target)  # a sequential-aware database, as the study's own
         around = Around.reference(args.around, ev, config.target) if args.around is not None else None
-        levels = AROUND_CURVE_LEVELS if around is not None else DEFAULT_CURVE_LEVELS
-        curves = cached_block_curves(ev, levels, progress=not args.quiet, around=around)
+        curves = cached_block_curves(ev, progress=not args.quiet, around=around)
         base = prior.plan(ev.profile, config.target) if prior is not None else None
         rows = curve_mixes(ev, curves, config.target, base, args.mix)
     best = min(rows, key=lambda r: r.fitness)

@@ -89,7 +89,7 @@ def measure_block_curves(ev: Evaluator, identity: ModelIdentity,
     levels = backend_levels(ev, levels)
     base = around.plan if around is not None else None
     start = time.perf_counter()
-    dense = ev.fitness(base, tokens)
+    base_fitness = ev.fitness(base, tokens)  # the dense model's without ``around``
     rows = []
     bar = tqdm(total=identity.num_blocks * len(levels), desc="block curves", disable=not progress,
                unit="eval")
@@ -98,7 +98,7 @@ def measure_block_curves(ev: Evaluator, identity: ModelIdentity,
             row = []
             for level in levels:
                 value = ev.fitness(single_block_plan(identity, block, level, base), tokens)
-                row.append(_rise(ev.config.fitness, value, dense))
+                row.append(_rise(ev.config.fitness, value, base_fitness))
                 bar.update(1)
             rows.append(tuple(row))
     finally:
@@ -126,11 +126,14 @@ def curves_key(ev: Evaluator, levels: Sequence[float], tokens: int, around: Arou
     return hashlib.sha256(raw.encode()).hexdigest()[:20]
 
 
-def cached_block_curves(ev: Evaluator, levels: Sequence[float] = DEFAULT_CURVE_LEVELS, *,
+def cached_block_curves(ev: Evaluator, levels: Sequence[float] | None = None, *,
                         tokens: int | None = None, progress: bool = True,
                         around: Around | None = None) -> BlockCurves:
     """:func:`measure_block_curves`, kept in the cache folder (``block_curves/<key>.json``) so
-    that the studies of one model and Evaluator measure them once."""
+    that the studies of one model and Evaluator measure them once; ``levels`` by default
+    :data:`DEFAULT_CURVE_LEVELS`, or :data:`AROUND_CURVE_LEVELS` for curves ``around`` a plan."""
+    if levels is None:
+        levels = AROUND_CURVE_LEVELS if around is not None else DEFAULT_CURVE_LEVELS
     tokens = tokens or ev.config.fidelities[0]
     key = curves_key(ev, levels, tokens, around)
     path = (ev.cache_dir or default_cache_dir()) / "block_curves" / f"{key}.json"
