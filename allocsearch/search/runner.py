@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -224,9 +224,11 @@ def tokens_read(study: optuna.Study) -> int:
     return StudyCount.of(study).tokens
 
 
-def warm_start_plan(ws: WarmStart, ev: Evaluator, target: float, curves: BlockCurves | None = None) -> Plan:
+def warm_start_plan(ws: WarmStart, ev: Evaluator, target: float,
+                    curves: Mapping[str, BlockCurves] | None = None) -> Plan:
     """The plan of one warm start: a saved plan (checked against the model), a prior's, or
-    one allocated from the study's block ``curves``."""
+    one allocated from the study's block ``curves`` (by the label they are measured around,
+    "" from dense: :func:`allocsearch.search.curve_start.all_study_curves`)."""
     from allocsearch.allocation import get_allocator
 
     if ws.plan is not None:
@@ -244,8 +246,8 @@ def _enqueue_priors(study: optuna.Study, config: StudyConfig, space: SearchSpace
                     progress: bool = False) -> None:
     """Enqueue each warm start the space can express, labelled with the prior; the block
     curves are measured first when a warm start allocates from them."""
-    curves = curve_start.study_curves(study, ev, progress) \
-        if any(ws.method == curve_start.METHOD for ws in config.warm_start) else None
+    uses = [ws.params for ws in config.warm_start if ws.method == curve_start.METHOD]
+    curves = curve_start.all_study_curves(study, ev, config.target, uses, progress) if uses else None
     for ws in config.warm_start:
         prior = warm_start_plan(ws, ev, config.target, curves)
         params = space.params_for_prior(ws.method, ws.params, prior)

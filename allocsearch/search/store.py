@@ -287,16 +287,23 @@ def _verified(raw: dict[str, Any]) -> VerifiedTrial:
                          Verification.from_dict(raw["result"]), dict(raw.get("settings") or {}))
 
 
-def block_curves(study: optuna.Study) -> dict[str, Any] | None:
-    """The block loss curves a ``curves`` warm start measured for this study (their data)."""
-    raw = study.user_attrs.get(_CURVES)
+def _curves_attr(around: str) -> str:
+    # The curves from dense keep the key studies stored before curves around a plan existed.
+    return _CURVES if not around else f"{_CURVES}:around={around}"
+
+
+def block_curves(study: optuna.Study, around: str = "") -> dict[str, Any] | None:
+    """The block loss curves a ``curves`` warm start measured for this study (their data), from
+    dense or ``around`` the plan of that label."""
+    raw = study.user_attrs.get(_curves_attr(around))
     return dict(raw) if raw is not None else None
 
 
-def save_block_curves(study: optuna.Study, data: dict[str, Any], tokens: int) -> None:
-    """Keep the curves with the search tokens they read, which the study's count includes."""
-    study.set_user_attr(_CURVES, data)
-    study.set_user_attr(_SETUP_TOKENS, int(tokens))
+def save_block_curves(study: optuna.Study, data: dict[str, Any], tokens: int, around: str = "") -> None:
+    """Keep the curves with the search tokens they read, which the study's count includes
+    (added to those of the study's other curves)."""
+    study.set_user_attr(_curves_attr(around), data)
+    study.set_user_attr(_SETUP_TOKENS, setup_tokens(study) + int(tokens))
 
 
 def setup_tokens(study: optuna.Study) -> int:

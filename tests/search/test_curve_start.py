@@ -54,11 +54,34 @@ def test_a_study_warm_starts_from_its_block_curves(evaluator: Evaluator, tmp_pat
             assert choice.sparsity == pytest.approx(want.modules[name].sparsity, abs=1e-6)
 
 
+def test_curves_around_a_plan_beside_the_curves_from_dense(evaluator: Evaluator, tmp_path: Path) -> None:
+    """Warm starts from the curves around the uniform plan and from dense in one study: each
+    set stored under its own label, the tokens of both counted once, each plan allocated from
+    its own curves; a resumed study reads them back."""
+    around = {"method": "curves", "params": {"prior": "ramp slope=0.2", "mix": 0.5, "around": "uniform"}}
+    cfg = _config(tmp_path, {"warm_start": [{"method": "uniform"}, CURVES, around], "n_trials": 4})
+    run = run_study(cfg, evaluator=evaluator, progress=False, verify=False)
+    dense_raw, around_raw = store.block_curves(run.study), store.block_curves(run.study, "uniform")
+    assert dense_raw is not None and around_raw is not None
+    dense, near = BlockCurves.from_dict(dense_raw), BlockCurves.from_dict(around_raw)
+    assert dense.around == "" and near.around == "uniform" and near.levels != dense.levels
+    assert store.setup_tokens(run.study) == dense.tokens_read + near.tokens_read
+    trials = run.study.trials
+    assert store.StoredTrial.of(trials[3]).prior == "curves around=uniform mix=0.5 prior=ramp slope=0.2"
+    ramp = get_allocator("ramp", slope=0.2).allocate(evaluator.profile, 0.6)
+    want = curve_plan(evaluator.identity, near, 0.6, prior=ramp, mix=0.5)
+    assert trial_plan(run.study, trials[3]).sparsities() == pytest.approx(want.sparsities(), abs=1e-6)
+    again = run_study(cfg, evaluator=evaluator, progress=False, verify=False)  # resumed: nothing added
+    assert store.setup_tokens(again.study) == dense.tokens_read + near.tokens_read
+
+
 def test_curves_warm_start_errors_at_config_load(tmp_path: Path) -> None:
     with pytest.raises(StudyConfigError, match="needs a prior"):
         _config(tmp_path, {"warm_start": [{"method": "curves", "params": {"mix": 0.5}}]})
     with pytest.raises(StudyConfigError, match="not \\['slope'\\]"):
         _config(tmp_path, {"warm_start": [{"method": "curves", "params": {"slope": 0.5}}]})
+    with pytest.raises(StudyConfigError, match="unknown allocator|nosuch"):
+        _config(tmp_path, {"warm_start": [{"method": "curves", "params": {"around": "nosuch"}}]})
     with pytest.raises(StudyConfigError, match=r"anchor\.start cannot be a curves"):
         _config(tmp_path, {"anchor": {"rounds": 2, "start": {"method": "curves"}}})
 
