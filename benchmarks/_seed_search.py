@@ -8,7 +8,7 @@ from typing import Any
 
 from allocsearch.evaluate import Evaluator
 from allocsearch.plan import Plan
-from allocsearch.search import StudyConfig, run_study
+from allocsearch.search import StudyConfig, run_study, store
 from allocsearch.search.anchored import run_anchored
 from allocsearch.search.report import best_plan
 
@@ -24,6 +24,8 @@ class Searched:
     plan: Plan
     fitness: float
     exact: int
+    #: The study's finalists (search/finalists.py) where its config has them.
+    finalists: dict[str, Any] | None = None
 
 
 def search(cfg: StudyConfig, ev: Evaluator, progress: bool) -> Searched:
@@ -33,5 +35,5 @@ def search(cfg: StudyConfig, ev: Evaluator, progress: bool) -> Searched:
         return Searched([r.study for r in run.rounds], run.best,
                         float(run.best.provenance["exact_search_fitness"]), len(run.measured))
     study = run_study(cfg, evaluator=ev, progress=progress, verify=False).study
-    plan = best_plan(study)
-    return Searched([study], plan, float(plan.provenance["fitness"]), 0)
+    plan = best_plan(study)  # the finalists' choice where they ran
+    return Searched([study], plan, float(plan.provenance["fitness"]), 0, store.finalists(study))

@@ -199,7 +199,9 @@ def suite_sparsegpt(args: argparse.Namespace, suite: str = "sparsegpt") -> dict[
                 state["priors"] = _choose_priors(run.studies[0], scfg, ev, target) | code_state()
             trials = [tr for s in run.studies for tr in s.get_trials(deepcopy=False)]
             # A plan measured exactly between rounds reads the full fidelity of the search windows.
-            exact = {"exact_measurements": run.exact} if run.exact else {}
+            exact: dict[str, Any] = {"exact_measurements": run.exact} if run.exact else {}
+            if run.finalists is not None:
+                exact["finalists"] = run.finalists
             state[key] = {"label": f"searched seed {seed}", "search_fitness": run.fitness,
                           "trials": len(trials), "warm_starts": len(scfg.warm_start), "search_s": search_s,
                           "offspring": args.offspring, **exact,

@@ -39,6 +39,7 @@ from allocsearch.search import curve_start
 from allocsearch.search.accuracy import CONSTRAINED_SAMPLERS, TaskSettings
 from allocsearch.search.settings import (
     AnchorSettings,
+    FinalistSettings,
     LatencySettings,
     PredictorSettings,
     StudyConfigError,
@@ -54,7 +55,7 @@ OBJECTIVES = ("fitness", "sparsity", "latency", "accuracy")
 _KEYS = {"schema_version", "name", "model", "device", "dtype", "data", "target", "space",
          "evaluator", "sampler", "pruner", "n_trials", "max_tokens", "storage", "seed",
          "warm_start", "verify", "objectives", "output", "anchor", "predictor",
-         "latency", "heartbeat", "tasks"}
+         "latency", "heartbeat", "tasks", "finalists"}
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,8 @@ class StudyConfig:
     heartbeat: HeartbeatSettings = field(default_factory=HeartbeatSettings)
     #: Task accuracy: verified beside perplexity, an objective or a constraint (see accuracy.py).
     tasks: TaskSettings = field(default_factory=TaskSettings)
+    #: The best plan chosen among the best few by a real prune on the search split.
+    finalists: FinalistSettings = field(default_factory=FinalistSettings)
 
     def verify_config(self, pruner: str | None = None) -> VerifyConfig:
         """The exact verification of this study (``pruner`` overrides ``verify.pruner``)."""
@@ -100,6 +103,16 @@ class StudyConfig:
                             tasks=tasks,
                             calibration_seeds=v.calibration_seeds, threads=v.threads,
                             source=self.evaluator.source, also=v.also)
+
+    def finalist_config(self) -> VerifyConfig:
+        """The real prune and measurement of the finalists: verification's pruner and
+        calibration, the search windows of the top fidelity."""
+        v, e = self.verify, self.evaluator
+        calibration = DataConfig(self.data.source, v.nsamples, v.seqlen, self.data.seed)
+        return VerifyConfig(v.pruner, calibration, part="search", seqlen=e.seqlen,
+                            nsamples=max(e.fidelities) // e.seqlen, batch_size=v.batch_size,
+                            inputs=v.inputs, calibration_seeds=self.finalists.calibration_seeds,
+                            threads=v.threads, source=e.source)
 
     def protocol(self, space: SearchSpace, fingerprint: str = "") -> StudyProtocol:
         """What makes this study's fitness values comparable (a resume must keep it)."""
@@ -167,11 +180,13 @@ class StudyConfig:
             predictor = PredictorSettings(**({"model": raw} if isinstance(raw, str) else raw))
             heartbeat = HeartbeatSettings(**(data.get("heartbeat") or {}))
             tasks = TaskSettings.parse(data.get("tasks"))
+            finalists = FinalistSettings(**(data.get("finalists") or {}))
         except TypeError as exc:  # "X.__init__() got an unexpected keyword argument 'k'"
             text = str(exc)
             for section, kind in (("data", "DataConfig"), ("evaluator", "EvaluatorConfig"),
                                   ("verify", "VerifySettings"), ("predictor", "PredictorSettings"),
-                                  ("heartbeat", "HeartbeatSettings"), ("tasks", "TaskSettings")):
+                                  ("heartbeat", "HeartbeatSettings"), ("tasks", "TaskSettings"),
+                                  ("finalists", "FinalistSettings")):
                 if text.startswith(f"{kind}.__init__()"):
                     text = f"{section}: {text.split('() ', 1)[1]}"
             raise StudyConfigError(f"{where}: {text}") from exc
@@ -204,6 +219,9 @@ class StudyConfig:
         if anchor.start is not None and anchor.start.method == curve_start.METHOD:
             raise StudyConfigError(f"{where}: anchor.start cannot be a curves warm start (the curves "
                                    "are measured inside a study); use it in warm_start")
+        if finalists.top and (len(objectives) > 1 or anchor.rounds):
+            raise StudyConfigError(f"{where}: finalists need a single objective and no anchored "
+                                   f"rounds (which measure their own short lists exactly)")
         if anchor.rounds and len(objectives) > 1:
             raise StudyConfigError(f"{where}: anchored rounds need a single objective")
         if predictor.enabled and len(objectives) > 1:
@@ -229,7 +247,7 @@ class StudyConfig:
             seed=int(data.get("seed", 0)), warm_start=warm, verify=verify, objectives=objectives,
             output=output, source=where, anchor=anchor, predictor=predictor,
             latency=LatencySettings.parse(data.get("latency"), where), heartbeat=heartbeat,
-            tasks=tasks,
+            tasks=tasks, finalists=finalists,
         )
 
 

@@ -165,8 +165,9 @@ def build_report(study: optuna.Study, folder: Path, *, top: int = 5, plots: bool
     rows += [row(t, "prior") for t in best_prior.values()]
     report = StudyReport(study.study_name, counts, rows, verdicts(done, verified))
     if done:
-        best = store.trial_plan(study, done[0])
-        best.provenance["verified_ppl"] = {p: v.ppl for p, v in verified.get(done[0].number, {}).items()}
+        best = best_plan(study)  # the finalists' choice where they ran
+        number = int(best.provenance["trial"])
+        best.provenance["verified_ppl"] = {p: v.ppl for p, v in verified.get(number, {}).items()}
         report.files.append(best.save(folder / "best_plan.json"))
         if plots:
             report.files.append(plot_history(study, folder / "history.png"))
@@ -239,10 +240,13 @@ def format_report(report: StudyReport) -> str:
 
 
 def best_plan(study: optuna.Study) -> Plan:
+    """The study's best plan: the finalists' choice where they ran (search/finalists.py),
+    else the trial of lowest search fitness."""
     done = store.ranked(study)
     if not done:
         raise ValueError(f"study {study.study_name} has no complete trial")
-    return store.trial_plan(study, done[0])
+    chosen = store.chosen_trial(study)
+    return store.trial_plan(study, next((t for t in done if t.number == chosen), done[0]))
 
 
 __all__ = ["ReportRow", "StudyReport", "Verdict", "best_plan", "build_report", "format_report",

@@ -25,6 +25,7 @@ from allocsearch.plan import Plan
 from allocsearch.search import curve_start, store
 from allocsearch.search.accuracy import AccuracyScorer
 from allocsearch.search.config import StudyConfig
+from allocsearch.search.finalists import run_finalists
 from allocsearch.search.progress import TrialProgress
 from allocsearch.search.samplers import make_pruner, make_sampler
 from allocsearch.search.screening import attach_screener, prequential_spearman
@@ -159,6 +160,9 @@ def run_study(
                     _enqueue_priors(study, config, space, ev, progress)
             run = StudyRun(study, config, space)
             _trial_loop(run, ev, lock, progress)
+            if config.finalists.top:
+                with lock.held():  # one worker measures them; the others read them back
+                    run_finalists(study, ev, config, progress)
             if verify and len(config.objectives) == 1:
                 with lock.held():  # one worker verifies; the others find its results stored
                     run.verified = verify_best(study, ev, config, progress=progress)
@@ -267,6 +271,9 @@ def verify_best(
     every setting that decides its numbers) is read back, not redone."""
     done = store.ranked(study)
     chosen = done[: config.verify.top]
+    finalist = next((t for t in done if t.number == store.chosen_trial(study)), None)
+    if finalist is not None and finalist not in chosen:  # the study's best plan, by its finalists
+        chosen.append(finalist)
     # The best searched trial too, when priors fill the top: the report's verdict needs it.
     searched = next((t for t in done if t.prior is None), None)
     if searched is not None and searched not in chosen:

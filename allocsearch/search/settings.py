@@ -155,6 +155,24 @@ class AnchorSettings:
 
 
 @dataclass(frozen=True)
+class FinalistSettings:
+    """The study's choice made by the pruner users apply: the ``top`` best distinct plans by
+    search fitness (0: off, the best trial is the choice) are pruned sequentially with
+    ``verify.pruner`` on ``verify``'s calibration windows (once per seed of
+    ``calibration_seeds``; the study's data seed when empty) and measured on the search windows
+    at the full fidelity; the lowest mean is the study's best plan. A surrogate fitness (a
+    level database, cached ranks) misranks close plans; this reads the search split only."""
+
+    top: int = 0
+    calibration_seeds: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "calibration_seeds", tuple(int(s) for s in self.calibration_seeds))
+        if self.top < 0:
+            raise ValueError(f"finalists.top must be >= 0, got {self.top}")
+
+
+@dataclass(frozen=True)
 class PredictorSettings:
     """Short-listing: a share of the searched trials comes from the predictor's short list,
     the rest from the configured sampler (which learns from every trial, screened or not).

@@ -31,6 +31,7 @@ STORE_VERSION = 1
 _VERSION, _MODEL, _PROTOCOL, _FACTS = "store_version", "model", "protocol", "facts"
 _VERIFIED, _DENSE_ACC = "verified:", "dense_accuracy:"
 _CURVES, _SETUP_TOKENS = "block_curves", "setup_tokens"
+_FINALISTS = "finalists"
 
 
 class ProtocolError(ValueError):
@@ -307,8 +308,27 @@ def save_block_curves(study: optuna.Study, data: dict[str, Any], tokens: int, ar
 
 
 def setup_tokens(study: optuna.Study) -> int:
-    """Search tokens read before the trials (the block curves), part of the study's budget."""
+    """Search tokens read outside the trials (the block curves before them, the finalists'
+    real measurements after them), part of the study's count."""
     return int(study.user_attrs.get(_SETUP_TOKENS, 0))
+
+
+def finalists(study: optuna.Study) -> dict[str, Any] | None:
+    """The finalists' real measurements and the trial they chose (search/finalists.py)."""
+    raw = study.user_attrs.get(_FINALISTS)
+    return dict(raw) if raw is not None else None
+
+
+def save_finalists(study: optuna.Study, data: dict[str, Any], tokens: int) -> None:
+    """Keep the finalists' measurements; the search tokens they read count as the study's."""
+    study.set_user_attr(_FINALISTS, data)
+    study.set_user_attr(_SETUP_TOKENS, setup_tokens(study) + int(tokens))
+
+
+def chosen_trial(study: optuna.Study) -> int | None:
+    """The trial the finalists chose as the study's best plan (None: no finalists ran)."""
+    raw = study.user_attrs.get(_FINALISTS)
+    return None if raw is None else int(raw["chosen"])
 
 
 def dense_accuracy(study: optuna.Study, key: str) -> float | None:
