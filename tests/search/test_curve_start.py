@@ -80,7 +80,7 @@ def test_curves_warm_start_errors_at_config_load(tmp_path: Path) -> None:
         _config(tmp_path, {"warm_start": [{"method": "curves", "params": {"mix": 0.5}}]})
     with pytest.raises(StudyConfigError, match="not \\['slope'\\]"):
         _config(tmp_path, {"warm_start": [{"method": "curves", "params": {"slope": 0.5}}]})
-    with pytest.raises(StudyConfigError, match="unknown allocator|nosuch"):
+    with pytest.raises(StudyConfigError, match=r"an allocator \(uniform.*got 'nosuch'"):
         _config(tmp_path, {"warm_start": [{"method": "curves", "params": {"around": "nosuch"}}]})
     with pytest.raises(StudyConfigError, match=r"anchor\.start cannot be a curves"):
         _config(tmp_path, {"anchor": {"rounds": 2, "start": {"method": "curves"}}})
