@@ -64,19 +64,26 @@ def run_finalists(study: optuna.Study, ev: Evaluator, config: StudyConfig,
     fc = config.finalist_config()
     skey = settings_key(fc)
     stored = store.finalists(study)
-    if stored is not None and stored["settings_key"] == skey and stored["top"] == config.finalists.top:
-        return [Finalist(r["trial"], r["search_fitness"], r["prior"], tuple(r["draws"]))
-                for r in stored["rows"]]
+    # A finalist measured before with the same settings is read back (a resumed study that
+    # gained trials measures only the plans new to its short list).
+    known = {int(r["trial"]): r for r in stored["rows"]} \
+        if stored is not None and stored["settings_key"] == skey else {}
     rows, tokens = [], 0
     for t in pick_finalists(study, config.finalists.top):
-        result = verify(ev, store.trial_plan(study, t), fc)
         assert t.value is not None
+        if t.number in known:
+            rows.append(Finalist(t.number, t.value, t.prior, tuple(known[t.number]["draws"])))
+            continue
+        result = verify(ev, store.trial_plan(study, t), fc)
         rows.append(Finalist(t.number, t.value, t.prior, tuple(d.ppl for d in result.draws)))
         # Counted as a fidelity counts them (windows x seqlen), per draw.
         tokens += len(result.draws) * (fc.nsamples or 0) * fc.seqlen
         if progress:
             tqdm.write(f"finalist trial {t.number} (search fitness {t.value:.4g}): {fc.pruner} "
                        f"prune, search-split perplexity {rows[-1].ppl:.4g}")
+    if stored is not None and not tokens and stored["top"] == config.finalists.top \
+            and [r.trial for r in rows] == [int(r["trial"]) for r in stored["rows"]]:
+        return rows  # nothing new: the stored choice stands
     chosen = min(rows, key=lambda f: f.ppl)
     data: dict[str, Any] = {"settings_key": skey, "settings": fc.settings(), "top": config.finalists.top,
                             "chosen": chosen.trial, "rows": [asdict(f) for f in rows]}

@@ -18,13 +18,16 @@ from tests.helpers import tiny_evaluator
 EVAL = {"seqlen": 32, "fidelities": [64, 128], "batch_size": 2}
 
 
-def _config(out: Path, extra: dict[str, Any]) -> StudyConfig:
-    data = {"name": "tiny", "target": 0.6, "space": "blocks", "n_trials": 6, "evaluator": EVAL,
+def _raw(out: Path) -> dict[str, Any]:
+    return {"name": "tiny", "target": 0.6, "space": "blocks", "n_trials": 6, "evaluator": EVAL,
             "sampler": "random",
             "warm_start": [{"method": "uniform"}, {"method": "ramp", "params": {"slope": 0.2}}],
             "verify": {"top": 1, "nsamples": 2, "seqlen": 32, "eval_windows": 2},
-            "finalists": {"top": 3, "calibration_seeds": [0, 1]}, "output": str(out)} | extra
-    return StudyConfig.from_dict(data, out / "tiny.yaml")
+            "finalists": {"top": 3, "calibration_seeds": [0, 1]}, "output": str(out)}
+
+
+def _config(out: Path, extra: dict[str, Any]) -> StudyConfig:
+    return StudyConfig.from_dict(_raw(out) | extra, out / "tiny.yaml")
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +71,28 @@ def test_finalists_are_distinct_and_read_back(evaluator: Evaluator, tmp_path: Pa
     monkeypatch.setattr("allocsearch.search.finalists.verify", pytest.fail)  # nothing measured again
     again = run_finalists(run.study, evaluator, cfg)
     assert [f.trial for f in again] == [t.number for t in picked]
+
+
+def test_a_longer_short_list_measures_only_the_new_plans(evaluator: Evaluator, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = _config(tmp_path, {"finalists": {"top": 2}})
+    run = run_study(cfg, evaluator=evaluator, progress=False, verify=False)
+    first = store.finalists(run.study)
+    assert first is not None and len(first["rows"]) == 2
+    measured: list[int] = []
+
+    def counting(ev: Evaluator, plan: Any, fc: Any) -> Any:
+        measured.append(int(plan.provenance["trial"]))
+        return verify(ev, plan, fc)
+
+    monkeypatch.setattr("allocsearch.search.finalists.verify", counting)
+    longer = StudyConfig.from_dict({**_raw(tmp_path), "finalists": {"top": 3}}, tmp_path / "tiny.yaml")
+    rows = run_finalists(run.study, evaluator, longer)
+    assert [f.trial for f in rows[:2]] == [r["trial"] for r in first["rows"]]
+    assert measured == [rows[2].trial]  # the first two read back
+    stored = store.finalists(run.study)
+    assert stored is not None and stored["top"] == 3
+    assert stored["chosen"] == min(rows, key=lambda f: f.ppl).trial
 
 
 def test_finalists_config_errors(tmp_path: Path) -> None:
