@@ -1,7 +1,7 @@
 """Finalists: the study's best plan chosen by the prune users apply, on the search split.
 
 A surrogate fitness (a SparseGPT level database, cached Wanda ranks) ranks plans close to
-the best one only roughly: at 70% the database's order within the best few is near chance.
+the best one only roughly (``benchmarks/correlation.py`` measures how closely).
 With ``finalists: {top: K}`` the K best distinct plans by search fitness are pruned
 sequentially with ``verify.pruner`` on ``verify``'s calibration windows and measured on the
 search windows of the top fidelity (:meth:`StudyConfig.finalist_config`); the lowest mean
