@@ -26,7 +26,7 @@ otherwise. Command-line overrides are ``key=value`` pairs with dotted keys
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -105,14 +105,12 @@ class StudyConfig:
                             source=self.evaluator.source, also=v.also)
 
     def finalist_config(self) -> VerifyConfig:
-        """The real prune and measurement of the finalists: verification's pruner and
-        calibration, the search windows of the top fidelity."""
-        v, e = self.verify, self.evaluator
-        calibration = DataConfig(self.data.source, v.nsamples, v.seqlen, self.data.seed)
-        return VerifyConfig(v.pruner, calibration, part="search", seqlen=e.seqlen,
-                            nsamples=max(e.fidelities) // e.seqlen, batch_size=v.batch_size,
-                            inputs=v.inputs, calibration_seeds=self.finalists.calibration_seeds,
-                            threads=v.threads, source=e.source)
+        """The real prune and measurement of the finalists: verification's (pruner,
+        calibration, threads) on the search windows of the top fidelity, no tasks or more texts."""
+        e = self.evaluator
+        return replace(self.verify_config(), part="search", seqlen=e.seqlen,
+                       nsamples=max(e.fidelities) // e.seqlen, tasks=None, also=(),
+                       calibration_seeds=self.finalists.calibration_seeds)
 
     def protocol(self, space: SearchSpace, fingerprint: str = "") -> StudyProtocol:
         """What makes this study's fitness values comparable (a resume must keep it)."""

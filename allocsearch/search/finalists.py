@@ -24,6 +24,7 @@ from allocsearch.evaluate import Evaluator, verify
 from allocsearch.evaluate.verification import settings_key
 from allocsearch.search import store
 from allocsearch.search.config import StudyConfig
+from allocsearch.search.screening import plan_key
 
 
 @dataclass(frozen=True)
@@ -40,18 +41,14 @@ class Finalist:
         return statistics.fmean(self.draws)
 
 
-def _key(sparsities: dict[str, float]) -> tuple[float, ...]:
-    return tuple(round(v, 7) for v in sparsities.values())
-
-
 def pick_finalists(study: optuna.Study, top: int) -> list[store.StoredTrial]:
     """The ``top`` best complete trials whose plans differ (a repeated plan is skipped)."""
     out: list[store.StoredTrial] = []
-    seen: set[tuple[float, ...]] = set()
+    seen: set[str] = set()
     for t in store.ranked(study):
         if len(out) == top:
             break
-        k = _key(store.trial_plan(study, t).sparsities())
+        k = plan_key(store.trial_plan(study, t))
         if k not in seen:
             seen.add(k)
             out.append(t)

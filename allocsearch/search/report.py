@@ -165,7 +165,7 @@ def build_report(study: optuna.Study, folder: Path, *, top: int = 5, plots: bool
     rows += [row(t, "prior") for t in best_prior.values()]
     report = StudyReport(study.study_name, counts, rows, verdicts(done, verified))
     if done:
-        best = best_plan(study)  # the finalists' choice where they ran
+        best = best_plan(study, done)  # the finalists' choice where they ran
         number = int(best.provenance["trial"])
         best.provenance["verified_ppl"] = {p: v.ppl for p, v in verified.get(number, {}).items()}
         report.files.append(best.save(folder / "best_plan.json"))
@@ -239,14 +239,13 @@ def format_report(report: StudyReport) -> str:
     return "\n".join(lines)
 
 
-def best_plan(study: optuna.Study) -> Plan:
+def best_plan(study: optuna.Study, done: list[StoredTrial] | None = None) -> Plan:
     """The study's best plan: the finalists' choice where they ran (search/finalists.py),
-    else the trial of lowest search fitness."""
-    done = store.ranked(study)
+    else the trial of lowest search fitness (``done``: :func:`store.ranked`, when read already)."""
+    done = store.ranked(study) if done is None else done
     if not done:
         raise ValueError(f"study {study.study_name} has no complete trial")
-    chosen = store.chosen_trial(study)
-    return store.trial_plan(study, next((t for t in done if t.number == chosen), done[0]))
+    return store.trial_plan(study, store.finalist_choice(study, done) or done[0])
 
 
 __all__ = ["ReportRow", "StudyReport", "Verdict", "best_plan", "build_report", "format_report",

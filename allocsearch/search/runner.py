@@ -271,7 +271,7 @@ def verify_best(
     every setting that decides its numbers) is read back, not redone."""
     done = store.ranked(study)
     chosen = done[: config.verify.top]
-    finalist = next((t for t in done if t.number == store.chosen_trial(study)), None)
+    finalist = store.finalist_choice(study, done)
     if finalist is not None and finalist not in chosen:  # the study's best plan, by its finalists
         chosen.append(finalist)
     # The best searched trial too, when priors fill the top: the report's verdict needs it.

@@ -304,13 +304,17 @@ def save_block_curves(study: optuna.Study, data: dict[str, Any], tokens: int, ar
     """Keep the curves with the search tokens they read, which the study's count includes
     (added to those of the study's other curves)."""
     study.set_user_attr(_curves_attr(around), data)
-    study.set_user_attr(_SETUP_TOKENS, setup_tokens(study) + int(tokens))
+    _add_setup_tokens(study, tokens)
 
 
 def setup_tokens(study: optuna.Study) -> int:
     """Search tokens read outside the trials (the block curves before them, the finalists'
     real measurements after them), part of the study's count."""
     return int(study.user_attrs.get(_SETUP_TOKENS, 0))
+
+
+def _add_setup_tokens(study: optuna.Study, tokens: int) -> None:
+    study.set_user_attr(_SETUP_TOKENS, setup_tokens(study) + int(tokens))
 
 
 def finalists(study: optuna.Study) -> dict[str, Any] | None:
@@ -322,13 +326,14 @@ def finalists(study: optuna.Study) -> dict[str, Any] | None:
 def save_finalists(study: optuna.Study, data: dict[str, Any], tokens: int) -> None:
     """Keep the finalists' measurements; the search tokens they read count as the study's."""
     study.set_user_attr(_FINALISTS, data)
-    study.set_user_attr(_SETUP_TOKENS, setup_tokens(study) + int(tokens))
+    _add_setup_tokens(study, tokens)
 
 
-def chosen_trial(study: optuna.Study) -> int | None:
-    """The trial the finalists chose as the study's best plan (None: no finalists ran)."""
-    raw = study.user_attrs.get(_FINALISTS)
-    return None if raw is None else int(raw["chosen"])
+def finalist_choice(study: optuna.Study, done: list[StoredTrial]) -> StoredTrial | None:
+    """The trial of ``done`` the finalists chose as the study's best plan (None: no finalists
+    ran)."""
+    stored = finalists(study)
+    return None if stored is None else next((t for t in done if t.number == int(stored["chosen"])), None)
 
 
 def dense_accuracy(study: optuna.Study, key: str) -> float | None:
