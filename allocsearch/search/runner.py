@@ -17,7 +17,6 @@ from typing import Any, Literal
 import optuna
 from tqdm.auto import tqdm
 
-from allocsearch.allocation.curves import BlockCurves
 from allocsearch.evaluate import Evaluator, PlanLatency, Verification, verify
 from allocsearch.evaluate.verification import key as verification_key
 from allocsearch.models.loading import LoadedModel
@@ -229,10 +228,10 @@ def tokens_read(study: optuna.Study) -> int:
 
 
 def warm_start_plan(ws: WarmStart, ev: Evaluator, target: float,
-                    curves: Mapping[str, BlockCurves] | None = None) -> Plan:
+                    curves: Mapping[str, curve_start.CurveRound] | None = None) -> Plan:
     """The plan of one warm start: a saved plan (checked against the model), a prior's, or
-    one allocated from the study's block ``curves`` (by the label they are measured around,
-    "" from dense: :func:`allocsearch.search.curve_start.all_study_curves`)."""
+    one allocated from the study's block ``curves`` (by the label of their last round:
+    :func:`allocsearch.search.curve_start.all_study_curves`)."""
     from allocsearch.allocation import get_allocator
 
     if ws.plan is not None:

@@ -75,6 +75,46 @@ def test_curves_around_a_plan_beside_the_curves_from_dense(evaluator: Evaluator,
     assert store.setup_tokens(again.study) == dense.tokens_read + near.tokens_read
 
 
+def test_a_second_round_is_measured_around_the_first_rounds_best(evaluator: Evaluator,
+                                                                  tmp_path: Path) -> None:
+    """``rounds: 2``: the reference is the first round's mix of lowest full-fidelity fitness
+    (with the prior), the second curves are those measured around it (independently here), the
+    warm start steps from it, every token counts once, and a resumed study adds nothing."""
+    from allocsearch.evaluate.sensitivity import (
+        AROUND_CURVE_LEVELS,
+        Around,
+        curve_mixes,
+        measure_block_curves,
+    )
+    from allocsearch.plan import Plan
+    from allocsearch.search.curve_start import ROUND_MIXES
+
+    params = {"prior": "ramp slope=0.2", "mix": 0.5, "around": "uniform", "rounds": 2}
+    cfg = _config(tmp_path, {"warm_start": [{"method": "uniform"}, {"method": "curves", "params": params}],
+                             "n_trials": 2})
+    run = run_study(cfg, evaluator=evaluator, progress=False, verify=False)
+    label = "round 2 from uniform with ramp slope=0.2"
+    first_raw, second_raw = store.block_curves(run.study, "uniform"), store.block_curves(run.study, label)
+    assert first_raw is not None and second_raw is not None
+    first, second = BlockCurves.from_dict(first_raw), BlockCurves.from_dict(second_raw)
+    ramp = get_allocator("ramp", slope=0.2).allocate(evaluator.profile, 0.6)
+    mixes = curve_mixes(evaluator, first, 0.6, ramp, ROUND_MIXES)
+    best = min(mixes, key=lambda m: m.fitness)
+    reference = Plan.from_dict(second_raw["reference"])
+    assert reference.sparsities() == best.plan.sparsities()
+    again = measure_block_curves(evaluator, evaluator.identity, AROUND_CURVE_LEVELS, progress=False,
+                                 around=Around(label, best.plan))
+    assert second.delta == again.delta and second.around == label
+    tokens = first.tokens_read + second.tokens_read + len(ROUND_MIXES) * evaluator.config.fidelities[-1]
+    assert store.setup_tokens(run.study) == tokens
+    trial = run.study.trials[1]
+    assert store.StoredTrial.of(trial).prior == "curves around=uniform mix=0.5 prior=ramp slope=0.2 rounds=2"
+    want = curve_plan(evaluator.identity, second, 0.6, prior=reference, mix=0.5)
+    assert trial_plan(run.study, trial).sparsities() == pytest.approx(want.sparsities(), abs=1e-6)
+    resumed = run_study(cfg, evaluator=evaluator, progress=False, verify=False)
+    assert store.setup_tokens(resumed.study) == tokens
+
+
 def test_curves_warm_start_errors_at_config_load(tmp_path: Path) -> None:
     with pytest.raises(StudyConfigError, match="needs a prior"):
         _config(tmp_path, {"warm_start": [{"method": "curves", "params": {"mix": 0.5}}]})
@@ -82,6 +122,10 @@ def test_curves_warm_start_errors_at_config_load(tmp_path: Path) -> None:
         _config(tmp_path, {"warm_start": [{"method": "curves", "params": {"slope": 0.5}}]})
     with pytest.raises(StudyConfigError, match=r"an allocator \(uniform.*got 'nosuch'"):
         _config(tmp_path, {"warm_start": [{"method": "curves", "params": {"around": "nosuch"}}]})
+    with pytest.raises(StudyConfigError, match="rounds must be a whole number"):
+        _config(tmp_path, {"warm_start": [{"method": "curves", "params": {"rounds": 0}}]})
+    with pytest.raises(StudyConfigError, match="more than one round needs a prior"):
+        _config(tmp_path, {"warm_start": [{"method": "curves", "params": {"rounds": 2}}]})
     with pytest.raises(StudyConfigError, match=r"anchor\.start cannot be a curves"):
         _config(tmp_path, {"anchor": {"rounds": 2, "start": {"method": "curves"}}})
 
