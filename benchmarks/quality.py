@@ -80,6 +80,13 @@ per-module offsets on cached Wanda ranks, every plan verified with sequential Wa
         "finalists={top: 8}"
         # ... the same, the best plan chosen among the 8 best by a real SparseGPT prune on the
         # search split (allocsearch/search/finalists.py)
+    python benchmarks/quality.py --suite sparsegpt_modules --seeds 0 1 2 --offspring 40 --targets 0.7 \
+        --tag curves2 --set "warm_start=[{method: uniform}, {method: owl, grid: {M: [3, 5, 7, 10], \
+        lam: [0.02, 0.05, 0.08, 0.1, 0.2]}}, {method: alpha, grid: {eps: [0.05, 0.1, 0.2, 0.3]}}, \
+        {method: ramp, grid: {slope: [0.1, 0.2, 0.3, 0.4]}}, {method: curves, params: \
+        {prior: ramp slope=0.1, around: uniform, rounds: 2}, grid: {mix: [0.0, 0.25, 0.5, 0.75, 1.0]}}]"
+        # ... from a second round of curves, measured around the first round's best mix (mix 0:
+        # that plan itself; allocsearch/search/curve_start.py)
     python benchmarks/quality.py --suite wanda_modules --seeds 0 1 2 --offspring 46 --targets 0.7 \
         --tag rounds --set anchor.rounds=2 "anchor.start={method: ramp, params: {slope: 0.2}}"
         # ... in two anchored rounds of 75 trials (the same trial count), the second anchored at
