@@ -225,13 +225,24 @@ def render_variants(base: Path, variants: list[Path]) -> list[str]:
     shown_base = _shown(json.loads(base.read_text()))
     order = list(dict.fromkeys(k for r in shown_base[1] for k in r)) if shown_base is not None else []
     rows: list[dict[str, Any]] = []
+    first: dict[str, str] = {}  # a row's values -> the variant that showed them first
+    repeats: dict[str, set[str]] = {}  # a variant -> the earlier variants whose rows it repeats
     for p in variants:
         data, source = json.loads(p.read_text()), f"benchmarks/results/{p.name}"
         lines.append(f"- [`{p.name}`]({source}): {manifest_line(data)}")
         shown = _shown(data)
         tag = p.stem[len(base.stem) + 1:]
-        rows += [{"variant": tag, **{k: r.get(k) for k in order}}
-                 for r in (shown[1] if shown is not None else [])]
+        for r in shown[1] if shown is not None else []:
+            values = json.dumps([r.get(k) for k in order])
+            if values in first:  # the same plan verified to the same numbers: one row says it
+                repeats.setdefault(tag, set()).add(first[values])
+                continue
+            first[values] = tag
+            rows.append({"variant": tag, **{k: r.get(k) for k in order}})
+    if repeats:
+        lines += ["", "Rows equal in every column to an earlier variant's are shown once: " + "; ".join(
+            f"`{tag}` repeats {', '.join(f'`{o}`' for o in sorted(was))}'s" for tag, was in repeats.items())
+            + "."]
     return [*lines, "", *table(rows, "rows", "the variants' JSON")]
 
 

@@ -424,6 +424,13 @@ def test_tagged_variants_share_one_section_and_one_table(tmp_path: Path) -> None
     assert "`cmd quality_wanda_modules_cpu_ref`" in lines[2]
     # the base's column order, the tag first
     assert "| variant | target | plan | ppl |" in lines and "| ref | 0.7 | searched | 1.5 |" in lines
+    # a row equal in every column to an earlier variant's (the same prior verified alike) is shown once
+    again = write("quality_wanda_modules_cpu_zed", [{"ppl": 1.5, "plan": "searched", "target": 0.7},
+                                                    {"ppl": 1.25, "plan": "searched", "target": 0.7}])
+    lines = render_variants(base, [ref, again])
+    assert [row for row in lines if "| searched |" in row] == ["| ref | 0.7 | searched | 1.5 |",
+                                                            "| zed | 0.7 | searched | 1.25 |"]
+    assert "Rows equal in every column to an earlier variant's are shown once: `zed` repeats `ref`'s." in lines
 
 
 def test_the_headline_keeps_three_seed_rows_and_weighs_each_against_its_noise_floor(
