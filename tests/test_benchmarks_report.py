@@ -430,7 +430,8 @@ def test_tagged_variants_share_one_section_and_one_table(tmp_path: Path) -> None
     lines = render_variants(base, [ref, again])
     assert [row for row in lines if "| searched |" in row] == ["| ref | 0.7 | searched | 1.5 |",
                                                             "| zed | 0.7 | searched | 1.25 |"]
-    assert "Rows equal in every column to an earlier variant's are shown once: `zed` repeats `ref`'s." in lines
+    note = "Rows equal in every column to an earlier variant's are shown once: `zed` repeats `ref`'s."
+    assert note in lines
 
 
 def test_the_headline_keeps_three_seed_rows_and_weighs_each_against_its_noise_floor(
