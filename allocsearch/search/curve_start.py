@@ -126,8 +126,8 @@ def all_study_curves(study: optuna.Study, ev: Evaluator, target: float,
                      params: list[dict[str, Any]], progress: bool = False) -> dict[str, CurveRound]:
     """:func:`study_curves` for every distinct last round the ``params`` of the study's curves
     warm starts name, by :func:`curves_label`."""
-    firsts = {curves_label(p): p for p in params}
-    return {label: study_curves(study, ev, target, p, progress) for label, p in sorted(firsts.items())}
+    lasts = {curves_label(p): p for p in params}
+    return {label: study_curves(study, ev, target, p, progress) for label, p in sorted(lasts.items())}
 
 
 def curves_warm_plan(params: dict[str, Any], curves: Mapping[str, CurveRound], ev: Evaluator,
