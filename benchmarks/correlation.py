@@ -3,9 +3,11 @@
     python benchmarks/correlation.py --nsamples 16 --seqlen 256 --eval-windows 40
     python benchmarks/correlation.py --pruner sparsegpt     # the level database vs SparseGPT
 
-For 30 plans at 60/65/70% (uniform, OWL, alpha, ramps of both signs, random per-block
-plans, a per-type plan with q/k sparser than v/o, a random per-module plan), on SmolLM2-135M
-and the embedded data:
+For 44 plans (10 at each of 60/65/70%: uniform, OWL, alpha, ramps of both signs, random
+per-block plans, a per-type plan with q/k sparser than v/o, a random per-module plan; and 14
+more at 70%, where ranking is hardest: the quality suites' priors, per-type offsets alone and
+on a ramp, random per-block and per-module plans of smaller spread), on SmolLM2-135M and the
+embedded data:
 - cached-mask fitness on the search part (perplexity and KL to dense), at each fidelity;
 - exact verification: sequential Wanda at the plan's ratios (calibration --nsamples x
   --seqlen, seed 0), perplexity on --eval-windows x 512 tokens of the evaluation part.
@@ -14,7 +16,10 @@ within each target. ``--draws 0 1 2`` takes the exact number as the mean over th
 calibration draws (and reports Spearman against draw 0 alone beside it); ``--targets 0.7``
 measures one target's plans only. Finished plans are
 kept in results/runs/correlation_<tag>.partial.json (an interrupted run resumes); writes
-results/correlation_<tag>.json.
+results/correlation_<tag>.json. A rerun takes the exact draws of the plans an earlier result
+at the same path holds (each row names the commit that measured them, ``exact_commit``) and
+measures their cheap fitnesses again. ``--shard 0/2`` and ``--shard 1/2`` split the plans
+between two processes (one core each); a last run without ``--shard`` writes the result.
 
 With ``--pruner sparsegpt`` the plans are snapped to the level grid, the cheap fitness is the
 level database's (SparseGPT levels calibrated on the same --nsamples x --seqlen windows as the
@@ -22,7 +27,9 @@ verification, one-shot), the cached Wanda-rank fitness of the same plans is kept
 (``wanda_ppl@...``: what the search optimised before the database), and the exact number is a
 sequential SparseGPT prune. ``--reference uniform`` adds the sequential-aware database's
 fitness (``ref_ppl@...``): per target, the database built on the activations of a sequential
-SparseGPT prune at the uniform plan (:meth:`allocsearch.evaluate.Evaluator.use_reference`).
+SparseGPT prune at the uniform plan (:meth:`allocsearch.evaluate.Evaluator.use_reference`);
+with several references the geometric mean of their fitnesses is reported too
+(``refs_geomean``).
 With the default ``--pruner wanda`` the same flag adds the anchored cached ranks' fitness: per
 target, Wanda scores taken with the input norms a sequential Wanda prune at the reference plan
 sees (on the profile's calibration windows, as a study with ``evaluator.reference`` does).
@@ -33,6 +40,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -40,7 +48,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import RUNS, add_model_args, command_line, environment, print_table, reference_key, write_json
+from _common import (
+    RESULTS,
+    RUNS,
+    add_model_args,
+    command_line,
+    environment,
+    print_table,
+    reference_key,
+    write_json,
+)
 from scipy.stats import spearmanr
 
 from allocsearch.allocation import get_allocator
@@ -67,6 +84,28 @@ RANDOM = [("random 0.1", 0.1), ("random 0.2", 0.2)]
 #: A per-type plan as EvoPress's 70% profiles look: q/k sparser than v/o in every block.
 TYPE_OFFSETS = {"self_attn.q_proj": 0.1, "self_attn.k_proj": 0.1, "self_attn.v_proj": -0.1,
                 "self_attn.o_proj": -0.1}
+#: Fourteen more plans at 70%, where ranking is hardest, so that 24 plans share that target:
+#: the priors the quality suites start from, per-type offsets (alone and on a ramp), and
+#: random per-block and per-module plans of smaller spread, near the good plans.
+MORE_TARGET = 0.7
+MORE_PRIORS: list[tuple[str, str, dict[str, Any]]] = [
+    ("ramp +0.05", "ramp", {"slope": 0.05}),
+    ("ramp +0.1", "ramp", {"slope": 0.1}),
+    ("ramp +0.2", "ramp", {"slope": 0.2}),
+    ("owl M=10 lam=0.2", "owl", {"M": 10, "lam": 0.2}),
+    ("alpha eps=0.05", "alpha", {"eps": 0.05}),
+]
+#: (label, base prior's slope or None for uniform, offset per projection kind)
+MORE_TYPES: list[tuple[str, float | None, dict[str, float]]] = [
+    ("types qk+ vo- 0.05", None, {k: v / 2 for k, v in TYPE_OFFSETS.items()}),
+    ("ramp +0.1 types qk+ vo-", 0.1, TYPE_OFFSETS),
+    ("types attn+ mlp-", None, {k: 0.1 for k in TYPE_OFFSETS}),
+    ("types down-", None, {"mlp.down_proj": -0.1}),
+]
+#: (label, block spread, module spread, seed)
+MORE_RANDOM = [("modules 0.1 b", 0.05, 0.1, 101), ("modules 0.15 b", 0.05, 0.15, 102),
+               ("random 0.05 b", 0.05, 0.05, 103), ("random 0.1 b", 0.1, 0.05, 104),
+               ("random 0.1 c", 0.1, 0.05, 105)]
 
 
 def make_plans(ev: Evaluator) -> dict[str, Plan]:
@@ -85,6 +124,24 @@ def make_plans(ev: Evaluator) -> dict[str, Plan]:
         plans[f"{target:.2f} types qk+ vo-"] = plan_from_values(ident, target, values)
         plans[f"{target:.2f} modules 0.15"] = random_plan(ident, target, block_spread=0.05,
                                                           module_spread=0.15, seed=10 * i + 5)
+    return plans | more_plans(ev)
+
+
+def more_plans(ev: Evaluator) -> dict[str, Plan]:
+    """The fourteen extra plans at :data:`MORE_TARGET` (OWL reads the dense weights)."""
+    ident = identity_from_adapter(ev.loaded.adapter, ev.loaded.name)
+    t = MORE_TARGET
+    plans = {f"{t:.2f} {label}": get_allocator(method, **params).allocate(ev.profile, t)
+             for label, method, params in MORE_PRIORS}
+    for label, slope, offsets in MORE_TYPES:
+        base = (get_allocator("ramp", slope=slope).allocate(ev.profile, t).sparsities()
+                if slope is not None else dict.fromkeys(ident.shapes, t))
+        values = [base[n] + offsets.get(projection_kind(ident.architecture, n), 0.0)
+                  for n in ident.shapes]
+        plans[f"{t:.2f} {label}"] = plan_from_values(ident, t, values)
+    for label, blocks, modules, seed in MORE_RANDOM:
+        plans[f"{t:.2f} {label}"] = random_plan(ident, t, block_spread=blocks,
+                                                module_spread=modules, seed=seed)
     return plans
 
 
@@ -107,6 +164,8 @@ def wanda_rank_fitness(
 ) -> dict[str, dict[str, float]]:
     """The cached Wanda-rank fitness of each plan (what the search used before the database),
     from a second evaluator on the same model; ``ev``'s backend is told its weights changed."""
+    if not plans:
+        return {}
     ev.restore()
     ranks = Evaluator(ev.loaded, ev.profile, dataclasses.replace(config, masks="ranks", pruner="wanda"),
                       progress=False)
@@ -144,6 +203,40 @@ def exact_draws(ev: Evaluator, plan: Plan, verify: VerifyConfig, row: dict[str, 
     return len(missing)
 
 
+def load_done(partial_path: Path, result_path: Path) -> dict[str, Any]:
+    """Finished rows: the exact draws of an earlier result at the same path (the expensive
+    part; each such row names the commit that measured it, ``exact_commit``, and its cheap
+    fitnesses are measured again at this commit), then the partial file's and its shards'
+    (``<partial>.s<I>of<N>``) rows over them."""
+    done: dict[str, Any] = {}
+    if result_path.exists():
+        old = json.loads(result_path.read_text())
+        keep = ("target", "budget", "exact_draws", "exact_tokens", "verify_s")
+        done = {r["plan"]: {"plan": r["plan"], "exact_commit": old["manifest"]["commit"]}
+                | {k: r[k] for k in keep if k in r} for r in old["rows"] if "exact_draws" in r}
+    for path in [partial_path, *sorted(partial_path.parent.glob(partial_path.name + ".s*of*"))]:
+        if path.exists():
+            done |= json.loads(path.read_text())
+    return done
+
+
+def shard_of(text: str) -> tuple[int, int]:
+    """``I/N`` -> (I, N) with 0 <= I < N."""
+    i, n = (int(v) for v in text.split("/"))
+    if not 0 <= i < n:
+        raise argparse.ArgumentTypeError(f"--shard {text}: want I/N with 0 <= I < N")
+    return i, n
+
+
+def geomean_key(rows: list[dict[str, Any]], keys: list[str]) -> str:
+    """Adds to each row the geometric mean of its ``keys`` (the fitness on several reference
+    databases at once); returns the new key."""
+    key = "refs_geomean"
+    for r in rows:
+        r[key] = math.exp(sum(math.log(r[k]) for k in keys) / len(keys))
+    return key
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     add_model_args(p)
@@ -166,7 +259,11 @@ def main() -> None:
     p.add_argument("--targets", type=float, nargs="+", default=list(TARGETS), choices=TARGETS,
                    help="measure only these targets' plans (default all; a subset writes "
                         "correlation_<tag>_t<pct>.json beside the full result)")
-    p.add_argument("--fresh", action="store_true", help="ignore the partial results")
+    p.add_argument("--fresh", action="store_true", help="ignore the partial and earlier results")
+    p.add_argument("--shard", type=shard_of, default=None, metavar="I/N",
+                   help="measure every N-th plan from the I-th only, into its own partial file "
+                        "(run I = 0..N-1 side by side, then once without --shard to write the "
+                        "result)")
     args = p.parse_args()
 
     lm = load_model(args.model, device=args.device, dtype=args.dtype)
@@ -182,47 +279,60 @@ def main() -> None:
     # Made for every target, then chosen: a plan's random seed depends on its target's index.
     plans = {label: ev.prepare(plan) for label, plan in make_plans(ev).items()
              if any(abs(plan.target - t) < 1e-9 for t in args.targets)}
-    wanda_fitness = wanda_rank_fitness(ev, plans, config) if args.pruner == "sparsegpt" else {}
     verify = VerifyConfig(args.pruner, calibration, nsamples=args.eval_windows)
     tag = f"{lm.device.type}_{args.dtype}" + ("_sparsegpt" if args.pruner == "sparsegpt" else "")
+    subset = "" if set(args.targets) == set(TARGETS) else "_t" + "-".join(
+        str(round(t * 100)) for t in sorted(args.targets))
     partial_path = RUNS / f"correlation_{tag}.partial.json"
     partial_path.parent.mkdir(parents=True, exist_ok=True)
-    done: dict[str, Any] = {}
-    if partial_path.exists() and not args.fresh:
-        done = json.loads(partial_path.read_text())
-    ev.progress = False
+    done = {} if args.fresh else load_done(partial_path, RESULTS / f"correlation_{tag}{subset}.json")
     # Highest target first: where ranking is hardest, so an interrupted run has measured it.
-    for label, plan in sorted(plans.items(), key=lambda kv: -kv[1].target):
-        if label in done:  # finished earlier: only draws this run asks for and it lacks
-            if exact_draws(ev, plan, verify, done[label], args.draws):
-                atomic_write_text(partial_path, json.dumps(done, indent=1))
-                print(f"{label:24s} exact over draws {args.draws}: {done[label]['exact_ppl']:9.3f}",
-                      flush=True)
-            continue
-        t = time.perf_counter()
-        row: dict[str, Any] = {"plan": label, "target": plan.target, "budget": plan.budget()}
-        for fitness in args.fitness:
-            for step in ev.iter_fitness(plan, fitness=fitness):
-                row[f"{fitness}@{step.tokens}"] = step.value
-        row["fitness_s"] = time.perf_counter() - t
-        row |= wanda_fitness.get(label, {})
-        exact_draws(ev, plan, verify, row, args.draws)
-        done[label] = row
-        cheap = "  ".join(f"{f}@full {row[f'{f}@{args.fidelities[-1]}']:9.4g}" for f in args.fitness)
-        print(f"{label:24s} {cheap}  exact {row['exact_ppl']:9.3f}", flush=True)
-        atomic_write_text(partial_path, json.dumps(done, indent=1))
+    order = sorted(plans, key=lambda k: -plans[k].target)
+    if args.shard is not None:
+        order = order[args.shard[0]::args.shard[1]]
+        partial_path = partial_path.with_name(f"{partial_path.name}.s{args.shard[0]}of{args.shard[1]}")
+    cheap_keys = [f"{f}@{t}" for f in args.fitness for t in args.fidelities]
+    todo = {k: plans[k] for k in order if any(c not in done.get(k, {}) for c in cheap_keys)}
+    wanda_fitness = wanda_rank_fitness(ev, todo, config) if args.pruner == "sparsegpt" else {}
+    ev.progress = False
+
+    def save() -> None:  # a shard keeps only its own rows, so that merging never goes back
+        mine = done if args.shard is None else {k: done[k] for k in order}
+        atomic_write_text(partial_path, json.dumps(mine, indent=1))
+
+    for label in order:
+        plan, row = plans[label], done.setdefault(label, {"plan": label})
+        row |= {"target": plan.target, "budget": plan.budget()}
+        if label in todo:
+            t = time.perf_counter()
+            for fitness in args.fitness:
+                for step in ev.iter_fitness(plan, fitness=fitness):
+                    row[f"{fitness}@{step.tokens}"] = step.value
+            row["fitness_s"] = time.perf_counter() - t
+            row |= wanda_fitness.get(label, {})
+        if exact_draws(ev, plan, verify, row, args.draws) or label in todo:
+            cheap = "  ".join(f"{f}@full {row[f'{f}@{args.fidelities[-1]}']:9.4g}" for f in args.fitness)
+            print(f"{label:28s} {cheap}  exact over draws {args.draws} {row['exact_ppl']:9.3f}", flush=True)
+            save()
     references = [r for r in args.reference if r != "none"]
     ref_keys = [reference_key(r, args.fidelities[-1]) for r in references]
+    mine = {k: plans[k] for k in order}
     for reference, key in zip(references, ref_keys, strict=True):
-        reference_fitness(ev, plans, done, reference, key)
-        atomic_write_text(partial_path, json.dumps(done, indent=1))
+        reference_fitness(ev, mine, done, reference, key)
+        save()
     ev.close()
+    if args.shard is not None:
+        print(f"shard {args.shard[0]}/{args.shard[1]} done: {partial_path}; run again without "
+              "--shard to write the result")
+        return
 
     rows = [done[k] | {"exact_ppl_s0": done[k]["exact_draws"]["0"]} for k in plans]  # exact_ppl: the mean
     keys = [f"{f}@{t}" for f in args.fitness for t in args.fidelities]
-    if wanda_fitness:
+    if args.pruner == "sparsegpt":
         keys += [f"wanda_ppl@{args.fidelities[0]}"]
     keys += ref_keys
+    if len(ref_keys) > 1:
+        keys.append(geomean_key(rows, ref_keys))
     # Against the mean over the draws, and (with several draws) against one draw alone: the
     # exact number itself moves by several percent between draws at 70%.
     def group(name: str, sub: list[dict[str, Any]]) -> dict[str, Any]:
@@ -235,11 +345,12 @@ def main() -> None:
     summary = [group("all", rows)]
     summary += [group(f"{t:.2f}", [r for r in rows if abs(r["target"] - t) < 1e-9])
                 for t in TARGETS if t in args.targets]
+    if MORE_TARGET in args.targets:  # the 14 plans added after the first 10 were measured
+        extra = {f"{MORE_TARGET:.2f} {x[0]}" for x in [*MORE_PRIORS, *MORE_TYPES, *MORE_RANDOM]}
+        summary.append(group(f"{MORE_TARGET:.2f} added", [r for r in rows if r["plan"] in extra]))
     print_table(rows, ["plan", *keys, "exact_ppl"])
     print(f"\nSpearman rho of each cheap fitness vs. exact sequential-{args.pruner} perplexity")
     print_table(summary, list(summary[0]))
-    subset = "" if set(args.targets) == set(TARGETS) else "_t" + "-".join(
-        str(round(t * 100)) for t in sorted(args.targets))
     path = write_json(f"correlation_{tag}{subset}.json", {
         "command": command_line(),
         "environment": environment(), "model": args.model, "args": vars(args),
