@@ -297,7 +297,7 @@ def main() -> None:
     ev.progress = False
 
     def save() -> None:  # a shard keeps only its own rows, so that merging never goes back
-        mine = done if args.shard is None else {k: done[k] for k in order}
+        mine = done if args.shard is None else {k: done[k] for k in order if k in done}
         atomic_write_text(partial_path, json.dumps(mine, indent=1))
 
     for label in order:
