@@ -116,10 +116,28 @@ def _draws_70_sentence() -> str:
     at = "".join(f"; calibrated at the {name} plan (default parameters) instead "
                  f"**{g[reference_key(name, tokens)]:.3f}** "
                  f"(against draw 0 {g[reference_key(name, tokens) + ' vs draw 0']:.3f})" for name in others)
+    both = (f"; the geometric mean of the {len(others) + 1} databases' fitnesses **{g['refs_geomean']:.3f}**"
+            f" (against draw 0 {g['refs_geomean vs draw 0']:.3f})") if "refs_geomean" in g else ""
     return (f" The {g['plans']} plans at 70% again, the exact number the mean over calibration draws "
             f"{c['verify']['draws']} (`{c['command']}`): the sequential-aware database at the uniform plan "
-            f"**{g[ref]:.3f}** (against draw 0 alone {g[ref + ' vs draw 0']:.3f}){at}, one-shot "
-            f"{g[one]:.3f}; draw 0 against the mean {g['draw 0 vs mean']:.3f}.")
+            f"**{g[ref]:.3f}** (against draw 0 alone {g[ref + ' vs draw 0']:.3f}){at}{both}, one-shot "
+            f"{g[one]:.3f}; draw 0 against the mean {g['draw 0 vs mean']:.3f}." + _added_sentence(c, others))
+
+
+def _added_sentence(c: dict[str, Any], others: list[str]) -> str:
+    """The 14 plans ``correlation.py`` added at 70% after the first 10 were measured, alone:
+    plans no choice of database or combination was made on."""
+    g = {r["group"]: r for r in c["spearman"]}.get("0.70 added")
+    if g is None:
+        return ""
+    tokens = c["args"]["fidelities"][-1]
+    parts = [f"uniform {g[reference_key('uniform', tokens)]:.3f}",
+             *(f"{name} {g[reference_key(name, tokens)]:.3f}" for name in others)]
+    if "refs_geomean" in g:
+        parts.append(f"geometric mean {g['refs_geomean']:.3f}")
+    return (f" The {g['plans']} plans added at 70% alone (the quality suites' priors, per-type offsets, "
+            f"random per-block and per-module plans of small spread): " + ", ".join(parts)
+            + f"; draw 0 against the mean {g['draw 0 vs mean']:.3f}.")
 
 
 def _one_draw_sentence(rho: dict[str, Any]) -> str:

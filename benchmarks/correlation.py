@@ -16,9 +16,7 @@ within each target. ``--draws 0 1 2`` takes the exact number as the mean over th
 calibration draws (and reports Spearman against draw 0 alone beside it); ``--targets 0.7``
 measures one target's plans only. Finished plans are
 kept in results/runs/correlation_<tag>.partial.json (an interrupted run resumes); writes
-results/correlation_<tag>.json. A rerun takes the exact draws of the plans an earlier result
-at the same path holds (each row names the commit that measured them, ``exact_commit``) and
-measures their cheap fitnesses again. ``--shard 0/2`` and ``--shard 1/2`` split the plans
+results/correlation_<tag>.json. ``--shard 0/2`` and ``--shard 1/2`` split the plans
 between two processes (one core each); a last run without ``--shard`` writes the result.
 
 With ``--pruner sparsegpt`` the plans are snapped to the level grid, the cheap fitness is the
@@ -49,7 +47,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
-    RESULTS,
     RUNS,
     add_model_args,
     command_line,
@@ -203,17 +200,13 @@ def exact_draws(ev: Evaluator, plan: Plan, verify: VerifyConfig, row: dict[str, 
     return len(missing)
 
 
-def load_done(partial_path: Path, result_path: Path) -> dict[str, Any]:
-    """Finished rows: the exact draws of an earlier result at the same path (the expensive
-    part; each such row names the commit that measured it, ``exact_commit``, and its cheap
-    fitnesses are measured again at this commit), then the partial file's and its shards'
-    (``<partial>.s<I>of<N>``) rows over them."""
+def load_done(partial_path: Path) -> dict[str, Any]:
+    """Finished rows: the partial file's, with its shards' (``<partial>.s<I>of<N>``) over them.
+    Nothing is carried from an earlier result: a sequential SparseGPT prune of the same plan
+    and calibration draw moves by a few percent with the numerics underneath (a library
+    version), as much as between draws, so every exact number of one result is measured on
+    one code and environment."""
     done: dict[str, Any] = {}
-    if result_path.exists():
-        old = json.loads(result_path.read_text())
-        keep = ("target", "budget", "exact_draws", "exact_tokens", "verify_s")
-        done = {r["plan"]: {"plan": r["plan"], "exact_commit": old["manifest"]["commit"]}
-                | {k: r[k] for k in keep if k in r} for r in old["rows"] if "exact_draws" in r}
     for path in [partial_path, *sorted(partial_path.parent.glob(partial_path.name + ".s*of*"))]:
         if path.exists():
             done |= json.loads(path.read_text())
@@ -259,7 +252,7 @@ def main() -> None:
     p.add_argument("--targets", type=float, nargs="+", default=list(TARGETS), choices=TARGETS,
                    help="measure only these targets' plans (default all; a subset writes "
                         "correlation_<tag>_t<pct>.json beside the full result)")
-    p.add_argument("--fresh", action="store_true", help="ignore the partial and earlier results")
+    p.add_argument("--fresh", action="store_true", help="ignore the partial results")
     p.add_argument("--shard", type=shard_of, default=None, metavar="I/N",
                    help="measure every N-th plan from the I-th only, into its own partial file "
                         "(run I = 0..N-1 side by side, then once without --shard to write the "
@@ -285,7 +278,7 @@ def main() -> None:
         str(round(t * 100)) for t in sorted(args.targets))
     partial_path = RUNS / f"correlation_{tag}.partial.json"
     partial_path.parent.mkdir(parents=True, exist_ok=True)
-    done = {} if args.fresh else load_done(partial_path, RESULTS / f"correlation_{tag}{subset}.json")
+    done = {} if args.fresh else load_done(partial_path)
     # Highest target first: where ranking is hardest, so an interrupted run has measured it.
     order = sorted(plans, key=lambda k: -plans[k].target)
     if args.shard is not None:
