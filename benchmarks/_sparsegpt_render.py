@@ -106,7 +106,8 @@ def _draws_70_sentence() -> str:
         return ""
     c = json.loads(path.read_text())
     g = {r["group"]: r for r in c["spearman"]}["0.70"]
-    tokens = c["args"]["fidelities"][-1]
+    fids = c["args"]["fidelities"]
+    tokens = fids[1] if len(fids) > 1 else fids[0]  # the studies' full fidelity
     ref, one = reference_key("uniform", tokens), f"ppl@{tokens}"
     if "draw 0 vs mean" not in g:
         return ""
@@ -116,12 +117,26 @@ def _draws_70_sentence() -> str:
     at = "".join(f"; calibrated at the {name} plan (default parameters) instead "
                  f"**{g[reference_key(name, tokens)]:.3f}** "
                  f"(against draw 0 {g[reference_key(name, tokens) + ' vs draw 0']:.3f})" for name in others)
-    both = (f"; the geometric mean of the {len(others) + 1} databases' fitnesses **{g['refs_geomean']:.3f}**"
-            f" (against draw 0 {g['refs_geomean vs draw 0']:.3f})") if "refs_geomean" in g else ""
+    mean = f"refs_geomean@{tokens}"
+    both = (f"; the geometric mean of the {len(others) + 1} databases' fitnesses **{g[mean]:.3f}**"
+            f" (against draw 0 {g[mean + ' vs draw 0']:.3f})") if mean in g else ""
+    more = "".join(f" On {t} search tokens (the studies use {tokens}): {_at(g, others, t)}."
+                   for t in fids[2:])
     return (f" The {g['plans']} plans at 70% again, the exact number the mean over calibration draws "
             f"{c['verify']['draws']} (`{c['command']}`): the sequential-aware database at the uniform plan "
             f"**{g[ref]:.3f}** (against draw 0 alone {g[ref + ' vs draw 0']:.3f}){at}{both}, one-shot "
-            f"{g[one]:.3f}; draw 0 against the mean {g['draw 0 vs mean']:.3f}." + _added_sentence(c, others))
+            f"{g[one]:.3f}; draw 0 against the mean {g['draw 0 vs mean']:.3f}.{more}"
+            + _added_sentence(c, others))
+
+
+def _at(g: dict[str, Any], others: list[str], tokens: int) -> str:
+    """``uniform x, ramp y, geometric mean z``: a group's Spearman per reference database at
+    ``tokens`` search tokens."""
+    parts = [f"uniform {g[reference_key('uniform', tokens)]:.3f}",
+             *(f"{name} {g[reference_key(name, tokens)]:.3f}" for name in others)]
+    if f"refs_geomean@{tokens}" in g:
+        parts.append(f"geometric mean {g[f'refs_geomean@{tokens}']:.3f}")
+    return ", ".join(parts)
 
 
 def _added_sentence(c: dict[str, Any], others: list[str]) -> str:
@@ -130,14 +145,11 @@ def _added_sentence(c: dict[str, Any], others: list[str]) -> str:
     g = {r["group"]: r for r in c["spearman"]}.get("0.70 added")
     if g is None:
         return ""
-    tokens = c["args"]["fidelities"][-1]
-    parts = [f"uniform {g[reference_key('uniform', tokens)]:.3f}",
-             *(f"{name} {g[reference_key(name, tokens)]:.3f}" for name in others)]
-    if "refs_geomean" in g:
-        parts.append(f"geometric mean {g['refs_geomean']:.3f}")
+    fids = c["args"]["fidelities"]
+    per = "; ".join(f"on {t} tokens {_at(g, others, t)}" for t in (fids[1:] or fids))
     return (f" The {g['plans']} plans added at 70% alone (the quality suites' priors, per-type offsets, "
-            f"random per-block and per-module plans of small spread): " + ", ".join(parts)
-            + f"; draw 0 against the mean {g['draw 0 vs mean']:.3f}.")
+            f"random per-block and per-module plans of small spread): {per}; "
+            f"draw 0 against the mean {g['draw 0 vs mean']:.3f}.")
 
 
 def _one_draw_sentence(rho: dict[str, Any]) -> str:

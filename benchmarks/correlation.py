@@ -27,7 +27,8 @@ sequential SparseGPT prune. ``--reference uniform`` adds the sequential-aware da
 fitness (``ref_ppl@...``): per target, the database built on the activations of a sequential
 SparseGPT prune at the uniform plan (:meth:`allocsearch.evaluate.Evaluator.use_reference`);
 with several references the geometric mean of their fitnesses is reported too
-(``refs_geomean``).
+(``refs_geomean@<tokens>``). The reference databases are scored at every fidelity but the
+first: ``--fidelities 2048 8192 16384`` adds their fitness on twice the search tokens.
 With the default ``--pruner wanda`` the same flag adds the anchored cached ranks' fitness: per
 target, Wanda scores taken with the input norms a sequential Wanda prune at the reference plan
 sees (on the profile's calibration windows, as a study with ``evaluator.reference`` does).
@@ -143,16 +144,20 @@ def more_plans(ev: Evaluator) -> dict[str, Plan]:
 
 
 def reference_fitness(ev: Evaluator, plans: dict[str, Plan], done: dict[str, Any], reference: str,
-                      key: str) -> None:
-    """``done[label][key]``: each plan's fitness on the database built at the ``reference``
-    allocator's plan at its target (one build per target, cached), where missing."""
+                      tokens: list[int]) -> None:
+    """``done[label][reference_key(reference, t)]`` for each ``t`` in ``tokens`` (fidelities of
+    one pass): each plan's fitness on the database built at the ``reference`` allocator's plan
+    at its target (one build per target, cached), where missing."""
+    keys = [reference_key(reference, t) for t in tokens]
     for target in TARGETS:
-        todo = [k for k, p in plans.items() if abs(p.target - target) < 1e-9 and key not in done.get(k, {})]
+        todo = [k for k, p in plans.items()
+                if abs(p.target - target) < 1e-9 and any(key not in done.get(k, {}) for key in keys)]
         if not todo:
             continue
         ev.use_reference(target, reference)
         for label in todo:
-            done.setdefault(label, {})[key] = ev.fitness(plans[label])
+            steps = {s.tokens: s.value for s in ev.iter_fitness(plans[label])}
+            done.setdefault(label, {}).update({reference_key(reference, t): steps[t] for t in tokens})
     ev.anchor(None)
 
 
@@ -221,10 +226,10 @@ def shard_of(text: str) -> tuple[int, int]:
     return i, n
 
 
-def geomean_key(rows: list[dict[str, Any]], keys: list[str]) -> str:
+def geomean_key(rows: list[dict[str, Any]], keys: list[str], tokens: int) -> str:
     """Adds to each row the geometric mean of its ``keys`` (the fitness on several reference
-    databases at once); returns the new key."""
-    key = "refs_geomean"
+    databases at once, at ``tokens``); returns the new key, ``refs_geomean@<tokens>``."""
+    key = f"refs_geomean@{tokens}"
     for r in rows:
         r[key] = math.exp(sum(math.log(r[k]) for k in keys) / len(keys))
     return key
@@ -308,10 +313,11 @@ def main() -> None:
             print(f"{label:28s} {cheap}  exact over draws {args.draws} {row['exact_ppl']:9.3f}", flush=True)
             save()
     references = [r for r in args.reference if r != "none"]
-    ref_keys = [reference_key(r, args.fidelities[-1]) for r in references]
+    # The reference databases at every fidelity but the screening one (the first).
+    ref_tokens = args.fidelities[1:] or args.fidelities
     mine = {k: plans[k] for k in order}
-    for reference, key in zip(references, ref_keys, strict=True):
-        reference_fitness(ev, mine, done, reference, key)
+    for reference in references:
+        reference_fitness(ev, mine, done, reference, ref_tokens)
         save()
     ev.close()
     if args.shard is not None:
@@ -323,9 +329,11 @@ def main() -> None:
     keys = [f"{f}@{t}" for f in args.fitness for t in args.fidelities]
     if args.pruner == "sparsegpt":
         keys += [f"wanda_ppl@{args.fidelities[0]}"]
-    keys += ref_keys
-    if len(ref_keys) > 1:
-        keys.append(geomean_key(rows, ref_keys))
+    for t in ref_tokens:
+        ref_keys = [reference_key(r, t) for r in references]
+        keys += ref_keys
+        if len(ref_keys) > 1:
+            keys.append(geomean_key(rows, ref_keys, t))
     # Against the mean over the draws, and (with several draws) against one draw alone: the
     # exact number itself moves by several percent between draws at 70%.
     def group(name: str, sub: list[dict[str, Any]]) -> dict[str, Any]:
