@@ -142,14 +142,18 @@ def _at(g: dict[str, Any], others: list[str], tokens: int) -> str:
 def _added_sentence(c: dict[str, Any], others: list[str]) -> str:
     """The 14 plans ``correlation.py`` added at 70% after the first 10 were measured, alone:
     plans no choice of database or combination was made on."""
-    g = {r["group"]: r for r in c["spearman"]}.get("0.70 added")
+    groups = {r["group"]: r for r in c["spearman"]}
+    g, first = groups.get("0.70 added"), groups.get("0.70 first")
     if g is None:
         return ""
     fids = c["args"]["fidelities"]
     per = "; ".join(f"on {t} tokens {_at(g, others, t)}" for t in (fids[1:] or fids))
+    before = "" if first is None else (
+        f" The first {first['plans']} alone: " + "; ".join(f"on {t} tokens {_at(first, others, t)}"
+                                                          for t in (fids[1:] or fids)) + ".")
     return (f" The {g['plans']} plans added at 70% alone (the quality suites' priors, per-type offsets, "
             f"random per-block and per-module plans of small spread): {per}; "
-            f"draw 0 against the mean {g['draw 0 vs mean']:.3f}.")
+            f"draw 0 against the mean {g['draw 0 vs mean']:.3f}.{before}")
 
 
 def _one_draw_sentence(rho: dict[str, Any]) -> str:

@@ -58,3 +58,7 @@ def test_added_sentence_names_each_database_and_their_mean_at_each_fidelity() ->
     assert ("on 8192 tokens uniform 0.810, ramp 0.920, geometric mean 0.950; on 16384 tokens uniform "
             "0.500, ramp 0.250, geometric mean 0.125; draw 0 against the mean 0.900.") in text
     assert _sparsegpt_render._added_sentence({"args": result["args"], "spearman": []}, ["ramp"]) == ""
+    first = group | {"group": "0.70 first", "plans": 10}
+    text = _sparsegpt_render._added_sentence(result | {"spearman": [group, first]}, ["ramp"])
+    assert text.endswith(" The first 10 alone: on 8192 tokens uniform 0.810, ramp 0.920, geometric mean "
+                         "0.950; on 16384 tokens uniform 0.500, ramp 0.250, geometric mean 0.125.")
