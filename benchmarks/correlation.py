@@ -17,7 +17,8 @@ calibration draws (and reports Spearman against draw 0 alone beside it); ``--tar
 measures one target's plans only. Finished plans are
 kept in results/runs/correlation_<tag>.partial.json (an interrupted run resumes); writes
 results/correlation_<tag>.json. ``--shard 0/2`` and ``--shard 1/2`` split the plans
-between two processes (one core each); a last run without ``--shard`` writes the result.
+between two processes (one core each); a last run without ``--shard`` writes the result (and,
+when it measures anything, folds the shards' files into the partial file).
 
 With ``--pruner sparsegpt`` the plans are snapped to the level grid, the cheap fitness is the
 level database's (SparseGPT levels calibrated on the same --nsamples x --seqlen windows as the
@@ -218,6 +219,14 @@ def load_done(partial_path: Path) -> dict[str, Any]:
     return done
 
 
+def save_partial(partial_path: Path, done: dict[str, Any]) -> None:
+    """Every row into the partial file, and its shards' files removed: their rows are in it now,
+    and an older shard row must not go back over a row this run extended (a draw added)."""
+    atomic_write_text(partial_path, json.dumps(done, indent=1))
+    for path in partial_path.parent.glob(partial_path.name + ".s*of*"):
+        path.unlink()
+
+
 def shard_of(text: str) -> tuple[int, int]:
     """``I/N`` -> (I, N) with 0 <= I < N."""
     i, n = (int(v) for v in text.split("/"))
@@ -295,8 +304,10 @@ def main() -> None:
     ev.progress = False
 
     def save() -> None:  # a shard keeps only its own rows, so that merging never goes back
-        mine = done if args.shard is None else {k: done[k] for k in order if k in done}
-        atomic_write_text(partial_path, json.dumps(mine, indent=1))
+        if args.shard is None:
+            save_partial(partial_path, done)
+        else:
+            atomic_write_text(partial_path, json.dumps({k: done[k] for k in order if k in done}, indent=1))
 
     for label in order:
         plan, row = plans[label], done.setdefault(label, {"plan": label})

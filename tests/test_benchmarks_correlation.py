@@ -32,6 +32,12 @@ def test_shards_rows_are_merged_over_the_partial(tmp_path: Path) -> None:
     (tmp_path / "correlation_y.partial.json.s0of2").write_text(json.dumps({"d": {}}))  # another tag
     done = correlation.load_done(partial)
     assert done == {"a": {"exact_ppl": 1.0}, "b": {"exact_ppl": 3.0}, "c": {"exact_ppl": 4.0}}
+    # A run over every plan extends a row (a draw added) and folds the shards into the partial.
+    done["b"]["exact_ppl"] = 5.0
+    correlation.save_partial(partial, done)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["correlation_x.partial.json",
+                                                          "correlation_y.partial.json.s0of2"]
+    assert correlation.load_done(partial)["b"] == {"exact_ppl": 5.0}
 
 
 def test_geometric_mean_of_the_reference_fitnesses() -> None:
