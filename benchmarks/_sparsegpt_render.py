@@ -147,12 +147,14 @@ def _added_sentence(c: dict[str, Any], others: list[str]) -> str:
     if g is None:
         return ""
     fids = c["args"]["fidelities"]
-    per = "; ".join(f"on {t} tokens {_at(g, others, t)}" for t in (fids[1:] or fids))
-    before = "" if first is None else (
-        f" The first {first['plans']} alone: " + "; ".join(f"on {t} tokens {_at(first, others, t)}"
-                                                          for t in (fids[1:] or fids)) + ".")
+    scored = fids[1:] or fids  # the fidelities correlation.py scores the reference databases at
+
+    def per(group: dict[str, Any]) -> str:
+        return "; ".join(f"on {t} tokens {_at(group, others, t)}" for t in scored)
+
+    before = "" if first is None else f" The first {first['plans']} alone: {per(first)}."
     return (f" The {g['plans']} plans added at 70% alone (the quality suites' priors, per-type offsets, "
-            f"random per-block and per-module plans of small spread): {per}; "
+            f"random per-block and per-module plans of small spread): {per(g)}; "
             f"draw 0 against the mean {g['draw 0 vs mean']:.3f}.{before}")
 
 

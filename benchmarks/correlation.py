@@ -126,20 +126,31 @@ def make_plans(ev: Evaluator) -> dict[str, Plan]:
     return plans | more_plans(ev)
 
 
+def more_label(label: str) -> str:
+    """An added plan's label in the results: its target, then its name."""
+    return f"{MORE_TARGET:.2f} {label}"
+
+
+def more_labels() -> set[str]:
+    """The labels of the plans :func:`more_plans` makes."""
+    names = [x[0] for x in MORE_PRIORS] + [x[0] for x in MORE_TYPES] + [x[0] for x in MORE_RANDOM]
+    return {more_label(name) for name in names}
+
+
 def more_plans(ev: Evaluator) -> dict[str, Plan]:
     """The fourteen extra plans at :data:`MORE_TARGET` (OWL reads the dense weights)."""
     ident = identity_from_adapter(ev.loaded.adapter, ev.loaded.name)
     t = MORE_TARGET
-    plans = {f"{t:.2f} {label}": get_allocator(method, **params).allocate(ev.profile, t)
+    plans = {more_label(label): get_allocator(method, **params).allocate(ev.profile, t)
              for label, method, params in MORE_PRIORS}
     for label, slope, offsets in MORE_TYPES:
         base = (get_allocator("ramp", slope=slope).allocate(ev.profile, t).sparsities()
                 if slope is not None else dict.fromkeys(ident.shapes, t))
         values = [base[n] + offsets.get(projection_kind(ident.architecture, n), 0.0)
                   for n in ident.shapes]
-        plans[f"{t:.2f} {label}"] = plan_from_values(ident, t, values)
+        plans[more_label(label)] = plan_from_values(ident, t, values)
     for label, blocks, modules, seed in MORE_RANDOM:
-        plans[f"{t:.2f} {label}"] = random_plan(ident, t, block_spread=blocks,
+        plans[more_label(label)] = random_plan(ident, t, block_spread=blocks,
                                                 module_spread=modules, seed=seed)
     return plans
 
@@ -337,7 +348,7 @@ def main() -> None:
         return
 
     rows = [done[k] | {"exact_ppl_s0": done[k]["exact_draws"]["0"]} for k in plans]  # exact_ppl: the mean
-    keys = [f"{f}@{t}" for f in args.fitness for t in args.fidelities]
+    keys = list(cheap_keys)
     if args.pruner == "sparsegpt":
         keys += [f"wanda_ppl@{args.fidelities[0]}"]
     for t in ref_tokens:
@@ -359,7 +370,7 @@ def main() -> None:
                 for t in TARGETS if t in args.targets]
     # The first 10 plans at 70% and the 14 added after them (no choice was made on those)
     if MORE_TARGET in args.targets:
-        extra = {f"{MORE_TARGET:.2f} {x[0]}" for x in [*MORE_PRIORS, *MORE_TYPES, *MORE_RANDOM]}
+        extra = more_labels()
         at = [r for r in rows if abs(r["target"] - MORE_TARGET) < 1e-9]
         summary.append(group(f"{MORE_TARGET:.2f} first", [r for r in at if r["plan"] not in extra]))
         summary.append(group(f"{MORE_TARGET:.2f} added", [r for r in at if r["plan"] in extra]))

@@ -52,6 +52,7 @@ def test_the_added_plans_are_fourteen_at_seventy_percent_with_distinct_labels() 
     labels = [x[0] for x in [*correlation.MORE_PRIORS, *correlation.MORE_TYPES, *correlation.MORE_RANDOM]]
     assert len(labels) == len(set(labels)) == 14
     assert correlation.MORE_TARGET == 0.7
+    assert correlation.more_labels() == {f"0.70 {label}" for label in labels}
 
 
 def test_added_sentence_names_each_database_and_their_mean_at_each_fidelity() -> None:
