@@ -219,10 +219,10 @@ def exact_draws(ev: Evaluator, plan: Plan, verify: VerifyConfig, row: dict[str, 
 
 def load_done(partial_path: Path) -> dict[str, Any]:
     """Finished rows: the partial file's, with its shards' (``<partial>.s<I>of<N>``) over them.
-    Nothing is carried from an earlier result: a sequential SparseGPT prune of the same plan
-    and calibration draw moves by a few percent with the numerics underneath (a library
-    version), as much as between draws, so every exact number of one result is measured on
-    one code and environment."""
+    Nothing is carried from an earlier result: the same plan and calibration draw, pruned
+    sequentially again in another environment (another library version), measured a few
+    percent apart, as much as between draws, so every exact number of one result is measured
+    on one code and environment."""
     done: dict[str, Any] = {}
     for path in [partial_path, *sorted(partial_path.parent.glob(partial_path.name + ".s*of*"))]:
         if path.exists():
