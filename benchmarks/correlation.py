@@ -57,6 +57,7 @@ from _common import (
     reference_key,
     write_json,
 )
+from _shards import load_done, save_partial, shard_of, shard_path
 from scipy.stats import spearmanr
 
 from allocsearch.allocation import get_allocator
@@ -217,35 +218,6 @@ def exact_draws(ev: Evaluator, plan: Plan, verify: VerifyConfig, row: dict[str, 
     return len(missing)
 
 
-def load_done(partial_path: Path) -> dict[str, Any]:
-    """Finished rows: the partial file's, with its shards' (``<partial>.s<I>of<N>``) over them.
-    Nothing is carried from an earlier result: the same plan and calibration draw, pruned
-    sequentially again in another environment (another library version), measured a few
-    percent apart, as much as between draws, so every exact number of one result is measured
-    on one code and environment."""
-    done: dict[str, Any] = {}
-    for path in [partial_path, *sorted(partial_path.parent.glob(partial_path.name + ".s*of*"))]:
-        if path.exists():
-            done |= json.loads(path.read_text())
-    return done
-
-
-def save_partial(partial_path: Path, done: dict[str, Any]) -> None:
-    """Every row into the partial file, and its shards' files removed: their rows are in it now,
-    and an older shard row must not go back over a row this run extended (a draw added)."""
-    atomic_write_text(partial_path, json.dumps(done, indent=1))
-    for path in partial_path.parent.glob(partial_path.name + ".s*of*"):
-        path.unlink()
-
-
-def shard_of(text: str) -> tuple[int, int]:
-    """``I/N`` -> (I, N) with 0 <= I < N."""
-    i, n = (int(v) for v in text.split("/"))
-    if not 0 <= i < n:
-        raise argparse.ArgumentTypeError(f"--shard {text}: want I/N with 0 <= I < N")
-    return i, n
-
-
 def geomean_key(rows: list[dict[str, Any]], keys: list[str], tokens: int) -> str:
     """Adds to each row the geometric mean of its ``keys`` (the fitness on several reference
     databases at once, at ``tokens``); returns the new key, ``refs_geomean@<tokens>``."""
@@ -303,12 +275,16 @@ def main() -> None:
         str(round(t * 100)) for t in sorted(args.targets))
     partial_path = RUNS / f"correlation_{tag}.partial.json"
     partial_path.parent.mkdir(parents=True, exist_ok=True)
+    # Nothing is carried from an earlier result: the same plan and calibration draw, pruned
+    # sequentially again in another environment (another library version), measured a few
+    # percent apart, as much as between draws, so every exact number of one result is measured
+    # on one code and environment.
     done = {} if args.fresh else load_done(partial_path)
     # Highest target first: where ranking is hardest, so an interrupted run has measured it.
     order = sorted(plans, key=lambda k: -plans[k].target)
     if args.shard is not None:
         order = order[args.shard[0]::args.shard[1]]
-        partial_path = partial_path.with_name(f"{partial_path.name}.s{args.shard[0]}of{args.shard[1]}")
+        partial_path = shard_path(partial_path, args.shard)
     cheap_keys = [f"{f}@{t}" for f in args.fitness for t in args.fidelities]
     todo = {k: plans[k] for k in order if any(c not in done.get(k, {}) for c in cheap_keys)}
     wanda_fitness = wanda_rank_fitness(ev, todo, config) if args.pruner == "sparsegpt" else {}

@@ -24,7 +24,9 @@ The studies at 60-75% are measured first, so an interrupted run has the ones the
 the table has a row for each study whose plans are all measured.
 
 The re-measured plans are kept in results/runs/predictor_ceiling.partial.json (an interrupted
-run resumes); writes benchmarks/results/predictor_ceiling_<device>.json.
+run resumes); ``--shard 0/2`` and ``--shard 1/2`` split the plans between two processes (one
+core each), and a last run without ``--shard`` writes
+benchmarks/results/predictor_ceiling_<device>.json.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from _common import (
     print_table,
     write_json,
 )
+from _shards import load_done, save_partial, shard_of, shard_path
 from scipy.stats import spearmanr
 
 from allocsearch.data import DataConfig
@@ -96,6 +99,10 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--studies", nargs="+", default=None,
                    help="measure only the studies whose name contains one of these (default: all)")
+    p.add_argument("--shard", type=shard_of, default=None, metavar="I/N",
+                   help="measure every N-th plan from the I-th only, into its own partial file "
+                        "(run I = 0..N-1 side by side, then once without --shard to write the "
+                        "result)")
     args = p.parse_args()
 
     base = StudyConfig.load(STUDIES / "smollm2-70.yaml")  # the predictor studies' evaluator
@@ -104,21 +111,32 @@ def main() -> None:
     records, _ = predictor_records(loaded.device.type)
     ev = Evaluator.build(loaded, config, progress=False)
     partial = RUNS / "predictor_ceiling.partial.json"
-    done: dict[str, Any] = json.loads(partial.read_text()) if partial.exists() else {}
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    done = load_done(partial)
     chosen = [r for r in records if args.studies is None or any(s in r.study for s in args.studies)]
     # The studies the bar is set on first: an interrupted run has measured what matters.
     chosen.sort(key=lambda r: not _deciding(r.target))
+    if args.shard is not None:
+        chosen = chosen[args.shard[0]::args.shard[1]]
+    mine: dict[str, Any] = {}  # what a shard keeps: its own rows only
     for i, r in enumerate(chosen):
         key = _key(r)
         if key in done:
             continue
         again, later = second_measure(ev, r.plan, args.label_tokens)
-        done[key] = {"label": r.fitness, "again": again, "second": later}
-        atomic_write_text(partial, json.dumps(done))
+        done[key] = mine[key] = {"label": r.fitness, "again": again, "second": later}
+        if args.shard is None:
+            save_partial(partial, done)
+        else:
+            atomic_write_text(shard_path(partial, args.shard), json.dumps(mine))
         if i % 20 == 0:
             print(f"  {i}/{len(chosen)} {key}: label {r.fitness:.3f} again {again:.3f} second {later:.3f}",
                   flush=True)
     ev.close()
+    if args.shard is not None:
+        print(f"shard {args.shard[0]}/{args.shard[1]} done; run again without --shard to write the result")
+        return
+    save_partial(partial, done)  # the shards' rows folded in
 
     table = FeatureTable.from_profile(build_profile(loaded, DataConfig(), progress=False))
     held = {m: hold_out(table, records, model=m, members=args.members, seed=args.seed)
