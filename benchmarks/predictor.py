@@ -271,6 +271,10 @@ def _ceiling_lines() -> list[str]:
     model = c["default_model"]
     cols = ["label vs second", "ceiling", f"{model} vs label", f"{model} vs second", f"{model} vs both",
             "additive vs label", "additive vs second", "additive vs both"]
+    # Later runs add these: the default model fitted with the study in its data, and trained
+    # and scored on both halves (when every study was measured again).
+    cols += [k for k in (f"{model} in-sample vs label", f"{model} trained on both vs both")
+             if all(k in r for r in c["rows"])]
     lines = ["", f"**The labels' own noise** (`{c['manifest']['command']}`): every plan measured again on "
              f"the next {c['label_tokens']} search tokens (disjoint from its label's; the label itself "
              f"reproduced to {c['label_reproduced_rel']:.1e} relative). Spearman per study: the two "
@@ -285,6 +289,25 @@ def _ceiling_lines() -> list[str]:
     m = c["min_over_deciding"]
     lines += ["", "Minimum over the measured 60-75% studies: "
               + ", ".join(f"{k} {_fmt(m[k])}" for k in cols if k in m) + "."]
+    return lines + _curve_lines(c)
+
+
+def _curve_lines(c: dict[str, Any]) -> list[str]:
+    """The learning curve of the ceiling result, one row per 60-75% study (empty without it)."""
+    curve = c.get("learning_curve") or []
+    if not curve:
+        return []
+    sizes = sorted({p["studies trained on"] for p in curve})
+    cell = {(p["study"], p["studies trained on"]): p for p in curve}
+    lines = ["", f"**More studies of these kinds** (same run): the `{c['default_model']}` model's held-out "
+             f"Spearman against each 60-75% study's labels when trained on k of the other studies, the "
+             f"mean [min, max] over {c['curve_subsets']} random choices of them (all of them: one).", "",
+             "| study | " + " | ".join(f"k = {k}" for k in sizes) + " |",
+             "| --- | " + " | ".join("---" for _ in sizes) + " |"]
+    for study in dict.fromkeys(p["study"] for p in curve):
+        lines.append(f"| {study} | " + " | ".join(
+            f"{_fmt(p['mean'])} [{_fmt(p['min'])}, {_fmt(p['max'])}]" if (p := cell.get((study, k))) else ""
+            for k in sizes) + " |")
     return lines
 
 

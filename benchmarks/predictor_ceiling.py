@@ -15,7 +15,15 @@ expected ranking but its own noise. Per held-out study:
   shares no noise with the training labels;
 - ``model vs both``: against the perplexity on both halves together (2 x --label-tokens), a
   label with half the noise variance: the rank quality a less noisy label would show;
-- the same for the additive baseline.
+- the same for the additive baseline;
+- ``in-sample``: the default model trained on every study, this one included, against the
+  labels: how well its design can fit the study at all, given the study's own plans;
+- ``trained on both vs both`` (when every study is measured again): held out as above, but
+  trained on labels of both halves too, so the training data have half the noise as well.
+
+A learning curve follows: per 60-75% study, the default model's held-out Spearman when trained
+on k of the other studies (--curve-sizes, --curve-subsets random choices each, and all of
+them): whether more studies of these kinds would still raise it.
 
     python benchmarks/predictor_ceiling.py        # ~1.5 h on one CPU core (360 plans x 4096 tokens)
     python benchmarks/predictor_ceiling.py --studies 70-tpe 60-cmaes   # some studies (~10 min each)
@@ -59,8 +67,9 @@ from allocsearch.data import DataConfig
 from allocsearch.evaluate import Evaluator
 from allocsearch.io import atomic_write_text
 from allocsearch.models import load_model
-from allocsearch.predictor import FeatureTable, hold_out
+from allocsearch.predictor import FeatureTable, Predictor, hold_out
 from allocsearch.predictor.base import DEFAULT_MODEL
+from allocsearch.predictor.records import PlanRecord
 from allocsearch.profile import build_profile
 from allocsearch.search import StudyConfig
 
@@ -99,6 +108,10 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--studies", nargs="+", default=None,
                    help="measure only the studies whose name contains one of these (default: all)")
+    p.add_argument("--curve-sizes", type=int, nargs="+", default=[4, 6],
+                   help="numbers of training studies in the learning curve (besides all the others)")
+    p.add_argument("--curve-subsets", type=int, default=10,
+                   help="random choices of the training studies per size of the learning curve")
     p.add_argument("--shard", type=shard_of, default=None, metavar="I/N",
                    help="measure every N-th plan from the I-th only, into its own partial file "
                         "(run I = 0..N-1 side by side, then once without --shard to write the "
@@ -139,24 +152,7 @@ def main() -> None:
     save_partial(partial, done)  # the shards' rows folded in
 
     table = FeatureTable.from_profile(build_profile(loaded, DataConfig(), progress=False))
-    held = {m: hold_out(table, records, model=m, members=args.members, seed=args.seed)
-            for m in dict.fromkeys((DEFAULT_MODEL, "additive"))}
-    rows = []
-    for study in sorted({r.study for r in records}):
-        idx = [i for i, r in enumerate(records) if r.study == study]
-        if any(_key(records[i]) not in done for i in idx):
-            continue  # not all of its plans are measured yet
-        label = [math.log(records[i].fitness) for i in idx]
-        second = [math.log(done[_key(records[i])]["second"]) for i in idx]
-        row: dict[str, Any] = {"study": study, "target": records[idx[0]].target, "n": len(idx),
-                               "label vs second": (rel := _rho(label, second)),
-                               "ceiling": math.sqrt(max(rel, 0.0))}
-        for model, h in held.items():
-            row[f"{model} vs label"] = _rho(h.mean[idx], label)
-            row[f"{model} vs second"] = _rho(h.mean[idx], second)
-            # NLL adds over tokens: log ppl on both halves is the mean of the two logs.
-            row[f"{model} vs both"] = _rho(h.mean[idx], (np.array(label) + np.array(second)) / 2)
-        rows.append(row)
+    rows = study_rows(table, records, done, args.members, args.seed)
     if not rows:
         raise SystemExit("no study has all of its plans measured yet; rerun to resume")
     agree = max(abs(d["again"] - d["label"]) / d["label"] for d in done.values())
@@ -164,19 +160,92 @@ def main() -> None:
     print_table(rows, list(rows[0]))
     # Empty when only studies outside 60-75% were measured (--studies 50-tpe).
     columns = [k for k in rows[0] if " vs " in k or k == "ceiling"] if deciding else []
-    summary = {k: min(r[k] for r in deciding) for k in columns}
+    summary = {k: min(r[k] for r in deciding if k in r) for k in columns}
     print("minimum over the 60-75% studies:", {k: round(v, 3) for k, v in summary.items()})
+    curve = learning_curve(table, records, args.curve_sizes, args.curve_subsets, args.members, args.seed)
+    print_table(curve, list(curve[0]) if curve else [])
     path = write_json(f"predictor_ceiling_{loaded.device.type}.json", {
         "command": command_line(), "environment": environment(),
         "records": sum(r["n"] for r in rows), "label_tokens": args.label_tokens,
         "default_model": DEFAULT_MODEL,
         "members": args.members, "seed": args.seed, "label_reproduced_rel": agree,
         "rows": rows, "min_over_deciding": summary,
+        "learning_curve": curve, "curve_subsets": args.curve_subsets,
     }, protocol={"device": loaded.device.type, "dtype": args.dtype, "model": args.model, "data": "embedded",
                  "calibration": "the predictor studies' profile (studies/smollm2-70.yaml)",
                  "evaluation": f"search tokens {args.label_tokens}-{2 * args.label_tokens}",
                  "seeds": [args.seed]})
     print(f"\nwrote {path}")
+
+
+def both_halves(records: list[PlanRecord], done: dict[str, Any]) -> list[PlanRecord] | None:
+    """Each record labelled with its perplexity on both halves (twice the tokens, half the
+    noise variance), or None unless every record was measured again."""
+    if any(_key(r) not in done for r in records):
+        return None
+    # NLL adds over tokens: log ppl on both halves is the mean of the two logs.
+    return [dataclasses.replace(r, tokens=2 * r.tokens, fitness=math.exp(
+        (math.log(r.fitness) + math.log(done[_key(r)]["second"])) / 2)) for r in records]
+
+
+def study_rows(table: FeatureTable, records: list[PlanRecord], done: dict[str, Any], members: int,
+               seed: int) -> list[dict[str, Any]]:
+    """Per study whose plans are all measured again: the labels' reliability and ceiling, each
+    model's held-out rank against either measurement and both; for the default model also
+    trained with the study in its data (``in-sample``: what its design can fit at all) and,
+    when every study was measured again, trained and scored on both halves."""
+    models = list(dict.fromkeys((DEFAULT_MODEL, "additive")))
+    held = {m: hold_out(table, records, model=m, members=members, seed=seed) for m in models}
+    fitted = Predictor.train(table, records, model=DEFAULT_MODEL, members=members, seed=seed)
+    in_sample = fitted.predict([r.plan for r in records])[0]
+    relabelled = both_halves(records, done)
+    held_both = (hold_out(table, relabelled, model=DEFAULT_MODEL, members=members, seed=seed)
+                 if relabelled is not None else None)
+    rows = []
+    for study in sorted({r.study for r in records}):
+        idx = [i for i, r in enumerate(records) if r.study == study]
+        if any(_key(records[i]) not in done for i in idx):
+            continue  # not all of its plans are measured yet
+        label = np.log([records[i].fitness for i in idx])
+        second = np.log([done[_key(records[i])]["second"] for i in idx])
+        both = (label + second) / 2
+        row: dict[str, Any] = {"study": study, "target": records[idx[0]].target, "n": len(idx),
+                               "label vs second": (rel := _rho(label, second)),
+                               "ceiling": math.sqrt(max(rel, 0.0))}
+        for model, h in held.items():
+            row[f"{model} vs label"] = _rho(h.mean[idx], label)
+            row[f"{model} vs second"] = _rho(h.mean[idx], second)
+            row[f"{model} vs both"] = _rho(h.mean[idx], both)
+        row[f"{DEFAULT_MODEL} in-sample vs label"] = _rho(in_sample[idx], label)
+        if held_both is not None:
+            row[f"{DEFAULT_MODEL} trained on both vs both"] = _rho(held_both.mean[idx], both)
+        rows.append(row)
+    return rows
+
+
+def learning_curve(table: FeatureTable, records: list[PlanRecord], sizes: list[int], subsets: int,
+                   members: int, seed: int) -> list[dict[str, Any]]:
+    """Per 60-75% study, the default model's held-out Spearman against its labels when trained
+    on ``k`` of the other studies (``subsets`` random choices of them; all of them once): does
+    the rank quality still grow with more studies of these kinds?"""
+    rng = np.random.default_rng(seed)
+    studies = sorted({r.study for r in records})
+    out = []
+    for study in [s for s in studies if _deciding(next(r.target for r in records if r.study == s))]:
+        others = [s for s in studies if s != study]
+        test = [r for r in records if r.study == study]
+        label = np.log([r.fitness for r in test])
+        for k in [*sorted({k for k in sizes if 2 <= k < len(others)}), len(others)]:
+            picks = [others] if k == len(others) else [
+                list(rng.choice(others, size=k, replace=False)) for _ in range(subsets)]
+            rhos = []
+            for pick in picks:
+                train = [r for r in records if r.study in pick]
+                pred = Predictor.train(table, train, model=DEFAULT_MODEL, members=members, seed=seed)
+                rhos.append(_rho(pred.predict([r.plan for r in test])[0], label))
+            out.append({"study": study, "studies trained on": k, "subsets": len(picks),
+                        "mean": float(np.mean(rhos)), "min": min(rhos), "max": max(rhos)})
+    return out
 
 
 if __name__ == "__main__":

@@ -1,10 +1,8 @@
-"""benchmarks/correlation.py: shards' partial files merged, the reference databases' geometric
-mean, and the sentence on the plans added at 70%."""
+"""benchmarks/correlation.py: the reference databases' geometric mean, and the sentence on the
+plans added at 70%."""
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import sys
 from pathlib import Path
@@ -14,31 +12,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-import _shards
 import _sparsegpt_render
 import correlation
-
-
-def test_shard_is_parsed_and_checked() -> None:
-    assert _shards.shard_of("1/2") == (1, 2)
-    with pytest.raises(argparse.ArgumentTypeError, match="0 <= I < N"):
-        _shards.shard_of("2/2")
-
-
-def test_shards_rows_are_merged_over_the_partial(tmp_path: Path) -> None:
-    partial = tmp_path / "correlation_x.partial.json"
-    partial.write_text(json.dumps({"a": {"exact_ppl": 1.0}, "b": {"exact_ppl": 2.0}}))
-    (tmp_path / "correlation_x.partial.json.s0of2").write_text(json.dumps({"b": {"exact_ppl": 3.0}}))
-    (tmp_path / "correlation_x.partial.json.s1of2").write_text(json.dumps({"c": {"exact_ppl": 4.0}}))
-    (tmp_path / "correlation_y.partial.json.s0of2").write_text(json.dumps({"d": {}}))  # another tag
-    done = _shards.load_done(partial)
-    assert done == {"a": {"exact_ppl": 1.0}, "b": {"exact_ppl": 3.0}, "c": {"exact_ppl": 4.0}}
-    # A run over every plan extends a row (a draw added) and folds the shards into the partial.
-    done["b"]["exact_ppl"] = 5.0
-    _shards.save_partial(partial, done)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["correlation_x.partial.json",
-                                                          "correlation_y.partial.json.s0of2"]
-    assert _shards.load_done(partial)["b"] == {"exact_ppl": 5.0}
 
 
 def test_geometric_mean_of_the_reference_fitnesses() -> None:

@@ -1,0 +1,97 @@
+"""benchmarks/predictor_ceiling.py: labels on both halves, the per-study rows (in-sample and
+trained-on-both columns) and the learning curve, on a tiny model's feature table."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import predictor
+import predictor_ceiling as ceiling
+
+from allocsearch.budget import random_plan
+from allocsearch.predictor import FeatureTable, PlanRecord
+from allocsearch.predictor.base import DEFAULT_MODEL
+from tests.helpers import tiny_profile
+
+
+@pytest.fixture(scope="module")
+def table() -> FeatureTable:
+    return FeatureTable.from_profile(tiny_profile())
+
+
+def studies(table: FeatureTable, n_studies: int = 4, per: int = 12) -> list[PlanRecord]:
+    """``n_studies`` studies at 70% whose fitness grows with the removed score mass."""
+    rng = np.random.default_rng(0)
+    out = []
+    for s in range(n_studies):
+        for i in range(per):
+            plan = random_plan(table.identity, 0.7, block_spread=0.2, seed=100 * s + i)
+            removed = table.features([plan])[0][table.names.index("score_mean")]
+            out.append(PlanRecord(plan, float(np.exp(3.0 + 8.0 * removed + rng.normal(0, 0.01))), "ppl", 128,
+                                  f"s{s}", i, "random"))
+    return out
+
+
+def second_halves(records: list[PlanRecord]) -> dict[str, Any]:
+    """A second measurement a little off the label, as the disjoint tokens give."""
+    return {ceiling._key(r): {"label": r.fitness, "again": r.fitness,
+                              "second": r.fitness * (1.0 + 0.01 * (i % 3))} for i, r in enumerate(records)}
+
+
+def test_both_halves_is_the_geometric_mean_on_twice_the_tokens(table: FeatureTable) -> None:
+    records = studies(table, 2, 3)
+    done = {ceiling._key(r): {"second": 4.0 * r.fitness} for r in records}
+    both = ceiling.both_halves(records, done)
+    assert both is not None
+    assert [b.fitness for b in both] == pytest.approx([2.0 * r.fitness for r in records], rel=1e-12)
+    assert {b.tokens for b in both} == {256} and [b.plan for b in both] == [r.plan for r in records]
+    del done[ceiling._key(records[-1])]
+    assert ceiling.both_halves(records, done) is None
+
+
+def test_rows_have_the_in_sample_and_trained_on_both_columns_only_when_measured(table: FeatureTable) -> None:
+    records = studies(table)
+    done = second_halves(records)
+    rows = ceiling.study_rows(table, records, done, members=2, seed=0)
+    assert [r["study"] for r in rows] == ["s0", "s1", "s2", "s3"]
+    for r in rows:
+        assert r["ceiling"] == pytest.approx(math.sqrt(max(r["label vs second"], 0.0)), abs=1e-12)
+        assert r[f"{DEFAULT_MODEL} in-sample vs label"] > 0.8  # the fitness is a function of a feature
+        assert -1.0 <= r[f"{DEFAULT_MODEL} trained on both vs both"] <= 1.0
+    del done[ceiling._key(records[0])]  # s0 not fully measured: no row, and no relabelled training
+    rows = ceiling.study_rows(table, records, done, members=2, seed=0)
+    assert [r["study"] for r in rows] == ["s1", "s2", "s3"]
+    assert all(f"{DEFAULT_MODEL} trained on both vs both" not in r for r in rows)
+
+
+def test_learning_curve_has_each_size_and_all_the_other_studies(table: FeatureTable) -> None:
+    records = studies(table)
+    curve = ceiling.learning_curve(table, records, sizes=[1, 2, 3], subsets=3, members=1, seed=0)
+    # Sizes below 2 or not below the 3 other studies are dropped; all 3 others once.
+    assert [(c["study"], c["studies trained on"], c["subsets"]) for c in curve] == [
+        (s, k, n) for s in ("s0", "s1", "s2", "s3") for k, n in ((2, 3), (3, 1))]
+    for c in curve:
+        assert c["min"] <= c["mean"] <= c["max"]
+    full = [c for c in curve if c["studies trained on"] == 3]
+    assert all(c["min"] == c["max"] for c in full)
+
+
+def test_the_learning_curve_renders_one_row_per_study_and_a_column_per_size() -> None:
+    c = {"default_model": "typed_target", "curve_subsets": 10, "learning_curve": [
+        {"study": "a", "studies trained on": 4, "subsets": 10, "mean": 0.8, "min": 0.7, "max": 0.9},
+        {"study": "a", "studies trained on": 8, "subsets": 1, "mean": 0.85, "min": 0.85, "max": 0.85},
+        {"study": "b", "studies trained on": 8, "subsets": 1, "mean": 0.95, "min": 0.95, "max": 0.95}]}
+    lines = predictor._curve_lines(c)
+    assert lines[-4:] == ["| study | k = 4 | k = 8 |", "| --- | --- | --- |",
+                          "| a | 0.800 [0.700, 0.900] | 0.850 [0.850, 0.850] |",
+                          "| b |  | 0.950 [0.950, 0.950] |"]
+    assert "10 random choices" in lines[1]
+    assert predictor._curve_lines({"default_model": "x"}) == []
