@@ -140,19 +140,31 @@ def render_readme() -> str:
 
 
 def _ceiling_sentence() -> str:
-    """Whether the labels' own noise caps the weakest measured study (empty until measured)."""
+    """Whether the labels' own noise caps the weakest measured study (empty until measured), and
+    what the model reaches there given that study's plans, less noisy labels, more studies."""
     path = RESULTS / "predictor_ceiling_cpu.json"
     if not path.is_file():
         return ""
     c = json.loads(path.read_text())
-    worst = min(c["rows"], key=lambda r: r[f"{c['default_model']} vs label"])
-    return (f" On its weakest study ({worst['study']}) the labels' noise is not what caps it: "
+    model = c["default_model"]
+    worst = min(c["rows"], key=lambda r: r[f"{model} vs label"])
+    if worst["ceiling"] < 0.9:
+        return (f" Its labels' own noise caps {worst['study']} near {worst['ceiling']:.2f} "
+                f"(`benchmarks/predictor_ceiling.py`).")
+    text = (f" On its weakest study ({worst['study']}) the labels' noise is not what caps it: "
             f"re-measured on disjoint tokens, the plans rank like their labels at "
-            f"{worst['label vs second']:.3f}, a ceiling near "
-            f"{worst['ceiling']:.2f} against the model's {worst[c['default_model'] + ' vs label']:.3f} "
-            f"(`benchmarks/predictor_ceiling.py`)." if worst["ceiling"] >= 0.9 else
-            f" Its labels' own noise caps {worst['study']} near {worst['ceiling']:.2f} "
-            f"(`benchmarks/predictor_ceiling.py`).")
+            f"{worst['label vs second']:.3f}, a ceiling near {worst['ceiling']:.2f} against the model's "
+            f"{worst[model + ' vs label']:.3f}")
+    more = []
+    if (ins := worst.get(f"{model} in-sample vs label")) is not None:
+        more.append(f"trained with that study's own plans among its data it ranks them at {ins:.3f}")
+    if (both := worst.get(f"{model} trained on both vs both")) is not None:
+        more.append(f"trained and scored on labels of twice the tokens, at {both:.3f}")
+    curve = [p for p in c.get("learning_curve", []) if p["study"] == worst["study"]]
+    if len(curve) > 1:
+        more.append("trained on " + ", ".join(f"{p['studies trained on']} other studies {p['mean']:.3f}"
+                                              for p in curve) + " (mean)")
+    return text + ("; " + "; ".join(more) if more else "") + " (`benchmarks/predictor_ceiling.py`)."
 
 
 def _quality_sentence(q: dict[str, Any], best: dict[str, Any], against: str, agree: str) -> str:
