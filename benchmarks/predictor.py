@@ -49,6 +49,11 @@ from allocsearch.predictor.model import Predictor
 DECIDING = (0.6, 0.75)
 
 
+def deciding(target: float) -> bool:
+    """Whether a study at ``target`` is one the bar is set on."""
+    return DECIDING[0] - 1e-9 <= target <= DECIDING[1] + 1e-9
+
+
 def suite_quality(args: argparse.Namespace) -> dict[str, Any]:
     loaded = load_model(args.model, device=args.device, dtype=args.dtype)
     records, source = predictor_records(loaded.device.type)
@@ -90,11 +95,11 @@ def choose_default(per_kind: dict[str, Any], records: list[Any]) -> dict[str, An
     """The default model: the highest minimum Spearman over the held-out studies at 60-75%
     (ties: the higher mean Kendall within those targets), with the bars the issue sets."""
     target_of = {r.study: r.target for r in records}
-    deciding = sorted(s for s, t in target_of.items() if DECIDING[0] - 1e-9 <= t <= DECIDING[1] + 1e-9)
-    targets = sorted({f"{t:.4g}" for s, t in target_of.items() if s in deciding})
+    decide = sorted(s for s, t in target_of.items() if deciding(t))
+    targets = sorted({f"{t:.4g}" for s, t in target_of.items() if s in decide})
     table = []
     for kind, sc in per_kind.items():
-        spear = [sc["per_study"][s]["spearman"] for s in deciding]
+        spear = [sc["per_study"][s]["spearman"] for s in decide]
         kend = {t: sc["per_target"][t]["kendall"] for t in targets}
         above = all(kend[t] > per_kind["additive"]["per_target"][t]["kendall"] for t in targets) \
             if "additive" in per_kind and kind != "additive" else None
@@ -104,7 +109,7 @@ def choose_default(per_kind: dict[str, Any], records: list[Any]) -> dict[str, An
                       "kendall_above_additive": above,
                       "meets_bar": bool(min(spear) >= 0.9 and (recall or 0) >= 0.6 and above)})
     best = max(table, key=lambda r: (r["min_spearman"], r["mean_kendall"]))
-    return {"default_model": best["model"], "deciding_studies": deciding, "table": table,
+    return {"default_model": best["model"], "deciding_studies": decide, "table": table,
             "rule": "highest minimum Spearman over the held-out studies at 60-75% (ties: mean Kendall)"}
 
 
@@ -147,7 +152,7 @@ def _ceiling_sentence() -> str:
         return ""
     c = json.loads(path.read_text())
     model = c["default_model"]
-    worst = min(c["rows"], key=lambda r: r[f"{model} vs label"])
+    worst = min((r for r in c["rows"] if deciding(r["target"])), key=lambda r: r[f"{model} vs label"])
     if worst["ceiling"] < 0.9:
         return (f" Its labels' own noise caps {worst['study']} near {worst['ceiling']:.2f} "
                 f"(`benchmarks/predictor_ceiling.py`).")
@@ -155,16 +160,23 @@ def _ceiling_sentence() -> str:
             f"re-measured on disjoint tokens, the plans rank like their labels at "
             f"{worst['label vs second']:.3f}, a ceiling near {worst['ceiling']:.2f} against the model's "
             f"{worst[model + ' vs label']:.3f}")
-    more = []
+    more, reached = [], []
     if (ins := worst.get(f"{model} in-sample vs label")) is not None:
         more.append(f"trained with that study's own plans among its data it ranks them at {ins:.3f}")
+        reached.append(ins)
     if (both := worst.get(f"{model} trained on both vs both")) is not None:
         more.append(f"trained and scored on labels of twice the tokens, at {both:.3f}")
+        reached.append(both)
     curve = [p for p in c.get("learning_curve", []) if p["study"] == worst["study"]]
     if len(curve) > 1:
-        more.append("trained on " + ", ".join(f"{p['studies trained on']} other studies {p['mean']:.3f}"
-                                              for p in curve) + " (mean)")
-    return text + ("; " + "; ".join(more) if more else "") + " (`benchmarks/predictor_ceiling.py`)."
+        more.append("trained on " + ", ".join(str(p["studies trained on"]) for p in curve[:-1])
+                    + f" or all {curve[-1]['studies trained on']} other studies, at "
+                    + ", ".join(f"{p['mean']:.3f}" for p in curve) + " (means over random choices)")
+        reached += [p["mean"] for p in curve]
+    verdict = (": neither its own plans, less noisy labels nor more studies of these kinds bring it to 0.9"
+               if reached and max(reached) < 0.9 else "")
+    return (text + ("; " + "; ".join(more) if more else "") + verdict
+            + " (`benchmarks/predictor_ceiling.py`).")
 
 
 def _quality_sentence(q: dict[str, Any], best: dict[str, Any], against: str, agree: str) -> str:

@@ -61,6 +61,7 @@ from _common import (
     write_json,
 )
 from _shards import load_done, save_partial, shard_of, shard_path
+from predictor import deciding
 from scipy.stats import spearmanr
 
 from allocsearch.data import DataConfig
@@ -72,8 +73,6 @@ from allocsearch.predictor.base import DEFAULT_MODEL
 from allocsearch.predictor.records import PlanRecord
 from allocsearch.profile import build_profile
 from allocsearch.search import StudyConfig
-
-DECIDING = (0.6, 0.75)  # the targets whose studies the bar is set on (as benchmarks/predictor.py)
 
 
 def second_measure(ev: Evaluator, plan: Any, label_tokens: int) -> tuple[float, float]:
@@ -90,10 +89,6 @@ def second_measure(ev: Evaluator, plan: Any, label_tokens: int) -> tuple[float, 
 def _key(r: Any) -> str:
     """A record's key in the partial file."""
     return f"{r.study}|{r.trial}"
-
-
-def _deciding(target: float) -> bool:
-    return DECIDING[0] - 1e-9 <= target <= DECIDING[1] + 1e-9
 
 
 def _rho(a: list[float] | np.ndarray, b: list[float] | np.ndarray) -> float:
@@ -128,7 +123,7 @@ def main() -> None:
     done = load_done(partial)
     chosen = [r for r in records if args.studies is None or any(s in r.study for s in args.studies)]
     # The studies the bar is set on first: an interrupted run has measured what matters.
-    chosen.sort(key=lambda r: not _deciding(r.target))
+    chosen.sort(key=lambda r: not deciding(r.target))
     if args.shard is not None:
         chosen = chosen[args.shard[0]::args.shard[1]]
     mine: dict[str, Any] = {}  # what a shard keeps: its own rows only
@@ -156,7 +151,7 @@ def main() -> None:
     if not rows:
         raise SystemExit("no study has all of its plans measured yet; rerun to resume")
     agree = max(abs(d["again"] - d["label"]) / d["label"] for d in done.values())
-    deciding = [r for r in rows if _deciding(r["target"])]
+    deciding = [r for r in rows if deciding(r["target"])]
     print_table(rows, list(rows[0]))
     # Empty when only studies outside 60-75% were measured (--studies 50-tpe).
     columns = [k for k in rows[0] if " vs " in k or k == "ceiling"] if deciding else []
@@ -231,7 +226,7 @@ def learning_curve(table: FeatureTable, records: list[PlanRecord], sizes: list[i
     rng = np.random.default_rng(seed)
     studies = sorted({r.study for r in records})
     out = []
-    for study in [s for s in studies if _deciding(next(r.target for r in records if r.study == s))]:
+    for study in [s for s in studies if deciding(next(r.target for r in records if r.study == s))]:
         others = [s for s in studies if s != study]
         test = [r for r in records if r.study == study]
         label = np.log([r.fitness for r in test])
