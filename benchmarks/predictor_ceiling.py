@@ -151,11 +151,8 @@ def main() -> None:
     if not rows:
         raise SystemExit("no study has all of its plans measured yet; rerun to resume")
     agree = max(abs(d["again"] - d["label"]) / d["label"] for d in done.values())
-    deciding = [r for r in rows if deciding(r["target"])]
     print_table(rows, list(rows[0]))
-    # Empty when only studies outside 60-75% were measured (--studies 50-tpe).
-    columns = [k for k in rows[0] if " vs " in k or k == "ceiling"] if deciding else []
-    summary = {k: min(r[k] for r in deciding if k in r) for k in columns}
+    summary = minimum_over_deciding(rows)
     print("minimum over the 60-75% studies:", {k: round(v, 3) for k, v in summary.items()})
     curve = learning_curve(table, records, args.curve_sizes, args.curve_subsets, args.members, args.seed)
     print_table(curve, list(curve[0]) if curve else [])
@@ -171,6 +168,14 @@ def main() -> None:
                  "evaluation": f"search tokens {args.label_tokens}-{2 * args.label_tokens}",
                  "seeds": [args.seed]})
     print(f"\nwrote {path}")
+
+
+def minimum_over_deciding(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Per rank column, its minimum over the 60-75% studies' rows (empty when only studies
+    outside 60-75% were measured, as with --studies 50-tpe)."""
+    decide = [r for r in rows if deciding(r["target"])]
+    columns = dict.fromkeys(k for r in decide for k in r if " vs " in k or k == "ceiling")
+    return {k: min(r[k] for r in decide if k in r) for k in columns}
 
 
 def both_halves(records: list[PlanRecord], done: dict[str, Any]) -> list[PlanRecord] | None:

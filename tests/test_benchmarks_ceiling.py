@@ -95,3 +95,13 @@ def test_the_learning_curve_renders_one_row_per_study_and_a_column_per_size() ->
                           "| b |  | 0.950 [0.950, 0.950] |"]
     assert "10 random choices" in lines[1]
     assert predictor._curve_lines({"default_model": "x"}) == []
+
+
+def test_the_minimum_is_over_the_60_to_75_percent_studies_only() -> None:
+    rows = [{"study": "a", "target": 0.5, "n": 40, "ceiling": 0.5, "m vs label": 0.1},
+            {"study": "b", "target": 0.6, "n": 40, "ceiling": 0.97, "m vs label": 0.8},
+            {"study": "c", "target": 0.75, "n": 40, "ceiling": 0.95, "m vs label": 0.9,
+             "m in-sample vs label": 0.7}]
+    assert ceiling.minimum_over_deciding(rows) == {"ceiling": 0.95, "m vs label": 0.8,
+                                                   "m in-sample vs label": 0.7}
+    assert ceiling.minimum_over_deciding(rows[:1]) == {}
