@@ -152,7 +152,10 @@ def _ceiling_sentence() -> str:
         return ""
     c = json.loads(path.read_text())
     model = c["default_model"]
-    worst = min((r for r in c["rows"] if deciding(r["target"])), key=lambda r: r[f"{model} vs label"])
+    rows = [r for r in c["rows"] if deciding(r["target"])]
+    if not rows:
+        return ""
+    worst = min(rows, key=lambda r: r[f"{model} vs label"])
     if worst["ceiling"] < 0.9:
         return (f" Its labels' own noise caps {worst['study']} near {worst['ceiling']:.2f} "
                 f"(`benchmarks/predictor_ceiling.py`).")

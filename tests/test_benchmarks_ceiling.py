@@ -3,6 +3,7 @@ trained-on-both columns) and the learning curve, on a tiny model's feature table
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 from pathlib import Path
@@ -105,3 +106,26 @@ def test_the_minimum_is_over_the_60_to_75_percent_studies_only() -> None:
     assert ceiling.minimum_over_deciding(rows) == {"ceiling": 0.95, "m vs label": 0.8,
                                                    "m in-sample vs label": 0.7}
     assert ceiling.minimum_over_deciding(rows[:1]) == {}
+
+
+def test_the_readme_sentence_names_the_weakest_60_to_75_percent_study_and_its_verdict(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    m = "typed_target"
+    rows = [{"study": "low", "target": 0.5, "label vs second": 0.99, "ceiling": 0.99, f"{m} vs label": 0.5},
+            {"study": "w", "target": 0.7, "label vs second": 0.91, "ceiling": 0.954, f"{m} vs label": 0.859,
+             f"{m} in-sample vs label": 0.86, f"{m} trained on both vs both": 0.856}]
+    curve = [{"study": "w", "studies trained on": k, "mean": v} for k, v in ((4, 0.847), (8, 0.859))]
+    (tmp_path / "predictor_ceiling_cpu.json").write_text(json.dumps(
+        {"default_model": m, "rows": rows, "learning_curve": curve}))
+    monkeypatch.setattr(predictor, "RESULTS", tmp_path)
+    text = predictor._ceiling_sentence()
+    assert "weakest study (w)" in text and "ranks them at 0.860" in text
+    assert "trained on 4 or all 8 other studies, at 0.847, 0.859" in text
+    assert "bring it to 0.9" in text
+    curve[-1]["mean"] = 0.91  # more studies would reach the bar: no verdict
+    (tmp_path / "predictor_ceiling_cpu.json").write_text(json.dumps(
+        {"default_model": m, "rows": rows, "learning_curve": curve}))
+    assert "bring it to 0.9" not in predictor._ceiling_sentence()
+    (tmp_path / "predictor_ceiling_cpu.json").write_text(json.dumps({"default_model": m, "rows": rows[:1]}))
+    assert predictor._ceiling_sentence() == ""
