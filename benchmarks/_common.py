@@ -32,6 +32,12 @@ def reference_key(reference: str, tokens: int) -> str:
     return f"ref_ppl@{tokens}" if reference == "uniform" else f"ref_{name}_ppl@{tokens}"
 
 
+def reference_fidelities(fidelities: Sequence[int]) -> list[int]:
+    """The fidelities correlation.py scores the reference databases at: every one but the
+    first (the screening fidelity), or the only one."""
+    return list(fidelities[1:] or fidelities)
+
+
 def study_file(suite: str, target: float) -> Path:
     """The study config ``suite`` runs at ``target``."""
     return STUDIES / SUITE_STUDIES[suite].format(pct=round(target * 100))

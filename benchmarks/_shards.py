@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,18 @@ def load_done(partial_path: Path) -> dict[str, Any]:
         if path.exists():
             done |= json.loads(path.read_text())
     return done
+
+
+def save_rows(partial_path: Path, done: dict[str, Any], shard: tuple[int, int] | None,
+              own: Iterable[str]) -> None:
+    """After each measurement: without a shard, every row into the partial file
+    (:func:`save_partial`); a shard writes only its own rows (keys ``own``) into its file, so
+    that merging never goes back over a row another process extended."""
+    if shard is None:
+        save_partial(partial_path, done)
+    else:
+        atomic_write_text(shard_path(partial_path, shard),
+                          json.dumps({k: done[k] for k in own if k in done}, indent=1))
 
 
 def save_partial(partial_path: Path, done: dict[str, Any]) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from _common import ARCHIVED_NOTE, RESULTS, reference_key, result_path
+from _common import ARCHIVED_NOTE, RESULTS, reference_fidelities, reference_key, result_path
 
 #: The prior rows of a target, in table order: uniform, then each family chosen on the search split.
 PRIORS = ("uniform", "owl", "alpha", "ramp")
@@ -107,7 +107,7 @@ def _draws_70_sentence() -> str:
     c = json.loads(path.read_text())
     g = {r["group"]: r for r in c["spearman"]}["0.70"]
     fids = c["args"]["fidelities"]
-    tokens = fids[1] if len(fids) > 1 else fids[0]  # the studies' full fidelity
+    tokens, *higher = reference_fidelities(fids)  # the first: the studies' full fidelity
     ref, one = reference_key("uniform", tokens), f"ppl@{tokens}"
     if "draw 0 vs mean" not in g:
         return ""
@@ -121,7 +121,7 @@ def _draws_70_sentence() -> str:
     both = (f"; the geometric mean of the {len(others) + 1} databases' fitnesses **{g[mean]:.3f}**"
             f" (against draw 0 {g[mean + ' vs draw 0']:.3f})") if mean in g else ""
     more = "".join(f" On {t} search tokens (the studies use {tokens}): {_at(g, others, t)}."
-                   for t in fids[2:])
+                   for t in higher)
     return (f" The {g['plans']} plans at 70% again, the exact number the mean over calibration draws "
             f"{c['verify']['draws']} (`{c['command']}`): the sequential-aware database at the uniform plan "
             f"**{g[ref]:.3f}** (against draw 0 alone {g[ref + ' vs draw 0']:.3f}){at}{both}, one-shot "
@@ -146,8 +146,7 @@ def _added_sentence(c: dict[str, Any], others: list[str]) -> str:
     g, first = groups.get("0.70 added"), groups.get("0.70 first")
     if g is None:
         return ""
-    fids = c["args"]["fidelities"]
-    scored = fids[1:] or fids  # the fidelities correlation.py scores the reference databases at
+    scored = reference_fidelities(c["args"]["fidelities"])
 
     def per(group: dict[str, Any]) -> str:
         return "; ".join(f"on {t} tokens {_at(group, others, t)}" for t in scored)

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 import sys
 import time
@@ -54,10 +53,11 @@ from _common import (
     command_line,
     environment,
     print_table,
+    reference_fidelities,
     reference_key,
     write_json,
 )
-from _shards import load_done, save_partial, shard_of, shard_path
+from _shards import load_done, save_rows, shard_of, shard_path
 from scipy.stats import spearmanr
 
 from allocsearch.allocation import get_allocator
@@ -66,7 +66,6 @@ from allocsearch.data import DataConfig
 from allocsearch.evaluate import Evaluator, EvaluatorConfig, VerifyConfig
 from allocsearch.evaluate import verify as verify_exact
 from allocsearch.evaluate.reference import canonical_reference
-from allocsearch.io import atomic_write_text
 from allocsearch.models import load_model
 from allocsearch.models.adapters import projection_kind
 from allocsearch.plan import Plan
@@ -284,17 +283,10 @@ def main() -> None:
     order = sorted(plans, key=lambda k: -plans[k].target)
     if args.shard is not None:
         order = order[args.shard[0]::args.shard[1]]
-        partial_path = shard_path(partial_path, args.shard)
     cheap_keys = [f"{f}@{t}" for f in args.fitness for t in args.fidelities]
     todo = {k: plans[k] for k in order if any(c not in done.get(k, {}) for c in cheap_keys)}
     wanda_fitness = wanda_rank_fitness(ev, todo, config) if args.pruner == "sparsegpt" else {}
     ev.progress = False
-
-    def save() -> None:  # a shard keeps only its own rows, so that merging never goes back
-        if args.shard is None:
-            save_partial(partial_path, done)
-        else:
-            atomic_write_text(partial_path, json.dumps({k: done[k] for k in order if k in done}, indent=1))
 
     for label in order:
         plan, row = plans[label], done.setdefault(label, {"plan": label})
@@ -309,18 +301,18 @@ def main() -> None:
         if exact_draws(ev, plan, verify, row, args.draws) or label in todo:
             cheap = "  ".join(f"{f}@full {row[f'{f}@{args.fidelities[-1]}']:9.4g}" for f in args.fitness)
             print(f"{label:28s} {cheap}  exact over draws {args.draws} {row['exact_ppl']:9.3f}", flush=True)
-            save()
+            save_rows(partial_path, done, args.shard, order)
     references = [r for r in args.reference if r != "none"]
     # The reference databases at every fidelity but the screening one (the first).
-    ref_tokens = args.fidelities[1:] or args.fidelities
+    ref_tokens = reference_fidelities(args.fidelities)
     mine = {k: plans[k] for k in order}
     for reference in references:
         reference_fitness(ev, mine, done, reference, ref_tokens)
-        save()
+        save_rows(partial_path, done, args.shard, order)
     ev.close()
     if args.shard is not None:
-        print(f"shard {args.shard[0]}/{args.shard[1]} done: {partial_path}; run again without "
-              "--shard to write the result")
+        print(f"shard {args.shard[0]}/{args.shard[1]} done: {shard_path(partial_path, args.shard)}; "
+              "run again without --shard to write the result")
         return
 
     rows = [done[k] | {"exact_ppl_s0": done[k]["exact_draws"]["0"]} for k in plans]  # exact_ppl: the mean

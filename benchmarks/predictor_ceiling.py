@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 import sys
 from pathlib import Path
@@ -60,13 +59,12 @@ from _common import (
     print_table,
     write_json,
 )
-from _shards import load_done, save_partial, shard_of, shard_path
+from _shards import load_done, save_partial, save_rows, shard_of
 from predictor import deciding
 from scipy.stats import spearmanr
 
 from allocsearch.data import DataConfig
 from allocsearch.evaluate import Evaluator
-from allocsearch.io import atomic_write_text
 from allocsearch.models import load_model
 from allocsearch.predictor import FeatureTable, Predictor, hold_out
 from allocsearch.predictor.base import DEFAULT_MODEL
@@ -126,17 +124,14 @@ def main() -> None:
     chosen.sort(key=lambda r: not deciding(r.target))
     if args.shard is not None:
         chosen = chosen[args.shard[0]::args.shard[1]]
-    mine: dict[str, Any] = {}  # what a shard keeps: its own rows only
+    own = [_key(r) for r in chosen]
     for i, r in enumerate(chosen):
         key = _key(r)
         if key in done:
             continue
         again, later = second_measure(ev, r.plan, args.label_tokens)
-        done[key] = mine[key] = {"label": r.fitness, "again": again, "second": later}
-        if args.shard is None:
-            save_partial(partial, done)
-        else:
-            atomic_write_text(shard_path(partial, args.shard), json.dumps(mine))
+        done[key] = {"label": r.fitness, "again": again, "second": later}
+        save_rows(partial, done, args.shard, own)
         if i % 20 == 0:
             print(f"  {i}/{len(chosen)} {key}: label {r.fitness:.3f} again {again:.3f} second {later:.3f}",
                   flush=True)
