@@ -47,7 +47,8 @@ def synthetic_records(table: FeatureTable, n: int = 60, seed: int = 0) -> list[P
 
 def test_the_registry_holds_the_models() -> None:
     assert regressor_names() == ["additive", "hist", "lightgbm_linear", "ranker", "residual", "typed",
-                                 "typed_residual", "typed_target", "xgboost", "xgboost_monotone"]
+                                 "typed_residual", "typed_target", "typed_target_residual", "xgboost",
+                                 "xgboost_monotone"]
     assert DEFAULT_MODEL in regressor_names()
 
 
@@ -97,7 +98,7 @@ def test_the_default_model_extrapolates_below_every_plan_it_was_trained_on(table
     ident = best.model
     budget = sum(s * ident.numel(n) for n, s in lower.items()) / sum(map(ident.numel, lower))
     lighter = plan_from_sparsities(ident, budget, list(lower.values()))
-    for kind, extrapolates in ((DEFAULT_MODEL, True), ("xgboost", False)):
+    for kind, extrapolates in ((DEFAULT_MODEL, True), ("typed_target_residual", True), ("xgboost", False)):
         pred = Predictor.train(table, train, model=kind, members=3)
         mean_train, _ = pred.predict([r.plan for r in train])
         (mean_lighter,), _ = pred.predict([lighter])
