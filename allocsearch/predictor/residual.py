@@ -19,7 +19,7 @@ import xgboost as xgb
 from numpy.typing import NDArray
 
 from allocsearch.predictor import additive
-from allocsearch.predictor.additive import AdditiveRegressor
+from allocsearch.predictor.base import Regressor
 from allocsearch.predictor.xgb import booster_from_data, booster_predict, booster_to_data, train_booster
 from allocsearch.predictor.xgb_monotone import constraints
 
@@ -32,22 +32,28 @@ ROUNDS = 200
 class ResidualRegressor:
     name = NAME
 
-    def __init__(self, names: Sequence[str], seed: int, base: AdditiveRegressor,
-                 booster: xgb.Booster | None = None) -> None:
+    def __init__(self, names: Sequence[str], seed: int, base: Regressor,
+                 booster: xgb.Booster | None = None, *, columns: NDArray[np.int64] | None = None,
+                 params: dict[str, Any] | None = None, rounds: int = ROUNDS) -> None:
         self.seed = seed
-        self.base = base
+        self.base = base  # the linear part, fitted first; its prediction is the trees' margin
         self.booster = booster
-        self.params = TREE_PARAMS | constraints(names)
+        self.columns = columns  # the columns the trees read (None: every feature)
+        self.params = TREE_PARAMS | constraints(names) if params is None else params
+        self.rounds = rounds
+
+    def _tree_x(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
+        return x if self.columns is None else x[:, self.columns]
 
     def fit(self, x: NDArray[np.float64], y: NDArray[np.float64]) -> None:
         self.base.fit(x, y)
-        self.booster = train_booster(x, y, self.seed, params=self.params, margin=self.base.predict(x),
-                                     rounds=ROUNDS)
+        self.booster = train_booster(self._tree_x(x), y, self.seed, params=self.params,
+                                     margin=self.base.predict(x), rounds=self.rounds)
 
     def predict(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
         if self.booster is None:
             raise ValueError("this regressor is not fitted")
-        return booster_predict(self.booster, x, margin=self.base.predict(x))
+        return booster_predict(self.booster, self._tree_x(x), margin=self.base.predict(x))
 
     def to_data(self) -> dict[str, Any]:
         if self.booster is None:
