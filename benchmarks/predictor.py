@@ -8,7 +8,8 @@ scikit-learn's HistGradientBoosting, the additive ridge baseline). The default m
 one with the highest minimum Spearman over the held-out studies at 60-75%; the JSON names it
 (``default_model``) and says whether it meets the bars of issue 24. A parity plot of it.
 
-    python benchmarks/predictor.py --suite quality
+    python benchmarks/predictor.py --suite quality            # ~1.5 h on one CPU core
+    python benchmarks/predictor.py --suite quality --jobs 2   # two models at a time
 
 Writes benchmarks/results/predictor_quality_<device>.json; ``python benchmarks/report.py``
 writes the predictor section of docs/results.md from it and from
@@ -22,6 +23,8 @@ import json
 import statistics
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +45,7 @@ from _common import (
 from allocsearch.models import load_model
 from allocsearch.predictor import FeatureTable, hold_out
 from allocsearch.predictor.base import DEFAULT_MODEL, regressor_names
-from allocsearch.predictor.evaluation import importances, parity_plot
+from allocsearch.predictor.evaluation import HeldOut, importances, parity_plot
 from allocsearch.predictor.model import Predictor
 
 #: The targets whose held-out studies decide the default model (the range the issue sets).
@@ -64,18 +67,17 @@ def suite_quality(args: argparse.Namespace) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     per_kind: dict[str, Any] = {}
     helds = {}
-    for kind in args.kinds:
-        t = time.perf_counter()
-        held = helds[kind] = hold_out(table, records, model=kind, members=args.members, seed=args.seed)
-        scores = held.scores()
-        per_kind[kind] = scores | {"seconds": time.perf_counter() - t}
+    jobs = [(table, records, kind, args.members, args.seed) for kind in args.kinds]
+    with ProcessPoolExecutor(max_workers=args.jobs, mp_context=get_context("spawn")) as pool:
+        for kind, (held, measured) in zip(args.kinds, pool.map(measure, *zip(*jobs, strict=True)),
+                                          strict=True):
+            helds[kind], per_kind[kind] = held, measured
+            print(f"  {kind}: {measured['seconds']:.0f}s", flush=True)
+    for kind, scores in per_kind.items():
         for group, named in (("all", {"all": scores["overall"]}), ("target", scores["per_target"]),
                              ("study", scores["per_study"])):
             for name, sc in named.items():
                 rows.append({"model": kind, "group": group, "plans": name} | sc)
-        full = Predictor.train(table, records, model=kind, members=args.members, seed=args.seed)
-        per_kind[kind]["importances"] = importances(full, top=15)
-        print(f"  {kind}: {per_kind[kind]['seconds']:.0f}s", flush=True)
     decision = choose_default(per_kind, records)
     parity_plot(helds[decision["default_model"]], RESULTS / "predictor_parity.png",
                 f"{decision['default_model']}, each study held out")
@@ -89,6 +91,17 @@ def suite_quality(args: argparse.Namespace) -> dict[str, Any]:
             "fidelity_tokens": records[0].tokens, "members": args.members, "seed": args.seed,
             "rows": rows, "models": per_kind, "parity_plot": "predictor_parity.png",
             "library_default": DEFAULT_MODEL} | decision
+
+
+def measure(table: FeatureTable, records: list[Any], kind: str, members: int,
+            seed: int) -> tuple[HeldOut, dict[str, Any]]:
+    """One model's held-out predictions and scores (``seconds``: the leave-one-study-out's),
+    and the importances of that model trained on every record; one process per model."""
+    t = time.perf_counter()
+    held = hold_out(table, records, model=kind, members=members, seed=seed)
+    scores = held.scores() | {"seconds": time.perf_counter() - t}
+    full = Predictor.train(table, records, model=kind, members=members, seed=seed)
+    return held, scores | {"importances": importances(full, top=15)}
 
 
 def choose_default(per_kind: dict[str, Any], records: list[Any]) -> dict[str, Any]:
@@ -259,9 +272,12 @@ def render_results() -> str:
                  "| model | plans | n | Spearman | Kendall | MAE (log) | top-10% recall | coverage |",
                  "| --- | --- | --- | --- | --- | --- | --- | --- |"]
         for r in q["rows"]:
-            lines.append(f"| {r['model']} | {r['plans']} | {r['n']} | {_fmt(r['spearman'])} | "
-                         f"{_fmt(r['kendall'])} | {_fmt(r['mae_log'])} | {_fmt(r['top10_recall'], 2)} | "
-                         f"{_fmt(r['coverage'], 2)} |")
+            if r["group"] != "study":
+                lines.append(f"| {r['model']} | {r['plans']} | {r['n']} | {_fmt(r['spearman'])} | "
+                             f"{_fmt(r['kendall'])} | {_fmt(r['mae_log'])} | "
+                             f"{_fmt(r['top10_recall'], 2)} | {_fmt(r['coverage'], 2)} |")
+        lines += ["", "Spearman on each held-out study (every other figure per study is in the JSON):", ""]
+        lines += _study_lines(q)
         lines += ["", f"Default model: **{q['default_model']}** ({q['rule']}; deciding studies: "
                   f"{', '.join(q['deciding_studies'])}).", "",
                   "| model | min Spearman (60-75%) | mean Kendall | 70% top-10% recall | "
@@ -287,6 +303,16 @@ def render_results() -> str:
         lines += ["", f"*Sample efficiency: {ARCHIVED_NOTE}* (`benchmarks/predictor_efficiency.py` "
                   f"measures it again)."]
     return "\n".join(lines + _ceiling_lines())
+
+
+def _study_lines(q: dict[str, Any]) -> list[str]:
+    """One row per held-out study, one Spearman column per model."""
+    models = list(dict.fromkeys(r["model"] for r in q["rows"]))
+    spear = {(r["model"], r["plans"]): r["spearman"] for r in q["rows"] if r["group"] == "study"}
+    lines = ["| study | " + " | ".join(models) + " |", "| --- |" + " --- |" * len(models)]
+    for study in q["studies"]:
+        lines.append(f"| {study} | " + " | ".join(_fmt(spear.get((m, study))) for m in models) + " |")
+    return lines
 
 
 def _ceiling_lines() -> list[str]:
@@ -345,6 +371,8 @@ def main() -> None:
     p.add_argument("--members", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--kinds", nargs="+", default=regressor_names(), help="the models compared")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="models measured side by side, one process (and core) each")
     args = p.parse_args()
     import torch
 

@@ -129,3 +129,14 @@ def test_the_readme_sentence_names_the_weakest_60_to_75_percent_study_and_its_ve
     assert "bring it to 0.9" not in predictor._ceiling_sentence()
     (tmp_path / "predictor_ceiling_cpu.json").write_text(json.dumps({"default_model": m, "rows": rows[:1]}))
     assert predictor._ceiling_sentence() == ""
+
+
+def test_the_quality_results_show_one_spearman_row_per_study_and_a_column_per_model() -> None:
+    q = {"studies": ["s1", "s2"], "rows": [
+        {"model": "m1", "group": "all", "plans": "all", "spearman": 0.5},
+        {"model": "m1", "group": "study", "plans": "s1", "spearman": 0.91},
+        {"model": "m2", "group": "study", "plans": "s1", "spearman": 0.8},
+        {"model": "m1", "group": "study", "plans": "s2", "spearman": 0.7},
+        {"model": "m2", "group": "study", "plans": "s2", "spearman": -0.25}]}
+    assert predictor._study_lines(q) == ["| study | m1 | m2 |", "| --- | --- | --- |",
+                                         "| s1 | 0.910 | 0.800 |", "| s2 | 0.700 | -0.250 |"]
