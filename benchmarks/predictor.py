@@ -169,10 +169,14 @@ def _ceiling_sentence() -> str:
     if not rows:
         return ""
     worst = min(rows, key=lambda r: r[f"{model} vs label"])
+    # The check is its own run (its studies, its default model then): say which, so that it is
+    # not read as a statement on the quality result above when the two differ.
+    scope = f"in the label-noise check of the `{model}` model on {len(c['rows'])} studies"
     if worst["ceiling"] < 0.9:
-        return (f" Its labels' own noise caps {worst['study']} near {worst['ceiling']:.2f} "
-                f"(`benchmarks/predictor_ceiling.py`).")
-    text = (f" On its weakest study ({worst['study']}) the labels' noise is not what caps it: "
+        return (f" {scope[0].upper()}{scope[1:]}, the labels' own noise caps {worst['study']} near "
+                f"{worst['ceiling']:.2f} (`benchmarks/predictor_ceiling.py`).")
+    text = (f" {scope[0].upper()}{scope[1:]}, on the weakest 60-75% study ({worst['study']}) the "
+            f"labels' noise is not what caps it: "
             f"re-measured on disjoint tokens, the plans rank like their labels at "
             f"{worst['label vs second']:.3f}, a ceiling near {worst['ceiling']:.2f} against the model's "
             f"{worst[model + ' vs label']:.3f}")

@@ -120,7 +120,8 @@ def test_the_readme_sentence_names_the_weakest_60_to_75_percent_study_and_its_ve
         {"default_model": m, "rows": rows, "learning_curve": curve}))
     monkeypatch.setattr(predictor, "RESULTS", tmp_path)
     text = predictor._ceiling_sentence()
-    assert "weakest study (w)" in text and "ranks them at 0.860" in text
+    assert "label-noise check of the `typed_target` model on 2 studies" in text
+    assert "weakest 60-75% study (w)" in text and "ranks them at 0.860" in text
     assert "trained on 4 or all 8 other studies, at 0.847, 0.859" in text
     assert "bring it to 0.9" in text
     curve[-1]["mean"] = 0.91  # more studies would reach the bar: no verdict
