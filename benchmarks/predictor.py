@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import sys
 import time
@@ -27,6 +28,8 @@ from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -43,6 +46,8 @@ from _common import (
 )
 
 from allocsearch.models import load_model
+from allocsearch.plan import Plan
+from allocsearch.plan_codec import plan_from_sparsities
 from allocsearch.predictor import FeatureTable, hold_out
 from allocsearch.predictor.base import DEFAULT_MODEL, regressor_names
 from allocsearch.predictor.evaluation import HeldOut, importances, parity_plot
@@ -50,6 +55,17 @@ from allocsearch.predictor.model import Predictor
 
 #: The targets whose held-out studies decide the default model (the range the issue sets).
 DECIDING = (0.6, 0.75)
+
+
+#: The extrapolation check (see :func:`extrapolation`), as the library's extrapolation test.
+EXTRAPOLATION_QUANTILE = 0.3
+LIGHTER_STEP = 0.05
+EXTRAPOLATION_MARGIN = 0.01
+
+
+def study_kind(record: Any) -> str:
+    """A study's kind: its name less the seed (``pred-70-tpe-s1`` -> ``pred-70-tpe``)."""
+    return re.sub(r"-s\d+$", "", record.study)
 
 
 def deciding(target: float) -> bool:
@@ -83,8 +99,8 @@ def suite_quality(args: argparse.Namespace) -> dict[str, Any]:
                 f"{decision['default_model']}, each study held out")
     print_table([r for r in rows if r["group"] != "study"],
                 ["model", "plans", "n", "spearman", "kendall", "mae_log", "top10_recall", "coverage"])
-    print_table(decision["table"], ["model", "min_spearman", "mean_kendall", "recall_70",
-                                    "kendall_above_additive", "meets_bar"])
+    print_table(decision["table"], ["model", "min_spearman", "min_spearman_kind_out", "mean_kendall",
+                                    "recall_70", "kendall_above_additive", "extrapolates", "meets_bar"])
     print(f"default model: {decision['default_model']} ({decision['rule']})")
     studies = sorted({r.study for r in records})
     return {"suite": "quality", "records": len(records), "records_from": source, "studies": studies,
@@ -100,8 +116,39 @@ def measure(table: FeatureTable, records: list[Any], kind: str, members: int,
     t = time.perf_counter()
     held = hold_out(table, records, model=kind, members=members, seed=seed)
     scores = held.scores() | {"seconds": time.perf_counter() - t}
+    kind_out = hold_out(table, records, model=kind, members=members, seed=seed, group=study_kind).scores()
+    scores["kind_held_out"] = {k: kind_out[k] for k in ("per_target", "per_study")}
     full = Predictor.train(table, records, model=kind, members=members, seed=seed)
-    return held, scores | {"importances": importances(full, top=15)}
+    return held, scores | {"importances": importances(full, top=15),
+                           "extrapolation": extrapolation(table, records, kind, members, seed)}
+
+
+def lighter_plan(plan: Plan, step: float = LIGHTER_STEP) -> Plan:
+    """``plan`` with every module ``step`` less sparse (not below 0), at the budget that gives."""
+    lower = {n: max(0.0, v - step) for n, v in plan.sparsities().items()}
+    ident = plan.model
+    budget = sum(v * ident.numel(n) for n, v in lower.items()) / sum(map(ident.numel, lower))
+    return plan_from_sparsities(ident, budget, list(lower.values()))
+
+
+def extrapolation(table: FeatureTable, records: list[Any], kind: str, members: int,
+                  seed: int) -> dict[str, Any]:
+    """The library's extrapolation test on the real records, one deciding target at a time:
+    trained only on that target's records no better than the EXTRAPOLATION_QUANTILE of their
+    fitness (no other target's plans, so a lower budget cannot borrow their level), does the
+    model predict the best training plan with every module LIGHTER_STEP less sparse below all
+    of them, by EXTRAPOLATION_MARGIN (log-fitness) or more? Plain trees cannot: they predict
+    no lower than their lowest leaf. ``margins``: per target, how far below (negative: above)."""
+    margins = {}
+    for t in sorted({f"{r.target:.4g}" for r in records if deciding(r.target)}):
+        mine = [r for r in records if f"{r.target:.4g}" == t]
+        cut = float(np.quantile([r.fitness for r in mine], EXTRAPOLATION_QUANTILE))
+        train = [r for r in mine if r.fitness >= cut]
+        pred = Predictor.train(table, train, model=kind, members=members, seed=seed)
+        mean, _ = pred.predict([r.plan for r in train])
+        (light,), _ = pred.predict([lighter_plan(min(train, key=lambda r: r.fitness).plan)])
+        margins[t] = float(mean.min() - light)
+    return {"margins": margins, "extrapolates": all(m >= EXTRAPOLATION_MARGIN for m in margins.values())}
 
 
 def choose_default(per_kind: dict[str, Any], records: list[Any]) -> dict[str, Any]:
@@ -113,17 +160,27 @@ def choose_default(per_kind: dict[str, Any], records: list[Any]) -> dict[str, An
     table = []
     for kind, sc in per_kind.items():
         spear = [sc["per_study"][s]["spearman"] for s in decide]
+        spear_kind = [sc["kind_held_out"]["per_study"][s]["spearman"] for s in decide] \
+            if "kind_held_out" in sc else spear
         kend = {t: sc["per_target"][t]["kendall"] for t in targets}
         above = all(kend[t] > per_kind["additive"]["per_target"][t]["kendall"] for t in targets) \
             if "additive" in per_kind and kind != "additive" else None
         recall = sc["per_target"].get("0.7", {}).get("top10_recall")
-        table.append({"model": kind, "min_spearman": min(spear),
+        extrapolates = sc.get("extrapolation", {}).get("extrapolates")
+        table.append({"model": kind, "min_spearman": min(spear), "min_spearman_kind_out": min(spear_kind),
                       "mean_kendall": statistics.mean(kend.values()), "recall_70": recall,
-                      "kendall_above_additive": above,
-                      "meets_bar": bool(min(spear) >= 0.9 and (recall or 0) >= 0.6 and above)})
-    best = max(table, key=lambda r: (r["min_spearman"], r["mean_kendall"]))
+                      "kendall_above_additive": above, "extrapolates": extrapolates,
+                      "meets_bar": bool(min(spear) >= 0.9 and (recall or 0) >= 0.6 and above
+                                        and extrapolates)})
+    # A short-list must rank plans better than any the search has seen (the end of a search
+    # lives there): only models that extrapolate may be the default, if any do.
+    eligible = [r for r in table if r["extrapolates"]] or table
+    # Decided with each study's kind held out: a user's new study need not resemble one the
+    # predictor saw (another seed of the same target and sampler makes ranking much easier).
+    best = max(eligible, key=lambda r: (r["min_spearman_kind_out"], r["mean_kendall"]))
     return {"default_model": best["model"], "deciding_studies": decide, "table": table,
-            "rule": "highest minimum Spearman over the held-out studies at 60-75% (ties: mean Kendall)"}
+            "rule": "highest minimum Spearman over the 60-75% studies, each held out with the other seeds "
+                    "of its kind, among the models that extrapolate (ties: mean Kendall)"}
 
 
 def _save(args: argparse.Namespace, out: dict[str, Any]) -> Path:
@@ -282,14 +339,21 @@ def render_results() -> str:
                              f"{_fmt(r['top10_recall'], 2)} | {_fmt(r['coverage'], 2)} |")
         lines += ["", "Spearman on each held-out study (every other figure per study is in the JSON):", ""]
         lines += _study_lines(q)
+        if all("kind_held_out" in m for m in q["models"].values()):
+            lines += ["", "The same with each study held out together with the other seeds of its kind "
+                      "(target and sampler):", ""]
+            lines += _study_lines(q, kind_out=True)
         lines += ["", f"Default model: **{q['default_model']}** ({q['rule']}; deciding studies: "
                   f"{', '.join(q['deciding_studies'])}).", "",
-                  "| model | min Spearman (60-75%) | mean Kendall | 70% top-10% recall | "
-                  "Kendall above additive in every target | meets the bar |",
-                  "| --- | --- | --- | --- | --- | --- |"]
+                  "| model | min Spearman (60-75%) | same, kind held out | mean Kendall | "
+                  "70% top-10% recall | Kendall above additive in every target | extrapolates | "
+                  "meets the bar |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- |"]
         for r in q["table"]:
-            lines.append(f"| {r['model']} | {_fmt(r['min_spearman'])} | {_fmt(r['mean_kendall'])} | "
-                         f"{_fmt(r['recall_70'], 2)} | {r['kendall_above_additive']} | {r['meets_bar']} |")
+            lines.append(f"| {r['model']} | {_fmt(r['min_spearman'])} | "
+                         f"{_fmt(r.get('min_spearman_kind_out'))} | {_fmt(r['mean_kendall'])} | "
+                         f"{_fmt(r['recall_70'], 2)} | {r['kendall_above_additive']} | "
+                         f"{r.get('extrapolates', 'not measured')} | {r['meets_bar']} |")
         lines += ["", f"Parity plot of the default model: `benchmarks/results/{q['parity_plot']}`."]
     e_path, e_archived = result_path("predictor_efficiency_cpu.json")
     if e_path.is_file() and not e_archived:
@@ -309,10 +373,15 @@ def render_results() -> str:
     return "\n".join(lines + _ceiling_lines())
 
 
-def _study_lines(q: dict[str, Any]) -> list[str]:
-    """One row per held-out study, one Spearman column per model."""
+def _study_lines(q: dict[str, Any], kind_out: bool = False) -> list[str]:
+    """One row per held-out study, one Spearman column per model (``kind_out``: each study
+    held out with its kind's other seeds)."""
     models = list(dict.fromkeys(r["model"] for r in q["rows"]))
-    spear = {(r["model"], r["plans"]): r["spearman"] for r in q["rows"] if r["group"] == "study"}
+    if kind_out:
+        spear = {(m, s): v["spearman"] for m in models
+                 for s, v in q["models"][m]["kind_held_out"]["per_study"].items()}
+    else:
+        spear = {(r["model"], r["plans"]): r["spearman"] for r in q["rows"] if r["group"] == "study"}
     lines = ["| study | " + " | ".join(models) + " |", "| --- |" + " --- |" * len(models)]
     for study in q["studies"]:
         lines.append(f"| {study} | " + " | ".join(_fmt(spear.get((m, study))) for m in models) + " |")

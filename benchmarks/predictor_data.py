@@ -2,8 +2,8 @@
 targets and with several samplers, each at several seeds, every trial measured at one
 fidelity (no pruner, so each trial's fitness is on the same tokens).
 
-    python benchmarks/predictor_data.py                      # 27 studies, ~2 h on 2 CPU cores
-    python benchmarks/predictor_data.py --shard 0/2 &        # or split between two processes,
+    python benchmarks/predictor_data.py                      # 27 studies, ~2 h on one CPU core
+    python benchmarks/predictor_data.py --shard 0/2 &        # or ~1 h split between two processes,
     python benchmarks/predictor_data.py --shard 1/2          # then one run without --shard
     python benchmarks/predictor_data.py --studies 70-tpe 70-random --seeds 0 --n-trials 20
 

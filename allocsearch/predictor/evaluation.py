@@ -7,7 +7,7 @@ that saw its neighbours from the same search trajectory.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,16 +87,20 @@ class HeldOut:
 
 
 def leave_one_study_out(table: FeatureTable, records: Sequence[PlanRecord], *, model: str = DEFAULT_MODEL,
-                        members: int = 5, seed: int = 0) -> HeldOut:
-    """Predict each study's plans with a predictor trained on all the other studies."""
-    studies = sorted({r.study for r in records})
-    if len(studies) < 2:
-        raise ValueError(f"held-out evaluation needs records from at least 2 studies, got {studies}")
+                        members: int = 5, seed: int = 0,
+                        group: Callable[[PlanRecord], str] | None = None) -> HeldOut:
+    """Predict each study's plans with a predictor trained on all the other studies; with
+    ``group`` (record -> name), on the records of every other group: a study is then held out
+    together with the studies of its group (its other seeds, say)."""
+    key = group or (lambda r: r.study)
+    groups = sorted({key(r) for r in records})
+    if len(groups) < 2:
+        raise ValueError(f"held-out evaluation needs records from at least 2 studies, got {groups}")
     mean = np.zeros(len(records))
     std = np.zeros(len(records))
-    for study in studies:
-        train = [r for r in records if r.study != study]
-        test = [i for i, r in enumerate(records) if r.study == study]
+    for name in groups:
+        train = [r for r in records if key(r) != name]
+        test = [i for i, r in enumerate(records) if key(r) == name]
         pred = Predictor.train(table, train, model=model, members=members, seed=seed)
         m, s = pred.predict([records[i].plan for i in test])
         mean[test], std[test] = m, s
@@ -104,11 +108,13 @@ def leave_one_study_out(table: FeatureTable, records: Sequence[PlanRecord], *, m
 
 
 def hold_out(table: FeatureTable, records: Sequence[PlanRecord], *, model: str = DEFAULT_MODEL,
-             members: int = 5, seed: int = 0, share: float = 0.3) -> HeldOut:
-    """Leave-one-study-out when the records come from several studies; from a single study,
-    its last ``share`` of trials (by trial number) predicted by a model of the earlier ones."""
+             members: int = 5, seed: int = 0, share: float = 0.3,
+             group: Callable[[PlanRecord], str] | None = None) -> HeldOut:
+    """Leave-one-study-out when the records come from several studies (``group``: see
+    :func:`leave_one_study_out`); from a single study, its last ``share`` of trials (by trial
+    number) predicted by a model of the earlier ones."""
     if len({r.study for r in records}) > 1:
-        return leave_one_study_out(table, records, model=model, members=members, seed=seed)
+        return leave_one_study_out(table, records, model=model, members=members, seed=seed, group=group)
     order = sorted(records, key=lambda r: r.trial)
     cut = max(4, round(len(order) * (1.0 - share)))
     if cut >= len(order):

@@ -145,6 +145,20 @@ def test_top_recall_and_leave_one_study_out(table: FeatureTable) -> None:
     assert scores["overall"]["n"] == 60 and scores["overall"]["spearman"] > 0.9
 
 
+def test_a_group_is_held_out_together(table: FeatureTable) -> None:
+    """With ``group``, a study is predicted by a model trained without any study of its group:
+    study1's and study2's predictions are those of a model trained on study0 alone."""
+    recs = synthetic_records(table)
+    held = leave_one_study_out(table, recs, model="additive", members=1,
+                               group=lambda r: "a" if r.study == "study0" else "b")
+    alone = Predictor.train(table, [r for r in recs if r.study == "study0"], model="additive", members=1)
+    rest = [i for i, r in enumerate(recs) if r.study != "study0"]
+    mean, _ = alone.predict([recs[i].plan for i in rest])
+    np.testing.assert_allclose(held.mean[rest], mean)
+    plain = leave_one_study_out(table, recs, model="additive", members=1)
+    assert not np.allclose(plain.mean[rest], mean)  # held out one study at a time, they differ
+
+
 @pytest.mark.parametrize("kind", regressor_names())
 def test_every_model_has_importances_or_none(kind: str, table: FeatureTable) -> None:
     from allocsearch.predictor.evaluation import importances
