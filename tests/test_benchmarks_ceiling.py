@@ -141,3 +141,15 @@ def test_the_quality_results_show_one_spearman_row_per_study_and_a_column_per_mo
         {"model": "m2", "group": "study", "plans": "s2", "spearman": -0.25}]}
     assert predictor._study_lines(q) == ["| study | m1 | m2 |", "| --- | --- | --- |",
                                          "| s1 | 0.910 | 0.800 |", "| s2 | 0.700 | -0.250 |"]
+
+
+def test_the_readme_sentence_gives_the_kind_held_out_minimum_the_default_was_chosen_on() -> None:
+    best = {"model": "m", "min_spearman": 0.76, "min_spearman_kind_out": 0.75, "mean_kendall": 0.8,
+            "recall_70": 0.7, "kendall_above_additive": True}
+    text = predictor._quality_sentence({"default_model": "m", "studies": ["a", "b", "c"]}, best, "", "")
+    assert "among the models that extrapolate" in text
+    assert "was 0.750 with the other seeds of the study's kind held out too and 0.760 without" in text
+    assert "Spearman >= 0.9 on every such study not met" in text
+    older = {k: v for k, v in best.items() if k != "min_spearman_kind_out"}  # a result before the split
+    assert "its lowest Spearman over the 60-75% studies was 0.760," in \
+        predictor._quality_sentence({"default_model": "m", "studies": ["a"]}, older, "", "")
