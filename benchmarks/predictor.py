@@ -4,12 +4,16 @@ Each study benchmarks/predictor_data.py ran is predicted by a predictor trained 
 others (leave-one-study-out): Spearman, Kendall, MAE in log space, top-10% recall and the
 ensemble's +-1 std coverage, overall, per target and per study, for every registered model
 (plain, monotone and residual XGBoost, LightGBM with linear leaves, a pairwise ranker,
-scikit-learn's HistGradientBoosting, the additive ridge baseline). The default model is the
-one with the highest minimum Spearman over the held-out studies at 60-75%; the JSON names it
-(``default_model``) and says whether it meets the bars of issue 24. A parity plot of it.
+scikit-learn's HistGradientBoosting, the additive ridge baseline). Each model is measured
+twice: with each study held out alone, and held out together with the other seeds of its kind
+(its target and sampler), as a user's new kind of study would be; and checked for
+extrapolation on the real records (:func:`extrapolation`). The default model is the one with
+the highest minimum Spearman over the 60-75% studies held out with their kind, among the models
+that extrapolate; the JSON names it (``default_model``) and says whether it meets the bars of
+issue 24. A parity plot of it.
 
-    python benchmarks/predictor.py --suite quality            # ~1.5 h on one CPU core
-    python benchmarks/predictor.py --suite quality --jobs 2   # two models at a time
+    python benchmarks/predictor.py --suite quality            # ~40 min on one CPU core (27 studies)
+    python benchmarks/predictor.py --suite quality --jobs 2   # two models at a time, ~20 min
 
 Writes benchmarks/results/predictor_quality_<device>.json; ``python benchmarks/report.py``
 writes the predictor section of docs/results.md from it and from

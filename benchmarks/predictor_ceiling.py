@@ -25,7 +25,7 @@ A learning curve follows: per 60-75% study, the default model's held-out Spearma
 on k of the other studies (--curve-sizes, --curve-subsets random choices each, and all of
 them): whether more studies of these kinds would still raise it.
 
-    python benchmarks/predictor_ceiling.py        # ~1.5 h on one CPU core (360 plans x 4096 tokens)
+    python benchmarks/predictor_ceiling.py        # ~10 min of one CPU core per study (40 plans x 4096 tokens)
     python benchmarks/predictor_ceiling.py --studies 70-tpe 60-cmaes   # some studies (~10 min each)
 
 The studies at 60-75% are measured first, so an interrupted run has the ones the bar is set on;

@@ -153,3 +153,34 @@ def test_the_readme_sentence_gives_the_kind_held_out_minimum_the_default_was_cho
     older = {k: v for k, v in best.items() if k != "min_spearman_kind_out"}  # a result before the split
     assert "its lowest Spearman over the 60-75% studies was 0.760," in \
         predictor._quality_sentence({"default_model": "m", "studies": ["a"]}, older, "", "")
+
+
+def test_the_extrapolation_check_passes_a_ridge_and_fails_plain_trees(table: FeatureTable) -> None:
+    records = studies(table, 4, 12)  # fitness grows with the removed score mass, all at 70%
+    light = predictor.lighter_plan(records[0].plan)
+    before = records[0].plan.sparsities().values()
+    assert all(v == pytest.approx(max(0.0, s - 0.05))
+               for v, s in zip(light.sparsities().values(), before, strict=True))
+    assert light.target < records[0].plan.target
+    ridge = predictor.extrapolation(table, records, "additive", 2, 0)
+    trees = predictor.extrapolation(table, records, "xgboost", 2, 0)
+    assert set(ridge["margins"]) == {"0.7"} and ridge["extrapolates"] and ridge["margins"]["0.7"] >= 0.01
+    assert not trees["extrapolates"] and trees["margins"]["0.7"] < 0.01
+
+
+def test_the_default_is_chosen_with_the_kind_held_out_among_models_that_extrapolate() -> None:
+    # choose_default reads only .study and .target of the records
+    records = [type("R", (), {"study": f"pred-70-tpe-s{i}", "target": 0.7})() for i in range(2)]
+    assert predictor.study_kind(records[1]) == "pred-70-tpe"
+
+    def model(loso: float, kind_out: float, extrapolates: bool) -> dict[str, Any]:
+        per = {r.study: {"spearman": loso} for r in records}
+        out = {r.study: {"spearman": kind_out} for r in records}
+        target = {"0.7": {"kendall": 0.5, "top10_recall": 0.7}}
+        return {"per_study": per, "per_target": target, "kind_held_out": {"per_study": out},
+                "extrapolation": {"extrapolates": extrapolates}}
+
+    per_kind = {"trees": model(0.95, 0.1, True), "ridge": model(0.8, 0.79, True),
+                "flat": model(0.99, 0.99, False)}
+    decision = predictor.choose_default(per_kind, records)
+    assert decision["default_model"] == "ridge"  # trees lead held out alone, flat does not extrapolate
