@@ -211,9 +211,11 @@ def render_readme() -> str:
                 f"`python benchmarks/predictor.py` measures every model.")
     rows = {r["model"]: r for r in q["table"]}
     best, add = rows[q["default_model"]], rows.get("additive")
-    against = (f" (the additive ridge baseline: {add.get('min_spearman_kind_out', add['min_spearman']):.3f}, "
-               f"{add['min_spearman']:.3f}, {add['mean_kendall']:.3f})"
-               if add is not None and q["default_model"] != "additive" else "")
+    against = ""
+    if add is not None and q["default_model"] != "additive":
+        figures = [add[k] for k in ("min_spearman_kind_out", "min_spearman", "mean_kendall") if k in add]
+        listed = ", ".join(f"{v:.3f}" for v in figures)
+        against = f" (the additive ridge baseline, in the same order: {listed})"
     agree = "" if q["default_model"] == DEFAULT_MODEL else \
         f" **The library's default is `{DEFAULT_MODEL}`: it differs from this measurement.**"
     return _quality_sentence(q, best, against, agree) + _ceiling_sentence() + _efficiency_sentence()
