@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import statistics
 import sys
@@ -97,6 +98,13 @@ def arm_config(arm: str, seed: int, args: argparse.Namespace, files: dict[str, P
     return dataclasses.replace(cfg, name=name, output=RUNS / "predictor_efficiency" / name)
 
 
+def records_digest(records: Sequence[Any]) -> str:
+    """A short digest of the training records: a pretrained predictor kept from an earlier run
+    is reused only when it learned from the same records (the records file grows with seeds)."""
+    keys = sorted((r.study, r.trial, r.fitness) for r in records)
+    return hashlib.sha256(json.dumps(keys).encode()).hexdigest()[:12]
+
+
 def pretrain(table: FeatureTable, device: str) -> dict[str, Path]:
     """The pretrained predictors (default model and additive) on the 50/60/75% studies."""
     records = [r for r in predictor_records(device)[0]
@@ -105,7 +113,7 @@ def pretrain(table: FeatureTable, device: str) -> dict[str, Path]:
         raise SystemExit("no 50/60/75% predictor studies: run benchmarks/predictor_data.py first")
     out = {}
     for arm, kind in ((a, m) for a, m in ARM_MODEL.items() if a.startswith("pretrained")):
-        path = RUNS / "predictor_efficiency" / f"pretrained-{kind}.json"
+        path = RUNS / "predictor_efficiency" / f"pretrained-{kind}-{records_digest(records)}.json"
         if not path.is_file():
             Predictor.train(table, records, model=kind, members=5, seed=0).save(path)
         out[arm] = path

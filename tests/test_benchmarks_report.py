@@ -455,3 +455,16 @@ def test_the_headline_keeps_three_seed_rows_and_weighs_each_against_its_noise_fl
     assert table[0].endswith("| yes (floor 12.0%) |")  # 0.85 < 1 - 0.12
     assert table[1].endswith("| within noise (floor 2.6%) |")  # 0.98 >= 1 - 0.026
     assert "1 variant with fewer seeds" in text
+
+
+def test_a_pretrained_predictor_is_kept_only_for_the_same_records() -> None:
+    """The efficiency suite's pretrained predictor file is named by its training records, so a
+    records file that grew (more seeds) trains a new one instead of reusing the old."""
+    from types import SimpleNamespace
+
+    from predictor_efficiency import records_digest
+
+    recs = [SimpleNamespace(study=s, trial=t, fitness=f) for s, t, f in (("a", 0, 2.0), ("b", 1, 3.0))]
+    assert records_digest(recs) == records_digest(recs[::-1])  # order does not matter
+    assert records_digest(recs) != records_digest(recs[:1])
+    assert records_digest(recs) != records_digest([recs[0], SimpleNamespace(study="b", trial=1, fitness=3.5)])
