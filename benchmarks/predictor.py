@@ -33,8 +33,6 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
@@ -50,11 +48,9 @@ from _common import (
 )
 
 from allocsearch.models import load_model
-from allocsearch.plan import Plan
-from allocsearch.plan_codec import plan_from_sparsities
 from allocsearch.predictor import FeatureTable, hold_out
 from allocsearch.predictor.base import DEFAULT_MODEL, regressor_names
-from allocsearch.predictor.evaluation import HeldOut, importances, parity_plot
+from allocsearch.predictor.evaluation import HeldOut, extrapolation_margin, importances, parity_plot
 from allocsearch.predictor.model import Predictor
 
 #: The targets whose held-out studies decide the default model (the range the issue sets).
@@ -127,37 +123,24 @@ def measure(table: FeatureTable, records: list[Any], kind: str, members: int,
                            "extrapolation": extrapolation(table, records, kind, members, seed)}
 
 
-def lighter_plan(plan: Plan, step: float = LIGHTER_STEP) -> Plan:
-    """``plan`` with every module ``step`` less sparse (not below 0), at the budget that gives."""
-    lower = {n: max(0.0, v - step) for n, v in plan.sparsities().items()}
-    ident = plan.model
-    budget = sum(v * ident.numel(n) for n, v in lower.items()) / sum(map(ident.numel, lower))
-    return plan_from_sparsities(ident, budget, list(lower.values()))
-
-
 def extrapolation(table: FeatureTable, records: list[Any], kind: str, members: int,
                   seed: int) -> dict[str, Any]:
-    """The library's extrapolation test on the real records, one deciding target at a time:
-    trained only on that target's records no better than the EXTRAPOLATION_QUANTILE of their
-    fitness (no other target's plans, so a lower budget cannot borrow their level), does the
-    model predict the best training plan with every module LIGHTER_STEP less sparse below all
-    of them, by EXTRAPOLATION_MARGIN (log-fitness) or more? Plain trees cannot: they predict
-    no lower than their lowest leaf. ``margins``: per target, how far below (negative: above)."""
+    """The library's extrapolation test on the real records, one deciding target at a time
+    (:func:`allocsearch.predictor.evaluation.extrapolation_margin` on that target's records
+    only, so a lower budget cannot borrow another target's level): ``margins`` per target, and
+    whether every one is at least EXTRAPOLATION_MARGIN."""
     margins = {}
     for t in sorted({f"{r.target:.4g}" for r in records if deciding(r.target)}):
         mine = [r for r in records if f"{r.target:.4g}" == t]
-        cut = float(np.quantile([r.fitness for r in mine], EXTRAPOLATION_QUANTILE))
-        train = [r for r in mine if r.fitness >= cut]
-        pred = Predictor.train(table, train, model=kind, members=members, seed=seed)
-        mean, _ = pred.predict([r.plan for r in train])
-        (light,), _ = pred.predict([lighter_plan(min(train, key=lambda r: r.fitness).plan)])
-        margins[t] = float(mean.min() - light)
+        margins[t] = extrapolation_margin(table, mine, model=kind, members=members, seed=seed,
+                                          quantile=EXTRAPOLATION_QUANTILE, step=LIGHTER_STEP)
     return {"margins": margins, "extrapolates": all(m >= EXTRAPOLATION_MARGIN for m in margins.values())}
 
 
 def choose_default(per_kind: dict[str, Any], records: list[Any]) -> dict[str, Any]:
-    """The default model: the highest minimum Spearman over the held-out studies at 60-75%
-    (ties: the higher mean Kendall within those targets), with the bars the issue sets."""
+    """The default model: the highest minimum Spearman over the 60-75% studies held out with
+    their kind, among the models that extrapolate (ties: the higher mean Kendall within those
+    targets), with the bars the issue sets (on each study held out alone)."""
     target_of = {r.study: r.target for r in records}
     decide = sorted(s for s, t in target_of.items() if deciding(t))
     targets = sorted({f"{t:.4g}" for s, t in target_of.items() if s in decide})
@@ -235,11 +218,11 @@ def _ceiling_sentence() -> str:
     worst = min(rows, key=lambda r: r[f"{model} vs label"])
     # The check is its own run (its studies, its default model then): say which, so that it is
     # not read as a statement on the quality result above when the two differ.
-    scope = f"in the label-noise check of the `{model}` model on {len(c['rows'])} studies"
+    scope = f"In the label-noise check of the `{model}` model on {len(c['rows'])} studies"
     if worst["ceiling"] < 0.9:
-        return (f" {scope[0].upper()}{scope[1:]}, the labels' own noise caps {worst['study']} near "
+        return (f" {scope}, the labels' own noise caps {worst['study']} near "
                 f"{worst['ceiling']:.2f} (`benchmarks/predictor_ceiling.py`).")
-    text = (f" {scope[0].upper()}{scope[1:]}, on the weakest 60-75% study ({worst['study']}) the "
+    text = (f" {scope}, on the weakest 60-75% study ({worst['study']}) the "
             f"labels' noise is not what caps it: "
             f"re-measured on disjoint tokens, the plans rank like their labels at "
             f"{worst['label vs second']:.3f}, a ceiling near {worst['ceiling']:.2f} against the model's "

@@ -20,6 +20,7 @@ import predictor_ceiling as ceiling
 from allocsearch.budget import random_plan
 from allocsearch.predictor import FeatureTable, PlanRecord
 from allocsearch.predictor.base import DEFAULT_MODEL
+from allocsearch.predictor.evaluation import lighter_plan
 from tests.helpers import tiny_profile
 
 
@@ -157,7 +158,7 @@ def test_the_readme_sentence_gives_the_kind_held_out_minimum_the_default_was_cho
 
 def test_the_extrapolation_check_passes_a_ridge_and_fails_plain_trees(table: FeatureTable) -> None:
     records = studies(table, 4, 12)  # fitness grows with the removed score mass, all at 70%
-    light = predictor.lighter_plan(records[0].plan)
+    light = lighter_plan(records[0].plan)
     before = records[0].plan.sparsities().values()
     assert all(v == pytest.approx(max(0.0, s - 0.05))
                for v, s in zip(light.sparsities().values(), before, strict=True))

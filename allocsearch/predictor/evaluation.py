@@ -16,6 +16,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import stats
 
+from allocsearch.plan import Plan
+from allocsearch.plan_codec import plan_from_sparsities
 from allocsearch.predictor.additive import AdditiveRegressor
 from allocsearch.predictor.base import DEFAULT_MODEL
 from allocsearch.predictor.features import FeatureTable
@@ -105,6 +107,29 @@ def leave_one_study_out(table: FeatureTable, records: Sequence[PlanRecord], *, m
         m, s = pred.predict([records[i].plan for i in test])
         mean[test], std[test] = m, s
     return HeldOut(list(records), mean, std)
+
+
+def lighter_plan(plan: Plan, step: float = 0.05) -> Plan:
+    """``plan`` with every module ``step`` less sparse (not below 0), at the budget that gives."""
+    lower = {n: max(0.0, v - step) for n, v in plan.sparsities().items()}
+    ident = plan.model
+    budget = sum(v * ident.numel(n) for n, v in lower.items()) / sum(map(ident.numel, lower))
+    return plan_from_sparsities(ident, budget, list(lower.values()))
+
+
+def extrapolation_margin(table: FeatureTable, records: Sequence[PlanRecord], *, model: str = DEFAULT_MODEL,
+                         members: int = 5, seed: int = 0, quantile: float = 0.3,
+                         step: float = 0.05) -> float:
+    """Can ``model`` rank a plan ahead of every plan it was trained on? Trained only on the
+    records no better than the ``quantile`` of their fitness, how far (log-fitness) it predicts
+    the best of them made ``step`` lighter in every module below all of them (negative: above).
+    A linear part extrapolates; plain trees cannot (they predict no lower than their lowest leaf)."""
+    cut = float(np.quantile([r.fitness for r in records], quantile))
+    train = [r for r in records if r.fitness >= cut]
+    pred = Predictor.train(table, train, model=model, members=members, seed=seed)
+    mean, _ = pred.predict([r.plan for r in train])
+    (light,), _ = pred.predict([lighter_plan(min(train, key=lambda r: r.fitness).plan, step)])
+    return float(mean.min() - light)
 
 
 def hold_out(table: FeatureTable, records: Sequence[PlanRecord], *, model: str = DEFAULT_MODEL,

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from allocsearch.budget import random_plan
-from allocsearch.plan_codec import plan_from_sparsities
 from allocsearch.predictor import (
     FeatureTable,
     PlanRecord,
@@ -23,7 +22,7 @@ from allocsearch.predictor import (
     write_records,
 )
 from allocsearch.predictor.base import DEFAULT_MODEL, regressor_names
-from allocsearch.predictor.evaluation import top_recall
+from allocsearch.predictor.evaluation import extrapolation_margin, top_recall
 from tests.helpers import tiny_profile
 
 
@@ -91,18 +90,9 @@ def test_the_default_model_extrapolates_below_every_plan_it_was_trained_on(table
     removes less mass in every module ahead of all of them (plain trees cannot: they predict
     no lower than their lowest leaf)."""
     recs = synthetic_records(table, n=80)
-    cut = float(np.quantile([r.fitness for r in recs], 0.3))
-    train = [r for r in recs if r.fitness >= cut]
-    best = min(train, key=lambda r: r.fitness).plan
-    lower = {n: max(0.0, s - 0.05) for n, s in best.sparsities().items()}
-    ident = best.model
-    budget = sum(s * ident.numel(n) for n, s in lower.items()) / sum(map(ident.numel, lower))
-    lighter = plan_from_sparsities(ident, budget, list(lower.values()))
     for kind, extrapolates in ((DEFAULT_MODEL, True), ("typed_target_residual", True), ("xgboost", False)):
-        pred = Predictor.train(table, train, model=kind, members=3)
-        mean_train, _ = pred.predict([r.plan for r in train])
-        (mean_lighter,), _ = pred.predict([lighter])
-        assert (mean_lighter < mean_train.min() - 0.01) == extrapolates, kind
+        margin = extrapolation_margin(table, recs, model=kind, members=3, quantile=0.3, step=0.05)
+        assert (margin > 0.01) == extrapolates, kind
 
 
 def test_coverage_counts_measurements_inside_one_std() -> None:
