@@ -388,24 +388,24 @@ def noise_floors() -> dict[tuple[float, str], float]:
 def blocks() -> list[tuple[Path, str, Callable[[], str]]]:
     """Every rendered block: (document, block name, renderer)."""
     import _modules_render
+    import _predictor_render
     import _sparsegpt_render
     import curves
     import demo
     import nas
-    import predictor
     import tasks
     import workers
 
     return [(ROOT / "README.md", "headline", headline),
             (ROOT / "README.md", "curves", curves.render_readme),
-            (ROOT / "README.md", "predictor", predictor.render_readme),
+            (ROOT / "README.md", "predictor", _predictor_render.render_readme),
             (ROOT / "README.md", "demo", demo.render_readme),
             (DOCS / "results.md", "sparsegpt-results", _sparsegpt_render.render),
             (DOCS / "results.md", "sparsegpt-modules-results", _modules_render.render),
             (DOCS / "results.md", "wanda-modules-results", _modules_render.render_wanda),
             (DOCS / "results.md", "curves-results", curves.render),
             (DOCS / "results.md", "nas-results", nas.render),
-            (DOCS / "results.md", "predictor-results", predictor.render_results),
+            (DOCS / "results.md", "predictor-results", _predictor_render.render_results),
             (DOCS / "results.md", "tasks-results", tasks.render),
             (DOCS / "studies.md", "workers-results", workers.render)]
 

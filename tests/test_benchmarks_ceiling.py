@@ -14,6 +14,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
+import _predictor_render as render
 import predictor
 import predictor_ceiling as ceiling
 
@@ -91,12 +92,12 @@ def test_the_learning_curve_renders_one_row_per_study_and_a_column_per_size() ->
         {"study": "a", "studies trained on": 4, "subsets": 10, "mean": 0.8, "min": 0.7, "max": 0.9},
         {"study": "a", "studies trained on": 8, "subsets": 1, "mean": 0.85, "min": 0.85, "max": 0.85},
         {"study": "b", "studies trained on": 8, "subsets": 1, "mean": 0.95, "min": 0.95, "max": 0.95}]}
-    lines = predictor._curve_lines(c)
+    lines = render._curve_lines(c)
     assert lines[-4:] == ["| study | k = 4 | k = 8 |", "| --- | --- | --- |",
                           "| a | 0.800 [0.700, 0.900] | 0.850 [0.850, 0.850] |",
                           "| b |  | 0.950 [0.950, 0.950] |"]
     assert "10 random choices" in lines[1]
-    assert predictor._curve_lines({"default_model": "x"}) == []
+    assert render._curve_lines({"default_model": "x"}) == []
 
 
 def test_the_minimum_is_over_the_60_to_75_percent_studies_only() -> None:
@@ -119,8 +120,8 @@ def test_the_readme_sentence_names_the_weakest_60_to_75_percent_study_and_its_ve
     curve = [{"study": "w", "studies trained on": k, "mean": v} for k, v in ((4, 0.847), (8, 0.859))]
     (tmp_path / "predictor_ceiling_cpu.json").write_text(json.dumps(
         {"default_model": m, "rows": rows, "learning_curve": curve}))
-    monkeypatch.setattr(predictor, "RESULTS", tmp_path)
-    text = predictor._ceiling_sentence()
+    monkeypatch.setattr(render, "RESULTS", tmp_path)
+    text = render._ceiling_sentence()
     assert "label-noise check of the `typed_target` model on 2 studies" in text
     assert "weakest 60-75% study (w)" in text and "ranks them at 0.860" in text
     assert "trained on 4 or all 8 other studies, at 0.847, 0.859" in text
@@ -128,9 +129,9 @@ def test_the_readme_sentence_names_the_weakest_60_to_75_percent_study_and_its_ve
     curve[-1]["mean"] = 0.91  # more studies would reach the bar: no verdict
     (tmp_path / "predictor_ceiling_cpu.json").write_text(json.dumps(
         {"default_model": m, "rows": rows, "learning_curve": curve}))
-    assert "bring it to 0.9" not in predictor._ceiling_sentence()
+    assert "bring it to 0.9" not in render._ceiling_sentence()
     (tmp_path / "predictor_ceiling_cpu.json").write_text(json.dumps({"default_model": m, "rows": rows[:1]}))
-    assert predictor._ceiling_sentence() == ""
+    assert render._ceiling_sentence() == ""
 
 
 def test_the_quality_results_show_one_spearman_row_per_study_and_a_column_per_model() -> None:
@@ -140,20 +141,20 @@ def test_the_quality_results_show_one_spearman_row_per_study_and_a_column_per_mo
         {"model": "m2", "group": "study", "plans": "s1", "spearman": 0.8},
         {"model": "m1", "group": "study", "plans": "s2", "spearman": 0.7},
         {"model": "m2", "group": "study", "plans": "s2", "spearman": -0.25}]}
-    assert predictor._study_lines(q) == ["| study | m1 | m2 |", "| --- | --- | --- |",
+    assert render._study_lines(q) == ["| study | m1 | m2 |", "| --- | --- | --- |",
                                          "| s1 | 0.910 | 0.800 |", "| s2 | 0.700 | -0.250 |"]
 
 
 def test_the_readme_sentence_gives_the_kind_held_out_minimum_the_default_was_chosen_on() -> None:
     best = {"model": "m", "min_spearman": 0.76, "min_spearman_kind_out": 0.75, "mean_kendall": 0.8,
             "recall_70": 0.7, "kendall_above_additive": True}
-    text = predictor._quality_sentence({"default_model": "m", "studies": ["a", "b", "c"]}, best, "", "")
+    text = render._quality_sentence({"default_model": "m", "studies": ["a", "b", "c"]}, best, "", "")
     assert "among the models that extrapolate" in text
     assert "was 0.750 with the other seeds of the study's kind held out too and 0.760 without" in text
     assert "Spearman >= 0.9 on every such study not met" in text
     older = {k: v for k, v in best.items() if k != "min_spearman_kind_out"}  # a result before the split
     assert "its lowest Spearman over the 60-75% studies was 0.760," in \
-        predictor._quality_sentence({"default_model": "m", "studies": ["a"]}, older, "", "")
+        render._quality_sentence({"default_model": "m", "studies": ["a"]}, older, "", "")
 
 
 def test_the_extrapolation_check_passes_a_ridge_and_fails_plain_trees(table: FeatureTable) -> None:
