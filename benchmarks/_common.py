@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import platform
 import time
 from collections.abc import Sequence
@@ -76,6 +77,26 @@ def predictor_records(device: str = "cpu") -> tuple[list[Any], str]:
         raise SystemExit(f"no predictor studies under {PREDICTOR_RUNS} and no {path.name}: "
                          "run benchmarks/predictor_data.py first")
     return read_records(path), path.name
+
+
+def records_digest(records: Sequence[Any]) -> str:
+    """A short digest of predictor records (their studies, trials and fitness; order does not
+    matter): which plans a predictor result measured, so that a result and a pretrained
+    predictor are told apart from ones made on other records (the records file is measured again
+    when the library changes what a seeded study samples)."""
+    import hashlib
+
+    keys = sorted((r.study, r.trial, r.fitness) for r in records)
+    return hashlib.sha256(json.dumps(keys).encode()).hexdigest()[:12]
+
+
+def committed_records_digest(device: str = "cpu") -> str | None:
+    """The digest of the committed records file (None without one): the plans the published
+    predictor results describe, whatever study folders this machine holds."""
+    from allocsearch.predictor.records import read_records
+
+    path = RESULTS / PREDICTOR_RECORDS.format(device=device)
+    return records_digest(read_records(path)) if path.is_file() else None
 
 
 def result_path(name: str) -> tuple[Path, bool]:

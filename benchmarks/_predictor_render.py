@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from _common import ARCHIVED_NOTE, RESULTS, result_path
+from _common import ARCHIVED_NOTE, RESULTS, committed_records_digest, result_path
 from predictor import deciding
 
 from allocsearch.predictor.base import DEFAULT_MODEL
@@ -17,6 +17,36 @@ def _fmt(v: Any, digits: int = 3) -> str:
     if v is None:
         return "not reached"
     return f"{v:,.{digits}f}" if isinstance(v, float) else f"{v:,}"
+
+
+def _other_records(result: dict[str, Any]) -> bool:
+    """Whether ``result`` measured other plans than the committed records file holds (a result
+    written before results recorded their records' digest counts as measured on them)."""
+    digest = result.get("records_digest")
+    return digest is not None and digest != committed_records_digest()
+
+
+def _records_note(result: dict[str, Any]) -> str:
+    """A warning, before a result's figures, when it measured other records than the committed
+    ones (empty when it measured them)."""
+    if not _other_records(result):
+        return ""
+    return (f" *Measured on another records file (digest {result['records_digest']}; the committed one "
+            f"is {committed_records_digest()}): not what the shipped command gives on today's records.*")
+
+
+def _ceiling_result() -> tuple[dict[str, Any] | None, str]:
+    """The label-noise result, and why it is not current ("" when it is; None without one): it
+    is archived, or it measured other records than the committed ones."""
+    path, archived = result_path("predictor_ceiling_cpu.json")
+    if not path.is_file():
+        return None, ""
+    c = json.loads(path.read_text())
+    if archived:
+        return c, (f"its last run (commit {c['manifest']['commit'][:10]}, {len(c['rows'])} studies) measured "
+                   f"the plans of an earlier records file, which the current records no longer hold "
+                   f"(archived in benchmarks/results/archive/)")
+    return c, "its records differ from the committed ones" if _other_records(c) else ""
 
 
 def render_readme() -> str:
@@ -35,16 +65,19 @@ def render_readme() -> str:
         against = f" (the additive ridge baseline, in the same order: {listed})"
     agree = "" if q["default_model"] == DEFAULT_MODEL else \
         f" **The library's default is `{DEFAULT_MODEL}`: it differs from this measurement.**"
-    return _quality_sentence(q, best, against, agree) + _ceiling_sentence() + _efficiency_sentence()
+    return (_quality_sentence(q, best, against, agree) + _records_note(q) + _ceiling_sentence()
+            + _efficiency_sentence())
 
 
 def _ceiling_sentence() -> str:
     """Whether the labels' own noise caps the weakest measured study (empty until measured), and
     what the model reaches there given that study's plans, less noisy labels, more studies."""
-    path = RESULTS / "predictor_ceiling_cpu.json"
-    if not path.is_file():
+    c, stale = _ceiling_result()
+    if c is None:
         return ""
-    c = json.loads(path.read_text())
+    if stale:
+        return (f" The label-noise check (`benchmarks/predictor_ceiling.py`) has no result on the "
+                f"current records: {stale}.")
     model = c["default_model"]
     rows = [r for r in c["rows"] if deciding(r["target"])]
     if not rows:
@@ -131,7 +164,7 @@ def _efficiency_sentence() -> str:
     return (f" At 70% with {tokens:,} search tokens (`benchmarks/predictor_efficiency.py`, one "
             f"calibration draw; the noise floor at 70% is in BENCHMARKS.md), TPE with a short-list "
             f"(`{e['default_model']}`, the default when measured) pretrained on 50/60/75% studies "
-            f"{part('pretrained')}{additive}; TPE alone {part('tpe')}{versus}.")
+            f"{part('pretrained')}{additive}; TPE alone {part('tpe')}{versus}.{_records_note(e)}")
 
 
 def _kept_note(e: dict[str, Any]) -> list[str]:
@@ -159,7 +192,7 @@ def render_results() -> str:
                  f"samplers, `benchmarks/predictor_data.py`; fitness = perplexity on the first "
                  f"{q['fidelity_tokens']} search tokens; each study predicted by a predictor trained on "
                  f"the other studies; {q['members']} members, seed {q['seed']}). Coverage: share of "
-                 f"held-out plans inside the ensemble's mean +- 1 std.", "",
+                 f"held-out plans inside the ensemble's mean +- 1 std.{_records_note(q)}", "",
                  "| model | plans | n | Spearman | Kendall | MAE (log) | top-10% recall | coverage |",
                  "| --- | --- | --- | --- | --- | --- | --- | --- |"]
         for r in q["rows"]:
@@ -190,7 +223,7 @@ def render_results() -> str:
         e = json.loads(e_path.read_text())
         lines += ["", f"**Sample efficiency at {e['target']:.0%}** (`{e['manifest']['command']}`; see the "
                   f"script's docstring for the arms). Ramp prior (slope 0.3) in the same run: fitness "
-                  f"{e['ramp']['fitness']:.2f}, verified {e['ramp']['wanda_ppl']:.2f}.", "",
+                  f"{e['ramp']['fitness']:.2f}, verified {e['ramp']['wanda_ppl']:.2f}.{_records_note(e)}", "",
                   "| arm | metric | runs reaching it | median | min | max |",
                   "| --- | --- | --- | --- | --- | --- |"]
         for s in e["summary"]:
@@ -220,10 +253,9 @@ def _study_lines(q: dict[str, Any], kind_out: bool = False) -> list[str]:
 
 def _ceiling_lines() -> list[str]:
     """The labels' own noise (benchmarks/predictor_ceiling.py), when measured."""
-    path = RESULTS / "predictor_ceiling_cpu.json"
-    if not path.is_file():
+    c, stale = _ceiling_result()
+    if c is None:
         return []
-    c = json.loads(path.read_text())
     model = c["default_model"]
     cols = ["label vs second", "ceiling", f"{model} vs label", f"{model} vs second", f"{model} vs both",
             "additive vs label", "additive vs second", "additive vs both"]
@@ -231,9 +263,10 @@ def _ceiling_lines() -> list[str]:
     # and scored on both halves (when every study was measured again).
     cols += [k for k in (f"{model} in-sample vs label", f"{model} trained on both vs both")
              if all(k in r for r in c["rows"])]
-    lines = ["", f"**The labels' own noise** (`{c['manifest']['command']}`): every plan measured again on "
-             f"the next {c['label_tokens']} search tokens (disjoint from its label's; the label itself "
-             f"reproduced to {c['label_reproduced_rel']:.1e} relative). Spearman per study: the two "
+    note = f" *Not current: {stale}.*" if stale else ""
+    lines = ["", f"**The labels' own noise** (`{c['manifest']['command']}`).{note} Every plan measured "
+             f"again on the next {c['label_tokens']} search tokens (disjoint from its label's; the label "
+             f"itself reproduced to {c['label_reproduced_rel']:.1e} relative). Spearman per study: the two "
              f"measurements against each other (r), the ceiling sqrt(r) that a predictor of the "
              f"noise-free fitness would reach against one measurement, and the held-out predictions "
              f"against each and against both halves together (a label with half the noise). Only "

@@ -41,6 +41,7 @@ from _common import (
     environment,
     predictor_records,
     print_table,
+    records_digest,
     write_json,
 )
 
@@ -100,7 +101,8 @@ def suite_quality(args: argparse.Namespace) -> dict[str, Any]:
                                     "recall_70", "kendall_above_additive", "extrapolates", "meets_bar"])
     print(f"default model: {decision['default_model']} ({decision['rule']})")
     studies = sorted({r.study for r in records})
-    return {"suite": "quality", "records": len(records), "records_from": source, "studies": studies,
+    return {"suite": "quality", "records": len(records), "records_from": source,
+            "records_digest": records_digest(records), "studies": studies,
             "fidelity_tokens": records[0].tokens, "members": args.members, "seed": args.seed,
             "rows": rows, "models": per_kind, "parity_plot": "predictor_parity.png",
             "library_default": DEFAULT_MODEL} | decision

@@ -57,6 +57,7 @@ from _common import (
     environment,
     predictor_records,
     print_table,
+    records_digest,
     write_json,
 )
 from _shards import load_done, save_partial, save_rows, shard_of
@@ -153,7 +154,8 @@ def main() -> None:
     print_table(curve, list(curve[0]) if curve else [])
     path = write_json(f"predictor_ceiling_{loaded.device.type}.json", {
         "command": command_line(), "environment": environment(),
-        "records": sum(r["n"] for r in rows), "label_tokens": args.label_tokens,
+        "records": sum(r["n"] for r in rows), "records_digest": records_digest(records),
+        "label_tokens": args.label_tokens,
         "default_model": DEFAULT_MODEL,
         "members": args.members, "seed": args.seed, "label_reproduced_rel": agree,
         "rows": rows, "min_over_deciding": summary,

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import statistics
 import sys
@@ -54,6 +53,7 @@ from _common import (
     measured_elsewhere,
     predictor_records,
     print_table,
+    records_digest,
     write_json,
 )
 
@@ -96,13 +96,6 @@ def arm_config(arm: str, seed: int, args: argparse.Namespace, files: dict[str, P
     cfg = StudyConfig.load(STUDIES / "smollm2-70.yaml", over)
     name = f"eff-{arm}-s{seed}"
     return dataclasses.replace(cfg, name=name, output=RUNS / "predictor_efficiency" / name)
-
-
-def records_digest(records: Sequence[Any]) -> str:
-    """A short digest of the training records: a pretrained predictor kept from an earlier run
-    is reused only when it learned from the same records (the records file grows with seeds)."""
-    keys = sorted((r.study, r.trial, r.fitness) for r in records)
-    return hashlib.sha256(json.dumps(keys).encode()).hexdigest()[:12]
 
 
 def pretrain(table: FeatureTable, device: str) -> dict[str, Path]:
@@ -287,11 +280,13 @@ def write_report(args: argparse.Namespace, name: str, base: StudyConfig, runs: l
                        "best_fitness", "best_wanda_ppl"])
     print_table(rows, ["arm", "metric", "runs", "reached", "median", "min", "max"])
     settings = settings_of(args)
+    device = name.split("_")[-1].removesuffix(".json")
     out = write_json(name, {"target": base.target, "settings": settings, "default_model": DEFAULT_MODEL,
+                            "records_digest": records_digest(predictor_records(device)[0]),
                             "ramp": ramp, "verify": dataclasses.asdict(base.verify),
                             "rows": arm_rows(runs, rows), "runs": runs, "summary": rows,
                             "environment": environment()},
-                     {"device": name.split("_")[-1].removesuffix(".json"), "dtype": args.dtype,
+                     {"device": device, "dtype": args.dtype,
                       "model": args.model, "data": "embedded", "seeds": sorted({r["seed"] for r in runs})})
     print(f"wrote {out}")
 

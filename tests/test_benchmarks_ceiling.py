@@ -14,14 +14,17 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
+import _common
 import _predictor_render as render
 import predictor
 import predictor_ceiling as ceiling
 
+from allocsearch.allocation import get_allocator
 from allocsearch.budget import random_plan
 from allocsearch.predictor import FeatureTable, PlanRecord
 from allocsearch.predictor.base import DEFAULT_MODEL
 from allocsearch.predictor.evaluation import lighter_plan
+from allocsearch.predictor.records import write_records
 from tests.helpers import tiny_profile
 
 
@@ -120,7 +123,7 @@ def test_the_readme_sentence_names_the_weakest_60_to_75_percent_study_and_its_ve
     curve = [{"study": "w", "studies trained on": k, "mean": v} for k, v in ((4, 0.847), (8, 0.859))]
     (tmp_path / "predictor_ceiling_cpu.json").write_text(json.dumps(
         {"default_model": m, "rows": rows, "learning_curve": curve}))
-    monkeypatch.setattr(render, "RESULTS", tmp_path)
+    monkeypatch.setattr(_common, "RESULTS", tmp_path)
     text = render._ceiling_sentence()
     assert "label-noise check of the `typed_target` model on 2 studies" in text
     assert "weakest 60-75% study (w)" in text and "ranks them at 0.860" in text
@@ -186,3 +189,32 @@ def test_the_default_is_chosen_with_the_kind_held_out_among_models_that_extrapol
                 "flat": model(0.99, 0.99, False)}
     decision = predictor.choose_default(per_kind, records)
     assert decision["default_model"] == "ridge"  # trees lead held out alone, flat does not extrapolate
+
+
+def test_a_predictor_result_on_other_records_than_the_committed_ones_is_marked_not_current(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_common, "RESULTS", tmp_path)
+    monkeypatch.setattr(_common, "ARCHIVE", tmp_path / "archive")
+    plan = get_allocator("uniform").allocate(tiny_profile(), 0.7)
+    records = [PlanRecord(plan, 100.0 + i, tokens=2048, study="pred-70-tpe-s0", trial=i) for i in range(3)]
+    write_records(records, tmp_path / "predictor_records_cpu.jsonl")
+    digest = _common.records_digest(records)
+    assert digest == _common.committed_records_digest() and digest != _common.records_digest(records[:2])
+    assert render._records_note({"records_digest": digest}) == ""
+    assert render._records_note({}) == ""  # written before results recorded it
+    note = render._records_note({"records_digest": "0123abcd"})
+    assert "another records file (digest 0123abcd" in note and digest in note
+    m = "typed_target"
+    rows = [{"study": "w", "target": 0.7, "label vs second": 0.91, "ceiling": 0.954, f"{m} vs label": 0.859}]
+    result = {"default_model": m, "rows": rows, "manifest": {"commit": "b12aea4421ff"}}
+    (tmp_path / "predictor_ceiling_cpu.json").write_text(json.dumps(result | {"records_digest": "0123abcd"}))
+    assert render._ceiling_sentence().endswith("has no result on the current records: its records differ "
+                                               "from the committed ones.")
+    (tmp_path / "predictor_ceiling_cpu.json").write_text(json.dumps(result | {"records_digest": digest}))
+    assert "weakest 60-75% study (w)" in render._ceiling_sentence()
+    (tmp_path / "archive").mkdir()
+    (tmp_path / "predictor_ceiling_cpu.json").rename(tmp_path / "archive" / "predictor_ceiling_cpu.json")
+    text = render._ceiling_sentence()
+    assert "no result on the current records: its last run (commit b12aea4421, 1 studies)" in text
+    assert "weakest" not in text

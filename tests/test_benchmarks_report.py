@@ -462,7 +462,7 @@ def test_a_pretrained_predictor_is_kept_only_for_the_same_records() -> None:
     records file that grew (more seeds) trains a new one instead of reusing the old."""
     from types import SimpleNamespace
 
-    from predictor_efficiency import records_digest
+    from _common import records_digest
 
     recs = [SimpleNamespace(study=s, trial=t, fitness=f) for s, t, f in (("a", 0, 2.0), ("b", 1, 3.0))]
     assert records_digest(recs) == records_digest(recs[::-1])  # order does not matter
