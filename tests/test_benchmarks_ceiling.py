@@ -218,3 +218,29 @@ def test_a_predictor_result_on_other_records_than_the_committed_ones_is_marked_n
     text = render._ceiling_sentence()
     assert "no result on the current records: its last run (commit b12aea4421, 1 studies)" in text
     assert "weakest" not in text
+
+
+def test_the_efficiency_goal_verdict_compares_the_pretrained_arm_with_evopress_against_the_noise_floor(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import report
+
+    monkeypatch.setattr(report, "noise_floors", lambda: {(0.7, "wanda"): 0.12})
+    e = {"target": 0.7, "verify": {"pruner": "wanda"}}
+
+    def stats(evals: list[int | None], pre: float, evo: float | None) -> dict[tuple[str, str], Any]:
+        reached = sorted(v for v in evals if v is not None)
+        median = reached[len(reached) // 2] if reached else None
+        reach = {"runs": len(evals), "reached": len(reached), "median": median}
+        out = {("pretrained", "evals_to_ramp"): reach,
+               ("pretrained", "best_wanda_ppl"): {"median": pre}}
+        return out | ({("evopress", "best_wanda_ppl"): {"median": evo}} if evo is not None else {})
+
+    text = render._goal(e, stats([3, 3, 4], 130.0, 155.0))
+    assert "within 10 evaluations met" in text and "0.839 times" in text
+    assert "lower beyond the noise floor (floor 12.0% at 70%, wanda)" in text
+    assert "within noise of it" in render._goal(e, stats([3, 3, 4], 137.0, 155.0))
+    assert "higher beyond the noise floor" in render._goal(e, stats([3, 3, 4], 180.0, 155.0))
+    assert "within 10 evaluations not met" in render._goal(e, stats([3, 12, 14], 150.0, 155.0))
+    assert "within 10 evaluations not met" in render._goal(e, stats([3, 3, None], 150.0, 155.0))
+    assert render._goal(e, stats([3, 3, 3], 150.0, None)).endswith("within 10 evaluations met.")
