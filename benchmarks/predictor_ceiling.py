@@ -90,6 +90,19 @@ def _key(r: Any) -> str:
     return f"{r.study}|{r.trial}"
 
 
+def current_rows(done: dict[str, Any], records: list[PlanRecord]) -> dict[str, Any]:
+    """The partial file's rows that belong to ``records``: a row is keyed by study and trial, and
+    a records file measured again (new plans under the same names) would otherwise pair one
+    plan's label with another plan's second measurement. A row stands when its stored label is
+    its record's fitness."""
+    fitness = {_key(r): r.fitness for r in records}
+    kept = {k: v for k, v in done.items() if k in fitness and v["label"] == fitness[k]}
+    if len(kept) < len(done):
+        print(f"measuring again: {len(done) - len(kept)} rows of the partial file belong to other "
+              "records", flush=True)
+    return kept
+
+
 def _rho(a: list[float] | np.ndarray, b: list[float] | np.ndarray) -> float:
     return float(spearmanr(a, b).statistic)
 
@@ -119,7 +132,7 @@ def main() -> None:
     ev = Evaluator.build(loaded, config, progress=False)
     partial = RUNS / "predictor_ceiling.partial.json"
     partial.parent.mkdir(parents=True, exist_ok=True)
-    done = load_done(partial)
+    done = current_rows(load_done(partial), records)
     chosen = [r for r in records if args.studies is None or any(s in r.study for s in args.studies)]
     # The studies the bar is set on first: an interrupted run has measured what matters.
     chosen.sort(key=lambda r: not deciding(r.target))

@@ -3,6 +3,7 @@ trained-on-both columns) and the learning curve, on a tiny model's feature table
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import sys
@@ -244,3 +245,13 @@ def test_the_efficiency_goal_verdict_compares_the_pretrained_arm_with_evopress_a
     assert "within 10 evaluations not met" in render._goal(e, stats([3, 12, 14], 150.0, 155.0))
     assert "within 10 evaluations not met" in render._goal(e, stats([3, 3, None], 150.0, 155.0))
     assert render._goal(e, stats([3, 3, 3], 150.0, None)).endswith("within 10 evaluations met.")
+
+
+def test_a_resumed_partial_keeps_only_rows_whose_label_is_their_records_fitness(table: FeatureTable) -> None:
+    records = studies(table, 2, 3)
+    done = second_halves(records)
+    assert ceiling.current_rows(done, records) == done
+    # The records measured again: same study and trial names, other plans and fitness.
+    redone = [dataclasses.replace(r, fitness=r.fitness * 1.5) if r.study == "s1" else r for r in records]
+    kept = ceiling.current_rows(done | {"gone|0": {"label": 1.0}}, redone)
+    assert set(kept) == {ceiling._key(r) for r in records if r.study == "s0"}
