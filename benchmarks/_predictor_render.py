@@ -101,6 +101,10 @@ def _ceiling_sentence() -> str:
     if (both := worst.get(f"{model} trained on both vs both")) is not None:
         more.append(f"trained and scored on labels of twice the tokens, at {both:.3f}")
         reached.append(both)
+    elif (scored := worst.get(f"{model} vs both")) is not None:
+        # Only the re-measured studies have the second half: the model trained on one-half labels.
+        more.append(f"scored against labels of twice the tokens, at {scored:.3f}")
+        reached.append(scored)
     curve = [p for p in c.get("learning_curve", []) if p["study"] == worst["study"]]
     if len(curve) > 1:
         more.append("trained on " + ", ".join(str(p["studies trained on"]) for p in curve[:-1])

@@ -134,6 +134,12 @@ def test_the_readme_sentence_names_the_weakest_60_to_75_percent_study_and_its_ve
     (tmp_path / "predictor_ceiling_cpu.json").write_text(json.dumps(
         {"default_model": m, "rows": rows, "learning_curve": curve}))
     assert "bring it to 0.9" not in render._ceiling_sentence()
+    # Some studies re-measured (--studies): the model is scored, not trained, on both halves.
+    scored = {k: v for k, v in rows[1].items() if "trained on both" not in k} | {f"{m} vs both": 0.87}
+    some = [rows[0], scored]
+    (tmp_path / "predictor_ceiling_cpu.json").write_text(json.dumps({"default_model": m, "rows": some}))
+    text = render._ceiling_sentence()
+    assert "scored against labels of twice the tokens, at 0.870" in text and "trained and scored" not in text
     (tmp_path / "predictor_ceiling_cpu.json").write_text(json.dumps({"default_model": m, "rows": rows[:1]}))
     assert render._ceiling_sentence() == ""
 
