@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import stats
 
-from allocsearch.plan import Plan
+from allocsearch.plan import ModuleChoice, Plan
 from allocsearch.plan_codec import plan_from_sparsities
 from allocsearch.predictor.additive import AdditiveRegressor
 from allocsearch.predictor.base import DEFAULT_MODEL
@@ -110,11 +110,12 @@ def leave_one_study_out(table: FeatureTable, records: Sequence[PlanRecord], *, m
 
 
 def lighter_plan(plan: Plan, step: float = 0.05) -> Plan:
-    """``plan`` with every module ``step`` less sparse (not below 0), at the budget that gives."""
+    """``plan`` with every module ``step`` less sparse (not below 0), at the budget that gives;
+    unstructured, without the plan's block actions (a lighter dropped block is no drop)."""
     lower = {n: max(0.0, v - step) for n, v in plan.sparsities().items()}
-    ident = plan.model
-    budget = sum(v * ident.numel(n) for n, v in lower.items()) / sum(map(ident.numel, lower))
-    return plan_from_sparsities(ident, budget, list(lower.values()))
+    modules = {n: ModuleChoice(v) for n, v in lower.items()}
+    budget = Plan(plan.model, 0.0, modules).budget()  # Plan.budget: the parameter-weighted mean
+    return plan_from_sparsities(plan.model, budget, [lower[n] for n in plan.model.shapes])
 
 
 def extrapolation_margin(table: FeatureTable, records: Sequence[PlanRecord], *, model: str = DEFAULT_MODEL,
