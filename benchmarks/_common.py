@@ -93,10 +93,20 @@ def records_digest(records: Sequence[Any]) -> str:
 def committed_records_digest(device: str = "cpu") -> str | None:
     """The digest of the committed records file (None without one): the plans the published
     predictor results describe, whatever study folders this machine holds."""
+    path = RESULTS / PREDICTOR_RECORDS.format(device=device)
+    if not path.is_file():
+        return None
+    stat = path.stat()
+    return _file_records_digest(path, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _file_records_digest(path: Path, mtime_ns: int, size: int) -> str:
+    """:func:`records_digest` of a records file, read once per version of the file (reading its
+    1080 plans takes seconds, and one report renders several results against it)."""
     from allocsearch.predictor.records import read_records
 
-    path = RESULTS / PREDICTOR_RECORDS.format(device=device)
-    return records_digest(read_records(path)) if path.is_file() else None
+    return records_digest(read_records(path))
 
 
 def result_path(name: str) -> tuple[Path, bool]:
