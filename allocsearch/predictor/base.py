@@ -48,12 +48,13 @@ def _backends() -> dict[str, ModuleType]:
         typed_residual,
         typed_target,
         typed_target_residual,
+        typed_target_robust_residual,
         xgb,
         xgb_monotone,
     )
 
     modules = (xgb, xgb_monotone, residual, typed_residual, lgbm_linear, ranker, hist, additive, typed,
-               typed_target, typed_target_residual)
+               typed_target, typed_target_residual, typed_target_robust_residual)
     return {m.NAME: m for m in modules}
 
 

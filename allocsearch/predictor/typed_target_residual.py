@@ -47,17 +47,17 @@ class TypedTargetResidualRegressor(ResidualRegressor):
     name = NAME
 
 
-def _regressor(names: Sequence[str], seed: int, base: TypedTargetRegressor,
-               booster: xgb.Booster | None = None) -> TypedTargetResidualRegressor:
-    """The one place that gives this model its tree columns, parameters and rounds."""
-    return TypedTargetResidualRegressor(names, seed, base, booster, columns=tree_columns(names),
-                                        params=TREE_PARAMS, rounds=ROUNDS)
+def regressor(cls: type[TypedTargetResidualRegressor], names: Sequence[str], seed: int,
+              base: TypedTargetRegressor, booster: xgb.Booster | None = None) -> TypedTargetResidualRegressor:
+    """The one place that gives this model (and its robust form) its tree columns, parameters
+    and rounds."""
+    return cls(names, seed, base, booster, columns=tree_columns(names), params=TREE_PARAMS, rounds=ROUNDS)
 
 
 def create(names: Sequence[str], seed: int) -> TypedTargetResidualRegressor:
-    return _regressor(names, seed, typed_target.create(names, seed))
+    return regressor(TypedTargetResidualRegressor, names, seed, typed_target.create(names, seed))
 
 
 def load(names: Sequence[str], data: dict[str, Any]) -> TypedTargetResidualRegressor:
-    return _regressor(names, int(data["seed"]), typed_target.load(names, data["base"]),
-                      booster_from_data(data["booster"]))
+    return regressor(TypedTargetResidualRegressor, names, int(data["seed"]),
+                     typed_target.load(names, data["base"]), booster_from_data(data["booster"]))
