@@ -25,7 +25,8 @@ Writes benchmarks/results/predictor_efficiency_<device>.json (after every run, s
 interrupted run resumes where it stopped). When only the default predictor model changed,
 ``--keep tpe evopress`` takes those arms' runs (which use no predictor) from the committed
 result, marked ``kept_from`` with the commit that measured them, if that result ran with the
-same settings and verification on the same library code; the other arms run again.
+same settings and verification on the same library code, less the predictor package's model
+code that those arms never run (:func:`predictor_code`); the other arms run again.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
     RESULTS,
+    ROOT,
     RUNS,
     STUDIES,
     add_model_args,
@@ -159,6 +161,17 @@ def merge_partial(partial: Path, runs: list[dict[str, Any]], keep: Sequence[str]
     return out
 
 
+def predictor_code(root: Path = ROOT) -> tuple[str, ...]:
+    """The predictor package's files (relative paths) that an arm without a predictor never runs:
+    its study attaches no screener (``config.predictor.enabled`` is False), so no feature table
+    is built, no model is trained and the model registry is not read; of the package it uses
+    only the trial record type (``records.py``). A change to these files alone, such as a new
+    default model, leaves the ``KEEPABLE`` arms' runs standing."""
+    folder = root / "allocsearch" / "predictor"
+    return tuple(sorted(p.relative_to(root).as_posix() for p in folder.glob("*.py")
+                        if p.name != "records.py"))
+
+
 def kept_runs(path: Path, arms: list[str], settings: dict[str, Any],
               verify: dict[str, Any]) -> list[dict[str, Any]]:
     """The committed result's runs of ``arms`` (each marked with the commit that measured it),
@@ -175,7 +188,7 @@ def kept_runs(path: Path, arms: list[str], settings: dict[str, Any],
     commit = old["manifest"]["commit"]
     rows = [r | {"kept_from": r.get("kept_from", r.get("commit", commit))}
             for r in old["runs"] if r["arm"] in arms]
-    stale = sorted({r["kept_from"] for r in rows if library_changed_since(r["kept_from"])})
+    stale = sorted({r["kept_from"] for r in rows if library_changed_since(r["kept_from"], predictor_code())})
     if stale:
         print(f"not keeping runs measured at {', '.join(c[:10] for c in stale)}: the library has "
               "changed since", flush=True)

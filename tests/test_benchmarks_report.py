@@ -205,7 +205,7 @@ def test_efficiency_keeps_earlier_arms_only_when_measured_alike(tmp_path: Path,
     import predictor_efficiency
     from predictor_efficiency import kept_runs
 
-    monkeypatch.setattr(predictor_efficiency, "library_changed_since", lambda commit: False)
+    monkeypatch.setattr(predictor_efficiency, "library_changed_since", lambda commit, unused: False)
     settings = {"model": "m", "max_tokens": 98304}
     verify = {"pruner": "wanda", "calibration_seeds": [0]}
     runs = [{"arm": "tpe", "seed": 0}, {"arm": "online", "seed": 0}, {"arm": "evopress", "seed": 0,
@@ -219,9 +219,43 @@ def test_efficiency_keeps_earlier_arms_only_when_measured_alike(tmp_path: Path,
     assert kept_runs(path, ["tpe"], settings, verify | {"calibration_seeds": (0, 1)}) == []
     assert kept_runs(path, ["tpe"], settings, verify | {"also": ("wikitext",)}) == []
     assert kept_runs(tmp_path / "none.json", ["tpe"], settings, verify) == []
-    monkeypatch.setattr(predictor_efficiency, "library_changed_since", lambda commit: commit == "older")
+    monkeypatch.setattr(predictor_efficiency, "library_changed_since",
+                        lambda commit, unused: commit == "older")
     tpe_only = [{"arm": "tpe", "seed": 0, "kept_from": "abc"}]
     assert kept_runs(path, ["tpe", "evopress"], settings, verify) == tpe_only  # "older" code differs
+
+
+def test_kept_arms_ignore_predictor_model_code_but_not_the_record_type_or_the_search(tmp_path: Path) -> None:
+    """The arms without a predictor stand across a change of the predictor models (a new default),
+    not across one of the trial record type they write or of the search they run."""
+    import subprocess
+
+    from _common import library_changed
+    from predictor_efficiency import predictor_code
+
+    def commit(path: str, text: str) -> str:
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(text)
+        for cmd in (["add", "-A"], ["commit", "-qm", path]):
+            subprocess.run(["git", *cmd], cwd=tmp_path, check=True)
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, check=True, capture_output=True,
+                              text=True).stdout.strip()
+
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    for key, value in (("user.email", "t@t"), ("user.name", "t")):
+        subprocess.run(["git", "config", key, value], cwd=tmp_path, check=True)
+    first = commit("allocsearch/predictor/records.py", "a")
+    commit("allocsearch/search/runner.py", "a")
+    measured = commit("allocsearch/predictor/base.py", "DEFAULT = 'old'")
+    default = commit("allocsearch/predictor/base.py", "DEFAULT = 'new'")
+    added = commit("allocsearch/predictor/new_model.py", "x")
+    code = predictor_code(tmp_path)
+    assert code == ("allocsearch/predictor/base.py", "allocsearch/predictor/new_model.py")
+    assert not library_changed(measured, default, tmp_path, code)
+    assert not library_changed(measured, added, tmp_path, code)
+    assert library_changed(measured, default, tmp_path)  # without the allowance, it counts
+    assert library_changed(first, added, tmp_path, code)  # the search changed since
+    assert library_changed(measured, commit("allocsearch/predictor/records.py", "b"), tmp_path, code)
 
 
 def test_efficiency_rows_summarise_each_arm() -> None:
