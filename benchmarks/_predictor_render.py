@@ -85,7 +85,8 @@ def _ceiling_sentence() -> str:
     worst = min(rows, key=lambda r: r[f"{model} vs label"])
     # The check is its own run (its studies, its default model then): say which, so that it is
     # not read as a statement on the quality result above when the two differ.
-    scope = f"In the label-noise check of the `{model}` model on {len(c['rows'])} studies"
+    then = "" if model == DEFAULT_MODEL else " (the default when measured)"
+    scope = f"In the label-noise check of the `{model}` model{then} on {len(c['rows'])} studies"
     if worst["ceiling"] < 0.9:
         return (f" {scope}, the labels' own noise caps {worst['study']} near "
                 f"{worst['ceiling']:.2f} (`benchmarks/predictor_ceiling.py`).")

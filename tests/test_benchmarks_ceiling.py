@@ -126,7 +126,9 @@ def test_the_readme_sentence_names_the_weakest_60_to_75_percent_study_and_its_ve
         {"default_model": m, "rows": rows, "learning_curve": curve}))
     monkeypatch.setattr(_common, "RESULTS", tmp_path)
     text = render._ceiling_sentence()
-    assert "label-noise check of the `typed_target` model on 2 studies" in text
+    assert "label-noise check of the `typed_target` model (the default when measured) on 2 studies" in text
+    monkeypatch.setattr(render, "DEFAULT_MODEL", m)
+    assert "label-noise check of the `typed_target` model on 2 studies" in render._ceiling_sentence()
     assert "weakest 60-75% study (w)" in text and "ranks them at 0.860" in text
     assert "trained on 4 or all 8 other studies, at 0.847, 0.859" in text
     assert "bring it to 0.9" in text
