@@ -203,20 +203,23 @@ PROTOCOL_KEYS = ("device", "dtype", "model", "data", "calibration", "evaluation"
 COMMIT_ENV = "ALLOCSEARCH_BENCH_COMMIT"
 
 
-def _git_state() -> tuple[str | None, bool]:
-    """(HEAD commit, whether tracked files differ from it); outside git, the commit that
-    :data:`COMMIT_ENV` names (a clean copy) or (None, False)."""
+def _git_state(root: Path | None = None) -> tuple[str | None, bool]:
+    """(HEAD commit, whether tracked files other than results differ from it); outside git, the
+    commit that :data:`COMMIT_ENV` names (a clean copy) or (None, False). A result a benchmark
+    wrote into ``benchmarks/results/`` is its output, not code: a second benchmark started in
+    the same tree afterwards still measures the commit's code."""
     import os
     import subprocess
 
     def git(*args: str) -> str:
-        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+        done = subprocess.run(["git", *args], cwd=root or ROOT, capture_output=True, text=True)
         return done.stdout.strip() if done.returncode == 0 else ""
 
     head = git("rev-parse", "HEAD")
     if not head:
         return os.environ.get(COMMIT_ENV) or None, False
-    return head, bool(git("status", "--porcelain", "--untracked-files=no"))
+    changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)benchmarks/results")
+    return head, bool(changed)
 
 
 def library_changed(commit: str, since: str | None, root: Path = ROOT, unused: Sequence[str] = ()) -> bool:

@@ -326,6 +326,34 @@ def test_a_copy_without_git_takes_its_commit_from_the_environment(tmp_path: Path
     assert _common._git_state() == ("a" * 40, False)
 
 
+def test_a_written_result_does_not_make_the_tree_dirty_but_a_code_change_does(tmp_path: Path) -> None:
+    """A benchmark started after another wrote its results into the same tree measures the
+    commit's code; an edit anywhere else is an uncommitted change."""
+    import subprocess
+
+    import _common
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    git("config", "user.email", "t@t")
+    git("config", "user.name", "t")
+    for path in ("benchmarks/results/r.json", "allocsearch/a.py", "README.md"):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text("0")
+    git("add", "-A")
+    git("commit", "-qm", "c")
+    assert _common._git_state(tmp_path)[1] is False
+    (tmp_path / "benchmarks/results/r.json").write_text("1")
+    assert _common._git_state(tmp_path)[1] is False
+    (tmp_path / "allocsearch/a.py").write_text("1")
+    assert _common._git_state(tmp_path)[1] is True
+    git("checkout", "allocsearch/a.py")
+    (tmp_path / "README.md").write_text("1")
+    assert _common._git_state(tmp_path)[1] is True
+
+
 def test_a_row_lists_the_library_files_its_process_never_imported(tmp_path: Path) -> None:
     """Every file listed is unimported and exists; an imported one is not listed; a package
     imported from elsewhere than the checkout lists nothing (every change then counts)."""
