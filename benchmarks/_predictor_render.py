@@ -200,10 +200,12 @@ def _kept_note(e: dict[str, Any]) -> list[str]:
         return []
     arms = ", ".join(dict.fromkeys(a for a, _ in kept))
     commits = ", ".join(sorted({c[:10] for _, c in kept}))
+    ran = sorted({str(r["commit"])[:10] for r in e["runs"] if not r.get("kept_from") and r.get("commit")})
+    where = f"at commit {', '.join(ran)}" if ran else "at this result's commit"
     return ["", f"Arms {arms}: kept from the committed result of an earlier run with the same settings, "
-            f"verification and library code (measured at commit {commits}); they use no predictor, and "
-            f"only the default predictor model changed (`--keep`). The other arms ran at this result's "
-            f"commit."]
+            f"verification and library code less the predictor package's model code (measured at "
+            f"commit {commits}); they use no predictor, so only the other arms measure a change of "
+            f"the predictor (`--keep`). The other arms ran {where}."]
 
 
 def render_results() -> str:

@@ -263,3 +263,13 @@ def test_a_resumed_partial_keeps_only_rows_whose_label_is_their_records_fitness(
     redone = [dataclasses.replace(r, fitness=r.fitness * 1.5) if r.study == "s1" else r for r in records]
     kept = ceiling.current_rows(done | {"gone|0": {"label": 1.0}}, redone)
     assert set(kept) == {ceiling._key(r) for r in records if r.study == "s0"}
+
+
+def test_the_kept_arms_note_names_the_commits_of_kept_and_measured_runs() -> None:
+    runs = [{"arm": "tpe", "seed": 0, "kept_from": "a" * 40, "commit": "a" * 40},
+            {"arm": "pretrained", "seed": 0, "commit": "b" * 40},
+            {"arm": "online", "seed": 0, "commit": "c" * 40}]
+    text = render._kept_note({"runs": runs})[1]
+    assert text.startswith("Arms tpe: kept") and f"measured at commit {'a' * 10})" in text
+    assert text.endswith(f"The other arms ran at commit {'b' * 10}, {'c' * 10}.")
+    assert render._kept_note({"runs": runs[1:]}) == []
