@@ -223,7 +223,8 @@ def _git_state(root: Path | None = None) -> tuple[str | None, bool]:
 
 
 def library_changed(commit: str, since: str | None, root: Path = ROOT, unused: Sequence[str] = ()) -> bool:
-    """Whether the library (``allocsearch/``) differs between two commits, leaving out the files
+    """Whether the library's code (``allocsearch/``, comments and docstrings aside:
+    :func:`_same_code`) differs between two commits, leaving out the files
     in ``unused`` (relative paths a measurement never imported: :func:`unimported_library`); True
     when git cannot tell (no repository, an unknown commit). A result measured at ``commit``
     stands for this code only when this is False: a change of the sampler or the short-list
@@ -239,7 +240,40 @@ def library_changed(commit: str, since: str | None, root: Path = ROOT, unused: S
     if done.returncode != 0:
         return True
     # A file added since is in no ``unused`` list, so it counts: only code known unrun is left out.
-    return bool(set(done.stdout.split()) - set(unused))
+    changed = set(done.stdout.split()) - set(unused)
+    return any(not _same_code(root, path, commit, since) for path in sorted(changed))
+
+
+def _same_code(root: Path, path: str, a: str, b: str) -> bool:
+    """Whether a Python file says the same code at commits ``a`` and ``b``, comments and
+    docstrings aside (an edited docstring or example changes no plan a study evaluates); False
+    when it is not Python, is missing at either commit or does not parse."""
+    import subprocess
+
+    def code(commit: str) -> str | None:
+        done = subprocess.run(["git", "show", f"{commit}:{path}"], cwd=root, capture_output=True, text=True)
+        return _code_of(done.stdout) if done.returncode == 0 and path.endswith(".py") else None
+
+    try:
+        old, new = code(a), code(b)
+    except SyntaxError:
+        return False
+    return old is not None and old == new
+
+
+def _code_of(text: str) -> str:
+    """The abstract syntax tree of Python source, less every docstring (the first string
+    statement of a module, class or function body), as text; comments never reach it."""
+    import ast
+
+    tree = ast.parse(text)
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            first = node.body[0] if node.body else None
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) \
+                    and isinstance(first.value.value, str):
+                node.body = node.body[1:] or [ast.Pass()]
+    return ast.dump(tree)
 
 
 def unimported_library(root: Path = ROOT) -> list[str]:

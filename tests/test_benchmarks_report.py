@@ -308,6 +308,16 @@ def test_library_changed_compares_the_package_folder_between_commits(tmp_path: P
     assert not library_changed(first, second, tmp_path, unused=["allocsearch/a.py"])
     fourth = commit("allocsearch/new.py", "z = 1\n")
     assert library_changed(first, fourth, tmp_path, unused=["allocsearch/a.py"])
+    # Comments and docstrings are not code; a string that is not a docstring is.
+    fifth = commit("allocsearch/a.py", '"""Module."""\n\n\ndef f():\n    """One."""\n    return 2  # c\n')
+    sixth = commit("allocsearch/a.py",
+                   '"""Other."""\n\n\ndef f():\n    """Two."""\n    # why\n    return 2\n')
+    assert not library_changed(fifth, sixth, tmp_path)
+    assert library_changed(sixth, commit("allocsearch/a.py", '"""Other."""\n\n\ndef f():\n    return 3\n'),
+                           tmp_path)
+    seventh = commit("allocsearch/a.py", '"""Other."""\nX = "a"\n')
+    assert library_changed(seventh, commit("allocsearch/a.py", '"""Other."""\nX = "b"\n'), tmp_path)
+    assert library_changed(seventh, commit("allocsearch/a.py", "def (:\n"), tmp_path)  # unparsable
     # The same commit is the same code, also where git cannot answer (a copy without .git).
     # (The folder is not even there: git is not asked.)
     assert not library_changed(second, second, tmp_path / "no-such-folder")
