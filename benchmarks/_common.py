@@ -263,7 +263,8 @@ def _same_code(root: Path, path: str, a: str, b: str) -> bool:
 
 def _code_of(text: str) -> str:
     """The abstract syntax tree of Python source, less every docstring (the first string
-    statement of a module, class or function body), as text; comments never reach it."""
+    statement of a module, class or function body), unparsed to canonical source;
+    comments never reach it."""
     import ast
 
     tree = ast.parse(text)
@@ -273,7 +274,7 @@ def _code_of(text: str) -> str:
             if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) \
                     and isinstance(first.value.value, str):
                 node.body = node.body[1:] or [ast.Pass()]
-    return ast.dump(tree)
+    return ast.unparse(tree)
 
 
 def unimported_library(root: Path = ROOT) -> list[str]:
