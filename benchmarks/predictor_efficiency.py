@@ -188,7 +188,8 @@ def kept_runs(path: Path, arms: list[str], settings: dict[str, Any],
     commit = old["manifest"]["commit"]
     rows = [r | {"kept_from": r.get("kept_from", r.get("commit", commit))}
             for r in old["runs"] if r["arm"] in arms]
-    stale = sorted({r["kept_from"] for r in rows if library_changed_since(r["kept_from"], predictor_code())})
+    unrun = predictor_code()
+    stale = sorted({r["kept_from"] for r in rows if library_changed_since(r["kept_from"], unrun)})
     if stale:
         print(f"not keeping runs measured at {', '.join(c[:10] for c in stale)}: the library has "
               "changed since", flush=True)

@@ -225,25 +225,38 @@ def test_efficiency_keeps_earlier_arms_only_when_measured_alike(tmp_path: Path,
     assert kept_runs(path, ["tpe", "evopress"], settings, verify) == tpe_only  # "older" code differs
 
 
+class _Repo:
+    """A throwaway git repository at ``root``, with its own committer identity."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.git("init", "-q")
+
+    def git(self, *args: str) -> str:
+        env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+               "GIT_COMMITTER_EMAIL": "t@t", "PATH": os.environ["PATH"]}
+        return subprocess.run(["git", *args], cwd=self.root, check=True, capture_output=True, text=True,
+                              env=env).stdout.strip()
+
+    def write(self, path: str, text: str) -> None:
+        (self.root / path).parent.mkdir(parents=True, exist_ok=True)
+        (self.root / path).write_text(text)
+
+    def commit(self, path: str, text: str) -> str:
+        """Write ``path`` and commit every change; the new commit."""
+        self.write(path, text)
+        self.git("add", "-A")
+        self.git("commit", "-q", "-m", path)
+        return self.git("rev-parse", "HEAD")
+
+
 def test_kept_arms_ignore_predictor_model_code_but_not_the_record_type_or_the_search(tmp_path: Path) -> None:
     """The arms without a predictor stand across a change of the predictor models (a new default),
     not across one of the trial record type they write or of the search they run."""
-    import subprocess
-
     from _common import library_changed
     from predictor_efficiency import predictor_code
 
-    def commit(path: str, text: str) -> str:
-        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / path).write_text(text)
-        for cmd in (["add", "-A"], ["commit", "-qm", path]):
-            subprocess.run(["git", *cmd], cwd=tmp_path, check=True)
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, check=True, capture_output=True,
-                              text=True).stdout.strip()
-
-    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
-    for key, value in (("user.email", "t@t"), ("user.name", "t")):
-        subprocess.run(["git", "config", key, value], cwd=tmp_path, check=True)
+    commit = _Repo(tmp_path).commit
     first = commit("allocsearch/predictor/records.py", "a")
     commit("allocsearch/search/runner.py", "a")
     measured = commit("allocsearch/predictor/base.py", "DEFAULT = 'old'")
@@ -282,20 +295,7 @@ def test_library_changed_compares_the_package_folder_between_commits(tmp_path: P
     """Only a change under allocsearch/ counts; an unknown commit or no commit counts as changed."""
     from _common import library_changed
 
-    def git(*args: str) -> str:
-        env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-               "GIT_COMMITTER_EMAIL": "t@t", "PATH": os.environ["PATH"]}
-        return subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True, text=True,
-                              env=env).stdout.strip()
-
-    def commit(path: str, text: str) -> str:
-        (tmp_path / path).parent.mkdir(exist_ok=True)
-        (tmp_path / path).write_text(text)
-        git("add", path)
-        git("commit", "-q", "-m", path)
-        return git("rev-parse", "HEAD")
-
-    git("init", "-q")
+    commit = _Repo(tmp_path).commit
     first = commit("allocsearch/a.py", "x = 1\n")
     second = commit("allocsearch/a.py", "x = 2\n")
     third = commit("benchmarks/b.py", "y = 1\n")
@@ -339,27 +339,18 @@ def test_a_copy_without_git_takes_its_commit_from_the_environment(tmp_path: Path
 def test_a_written_result_does_not_make_the_tree_dirty_but_a_code_change_does(tmp_path: Path) -> None:
     """A benchmark started after another wrote its results into the same tree measures the
     commit's code; an edit anywhere else is an uncommitted change."""
-    import subprocess
-
     import _common
 
-    def git(*args: str) -> None:
-        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
-
-    git("init", "-q")
-    git("config", "user.email", "t@t")
-    git("config", "user.name", "t")
-    for path in ("benchmarks/results/r.json", "allocsearch/a.py", "README.md"):
-        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / path).write_text("0")
-    git("add", "-A")
-    git("commit", "-qm", "c")
+    repo = _Repo(tmp_path)
+    for path in ("benchmarks/results/r.json", "allocsearch/a.py"):
+        repo.write(path, "0")
+    repo.commit("README.md", "0")
     assert _common._git_state(tmp_path)[1] is False
     (tmp_path / "benchmarks/results/r.json").write_text("1")
     assert _common._git_state(tmp_path)[1] is False
     (tmp_path / "allocsearch/a.py").write_text("1")
     assert _common._git_state(tmp_path)[1] is True
-    git("checkout", "allocsearch/a.py")
+    repo.git("checkout", "allocsearch/a.py")
     (tmp_path / "README.md").write_text("1")
     assert _common._git_state(tmp_path)[1] is True
 
