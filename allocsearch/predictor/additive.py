@@ -28,8 +28,9 @@ class AdditiveRegressor:
         self.coef = coef
         self.intercept = intercept
 
-    def fit(self, x: NDArray[np.float64], y: NDArray[np.float64]) -> None:
-        ridge = RidgeCV(alphas=ALPHAS).fit(x[:, self.columns], y)
+    def fit(self, x: NDArray[np.float64], y: NDArray[np.float64],
+            sample_weight: NDArray[np.float64] | None = None) -> None:
+        ridge = RidgeCV(alphas=ALPHAS).fit(x[:, self.columns], y, sample_weight=sample_weight)
         self.coef = np.asarray(ridge.coef_, dtype=np.float64)
         self.intercept = float(ridge.intercept_)
 

@@ -47,6 +47,7 @@ def _backends() -> dict[str, ModuleType]:
         typed,
         typed_residual,
         typed_target,
+        typed_target_modules_residual,
         typed_target_residual,
         typed_target_robust_residual,
         xgb,
@@ -54,7 +55,8 @@ def _backends() -> dict[str, ModuleType]:
     )
 
     modules = (xgb, xgb_monotone, residual, typed_residual, lgbm_linear, ranker, hist, additive, typed,
-               typed_target, typed_target_residual, typed_target_robust_residual)
+               typed_target, typed_target_residual, typed_target_robust_residual,
+               typed_target_modules_residual)
     return {m.NAME: m for m in modules}
 
 

@@ -53,10 +53,10 @@ class TypedTargetRegressor:
 
     def fit(self, x: NDArray[np.float64], y: NDArray[np.float64]) -> None:
         z = self.design(x)
-        weights = np.ones(len(y))
-        for _ in range(1 if self.huber_delta is None else IRLS_STEPS):
-            ridge = RidgeCV(alphas=additive.ALPHAS).fit(z, y, sample_weight=weights)
+        ridge = RidgeCV(alphas=additive.ALPHAS).fit(z, y)
+        for _ in range(0 if self.huber_delta is None else IRLS_STEPS - 1):
             weights = huber_weights(y - ridge.predict(z), self.huber_delta)
+            ridge = RidgeCV(alphas=additive.ALPHAS).fit(z, y, sample_weight=weights)
         self.coef = np.asarray(ridge.coef_, dtype=np.float64)
         self.intercept = float(ridge.intercept_)
 

@@ -24,8 +24,8 @@ import xgboost as xgb
 from numpy.typing import NDArray
 
 from allocsearch.predictor import typed_target
+from allocsearch.predictor.base import Regressor
 from allocsearch.predictor.residual import ResidualRegressor
-from allocsearch.predictor.typed_target import TypedTargetRegressor
 from allocsearch.predictor.xgb import booster_from_data
 
 NAME = "typed_target_residual"
@@ -48,9 +48,9 @@ class TypedTargetResidualRegressor(ResidualRegressor):
 
 
 def regressor(cls: type[TypedTargetResidualRegressor], names: Sequence[str], seed: int,
-              base: TypedTargetRegressor, booster: xgb.Booster | None = None) -> TypedTargetResidualRegressor:
-    """The one place that gives this model (and its robust form) its tree columns, parameters
-    and rounds."""
+              base: Regressor, booster: xgb.Booster | None = None) -> TypedTargetResidualRegressor:
+    """The one place that gives this model (and the models built on it: the robust form, the
+    per-module correction) its tree columns, parameters and rounds."""
     return cls(names, seed, base, booster, columns=tree_columns(names), params=TREE_PARAMS, rounds=ROUNDS)
 
 

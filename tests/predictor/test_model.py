@@ -46,8 +46,9 @@ def synthetic_records(table: FeatureTable, n: int = 60, seed: int = 0) -> list[P
 
 def test_the_registry_holds_the_models() -> None:
     assert regressor_names() == ["additive", "hist", "lightgbm_linear", "ranker", "residual", "typed",
-                                 "typed_residual", "typed_target", "typed_target_residual",
-                                 "typed_target_robust_residual", "xgboost", "xgboost_monotone"]
+                                 "typed_residual", "typed_target", "typed_target_modules_residual",
+                                 "typed_target_residual", "typed_target_robust_residual", "xgboost",
+                                 "xgboost_monotone"]
     assert DEFAULT_MODEL in regressor_names()
 
 
@@ -91,7 +92,8 @@ def test_the_default_model_extrapolates_below_every_plan_it_was_trained_on(table
     no lower than their lowest leaf)."""
     recs = synthetic_records(table, n=80)
     for kind, extrapolates in ((DEFAULT_MODEL, True), ("typed_target_residual", True),
-                               ("typed_target_robust_residual", True), ("xgboost", False)):
+                               ("typed_target_robust_residual", True),
+                               ("typed_target_modules_residual", True), ("xgboost", False)):
         margin = extrapolation_margin(table, recs, model=kind, members=3, quantile=0.3, step=0.05)
         assert (margin > 0.01) == extrapolates, kind
 
