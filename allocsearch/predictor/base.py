@@ -20,7 +20,7 @@ from allocsearch._registry import lookup
 #: The model ``Predictor.train``, ``predictor train`` and study short-listing use unless told
 #: otherwise: the one that ranked held-out studies best in ``benchmarks/predictor.py --suite
 #: quality`` (``default_model`` in its JSON; the README gives the figures).
-DEFAULT_MODEL = "typed_target_robust_residual"
+DEFAULT_MODEL = "typed_target_modules_residual"
 
 
 class Regressor(Protocol):

