@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from _common import ARCHIVED_NOTE, RESULTS, result_path
+from _paired_render import paired_note
 from _sparsegpt_render import PRIORS, _draws, _fmt, _starts, compare, lower_on, searched
 
 from allocsearch.evaluate.reference import NO_REFERENCE
@@ -246,7 +247,8 @@ def render(suite: ModuleSuite = SPARSEGPT) -> str:
         for tag, v in tagged:
             if pct in v["runs"]:
                 lines += _target_rows(pct, v["runs"][pct], tag, state)
-    note = " ".join(n for n in (borrowed_note(q, tagged), remeasured_note(q, tagged)) if n)
+    notes = (borrowed_note(q, tagged), remeasured_note(q, tagged), paired_note(tagged))
+    note = " ".join(n for n in notes if n)
     if note:
         lines += ["", note]
     cost = _cost_sentence(q["runs"], "Search cost per seed, per-module")

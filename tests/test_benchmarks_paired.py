@@ -1,0 +1,47 @@
+"""The with/without sentence of the per-module block: medians of the searched seeds and the
+draws on which the variant with the choice measured lower, paired by calibration seed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _paired_render import paired_note  # noqa: E402
+
+HEAD = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+
+def _row(ppl: list[float], build: str = "a") -> dict[str, Any]:
+    """A searched seed's entry: one ppl per calibration draw (the other domain at ten times)."""
+    draws = [{"seed": s, "ppl": p, "ppl_other": 10 * p} for s, p in enumerate(ppl)]
+    return {"ppl": sum(ppl) / len(ppl), "ppl_other": 10 * sum(ppl) / len(ppl), "draws": draws,
+            "commit": HEAD, "numerics": {"build": build}}
+
+
+def _variant(*rows: dict[str, Any]) -> dict[str, Any]:
+    return {"runs": {"70": {f"searched:s{i}": r for i, r in enumerate(rows)}}}
+
+
+def test_the_pair_gives_medians_and_paired_draws() -> None:
+    with_ = _variant(_row([60.0, 62.0]), _row([70.0, 66.0]), _row([64.0, 64.0]))
+    without = _variant(_row([65.0, 63.0]), _row([61.0, 69.0]))
+    note = paired_note([("pretrained_wanda", with_), ("unscreened", without), ("other", without)])
+    assert note.startswith("With and without the short-list pretrained on the Wanda records at 70%, "
+                           "`pretrained_wanda` (3 seeds) against `unscreened` (2) (same build")
+    # Medians 64.00 (of 61, 68, 64) and 64.50 (of 64, 65); 12 seed pairs x draws, of which lower:
+    # draw 0: 60 < 65, 60 < 61, 64 < 65 (3); draw 1: 62 < 63, 62 < 69, 66 < 69, 64 < 69 (4).
+    assert "pydoc 64.00 against 64.50 (x0.992), lower on 7 of 12 pairs of seeds and draws" in note
+    assert "licenses 640.00 against 645.00 (x0.992), lower on 7 of 12" in note
+
+
+def test_the_pair_says_when_it_is_not_measured_alike_and_needs_both_variants() -> None:
+    with_ = _variant(_row([60.0]))
+    without = _variant(_row([65.0], build="b"))
+    assert "(not measured alike: other builds)" in paired_note([("pretrained_wanda", with_),
+                                                                 ("unscreened", without)])
+    assert paired_note([("pretrained_wanda", with_)]) == ""
