@@ -247,7 +247,9 @@ def render(suite: ModuleSuite = SPARSEGPT) -> str:
         for tag, v in tagged:
             if pct in v["runs"]:
                 lines += _target_rows(pct, v["runs"][pct], tag, state)
-    notes = (borrowed_note(q, tagged), remeasured_note(q, tagged), paired_note(tagged))
+    from report import noise_floors
+
+    notes = (borrowed_note(q, tagged), remeasured_note(q, tagged), paired_note(tagged, noise_floors()))
     note = " ".join(n for n in notes if n)
     if note:
         lines += ["", note]

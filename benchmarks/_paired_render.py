@@ -10,48 +10,61 @@ from typing import Any
 
 from _common import library_changed
 from _sparsegpt_render import lower_on, searched
+from _suite_state import same_verify
 
 #: (variant with the choice, variant without it, what the choice is).
 PAIRS = (("pretrained_wanda", "unscreened", "the short-list pretrained on the Wanda records"),)
 METRICS = (("ppl", "pydoc"), ("ppl_other", "licenses"))
 
 
-def _alike(rows: list[dict[str, Any]]) -> str:
-    """Why searched rows are not measured alike ("" when they are): their builds (``numerics``)
-    differ, or the library code of their commits (docstrings aside: ``library_changed``)."""
-    if len({repr(r.get("numerics")) for r in rows}) > 1:
-        return "other builds"
+def _caveat(with_: dict[str, Any], without: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    """How two variants' searched ``rows`` were measured: alike, or why not (their builds, the
+    library code of their commits, docstrings aside, or their verification settings)."""
     commits = sorted({str(r.get("commit")) for r in rows})
-    if any(library_changed(c, commits[0]) for c in commits[1:]):
-        return "other library code"
-    return ""
+    if len({repr(r.get("numerics")) for r in rows}) > 1:
+        why = "other builds"
+    elif any(library_changed(c, commits[0]) for c in commits[1:]):
+        why = "other library code"
+    elif not same_verify(with_["study"]["verify"], without["study"]["verify"]):
+        why = "other verification settings"
+    else:
+        return "same build, library code, verification settings and calibration draws"
+    return f"not measured alike: {why}"
 
 
 def _metric(with_rows: list[dict[str, Any]], without_rows: list[dict[str, Any]], metric: str,
-            label: str) -> str:
+            label: str, floor: float | None) -> str:
+    """One domain's medians, their ratio (judged against the noise ``floor`` of the target and
+    pruner, None: not measured) and the seed-and-draw pairs on which ``with_rows`` measured lower."""
     mine = statistics.median(r[metric] for r in with_rows)
     theirs = statistics.median(r[metric] for r in without_rows)
+    ratio = mine / theirs
+    side = "" if floor is None else \
+        f", {'beyond' if abs(1 - ratio) > floor else 'within'} the noise floor ({floor:.1%})"
     below = [lower_on(a, b, metric) for a in with_rows for b in without_rows]
-    return (f"{label} {mine:.2f} against {theirs:.2f} (x{mine / theirs:.3f}), lower on "
+    return (f"{label} {mine:.2f} against {theirs:.2f} (x{ratio:.3f}{side}), lower on "
             f"{sum(n for n, _ in below)} of {sum(d for _, d in below)} pairs of seeds and draws")
 
 
-def paired_note(tagged: list[tuple[str, dict[str, Any]]]) -> str:
-    """The sentences of the PAIRS whose two variants both ran (every target they share), or ""."""
+def paired_note(tagged: list[tuple[str, dict[str, Any]]],
+                floors: dict[tuple[float, str], float] | None = None) -> str:
+    """The sentences of the PAIRS whose two variants both ran (every target they share), or "".
+    ``floors``: (target, pruner) -> the noise floor of verification (report.noise_floors)."""
     by_tag = dict(tagged)
     out = []
     for with_tag, without_tag, what in PAIRS:
         if with_tag not in by_tag or without_tag not in by_tag:
             continue
-        a, b = by_tag[with_tag]["runs"], by_tag[without_tag]["runs"]
-        for pct in sorted(set(a) & set(b)):
-            with_rows, without_rows = searched(a[pct]), searched(b[pct])
-            if not with_rows or not without_rows:
+        with_, without = by_tag[with_tag], by_tag[without_tag]
+        model = (with_.get("pretrained") or {}).get("model")
+        name = f"{what} (`{model}`)" if model else what
+        for pct in sorted(set(with_["runs"]) & set(without["runs"])):
+            mine, theirs = searched(with_["runs"][pct]), searched(without["runs"][pct])
+            if not mine or not theirs:
                 continue
-            why = _alike(with_rows + without_rows)
-            caveat = f" (not measured alike: {why})" if why else " (same build, verification and draws)"
-            out.append(f"With and without {what} at {pct}%, `{with_tag}` ({len(with_rows)} seeds) against "
-                       f"`{without_tag}` ({len(without_rows)}){caveat}: searched median "
-                       + "; ".join(_metric(with_rows, without_rows, m, label) for m, label in METRICS)
-                       + ".")
+            floor = (floors or {}).get((round(int(pct) / 100, 4), with_["study"]["verify"]["pruner"]))
+            out.append(f"With and without {name} at {pct}%, `{with_tag}` ({len(mine)} seeds) against "
+                       f"`{without_tag}` ({len(theirs)}) ({_caveat(with_, without, mine + theirs)}): "
+                       "searched median "
+                       + "; ".join(_metric(mine, theirs, m, label, floor) for m, label in METRICS) + ".")
     return " ".join(out)

@@ -23,20 +23,26 @@ def _row(ppl: list[float], build: str = "a") -> dict[str, Any]:
             "commit": HEAD, "numerics": {"build": build}}
 
 
-def _variant(*rows: dict[str, Any]) -> dict[str, Any]:
-    return {"runs": {"70": {f"searched:s{i}": r for i, r in enumerate(rows)}}}
+def _variant(*rows: dict[str, Any], windows: int = 40) -> dict[str, Any]:
+    return {"runs": {"70": {f"searched:s{i}": r for i, r in enumerate(rows)}},
+            "study": {"verify": {"pruner": "sparsegpt", "eval_windows": windows}}}
 
 
 def test_the_pair_gives_medians_and_paired_draws() -> None:
     with_ = _variant(_row([60.0, 62.0]), _row([70.0, 66.0]), _row([64.0, 64.0]))
     without = _variant(_row([65.0, 63.0]), _row([61.0, 69.0]))
-    note = paired_note([("pretrained_wanda", with_), ("unscreened", without), ("other", without)])
-    assert note.startswith("With and without the short-list pretrained on the Wanda records at 70%, "
-                           "`pretrained_wanda` (3 seeds) against `unscreened` (2) (same build")
+    with_["pretrained"] = {"model": "additive"}
+    note = paired_note([("pretrained_wanda", with_), ("unscreened", without), ("other", without)],
+                       {(0.7, "sparsegpt"): 0.005})
+    assert note.startswith("With and without the short-list pretrained on the Wanda records (`additive`) "
+                           "at 70%, `pretrained_wanda` (3 seeds) against `unscreened` (2) (same build, "
+                           "library code")
     # Medians 64.00 (of 61, 68, 64) and 64.50 (of 64, 65); 12 seed pairs x draws, of which lower:
     # draw 0: 60 < 65, 60 < 61, 64 < 65 (3); draw 1: 62 < 63, 62 < 69, 66 < 69, 64 < 69 (4).
-    assert "pydoc 64.00 against 64.50 (x0.992), lower on 7 of 12 pairs of seeds and draws" in note
-    assert "licenses 640.00 against 645.00 (x0.992), lower on 7 of 12" in note
+    assert ("pydoc 64.00 against 64.50 (x0.992, beyond the noise floor (0.5%)), lower on 7 of 12 pairs "
+            "of seeds and draws") in note
+    assert "licenses 640.00 against 645.00 (x0.992, beyond the noise floor (0.5%)), lower on 7 of 12" in note
+    assert "(x0.992), lower on" in paired_note([("pretrained_wanda", with_), ("unscreened", without)])
 
 
 def test_the_pair_says_when_it_is_not_measured_alike_and_needs_both_variants() -> None:
@@ -45,3 +51,6 @@ def test_the_pair_says_when_it_is_not_measured_alike_and_needs_both_variants() -
     assert "(not measured alike: other builds)" in paired_note([("pretrained_wanda", with_),
                                                                  ("unscreened", without)])
     assert paired_note([("pretrained_wanda", with_)]) == ""
+    fewer = _variant(_row([65.0]), windows=20)
+    assert "(not measured alike: other verification settings)" in paired_note(
+        [("pretrained_wanda", with_), ("unscreened", fewer)])
