@@ -55,6 +55,7 @@ def pretrained_predictor(args: argparse.Namespace, suite: str) -> Path | None:
     if not path.exists():
         if args.report:
             raise SystemExit(f"--report: the runs' pretrained predictor {path.name} is not in {RUNS}")
+        path.parent.mkdir(parents=True, exist_ok=True)  # results/runs/ is absent on a fresh checkout
         train_predictor(folder_records(folders) if folders else records, kind=kind,
                         progress=False).save(path)
     return path

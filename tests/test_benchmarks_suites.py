@@ -64,12 +64,13 @@ def test_a_variant_pretrains_on_the_committed_records_at_the_given_targets(
         kinds.append(kw["kind"])
         return _Trained(list(recs))
 
-    monkeypatch.setattr(_suite_state, "RUNS", tmp_path)
+    runs = tmp_path / "runs"  # absent, as results/runs/ is on a fresh checkout
+    monkeypatch.setattr(_suite_state, "RUNS", runs)
     monkeypatch.setattr(_suite_state, "predictor_records", lambda: (records, "records.jsonl"))
     monkeypatch.setattr(_suite_state, "train_predictor", train)
     args = argparse.Namespace(pretrain=[0.5, 0.6, 0.75], pretrain_from="records", report=False)
     path = _suite_state.pretrained_predictor(args, "sparsegpt_modules")
-    assert path is not None and path.parent == tmp_path
+    assert path is not None and path.parent == runs
     assert path.name.endswith("_records_50+60+75.json")
     assert json.loads(path.read_text()) == ["a", "b", "d"]  # the 70% study left out
     # A resumed run reuses the file: nothing trained again.
@@ -85,7 +86,7 @@ def test_a_variant_pretrains_on_the_committed_records_at_the_given_targets(
     # --pretrain-model: another model, another file (the default's is left as it was).
     other = pretrain(argparse.Namespace(pretrain=[0.5, 0.6, 0.75], pretrain_from="records", report=False,
                                         pretrain_model="additive"), "wanda_modules")
-    assert other == tmp_path / "predictor_additive_records_50+60+75.json" and other != path
+    assert other == runs / "predictor_additive_records_50+60+75.json" and other != path
     assert kinds == [DEFAULT_MODEL, "additive"]
     assert pretrain(argparse.Namespace(pretrain=[], pretrain_from="records"), "x") is None
 
