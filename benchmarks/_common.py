@@ -300,6 +300,18 @@ _GIT_AT_START = _git_state()
 
 
 @functools.cache
+def predictor_code(root: Path = ROOT) -> tuple[str, ...]:
+    """The predictor package's files (relative paths) that a study without a predictor never
+    runs: it attaches no screener (``config.predictor.enabled`` is False), so no feature table
+    is built, no model is trained and the model registry is not read; of the package it uses
+    only the trial record type (``records.py``). A change to these files alone, such as a new
+    default model, leaves its measurements standing (the efficiency suite's kept arms, the
+    plain side of a with/without pair)."""
+    folder = root / "allocsearch" / "predictor"
+    return tuple(sorted(p.relative_to(root).as_posix() for p in folder.glob("*.py")
+                        if p.name != "records.py"))
+
+
 def library_changed_since(commit: str, unused: tuple[str, ...] = ()) -> bool:
     """Whether the library, less ``unused``, differs between ``commit`` and the commit this
     benchmark started on."""

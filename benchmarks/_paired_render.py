@@ -8,7 +8,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from _common import library_changed
+from _common import library_changed, predictor_code
 from _sparsegpt_render import lower_on, searched
 from _suite_state import same_verify
 
@@ -17,18 +17,37 @@ PAIRS = (("pretrained_wanda", "unscreened", "the short-list pretrained on the Wa
 METRICS = (("ppl", "pydoc"), ("ppl_other", "licenses"))
 
 
-def _caveat(with_: dict[str, Any], without: dict[str, Any], rows: list[dict[str, Any]]) -> str:
-    """How two variants' searched ``rows`` were measured: alike, or why not (their builds, the
-    library code of their commits, docstrings aside, or their verification settings)."""
+def _uses_no_predictor(variant: dict[str, Any]) -> bool:
+    """Whether a variant's studies ran without a short-list: no ``--pretrain`` and no
+    ``predictor`` override in its command."""
+    return variant.get("pretrained") is None and "predictor" not in str(variant.get("command", ""))
+
+
+def _code_differs(rows: list[dict[str, Any]], unused: tuple[str, ...] = ()) -> bool:
+    """Whether the library code (less ``unused``) of the commits ``rows`` were measured at differs."""
     commits = sorted({str(r.get("commit")) for r in rows})
-    if len({repr(r.get("numerics")) for r in rows}) > 1:
+    return any(library_changed(c, commits[0], unused=unused) for c in commits[1:])
+
+
+def _caveat(with_: dict[str, Any], without: dict[str, Any], mine: list[dict[str, Any]],
+            theirs: list[dict[str, Any]]) -> str:
+    """How two variants' searched rows (``mine``: with the choice, ``theirs``: without) were
+    measured: alike, or why not (their builds, the library code of their commits, docstrings
+    aside, or their verification settings). Each variant's own rows must share all the library
+    code; across the two, the predictor's model code counts only when the variant without the
+    choice ran a predictor too (:func:`_common.predictor_code`): a new default model changes
+    what the variant with it runs, which is the choice compared, and nothing the other ran."""
+    exempt = predictor_code() if _uses_no_predictor(without) else ()
+    if len({repr(r.get("numerics")) for r in mine + theirs}) > 1:
         why = "other builds"
-    elif any(library_changed(c, commits[0]) for c in commits[1:]):
+    elif _code_differs(mine) or _code_differs(theirs) or _code_differs(mine[:1] + theirs[:1], exempt):
         why = "other library code"
     elif not same_verify(with_["study"]["verify"], without["study"]["verify"]):
         why = "other verification settings"
     else:
-        return "same build, library code, verification settings and calibration draws"
+        code = "library code" if not exempt or not _code_differs(mine[:1] + theirs[:1]) else \
+            "library code but the predictor's models (run only with it)"
+        return f"same build, {code}, verification settings and calibration draws"
     return f"not measured alike: {why}"
 
 
@@ -64,7 +83,7 @@ def paired_note(tagged: list[tuple[str, dict[str, Any]]],
                 continue
             floor = (floors or {}).get((round(int(pct) / 100, 4), with_["study"]["verify"]["pruner"]))
             out.append(f"With and without {name} at {pct}%, `{with_tag}` ({len(mine)} seeds) against "
-                       f"`{without_tag}` ({len(theirs)}) ({_caveat(with_, without, mine + theirs)}): "
+                       f"`{without_tag}` ({len(theirs)}) ({_caveat(with_, without, mine, theirs)}): "
                        "searched median "
                        + "; ".join(_metric(mine, theirs, m, label, floor) for m, label in METRICS) + ".")
     return " ".join(out)

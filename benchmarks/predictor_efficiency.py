@@ -45,7 +45,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
     RESULTS,
-    ROOT,
     RUNS,
     STUDIES,
     add_model_args,
@@ -53,6 +52,7 @@ from _common import (
     environment,
     library_changed_since,
     measured_elsewhere,
+    predictor_code,
     predictor_records,
     print_table,
     records_digest,
@@ -159,17 +159,6 @@ def merge_partial(partial: Path, runs: list[dict[str, Any]], keep: Sequence[str]
     partial.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(partial, json.dumps({"runs": out, "ramp": ramp or earlier.get("ramp")}, indent=1))
     return out
-
-
-def predictor_code(root: Path = ROOT) -> tuple[str, ...]:
-    """The predictor package's files (relative paths) that an arm without a predictor never runs:
-    its study attaches no screener (``config.predictor.enabled`` is False), so no feature table
-    is built, no model is trained and the model registry is not read; of the package it uses
-    only the trial record type (``records.py``). A change to these files alone, such as a new
-    default model, leaves the ``KEEPABLE`` arms' runs standing."""
-    folder = root / "allocsearch" / "predictor"
-    return tuple(sorted(p.relative_to(root).as_posix() for p in folder.glob("*.py")
-                        if p.name != "records.py"))
 
 
 def kept_runs(path: Path, arms: list[str], settings: dict[str, Any],

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
@@ -54,3 +56,42 @@ def test_the_pair_says_when_it_is_not_measured_alike_and_needs_both_variants() -
     fewer = _variant(_row([65.0]), windows=20)
     assert "(not measured alike: other verification settings)" in paired_note(
         [("pretrained_wanda", with_), ("unscreened", fewer)])
+
+
+def test_the_pair_ignores_predictor_model_code_only_when_the_plain_variant_runs_none(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new default model is what the variant with the short-list runs, not what the plain one
+    ran: across the two, a change of the predictor's model files alone is named, not a reason to
+    call them unalike; within one variant, and against a plain variant that ran a predictor, it is."""
+    import _paired_render
+
+    def changed(a: str, b: str, unused: tuple[str, ...] = ()) -> bool:
+        # "old" and "new" differ in predictor model files only; "search" in the search too.
+        pair = {a, b}
+        if pair == {"old", "new"}:
+            return not unused
+        return len(pair) > 1
+
+    monkeypatch.setattr(_paired_render, "library_changed", changed)
+    monkeypatch.setattr(_paired_render, "predictor_code", lambda: ("allocsearch/predictor/base.py",))
+
+    def at(commit: str, ppl: float) -> dict[str, Any]:
+        return _row([ppl]) | {"commit": commit}
+
+    with_ = _variant(at("new", 60.0), at("new", 61.0))
+    with_["pretrained"] = {"model": "m"}
+    plain = _variant(at("old", 65.0)) | {"command": "python benchmarks/quality.py --tag unscreened"}
+    note = paired_note([("pretrained_wanda", with_), ("unscreened", plain)])
+    assert "(same build, library code but the predictor's models (run only with it), verification" in note
+    screened = plain | {"command": "python benchmarks/quality.py --set 'predictor={model: typed}'"}
+    assert "(not measured alike: other library code)" in paired_note(
+        [("pretrained_wanda", with_), ("unscreened", screened)])
+    mixed = _variant(at("new", 60.0), at("old", 61.0)) | {"pretrained": {"model": "m"}}
+    assert "(not measured alike: other library code)" in paired_note(
+        [("pretrained_wanda", mixed), ("unscreened", plain)])
+    searched_elsewhere = _variant(at("search", 65.0))
+    assert "(not measured alike: other library code)" in paired_note(
+        [("pretrained_wanda", with_), ("unscreened", searched_elsewhere)])
+    alike = _variant(at("new", 65.0))
+    assert "(same build, library code, verification" in paired_note(
+        [("pretrained_wanda", with_), ("unscreened", alike)])

@@ -253,8 +253,7 @@ class _Repo:
 def test_kept_arms_ignore_predictor_model_code_but_not_the_record_type_or_the_search(tmp_path: Path) -> None:
     """The arms without a predictor stand across a change of the predictor models (a new default),
     not across one of the trial record type they write or of the search they run."""
-    from _common import library_changed
-    from predictor_efficiency import predictor_code
+    from _common import library_changed, predictor_code
 
     commit = _Repo(tmp_path).commit
     first = commit("allocsearch/predictor/records.py", "a")
