@@ -60,6 +60,7 @@ from _suite_state import (
     pretrained_predictor,
     save_partial,
     shared_priors,
+    still_borrowed,
     tag_suffix,
 )
 
@@ -176,6 +177,8 @@ def suite_sparsegpt(args: argparse.Namespace, suite: str = "sparsegpt") -> dict[
         # A variant's own choice of priors (its seeds' warm starts) is kept when it has one.
         shared = shared_priors(suite, pct, args, device, vars(first.verify))
         done[pct] |= {k: v for k, v in shared.items() if k not in done[pct]}
+        if "priors_from" in done[pct] and not still_borrowed(suite, pct, device, done[pct]):
+            del done[pct]["priors_from"]  # measured by this variant since: not borrowed
 
     def save() -> None:
         for pct, state in done.items():

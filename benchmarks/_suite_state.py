@@ -155,3 +155,18 @@ def shared_priors(suite: str, pct: str, args: argparse.Namespace, device: str,
     keep = fresh_entries({k: v for k, v in state.items() if k == "priors" or k.startswith("measured:")},
                          source)
     return keep | ({"priors_from": source} if keep else {})
+
+
+def still_borrowed(suite: str, pct: str, device: str, state: dict[str, Any]) -> bool:
+    """Whether ``state``'s prior rows are still the plain suite's (its ``priors_from``): its
+    choice of priors equals the one in the plain suite's partial results or committed result.
+    A variant that measured its priors itself (the borrowed ones were measured on other library
+    code, so dropped) keeps no stale ``priors_from`` from an earlier result."""
+    if "priors_from" not in state:
+        return False
+    plain = RUNS / f"quality_{suite}_{pct}.partial.json"
+    result = result_file(suite, device)
+    stored = json.loads(result.read_text()).get("runs", {}).get(pct, {}) if result.exists() else {}
+    sources = [read_partial(plain, pct), stored]
+    return any("priors" in src and _canonical(src["priors"]) == _canonical(state.get("priors"))
+               for src in sources)

@@ -277,3 +277,26 @@ def test_prior_plans_are_the_same_to_the_last_bits_of_a_sparsity() -> None:
     assert not mr._same_plan(a, {"modules": {"q": {"sparsity": 0.61}, "k": {"sparsity": 0.7}}})
     assert not mr._same_plan(a, {"modules": {"q": {"sparsity": 0.6}}})
     assert not mr._same_plan(a, None)
+
+
+def test_a_variant_that_measured_its_own_priors_is_not_labelled_as_borrowing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``priors_from`` stands only while the variant's choice of priors is the plain suite's (in
+    its partial results or its committed result); one left from an earlier result whose borrowed
+    priors were measured again by the variant is stale."""
+    runs, results = tmp_path / "runs", tmp_path / "results"
+    runs.mkdir()
+    results.mkdir()
+    monkeypatch.setattr(_suite_state, "RUNS", runs)
+    monkeypatch.setattr(_suite_state, "RESULTS", results)
+    plain = {"priors": {"best": {"ramp": 1}, "commit": "a"}}
+    (results / "quality_s_cpu.json").write_text(json.dumps({"runs": {"70": plain}}))
+    borrowed = plain | {"priors_from": "quality_s_cpu.json"}
+    assert _suite_state.still_borrowed("s", "70", "cpu", borrowed)
+    own = {"priors": {"best": {"ramp": 1}, "commit": "b"}, "priors_from": "quality_s_cpu.json"}
+    assert not _suite_state.still_borrowed("s", "70", "cpu", own)
+    assert not _suite_state.still_borrowed("s", "70", "cpu", {"priors_from": "quality_s_cpu.json"})
+    assert not _suite_state.still_borrowed("s", "70", "cpu", plain)  # not labelled at all
+    # The plain suite's partial results count too (its run not written yet).
+    (runs / "quality_s_70.partial.json").write_text(json.dumps({"70": own}))
+    assert _suite_state.still_borrowed("s", "70", "cpu", own)
