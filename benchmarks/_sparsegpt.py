@@ -221,7 +221,7 @@ def suite_sparsegpt(args: argparse.Namespace, suite: str = "sparsegpt") -> dict[
             key = f"measured:{family}"
             # Another process (other seeds) may have measured this prior since: take it.
             on_disk = load_partial(partial_path(suite, pct, args), pct)
-            state |= {k: v for k, v in on_disk.items() if k not in state}
+            state |= {k: v for k, v in on_disk.items() if k.startswith("measured:") and k not in state}
             if key in state:
                 continue
             if ev is None:
