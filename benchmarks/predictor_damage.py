@@ -1,0 +1,192 @@
+"""Measured damage beside the default predictor: does it rank the held-out studies better?
+
+For each target of --targets and each centre of --centres (the uniform plan, a steep ramp), the
+block curves around that centre plan (:mod:`allocsearch.predictor.damage`: every block alone
+moved to 6 levels, 180 evaluations of the predictor studies' Evaluator at --tokens search
+tokens for SmolLM2-135M) are measured once. Then every study benchmarks/predictor_data.py ran is
+held out as in benchmarks/predictor.py (alone, and with the other seeds of its kind) and its
+plans ranked three ways, by Spearman against their labels:
+
+- ``default``: the default model trained on the other studies;
+- ``damage``: the blended damage alone (no parameter learned from any study);
+- ``blend``: the default model's prediction plus the damage times the factor that gives both
+  the same spread within a study over the training studies (:func:`blend_scale`).
+
+A study at a target without curves reads the curves of the nearest measured target. The
+curves' cost (evaluations, tokens, seconds) is in the JSON beside a predictor study's.
+
+    python benchmarks/predictor_damage.py               # ~2.5 h of one core (6 x 181 evaluations), +15 min
+    python benchmarks/predictor_damage.py --shard 0/2   # beside --shard 1/2, one core each
+    python benchmarks/predictor_damage.py               # after the shards: the table
+
+The curves are kept in results/runs/predictor_damage.partial.json (a run resumes; a shard
+measures every N-th (target, centre) into its own file) and in the library's curve cache.
+Writes benchmarks/results/predictor_damage_<device>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np
+from _common import (
+    RUNS,
+    STUDIES,
+    add_model_args,
+    code_state,
+    command_line,
+    environment,
+    predictor_records,
+    print_table,
+    records_digest,
+    write_json,
+)
+from _shards import load_done, save_partial, save_rows, shard_of
+from predictor import deciding, study_kind
+from scipy.stats import spearmanr
+
+from allocsearch.data import DataConfig
+from allocsearch.evaluate import Evaluator
+from allocsearch.models import load_model
+from allocsearch.predictor import FeatureTable, Predictor
+from allocsearch.predictor.base import DEFAULT_MODEL
+from allocsearch.predictor.damage import CENTRES, CentredCurves, DamageCurves, blend_scale, measure_damage
+from allocsearch.predictor.records import PlanRecord
+from allocsearch.profile import build_profile
+from allocsearch.search import StudyConfig
+
+PARTIAL = RUNS / "predictor_damage.partial.json"
+
+
+def _key(target: float, centre: str) -> str:
+    return f"{target:g}|{centre}"
+
+
+def measure_all(ev: Evaluator, pairs: list[tuple[float, str]], shard: tuple[int, int] | None,
+                tokens: int) -> dict[str, Any]:
+    """Every (target, centre) of ``pairs`` (this shard's share) measured or read back."""
+    done = load_done(PARTIAL)
+    own = [_key(t, c) for t, c in pairs]
+    for t, c in pairs:
+        key = _key(t, c)
+        if key in done and done[key]["curves"]["curves"]["tokens"] == tokens:
+            continue
+        start = time.perf_counter()
+        curves = measure_damage(ev, t, c, tokens=tokens, progress=True)
+        done[key] = {"curves": curves.to_dict(), "seconds": time.perf_counter() - start} | code_state()
+        save_rows(PARTIAL, done, shard, own)
+        print(f"  {key}: {done[key]['seconds']:.0f} s", flush=True)
+    return done
+
+
+def held_out(table: FeatureTable, records: list[PlanRecord], damage: np.ndarray,
+             key: Callable[[PlanRecord], str], members: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(plans,) the default model's held-out prediction of each record (its group left out of
+    training), and the same plus the scaled damage (the factor from the training records)."""
+    model = np.zeros(len(records))
+    blend = np.zeros(len(records))
+    for name in sorted({key(r) for r in records}):
+        train = [i for i, r in enumerate(records) if key(r) != name]
+        test = [i for i, r in enumerate(records) if key(r) == name]
+        pred = Predictor.train(table, [records[i] for i in train], model=DEFAULT_MODEL, members=members,
+                               seed=seed)
+        fitted, _ = pred.predict([records[i].plan for i in train])
+        scale = blend_scale(fitted, damage[train], [records[i].study for i in train])
+        mean, _ = pred.predict([records[i].plan for i in test])
+        model[test], blend[test] = mean, mean + scale * damage[test]
+    return model, blend
+
+
+def study_rows(records: list[PlanRecord], damage: np.ndarray,
+               ranked: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+    """Per study, the Spearman of each ranking (``ranked``: name -> (plans,) scores) and of the
+    damage alone against the labels."""
+    y = np.log([r.fitness for r in records])
+    study = np.array([r.study for r in records])
+    rows = []
+    for s in sorted(set(study.tolist())):
+        m = study == s
+        row: dict[str, Any] = {"study": s, "target": records[int(np.argmax(m))].target, "n": int(m.sum()),
+                               "damage": float(spearmanr(damage[m], y[m]).statistic)}
+        row |= {k: float(spearmanr(v[m], y[m]).statistic) for k, v in ranked.items()}
+        rows.append(row)
+    return rows
+
+
+def summary(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Per ranking column: its minimum and median over the 60-75% studies and how many are below 0.9."""
+    decide = [r for r in rows if deciding(r["target"])]
+    cols = [k for k in rows[0] if k not in ("study", "target", "n")]
+    return {k: {"min": min(r[k] for r in decide), "median": float(np.median([r[k] for r in decide])),
+                "below_0.9": sum(r[k] < 0.9 for r in decide)} for k in cols}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_model_args(p)
+    p.add_argument("--targets", type=float, nargs="+", default=[0.6, 0.7, 0.75])
+    p.add_argument("--centres", nargs="+", default=list(CENTRES))
+    p.add_argument("--tokens", type=int, default=2048,
+                   help="search tokens per evaluation (the studies' labels')")
+    p.add_argument("--members", type=int, default=5)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--shard", type=shard_of, default=None, metavar="I/N",
+                   help="measure every N-th (target, centre) from the I-th only, into its own partial file")
+    args = p.parse_args()
+
+    base = StudyConfig.load(STUDIES / "smollm2-70.yaml")  # the predictor studies' evaluator
+    config = dataclasses.replace(base.evaluator, fidelities=(args.tokens,))
+    loaded = load_model(args.model, device=args.device, dtype=args.dtype)
+    ev = Evaluator.build(loaded, config, progress=False)
+    pairs = [(t, c) for t in sorted(args.targets) for c in args.centres]
+    PARTIAL.parent.mkdir(parents=True, exist_ok=True)
+    mine = pairs[args.shard[0]::args.shard[1]] if args.shard else pairs
+    done = measure_all(ev, mine, args.shard, args.tokens)
+    ev.close()
+    if args.shard is not None:
+        print(f"shard {args.shard[0]}/{args.shard[1]} done; run again without --shard to write the result")
+        return
+    save_partial(PARTIAL, done)
+    entries = [CentredCurves.from_dict(done[_key(t, c)]["curves"]) for t, c in pairs]
+    curves = DamageCurves(tuple(entries))
+
+    records, _ = predictor_records(loaded.device.type)
+    table = FeatureTable.from_profile(build_profile(loaded, DataConfig(), progress=False))
+    damage = curves.of_plans([r.plan for r in records])
+    ranked: dict[str, np.ndarray] = {}
+    for name, key in (("", lambda r: r.study), (" kind out", study_kind)):
+        model, blend = held_out(table, records, damage, key, args.members, args.seed)
+        ranked |= {f"default{name}": model, f"blend{name}": blend}
+    rows = study_rows(records, damage, ranked)
+    print_table(rows, list(rows[0]))
+    best = summary(rows)
+    print_table([{"ranking": k} | v for k, v in best.items()], ["ranking", "min", "median", "below_0.9"])
+    evaluations = sum(e.curves.num_blocks * len(e.curves.levels) + 1 for e in entries)
+    study_tokens = len([r for r in records if r.study == records[0].study]) * records[0].tokens
+    path = write_json(f"predictor_damage_{loaded.device.type}.json", {
+        "command": command_line(), "environment": environment(),
+        "records": len(records), "records_digest": records_digest(records),
+        "default_model": DEFAULT_MODEL, "members": args.members, "seed": args.seed,
+        "targets": sorted(args.targets), "centres": args.centres, "tokens": args.tokens,
+        "cost": {"evaluations": evaluations, "tokens": curves.tokens_read,
+                 "seconds": sum(done[_key(t, c)]["seconds"] for t, c in pairs),
+                 "study_tokens": study_tokens},
+        "curves": {_key(t, c): {k: v for k, v in done[_key(t, c)].items() if k != "curves"}
+                   for t, c in pairs},
+        "rows": rows, "summary": best,
+    }, protocol={"device": loaded.device.type, "dtype": args.dtype, "model": args.model, "data": "embedded",
+                 "calibration": "the predictor studies' profile (studies/smollm2-70.yaml)",
+                 "evaluation": f"search tokens 0-{args.tokens}", "seeds": [args.seed]})
+    print(f"\nwrote {path}")
+
+
+if __name__ == "__main__":
+    main()
