@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import _damage_render
 from _common import ARCHIVED_NOTE, RESULTS, committed_records_digest, result_path
 from predictor import deciding
 
@@ -66,7 +67,7 @@ def render_readme() -> str:
     agree = "" if q["default_model"] == DEFAULT_MODEL else \
         f" **The library's default is `{DEFAULT_MODEL}`: it differs from this measurement.**"
     return (_quality_sentence(q, best, against, agree) + _records_note(q) + _ceiling_sentence()
-            + _efficiency_sentence())
+            + _damage_render.render_sentence() + _efficiency_sentence())
 
 
 def _ceiling_sentence() -> str:
@@ -261,7 +262,7 @@ def render_results() -> str:
     elif e_path.is_file():
         lines += ["", f"*Sample efficiency: {ARCHIVED_NOTE}* (`benchmarks/predictor_efficiency.py` "
                   f"measures it again)."]
-    return "\n".join(lines + _ceiling_lines())
+    return "\n".join(lines + _ceiling_lines() + _damage_render.render_lines())
 
 
 def _study_lines(q: dict[str, Any], kind_out: bool = False) -> list[str]:

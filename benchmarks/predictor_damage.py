@@ -19,9 +19,10 @@ curves' cost (evaluations, tokens, seconds) is in the JSON beside a predictor st
     python benchmarks/predictor_damage.py --shard 0/2   # beside --shard 1/2, one core each
     python benchmarks/predictor_damage.py               # after the shards: the table
 
-The curves are kept in results/runs/predictor_damage.partial.json (a run resumes; a shard
-measures every N-th (target, centre) into its own file) and in the library's curve cache.
-Writes benchmarks/results/predictor_damage_<device>.json.
+The curves are kept in results/runs/predictor_damage_<tokens>.partial.json (a run resumes; a
+shard measures every N-th (target, centre) into its own file) and in the library's curve cache.
+Writes benchmarks/results/predictor_damage_<device>.json (with ``--tokens`` other than the
+labels' 2048: ``predictor_damage_<device>_t<tokens>.json``, cheaper and noisier curves).
 """
 
 from __future__ import annotations
@@ -63,7 +64,17 @@ from allocsearch.predictor.records import PlanRecord
 from allocsearch.profile import build_profile
 from allocsearch.search import StudyConfig
 
-PARTIAL = RUNS / "predictor_damage.partial.json"
+LABEL_TOKENS = 2048  # the predictor studies' fitness tokens (benchmarks/predictor_data.py)
+
+def partial_path(tokens: int) -> Path:
+    """The resumable curves measured with ``tokens`` search tokens per evaluation."""
+    return RUNS / f"predictor_damage_{tokens}.partial.json"
+
+
+def result_name(device: str, tokens: int) -> str:
+    """The result file: ``predictor_damage_<device>.json`` at the labels' 2048 tokens."""
+    suffix = "" if tokens == LABEL_TOKENS else f"_t{tokens}"
+    return f"predictor_damage_{device}{suffix}.json"
 
 
 def _key(target: float, centre: str) -> str:
@@ -73,16 +84,17 @@ def _key(target: float, centre: str) -> str:
 def measure_all(ev: Evaluator, pairs: list[tuple[float, str]], shard: tuple[int, int] | None,
                 tokens: int) -> dict[str, Any]:
     """Every (target, centre) of ``pairs`` (this shard's share) measured or read back."""
-    done = load_done(PARTIAL)
+    partial = partial_path(tokens)
+    done = load_done(partial)
     own = [_key(t, c) for t, c in pairs]
     for t, c in pairs:
         key = _key(t, c)
-        if key in done and done[key]["curves"]["curves"]["tokens"] == tokens:
+        if key in done:
             continue
         start = time.perf_counter()
         curves = measure_damage(ev, t, c, tokens=tokens, progress=True)
         done[key] = {"curves": curves.to_dict(), "seconds": time.perf_counter() - start} | code_state()
-        save_rows(PARTIAL, done, shard, own)
+        save_rows(partial, done, shard, own)
         print(f"  {key}: {done[key]['seconds']:.0f} s", flush=True)
     return done
 
@@ -134,7 +146,7 @@ def main() -> None:
     add_model_args(p)
     p.add_argument("--targets", type=float, nargs="+", default=[0.6, 0.7, 0.75])
     p.add_argument("--centres", nargs="+", default=list(CENTRES))
-    p.add_argument("--tokens", type=int, default=2048,
+    p.add_argument("--tokens", type=int, default=LABEL_TOKENS,
                    help="search tokens per evaluation (the studies' labels')")
     p.add_argument("--members", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
@@ -147,14 +159,14 @@ def main() -> None:
     loaded = load_model(args.model, device=args.device, dtype=args.dtype)
     ev = Evaluator.build(loaded, config, progress=False)
     pairs = [(t, c) for t in sorted(args.targets) for c in args.centres]
-    PARTIAL.parent.mkdir(parents=True, exist_ok=True)
+    RUNS.mkdir(parents=True, exist_ok=True)
     mine = pairs[args.shard[0]::args.shard[1]] if args.shard else pairs
     done = measure_all(ev, mine, args.shard, args.tokens)
     ev.close()
     if args.shard is not None:
         print(f"shard {args.shard[0]}/{args.shard[1]} done; run again without --shard to write the result")
         return
-    save_partial(PARTIAL, done)
+    save_partial(partial_path(args.tokens), done)
     entries = [CentredCurves.from_dict(done[_key(t, c)]["curves"]) for t, c in pairs]
     curves = DamageCurves(tuple(entries))
 
@@ -171,7 +183,7 @@ def main() -> None:
     print_table([{"ranking": k} | v for k, v in best.items()], ["ranking", "min", "median", "below_0.9"])
     evaluations = sum(e.curves.num_blocks * len(e.curves.levels) + 1 for e in entries)
     study_tokens = len([r for r in records if r.study == records[0].study]) * records[0].tokens
-    path = write_json(f"predictor_damage_{loaded.device.type}.json", {
+    path = write_json(result_name(loaded.device.type, args.tokens), {
         "command": command_line(), "environment": environment(),
         "records": len(records), "records_digest": records_digest(records),
         "default_model": DEFAULT_MODEL, "members": args.members, "seed": args.seed,

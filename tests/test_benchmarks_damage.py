@@ -1,0 +1,93 @@
+"""benchmarks/predictor_damage.py: the held-out blend of the default model with a damage the
+features cannot see, the per-study rows and summary, and the rendered sentence and table."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import _common
+import _damage_render as render
+import predictor_damage as damage_bench
+
+from allocsearch.budget import random_plan
+from allocsearch.predictor import FeatureTable, PlanRecord
+from tests.helpers import tiny_profile
+
+
+def _studies(table: FeatureTable, hidden_weight: float) -> tuple[list[PlanRecord], np.ndarray]:
+    """Four studies at 70% whose log-fitness is the removed score mass (which the features
+    see) plus ``hidden_weight`` times a hidden damage (which only the damage column knows)."""
+    rng = np.random.default_rng(0)
+    records, hidden = [], []
+    for s in range(4):
+        for i in range(12):
+            plan = random_plan(table.identity, 0.7, block_spread=0.2, seed=100 * s + i)
+            removed = table.features([plan])[0][table.names.index("score_mean")]
+            h = float(rng.normal())
+            fitness = float(np.exp(3.0 + 2.0 * removed + hidden_weight * h))
+            records.append(PlanRecord(plan, fitness, "ppl", 128, f"s{s}", i, "random"))
+            hidden.append(h)
+    return records, np.array(hidden)
+
+
+def test_the_blend_ranks_by_the_damage_the_model_cannot_see() -> None:
+    table = FeatureTable.from_profile(tiny_profile())
+    records, hidden = _studies(table, hidden_weight=1.0)
+    model, blend = damage_bench.held_out(table, records, hidden, lambda r: r.study, members=2, seed=0)
+    rows = damage_bench.study_rows(records, hidden, {"default": model, "blend": blend})
+    assert [r["study"] for r in rows] == ["s0", "s1", "s2", "s3"] and {r["n"] for r in rows} == {12}
+    for r in rows:
+        # The hidden damage dominates each study's spread: alone it ranks well, the model alone
+        # cannot, and the blend takes it up.
+        assert r["damage"] > 0.8 and r["blend"] > r["default"] + 0.2
+    best = damage_bench.summary(rows)
+    assert best["blend"]["min"] == min(r["blend"] for r in rows)
+    assert best["default"]["below_0.9"] == sum(r["default"] < 0.9 for r in rows)
+
+
+def test_the_summary_is_over_the_60_to_75_percent_studies() -> None:
+    rows = [{"study": "a", "target": 0.5, "n": 40, "damage": 0.1, "blend": 0.2},
+            {"study": "b", "target": 0.6, "n": 40, "damage": 0.95, "blend": 0.85},
+            {"study": "c", "target": 0.75, "n": 40, "damage": 0.85, "blend": 0.93}]
+    best = damage_bench.summary(rows)
+    assert list(best) == ["damage", "blend"]
+    assert best["damage"] == {"min": 0.85, "median": pytest.approx(0.9), "below_0.9": 1}
+    assert best["blend"] == {"min": 0.85, "median": pytest.approx(0.89), "below_0.9": 1}
+
+
+def _result() -> dict[str, Any]:
+    rows = [{"study": f"s{i}", "target": t, "n": 40, "default": 0.80 + i / 100, "blend": 0.88 + i / 100,
+             "default kind out": 0.79 + i / 100, "blend kind out": 0.87 + i / 100, "damage": 0.7 + i / 100}
+            for i, t in enumerate((0.5, 0.6, 0.7))]
+    summary = damage_bench.summary(rows)
+    return {"records_digest": "abc", "default_model": "m", "centres": ["uniform", "ramp slope=0.3"],
+            "targets": [0.6, 0.7], "rows": rows, "summary": summary,
+            "cost": {"evaluations": 362, "tokens": 745472, "study_tokens": 81920, "seconds": 1800.0},
+            "manifest": {"command": "python benchmarks/predictor_damage.py"}}
+
+
+def test_the_sentence_and_table_render_the_result(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_common, "RESULTS", tmp_path)
+    monkeypatch.setattr(render, "committed_records_digest", lambda: "abc")
+    assert render.render_sentence() == "" and render.render_lines() == []
+    (tmp_path / render.NAME).write_text(json.dumps(_result()))
+    text = render.render_sentence()
+    assert "around `uniform` and `ramp slope=0.3` at 60/70%" in text
+    assert "362 evaluations, 745,472 search tokens, 9.1 times a 40-plan predictor study's, 30 min" in text
+    assert "from 0.800 to 0.880 with each study's kind held out (2 and 2 studies below 0.9)" in text
+    assert "from 0.810 to 0.890 with the study alone held out" in text
+    assert "lowest 0.710 (median 0.715)" in text and "not met with it either" in text
+    lines = render.render_lines()
+    assert "| s2 | 0.820 | 0.900 | 0.810 | 0.890 | 0.720 |" in lines
+    assert lines[-1].startswith("Over the 60-75% studies: default min 0.810, median 0.815, 2 below 0.9;")
+    monkeypatch.setattr(render, "committed_records_digest", lambda: "other")
+    assert "no current result: its records differ" in render.render_sentence()
+    assert "*Not current: its records differ from the committed ones.*" in render.render_lines()[1]
