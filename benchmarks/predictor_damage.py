@@ -59,7 +59,7 @@ from allocsearch.evaluate import Evaluator
 from allocsearch.models import load_model
 from allocsearch.predictor import FeatureTable, Predictor
 from allocsearch.predictor.base import DEFAULT_MODEL
-from allocsearch.predictor.damage import CENTRES, CentredCurves, DamageCurves, blend_scale, measure_damage
+from allocsearch.predictor.damage import CENTRES, CentredCurves, DamageCurves, measure_damage
 from allocsearch.predictor.records import PlanRecord
 from allocsearch.profile import build_profile
 from allocsearch.search import StudyConfig
@@ -99,21 +99,20 @@ def measure_all(ev: Evaluator, pairs: list[tuple[float, str]], shard: tuple[int,
     return done
 
 
-def held_out(table: FeatureTable, records: list[PlanRecord], damage: np.ndarray,
+def held_out(table: FeatureTable, records: list[PlanRecord], curves: DamageCurves,
              key: Callable[[PlanRecord], str], members: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(plans,) the default model's held-out prediction of each record (its group left out of
-    training), and the same plus the scaled damage (the factor from the training records)."""
+    training), and the same predictor's with the damage (its factor fitted on the training
+    records)."""
     model = np.zeros(len(records))
     blend = np.zeros(len(records))
     for name in sorted({key(r) for r in records}):
-        train = [i for i, r in enumerate(records) if key(r) != name]
+        train = [r for r in records if key(r) != name]
         test = [i for i, r in enumerate(records) if key(r) == name]
-        pred = Predictor.train(table, [records[i] for i in train], model=DEFAULT_MODEL, members=members,
-                               seed=seed)
-        fitted, _ = pred.predict([records[i].plan for i in train])
-        scale = blend_scale(fitted, damage[train], [records[i].study for i in train])
-        mean, _ = pred.predict([records[i].plan for i in test])
-        model[test], blend[test] = mean, mean + scale * damage[test]
+        pred = Predictor.train(table, train, model=DEFAULT_MODEL, members=members, seed=seed, damage=curves)
+        plans = [records[i].plan for i in test]
+        model[test] = pred.predict_rows(table.features(plans))[0]
+        blend[test] = pred.predict(plans)[0]
     return model, blend
 
 
@@ -175,7 +174,7 @@ def main() -> None:
     damage = curves.of_plans([r.plan for r in records])
     ranked: dict[str, np.ndarray] = {}
     for name, key in (("", lambda r: r.study), (" kind out", study_kind)):
-        model, blend = held_out(table, records, damage, key, args.members, args.seed)
+        model, blend = held_out(table, records, curves, key, args.members, args.seed)
         ranked |= {f"default{name}": model, f"blend{name}": blend}
     rows = study_rows(records, damage, ranked)
     print_table(rows, list(rows[0]))

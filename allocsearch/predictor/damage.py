@@ -105,6 +105,11 @@ class DamageCurves:
             raise ValueError("one set of curves per target and centre")
 
     @property
+    def fingerprint(self) -> str:
+        """The fingerprint of the model the curves were measured on."""
+        return self.entries[0].curves.model
+
+    @property
     def targets(self) -> tuple[float, ...]:
         return tuple(sorted({e.target for e in self.entries}))
 

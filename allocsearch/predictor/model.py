@@ -4,6 +4,7 @@
     mean, std = pred.predict(plans)        # natural log of the fitness, and its uncertainty
     pred.save("predictor.json"); Predictor.load("predictor.json")
     pred.retrain(more_records)             # the same model on its records plus more
+    Predictor.train(table, records, damage=curves)   # plus measured damage (predictor.damage)
 
 An ensemble of ``members`` regressors (seeds 0..members-1), each fitted on its own random
 ``subsample`` of the records; the mean of their predictions is the estimate, and the
@@ -12,6 +13,11 @@ is JSON: metadata (feature version, the model's fingerprint, fitness name and to
 studies), the feature table, each member as its backend serialises it (XGBoost JSON, skops,
 coefficients), and the training records (the plan codec's compact lines), so a study can keep
 training a saved predictor on its own trials (:meth:`Predictor.retrain`).
+
+With measured ``damage`` (:class:`~allocsearch.predictor.damage.DamageCurves`), the mean is the
+members' plus the plan's damage times a factor fitted on the training records (the same spread
+within a study as the members' fit, :func:`~allocsearch.predictor.damage.blend_scale`); the
+curves and the factor are saved with the predictor (schema version 3).
 """
 
 from __future__ import annotations
@@ -30,13 +36,15 @@ from allocsearch.data.windows import DataConfig
 from allocsearch.io import atomic_write_text
 from allocsearch.plan import Plan
 from allocsearch.predictor.base import DEFAULT_MODEL, Regressor, load_regressor, make_regressor
+from allocsearch.predictor.damage import DamageCurves, blend_scale
 from allocsearch.predictor.feature_cache import build_feature_table
 from allocsearch.predictor.features import FEATURE_VERSION, FeatureTable
 from allocsearch.predictor.records import PlanRecord, RecordsError, record_from_line
 
 PREDICTOR_FORMAT = "allocsearch-predictor"
-#: 2: the file holds its training records (version 1 files load, and cannot be retrained).
-PREDICTOR_SCHEMA_VERSION = 2
+#: 2: the file holds its training records (version 1 files load, and cannot be retrained);
+#: 3: it may hold measured damage curves and their factor.
+PREDICTOR_SCHEMA_VERSION = 3
 
 
 class PredictorError(ValueError):
@@ -86,18 +94,22 @@ class Predictor:
 
     def __init__(
         self, table: FeatureTable, model: str, members: list[Regressor], meta: PredictorMeta,
-        records: Sequence[PlanRecord] = (),
+        records: Sequence[PlanRecord] = (), damage: DamageCurves | None = None, damage_scale: float = 0.0,
     ) -> None:
         self.table = table
         self.model = model
         self.members = members
         self.meta = meta
         self.records = list(records)  # what it was trained on
+        self.damage = damage
+        self.damage_scale = damage_scale  # log-fitness per unit of damage
 
     @classmethod
     def train(cls, table: FeatureTable, records: Sequence[PlanRecord], *, model: str = DEFAULT_MODEL,
-              members: int = 5, subsample: float = 0.8, seed: int = 0) -> Predictor:
-        """Fit ``members`` regressors on log-fitness, each on its own subsample of the records."""
+              members: int = 5, subsample: float = 0.8, seed: int = 0,
+              damage: DamageCurves | None = None) -> Predictor:
+        """Fit ``members`` regressors on log-fitness, each on its own subsample of the records
+        (and with ``damage``, its factor: see the module docstring)."""
         fitness_name, tokens = check_records(records)
         if members < 1 or not 0.0 < subsample <= 1.0:
             raise PredictorError("need members >= 1 and 0 < subsample <= 1")
@@ -119,7 +131,17 @@ class Predictor:
         studies = tuple(sorted({r.study for r in records if r.study}))
         meta = PredictorMeta(table.identity.name, table.identity.fingerprint, fitness_name, tokens, studies,
                              len(records), members, subsample, residual_std=oob)
-        return cls(table, model, fitted, meta, records)
+        pred = cls(table, model, fitted, meta, records)
+        if damage is None:
+            return pred
+        if damage.fingerprint != table.identity.fingerprint:
+            raise PredictorError("the damage curves were measured on another model than the feature table's")
+        fit = pred.predict_rows(x)[0]
+        try:
+            scale = blend_scale(fit, damage.of_plans([r.plan for r in records]), [r.study for r in records])
+        except ValueError as exc:
+            raise PredictorError(f"cannot weigh the damage: {exc}") from None
+        return cls(table, model, fitted, meta, records, damage, scale)
 
     def retrain(self, records: Sequence[PlanRecord], *, seed: int = 0) -> Predictor:
         """The same model kind and ensemble, trained on this predictor's records plus ``records``."""
@@ -127,17 +149,21 @@ class Predictor:
             raise PredictorError("this predictor file holds no training records (schema version 1): "
                                  "train it again with this allocsearch to keep training it")
         return Predictor.train(self.table, [*self.records, *records], model=self.model,
-                               members=self.meta.members, subsample=self.meta.subsample, seed=seed)
+                               members=self.meta.members, subsample=self.meta.subsample, seed=seed,
+                               damage=self.damage)
 
     def predict(self, plans: Sequence[Plan]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """(mean, std) of the predicted natural-log fitness of each plan."""
         if not plans:
             return np.zeros(0), np.zeros(0)
-        return self.predict_rows(self.table.features(plans))
+        mean, std = self.predict_rows(self.table.features(plans))
+        if self.damage is not None:
+            mean = mean + self.damage_scale * self.damage.of_plans(plans)
+        return mean, std
 
     def predict_rows(self, x: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """(mean, std): the members' mean, and their spread with the out-of-bag residual
-        added in quadrature (both over rows)."""
+        added in quadrature (both over rows; without the damage, which needs the plans)."""
         preds = np.stack([m.predict(x) for m in self.members])  # (members, rows)
         return preds.mean(0), np.sqrt(preds.var(0) + self.meta.residual_std**2)
 
@@ -146,7 +172,9 @@ class Predictor:
         return {"format": PREDICTOR_FORMAT, "schema_version": PREDICTOR_SCHEMA_VERSION,
                 "model_kind": self.model, "meta": self.meta.to_dict(),
                 "features": self.table.to_dict(), "members": [m.to_data() for m in self.members],
-                "records": [r.to_line() for r in self.records]}
+                "records": [r.to_line() for r in self.records]} | (
+                    {} if self.damage is None else
+                    {"damage": {"curves": self.damage.to_dict(), "scale": self.damage_scale}})
 
     def save(self, path: str | Path) -> Path:
         """Write the predictor as one JSON file (atomically)."""
@@ -165,7 +193,7 @@ class Predictor:
             raise PredictorError(f"{p}: not valid JSON (binary data; predictors are never pickles)") from None
         if not isinstance(data, dict) or data.get("format") != PREDICTOR_FORMAT:
             raise PredictorError(f"{p}: not an allocsearch predictor file")
-        if data.get("schema_version") not in (1, PREDICTOR_SCHEMA_VERSION):
+        if data.get("schema_version") not in (1, 2, PREDICTOR_SCHEMA_VERSION):
             raise PredictorError(f"{p}: unsupported schema_version {data.get('schema_version')!r}")
         try:
             table = FeatureTable.from_dict(data["features"])
@@ -179,9 +207,13 @@ class Predictor:
             if meta.fingerprint != table.identity.fingerprint:
                 raise PredictorError("its metadata and feature table name different models")
             records = [record_from_line(table.identity, line) for line in data.get("records", [])]
+            damage = DamageCurves.from_dict(data["damage"]["curves"]) if "damage" in data else None
+            scale = float(data["damage"]["scale"]) if damage is not None else 0.0
+            if damage is not None and damage.fingerprint != meta.fingerprint:
+                raise PredictorError("its damage curves name another model")
         except (KeyError, TypeError, ValueError, RecordsError) as exc:
             raise PredictorError(f"{p}: {exc}") from None
-        return cls(table, kind, members, meta, records)
+        return cls(table, kind, members, meta, records, damage, scale)
 
 
 def train_predictor(records: Sequence[PlanRecord], *, kind: str = DEFAULT_MODEL, members: int = 5,

@@ -4,15 +4,19 @@ fitness over its centre's)."""
 
 from __future__ import annotations
 
+import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from allocsearch.allocation.curves import BlockCurves
+from allocsearch.budget import random_plan
 from allocsearch.evaluate import EvaluatorConfig
 from allocsearch.evaluate.sensitivity import Around, single_block_plan
+from allocsearch.predictor import FeatureTable, PlanRecord, Predictor
 from allocsearch.predictor.damage import (
     CentredCurves,
     DamageCurves,
@@ -21,7 +25,8 @@ from allocsearch.predictor.damage import (
     measure_damage,
     pooled_within_std,
 )
-from tests.helpers import tiny_evaluator
+from allocsearch.predictor.model import PredictorError
+from tests.helpers import tiny_evaluator, tiny_profile
 
 CONFIG = EvaluatorConfig(seqlen=32, fidelities=(64, 128), topk=8, batch_size=2)
 
@@ -112,3 +117,36 @@ def test_measured_rises_are_single_block_plans_over_the_centre(tmp_path: Path) -
     # Read back from the cache, not measured again.
     assert measure_damage(ev, 0.5, "ramp slope=0.3", tokens=64, progress=False) == cc
     assert len(list((tmp_path / "block_curves").glob("*.json"))) == 1
+
+
+def test_a_predictor_with_damage_adds_it_at_the_fitted_scale_and_saves_it(tmp_path: Path) -> None:
+    table = FeatureTable.from_profile(tiny_profile())
+    fp = table.identity.fingerprint
+    zig = BlockCurves((0.5, 0.6, 0.8, 0.9), ((0.3, -0.4, 0.5, -0.2), (-0.3, 0.6, -0.5, 0.2)), 64, model=fp)
+    curves = DamageCurves((CentredCurves(0.7, "uniform", (0.7, 0.7), zig),))
+    plans = [random_plan(table.identity, 0.7, block_spread=0.2, seed=i) for i in range(24)]
+    damage = curves.of_plans(plans)
+    records = [PlanRecord(p, float(np.exp(3.0 + d + 0.01 * i)), "ppl", 128, f"s{i % 2}", i, "random")
+               for i, (p, d) in enumerate(zip(plans, damage, strict=True))]
+    pred = Predictor.train(table, records, model="additive", members=2, damage=curves)
+    plain = Predictor.train(table, records, model="additive", members=2)
+    fit = plain.predict_rows(table.features(plans))[0]
+    assert pred.damage_scale == pytest.approx(blend_scale(fit, damage, [r.study for r in records]), rel=1e-12)
+    mean, std = pred.predict(plans[:5])
+    base, base_std = plain.predict(plans[:5])
+    assert mean == pytest.approx(base + pred.damage_scale * damage[:5], abs=1e-12)
+    assert std == pytest.approx(base_std, abs=1e-12)  # the damage moves the mean only
+    again = Predictor.load(pred.save(tmp_path / "p.json"))
+    assert again.damage == curves and again.predict(plans[:5])[0] == pytest.approx(mean, abs=1e-12)
+    assert json.loads((tmp_path / "p.json").read_text())["schema_version"] == 3
+    assert pred.retrain(records[:4]).damage == curves
+    # A file without damage (schema 2) still loads, as the plain predictor.
+    old = plain.to_dict() | {"schema_version": 2}
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    assert Predictor.load(tmp_path / "old.json").damage is None
+    other = DamageCurves((CentredCurves(0.7, "uniform", (0.7, 0.7), replace(zig, model="other")),))
+    with pytest.raises(PredictorError, match="another model"):
+        Predictor.train(table, records, model="additive", members=2, damage=other)
+    flat = DamageCurves((CentredCurves(0.7, "uniform", (0.7, 0.7), replace(zig, delta=((0, 0, 0, 0),) * 2)),))
+    with pytest.raises(PredictorError, match="does not vary"):
+        Predictor.train(table, records, model="additive", members=2, damage=flat)
