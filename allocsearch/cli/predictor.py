@@ -1,4 +1,4 @@
-"""``allocsearch predictor train|eval|rank`` and ``allocsearch study records``."""
+"""``allocsearch predictor train|eval|rank|damage`` and ``allocsearch study records``."""
 
 from __future__ import annotations
 
@@ -30,8 +30,25 @@ def register(sub: Any) -> None:
                    "studies recorded it)")
     t.add_argument("--device", default="auto")
     t.add_argument("--dtype", default="float32")
+    t.add_argument("--damage", type=Path, default=None,
+                   help="measured damage curves (`predictor damage`) to add to the model's mean")
     add_quiet(t)
     t.set_defaults(func=cmd_train)
+
+    d = p_sub.add_parser("damage", help="measure block curves around centre plans, for `train --damage`")
+    d.add_argument("config", type=Path, help="study YAML: its model and Evaluator")
+    d.add_argument("--targets", type=float, nargs="+", default=None,
+                   help="the budgets to measure at (default: the study's target)")
+    d.add_argument("--centres", nargs="+", default=None,
+                   help="plans to measure around, as reference spellings (default: uniform and "
+                        "'ramp slope=0.3')")
+    d.add_argument("--tokens", type=int, default=None,
+                   help="search tokens per evaluation (default: the study's first fidelity)")
+    d.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a study config key")
+    d.add_argument("--out", type=Path, required=True, help="damage JSON to write")
+    add_quiet(d)
+    d.set_defaults(func=cmd_damage)
 
     e = p_sub.add_parser("eval", help="held-out quality of a saved predictor on other studies")
     e.add_argument("predictor", type=Path)
@@ -95,13 +112,45 @@ def cmd_records(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from allocsearch.predictor import train_predictor
+    from allocsearch.predictor.damage import DamageCurves
 
+    damage = DamageCurves.load(args.damage) if args.damage is not None else None
     pred = train_predictor(_records(args), kind=args.kind, members=args.members, seed=args.seed,
-                           model=args.model, device=args.device, dtype=args.dtype, progress=not args.quiet)
+                           model=args.model, device=args.device, dtype=args.dtype, progress=not args.quiet,
+                           damage=damage)
     pred.save(args.out)
     m = pred.meta
     print(f"trained {args.kind} x{m.members} on {m.n_train} plans of {len(m.studies)} studies "
           f"({m.fitness_name} at {m.tokens} tokens, model {m.model}); wrote {args.out}")
+    if pred.damage is not None:
+        print(f"damage at targets {list(pred.damage.targets)} added at {pred.damage_scale:.4g} per unit")
+    return 0
+
+
+def cmd_damage(args: argparse.Namespace) -> int:
+    from allocsearch.evaluate.reference import ReferencePlan
+    from allocsearch.predictor.damage import CENTRES, DamageCurves, measure_damage
+    from allocsearch.search import StudyConfig, study_evaluator
+
+    config = StudyConfig.load(args.config, list(args.set))
+    targets = args.targets or [config.target]
+    centres = args.centres or list(CENTRES)
+    for c in centres:
+        ReferencePlan.parse(c)  # an unknown allocator fails before the model loads
+    if any(not 0.0 < t < 1.0 for t in targets):
+        raise ValueError(f"--targets are budgets in (0, 1), got {targets}")
+    entries = []
+    with study_evaluator(config, None, None, progress=not args.quiet) as ev:
+        for t in sorted(set(targets)):
+            ev.use_reference(t)  # a sequential-aware database, as a study at t would
+            for c in centres:
+                entries.append(measure_damage(ev, t, c, tokens=args.tokens, progress=not args.quiet))
+                cur = entries[-1].curves
+                print(f"{t:g} around {c}: {cur.num_blocks} blocks x {len(cur.levels)} levels, "
+                      f"{cur.tokens_read:,} tokens ({cur.seconds:.0f} s; kept in the cache)")
+    damage = DamageCurves(tuple(entries))
+    damage.save(args.out)
+    print(f"wrote {args.out}: {len(entries)} sets of curves, {damage.tokens_read:,} search tokens")
     return 0
 
 

@@ -24,8 +24,10 @@ between targets, and the model alone too little of the small moves inside one.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,7 +36,11 @@ from numpy.typing import NDArray
 from allocsearch.allocation.curves import BlockCurves
 from allocsearch.evaluate.evaluator import Evaluator
 from allocsearch.evaluate.sensitivity import Around, cached_block_curves
+from allocsearch.io import atomic_write_text
 from allocsearch.plan import Plan
+
+DAMAGE_FORMAT = "allocsearch-damage"
+DAMAGE_SCHEMA_VERSION = 1
 
 #: Offsets from the target at which each block is measured: the blocks space moves a block by
 #: -0.3..+0.25 around the target before the budget projection.
@@ -148,6 +154,28 @@ class DamageCurves:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DamageCurves:
         return cls(tuple(CentredCurves.from_dict(e) for e in data["entries"]))
+
+    def save(self, path: str | Path) -> Path:
+        """One JSON file (atomically), versioned."""
+        payload = {"format": DAMAGE_FORMAT, "schema_version": DAMAGE_SCHEMA_VERSION} | self.to_dict()
+        return atomic_write_text(Path(path), json.dumps(payload) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> DamageCurves:
+        """What :meth:`save` wrote; a ValueError naming the file for anything else."""
+        p = Path(path)
+        try:
+            data = json.loads(p.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{p}: cannot read damage curves ({exc})") from None
+        if not isinstance(data, dict) or data.get("format") != DAMAGE_FORMAT:
+            raise ValueError(f"{p}: not an allocsearch damage file")
+        if data.get("schema_version") != DAMAGE_SCHEMA_VERSION:
+            raise ValueError(f"{p}: unsupported schema_version {data.get('schema_version')!r}")
+        try:
+            return cls.from_dict(data)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{p}: {exc}") from None
 
 
 def pooled_within_std(values: NDArray[np.float64], groups: Sequence[str]) -> float:

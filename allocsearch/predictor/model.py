@@ -218,14 +218,15 @@ class Predictor:
 
 def train_predictor(records: Sequence[PlanRecord], *, kind: str = DEFAULT_MODEL, members: int = 5,
                     seed: int = 0, model: str | None = None, device: str = "auto", dtype: str = "float32",
-                    progress: bool = True) -> Predictor:
+                    progress: bool = True, damage: DamageCurves | None = None) -> Predictor:
     """What ``allocsearch predictor train`` writes: ``kind`` x ``members`` trained on
     ``records`` (any mix of studies and targets), on the feature table of their model
-    (``model``: another name for it) profiled on the data their studies recorded."""
+    (``model``: another name for it) profiled on the data their studies recorded; with measured
+    ``damage`` (``allocsearch predictor damage``) added to its mean."""
     if not records:
         raise PredictorError("no records to train on")
     extra = records[0].extra
     name = model or extra.get("model_source") or records[0].plan.model.name
     data = DataConfig(**extra["profile"]) if "profile" in extra else DataConfig()
     table = build_feature_table(str(name), data, device=device, dtype=dtype, progress=progress)
-    return Predictor.train(table, records, model=kind, members=members, seed=seed)
+    return Predictor.train(table, records, model=kind, members=members, seed=seed, damage=damage)
