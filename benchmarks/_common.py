@@ -113,6 +113,25 @@ def result_path(name: str) -> tuple[Path, bool]:
     """A result file by name, and whether it is archived (a current result wins)."""
     path = RESULTS / name
     return (path, False) if path.is_file() else (ARCHIVE / name, True)
+
+
+def records_result(name: str) -> tuple[dict[str, Any] | None, str]:
+    """A result measured on the predictor records, and why it is not current ("" when it is;
+    None without one): it is archived, or it measured other records than the committed ones."""
+    path, archived = result_path(name)
+    if not path.is_file():
+        return None, ""
+    data = json.loads(path.read_text())
+    if archived:
+        studies = f", {len(data['rows'])} studies" if "rows" in data else ""
+        return data, (f"its last run (commit {data['manifest']['commit'][:10]}{studies}) measured the "
+                      f"plans of an earlier records file, which the current records no longer hold "
+                      f"(archived in benchmarks/results/archive/)")
+    digest = data.get("records_digest")
+    differs = digest is not None and digest != committed_records_digest()
+    return data, "its records differ from the committed ones" if differs else ""
+
+
 OTHER_DOMAIN = Path("/usr/share/common-licenses")
 
 

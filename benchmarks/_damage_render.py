@@ -3,25 +3,16 @@ the JSON benchmarks/predictor_damage.py wrote (nothing until it has)."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from _common import committed_records_digest, result_path
+from _common import records_result
 
 NAME = "predictor_damage_cpu.json"
 
 
 def _result() -> tuple[dict[str, Any] | None, str]:
-    """The damage result, and why it is not current ("" when it is; None without one)."""
-    path, archived = result_path(NAME)
-    if not path.is_file():
-        return None, ""
-    d = json.loads(path.read_text())
-    if archived:
-        return d, "it was measured on an earlier records file (archived in benchmarks/results/archive/)"
-    if d.get("records_digest") != committed_records_digest():
-        return d, "its records differ from the committed ones"
-    return d, ""
+    """The damage result, and why it is not current (see :func:`records_result`)."""
+    return records_result(NAME)
 
 
 def _cost(d: dict[str, Any]) -> str:

@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 import _damage_render
-from _common import ARCHIVED_NOTE, RESULTS, committed_records_digest, result_path
+from _common import ARCHIVED_NOTE, RESULTS, committed_records_digest, records_result, result_path
 from predictor import deciding
 
 from allocsearch.predictor.base import DEFAULT_MODEL
@@ -37,17 +37,8 @@ def _records_note(result: dict[str, Any]) -> str:
 
 
 def _ceiling_result() -> tuple[dict[str, Any] | None, str]:
-    """The label-noise result, and why it is not current ("" when it is; None without one): it
-    is archived, or it measured other records than the committed ones."""
-    path, archived = result_path("predictor_ceiling_cpu.json")
-    if not path.is_file():
-        return None, ""
-    c = json.loads(path.read_text())
-    if archived:
-        return c, (f"its last run (commit {c['manifest']['commit'][:10]}, {len(c['rows'])} studies) measured "
-                   f"the plans of an earlier records file, which the current records no longer hold "
-                   f"(archived in benchmarks/results/archive/)")
-    return c, "its records differ from the committed ones" if _other_records(c) else ""
+    """The label-noise result, and why it is not current (see :func:`records_result`)."""
+    return records_result("predictor_ceiling_cpu.json")
 
 
 def render_readme() -> str:

@@ -83,7 +83,7 @@ def _result() -> dict[str, Any]:
 
 def test_the_sentence_and_table_render_the_result(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_common, "RESULTS", tmp_path)
-    monkeypatch.setattr(render, "committed_records_digest", lambda: "abc")
+    monkeypatch.setattr(_common, "committed_records_digest", lambda: "abc")
     assert render.render_sentence() == "" and render.render_lines() == []
     (tmp_path / render.NAME).write_text(json.dumps(_result()))
     text = render.render_sentence()
@@ -95,6 +95,6 @@ def test_the_sentence_and_table_render_the_result(tmp_path: Path, monkeypatch: p
     lines = render.render_lines()
     assert "| s2 | 0.820 | 0.900 | 0.810 | 0.890 | 0.720 |" in lines
     assert lines[-1].startswith("Over the 60-75% studies: default min 0.810, median 0.815, 2 below 0.9;")
-    monkeypatch.setattr(render, "committed_records_digest", lambda: "other")
+    monkeypatch.setattr(_common, "committed_records_digest", lambda: "other")
     assert "no current result: its records differ" in render.render_sentence()
     assert "*Not current: its records differ from the committed ones.*" in render.render_lines()[1]
