@@ -5,12 +5,14 @@ block curves around that centre plan (:mod:`allocsearch.predictor.damage`: every
 moved to 6 levels, 180 evaluations of the predictor studies' Evaluator at --tokens search
 tokens for SmolLM2-135M) are measured once. Then every study benchmarks/predictor_data.py ran is
 held out as in benchmarks/predictor.py (alone, and with the other seeds of its kind) and its
-plans ranked three ways, by Spearman against their labels:
+plans ranked, by Spearman against their labels:
 
 - ``default``: the default model trained on the other studies;
 - ``damage``: the blended damage alone (no parameter learned from any study);
 - ``blend``: the default model's prediction plus the damage times the factor that gives both
-  the same spread within a study over the training studies (:func:`blend_scale`).
+  the same spread within a study over the training studies (:meth:`Predictor.with_damage`);
+- ``other target``: the same, each study's plans reading the curves of the nearest other
+  measured target (as a study at a target without curves would: measured once, used between).
 
 A study at a target without curves reads the curves of the nearest measured target. The
 curves' cost (evaluations, tokens, seconds) is in the JSON beside a predictor study's.
@@ -99,34 +101,50 @@ def measure_all(ev: Evaluator, pairs: list[tuple[float, str]], shard: tuple[int,
     return done
 
 
-def held_out(table: FeatureTable, records: list[PlanRecord], curves: DamageCurves,
-             key: Callable[[PlanRecord], str], members: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(plans,) the default model's held-out prediction of each record (its group left out of
-    training), and the same predictor's with the damage (its factor fitted on the training
-    records)."""
-    model = np.zeros(len(records))
-    blend = np.zeros(len(records))
+def other_targets(curves: DamageCurves, target: float) -> DamageCurves:
+    """The curves of every measured target but ``target``: what a study at a target nobody
+    measured reads (the nearest other target's)."""
+    return DamageCurves(tuple(e for e in curves.entries if abs(e.target - target) > 1e-9))
+
+
+def damage_elsewhere(curves: DamageCurves, records: list[PlanRecord]) -> np.ndarray:
+    """(plans,) each record's damage from the curves of the other targets (:func:`other_targets`)."""
+    out = np.empty(len(records))
+    for t in {r.target for r in records}:
+        idx = [i for i, r in enumerate(records) if r.target == t]
+        out[idx] = other_targets(curves, t).of_plans([records[i].plan for i in idx])
+    return out
+
+
+Variants = dict[str, Callable[[float], DamageCurves]]
+
+
+def held_out(table: FeatureTable, records: list[PlanRecord], variants: Variants,
+             key: Callable[[PlanRecord], str], members: int, seed: int) -> dict[str, np.ndarray]:
+    """(plans,) held-out scores of each record (its group left out of training): ``model``, the
+    default model's prediction, and per ``variants`` entry (name -> the curves for a group at a
+    target) the same predictor's with that damage (its factor fitted on the training records)."""
+    out = {k: np.zeros(len(records)) for k in ["model", *variants]}
     for name in sorted({key(r) for r in records}):
         train = [r for r in records if key(r) != name]
         test = [i for i, r in enumerate(records) if key(r) == name]
-        pred = Predictor.train(table, train, model=DEFAULT_MODEL, members=members, seed=seed, damage=curves)
+        pred = Predictor.train(table, train, model=DEFAULT_MODEL, members=members, seed=seed)
         plans = [records[i].plan for i in test]
-        model[test] = pred.predict_rows(table.features(plans))[0]
-        blend[test] = pred.predict(plans)[0]
-    return model, blend
+        out["model"][test] = pred.predict(plans)[0]
+        for v, curves_for in variants.items():
+            out[v][test] = pred.with_damage(curves_for(records[test[0]].target)).predict(plans)[0]
+    return out
 
 
-def study_rows(records: list[PlanRecord], damage: np.ndarray,
-               ranked: dict[str, np.ndarray]) -> list[dict[str, Any]]:
-    """Per study, the Spearman of each ranking (``ranked``: name -> (plans,) scores) and of the
-    damage alone against the labels."""
+def study_rows(records: list[PlanRecord], ranked: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+    """Per study, the Spearman of each ranking (``ranked``: name -> (plans,) scores) against
+    the labels."""
     y = np.log([r.fitness for r in records])
     study = np.array([r.study for r in records])
     rows = []
     for s in sorted(set(study.tolist())):
         m = study == s
-        row: dict[str, Any] = {"study": s, "target": records[int(np.argmax(m))].target, "n": int(m.sum()),
-                               "damage": float(spearmanr(damage[m], y[m]).statistic)}
+        row: dict[str, Any] = {"study": s, "target": records[int(np.argmax(m))].target, "n": int(m.sum())}
         row |= {k: float(spearmanr(v[m], y[m]).statistic) for k, v in ranked.items()}
         rows.append(row)
     return rows
@@ -171,12 +189,18 @@ def main() -> None:
 
     records, _ = predictor_records(loaded.device.type)
     table = FeatureTable.from_profile(build_profile(loaded, DataConfig(), progress=False))
-    damage = curves.of_plans([r.plan for r in records])
-    ranked: dict[str, np.ndarray] = {}
-    for name, key in (("", lambda r: r.study), (" kind out", study_kind)):
-        model, blend = held_out(table, records, curves, key, args.members, args.seed)
-        ranked |= {f"default{name}": model, f"blend{name}": blend}
-    rows = study_rows(records, damage, ranked)
+    ranked = {"damage": curves.of_plans([r.plan for r in records])}
+    variants: Variants = {"blend": lambda t: curves}
+    if len(curves.targets) > 1:  # a study's plans read another target's curves, as one at 65% would
+        ranked["damage other target"] = damage_elsewhere(curves, records)
+        variants["other"] = lambda t: other_targets(curves, t)
+    alone = held_out(table, records, {"blend": lambda t: curves}, lambda r: r.study, args.members, args.seed)
+    kind = held_out(table, records, variants, study_kind, args.members, args.seed)
+    ranked |= {"default": alone["model"], "blend": alone["blend"], "default kind out": kind["model"],
+               "blend kind out": kind["blend"]}
+    if "other" in kind:
+        ranked["blend kind out other target"] = kind["other"]
+    rows = study_rows(records, ranked)
     print_table(rows, list(rows[0]))
     best = summary(rows)
     print_table([{"ranking": k} | v for k, v in best.items()], ["ranking", "min", "median", "below_0.9"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -49,15 +50,31 @@ def test_the_blend_ranks_by_the_damage_the_model_learns_too_coarsely() -> None:
     table = FeatureTable.from_profile(tiny_profile())
     curves = zigzag_curves(table)
     records = damaged_studies(table, curves)
-    model, blend = damage_bench.held_out(table, records, curves, lambda r: r.study, members=2, seed=0)
-    damage = curves.of_plans([r.plan for r in records])
-    rows = damage_bench.study_rows(records, damage, {"default": model, "blend": blend})
+    flat = DamageCurves((CentredCurves(0.5, "uniform", (0.5, 0.5), replace(
+        curves.entries[0].curves, delta=((0.0, 0.1, 0.2, 0.3), (0.0, 0.1, 0.2, 0.3)))),))
+    out = damage_bench.held_out(table, records, {"blend": lambda t: curves, "flat": lambda t: flat},
+                                lambda r: r.study, members=2, seed=0)
+    ranked = out | {"damage": curves.of_plans([r.plan for r in records])}
+    rows = damage_bench.study_rows(records, {"default": out["model"]} | ranked)
     assert [r["study"] for r in rows] == ["s0", "s1", "s2", "s3"] and {r["n"] for r in rows} == {12}
     assert all(r["damage"] > 0.9 and r["blend"] >= r["default"] - 1e-9 for r in rows)
     assert np.mean([r["blend"] for r in rows]) > np.mean([r["default"] for r in rows]) + 0.05
+    # A variant's curves are its own: these rise with the budget only, and add nothing.
+    assert np.mean([r["flat"] for r in rows]) < np.mean([r["blend"] for r in rows]) - 0.05
     best = damage_bench.summary(rows)
     assert best["blend"]["min"] == min(r["blend"] for r in rows)
     assert best["default"]["below_0.9"] == sum(r["default"] < 0.9 for r in rows)
+
+
+def test_other_targets_leaves_out_a_studys_own_target() -> None:
+    table = FeatureTable.from_profile(tiny_profile())
+    zig = zigzag_curves(table).entries[0]
+    low = replace(zig, target=0.5, centre=(0.5, 0.5))
+    curves = DamageCurves((low, zig))
+    assert damage_bench.other_targets(curves, 0.7).entries == (low,)
+    records = damaged_studies(table, DamageCurves((zig,)))[:3]
+    want = DamageCurves((low,)).of_plans([r.plan for r in records])
+    assert damage_bench.damage_elsewhere(curves, records) == pytest.approx(want, abs=1e-12)
 
 
 def test_the_summary_is_over_the_60_to_75_percent_studies() -> None:
@@ -91,10 +108,19 @@ def test_the_sentence_and_table_render_the_result(tmp_path: Path, monkeypatch: p
     assert "362 evaluations, 745,472 search tokens, 9.1 times a 40-plan predictor study's, 30 min" in text
     assert "from 0.800 to 0.880 with each study's kind held out (2 and 2 studies below 0.9)" in text
     assert "from 0.810 to 0.890 with the study alone held out" in text
-    assert "lowest 0.710 (median 0.715)" in text and "not met with it either" in text
+    assert "lowest 0.710 (median 0.715). " in text and "not met with it either" in text
     lines = render.render_lines()
     assert "| s2 | 0.820 | 0.900 | 0.810 | 0.890 | 0.720 |" in lines
     assert lines[-1].startswith("Over the 60-75% studies: default min 0.810, median 0.815, 2 below 0.9;")
+    # A run on several targets also reads each study's plans from the other targets' curves.
+    r = _result()
+    for row in r["rows"]:
+        row |= {"blend kind out other target": row["blend kind out"] - 0.05, "damage other target": 0.5}
+    r["summary"] = damage_bench.summary(r["rows"])
+    (tmp_path / render.NAME).write_text(json.dumps(r))
+    assert "nearest other target instead, as a study at a target without curves would, the blend's " \
+           "lowest is 0.830 (2 below 0.9, kind held out)." in render.render_sentence()
+    assert "| s2 | 0.820 | 0.900 | 0.810 | 0.890 | 0.840 | 0.720 | 0.500 |" in render.render_lines()
     monkeypatch.setattr(_common, "committed_records_digest", lambda: "other")
     assert "no current result: its records differ" in render.render_sentence()
     assert "*Not current: its records differ from the committed ones.*" in render.render_lines()[1]

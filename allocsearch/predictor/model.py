@@ -132,16 +132,22 @@ class Predictor:
         meta = PredictorMeta(table.identity.name, table.identity.fingerprint, fitness_name, tokens, studies,
                              len(records), members, subsample, residual_std=oob)
         pred = cls(table, model, fitted, meta, records)
-        if damage is None:
-            return pred
-        if damage.fingerprint != table.identity.fingerprint:
+        return pred if damage is None else pred.with_damage(damage)
+
+    def with_damage(self, damage: DamageCurves) -> Predictor:
+        """This predictor with measured ``damage`` added to its mean, at the factor that gives
+        it the spread of the members' fit within each study of the training records."""
+        if damage.fingerprint != self.table.identity.fingerprint:
             raise PredictorError("the damage curves were measured on another model than the feature table's")
-        fit = pred.predict_rows(x)[0]
+        if not self.records:
+            raise PredictorError("a predictor without its training records cannot weigh the damage")
+        plans = [r.plan for r in self.records]
+        fit = self.predict_rows(self.table.features(plans))[0]
         try:
-            scale = blend_scale(fit, damage.of_plans([r.plan for r in records]), [r.study for r in records])
+            scale = blend_scale(fit, damage.of_plans(plans), [r.study for r in self.records])
         except ValueError as exc:
             raise PredictorError(f"cannot weigh the damage: {exc}") from None
-        return cls(table, model, fitted, meta, records, damage, scale)
+        return Predictor(self.table, self.model, self.members, self.meta, self.records, damage, scale)
 
     def retrain(self, records: Sequence[PlanRecord], *, seed: int = 0) -> Predictor:
         """The same model kind and ensemble, trained on this predictor's records plus ``records``."""

@@ -140,6 +140,8 @@ def test_a_predictor_with_damage_adds_it_at_the_fitted_scale_and_saves_it(tmp_pa
     assert again.damage == curves and again.predict(plans[:5])[0] == pytest.approx(mean, abs=1e-12)
     assert json.loads((tmp_path / "p.json").read_text())["schema_version"] == 3
     assert pred.retrain(records[:4]).damage == curves
+    with pytest.raises(PredictorError, match="without its training records"):
+        Predictor(table, "additive", plain.members, plain.meta).with_damage(curves)
     # A file without damage (schema 2) still loads, as the plain predictor.
     old = plain.to_dict() | {"schema_version": 2}
     (tmp_path / "old.json").write_text(json.dumps(old))
