@@ -123,7 +123,8 @@ def records_result(name: str) -> tuple[dict[str, Any] | None, str]:
         return None, ""
     data = json.loads(path.read_text())
     if archived:
-        studies = f", {len(data['rows'])} studies" if "rows" in data else ""
+        held = data.get("studies") if isinstance(data.get("studies"), list) else data.get("rows")
+        studies = f", {len(held)} studies" if held else ""
         return data, (f"its last run (commit {data['manifest']['commit'][:10]}{studies}) measured the "
                       f"plans of an earlier records file, which the current records no longer hold "
                       f"(archived in benchmarks/results/archive/)")

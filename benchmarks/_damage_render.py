@@ -17,6 +17,11 @@ def _result() -> tuple[dict[str, Any] | None, str]:
     return records_result(NAME)
 
 
+def _summary(d: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Ranking name -> its min, median and count below 0.9 over the 60-75% studies."""
+    return {r["ranking"]: r for r in d["rows"]}
+
+
 def _cost(d: dict[str, Any]) -> str:
     c = d["cost"]
     return (f"{c['evaluations']} evaluations, {c['tokens']:,} search tokens, "
@@ -32,9 +37,9 @@ def render_sentence() -> str:
     if stale:
         return (f" The measured-damage check (`benchmarks/predictor_damage.py`) has no current "
                 f"result: {stale}.")
-    s = d["summary"]
+    s = _summary(d)
     kind, blend = s["default kind out"], s["blend kind out"]
-    n = sum(1 for r in d["rows"] if 0.6 - 1e-9 <= r["target"] <= 0.75 + 1e-9)
+    n = sum(1 for r in d["studies"] if 0.6 - 1e-9 <= r["target"] <= 0.75 + 1e-9)
     meets = s["blend kind out"]["min"] >= 0.9 and s["blend"]["min"] >= 0.9
     centres = " and ".join(f"`{c}`" for c in d["centres"])
     targets = "/".join(f"{t:.0%}".rstrip("%") for t in d["targets"]) + "%"
@@ -66,7 +71,8 @@ def render_lines() -> list[str]:
     if d is None:
         return []
     note = f" *Not current: {stale}.*" if stale else ""
-    cols = [k for k in COLUMNS if k in d["summary"]]
+    s = _summary(d)
+    cols = [k for k in COLUMNS if k in s]
     lines = ["", f"**Measured damage** (`{d['manifest']['command']}`).{note} Block curves around "
              f"{', '.join(d['centres'])} at {', '.join(f'{t:g}' for t in d['targets'])} ({_cost(d)}); a "
              f"plan's damage is each centre's summed block rises at its sparsities, blended with weights "
@@ -77,9 +83,8 @@ def render_lines() -> list[str]:
              f"`other target`, each study's plans reading the curves of the nearest other measured target; "
              f"`damage`, the damage alone.", "",
              "| study | " + " | ".join(cols) + " |", "| --- |" + " --- |" * len(cols)]
-    for r in d["rows"]:
+    for r in d["studies"]:
         lines.append(f"| {r['study']} | " + " | ".join(f"{r[k]:.3f}" for k in cols) + " |")
-    s = d["summary"]
     each = [f"{k} min {s[k]['min']:.3f}, median {s[k]['median']:.3f}, {s[k]['below_0.9']} below 0.9"
             for k in cols]
     lines += ["", "Over the 60-75% studies: " + "; ".join(each) + "."]

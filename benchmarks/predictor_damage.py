@@ -189,17 +189,19 @@ def main() -> None:
 
     records, _ = predictor_records(loaded.device.type)
     table = FeatureTable.from_profile(build_profile(loaded, DataConfig(), progress=False))
-    ranked = {"damage": curves.of_plans([r.plan for r in records])}
     variants: Variants = {"blend": lambda t: curves}
-    if len(curves.targets) > 1:  # a study's plans read another target's curves, as one at 65% would
-        ranked["damage other target"] = damage_elsewhere(curves, records)
+    several = len(curves.targets) > 1  # then a study's plans can read another target's curves
+    if several:
         variants["other"] = lambda t: other_targets(curves, t)
     alone = held_out(table, records, {"blend": lambda t: curves}, lambda r: r.study, args.members, args.seed)
     kind = held_out(table, records, variants, study_kind, args.members, args.seed)
-    ranked |= {"default": alone["model"], "blend": alone["blend"], "default kind out": kind["model"],
-               "blend kind out": kind["blend"]}
-    if "other" in kind:
+    ranked = {"default": alone["model"], "blend": alone["blend"], "default kind out": kind["model"],
+              "blend kind out": kind["blend"]}
+    if several:
         ranked["blend kind out other target"] = kind["other"]
+    ranked["damage"] = curves.of_plans([r.plan for r in records])
+    if several:
+        ranked["damage other target"] = damage_elsewhere(curves, records)
     rows = study_rows(records, ranked)
     print_table(rows, list(rows[0]))
     best = summary(rows)
@@ -216,7 +218,7 @@ def main() -> None:
                  "study_tokens": study_tokens},
         "curves": {_key(t, c): {k: v for k, v in done[_key(t, c)].items() if k != "curves"}
                    for t, c in pairs},
-        "rows": rows, "summary": best,
+        "rows": [{"ranking": k} | v for k, v in best.items()], "studies": rows,
     }, protocol={"device": loaded.device.type, "dtype": args.dtype, "model": args.model, "data": "embedded",
                  "calibration": "the predictor studies' profile (studies/smollm2-70.yaml)",
                  "evaluation": f"search tokens 0-{args.tokens}", "seeds": [args.seed]})

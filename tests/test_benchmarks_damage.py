@@ -87,13 +87,16 @@ def test_the_summary_is_over_the_60_to_75_percent_studies() -> None:
     assert best["blend"] == {"min": 0.85, "median": pytest.approx(0.89), "below_0.9": 1}
 
 
+def _summary_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"ranking": k} | v for k, v in damage_bench.summary(rows).items()]
+
+
 def _result() -> dict[str, Any]:
     rows = [{"study": f"s{i}", "target": t, "n": 40, "default": 0.80 + i / 100, "blend": 0.88 + i / 100,
              "default kind out": 0.79 + i / 100, "blend kind out": 0.87 + i / 100, "damage": 0.7 + i / 100}
             for i, t in enumerate((0.5, 0.6, 0.7))]
-    summary = damage_bench.summary(rows)
     return {"records_digest": "abc", "default_model": "m", "centres": ["uniform", "ramp slope=0.3"],
-            "targets": [0.6, 0.7], "rows": rows, "summary": summary,
+            "targets": [0.6, 0.7], "studies": rows, "rows": _summary_rows(rows),
             "cost": {"evaluations": 362, "tokens": 745472, "study_tokens": 81920, "seconds": 1800.0},
             "manifest": {"command": "python benchmarks/predictor_damage.py"}}
 
@@ -114,9 +117,9 @@ def test_the_sentence_and_table_render_the_result(tmp_path: Path, monkeypatch: p
     assert lines[-1].startswith("Over the 60-75% studies: default min 0.810, median 0.815, 2 below 0.9;")
     # A run on several targets also reads each study's plans from the other targets' curves.
     r = _result()
-    for row in r["rows"]:
+    for row in r["studies"]:
         row |= {"blend kind out other target": row["blend kind out"] - 0.05, "damage other target": 0.5}
-    r["summary"] = damage_bench.summary(r["rows"])
+    r["rows"] = _summary_rows(r["studies"])
     (tmp_path / render.NAME).write_text(json.dumps(r))
     assert "nearest other target instead, as a study at a target without curves would, the blend's " \
            "lowest is 0.830 (2 below 0.9, kind held out)." in render.render_sentence()
