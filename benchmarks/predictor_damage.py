@@ -17,14 +17,14 @@ plans ranked, by Spearman against their labels:
 A study at a target without curves reads the curves of the nearest measured target. The
 curves' cost (evaluations, tokens, seconds) is in the JSON beside a predictor study's.
 
-    python benchmarks/predictor_damage.py               # ~2.5 h of one core (6 x 181 evaluations), +15 min
-    python benchmarks/predictor_damage.py --shard 0/2   # beside --shard 1/2, one core each
-    python benchmarks/predictor_damage.py               # after the shards: the table
+    python benchmarks/predictor_damage.py                           # ~1.5 h of one core (6 x 181 evaluations)
+    python benchmarks/predictor_damage.py --tokens 2048 512 --shard 0/2   # beside --shard 1/2, one core each
+    python benchmarks/predictor_damage.py --tokens 2048 512         # after the shards: the table (~2 min)
 
 The curves are kept in results/runs/predictor_damage_<tokens>.partial.json (a run resumes; a
 shard measures every N-th (target, centre) into its own file) and in the library's curve cache.
-Writes benchmarks/results/predictor_damage_<device>.json (with ``--tokens`` other than the
-labels' 2048: ``predictor_damage_<device>_t<tokens>.json``, cheaper and noisier curves).
+Writes benchmarks/results/predictor_damage_<device>.json. ``--tokens 2048 512`` also measures
+the curves on 512 search tokens each (a quarter of the cost, noisier) and ranks with those too.
 """
 
 from __future__ import annotations
@@ -71,12 +71,6 @@ LABEL_TOKENS = 2048  # the predictor studies' fitness tokens (benchmarks/predict
 def partial_path(tokens: int) -> Path:
     """The resumable curves measured with ``tokens`` search tokens per evaluation."""
     return RUNS / f"predictor_damage_{tokens}.partial.json"
-
-
-def result_name(device: str, tokens: int) -> str:
-    """The result file: ``predictor_damage_<device>.json`` at the labels' 2048 tokens."""
-    suffix = "" if tokens == LABEL_TOKENS else f"_t{tokens}"
-    return f"predictor_damage_{device}{suffix}.json"
 
 
 def _key(target: float, centre: str) -> str:
@@ -158,13 +152,45 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
                 "below_0.9": sum(r[k] < 0.9 for r in decide)} for k in cols}
 
 
+def _const(curves: DamageCurves) -> Callable[[float], DamageCurves]:
+    """The same curves for a study at any target."""
+    return lambda t: curves
+
+
+def rankings(table: FeatureTable, records: list[PlanRecord], curves: dict[int, DamageCurves],
+             members: int, seed: int) -> dict[str, np.ndarray]:
+    """Every ranking of the records (name -> (plans,) scores): the default model held out alone
+    and with its kind, plus the damage of the first ``curves`` (tokens -> curves), of the other
+    targets' curves, and of each cheaper set (kind held out), and the damage alone."""
+    first, *cheaper = curves
+    main = curves[first]
+    variants: Variants = {"blend": lambda t: main}
+    several = len(main.targets) > 1  # then a study's plans can read another target's curves
+    if several:
+        variants["blend kind out other target"] = lambda t: other_targets(main, t)
+    for tokens in cheaper:
+        variants[f"blend kind out, {tokens} tokens"] = _const(curves[tokens])
+    alone = held_out(table, records, {"blend": lambda t: main}, lambda r: r.study, members, seed)
+    kind = held_out(table, records, variants, study_kind, members, seed)
+    ranked = {"default": alone["model"], "blend": alone["blend"], "default kind out": kind["model"],
+              "blend kind out": kind.pop("blend")}
+    ranked |= {k: v for k, v in kind.items() if k != "model"}
+    ranked["damage"] = main.of_plans([r.plan for r in records])
+    if several:
+        ranked["damage other target"] = damage_elsewhere(main, records)
+    for tokens in cheaper:
+        ranked[f"damage, {tokens} tokens"] = curves[tokens].of_plans([r.plan for r in records])
+    return ranked
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_args(p)
     p.add_argument("--targets", type=float, nargs="+", default=[0.6, 0.7, 0.75])
     p.add_argument("--centres", nargs="+", default=list(CENTRES))
-    p.add_argument("--tokens", type=int, default=LABEL_TOKENS,
-                   help="search tokens per evaluation (the studies' labels')")
+    p.add_argument("--tokens", type=int, nargs="+", default=[LABEL_TOKENS],
+                   help="search tokens per evaluation: the first for the main columns (the studies' "
+                        "labels' 2048), each other for a cheaper set of curves")
     p.add_argument("--members", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--shard", type=shard_of, default=None, metavar="I/N",
@@ -172,57 +198,51 @@ def main() -> None:
     args = p.parse_args()
 
     base = StudyConfig.load(STUDIES / "smollm2-70.yaml")  # the predictor studies' evaluator
-    config = dataclasses.replace(base.evaluator, fidelities=(args.tokens,))
     loaded = load_model(args.model, device=args.device, dtype=args.dtype)
-    ev = Evaluator.build(loaded, config, progress=False)
     pairs = [(t, c) for t in sorted(args.targets) for c in args.centres]
     RUNS.mkdir(parents=True, exist_ok=True)
     mine = pairs[args.shard[0]::args.shard[1]] if args.shard else pairs
-    done = measure_all(ev, mine, args.shard, args.tokens)
-    ev.close()
+    done: dict[int, dict[str, Any]] = {}
+    for tokens in args.tokens:
+        config = dataclasses.replace(base.evaluator, fidelities=(tokens,))
+        ev = Evaluator.build(loaded, config, progress=False)
+        done[tokens] = measure_all(ev, mine, args.shard, tokens)
+        ev.close()
     if args.shard is not None:
         print(f"shard {args.shard[0]}/{args.shard[1]} done; run again without --shard to write the result")
         return
-    save_partial(partial_path(args.tokens), done)
-    entries = [CentredCurves.from_dict(done[_key(t, c)]["curves"]) for t, c in pairs]
-    curves = DamageCurves(tuple(entries))
-
+    curves = {}
+    for tokens, rows_done in done.items():
+        save_partial(partial_path(tokens), rows_done)
+        curves[tokens] = DamageCurves(tuple(CentredCurves.from_dict(rows_done[_key(t, c)]["curves"])
+                                            for t, c in pairs))
     records, _ = predictor_records(loaded.device.type)
     table = FeatureTable.from_profile(build_profile(loaded, DataConfig(), progress=False))
-    variants: Variants = {"blend": lambda t: curves}
-    several = len(curves.targets) > 1  # then a study's plans can read another target's curves
-    if several:
-        variants["other"] = lambda t: other_targets(curves, t)
-    alone = held_out(table, records, {"blend": lambda t: curves}, lambda r: r.study, args.members, args.seed)
-    kind = held_out(table, records, variants, study_kind, args.members, args.seed)
-    ranked = {"default": alone["model"], "blend": alone["blend"], "default kind out": kind["model"],
-              "blend kind out": kind["blend"]}
-    if several:
-        ranked["blend kind out other target"] = kind["other"]
-    ranked["damage"] = curves.of_plans([r.plan for r in records])
-    if several:
-        ranked["damage other target"] = damage_elsewhere(curves, records)
-    rows = study_rows(records, ranked)
+    rows = study_rows(records, rankings(table, records, curves, args.members, args.seed))
     print_table(rows, list(rows[0]))
-    best = summary(rows)
-    print_table([{"ranking": k} | v for k, v in best.items()], ["ranking", "min", "median", "below_0.9"])
-    evaluations = sum(e.curves.num_blocks * len(e.curves.levels) + 1 for e in entries)
+    best = [{"ranking": k} | v for k, v in summary(rows).items()]
+    print_table(best, ["ranking", "min", "median", "below_0.9"])
     study_tokens = len([r for r in records if r.study == records[0].study]) * records[0].tokens
-    path = write_json(result_name(loaded.device.type, args.tokens), {
+    path = write_json(f"predictor_damage_{loaded.device.type}.json", {
         "command": command_line(), "environment": environment(),
         "records": len(records), "records_digest": records_digest(records),
         "default_model": DEFAULT_MODEL, "members": args.members, "seed": args.seed,
         "targets": sorted(args.targets), "centres": args.centres, "tokens": args.tokens,
-        "cost": {"evaluations": evaluations, "tokens": curves.tokens_read,
-                 "seconds": sum(done[_key(t, c)]["seconds"] for t, c in pairs),
-                 "study_tokens": study_tokens},
-        "curves": {_key(t, c): {k: v for k, v in done[_key(t, c)].items() if k != "curves"}
-                   for t, c in pairs},
-        "rows": [{"ranking": k} | v for k, v in best.items()], "studies": rows,
+        "cost": {str(tokens): cost(done[tokens], curves[tokens], pairs) | {"study_tokens": study_tokens}
+                 for tokens in args.tokens},
+        "curves": {f"{_key(t, c)}|{tokens}": {k: v for k, v in done[tokens][_key(t, c)].items()
+                                              if k != "curves"} for tokens in args.tokens for t, c in pairs},
+        "rows": best, "studies": rows,
     }, protocol={"device": loaded.device.type, "dtype": args.dtype, "model": args.model, "data": "embedded",
                  "calibration": "the predictor studies' profile (studies/smollm2-70.yaml)",
-                 "evaluation": f"search tokens 0-{args.tokens}", "seeds": [args.seed]})
+                 "evaluation": f"search tokens 0-{max(args.tokens)}", "seeds": [args.seed]})
     print(f"\nwrote {path}")
+
+
+def cost(done: dict[str, Any], curves: DamageCurves, pairs: list[tuple[float, str]]) -> dict[str, Any]:
+    """What measuring ``curves`` took: evaluations, search tokens, seconds of one core."""
+    return {"evaluations": sum(e.curves.num_blocks * len(e.curves.levels) + 1 for e in curves.entries),
+            "tokens": curves.tokens_read, "seconds": sum(done[_key(t, c)]["seconds"] for t, c in pairs)}
 
 
 if __name__ == "__main__":

@@ -77,6 +77,24 @@ def test_other_targets_leaves_out_a_studys_own_target() -> None:
     assert damage_bench.damage_elsewhere(curves, records) == pytest.approx(want, abs=1e-12)
 
 
+def test_rankings_name_every_variant_and_each_cheaper_set_of_curves() -> None:
+    table = FeatureTable.from_profile(tiny_profile())
+    zig = zigzag_curves(table).entries[0]
+    low = replace(zig, target=0.5, centre=(0.5, 0.5))
+    main = DamageCurves((low, zig))
+    cheap = DamageCurves((low, replace(zig, curves=replace(zig.curves, tokens=16))))
+    records = damaged_studies(table, main)
+    ranked = damage_bench.rankings(table, records, {64: main, 16: cheap}, members=2, seed=0)
+    assert list(ranked) == ["default", "blend", "default kind out", "blend kind out",
+                            "blend kind out other target", "blend kind out, 16 tokens", "damage",
+                            "damage other target", "damage, 16 tokens"]
+    plans = [r.plan for r in records]
+    assert ranked["damage, 16 tokens"] == pytest.approx(cheap.of_plans(plans), abs=1e-12)
+    # All studies are at 70%: kind out is study out here, and the cheaper set's curves are the same.
+    assert ranked["blend kind out, 16 tokens"] == pytest.approx(ranked["blend kind out"], abs=1e-9)
+    assert ranked["damage other target"] == pytest.approx(DamageCurves((low,)).of_plans(plans), abs=1e-12)
+
+
 def test_the_summary_is_over_the_60_to_75_percent_studies() -> None:
     rows = [{"study": "a", "target": 0.5, "n": 40, "damage": 0.1, "blend": 0.2},
             {"study": "b", "target": 0.6, "n": 40, "damage": 0.95, "blend": 0.85},
@@ -97,7 +115,8 @@ def _result() -> dict[str, Any]:
             for i, t in enumerate((0.5, 0.6, 0.7))]
     return {"records_digest": "abc", "default_model": "m", "centres": ["uniform", "ramp slope=0.3"],
             "targets": [0.6, 0.7], "studies": rows, "rows": _summary_rows(rows),
-            "cost": {"evaluations": 362, "tokens": 745472, "study_tokens": 81920, "seconds": 1800.0},
+            "tokens": [2048], "cost": {"2048": {"evaluations": 362, "tokens": 745472, "study_tokens": 81920,
+                                                "seconds": 1800.0}},
             "manifest": {"command": "python benchmarks/predictor_damage.py"}}
 
 
@@ -124,6 +143,18 @@ def test_the_sentence_and_table_render_the_result(tmp_path: Path, monkeypatch: p
     assert "nearest other target instead, as a study at a target without curves would, the blend's " \
            "lowest is 0.830 (2 below 0.9, kind held out)." in render.render_sentence()
     assert "| s2 | 0.820 | 0.900 | 0.810 | 0.890 | 0.840 | 0.720 | 0.500 |" in render.render_lines()
+    # Curves on fewer tokens too: their cost and the blend's lowest with them.
+    for row in r["studies"]:
+        row |= {"blend kind out, 512 tokens": row["blend kind out"] - 0.01, "damage, 512 tokens": 0.6}
+    r["rows"] = _summary_rows(r["studies"])
+    r["tokens"] = [2048, 512]
+    r["cost"]["512"] = {"evaluations": 362, "tokens": 186368, "study_tokens": 81920, "seconds": 600.0}
+    (tmp_path / render.NAME).write_text(json.dumps(r))
+    assert "; with curves on 512 tokens each (362 evaluations, 186,368 search tokens, 2.3 times a " \
+           "40-plan predictor study's, 10 min of one CPU core), the blend's lowest is 0.870 (2 below 0.9, " \
+           "kind held out). " in render.render_sentence()
+    row = "| s2 | 0.820 | 0.900 | 0.810 | 0.890 | 0.840 | 0.720 | 0.500 | 0.880 | 0.600 |"
+    assert row in render.render_lines()
     monkeypatch.setattr(_common, "committed_records_digest", lambda: "other")
     assert "no current result: its records differ" in render.render_sentence()
     assert "*Not current: its records differ from the committed ones.*" in render.render_lines()[1]
