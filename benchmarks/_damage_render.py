@@ -53,7 +53,8 @@ def render_sentence() -> str:
             f"out; the damage alone, with nothing learned from any study, reaches a lowest "
             f"{s['damage']['min']:.3f} (median {s['damage']['median']:.3f}){_elsewhere(s)}{_cheaper(d)}. "
             + ("That meets the 0.9 bar; " if meets else "The 0.9 bar is not met with it either; ")
-            + "it is a benchmark, not the short-lister's default: its curves are measured per target.")
+            + "it is opt-in (`allocsearch predictor damage`, then `predictor train --damage`), not the "
+            "short-lister's default, for the cost of its curves.")
 
 
 def _elsewhere(s: dict[str, Any]) -> str:
