@@ -195,8 +195,10 @@ class Screener:
     def _train(self, records: list[PlanRecord]) -> Predictor:
         s, seed = self.settings, self.seed + self.rounds
         if self.pretrained is not None:
-            return self.pretrained.retrain(records, seed=seed) if records else self.pretrained
-        return Predictor.train(self.table, records, model=s.model, members=s.members, seed=seed)
+            pred = self.pretrained.retrain(records, seed=seed) if records else self.pretrained
+        else:
+            pred = Predictor.train(self.table, records, model=s.model, members=s.members, seed=seed)
+        return pred if s.curves is None else pred.with_damage(s.curves)
 
     def _score(self, cands: list[Candidate]) -> list[Candidate]:
         assert self.predictor is not None
@@ -256,6 +258,8 @@ def attach_screener(study: optuna.Study, settings: PredictorSettings, space: Sea
                     target: float, output: Path, seed: int) -> Screener:
     """Wrap the study's sampler so that ``settings.share`` of its searched trials come from a
     new screener's short list (a saved predictor from ``settings.file`` when given)."""
+    if settings.curves is not None and settings.curves.fingerprint != ev.profile.identity.fingerprint:
+        raise ValueError(f"predictor.damage {settings.damage} was measured on another model than the study's")
     screener = Screener(settings, space, ev.profile, target, output, seed, prepare=ev.prepare,
                         recon=ev.backend.recon_errors(), pretrained=settings.pretrained)
     study.sampler = ShortlistSampler(study.sampler, screener.propose, settings.share)

@@ -12,6 +12,7 @@ from typing import Any
 from allocsearch.engine import check_inputs
 from allocsearch.evaluate import Latency, LatencyConfig
 from allocsearch.predictor.base import regressor_names
+from allocsearch.predictor.damage import DamageCurves
 from allocsearch.predictor.model import Predictor
 
 #: What the latency objective minimises: ms per decoded token, or ms per prefill window.
@@ -184,7 +185,9 @@ class PredictorSettings:
     std) and queues the best ``k``. ``share`` of the searched (not warm-start) trials take the
     next queued candidate. Without ``file``, rounds start once ``warmup`` trials completed;
     with one (a predictor JSON from ``allocsearch predictor train``), at the first searched
-    trial, and ``model`` is the file's."""
+    trial, and ``model`` is the file's. ``damage`` (a JSON from ``allocsearch predictor
+    damage``) adds the measured damage to every trained predictor's mean (in place of a file's
+    own)."""
 
     model: str = "none"
     file: str | None = None
@@ -199,8 +202,11 @@ class PredictorSettings:
     #: Train on the fitness at this many search tokens (a fidelity every trial reads: the
     #: first, in a study whose pruner stops most trials there); None: the full fidelity.
     tokens: int | None = None
+    damage: str | None = None
     #: ``file`` as loaded by the validation below (read once; not part of the settings' value).
     pretrained: Predictor | None = field(default=None, init=False, compare=False, repr=False)
+    #: ``damage`` as loaded by the validation below.
+    curves: DamageCurves | None = field(default=None, init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         known = ["none", *regressor_names()] if self.model != "none" else ["none"]
@@ -220,6 +226,15 @@ class PredictorSettings:
                                  f"'allocsearch predictor train ... --out P.json')")
             # A foreign or broken file fails here, before any study exists.
             object.__setattr__(self, "pretrained", Predictor.load(self.file))
+        if self.damage is not None:
+            if not Path(self.damage).is_file():
+                raise ValueError(f"predictor.damage: no such file {self.damage!r} (measure one with "
+                                 f"'allocsearch predictor damage CONFIG --out D.json')")
+            curves = DamageCurves.load(self.damage)
+            object.__setattr__(self, "curves", curves)
+            own = self.pretrained.table.identity.fingerprint if self.pretrained is not None else None
+            if own is not None and own != curves.fingerprint:
+                raise ValueError("predictor.damage was measured on another model than predictor.file's")
 
     @property
     def enabled(self) -> bool:

@@ -294,3 +294,33 @@ def test_short_listing_trains_on_the_first_fidelity_when_the_pruner_stops_trials
     assert any(v.screened is not None for v in views)  # rounds ran on first-fidelity records
     # EvoPress repeats its parent's plan now and then in a 2-block model; the short list never.
     _check_proposals(run.study, read_jsonl(tmp_path / "screening.jsonl"), sampler_repeats=True)
+
+
+def test_measured_damage_joins_every_predictor_a_study_trains(
+    screened: Any, evaluator: Evaluator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from allocsearch.predictor.damage import DamageCurves, measure_damage
+    from allocsearch.search.screening import Screener
+    from allocsearch.search.settings import PredictorSettings
+
+    run, _ = screened
+    monkeypatch.setattr(evaluator, "cache_dir", tmp_path)  # the curves' cache: this test's own
+    curves = DamageCurves((measure_damage(evaluator, 0.6, "uniform", progress=False),))
+    path = curves.save(tmp_path / "damage.json")
+    settings = PredictorSettings(**PREDICTOR, damage=str(path))
+    assert settings.curves == curves
+    screener = Screener(settings, run.space, evaluator.profile, 0.6, tmp_path, prepare=evaluator.prepare)
+    records = study_records(run.study)
+    pred = screener._train(records)
+    plain = Predictor.train(screener.table, records, model="xgboost", members=2, seed=0)
+    assert pred.damage == curves and pred.damage_scale > 0
+    plans = [r.plan for r in records[:4]]
+    assert pred.predict(plans)[0] == pytest.approx(
+        plain.predict(plans)[0] + pred.damage_scale * curves.of_plans(plans), abs=1e-9)
+    # A study with it screens as before (the rounds train with the damage).
+    cfg = StudyConfig.load(_write(tmp_path, _config(tmp_path / "dmg", {"n_trials": 9})),
+                           [f"predictor.damage={path}"])
+    again = run_study(cfg, evaluator=evaluator, progress=False, verify=False)
+    assert sum(v.screened is not None for v in store.trials(again.study)) >= 1
+    with pytest.raises(StudyConfigError, match="no such file"):
+        StudyConfig.load(_write(tmp_path, _config(tmp_path / "dmg2", {})), ["predictor.damage=nope.json"])
