@@ -58,6 +58,20 @@ def save_tiny_model(path: Path, *, hidden: int = 64, blocks: int = 2, seed: int 
     return save_random_llama(path, hidden=hidden, blocks=blocks, seed=seed)
 
 
+def tiny_study_file(tmp_path: Path, name: str, **over: Any) -> Path:
+    """A study YAML on a saved tiny model (``tmp_path / "tiny"``) at 60%, small data and
+    evaluator, output in ``tmp_path / "out"``; ``over`` replaces top-level keys."""
+    import yaml
+
+    save_tiny_model(tmp_path / "tiny")
+    config = {"name": name, "model": str(tmp_path / "tiny"), "device": "cpu", "target": 0.6,
+              "data": {"nsamples": 2, "seqlen": 32}, "evaluator": {"seqlen": 32, "fidelities": [64, 128]},
+              "n_trials": 1, "output": str(tmp_path / "out")} | over
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
 def saved_tiny_with_ramp(tmp_path: Path, target: float) -> tuple[Path, LoadedModel, DataConfig, Plan]:
     """A saved tiny model (``tmp_path / "tiny"``), it loaded, the calibration the CLI tests
     pass as ``--nsamples 4 --seqlen 32 --seed 1``, and a ramp (slope 0.3) plan at ``target``

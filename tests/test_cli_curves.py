@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 
 from allocsearch.allocation import get_allocator
 from allocsearch.allocation.curves import BlockCurves, curve_plan
@@ -14,19 +13,13 @@ from allocsearch.cli import main
 from allocsearch.evaluate.sensitivity import curve_mixes
 from allocsearch.plan import Plan
 from allocsearch.search import StudyConfig, study_evaluator
-from tests.helpers import save_tiny_model
+from tests.helpers import tiny_study_file
 
 
 @pytest.fixture()
 def study(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("ALLOCSEARCH_CACHE", str(tmp_path / "cache"))  # not the user's cache
-    save_tiny_model(tmp_path / "tiny")
-    config = {"name": "c", "model": str(tmp_path / "tiny"), "device": "cpu", "target": 0.6,
-              "data": {"nsamples": 2, "seqlen": 32}, "evaluator": {"seqlen": 32, "fidelities": [64, 128]},
-              "n_trials": 1, "output": str(tmp_path / "out")}
-    path = tmp_path / "c.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    return tiny_study_file(tmp_path, "c")
 
 
 def test_study_curves_writes_the_mix_of_lowest_fitness(study: Path, tmp_path: Path,

@@ -7,25 +7,18 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 
 from allocsearch.cli import main
 from allocsearch.predictor import Predictor
 from allocsearch.predictor.damage import DamageCurves, measure_damage
 from allocsearch.search import StudyConfig, study_evaluator
-from tests.helpers import save_tiny_model
+from tests.helpers import tiny_study_file
 
 
 @pytest.fixture()
 def study(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("ALLOCSEARCH_CACHE", str(tmp_path / "cache"))  # not the user's cache
-    save_tiny_model(tmp_path / "tiny")
-    config = {"name": "d", "model": str(tmp_path / "tiny"), "device": "cpu", "target": 0.6,
-              "data": {"nsamples": 2, "seqlen": 32}, "evaluator": {"seqlen": 32, "fidelities": [64]},
-              "n_trials": 8, "output": str(tmp_path / "out")}
-    path = tmp_path / "d.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    return tiny_study_file(tmp_path, "d", evaluator={"seqlen": 32, "fidelities": [64]}, n_trials=8)
 
 
 def test_damage_then_train_then_screen(study: Path, tmp_path: Path,
