@@ -52,6 +52,7 @@ def render_sentence() -> str:
             f"0.9) and from {s['default']['min']:.3f} to {s['blend']['min']:.3f} with the study alone held "
             f"out; the damage alone, with nothing learned from any study, reaches a lowest "
             f"{s['damage']['min']:.3f} (median {s['damage']['median']:.3f}){_elsewhere(s)}{_cheaper(d)}. "
+            + _ceilings(d)
             + ("That meets the 0.9 bar; " if meets else "The 0.9 bar is not met with it either; ")
             + "it is opt-in (`allocsearch predictor damage`, then `predictor train --damage`), not the "
             "short-lister's default, for the cost of its curves.")
@@ -65,6 +66,23 @@ def _elsewhere(s: dict[str, Any]) -> str:
     return (f"; each study's plans reading the curves of the nearest other target instead, as a study at "
             f"a target without curves would, the blend's lowest is {other['min']:.3f} "
             f"({other['below_0.9']} below 0.9, kind held out)")
+
+
+def _ceilings(d: dict[str, Any]) -> str:
+    """How far the studies the blend leaves below 0.9 (kind held out) are from the ceiling the
+    labels' own noise sets, where benchmarks/predictor_ceiling.py measured it (empty else)."""
+    c, stale = records_result("predictor_ceiling_cpu.json")
+    if c is None or stale:
+        return ""
+    ceiling = {r["study"]: r["ceiling"] for r in c["rows"]}
+    low = [r for r in d["studies"] if r["blend kind out"] < 0.9 and 0.6 - 1e-9 <= r["target"] <= 0.75 + 1e-9]
+    known = [r for r in low if r["study"] in ceiling]
+    if not known:
+        return ""
+    pairs = ", ".join(f"{r['study']} {r['blend kind out']:.3f} of {ceiling[r['study']]:.3f}" for r in known)
+    return (f"Of the {len(low)} studies it leaves below 0.9, the label-noise check measured {len(known)}: "
+            f"the blend against the ceiling their labels' noise sets (`benchmarks/predictor_ceiling.py`), "
+            f"{pairs}. ")
 
 
 def _cheaper(d: dict[str, Any]) -> str:

@@ -131,6 +131,13 @@ def test_the_sentence_and_table_render_the_result(tmp_path: Path, monkeypatch: p
     assert "from 0.800 to 0.880 with each study's kind held out (2 and 2 studies below 0.9)" in text
     assert "from 0.810 to 0.890 with the study alone held out" in text
     assert "lowest 0.710 (median 0.715). " in text and "not met with it either" in text
+    assert "Of the" not in text  # no label-noise check to compare with
+    ceiling = {"records_digest": "abc", "manifest": {"commit": "c"},
+               "rows": [{"study": "s1", "ceiling": 0.95}, {"study": "s0", "ceiling": 0.99}]}
+    (tmp_path / "predictor_ceiling_cpu.json").write_text(json.dumps(ceiling))
+    assert "(median 0.715). Of the 2 studies it leaves below 0.9, the label-noise check measured 1: the " \
+           "blend against the ceiling their labels' noise sets (`benchmarks/predictor_ceiling.py`), s1 " \
+           "0.880 of 0.950. The 0.9 bar" in render.render_sentence()
     lines = render.render_lines()
     assert "| s2 | 0.820 | 0.900 | 0.810 | 0.890 | 0.720 |" in lines
     assert lines[-1].startswith("Over the 60-75% studies: default min 0.810, median 0.815, 2 below 0.9;")
