@@ -227,6 +227,9 @@ class PredictorSettings:
             # A foreign or broken file fails here, before any study exists.
             object.__setattr__(self, "pretrained", Predictor.load(self.file))
         if self.damage is not None:
+            if not self.enabled:
+                raise ValueError("predictor.damage joins a short-list: give predictor.model or "
+                                 "predictor.file too")
             if not Path(self.damage).is_file():
                 raise ValueError(f"predictor.damage: no such file {self.damage!r} (measure one with "
                                  f"'allocsearch predictor damage CONFIG --out D.json')")

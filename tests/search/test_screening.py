@@ -324,3 +324,6 @@ def test_measured_damage_joins_every_predictor_a_study_trains(
     assert sum(v.screened is not None for v in store.trials(again.study)) >= 1
     with pytest.raises(StudyConfigError, match="no such file"):
         StudyConfig.load(_write(tmp_path, _config(tmp_path / "dmg2", {})), ["predictor.damage=nope.json"])
+    with pytest.raises(StudyConfigError, match="joins a short-list"):
+        StudyConfig.load(_write(tmp_path, _config(tmp_path / "dmg3", {})),
+                         ["predictor.model=none", f"predictor.damage={path}"])
