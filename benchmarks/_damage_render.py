@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from _common import records_result
+from predictor import deciding
 
 NAME = "predictor_damage_cpu.json"
 COLUMNS = ("default", "blend", "default kind out", "blend kind out", "blend kind out other target", "damage",
@@ -40,8 +41,8 @@ def render_sentence() -> str:
                 f"result: {stale}.")
     s = _summary(d)
     kind, blend = s["default kind out"], s["blend kind out"]
-    n = sum(1 for r in d["studies"] if 0.6 - 1e-9 <= r["target"] <= 0.75 + 1e-9)
-    meets = s["blend kind out"]["min"] >= 0.9 and s["blend"]["min"] >= 0.9
+    n = sum(1 for r in d["studies"] if deciding(r["target"]))
+    meets = blend["min"] >= 0.9 and s["blend"]["min"] >= 0.9
     centres = " and ".join(f"`{c}`" for c in d["centres"])
     targets = "/".join(f"{t:.0%}".rstrip("%") for t in d["targets"]) + "%"
     return (f" Measured damage (`benchmarks/predictor_damage.py`): block curves around {centres} at "
@@ -75,7 +76,7 @@ def _ceilings(d: dict[str, Any]) -> str:
     if c is None or stale:
         return ""
     ceiling = {r["study"]: r["ceiling"] for r in c["rows"]}
-    low = [r for r in d["studies"] if r["blend kind out"] < 0.9 and 0.6 - 1e-9 <= r["target"] <= 0.75 + 1e-9]
+    low = [r for r in d["studies"] if r["blend kind out"] < 0.9 and deciding(r["target"])]
     known = [r for r in low if r["study"] in ceiling]
     if not known:
         return ""

@@ -8,7 +8,14 @@ import json
 from typing import Any
 
 import _damage_render
-from _common import ARCHIVED_NOTE, RESULTS, committed_records_digest, records_result, result_path
+from _common import (
+    ARCHIVED_NOTE,
+    RESULTS,
+    committed_records_digest,
+    other_records,
+    records_result,
+    result_path,
+)
 from predictor import deciding
 
 from allocsearch.predictor.base import DEFAULT_MODEL
@@ -20,17 +27,10 @@ def _fmt(v: Any, digits: int = 3) -> str:
     return f"{v:,.{digits}f}" if isinstance(v, float) else f"{v:,}"
 
 
-def _other_records(result: dict[str, Any]) -> bool:
-    """Whether ``result`` measured other plans than the committed records file holds (a result
-    written before results recorded their records' digest counts as measured on them)."""
-    digest = result.get("records_digest")
-    return digest is not None and digest != committed_records_digest()
-
-
 def _records_note(result: dict[str, Any]) -> str:
     """A warning, before a result's figures, when it measured other records than the committed
     ones (empty when it measured them)."""
-    if not _other_records(result):
+    if not other_records(result):
         return ""
     return (f" *Measured on another records file (digest {result['records_digest']}; the committed one "
             f"is {committed_records_digest()}): not what the shipped command gives on today's records.*")
