@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from allocsearch.data import DataConfig
-from allocsearch.profile import build_profile, compute_profile
+from allocsearch.profile import build_profile, compute_profile, tensor_digest, weights_digest
 from tests.helpers import tiny_loaded
 
 
@@ -47,3 +47,34 @@ def test_cache_is_reused_and_keyed(tmp_path: Path) -> None:
     w[0, 0] += 1.0
     changed = build_profile(lm, data, cache_dir=tmp_path, progress=False)
     assert not changed.from_cache
+
+
+def test_weights_digest_is_the_same_for_any_thread_count() -> None:
+    """A float sum of a large weight rounds by the reduction's order, which follows torch's
+    threads (it keyed the SmolLM2 profile apart under 1 and 2 threads); the digest does not."""
+    w = torch.randn(2048, 1536, generator=torch.Generator().manual_seed(0)) * 0.02  # (out, in)
+    before = torch.get_num_threads()
+    try:
+        digests = []
+        for threads in (1, 2, 4):
+            torch.set_num_threads(threads)
+            digests.append(tensor_digest(w))
+    finally:
+        torch.set_num_threads(before)
+    one = digests[0]
+    assert digests == [one] * 3
+    # Exact: one ulp on one weight far from the first row changes it, as does a sign.
+    bumped = w.clone()
+    bumped[1000, 700] = torch.nextafter(bumped[1000, 700], torch.tensor(1.0))
+    assert tensor_digest(bumped) != one
+    flipped = w.clone()
+    flipped[5, 5] = -flipped[5, 5]
+    assert tensor_digest(flipped) != one
+    assert tensor_digest(w.to(torch.bfloat16)) == tensor_digest(w.to(torch.bfloat16).float())
+    lm = tiny_loaded("llama")
+    torch.set_num_threads(1)
+    try:
+        single = weights_digest(lm)
+    finally:
+        torch.set_num_threads(before)
+    assert weights_digest(lm) == single

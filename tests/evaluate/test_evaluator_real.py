@@ -20,11 +20,14 @@ pytestmark = pytest.mark.real_model
 PROFILE = DataConfig("embedded", 4, 64, 0)
 
 
-def test_cached_masks_equal_fresh_wanda_and_restore_is_bit_identical(fresh_smollm2: Any) -> None:
+def test_cached_masks_equal_fresh_wanda_and_restore_is_bit_identical(fresh_smollm2: Any,
+                                                                      tmp_path: Path) -> None:
     lm = fresh_smollm2
     before = {k: v.clone() for k, v in lm.model.state_dict().items()}
     config = EvaluatorConfig(fitness="kl", seqlen=128, fidelities=(256, 512), profile=PROFILE)
-    ev = Evaluator.build(lm, config, progress=False)
+    # A profile of its own: one cached by a process with another thread count holds the same
+    # statistics summed in another order, and "bit for bit" compares with this process's sums.
+    ev = Evaluator.build(lm, config, progress=False, cache_dir=tmp_path)
     mem = ev.memory()
     # Ranks take 2 bytes per prunable weight (every row of SmolLM2 has < 32k inputs).
     assert mem["ranks"] * 2 == mem["dense_copy"]
