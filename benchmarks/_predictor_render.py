@@ -154,15 +154,42 @@ def _efficiency_sentence() -> str:
     tokens = e["settings"]["max_tokens"]
     additive = (f" (the same with the additive model: {part('pretrained_additive')})"
                 if ("pretrained_additive", "evals_to_ramp") in stats else "")
+    damage = ""
+    if ("pretrained_damage", "evals_to_ramp") in stats:
+        row = next(r for r in e["rows"] if r["arm"] == "pretrained_damage")
+        damage = (f" (plus measured damage, `predictor.damage`: {part('pretrained_damage')}"
+                  f"{_damage_verdict(e, stats)}; its curves read {row['damage_tokens_target']:,} search "
+                  f"tokens at {e['target']:.0%} and {row['damage_tokens']:,} at all their targets, "
+                  f"once per model and Evaluator, not counted above)")
+    draws = e["settings"].get("draws", 1)
     evo = stats.get(("evopress", "best_wanda_ppl"))
     versus = (f"; the EvoPress-style sampler with {e['settings']['evopress_tokens']:,} tokens verified "
               f"median {_fmt(evo['median'], 1)} ({evo['runs']} seed{'s' if evo['runs'] > 1 else ''})"
               if evo else "")
-    return (f" At 70% with {tokens:,} search tokens (`benchmarks/predictor_efficiency.py`, one "
-            f"calibration draw; the noise floor at 70% is in BENCHMARKS.md), TPE with a short-list "
+    return (f" At 70% with {tokens:,} search tokens (`benchmarks/predictor_efficiency.py`, "
+            f"{'one' if draws == 1 else draws} calibration draw{'s' if draws > 1 else ''}; the noise "
+            f"floor at 70% is in BENCHMARKS.md), TPE with a short-list "
             f"(`{e['default_model']}`, the default when measured) pretrained on 50/60/75% studies "
-            f"{part('pretrained')}{additive}; TPE alone {part('tpe')}{versus}.{_goal(e, stats)}"
+            f"{part('pretrained')}{additive}{damage}; TPE alone {part('tpe')}{versus}.{_goal(e, stats)}"
             f"{_records_note(e)}")
+
+
+def _verdict(ratio: float, floor: float) -> str:
+    """A ratio of two verified medians against the noise floor of verification."""
+    return ("lower beyond the noise floor" if ratio < 1 - floor else
+            "higher beyond the noise floor" if ratio > 1 + floor else "within noise of it")
+
+
+def _damage_verdict(e: dict[str, Any], stats: dict[tuple[str, str], dict[str, Any]]) -> str:
+    """The damage arm's verified median against the plain pretrained arm's (empty without a floor)."""
+    from report import noise_floors
+
+    floor = noise_floors().get((round(e["target"], 4), e["verify"]["pruner"]))
+    mine, plain = stats[("pretrained_damage", "best_wanda_ppl")], stats[("pretrained", "best_wanda_ppl")]
+    if floor is None or mine["median"] is None or plain["median"] is None:
+        return ""
+    ratio = mine["median"] / plain["median"]
+    return f", {ratio:.3f} times the pretrained arm's, {_verdict(ratio, floor)}"
 
 
 def _goal(e: dict[str, Any], stats: dict[tuple[str, str], dict[str, Any]]) -> str:
@@ -179,9 +206,8 @@ def _goal(e: dict[str, Any], stats: dict[tuple[str, str], dict[str, Any]]) -> st
     if evo is None or floor is None or mine["median"] is None:
         return text + "."
     ratio = mine["median"] / evo["median"]
-    verdict = ("lower beyond the noise floor" if ratio < 1 - floor else
-               "higher beyond the noise floor" if ratio > 1 + floor else "within noise of it")
-    return (text + f"; verified median {ratio:.3f} times the EvoPress-style sampler's, {verdict} "
+    return (text + f"; verified median {ratio:.3f} times the EvoPress-style sampler's, "
+            f"{_verdict(ratio, floor)} "
             f"(floor {floor:.1%} at {e['target']:.0%}, {e['verify']['pruner']}).")
 
 
@@ -250,6 +276,10 @@ def render_results() -> str:
             lines.append(f"| {s['arm']} | {s['metric']} | {s['reached']} of {s['runs']} | "
                          f"{_fmt(s['median'], 2)} | {_fmt(s['min'], 2)} | {_fmt(s['max'], 2)} |")
         lines += _kept_note(e)
+        lines += [f"\nArm {r['arm']} also read {r['damage_tokens']:,} search tokens of measured damage "
+                  f"curves ({r['damage_tokens_target']:,} at {e['target']:.0%}), measured once per model and "
+                  f"Evaluator and shared by every study at their targets; `search_tokens` leaves them out."
+                  for r in e["rows"] if r.get("damage_tokens") is not None]
     elif e_path.is_file():
         lines += ["", f"*Sample efficiency: {ARCHIVED_NOTE}* (`benchmarks/predictor_efficiency.py` "
                   f"measures it again)."]

@@ -14,6 +14,13 @@ search tokens, ``--max-tokens`` search tokens each, TPE with 10 random start-up 
   pretrained on the 50/60/75% studies of ``benchmarks/predictor_data.py`` (not 70%) and
   retrained on the study's trials as they come;
 - ``pretrained_additive``: the same with the additive (ridge) model;
+- ``pretrained_damage``: ``pretrained`` plus measured damage (``predictor.damage``): the block
+  curves around the uniform plan and a steep ramp at 60/70/75% that
+  ``benchmarks/predictor_damage.py`` measures with the same Evaluator, read from the library's
+  cache (measured here, about 1.5 h of one core, where absent). Their search tokens are a
+  one-off per model and Evaluator, shared by every study at those targets; each row reports
+  them (``damage_tokens``, and ``damage_tokens_target``: the curves at the study's own target,
+  the only ones its plans read) beside the study's own;
 - ``evopress``: the EvoPress-style sampler and its multi-step selection (fidelities 2048/8192),
   ``--evopress-tokens`` search tokens (491,520, as in the samplers suite).
 
@@ -65,10 +72,11 @@ from allocsearch.io import atomic_write_text
 from allocsearch.models import load_model
 from allocsearch.predictor import Predictor
 from allocsearch.predictor.base import DEFAULT_MODEL
+from allocsearch.predictor.damage import CENTRES, DamageCurves, measure_damage
 from allocsearch.predictor.features import FeatureTable
 from allocsearch.search import StudyConfig, run_study, store
 
-ARMS = ("tpe", "online", "pretrained", "pretrained_additive", "evopress")
+ARMS = ("tpe", "online", "pretrained", "pretrained_additive", "pretrained_damage", "evopress")
 #: Arms whose runs do not use a predictor: ``--keep`` may take them from the committed result
 #: (same settings and verification, measured on the same library code) when only the default
 #: model changed. A resumed result's manifest names only its last process's commit, so each
@@ -76,11 +84,16 @@ ARMS = ("tpe", "online", "pretrained", "pretrained_additive", "evopress")
 #: 4e9544d (the result file's history), and one of them did not reproduce on later code.
 KEEPABLE = ("tpe", "evopress")
 PRETRAIN_TARGETS = (0.5, 0.6, 0.75)
+#: The targets of the ``pretrained_damage`` arm's curves: the study's own and the nearest ones
+#: the pretraining records read (benchmarks/predictor_damage.py's defaults).
+DAMAGE_TARGETS = (0.6, 0.7, 0.75)
 #: The short-list's predictor model of each arm that has one.
-ARM_MODEL = {"online": DEFAULT_MODEL, "pretrained": DEFAULT_MODEL, "pretrained_additive": "additive"}
+ARM_MODEL = {"online": DEFAULT_MODEL, "pretrained": DEFAULT_MODEL, "pretrained_additive": "additive",
+             "pretrained_damage": DEFAULT_MODEL}
 
 
-def arm_config(arm: str, seed: int, args: argparse.Namespace, files: dict[str, Path]) -> StudyConfig:
+def arm_config(arm: str, seed: int, args: argparse.Namespace, files: dict[str, Path],
+               damage: Path | None = None) -> StudyConfig:
     tokens = args.evopress_tokens if arm == "evopress" else args.max_tokens
     over = [f"seed={seed}", f"device={args.device}", f"dtype={args.dtype}", "warm_start=[{method: uniform}]",
             "verify.top=1", f"verify.calibration_seeds={list(range(args.draws))}", f"max_tokens={tokens}",
@@ -93,6 +106,10 @@ def arm_config(arm: str, seed: int, args: argparse.Namespace, files: dict[str, P
     common = f"pool: {args.pool}, k: {args.k}, share: {args.share}"
     if arm == "online":
         over.append(f"predictor={{model: {DEFAULT_MODEL}, warmup: {args.warmup}, {common}}}")
+    elif arm == "pretrained_damage":
+        if damage is None:
+            raise ValueError("the pretrained_damage arm needs the damage curves' file")
+        over.append(f"predictor={{file: {files[arm]}, damage: {damage}, {common}}}")
     elif arm.startswith("pretrained"):
         over.append(f"predictor={{file: {files[arm]}, {common}}}")
     cfg = StudyConfig.load(STUDIES / "smollm2-70.yaml", over)
@@ -115,6 +132,24 @@ def pretrain(table: FeatureTable, device: str) -> dict[str, Path]:
     print(f"pretrained on {len(records)} plans of {len({r.study for r in records})} studies "
           f"at {PRETRAIN_TARGETS}", flush=True)
     return out
+
+
+def damage_curves(ev: Evaluator, tokens: int) -> tuple[Path, DamageCurves]:
+    """The ``pretrained_damage`` arm's curves (every centre at :data:`DAMAGE_TARGETS`, ``tokens``
+    search tokens each), saved where its study config reads them."""
+    curves = DamageCurves(tuple(measure_damage(ev, t, c, tokens=tokens, progress=True)
+                                for t in DAMAGE_TARGETS for c in CENTRES))
+    path = curves.save(RUNS / "predictor_efficiency" / f"damage-{tokens}.json")
+    print(f"damage curves: {len(curves.entries)} (target, centre), {curves.tokens_read:,} search tokens",
+          flush=True)
+    return path, curves
+
+
+def damage_tokens(curves: DamageCurves, target: float) -> dict[str, int]:
+    """What the curves cost in search tokens: all of them, and those at ``target`` (what a
+    study there reads; the others only weigh the pretraining records' damage)."""
+    own = sum(e.curves.tokens_read for e in curves.entries if abs(e.target - target) < 1e-9)
+    return {"damage_tokens": curves.tokens_read, "damage_tokens_target": own}
 
 
 def reach(trials: list[store.StoredTrial], threshold: float) -> tuple[int | None, int | None]:
@@ -211,7 +246,8 @@ def arm_rows(runs: list[dict[str, Any]], stats: list[dict[str, Any]]) -> list[di
                     "reached_ramp": reach["reached"], "evals_to_ramp": reach["median"],
                     "best_fitness": by[(arm, "best_fitness")]["median"],
                     "verified": ppl["median"], "verified_min": ppl["min"], "verified_max": ppl["max"],
-                    "kept": any(r.get("kept_from") for r in mine)})
+                    "kept": any(r.get("kept_from") for r in mine)}
+                   | {k: mine[0][k] for k in ("damage_tokens", "damage_tokens_target") if k in mine[0]})
     return out
 
 
@@ -253,6 +289,10 @@ def main() -> None:
     ev = Evaluator.build(loaded, base.evaluator, progress=False)
     pretrained = any(a.startswith("pretrained") for a in args.arms)
     files = pretrain(FeatureTable.from_profile(ev.profile), loaded.device.type) if pretrained else {}
+    damage, extra = None, {}
+    if "pretrained_damage" in args.arms:
+        damage, curves = damage_curves(ev, args.fidelity)
+        extra = damage_tokens(curves, base.target)
     plan = get_allocator("ramp", slope=0.3).allocate(ev.profile, base.target)
     ramp = {"slope": 0.3, "fitness": ev.fitness(plan),
             "wanda_ppl": verify(ev, plan, base.verify_config()).ppl}
@@ -262,8 +302,8 @@ def main() -> None:
         for arm in args.arms:
             if any((r["arm"], r["seed"]) == (arm, seed) for r in runs):
                 continue
-            runs.append(one_run(arm, seed, arm_config(arm, seed, args, files), ev, ramp["fitness"],
-                                args.progress))
+            runs.append(one_run(arm, seed, arm_config(arm, seed, args, files, damage), ev, ramp["fitness"],
+                                args.progress) | (extra if arm == "pretrained_damage" else {}))
             r = runs[-1]
             print(f"  {arm:20s} seed {seed}: best {r['best_fitness']:.2f}, verified "
                   f"{r['best_wanda_ppl']:.2f}; ramp after {r['evals_to_ramp']} evaluations", flush=True)

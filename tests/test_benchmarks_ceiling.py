@@ -273,3 +273,21 @@ def test_the_kept_arms_note_names_the_commits_of_kept_and_measured_runs() -> Non
     assert text.startswith("Arms tpe: kept") and f"measured at commit {'a' * 10})" in text
     assert text.endswith(f"The other arms ran at commit {'b' * 10}, {'c' * 10}.")
     assert render._kept_note({"runs": runs[1:]}) == []
+
+
+def test_the_damage_arm_is_compared_with_the_plain_pretrained_arm_against_the_noise_floor(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import report
+
+    monkeypatch.setattr(report, "noise_floors", lambda: {(0.7, "wanda"): 0.12})
+    e = {"target": 0.7, "verify": {"pruner": "wanda"}}
+
+    def stats(damage: float, plain: float) -> dict[tuple[str, str], Any]:
+        return {("pretrained_damage", "best_wanda_ppl"): {"median": damage},
+                ("pretrained", "best_wanda_ppl"): {"median": plain}}
+
+    text = render._damage_verdict(e, stats(126.3, 136.6))
+    assert text == ", 0.925 times the pretrained arm's, within noise of it"
+    assert render._damage_verdict(e, stats(100.0, 136.6)).endswith("lower beyond the noise floor")
+    assert render._damage_verdict({"target": 0.5, "verify": {"pruner": "wanda"}}, stats(100.0, 136.6)) == ""

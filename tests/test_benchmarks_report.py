@@ -530,3 +530,27 @@ def test_a_pretrained_predictor_is_kept_only_for_the_same_records() -> None:
     assert records_digest(recs) == records_digest(recs[::-1])  # order does not matter
     assert records_digest(recs) != records_digest(recs[:1])
     assert records_digest(recs) != records_digest([recs[0], SimpleNamespace(study="b", trial=1, fitness=3.5)])
+
+
+def test_the_damage_arm_counts_only_its_curves_tokens_and_its_row_reports_them() -> None:
+    """``pretrained_damage``: the curves' search tokens, all and at the study's target (what
+    its plans read), in the arm's row beside the study's own tokens."""
+    from predictor_efficiency import arm_rows, damage_tokens, summary
+
+    from allocsearch.allocation.curves import BlockCurves
+    from allocsearch.predictor.damage import CentredCurves, DamageCurves
+
+    def entry(target: float, label: str, tokens: int) -> CentredCurves:
+        curves = BlockCurves((0.5, 0.9), ((0.1, 0.4), (0.2, 0.5), (0.0, 0.3)), tokens, model="m")
+        return CentredCurves(target, label, (target,) * 3, curves)
+
+    curves = DamageCurves((entry(0.6, "uniform", 100), entry(0.7, "uniform", 100), entry(0.7, "ramp", 10)))
+    # 3 blocks x 2 levels + the centre = 7 evaluations per entry.
+    assert damage_tokens(curves, 0.7) == {"damage_tokens": 7 * 210, "damage_tokens_target": 7 * 110}
+    assert damage_tokens(curves, 0.75) == {"damage_tokens": 7 * 210, "damage_tokens_target": 0}
+    run = {"arm": "pretrained_damage", "seed": 0, "search_tokens": 98304, "evals_to_ramp": 3,
+           "tokens_to_ramp": 6144, "best_fitness": 5.0, "best_wanda_ppl": 6.0} | damage_tokens(curves, 0.7)
+    plain = {k: v for k, v in run.items() if not k.startswith("damage")} | {"arm": "pretrained"}
+    rows = arm_rows([plain, run], summary([plain, run]))
+    assert "damage_tokens" not in rows[0]
+    assert (rows[1]["damage_tokens"], rows[1]["damage_tokens_target"]) == (1470, 770)
