@@ -27,7 +27,9 @@ search tokens, ``--max-tokens`` search tokens each, TPE with 10 random start-up 
 Short-listing arms take ``--share`` of their searched trials from the short list. Reported
 per run: real evaluations and search tokens until the best fitness reaches the ramp prior's
 (slope 0.3, measured in the same run), the best fitness, and the best trial verified by a
-sequential Wanda prune (the study config's verification, ``--draws`` calibration draws).
+sequential Wanda prune (the study config's verification, ``--draws`` calibration draws, 3 as
+the study config's; each draw's pruned model also scored on another domain, the licences Debian
+ships, unless ``--no-other-domain``).
 Writes benchmarks/results/predictor_efficiency_<device>.json (after every run, so an
 interrupted run resumes where it stopped). When only the default predictor model changed,
 ``--keep tpe evopress`` takes those arms' runs (which use no predictor) from the committed
@@ -59,6 +61,7 @@ from _common import (
     environment,
     library_changed_since,
     measured_elsewhere,
+    other_domain_file,
     predictor_code,
     predictor_records,
     print_table,
@@ -83,6 +86,8 @@ ARMS = ("tpe", "online", "pretrained", "pretrained_additive", "pretrained_damage
 #: row records its own (``commit``): the TPE rows once kept as 568f618's had been measured at
 #: 4e9544d (the result file's history), and one of them did not reproduce on later code.
 KEEPABLE = ("tpe", "evopress")
+#: What each arm's summary reports (the other domain's only where the verification scored one).
+METRICS = ("evals_to_ramp", "tokens_to_ramp", "best_fitness", "best_wanda_ppl", "best_wanda_ppl_other")
 PRETRAIN_TARGETS = (0.5, 0.6, 0.75)
 #: The targets of the ``pretrained_damage`` arm's curves: the study's own and the nearest ones
 #: the pretraining records read (benchmarks/predictor_damage.py's defaults).
@@ -92,12 +97,19 @@ ARM_MODEL = {"online": DEFAULT_MODEL, "pretrained": DEFAULT_MODEL, "pretrained_a
              "pretrained_damage": DEFAULT_MODEL}
 
 
+def other_source(args: argparse.Namespace) -> str | None:
+    """The other domain's source the verification also scores (None with ``--no-other-domain``)."""
+    return other_domain_file(RUNS) if args.other_domain else None
+
+
 def arm_config(arm: str, seed: int, args: argparse.Namespace, files: dict[str, Path],
                damage: Path | None = None) -> StudyConfig:
     tokens = args.evopress_tokens if arm == "evopress" else args.max_tokens
     over = [f"seed={seed}", f"device={args.device}", f"dtype={args.dtype}", "warm_start=[{method: uniform}]",
             "verify.top=1", f"verify.calibration_seeds={list(range(args.draws))}", f"max_tokens={tokens}",
             "n_trials=100000"]
+    if (other := other_source(args)) is not None:
+        over.append(f"verify.also=[{other}]")
     if arm == "evopress":
         over += ["sampler.name=evopress", "sampler.params={}", "pruner.name=evopress", "pruner.params={}"]
     else:
@@ -172,12 +184,13 @@ def one_run(arm: str, seed: int, cfg: StudyConfig, ev: Evaluator, ramp_fitness: 
                     key=lambda x: x.number)
     best = store.ranked(run.study)[0]
     tokens, evals = reach(trials, ramp_fitness)
+    verified = run.verified[best.number]
+    other = {"best_wanda_ppl_other": next(iter(verified.also_ppl.values()))} if verified.draws[0].also else {}
     return {"arm": arm, "seed": seed, "model": ARM_MODEL.get(arm), "trials": len(trials),
             "screened_trials": sum(x.screened is not None for x in trials),
             "search_tokens": sum(x.tokens for x in trials), "tokens_to_ramp": tokens,
             "evals_to_ramp": evals, "best_fitness": best.value, "best_trial": best.number,
-            "best_wanda_ppl": run.verified[best.number].ppl,
-            "best_wanda_draws": run.verified[best.number].by_seed,
+            "best_wanda_ppl": verified.ppl, "best_wanda_draws": verified.by_seed, **other,
             "seconds": time.perf_counter() - t, **code_state()}
 
 
@@ -224,7 +237,9 @@ def summary(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for arm in dict.fromkeys(r["arm"] for r in runs):
         mine = [r for r in runs if r["arm"] == arm]
-        for key in ("evals_to_ramp", "tokens_to_ramp", "best_fitness", "best_wanda_ppl"):
+        for key in METRICS:
+            if key not in mine[0]:  # the other domain: only where the verification scored one
+                continue
             vals = [r[key] for r in mine if r[key] is not None]
             out.append({"arm": arm, "metric": key, "runs": len(mine), "reached": len(vals),
                         "median": statistics.median(vals) if vals else None,
@@ -247,6 +262,8 @@ def arm_rows(runs: list[dict[str, Any]], stats: list[dict[str, Any]]) -> list[di
                     "best_fitness": by[(arm, "best_fitness")]["median"],
                     "verified": ppl["median"], "verified_min": ppl["min"], "verified_max": ppl["max"],
                     "kept": any(r.get("kept_from") for r in mine)}
+                   | ({"verified_other": by[(arm, "best_wanda_ppl_other")]["median"]}
+                      if (arm, "best_wanda_ppl_other") in by else {})
                    | {k: mine[0][k] for k in ("damage_tokens", "damage_tokens_target") if k in mine[0]})
     return out
 
@@ -263,7 +280,9 @@ def main() -> None:
     p.add_argument("--k", type=int, default=4)
     p.add_argument("--share", type=float, default=0.5)
     p.add_argument("--warmup", type=int, default=16)
-    p.add_argument("--draws", type=int, default=1, help="calibration draws of the verification")
+    p.add_argument("--draws", type=int, default=3, help="calibration draws of the verification")
+    p.add_argument("--other-domain", action=argparse.BooleanOptionalAction, default=True,
+                   help="also score each draw's pruned model on another domain (Debian's licences)")
     p.add_argument("--progress", action="store_true")
     p.add_argument("--keep", nargs="+", default=[], choices=KEEPABLE,
                    help="arms to take from the committed result instead of running them again (only "
@@ -294,8 +313,10 @@ def main() -> None:
         damage, curves = damage_curves(ev, args.fidelity)
         extra = damage_tokens(curves, base.target)
     plan = get_allocator("ramp", slope=0.3).allocate(ev.profile, base.target)
-    ramp = {"slope": 0.3, "fitness": ev.fitness(plan),
-            "wanda_ppl": verify(ev, plan, base.verify_config()).ppl}
+    checked = verify(ev, plan, base.verify_config())
+    ramp = {"slope": 0.3, "fitness": ev.fitness(plan), "wanda_ppl": checked.ppl}
+    if checked.also_ppl:
+        ramp["wanda_ppl_other"] = next(iter(checked.also_ppl.values()))
     print(f"ramp 0.3: fitness {ramp['fitness']:.3f} at {args.fidelity} tokens, verified "
           f"{ramp['wanda_ppl']:.3f}", flush=True)
     for seed in args.seeds:

@@ -554,3 +554,20 @@ def test_the_damage_arm_counts_only_its_curves_tokens_and_its_row_reports_them()
     rows = arm_rows([plain, run], summary([plain, run]))
     assert "damage_tokens" not in rows[0]
     assert (rows[1]["damage_tokens"], rows[1]["damage_tokens_target"]) == (1470, 770)
+
+
+def test_the_other_domain_is_summarised_only_where_the_verification_scored_one() -> None:
+    from predictor_efficiency import arm_rows, summary
+
+    def run(arm: str, seed: int, ppl: float, other: float | None) -> dict[str, object]:
+        row = {"arm": arm, "seed": seed, "search_tokens": 10, "evals_to_ramp": 3, "tokens_to_ramp": 30,
+               "best_fitness": 5.0, "best_wanda_ppl": ppl}
+        return row | ({"best_wanda_ppl_other": other} if other is not None else {})
+
+    runs = [run("tpe", 0, 10.0, 40.0), run("tpe", 1, 12.0, 20.0), run("tpe", 2, 11.0, 30.0),
+            run("evopress", 0, 9.0, None)]
+    stats = summary(runs)
+    other = [s for s in stats if s["metric"] == "best_wanda_ppl_other"]
+    assert [(s["arm"], s["median"], s["min"], s["max"]) for s in other] == [("tpe", 30.0, 20.0, 40.0)]
+    rows = arm_rows(runs, stats)
+    assert rows[0]["verified_other"] == 30.0 and "verified_other" not in rows[1]
