@@ -238,9 +238,9 @@ def summary(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for arm in dict.fromkeys(r["arm"] for r in runs):
         mine = [r for r in runs if r["arm"] == arm]
         for key in METRICS:
-            if key not in mine[0]:  # the other domain: only where the verification scored one
+            if not any(key in r for r in mine):  # the other domain: only where verification scored one
                 continue
-            vals = [r[key] for r in mine if r[key] is not None]
+            vals = [r[key] for r in mine if r.get(key) is not None]
             out.append({"arm": arm, "metric": key, "runs": len(mine), "reached": len(vals),
                         "median": statistics.median(vals) if vals else None,
                         "min": min(vals, default=None), "max": max(vals, default=None)})
