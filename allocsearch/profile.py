@@ -41,6 +41,7 @@ PROFILE_VERSION = 2
 #: The influences a profile holds per block: the whole block, and each sub-block.
 INFLUENCE_KINDS = ("block", "attention", "mlp")
 
+
 def hill_alpha(weight: torch.Tensor, tail: float = 0.5) -> float:
     """Power-law exponent of the eigenvalues of W^T W by the Hill estimator.
 
@@ -65,6 +66,7 @@ def tensor_digest(weight: torch.Tensor) -> bytes:
     bits = int(w.view(torch.int32).to(torch.int64).sum())  # |sum| < 2^31 x numel: no overflow
     return w[0].cpu().numpy().tobytes() + bits.to_bytes(16, "little", signed=True)
 
+
 def weights_digest(loaded: LoadedModel) -> str:
     """A cheap content digest of the prunable weights (:func:`tensor_digest` of each, by name):
     the same for any thread count and device."""
@@ -73,6 +75,7 @@ def weights_digest(loaded: LoadedModel) -> str:
         h.update(name.encode())
         h.update(tensor_digest(loaded.adapter.get_weight(layer)))
     return h.hexdigest()[:16]
+
 
 @dataclass
 class Profile:
@@ -128,12 +131,14 @@ class Profile:
             self._layers = self.loaded.adapter.prunable_layers()
         return self.loaded.adapter.get_weight(self._layers[name])
 
+
 def profile_key(identity: ModelIdentity, digest: str, data: DataConfig) -> str:
     raw = json.dumps(
         [PROFILE_VERSION, identity.fingerprint, digest, data.source, data.nsamples,
          data.seqlen, data.seed]
     )
     return hashlib.sha256(raw.encode()).hexdigest()[:20]
+
 
 def build_profile(
     loaded: LoadedModel,
@@ -175,6 +180,7 @@ def build_profile(
     log.info("profiled %s in %.1fs; cached at %s", loaded.name, meta["seconds"], folder)
     return prof
 
+
 def _load_cached(folder: Path, identity: ModelIdentity, key: str, data: DataConfig,
                  loaded: LoadedModel) -> Profile:
     meta = json.loads((folder / "meta.json").read_text())
@@ -186,6 +192,7 @@ def _load_cached(folder: Path, identity: ModelIdentity, key: str, data: DataConf
         raise ValueError(f"it holds {len(norms)} modules, the model has {len(identity.shapes)}")
     return Profile(identity, key, data, int(meta["tokens"]), norms, alpha, totals,
                    dict(meta["influence"]), loaded, from_cache=True)
+
 
 def compute_profile(
     loaded: LoadedModel,
@@ -208,9 +215,11 @@ def compute_profile(
     return Profile(identity, "", data, tokens, {k: v.cpu() for k, v in norms.items()}, alpha,
                    {k: v.cpu() for k, v in totals.items()}, influence, loaded)
 
+
 def _keep_input(store: list[torch.Tensor], _module: torch.nn.Module, args: tuple[torch.Tensor, ...]) -> None:
     """Pre-hook body: keep the (B, T, H) residual a module receives."""
     store.append(args[0].detach())
+
 
 def _cosine_gap(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
     """1 - mean over tokens of cos(a_t, b_t); a, b: batches of (B, T, H) residuals."""
@@ -220,6 +229,7 @@ def _cosine_gap(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
         total += float(cos.sum())
         count += cos.numel()
     return 1.0 - total / max(count, 1)
+
 
 def _dense_pass(
     loaded: LoadedModel, windows: torch.Tensor, batch_size: int, progress: bool
