@@ -176,6 +176,14 @@ def _efficiency_sentence() -> str:
             f"{_records_note(e)}")
 
 
+def _floor(e: dict[str, Any]) -> float | None:
+    """The noise floor of verification at the efficiency result's target and pruner (None
+    where BENCHMARKS.md has none)."""
+    from report import noise_floors
+
+    return noise_floors().get((round(e["target"], 4), e["verify"]["pruner"]))
+
+
 def _verdict(ratio: float, floor: float) -> str:
     """A ratio of two verified medians against the noise floor of verification."""
     return ("lower beyond the noise floor" if ratio < 1 - floor else
@@ -184,9 +192,7 @@ def _verdict(ratio: float, floor: float) -> str:
 
 def _damage_verdict(e: dict[str, Any], stats: dict[tuple[str, str], dict[str, Any]]) -> str:
     """The damage arm's verified median against the plain pretrained arm's (empty without a floor)."""
-    from report import noise_floors
-
-    floor = noise_floors().get((round(e["target"], 4), e["verify"]["pruner"]))
+    floor = _floor(e)
     mine, plain = stats[("pretrained_damage", "best_wanda_ppl")], stats[("pretrained", "best_wanda_ppl")]
     if floor is None or mine["median"] is None or plain["median"] is None:
         return ""
@@ -198,13 +204,11 @@ def _goal(e: dict[str, Any], stats: dict[tuple[str, str], dict[str, Any]]) -> st
     """The pretrained arm against issue 24's goal: the ramp's fitness within 10 real evaluations
     (median), and a verified perplexity at or below the EvoPress-style sampler's (medians), a
     difference smaller than the noise floor of verification at that target being within noise."""
-    from report import noise_floors
-
     reach, mine = stats[("pretrained", "evals_to_ramp")], stats[("pretrained", "best_wanda_ppl")]
     fast = reach["reached"] == reach["runs"] and reach["median"] is not None and reach["median"] <= 10
     text = f" Against the goal: the ramp's fitness within 10 evaluations {'met' if fast else 'not met'}"
     evo = stats.get(("evopress", "best_wanda_ppl"))
-    floor = noise_floors().get((round(e["target"], 4), e["verify"]["pruner"]))
+    floor = _floor(e)
     if evo is None or floor is None or mine["median"] is None:
         return text + "."
     ratio = mine["median"] / evo["median"]

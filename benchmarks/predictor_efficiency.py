@@ -70,7 +70,7 @@ from _common import (
 )
 
 from allocsearch.allocation import get_allocator
-from allocsearch.evaluate import Evaluator, verify
+from allocsearch.evaluate import Evaluator, Verification, verify
 from allocsearch.io import atomic_write_text
 from allocsearch.models import load_model
 from allocsearch.predictor import Predictor
@@ -97,18 +97,14 @@ ARM_MODEL = {"online": DEFAULT_MODEL, "pretrained": DEFAULT_MODEL, "pretrained_a
              "pretrained_damage": DEFAULT_MODEL}
 
 
-def other_source(args: argparse.Namespace) -> str | None:
-    """The other domain's source the verification also scores (None with ``--no-other-domain``)."""
-    return other_domain_file(RUNS) if args.other_domain else None
-
-
 def arm_config(arm: str, seed: int, args: argparse.Namespace, files: dict[str, Path],
-               damage: Path | None = None) -> StudyConfig:
+               damage: Path | None = None, other: str | None = None) -> StudyConfig:
+    """The study of ``arm`` at ``seed``; ``other``: a source each verification draw also scores."""
     tokens = args.evopress_tokens if arm == "evopress" else args.max_tokens
     over = [f"seed={seed}", f"device={args.device}", f"dtype={args.dtype}", "warm_start=[{method: uniform}]",
             "verify.top=1", f"verify.calibration_seeds={list(range(args.draws))}", f"max_tokens={tokens}",
             "n_trials=100000"]
-    if (other := other_source(args)) is not None:
+    if other is not None:
         over.append(f"verify.also=[{other}]")
     if arm == "evopress":
         over += ["sampler.name=evopress", "sampler.params={}", "pruner.name=evopress", "pruner.params={}"]
@@ -164,6 +160,12 @@ def damage_tokens(curves: DamageCurves, target: float) -> dict[str, int]:
     return {"damage_tokens": curves.tokens_read, "damage_tokens_target": own}
 
 
+def other_ppl(verified: Verification) -> dict[str, float]:
+    """``{"wanda_ppl_other": ...}``: the other domain's perplexity (mean over the draws) where
+    the verification scored one, else empty."""
+    return {"wanda_ppl_other": next(iter(verified.also_ppl.values()))} if verified.draws[0].also else {}
+
+
 def reach(trials: list[store.StoredTrial], threshold: float) -> tuple[int | None, int | None]:
     """(search tokens, real evaluations) until the best fitness is at or below ``threshold``."""
     tokens = 0
@@ -185,7 +187,7 @@ def one_run(arm: str, seed: int, cfg: StudyConfig, ev: Evaluator, ramp_fitness: 
     best = store.ranked(run.study)[0]
     tokens, evals = reach(trials, ramp_fitness)
     verified = run.verified[best.number]
-    other = {"best_wanda_ppl_other": next(iter(verified.also_ppl.values()))} if verified.draws[0].also else {}
+    other = {f"best_{k}": v for k, v in other_ppl(verified).items()}
     return {"arm": arm, "seed": seed, "model": ARM_MODEL.get(arm), "trials": len(trials),
             "screened_trials": sum(x.screened is not None for x in trials),
             "search_tokens": sum(x.tokens for x in trials), "tokens_to_ramp": tokens,
@@ -294,7 +296,8 @@ def main() -> None:
 
     name = f"predictor_efficiency_{'cuda' if args.device == 'cuda' else 'cpu'}.json"
     partial = RUNS / "predictor_efficiency" / f"{name}.partial"
-    base = arm_config("tpe", 0, args, {})
+    other = other_domain_file(RUNS) if args.other_domain else None  # written once, read by every arm
+    base = arm_config("tpe", 0, args, {}, other=other)
     if args.report:
         earlier = json.loads(partial.read_text())
         ramp = earlier.get("ramp") or json.loads((RESULTS / name).read_text())["ramp"]
@@ -314,17 +317,16 @@ def main() -> None:
         extra = damage_tokens(curves, base.target)
     plan = get_allocator("ramp", slope=0.3).allocate(ev.profile, base.target)
     checked = verify(ev, plan, base.verify_config())
-    ramp = {"slope": 0.3, "fitness": ev.fitness(plan), "wanda_ppl": checked.ppl}
-    if checked.also_ppl:
-        ramp["wanda_ppl_other"] = next(iter(checked.also_ppl.values()))
+    ramp = {"slope": 0.3, "fitness": ev.fitness(plan), "wanda_ppl": checked.ppl} | other_ppl(checked)
     print(f"ramp 0.3: fitness {ramp['fitness']:.3f} at {args.fidelity} tokens, verified "
           f"{ramp['wanda_ppl']:.3f}", flush=True)
     for seed in args.seeds:
         for arm in args.arms:
             if any((r["arm"], r["seed"]) == (arm, seed) for r in runs):
                 continue
-            runs.append(one_run(arm, seed, arm_config(arm, seed, args, files, damage), ev, ramp["fitness"],
-                                args.progress) | (extra if arm == "pretrained_damage" else {}))
+            cfg = arm_config(arm, seed, args, files, damage, other)
+            runs.append(one_run(arm, seed, cfg, ev, ramp["fitness"], args.progress)
+                        | (extra if arm == "pretrained_damage" else {}))
             r = runs[-1]
             print(f"  {arm:20s} seed {seed}: best {r['best_fitness']:.2f}, verified "
                   f"{r['best_wanda_ppl']:.2f}; ramp after {r['evals_to_ramp']} evaluations", flush=True)

@@ -571,3 +571,16 @@ def test_the_other_domain_is_summarised_only_where_the_verification_scored_one()
     assert [(s["arm"], s["median"], s["min"], s["max"]) for s in other] == [("tpe", 30.0, 20.0, 40.0)]
     rows = arm_rows(runs, stats)
     assert rows[0]["verified_other"] == 30.0 and "verified_other" not in rows[1]
+
+
+def test_the_other_domain_ppl_is_the_mean_over_draws_only_where_scored() -> None:
+    from predictor_efficiency import other_ppl
+
+    from allocsearch.evaluate.verification import Draw, SourceScore, Verification
+
+    def draw(seed: int, other: float | None) -> Draw:
+        also = {"file:x": SourceScore(other, 100)} if other is not None else {}
+        return Draw(seed, 10.0 + seed, 100, 0.7, 1.0, 1.0, also=also)
+
+    assert other_ppl(Verification("wanda", (draw(0, 30.0), draw(1, 50.0)))) == {"wanda_ppl_other": 40.0}
+    assert other_ppl(Verification("wanda", (draw(0, None),))) == {}
