@@ -377,6 +377,13 @@ def code_state() -> dict[str, Any]:
             "numerics": numerics()}
 
 
+def without_code_state(entry: dict[str, Any]) -> dict[str, Any]:
+    """``entry`` less what :func:`code_state` added: for a result whose every row was measured on
+    code equal to its manifest's (resumed rows of other code measured again), where the state
+    would only repeat the manifest in each row."""
+    return {k: v for k, v in entry.items() if k not in ("commit", "dirty", "unused", "numerics")}
+
+
 def command_line() -> str:
     """The command that is running, as a user would paste it: ``python benchmarks/<script>``
     and its arguments, quoted for the shell where they need it."""

@@ -15,7 +15,8 @@ Reports Spearman's rho of each cheap fitness against the exact perplexity, over 
 within each target. ``--draws 0 1 2`` takes the exact number as the mean over three
 calibration draws (and reports Spearman against draw 0 alone beside it); ``--targets 0.7``
 measures one target's plans only. Finished plans are
-kept in results/runs/correlation_<tag>.partial.json (an interrupted run resumes); writes
+kept in results/runs/correlation_<tag>.partial.json (an interrupted run resumes; a plan
+measured on other library code or numerics is measured again); writes
 results/correlation_<tag>.json. ``--shard 0/2`` and ``--shard 1/2`` split the plans
 between two processes (one core each); a last run without ``--shard`` writes the result (and,
 when it measures anything, folds the shards' files into the partial file).
@@ -50,11 +51,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (
     RUNS,
     add_model_args,
+    code_state,
     command_line,
     environment,
+    fresh_entries,
     print_table,
     reference_fidelities,
     reference_key,
+    without_code_state,
     write_json,
 )
 from _shards import load_done, save_rows, shard_of, shard_path
@@ -277,8 +281,11 @@ def main() -> None:
     # Nothing is carried from an earlier result: the same plan and calibration draw, pruned
     # sequentially again in another environment (another library version), measured a few
     # percent apart, as much as between draws, so every exact number of one result is measured
-    # on one code and environment.
-    done = {} if args.fresh else load_done(partial_path)
+    # on one code and environment. For the same reason a row of the partial file measured on
+    # other library code or numerics is measured again whole; a row extended later (more draws,
+    # a reference) is extended on code equal to its own, and records the state it was last
+    # extended on.
+    done = {} if args.fresh else fresh_entries(load_done(partial_path), partial_path.name)
     # Highest target first: where ranking is hardest, so an interrupted run has measured it.
     order = sorted(plans, key=lambda k: -plans[k].target)
     if args.shard is not None:
@@ -299,6 +306,7 @@ def main() -> None:
             row["fitness_s"] = time.perf_counter() - t
             row |= wanda_fitness.get(label, {})
         if exact_draws(ev, plan, verify, row, args.draws) or label in todo:
+            row |= code_state()
             cheap = "  ".join(f"{f}@full {row[f'{f}@{args.fidelities[-1]}']:9.4g}" for f in args.fitness)
             print(f"{label:28s} {cheap}  exact over draws {args.draws} {row['exact_ppl']:9.3f}", flush=True)
             save_rows(partial_path, done, args.shard, order)
@@ -308,6 +316,8 @@ def main() -> None:
     mine = {k: plans[k] for k in order}
     for reference in references:
         reference_fitness(ev, mine, done, reference, ref_tokens)
+        for k in mine:
+            done[k] |= code_state()
         save_rows(partial_path, done, args.shard, order)
     ev.close()
     if args.shard is not None:
@@ -315,7 +325,8 @@ def main() -> None:
               "run again without --shard to write the result")
         return
 
-    rows = [done[k] | {"exact_ppl_s0": done[k]["exact_draws"]["0"]} for k in plans]  # exact_ppl: the mean
+    # exact_ppl: the mean over the draws
+    rows = [without_code_state(done[k]) | {"exact_ppl_s0": done[k]["exact_draws"]["0"]} for k in plans]
     keys = list(cheap_keys)
     if args.pruner == "sparsegpt":
         keys += [f"wanda_ppl@{args.fidelities[0]}"]

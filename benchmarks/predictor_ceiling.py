@@ -32,9 +32,9 @@ The studies at 60-75% are measured first, so an interrupted run has the ones the
 the table has a row for each study whose plans are all measured.
 
 The re-measured plans are kept in results/runs/predictor_ceiling.partial.json (an interrupted
-run resumes); ``--shard 0/2`` and ``--shard 1/2`` split the plans between two processes (one
-core each), and a last run without ``--shard`` writes
-benchmarks/results/predictor_ceiling_<device>.json.
+run resumes; a plan measured on other library code or numerics is measured again);
+``--shard 0/2`` and ``--shard 1/2`` split the plans between two processes (one core each),
+and a last run without ``--shard`` writes benchmarks/results/predictor_ceiling_<device>.json.
 """
 
 from __future__ import annotations
@@ -53,8 +53,10 @@ from _common import (
     RUNS,
     STUDIES,
     add_model_args,
+    code_state,
     command_line,
     environment,
+    fresh_entries,
     predictor_records,
     print_table,
     records_digest,
@@ -132,7 +134,7 @@ def main() -> None:
     ev = Evaluator.build(loaded, config, progress=False)
     partial = RUNS / "predictor_ceiling.partial.json"
     partial.parent.mkdir(parents=True, exist_ok=True)
-    done = current_rows(load_done(partial), records)
+    done = current_rows(fresh_entries(load_done(partial), partial.name), records)
     chosen = [r for r in records if args.studies is None or any(s in r.study for s in args.studies)]
     # The studies the bar is set on first: an interrupted run has measured what matters.
     chosen.sort(key=lambda r: not deciding(r.target))
@@ -144,7 +146,7 @@ def main() -> None:
         if key in done:
             continue
         again, later = second_measure(ev, r.plan, args.label_tokens)
-        done[key] = {"label": r.fitness, "again": again, "second": later}
+        done[key] = {"label": r.fitness, "again": again, "second": later} | code_state()
         save_rows(partial, done, args.shard, own)
         if i % 20 == 0:
             print(f"  {i}/{len(chosen)} {key}: label {r.fitness:.3f} again {again:.3f} second {later:.3f}",

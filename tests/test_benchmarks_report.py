@@ -460,6 +460,17 @@ def test_resume_state_drops_entries_measured_under_other_numerics(
     assert _common.code_state()["numerics"] == here
 
 
+def test_a_row_less_its_code_state_keeps_only_its_measurements() -> None:
+    """A resumable row stamped with the code state it was measured on, published less exactly
+    the stamp (a correlation row: its plan, fitness and draws stay)."""
+    import _common
+
+    row = {"plan": "uniform@0.70", "wanda@2048": 210.5, "exact_draws": {"0": 199.0}}
+    stamped = row | _common.code_state()
+    assert set(stamped) - set(row) == {"commit", "dirty", "unused", "numerics"}
+    assert _common.without_code_state(stamped) == row
+
+
 def test_tagged_variants_share_one_section_and_one_table(tmp_path: Path) -> None:
     """A result's tagged variants with its columns are rows of one table after it, each named
     by its tag with its own manifest line; one with other columns keeps a section of its own."""
