@@ -384,6 +384,20 @@ def without_code_state(entry: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in entry.items() if k not in ("commit", "dirty", "unused", "numerics")}
 
 
+def start_afresh(folder: Path) -> bool:
+    """Remove the study folder an interrupted run left (a run not recorded as finished), so that
+    it runs again as a straight run would: a resumed study's sampler draws again from its seed
+    (and an online short-list trains anew), so its later trials would differ from an
+    uninterrupted run's. Returns whether there was one."""
+    import shutil
+
+    if not folder.exists():
+        return False
+    print(f"{folder.name}: an interrupted run's study, started again from its first trial", flush=True)
+    shutil.rmtree(folder)
+    return True
+
+
 def command_line() -> str:
     """The command that is running, as a user would paste it: ``python benchmarks/<script>``
     and its arguments, quoted for the shell where they need it."""

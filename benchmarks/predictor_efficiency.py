@@ -31,11 +31,13 @@ sequential Wanda prune (the study config's verification, ``--draws`` calibration
 the study config's; each draw's pruned model also scored on another domain, the licences Debian
 ships, unless ``--no-other-domain``).
 Writes benchmarks/results/predictor_efficiency_<device>.json (after every run, so an
-interrupted run resumes where it stopped). When only the default predictor model changed,
-``--keep tpe evopress`` takes those arms' runs (which use no predictor) from the committed
-result, marked ``kept_from`` with the commit that measured them, if that result ran with the
-same settings and verification on the same library code, less the predictor package's model
-code that those arms never run (:func:`predictor_code`); the other arms run again.
+interrupted benchmark resumes with the first run it had not finished; that run's study starts
+again from its first trial, as in a straight run, not from where it stopped). When only the
+default predictor model changed, ``--keep tpe evopress`` takes those arms' runs (which use no
+predictor) from the committed result, marked ``kept_from`` with the commit that measured them,
+if that result ran with the same settings and verification on the same library code, less the
+predictor package's model code that those arms never run (:func:`predictor_code`); the other
+arms run again.
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ from _common import (
     predictor_records,
     print_table,
     records_digest,
+    start_afresh,
     write_json,
 )
 
@@ -325,6 +328,7 @@ def main() -> None:
             if any((r["arm"], r["seed"]) == (arm, seed) for r in runs):
                 continue
             cfg = arm_config(arm, seed, args, files, damage, other)
+            start_afresh(cfg.output)  # not in the partial file: it did not finish
             runs.append(one_run(arm, seed, cfg, ev, ramp["fitness"], args.progress)
                         | (extra if arm == "pretrained_damage" else {}))
             r = runs[-1]

@@ -471,6 +471,23 @@ def test_a_row_less_its_code_state_keeps_only_its_measurements() -> None:
     assert _common.without_code_state(stamped) == row
 
 
+def test_an_interrupted_runs_study_folder_is_removed_before_it_runs_again(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A study folder an interrupted efficiency run left is removed (said in one line), so the run
+    starts from its first trial; without one nothing is removed or said."""
+    import _common
+
+    folder = tmp_path / "eff-online-s1"
+    folder.mkdir()
+    (folder / "study.db").write_bytes(b"trials of an interrupted run")
+    assert _common.start_afresh(folder) is True
+    assert not folder.exists() and tmp_path.exists()
+    assert capsys.readouterr().out == ("eff-online-s1: an interrupted run's study, started again from its "
+                                       "first trial\n")
+    assert _common.start_afresh(folder) is False
+    assert capsys.readouterr().out == ""
+
+
 def test_tagged_variants_share_one_section_and_one_table(tmp_path: Path) -> None:
     """A result's tagged variants with its columns are rows of one table after it, each named
     by its tag with its own manifest line; one with other columns keeps a section of its own."""
