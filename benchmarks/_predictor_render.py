@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 import _damage_render
+import numpy as np
 from _common import (
     ARCHIVED_NOTE,
     RESULTS,
@@ -190,6 +191,22 @@ def _verdict(ratio: float, floor: float) -> str:
             "higher beyond the noise floor" if ratio > 1 + floor else "within noise of it")
 
 
+def _paired_draws(e: dict[str, Any], arm: str, other: str) -> tuple[int, int] | None:
+    """On how many calibration draws ``arm``'s verified perplexity is below ``other``'s, each
+    draw's median over the seeds against the other's on the same draw (paired: one draw prunes
+    both with the same calibration text); None unless both verified on the same two or more."""
+    def per_draw(name: str) -> dict[str, float]:
+        draws = [r["best_wanda_draws"] for r in e.get("runs", [])
+                 if r["arm"] == name and r.get("best_wanda_draws")]
+        keys = set.intersection(*(set(d) for d in draws)) if draws else set()
+        return {k: float(np.median([d[k] for d in draws])) for k in sorted(keys)}
+
+    mine, theirs = per_draw(arm), per_draw(other)
+    if len(mine) < 2 or mine.keys() != theirs.keys():
+        return None
+    return sum(mine[k] < theirs[k] for k in mine), len(mine)
+
+
 def _damage_verdict(e: dict[str, Any], stats: dict[tuple[str, str], dict[str, Any]]) -> str:
     """The damage arm's verified median against the plain pretrained arm's (empty without a floor)."""
     floor = _floor(e)
@@ -197,7 +214,9 @@ def _damage_verdict(e: dict[str, Any], stats: dict[tuple[str, str], dict[str, An
     if floor is None or mine["median"] is None or plain["median"] is None:
         return ""
     ratio = mine["median"] / plain["median"]
-    return f", {ratio:.3f} times the pretrained arm's, {_verdict(ratio, floor)}"
+    paired = _paired_draws(e, "pretrained_damage", "pretrained")
+    lower = f", lower on {paired[0]} of {paired[1]} calibration draws" if paired else ""
+    return f", {ratio:.3f} times the pretrained arm's{lower}, {_verdict(ratio, floor)}"
 
 
 def _goal(e: dict[str, Any], stats: dict[tuple[str, str], dict[str, Any]]) -> str:
@@ -212,7 +231,9 @@ def _goal(e: dict[str, Any], stats: dict[tuple[str, str], dict[str, Any]]) -> st
     if evo is None or floor is None or mine["median"] is None:
         return text + "."
     ratio = mine["median"] / evo["median"]
-    return (text + f"; verified median {ratio:.3f} times the EvoPress-style sampler's, "
+    paired = _paired_draws(e, "pretrained", "evopress")
+    lower = f", lower on {paired[0]} of {paired[1]} calibration draws" if paired else ""
+    return (text + f"; verified median {ratio:.3f} times the EvoPress-style sampler's{lower}, "
             f"{_verdict(ratio, floor)} "
             f"(floor {floor:.1%} at {e['target']:.0%}, {e['verify']['pruner']}).")
 

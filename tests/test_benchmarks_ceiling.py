@@ -255,6 +255,38 @@ def test_the_efficiency_goal_verdict_compares_the_pretrained_arm_with_evopress_a
     assert render._goal(e, stats([3, 3, 3], 150.0, None)).endswith("within 10 evaluations met.")
 
 
+def test_the_goal_counts_the_draws_where_the_pretrained_arm_verifies_below_evopress(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Paired by calibration draw: each draw's median over the seeds of one arm against the
+    other's on the same draw; no count with one draw or with draws the arms do not share."""
+    import report
+
+    monkeypatch.setattr(report, "noise_floors", lambda: {(0.7, "wanda"): 0.12})
+
+    def run(arm: str, draws: dict[str, float]) -> dict[str, Any]:
+        return {"arm": arm, "best_wanda_draws": draws}
+
+    runs = [run("pretrained", {"0": 130.0, "1": 150.0, "2": 140.0}),
+            run("pretrained", {"0": 140.0, "1": 160.0, "2": 150.0}),
+            run("pretrained", {"0": 120.0, "1": 170.0, "2": 130.0}),  # medians 130, 160, 140
+            run("evopress", {"0": 150.0, "1": 155.0, "2": 145.0}),
+            run("tpe", {"0": 100.0, "1": 100.0, "2": 100.0})]
+    e = {"target": 0.7, "verify": {"pruner": "wanda"}, "runs": runs}
+    assert render._paired_draws(e, "pretrained", "evopress") == (2, 3)
+    assert render._paired_draws(e, "evopress", "pretrained") == (1, 3)
+    stats = {("pretrained", "evals_to_ramp"): {"runs": 3, "reached": 3, "median": 3},
+             ("pretrained", "best_wanda_ppl"): {"median": 140.0},
+             ("evopress", "best_wanda_ppl"): {"median": 150.0}}
+    assert "0.933 times the EvoPress-style sampler's, lower on 2 of 3 calibration draws, within noise" \
+        in render._goal(e, stats)
+    one = {**e, "runs": [run("pretrained", {"0": 1.0}), run("evopress", {"0": 2.0})]}
+    assert render._paired_draws(one, "pretrained", "evopress") is None
+    other = {**e, "runs": [run("pretrained", {"0": 1.0, "1": 1.0}), run("evopress", {"0": 2.0, "2": 2.0})]}
+    assert render._paired_draws(other, "pretrained", "evopress") is None
+    assert "calibration draws" not in render._goal(other, stats)
+
+
 def test_a_resumed_partial_keeps_only_rows_whose_label_is_their_records_fitness(table: FeatureTable) -> None:
     records = studies(table, 2, 3)
     done = second_halves(records)
