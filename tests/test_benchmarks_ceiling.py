@@ -275,9 +275,10 @@ def test_the_goal_counts_the_draws_where_the_pretrained_arm_verifies_below_evopr
     e = {"target": 0.7, "verify": {"pruner": "wanda"}, "runs": runs}
     assert render._paired_draws(e, "pretrained", "evopress") == (2, 3)
     assert render._paired_draws(e, "evopress", "pretrained") == (1, 3)
-    stats = {("pretrained", "evals_to_ramp"): {"runs": 3, "reached": 3, "median": 3},
-             ("pretrained", "best_wanda_ppl"): {"median": 140.0},
-             ("evopress", "best_wanda_ppl"): {"median": 150.0}}
+    stats: dict[tuple[str, str], dict[str, Any]] = {
+        ("pretrained", "evals_to_ramp"): {"runs": 3, "reached": 3, "median": 3},
+        ("pretrained", "best_wanda_ppl"): {"median": 140.0},
+        ("evopress", "best_wanda_ppl"): {"median": 150.0}}
     assert "0.933 times the EvoPress-style sampler's, lower on 2 of 3 calibration draws, within noise" \
         in render._goal(e, stats)
     one = {**e, "runs": [run("pretrained", {"0": 1.0}), run("evopress", {"0": 2.0})]}
