@@ -207,6 +207,12 @@ def _paired_draws(e: dict[str, Any], arm: str, other: str) -> tuple[int, int] | 
     return sum(mine[k] < theirs[k] for k in mine), len(mine)
 
 
+def _lower_on(e: dict[str, Any], arm: str, other: str) -> str:
+    """The :func:`_paired_draws` count as a clause of a verdict (empty without one)."""
+    paired = _paired_draws(e, arm, other)
+    return f", lower on {paired[0]} of {paired[1]} calibration draws" if paired else ""
+
+
 def _damage_verdict(e: dict[str, Any], stats: dict[tuple[str, str], dict[str, Any]]) -> str:
     """The damage arm's verified median against the plain pretrained arm's (empty without a floor)."""
     floor = _floor(e)
@@ -214,8 +220,7 @@ def _damage_verdict(e: dict[str, Any], stats: dict[tuple[str, str], dict[str, An
     if floor is None or mine["median"] is None or plain["median"] is None:
         return ""
     ratio = mine["median"] / plain["median"]
-    paired = _paired_draws(e, "pretrained_damage", "pretrained")
-    lower = f", lower on {paired[0]} of {paired[1]} calibration draws" if paired else ""
+    lower = _lower_on(e, "pretrained_damage", "pretrained")
     return f", {ratio:.3f} times the pretrained arm's{lower}, {_verdict(ratio, floor)}"
 
 
@@ -231,8 +236,7 @@ def _goal(e: dict[str, Any], stats: dict[tuple[str, str], dict[str, Any]]) -> st
     if evo is None or floor is None or mine["median"] is None:
         return text + "."
     ratio = mine["median"] / evo["median"]
-    paired = _paired_draws(e, "pretrained", "evopress")
-    lower = f", lower on {paired[0]} of {paired[1]} calibration draws" if paired else ""
+    lower = _lower_on(e, "pretrained", "evopress")
     return (text + f"; verified median {ratio:.3f} times the EvoPress-style sampler's{lower}, "
             f"{_verdict(ratio, floor)} "
             f"(floor {floor:.1%} at {e['target']:.0%}, {e['verify']['pruner']}).")

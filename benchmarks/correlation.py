@@ -316,8 +316,9 @@ def main() -> None:
     mine = {k: plans[k] for k in order}
     for reference in references:
         reference_fitness(ev, mine, done, reference, ref_tokens)
+        state = code_state()
         for k in mine:
-            done[k] |= code_state()
+            done[k] |= state
         save_rows(partial_path, done, args.shard, order)
     ev.close()
     if args.shard is not None:

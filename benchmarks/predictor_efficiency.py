@@ -186,7 +186,8 @@ def one_run(arm: str, seed: int, cfg: StudyConfig, ev: Evaluator, ramp_fitness: 
     shared = ev if arm != "evopress" else None
     if shared is None:
         # Its own evaluator takes the model's weights as they are for the dense ones: put the
-        # dense weights back, whatever ``ev`` last wrote (the ramp's fitness left its masks).
+        # dense weights back, whatever ``ev`` last wrote (the ramp's fitness leaves its masks;
+        # the arms on ``ev`` need no restore: its backend knows what it wrote).
         ev.restore()
     run = run_study(cfg, loaded=ev.loaded, evaluator=shared, progress=progress, verify=True)
     trials = sorted((x for x in store.trials(run.study) if x.state.name in ("COMPLETE", "PRUNED")),
@@ -325,7 +326,6 @@ def main() -> None:
     plan = get_allocator("ramp", slope=0.3).allocate(ev.profile, base.target)
     checked = verify(ev, plan, base.verify_config())
     ramp = {"slope": 0.3, "fitness": ev.fitness(plan), "wanda_ppl": checked.ppl} | other_ppl(checked)
-    ev.restore()  # the ramp's masks off again: the model is dense between runs
     print(f"ramp 0.3: fitness {ramp['fitness']:.3f} at {args.fidelity} tokens, verified "
           f"{ramp['wanda_ppl']:.3f}", flush=True)
     for seed in args.seeds:
