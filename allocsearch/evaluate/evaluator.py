@@ -43,6 +43,15 @@ from allocsearch.profile import Profile, build_profile
 from allocsearch.structure import StructureMasks, select_structure
 
 
+def check_dense(loaded: LoadedModel) -> None:
+    """Raise ValueError when ``loaded`` holds a plan someone wrote and did not restore: an
+    Evaluator takes the weights it is given for the dense ones."""
+    if loaded.written_by is not None:
+        raise ValueError(f"this model holds a plan written by {type(loaded.written_by).__name__} "
+                         f"and not restored; call its restore() before building an Evaluator "
+                         f"on the model, which takes the weights it is given for the dense ones")
+
+
 class Evaluator:
     """Cached-mask fitness of plans for one loaded model (see the module docstring)."""
 
@@ -50,6 +59,7 @@ class Evaluator:
         self, loaded: LoadedModel, profile: Profile, config: EvaluatorConfig, *,
         progress: bool = True, cache_dir: Path | None = None,
     ) -> None:
+        check_dense(loaded)
         if loaded.offloaded:
             # Each candidate is a full forward: streaming every block per batch would cost
             # more than the search saves. Offloading serves profile, prune and evaluation.
@@ -102,6 +112,7 @@ class Evaluator:
     ) -> Evaluator:
         """Profile the dense model (or reuse the cached profile), then build the caches."""
         config = config or EvaluatorConfig()
+        check_dense(loaded)  # before profiling: the profile's key hashes the weights
         profile = build_profile(loaded, config.profile, cache_dir=cache_dir, progress=progress)
         return cls(loaded, profile, config, progress=progress, cache_dir=cache_dir)
 
@@ -118,6 +129,12 @@ class Evaluator:
         plan.validate()
         plan.check_model(self.identity)
         self.backend.check(plan)
+        if self.loaded.written_by not in (None, self):
+            # Its backend rewrites only the layers it thinks changed: over another writer's
+            # plan it would leave some of that plan's layers in place.
+            raise RuntimeError("another Evaluator's plan is written into this model; call "
+                               "that Evaluator's restore() before applying a plan with this one")
+        self.loaded.written_by = self
         self._mask_structure(plan.structured())
         return self.backend.apply(plan_targets(plan))
 
@@ -226,8 +243,12 @@ class Evaluator:
 
     def restore(self) -> None:
         """Dense weights back and no structure masked."""
+        if self.loaded.written_by not in (None, self):
+            raise RuntimeError("another Evaluator's plan is written into this model; call "
+                               "that Evaluator's restore() first")
         self._mask_structure({})
         self.backend.restore()
+        self.loaded.written_by = None
 
     def close(self) -> None:
         """Leave the model dense, as it was given."""

@@ -50,6 +50,10 @@ class LoadedModel:
     adapter: ModelAdapter
     name: str  # what the user asked for (alias, path or hub id)
     device: torch.device
+    #: Who wrote a plan into these weights and has not put the dense ones back (an
+    #: Evaluator, say): None while the weights are the loaded ones. Someone building on the
+    #: model would otherwise take pruned weights for dense. A clone keeps the mark.
+    written_by: object | None = dataclasses.field(default=None, repr=False, compare=False)
 
     @property
     def dtype(self) -> torch.dtype:

@@ -188,3 +188,35 @@ def test_config_errors() -> None:
     other = _evaluator("gpt2")
     with pytest.raises(PlanError, match="plan is for another model"):
         ev.apply(_plan(other))
+
+
+def test_an_evaluator_refuses_a_model_another_left_written() -> None:
+    a = _evaluator()
+    lm, prof = a.loaded, a.profile
+    before = _state(a)
+    plan = _plan(a)
+    a.fitness(plan)  # leaves the plan written
+    assert lm.written_by is a
+    with pytest.raises(ValueError, match="restore"):
+        Evaluator(lm, prof, CONFIG, progress=False)
+    with pytest.raises(ValueError, match="restore"):
+        Evaluator.build(lm, CONFIG, progress=False)  # refused before profiling pruned weights
+    with pytest.raises(ValueError, match="restore"):
+        Evaluator(lm.clone(), prof, CONFIG, progress=False)  # the copy holds the plan too
+    a.restore()
+    assert lm.written_by is None
+    b = Evaluator(lm, prof, CONFIG, progress=False)
+    assert all(torch.equal(b.backend.dense[n], w) for n, w in a.backend.dense.items())
+    b.apply(plan)
+    written = _state(b)
+    # a's backend would rewrite only the layers it thinks changed, over b's plan
+    with pytest.raises(RuntimeError, match="restore"):
+        a.apply(_plan(a, 0.7, seed=1))
+    with pytest.raises(RuntimeError, match="restore"):
+        a.restore()
+    b.restore()
+    assert all(torch.equal(v, before[k]) for k, v in lm.model.state_dict().items())
+    a.apply(plan)
+    assert all(torch.equal(v, written[k]) for k, v in lm.model.state_dict().items())
+    a.close()
+    assert lm.written_by is None
