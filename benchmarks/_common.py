@@ -44,6 +44,10 @@ def study_file(suite: str, target: float) -> Path:
     return STUDIES / SUITE_STUDIES[suite].format(pct=round(target * 100))
 #: Resume state and intermediate runs (git-ignored): only finished results are committed.
 RUNS = RESULTS / "runs"
+#: Resume state of a benchmark that takes longer than one working session (committed, so a
+#: fresh clone resumes it; each row records the code and numerics it was measured on, and rows
+#: measured on other library code or numerics are measured again). Never a published result.
+PENDING = RESULTS / "pending"
 #: Results written before benchmarks recorded manifests (commit and command), or on code
 #: whose numbers the shipped commands no longer give: shown once, labelled, never headlined.
 ARCHIVE = RESULTS / "archive"

@@ -30,14 +30,16 @@ per run: real evaluations and search tokens until the best fitness reaches the r
 sequential Wanda prune (the study config's verification, ``--draws`` calibration draws, 3 as
 the study config's; each draw's pruned model also scored on another domain, the licences Debian
 ships, unless ``--no-other-domain``).
-Writes benchmarks/results/predictor_efficiency_<device>.json (after every run, so an
-interrupted benchmark resumes with the first run it had not finished; that run's study starts
-again from its first trial, as in a straight run, not from where it stopped). When only the
-default predictor model changed, ``--keep tpe evopress`` takes those arms' runs (which use no
-predictor) from the committed result, marked ``kept_from`` with the commit that measured them,
-if that result ran with the same settings and verification on the same library code, less the
-predictor package's model code that those arms never run (:func:`predictor_code`); the other
-arms run again.
+Writes benchmarks/results/predictor_efficiency_<device>.json at the end. Each finished run goes
+into benchmarks/results/pending/predictor_efficiency_<device>.json.partial (committed while the
+benchmark is unfinished, so a fresh clone resumes it), and an interrupted benchmark resumes with
+the first run it had not finished; that run's study starts again from its first trial, as in a
+straight run, not from where it stopped (the partial file leaves the repository with the
+commit of the finished result). When only the default predictor model changed, ``--keep tpe
+evopress`` takes those arms' runs (which use no predictor) from the committed result, marked
+``kept_from`` with the commit that measured them, if that result ran with the same settings and
+verification on the same library code, less the predictor package's model code that those arms
+never run (:func:`predictor_code`); the other arms run again.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
+    PENDING,
     RESULTS,
     RUNS,
     STUDIES,
@@ -303,7 +306,7 @@ def main() -> None:
     args = p.parse_args()
 
     name = f"predictor_efficiency_{'cuda' if args.device == 'cuda' else 'cpu'}.json"
-    partial = RUNS / "predictor_efficiency" / f"{name}.partial"
+    partial = PENDING / f"{name}.partial"  # hours: committed between sessions
     other = other_domain_file(RUNS) if args.other_domain else None  # written once, read by every arm
     base = arm_config("tpe", 0, args, {}, other=other)
     if args.report:

@@ -612,3 +612,16 @@ def test_the_other_domain_ppl_is_the_mean_over_draws_only_where_scored() -> None
 
     assert other_ppl(Verification("wanda", (draw(0, 30.0), draw(1, 50.0)))) == {"wanda_ppl_other": 40.0}
     assert other_ppl(Verification("wanda", (draw(0, None),))) == {}
+
+
+def test_the_pending_resume_state_is_committed_and_the_runs_folder_is_not() -> None:
+    # A benchmark longer than a working session resumes on a fresh clone only from committed state.
+    from _common import PENDING, RUNS
+
+    def ignored(path: Path) -> bool:
+        rc = subprocess.run(["git", "check-ignore", "-q", str(path)], cwd=ROOT).returncode
+        assert rc in (0, 1)
+        return rc == 0
+
+    assert not ignored(PENDING / "predictor_efficiency_cpu.json.partial")
+    assert ignored(RUNS / "predictor_efficiency_cpu.json.partial")
