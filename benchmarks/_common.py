@@ -9,9 +9,12 @@ import platform
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+if TYPE_CHECKING:
+    from allocsearch.search import StudyConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -400,6 +403,23 @@ def start_afresh(folder: Path) -> bool:
     print(f"{folder.name}: an interrupted run's study, started again from its first trial", flush=True)
     shutil.rmtree(folder)
     return True
+
+
+def restart_unfinished(cfg: StudyConfig) -> bool:
+    """:func:`start_afresh` for ``cfg``'s study folder when the study there stopped before its
+    end (an interrupted run): fewer than ``n_trials`` finished trials and fewer than
+    ``max_tokens`` search tokens, the two ends of a study (``allocsearch.search.workers``'s
+    ``claim_trial``). A finished study stays, so a rerun resumes it without a new trial.
+    Studies in a server's storage are shared by workers and never removed."""
+    from allocsearch.search.storage import load_study
+    from allocsearch.search.workers import StudyCount
+
+    if cfg.storage is not None or not (cfg.output / "study.db").is_file():
+        return False
+    count = StudyCount.of(load_study(cfg.output))
+    if count.finished >= cfg.n_trials or (cfg.max_tokens is not None and count.tokens >= cfg.max_tokens):
+        return False
+    return start_afresh(cfg.output)
 
 
 def command_line() -> str:

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import RESULTS, RUNS, environment, result_path, study_file
+from _common import RESULTS, RUNS, environment, restart_unfinished, result_path, study_file
 
 from allocsearch.evaluate import Evaluator, verify
 from allocsearch.io import atomic_write_json
@@ -74,6 +74,7 @@ def suite_search(args: argparse.Namespace) -> dict[str, Any]:
     for target in args.targets:
         cfg = _config(target, args, [])
         t = time.perf_counter()
+        restart_unfinished(cfg)
         run = run_study(cfg, evaluator=ev, progress=args.progress, verify=True)
         search_s = time.perf_counter() - t
         best = best_plan(run.study)
@@ -181,6 +182,7 @@ def suite_samplers(args: argparse.Namespace) -> dict[str, Any]:
                 extra += ["sampler.params={}"]
             cfg = _config(target, args, extra)
             t = time.perf_counter()
+            restart_unfinished(cfg)
             run = run_study(cfg, evaluator=ev, progress=args.progress, verify=True)
             best = best_plan(run.study)
             trial = best.provenance["trial"]

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from _common import restart_unfinished
+
 from allocsearch.evaluate import Evaluator
 from allocsearch.plan import Plan
 from allocsearch.search import StudyConfig, run_study, store
@@ -34,6 +36,7 @@ def search(cfg: StudyConfig, ev: Evaluator, progress: bool) -> Searched:
         assert run.best is not None
         return Searched([r.study for r in run.rounds], run.best,
                         float(run.best.provenance["exact_search_fitness"]), len(run.measured))
+    restart_unfinished(cfg)
     study = run_study(cfg, evaluator=ev, progress=progress, verify=False).study
     plan = best_plan(study)  # the finalists' choice where they ran
     return Searched([study], plan, float(plan.provenance["fitness"]), 0, store.finalists(study))

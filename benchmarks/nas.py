@@ -45,6 +45,7 @@ from _common import (
     environment,
     other_domain_file,
     print_table,
+    restart_unfinished,
     result_path,
 )
 
@@ -164,6 +165,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 continue
             cfg = _study(f"smollm2-nas-{pct}", seed, args)
             t0 = time.perf_counter()
+            restart_unfinished(cfg)
             run_ = run_study(cfg, evaluator=ev, progress=args.progress, verify=False)  # resumes
             search_s = time.perf_counter() - t0
             front = pareto_front(run_.study)
@@ -189,6 +191,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if (0.35, "mixed", seed) in done:
             continue
         cfg = _study("smollm2-mixed-35", seed, args)
+        restart_unfinished(cfg)
         run_ = run_study(cfg, evaluator=ev, progress=args.progress, verify=False)
         front = pareto_front(run_.study)
         step = max(1, len(front) // args.mixed_points)

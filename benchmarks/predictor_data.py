@@ -10,10 +10,12 @@ fidelity (no pruner, so each trial's fitness is on the same tokens).
 Each study (a key at a seed) is an ordinary study folder under
 benchmarks/results/predictor_runs/<key>-s<seed>/ (git-ignored; ``allocsearch study records``
 and ``allocsearch predictor train --study`` read them). A run resumes the folders already
-there: a finished study is not run again. A run with ``--shard I/N`` runs every N-th
-(study, seed) from the I-th and writes nothing else; a run without it runs what is missing,
-then writes benchmarks/results/predictor_data_<device>.json (per study its config, trials,
-search tokens and the seconds its trials took) and
+there: a finished study is not run again, and one an interrupted run left half-run starts
+again from its first trial (as a straight run would draw its trials). A run with ``--shard
+I/N`` runs every N-th (study, seed) from the I-th and writes nothing else; a run without it
+runs what is missing (once the shards have finished), then writes
+benchmarks/results/predictor_data_<device>.json (per study its config, trials, search tokens
+and the seconds its trials took) and
 benchmarks/results/predictor_records_<device>.jsonl: the records of every study folder there,
 the file the predictor benchmarks read on a machine without the folders.
 """
@@ -38,6 +40,7 @@ from _common import (
     environment,
     predictor_study_folders,
     print_table,
+    restart_unfinished,
     write_json,
 )
 from _shards import shard_of
@@ -110,6 +113,7 @@ def main() -> None:
     loaded = load_model(args.model, device=args.device, dtype=args.dtype)
     ev = Evaluator.build(loaded, configs[0].evaluator, progress=False)
     for i in mine:
+        restart_unfinished(configs[i])  # a half-run study's sampler would draw again from its seed
         run = run_study(configs[i], evaluator=ev, progress=args.progress, verify=False)
         done = [tr for tr in run.study.trials if tr.values]
         print(f"  {keys[i][0]} seed {keys[i][1]}: {len(done)} trials, "

@@ -85,6 +85,8 @@ from allocsearch.predictor.damage import CENTRES, DamageCurves, measure_damage
 from allocsearch.predictor.features import FeatureTable
 from allocsearch.search import StudyConfig, run_study, store
 
+#: The runs' study folders, pretrained predictors and damage curves (git-ignored).
+FOLDER = RUNS / "predictor_efficiency"
 ARMS = ("tpe", "online", "pretrained", "pretrained_additive", "pretrained_damage", "evopress")
 #: Arms whose runs do not use a predictor: ``--keep`` may take them from the committed result
 #: (same settings and verification, measured on the same library code) when only the default
@@ -128,7 +130,7 @@ def arm_config(arm: str, seed: int, args: argparse.Namespace, files: dict[str, P
         over.append(f"predictor={{file: {files[arm]}, {common}}}")
     cfg = StudyConfig.load(STUDIES / "smollm2-70.yaml", over)
     name = f"eff-{arm}-s{seed}"
-    return dataclasses.replace(cfg, name=name, output=RUNS / "predictor_efficiency" / name)
+    return dataclasses.replace(cfg, name=name, output=FOLDER / name)
 
 
 def pretrain(table: FeatureTable, device: str) -> dict[str, Path]:
@@ -139,7 +141,7 @@ def pretrain(table: FeatureTable, device: str) -> dict[str, Path]:
         raise SystemExit("no 50/60/75% predictor studies: run benchmarks/predictor_data.py first")
     out = {}
     for arm, kind in ((a, m) for a, m in ARM_MODEL.items() if a.startswith("pretrained")):
-        path = RUNS / "predictor_efficiency" / f"pretrained-{kind}-{records_digest(records)}.json"
+        path = FOLDER / f"pretrained-{kind}-{records_digest(records)}.json"
         if not path.is_file():
             Predictor.train(table, records, model=kind, members=5, seed=0).save(path)
         out[arm] = path
@@ -153,7 +155,7 @@ def damage_curves(ev: Evaluator, tokens: int) -> tuple[Path, DamageCurves]:
     search tokens each), saved where its study config reads them."""
     curves = DamageCurves(tuple(measure_damage(ev, t, c, tokens=tokens, progress=True)
                                 for t in DAMAGE_TARGETS for c in CENTRES))
-    path = curves.save(RUNS / "predictor_efficiency" / f"damage-{tokens}.json")
+    path = curves.save(FOLDER / f"damage-{tokens}.json")
     print(f"damage curves: {len(curves.entries)} (target, centre), {curves.tokens_read:,} search tokens",
           flush=True)
     return path, curves
@@ -307,6 +309,7 @@ def main() -> None:
 
     name = f"predictor_efficiency_{'cuda' if args.device == 'cuda' else 'cpu'}.json"
     partial = PENDING / f"{name}.partial"  # hours: committed between sessions
+    FOLDER.mkdir(parents=True, exist_ok=True)
     other = other_domain_file(RUNS) if args.other_domain else None  # written once, read by every arm
     base = arm_config("tpe", 0, args, {}, other=other)
     if args.report:

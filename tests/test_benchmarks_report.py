@@ -625,3 +625,29 @@ def test_the_pending_resume_state_is_committed_and_the_runs_folder_is_not() -> N
 
     assert not ignored(PENDING / "predictor_efficiency_cpu.json.partial")
     assert ignored(RUNS / "predictor_efficiency_cpu.json.partial")
+
+
+def test_only_an_unfinished_study_is_started_afresh(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import dataclasses
+
+    import _common
+
+    from allocsearch.search import StudyConfig, run_study, tokens_read
+    from tests.helpers import tiny_evaluator
+
+    data = {"name": "tiny", "target": 0.6, "space": "blocks", "n_trials": 3, "warm_start": [],
+            "evaluator": {"seqlen": 32, "fidelities": [64], "batch_size": 2},
+            "output": str(tmp_path / "s")}
+    cfg = StudyConfig.from_dict(data, tmp_path / "tiny.yaml")
+    assert _common.restart_unfinished(cfg) is False  # nothing there yet
+    study = run_study(cfg, evaluator=tiny_evaluator(cfg.evaluator), progress=False, verify=False).study
+    spent = tokens_read(study)
+    assert _common.restart_unfinished(cfg) is False  # finished: kept
+    # The same folder under a config with a later end: by tokens it is finished, by trials not.
+    assert _common.restart_unfinished(dataclasses.replace(cfg, n_trials=5, max_tokens=spent)) is False
+    assert (tmp_path / "s" / "study.db").is_file() and capsys.readouterr().out == ""
+    assert _common.restart_unfinished(dataclasses.replace(cfg, n_trials=5, max_tokens=spent + 1)) is True
+    assert not (tmp_path / "s").exists()
+    assert capsys.readouterr().out == "s: an interrupted run's study, started again from its first trial\n"
