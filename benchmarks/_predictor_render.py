@@ -221,7 +221,8 @@ def _damage_verdict(e: dict[str, Any], stats: dict[tuple[str, str], dict[str, An
         return ""
     ratio = mine["median"] / plain["median"]
     lower = _lower_on(e, "pretrained_damage", "pretrained")
-    return f", {ratio:.3f} times the pretrained arm's{lower}, {_verdict(ratio, floor)}"
+    return (f", {ratio:.3f} times the pretrained arm's{lower}, {_verdict(ratio, floor)}"
+            f"{_other_domain(stats, 'pretrained_damage', 'pretrained')}")
 
 
 def _goal(e: dict[str, Any], stats: dict[tuple[str, str], dict[str, Any]]) -> str:
@@ -239,7 +240,18 @@ def _goal(e: dict[str, Any], stats: dict[tuple[str, str], dict[str, Any]]) -> st
     lower = _lower_on(e, "pretrained", "evopress")
     return (text + f"; verified median {ratio:.3f} times the EvoPress-style sampler's{lower}, "
             f"{_verdict(ratio, floor)} "
-            f"(floor {floor:.1%} at {e['target']:.0%}, {e['verify']['pruner']}).")
+            f"(floor {floor:.1%} at {e['target']:.0%}, {e['verify']['pruner']})"
+            f"{_other_domain(stats, 'pretrained', 'evopress')}.")
+
+
+def _other_domain(stats: dict[tuple[str, str], dict[str, Any]], arm: str, other: str) -> str:
+    """``arm``'s verified median on the other domain against ``other``'s, as a clause (empty
+    unless both scored one); no noise floor was measured on that text."""
+    mine, theirs = stats.get((arm, "best_wanda_ppl_other")), stats.get((other, "best_wanda_ppl_other"))
+    if not mine or not theirs or mine["median"] is None or theirs["median"] is None:
+        return ""
+    return (f"; on the other domain {mine['median'] / theirs['median']:.3f} times "
+            f"(no noise floor measured there)")
 
 
 def _kept_note(e: dict[str, Any]) -> list[str]:

@@ -253,6 +253,12 @@ def test_the_efficiency_goal_verdict_compares_the_pretrained_arm_with_evopress_a
     assert "within 10 evaluations not met" in render._goal(e, stats([3, 12, 14], 150.0, 155.0))
     assert "within 10 evaluations not met" in render._goal(e, stats([3, 3, None], 150.0, 155.0))
     assert render._goal(e, stats([3, 3, 3], 150.0, None)).endswith("within 10 evaluations met.")
+    both = stats([3, 3, 4], 130.0, 155.0) | {("pretrained", "best_wanda_ppl_other"): {"median": 200.0},
+                                             ("evopress", "best_wanda_ppl_other"): {"median": 250.0}}
+    assert render._goal(e, both).endswith(
+        "(floor 12.0% at 70%, wanda); on the other domain 0.800 times (no noise floor measured there).")
+    one = stats([3, 3, 4], 130.0, 155.0) | {("pretrained", "best_wanda_ppl_other"): {"median": 200.0}}
+    assert "other domain" not in render._goal(e, one)
 
 
 def test_the_goal_counts_the_draws_where_the_pretrained_arm_verifies_below_evopress(
