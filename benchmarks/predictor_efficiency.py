@@ -313,6 +313,9 @@ def main() -> None:
     other = other_domain_file(RUNS) if args.other_domain else None  # written once, read by every arm
     base = arm_config("tpe", 0, args, {}, other=other)
     if args.report:
+        if not partial.is_file():
+            raise SystemExit(f"no runs to report: {partial} is absent (a finished result's commit "
+                             "removes it; run the benchmark to measure)")
         earlier = json.loads(partial.read_text())
         ramp = earlier.get("ramp") or json.loads((RESULTS / name).read_text())["ramp"]
         return write_report(args, name, base, merge_partial(partial, [], args.keep), ramp)

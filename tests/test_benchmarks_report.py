@@ -651,3 +651,15 @@ def test_only_an_unfinished_study_is_started_afresh(
     assert _common.restart_unfinished(dataclasses.replace(cfg, n_trials=5, max_tokens=spent + 1)) is True
     assert not (tmp_path / "s").exists()
     assert capsys.readouterr().out == "s: an interrupted run's study, started again from its first trial\n"
+
+
+def test_the_efficiency_report_without_runs_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import predictor_efficiency
+
+    monkeypatch.setattr(predictor_efficiency, "PENDING", tmp_path)
+    monkeypatch.setattr(sys, "argv", ["predictor_efficiency.py", "--report"])
+    import re
+
+    absent = tmp_path / "predictor_efficiency_cpu.json.partial"
+    with pytest.raises(SystemExit, match=re.escape(f"no runs to report: {absent} is absent")):
+        predictor_efficiency.main()
