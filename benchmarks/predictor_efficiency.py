@@ -3,6 +3,8 @@ equal search tokens, and the EvoPress-style sampler at five times those tokens.
 
     python benchmarks/predictor_efficiency.py                  # resumable; hours on one CPU core
     python benchmarks/predictor_efficiency.py --arms tpe pretrained --seeds 0
+    python benchmarks/predictor_efficiency.py --curves-only 0.6 0.7 &   # the damage arm's curves,
+    python benchmarks/predictor_efficiency.py --curves-only 0.75        # split over two cores
 
 Arms (studies/smollm2-70.yaml, uniform warm start only, fitness = perplexity on ``--fidelity``
 search tokens, ``--max-tokens`` search tokens each, TPE with 10 random start-up trials):
@@ -150,11 +152,17 @@ def pretrain(table: FeatureTable, device: str) -> dict[str, Path]:
     return out
 
 
+def measure_curves(ev: Evaluator, tokens: int, targets: Sequence[float]) -> DamageCurves:
+    """Block curves around every centre at ``targets``, ``tokens`` search tokens each (read from
+    the library's cache where measured before, written to it otherwise)."""
+    return DamageCurves(tuple(measure_damage(ev, t, c, tokens=tokens, progress=True)
+                              for t in targets for c in CENTRES))
+
+
 def damage_curves(ev: Evaluator, tokens: int) -> tuple[Path, DamageCurves]:
     """The ``pretrained_damage`` arm's curves (every centre at :data:`DAMAGE_TARGETS`, ``tokens``
     search tokens each), saved where its study config reads them."""
-    curves = DamageCurves(tuple(measure_damage(ev, t, c, tokens=tokens, progress=True)
-                                for t in DAMAGE_TARGETS for c in CENTRES))
+    curves = measure_curves(ev, tokens, DAMAGE_TARGETS)
     path = curves.save(FOLDER / f"damage-{tokens}.json")
     print(f"damage curves: {len(curves.entries)} (target, centre), {curves.tokens_read:,} search tokens",
           flush=True)
@@ -303,9 +311,16 @@ def main() -> None:
                    help="arms to take from the committed result instead of running them again (only "
                         "when it ran with the same settings and verification): the arms that use no "
                         "predictor, when only the default model changed")
+    p.add_argument("--curves-only", type=float, nargs="+", default=None, metavar="TARGET",
+                   help=f"measure the pretrained_damage arm's curves at these of its targets "
+                        f"{list(DAMAGE_TARGETS)} into the library's cache, and stop: one process per "
+                        f"share of them, before the arm runs")
     p.add_argument("--report", action="store_true",
                    help="write the results JSON from the runs measured so far, without running more")
     args = p.parse_args()
+    unknown = sorted(set(args.curves_only or ()) - set(DAMAGE_TARGETS))
+    if unknown:
+        p.error(f"--curves-only: the damage arm's curves are at {list(DAMAGE_TARGETS)}, not {unknown}")
 
     name = f"predictor_efficiency_{'cuda' if args.device == 'cuda' else 'cpu'}.json"
     partial = PENDING / f"{name}.partial"  # hours: committed between sessions
@@ -326,6 +341,11 @@ def main() -> None:
     if keep:
         runs = merge_partial(partial, keep, args.keep)
     ev = Evaluator.build(loaded, base.evaluator, progress=False)
+    if args.curves_only:
+        curves = measure_curves(ev, args.fidelity, args.curves_only)
+        print(f"damage curves at {args.curves_only}: {curves.tokens_read:,} search tokens, in the "
+              "library's cache", flush=True)
+        return
     pretrained = any(a.startswith("pretrained") for a in args.arms)
     files = pretrain(FeatureTable.from_profile(ev.profile), loaded.device.type) if pretrained else {}
     damage, extra = None, {}

@@ -663,3 +663,15 @@ def test_the_efficiency_report_without_runs_says_so(tmp_path: Path, monkeypatch:
     absent = tmp_path / "predictor_efficiency_cpu.json.partial"
     with pytest.raises(SystemExit, match=re.escape(f"no runs to report: {absent} is absent")):
         predictor_efficiency.main()
+
+
+def test_curves_only_takes_the_damage_arms_targets_only(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import predictor_efficiency
+
+    monkeypatch.setattr(sys, "argv", ["predictor_efficiency.py", "--curves-only", "0.7", "0.65"])
+    with pytest.raises(SystemExit):  # before the model loads
+        predictor_efficiency.main()
+    err = capsys.readouterr().err
+    assert "--curves-only: the damage arm's curves are at [0.6, 0.7, 0.75], not [0.65]" in err
