@@ -43,7 +43,8 @@ def _ceiling_result() -> tuple[dict[str, Any] | None, str]:
 
 
 def render_readme() -> str:
-    """The README's sentence on the default predictor model, from the quality results."""
+    """The README's paragraph on the default predictor model, from the quality results, and a
+    bullet for each further check with a result (label noise, measured damage, efficiency)."""
     path, archived = result_path("predictor_quality_cpu.json")
     q = json.loads(path.read_text())
     if archived or "default_model" not in q:
@@ -58,8 +59,11 @@ def render_readme() -> str:
         against = f" (the additive ridge baseline, in the same order: {listed})"
     agree = "" if q["default_model"] == DEFAULT_MODEL else \
         f" **The library's default is `{DEFAULT_MODEL}`: it differs from this measurement.**"
-    return (_quality_sentence(q, best, against, agree) + _records_note(q) + _ceiling_sentence()
-            + _damage_render.render_sentence() + _efficiency_sentence())
+    # The default model's sentence, then one bullet per further check that has a result.
+    more = [t.strip() for t in (_ceiling_sentence(), _damage_render.render_sentence(),
+                                _efficiency_sentence()) if t.strip()]
+    head = _quality_sentence(q, best, against, agree) + _records_note(q)
+    return "\n".join([head, "", *(f"- {t}" for t in more)] if more else [head])
 
 
 def _ceiling_sentence() -> str:
