@@ -330,3 +330,17 @@ def test_the_damage_arm_is_compared_with_the_plain_pretrained_arm_against_the_no
     assert text == ", 0.925 times the pretrained arm's, within noise of it"
     assert render._damage_verdict(e, stats(100.0, 136.6)).endswith("lower beyond the noise floor")
     assert render._damage_verdict({"target": 0.5, "verify": {"pruner": "wanda"}}, stats(100.0, 136.6)) == ""
+
+
+def test_the_readme_block_is_a_paragraph_then_one_bullet_per_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(render, "_ceiling_sentence", lambda: " Ceiling.")
+    import _damage_render
+
+    monkeypatch.setattr(_damage_render, "render_sentence", lambda: "")
+    monkeypatch.setattr(render, "_efficiency_sentence", lambda: " Efficiency.")
+    head, blank, *bullets = render.render_readme().split("\n")
+    assert head.startswith("Short-listing uses the `") and blank == ""
+    assert bullets == ["- Ceiling.", "- Efficiency."]  # no bullet for a check without a result
+    monkeypatch.setattr(render, "_ceiling_sentence", lambda: "")
+    monkeypatch.setattr(render, "_efficiency_sentence", lambda: "")
+    assert "\n" not in render.render_readme()
