@@ -8,7 +8,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from _common import library_changed, predictor_code
+from _code_state import library_changed, predictor_code
 from _sparsegpt_render import lower_on, searched
 from _suite_state import same_verify
 
@@ -35,7 +35,7 @@ def _caveat(with_: dict[str, Any], without: dict[str, Any], mine: list[dict[str,
     measured: alike, or why not (their builds, the library code of their commits, docstrings
     aside, or their verification settings). Each variant's own rows must share all the library
     code; across the two, the predictor's model code counts only when the variant without the
-    choice ran a predictor too (:func:`_common.predictor_code`): a new default model changes
+    choice ran a predictor too (:func:`_code_state.predictor_code`): a new default model changes
     what the variant with it runs, which is the choice compared, and nothing the other ran."""
     exempt = predictor_code() if _uses_no_predictor(without) else ()
     if len({repr(r.get("numerics")) for r in mine + theirs}) > 1:

@@ -40,16 +40,8 @@ import statistics
 import time
 from typing import Any
 
-from _common import (
-    RUNS,
-    STUDIES,
-    SUITE_STUDIES,
-    code_state,
-    command_line,
-    environment,
-    other_domain_file,
-    study_file,
-)
+from _code_state import code_state
+from _common import RUNS, STUDIES, SUITE_STUDIES, command_line, environment, other_domain_file, study_file
 from _seed_search import search
 from _sparsegpt_render import PRIORS, compare, lower_on, measured_seeds, searched
 from _suite_state import (

@@ -11,7 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from _common import RESULTS, RUNS, fresh_entries, predictor_records, study_file
+from _code_state import fresh_entries
+from _common import RESULTS, RUNS, predictor_records, study_file
 
 from allocsearch.io import atomic_write_text
 from allocsearch.predictor import Predictor, train_predictor

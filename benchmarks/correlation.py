@@ -48,17 +48,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _code_state import code_state, fresh_entries, without_code_state
 from _common import (
     RUNS,
     add_model_args,
-    code_state,
     command_line,
     environment,
-    fresh_entries,
     print_table,
     reference_fidelities,
     reference_key,
-    without_code_state,
     write_json,
 )
 from _shards import load_done, save_rows, shard_of, shard_path

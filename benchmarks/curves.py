@@ -9,7 +9,7 @@ split only), and verifies it (and the curves alone) exactly as the ``wanda_modul
 verifies its plans: sequential Wanda on the study's 3 calibration draws, the evaluation split
 and Debian's licences. The suite's best prior (by its committed rows) is verified again in
 this run, so the ratios compare measurements of one machine and build: the same plan verified
-on another machine has moved by as much as the noise floor at 70% (``_common.numerics``). The
+on another machine has moved by as much as the noise floor at 70% (``_code_state.numerics``). The
 searched plans are the suite's committed rows, compared with this run's prior and marked with
 whether they were measured under the same numerics.
 
@@ -36,12 +36,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _code_state import numerics
 from _common import (
     RESULTS,
     RUNS,
     add_model_args,
     environment,
-    numerics,
     other_domain_file,
     print_table,
     study_file,

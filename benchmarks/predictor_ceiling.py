@@ -49,14 +49,13 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
+from _code_state import code_state, fresh_entries
 from _common import (
     RUNS,
     STUDIES,
     add_model_args,
-    code_state,
     command_line,
     environment,
-    fresh_entries,
     predictor_records,
     print_table,
     records_digest,

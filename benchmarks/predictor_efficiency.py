@@ -58,18 +58,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _code_state import code_state, library_changed_since, measured_elsewhere, predictor_code
 from _common import (
     PENDING,
     RESULTS,
     RUNS,
     STUDIES,
     add_model_args,
-    code_state,
     environment,
-    library_changed_since,
-    measured_elsewhere,
     other_domain_file,
-    predictor_code,
     predictor_records,
     print_table,
     records_digest,

@@ -37,7 +37,7 @@ Seeds may run at once in processes of their own once the first has chosen the pr
 (``--seeds 1`` and ``--seeds 2``, the same other arguments); ``--report`` then writes the result
 from what they measured. Each measured entry records its commit and the library files its
 process had not imported; a later run measures it again when any other file under
-``allocsearch/`` differs at its own commit (``_common.measured_elsewhere``).
+``allocsearch/`` differs at its own commit (``_code_state.measured_elsewhere``).
 
 Suite ``wanda_modules``: the same protocol with Wanda (studies/smollm2-<pct>-modules.yaml:
 per-module offsets on cached Wanda ranks, every plan verified with sequential Wanda).

@@ -253,7 +253,7 @@ class _Repo:
 def test_kept_arms_ignore_predictor_model_code_but_not_the_record_type_or_the_search(tmp_path: Path) -> None:
     """The arms without a predictor stand across a change of the predictor models (a new default),
     not across one of the trial record type they write or of the search they run."""
-    from _common import library_changed, predictor_code
+    from _code_state import library_changed, predictor_code
 
     commit = _Repo(tmp_path).commit
     first = commit("allocsearch/predictor/records.py", "a")
@@ -292,7 +292,7 @@ def test_efficiency_rows_summarise_each_arm() -> None:
 
 def test_library_changed_compares_the_package_folder_between_commits(tmp_path: Path) -> None:
     """Only a change under allocsearch/ counts; an unknown commit or no commit counts as changed."""
-    from _common import library_changed
+    from _code_state import library_changed
 
     commit = _Repo(tmp_path).commit
     first = commit("allocsearch/a.py", "x = 1\n")
@@ -326,32 +326,32 @@ def test_a_copy_without_git_takes_its_commit_from_the_environment(tmp_path: Path
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """A tree copied to a device machine has no .git: the commit it was copied from comes
     from ALLOCSEARCH_BENCH_COMMIT (a clean copy), and without it the commit is unknown."""
-    import _common
+    import _code_state
 
-    monkeypatch.setattr(_common, "ROOT", tmp_path)
-    monkeypatch.delenv(_common.COMMIT_ENV, raising=False)
-    assert _common._git_state() == (None, False)
-    monkeypatch.setenv(_common.COMMIT_ENV, "a" * 40)
-    assert _common._git_state() == ("a" * 40, False)
+    monkeypatch.setattr(_code_state, "ROOT", tmp_path)
+    monkeypatch.delenv(_code_state.COMMIT_ENV, raising=False)
+    assert _code_state.git_state() == (None, False)
+    monkeypatch.setenv(_code_state.COMMIT_ENV, "a" * 40)
+    assert _code_state.git_state() == ("a" * 40, False)
 
 
 def test_a_written_result_does_not_make_the_tree_dirty_but_a_code_change_does(tmp_path: Path) -> None:
     """A benchmark started after another wrote its results into the same tree measures the
     commit's code; an edit anywhere else is an uncommitted change."""
-    import _common
+    import _code_state
 
     repo = _Repo(tmp_path)
     for path in ("benchmarks/results/r.json", "allocsearch/a.py"):
         repo.write(path, "0")
     repo.commit("README.md", "0")
-    assert _common._git_state(tmp_path)[1] is False
+    assert _code_state.git_state(tmp_path)[1] is False
     (tmp_path / "benchmarks/results/r.json").write_text("1")
-    assert _common._git_state(tmp_path)[1] is False
+    assert _code_state.git_state(tmp_path)[1] is False
     (tmp_path / "allocsearch/a.py").write_text("1")
-    assert _common._git_state(tmp_path)[1] is True
+    assert _code_state.git_state(tmp_path)[1] is True
     repo.git("checkout", "allocsearch/a.py")
     (tmp_path / "README.md").write_text("1")
-    assert _common._git_state(tmp_path)[1] is True
+    assert _code_state.git_state(tmp_path)[1] is True
 
 
 def test_a_row_lists_the_library_files_its_process_never_imported(tmp_path: Path) -> None:
@@ -359,7 +359,8 @@ def test_a_row_lists_the_library_files_its_process_never_imported(tmp_path: Path
     imported from elsewhere than the checkout lists nothing (every change then counts)."""
     import importlib
 
-    from _common import ROOT, code_state, unimported_library
+    from _code_state import code_state, unimported_library
+    from _common import ROOT
 
     importlib.import_module("allocsearch.plan")
     unused = code_state()["unused"]
@@ -391,10 +392,10 @@ def test_efficiency_partial_drops_rows_measured_on_other_library_code(tmp_path: 
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """A resumed run measures again the rows whose recorded commit has other library code; rows
     from this code, and rows written before rows carried a commit, stay."""
-    import _common
+    import _code_state
     from predictor_efficiency import merge_partial
 
-    monkeypatch.setattr(_common, "library_changed_since", lambda commit, unused=(): commit == "old")
+    monkeypatch.setattr(_code_state, "library_changed_since", lambda commit, unused=(): commit == "old")
     partial = tmp_path / "eff.partial"
     rows = [{"arm": "tpe", "seed": 0, "commit": "old"}, {"arm": "tpe", "seed": 1, "commit": "new"},
             {"arm": "tpe", "seed": 2}]
@@ -430,13 +431,13 @@ def test_resume_state_drops_entries_measured_on_other_library_code(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     """A quality suite's resume state: entries whose recorded commit has other library code are
     measured again (named in one line); entries of this code and entries without a commit stay."""
-    import _common
+    import _code_state
 
-    monkeypatch.setattr(_common, "library_changed_since", lambda commit, unused=(): commit == "old")
+    monkeypatch.setattr(_code_state, "library_changed_since", lambda commit, unused=(): commit == "old")
     state = {"priors": {"best": {}, "commit": "new"}, "searched:s0": {"ppl": 1.0, "commit": "old"},
              "searched:s1": {"ppl": 2.0}, "measured:owl": {"ppl": 3.0, "commit": "new"}}
     kept = {k: v for k, v in state.items() if k != "searched:s0"}
-    assert _common.fresh_entries(state, "q.partial.json") == kept
+    assert _code_state.fresh_entries(state, "q.partial.json") == kept
     assert capsys.readouterr().out == ("q.partial.json: measuring again searched:s0 (measured on other "
                                        "library code)\n")
 
@@ -445,30 +446,30 @@ def test_resume_state_drops_entries_measured_under_other_numerics(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     """Entries measured on another machine or build (their recorded numerics differ from this
     process's) are measured again, each reason in one line; entries without numerics stay."""
-    import _common
+    import _code_state
 
-    monkeypatch.setattr(_common, "library_changed_since", lambda commit, unused=(): False)
-    here = _common.numerics()
+    monkeypatch.setattr(_code_state, "library_changed_since", lambda commit, unused=(): False)
+    here = _code_state.numerics()
     other = here | {"transformers": "0.0.1", "cpu": "another CPU"}
     state = {"measured:uniform": {"ppl": 1.0, "commit": "c", "numerics": other},
              "measured:ramp": {"ppl": 2.0, "commit": "c", "numerics": dict(here)},
              "measured:owl": {"ppl": 3.0, "commit": "c"}}
     kept = {k: v for k, v in state.items() if k != "measured:uniform"}
-    assert _common.fresh_entries(state, "q.partial.json") == kept
+    assert _code_state.fresh_entries(state, "q.partial.json") == kept
     assert capsys.readouterr().out == ("q.partial.json: measuring again measured:uniform (measured on "
                                        "other numerics: cpu 'another CPU', transformers '0.0.1')\n")
-    assert _common.code_state()["numerics"] == here
+    assert _code_state.code_state()["numerics"] == here
 
 
 def test_a_row_less_its_code_state_keeps_only_its_measurements() -> None:
     """A resumable row stamped with the code state it was measured on, published less exactly
     the stamp (a correlation row: its plan, fitness and draws stay)."""
-    import _common
+    import _code_state
 
     row = {"plan": "uniform@0.70", "wanda@2048": 210.5, "exact_draws": {"0": 199.0}}
-    stamped = row | _common.code_state()
+    stamped = row | _code_state.code_state()
     assert set(stamped) - set(row) == {"commit", "dirty", "unused", "numerics"}
-    assert _common.without_code_state(stamped) == row
+    assert _code_state.without_code_state(stamped) == row
 
 
 def test_an_interrupted_runs_study_folder_is_removed_before_it_runs_again(
