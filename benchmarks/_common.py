@@ -211,11 +211,13 @@ def start_afresh(folder: Path) -> bool:
 
 
 def restart_unfinished(cfg: StudyConfig) -> bool:
-    """:func:`start_afresh` for ``cfg``'s study folder when the study there stopped before its
-    end (an interrupted run): fewer than ``n_trials`` finished trials and fewer than
-    ``max_tokens`` search tokens, the two ends of a study (``allocsearch.search.workers``'s
-    ``claim_trial``). A finished study stays, so a rerun resumes it without a new trial.
-    Studies in a server's storage are shared by workers and never removed."""
+    """:func:`start_afresh` for ``cfg``'s study folder when the study there stopped before
+    ``cfg``'s end: fewer than ``n_trials`` finished trials and fewer than ``max_tokens`` search
+    tokens, the two ends of a study (``allocsearch.search.workers``'s ``claim_trial``). That is
+    an interrupted run's study, or one run to a smaller budget: extending it would reseed its
+    sampler as well, so a benchmark runs it again straight to the larger budget. A finished
+    study stays, so a rerun resumes it without a new trial. Studies in a server's storage are
+    shared by workers and never removed."""
     from allocsearch.search.storage import load_study
     from allocsearch.search.workers import StudyCount
 
