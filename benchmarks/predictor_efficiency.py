@@ -5,6 +5,7 @@ equal search tokens, and the EvoPress-style sampler at five times those tokens.
     python benchmarks/predictor_efficiency.py --arms tpe pretrained --seeds 0
     python benchmarks/predictor_efficiency.py --curves-only 0.6 0.7 &   # the damage arm's curves,
     python benchmarks/predictor_efficiency.py --curves-only 0.75        # split over two cores
+    python benchmarks/predictor_efficiency.py --curves-only 0.7 --centres "ramp slope=0.3"
 
 Arms (studies/smollm2-70.yaml, uniform warm start only, fitness = perplexity on ``--fidelity``
 search tokens, ``--max-tokens`` search tokens each, TPE with 10 random start-up trials):
@@ -149,11 +150,12 @@ def pretrain(table: FeatureTable, device: str) -> dict[str, Path]:
     return out
 
 
-def measure_curves(ev: Evaluator, tokens: int, targets: Sequence[float]) -> DamageCurves:
-    """Block curves around every centre at ``targets``, ``tokens`` search tokens each (read from
-    the library's cache where measured before, written to it otherwise)."""
+def measure_curves(ev: Evaluator, tokens: int, targets: Sequence[float],
+                   centres: Sequence[str] = CENTRES) -> DamageCurves:
+    """Block curves around ``centres`` (every one by default) at ``targets``, ``tokens`` search
+    tokens each (read from the library's cache where measured before, written to it otherwise)."""
     return DamageCurves(tuple(measure_damage(ev, t, c, tokens=tokens, progress=True)
-                              for t in targets for c in CENTRES))
+                              for t in targets for c in centres))
 
 
 def damage_curves(ev: Evaluator, tokens: int) -> tuple[Path, DamageCurves]:
@@ -312,6 +314,9 @@ def main() -> None:
                    help=f"measure the pretrained_damage arm's curves at these of its targets "
                         f"{list(DAMAGE_TARGETS)} into the library's cache, and stop: one process per "
                         f"share of them, before the arm runs")
+    p.add_argument("--centres", nargs="+", default=list(CENTRES), choices=CENTRES,
+                   help="with --curves-only: only the curves around these centres (a second process "
+                        "can take a target's other centre while the first measures the one before)")
     p.add_argument("--report", action="store_true",
                    help="write the results JSON from the runs measured so far, without running more")
     args = p.parse_args()
@@ -339,9 +344,9 @@ def main() -> None:
         runs = merge_partial(partial, keep, args.keep)
     ev = Evaluator.build(loaded, base.evaluator, progress=False)
     if args.curves_only:
-        curves = measure_curves(ev, args.fidelity, args.curves_only)
-        print(f"damage curves at {args.curves_only}: {curves.tokens_read:,} search tokens, in the "
-              "library's cache", flush=True)
+        curves = measure_curves(ev, args.fidelity, args.curves_only, args.centres)
+        print(f"damage curves at {args.curves_only} around {args.centres}: {curves.tokens_read:,} "
+              "search tokens, in the library's cache", flush=True)
         return
     pretrained = any(a.startswith("pretrained") for a in args.arms)
     files = pretrain(FeatureTable.from_profile(ev.profile), loaded.device.type) if pretrained else {}

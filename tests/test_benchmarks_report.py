@@ -676,3 +676,34 @@ def test_curves_only_takes_the_damage_arms_targets_only(
         predictor_efficiency.main()
     err = capsys.readouterr().err
     assert "--curves-only: the damage arm's curves are at [0.6, 0.7, 0.75], not [0.65]" in err
+
+
+def test_curves_only_measures_the_centres_asked_for_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    import predictor_efficiency
+
+    calls: list[tuple[float, str, int]] = []
+
+    def fake(ev: object, target: float, centre: str, *, tokens: int, progress: bool) -> object:
+        calls.append((target, centre, tokens))
+        return (target, centre)  # stands in for the entry
+
+    monkeypatch.setattr(predictor_efficiency, "measure_damage", fake)
+    monkeypatch.setattr(predictor_efficiency, "DamageCurves", lambda entries: entries)
+    got = predictor_efficiency.measure_curves(object(), 2048, [0.7, 0.75], ["ramp slope=0.3"])  # type: ignore[arg-type]
+    assert calls == [(0.7, "ramp slope=0.3", 2048), (0.75, "ramp slope=0.3", 2048)]
+    assert got == ((0.7, "ramp slope=0.3"), (0.75, "ramp slope=0.3"))  # type: ignore[comparison-overlap]
+    calls.clear()
+    predictor_efficiency.measure_curves(object(), 512, [0.6])  # type: ignore[arg-type]
+    assert calls == [(0.6, "uniform", 512), (0.6, "ramp slope=0.3", 512)]
+
+
+def test_curves_only_refuses_an_unknown_centre(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import predictor_efficiency
+
+    argv = ["predictor_efficiency.py", "--curves-only", "0.7", "--centres", "steep"]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit):
+        predictor_efficiency.main()
+    assert "invalid choice: 'steep'" in capsys.readouterr().err
