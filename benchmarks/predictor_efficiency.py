@@ -375,8 +375,14 @@ def main() -> None:
     write_report(args, name, base, merge_partial(partial, runs, args.keep, ramp), ramp)
 
 
+#: Options that choose what a process does, not how the arms are measured: left out of the
+#: result's settings, which a later ``--keep`` compares.
+OPERATIONAL = ("progress", "arms", "seeds", "report", "keep", "curves_only", "centres")
+
+
 def settings_of(args: argparse.Namespace) -> dict[str, Any]:
-    return {k: v for k, v in vars(args).items() if k not in ("progress", "arms", "seeds", "report", "keep")}
+    """The options a result's runs were measured with."""
+    return {k: v for k, v in vars(args).items() if k not in OPERATIONAL}
 
 
 def write_report(args: argparse.Namespace, name: str, base: StudyConfig, runs: list[dict[str, Any]],

@@ -707,3 +707,13 @@ def test_curves_only_refuses_an_unknown_centre(
     with pytest.raises(SystemExit):
         predictor_efficiency.main()
     assert "invalid choice: 'steep'" in capsys.readouterr().err
+
+
+def test_efficiency_settings_leave_out_what_only_chooses_the_work() -> None:
+    import argparse
+
+    import predictor_efficiency
+
+    args = argparse.Namespace(model="smollm2-135m", fidelity=2048, draws=3, progress=True, arms=["tpe"],
+                              seeds=[0], report=True, keep=[], curves_only=[0.7], centres=["uniform"])
+    assert predictor_efficiency.settings_of(args) == {"model": "smollm2-135m", "fidelity": 2048, "draws": 3}
