@@ -140,8 +140,9 @@ def _quality_sentence(q: dict[str, Any], best: dict[str, Any], against: str, agr
 
 
 def _efficiency_sentence() -> str:
-    """Evaluations to the ramp's fitness and verified perplexity, TPE alone against TPE with a
-    pretrained short-list, from the current efficiency results (empty without them)."""
+    """Evaluations to the ramp's fitness and verified perplexity of each arm, from the current
+    efficiency results (empty without them): a lead line, then one nested bullet per arm and
+    the goal's verdict (markdown's nested list, indented two spaces)."""
     path, archived = result_path("predictor_efficiency_cpu.json")
     if archived or not path.is_file():
         return ""
@@ -158,27 +159,30 @@ def _efficiency_sentence() -> str:
                 f"{_fmt(ppl['median'], 1)}"
                 + (f" (other domain {_fmt(other['median'], 1)})" if other else ""))
 
-    tokens = e["settings"]["max_tokens"]
-    additive = (f" (the same with the additive model: {part('pretrained_additive')})"
-                if ("pretrained_additive", "evals_to_ramp") in stats else "")
-    damage = ""
+    arms = [f"TPE alone: {part('tpe')}.",
+            f"TPE with a short-list (`{e['default_model']}`, the default when measured) pretrained on "
+            f"50/60/75% studies: {part('pretrained')}."]
+    if ("pretrained_additive", "evals_to_ramp") in stats:
+        arms.append(f"The same with the additive model: {part('pretrained_additive')}.")
     if ("pretrained_damage", "evals_to_ramp") in stats:
         row = next(r for r in e["rows"] if r["arm"] == "pretrained_damage")
-        damage = (f" (plus measured damage, `predictor.damage`: {part('pretrained_damage')}"
-                  f"{_damage_verdict(e, stats)}; its curves read {row['damage_tokens_target']:,} search "
-                  f"tokens at {e['target']:.0%} and {row['damage_tokens']:,} at all their targets, "
-                  f"once per model and Evaluator, not counted above)")
-    draws = e["settings"].get("draws", 1)
+        arms.append(f"The same plus measured damage (`predictor.damage`): {part('pretrained_damage')}"
+                    f"{_damage_verdict(e, stats)}. Its curves read {row['damage_tokens_target']:,} search "
+                    f"tokens at {e['target']:.0%} and {row['damage_tokens']:,} at all their targets, "
+                    f"once per model and Evaluator, not counted above.")
     evo = stats.get(("evopress", "best_wanda_ppl"))
-    versus = (f"; the EvoPress-style sampler with {e['settings']['evopress_tokens']:,} tokens verified "
-              f"median {_fmt(evo['median'], 1)} ({evo['runs']} seed{'s' if evo['runs'] > 1 else ''})"
-              if evo else "")
-    return (f" At 70% with {tokens:,} search tokens (`benchmarks/predictor_efficiency.py`, "
-            f"{'one' if draws == 1 else draws} calibration draw{'s' if draws > 1 else ''}; the noise "
-            f"floor at 70% is in BENCHMARKS.md), TPE with a short-list "
-            f"(`{e['default_model']}`, the default when measured) pretrained on 50/60/75% studies "
-            f"{part('pretrained')}{additive}{damage}; TPE alone {part('tpe')}{versus}.{_goal(e, stats)}"
+    if evo:
+        other = stats.get(("evopress", "best_wanda_ppl_other"))
+        arms.append(f"The EvoPress-style sampler with {e['settings']['evopress_tokens']:,} tokens: verified "
+                    f"median {_fmt(evo['median'], 1)} over {evo['runs']} seed{'s' if evo['runs'] > 1 else ''}"
+                    + (f" (other domain {_fmt(other['median'], 1)})" if other else "") + ".")
+    arms.append(_goal(e, stats).strip())
+    draws = e["settings"].get("draws", 1)
+    lead = (f" At 70% with {e['settings']['max_tokens']:,} search tokens per arm "
+            f"(`benchmarks/predictor_efficiency.py`, {'one' if draws == 1 else draws} calibration "
+            f"draw{'s' if draws > 1 else ''}; the noise floor at 70% is in BENCHMARKS.md):"
             f"{_records_note(e)}")
+    return "\n".join([lead, *(f"  - {a}" for a in arms)])
 
 
 def _floor(e: dict[str, Any]) -> float | None:

@@ -344,3 +344,30 @@ def test_the_readme_block_is_a_paragraph_then_one_bullet_per_check(monkeypatch: 
     monkeypatch.setattr(render, "_ceiling_sentence", lambda: "")
     monkeypatch.setattr(render, "_efficiency_sentence", lambda: "")
     assert "\n" not in render.render_readme()
+
+
+def test_the_efficiency_bullet_nests_one_line_per_arm_then_the_goal(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import report
+
+    monkeypatch.setattr(report, "noise_floors", lambda: {(0.7, "wanda"): 0.12})
+
+    def summary(arm: str, evals: int, ppl: float) -> list[dict[str, Any]]:
+        return [{"arm": arm, "metric": "evals_to_ramp", "runs": 3, "reached": 3, "median": evals},
+                {"arm": arm, "metric": "best_wanda_ppl", "runs": 3, "reached": 3, "median": ppl}]
+
+    e = {"target": 0.7, "verify": {"pruner": "wanda"}, "default_model": "m",
+         "settings": {"max_tokens": 98304, "evopress_tokens": 491520, "draws": 3},
+         "summary": [*summary("tpe", 29, 200.0), *summary("pretrained", 3, 140.0),
+                     *summary("evopress", 33, 150.0)]}
+    (tmp_path / "predictor_efficiency_cpu.json").write_text(json.dumps(e))
+    monkeypatch.setattr(render, "result_path", lambda name: (tmp_path / name, False))
+    lead, *arms = render._efficiency_sentence().split("\n")
+    assert lead == (" At 70% with 98,304 search tokens per arm (`benchmarks/predictor_efficiency.py`, 3 "
+                    "calibration draws; the noise floor at 70% is in BENCHMARKS.md):")
+    assert [a[:14] for a in arms] == ["  - TPE alone:", "  - TPE with a", "  - The EvoPre", "  - Against th"]
+    assert arms[0].endswith("(median 29 real evaluations), verified median 200.0.")
+    assert arms[2] == ("  - The EvoPress-style sampler with 491,520 tokens: verified median 150.0 over "
+                       "3 seeds.")
+    assert "0.933 times the EvoPress-style sampler's, within noise of it" in arms[3]
