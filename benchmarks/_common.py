@@ -213,7 +213,7 @@ def start_afresh(folder: Path) -> bool:
 def restart_unfinished(cfg: StudyConfig) -> bool:
     """:func:`start_afresh` for ``cfg``'s study folder when the study there stopped before
     ``cfg``'s end: fewer than ``n_trials`` finished trials and fewer than ``max_tokens`` search
-    tokens, the two ends of a study (``allocsearch.search.workers``'s ``claim_trial``). That is
+    tokens, the two ends of a study (``StudyCount.end``, which ``claim_trial`` stops at). That is
     an interrupted run's study, or one run to a smaller budget: extending it would reseed its
     sampler as well, so a benchmark runs it again straight to the larger budget. A finished
     study stays, so a rerun resumes it without a new trial. Studies in a server's storage are
@@ -223,8 +223,7 @@ def restart_unfinished(cfg: StudyConfig) -> bool:
 
     if cfg.storage is not None or not (cfg.output / "study.db").is_file():
         return False
-    count = StudyCount.of(load_study(cfg.output))
-    if count.finished >= cfg.n_trials or (cfg.max_tokens is not None and count.tokens >= cfg.max_tokens):
+    if StudyCount.of(load_study(cfg.output)).end(cfg.n_trials, cfg.max_tokens) is not None:
         return False
     return start_afresh(cfg.output)
 

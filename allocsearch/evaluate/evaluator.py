@@ -129,11 +129,7 @@ class Evaluator:
         plan.validate()
         plan.check_model(self.identity)
         self.backend.check(plan)
-        if self.loaded.written_by not in (None, self):
-            # Its backend rewrites only the layers it thinks changed: over another writer's
-            # plan it would leave some of that plan's layers in place.
-            raise RuntimeError("another Evaluator's plan is written into this model; call "
-                               "that Evaluator's restore() before applying a plan with this one")
+        self._check_writer()
         self.loaded.written_by = self
         self._mask_structure(plan.structured())
         return self.backend.apply(plan_targets(plan))
@@ -241,11 +237,16 @@ class Evaluator:
         out["model"] = model_nbytes(self.loaded.model)
         return out
 
-    def restore(self) -> None:
-        """Dense weights back and no structure masked."""
+    def _check_writer(self) -> None:
+        """Refuse a model that holds another Evaluator's plan: this one's backend rewrites only
+        the layers it thinks changed, so over that plan it would leave some of its layers."""
         if self.loaded.written_by not in (None, self):
             raise RuntimeError("another Evaluator's plan is written into this model; call "
                                "that Evaluator's restore() first")
+
+    def restore(self) -> None:
+        """Dense weights back and no structure masked."""
+        self._check_writer()
         self._mask_structure({})
         self.backend.restore()
         self.loaded.written_by = None

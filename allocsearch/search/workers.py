@@ -39,6 +39,15 @@ class StudyCount:
         """The ``n_trials`` slots taken: finished trials and running ones."""
         return self.finished + self.running
 
+    def end(self, n_trials: int, max_tokens: int | None) -> Literal["done", "spent"] | None:
+        """Which of a study's two ends it reached: ``done`` (``n_trials`` finished), ``spent``
+        (``max_tokens`` search tokens read), or neither."""
+        if self.finished >= n_trials:
+            return "done"
+        if max_tokens is not None and self.tokens >= max_tokens:
+            return "spent"
+        return None
+
     @staticmethod
     def of(study: optuna.Study) -> StudyCount:
         trials = store.trials(study)
@@ -69,10 +78,9 @@ def claim_trial(study: optuna.Study, n_trials: int, max_tokens: int | None) -> C
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
     count = StudyCount.of(study)
-    if count.finished >= n_trials:
-        return Claim("done", count)
-    if max_tokens is not None and count.tokens >= max_tokens:
-        return Claim("spent", count)
+    end = count.end(n_trials, max_tokens)
+    if end is not None:
+        return Claim(end, count)
     if count.occupied >= n_trials:
         return Claim("wait", count)
     with warnings.catch_warnings():  # "heartbeat ... supposed to be used with Study.optimize"

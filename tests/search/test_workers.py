@@ -184,3 +184,18 @@ def test_two_workers_share_the_predictor_short_list(
     assert all(n <= 3 for n in rounds.values())  # ...so no round holds more than k proposals
     keys = [tuple(sorted(t.params.items())) for t in screened]
     assert len(set(keys)) == len(keys)  # each proposal evaluated once
+
+
+@pytest.mark.parametrize(("finished", "tokens", "max_tokens", "end"), [
+    (5, 0, None, "done"),  # n_trials finished, whatever the tokens
+    (5, 900, 100, "done"),  # both reached: n_trials is checked first, as the workers stop on it
+    (4, 100, 100, "spent"),  # the token budget reached exactly
+    (4, 99, 100, None),
+    (4, 10**9, None, None),  # no token budget
+])
+def test_a_study_count_names_the_end_it_reached(finished: int, tokens: int, max_tokens: int | None,
+                                                end: str | None) -> None:
+    from allocsearch.search.workers import StudyCount
+
+    count = StudyCount(finished=finished, running=3, waiting=1, tokens=tokens)
+    assert count.end(5, max_tokens) == end
