@@ -17,7 +17,7 @@ issue 24. A parity plot of it.
 
 Writes benchmarks/results/predictor_quality_<device>.json; ``python benchmarks/report.py``
 writes the predictor section of docs/results.md from it and from
-``benchmarks/predictor_efficiency.py``'s results (``_predictor_render.py``).
+``benchmarks/predictor_efficiency.py``'s results (``_predictor_render.py``, ``_efficiency_render.py``).
 """
 
 from __future__ import annotations

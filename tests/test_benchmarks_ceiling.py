@@ -16,7 +16,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import _common
+import _efficiency_render as efficiency
 import _predictor_render as render
+import _render_text as render_text
 import predictor
 import predictor_ceiling as ceiling
 
@@ -210,9 +212,9 @@ def test_a_predictor_result_on_other_records_than_the_committed_ones_is_marked_n
     write_records(records, tmp_path / "predictor_records_cpu.jsonl")
     digest = _common.records_digest(records)
     assert digest == _common.committed_records_digest() and digest != _common.records_digest(records[:2])
-    assert render._records_note({"records_digest": digest}) == ""
-    assert render._records_note({}) == ""  # written before results recorded it
-    note = render._records_note({"records_digest": "0123abcd"})
+    assert render_text.records_note({"records_digest": digest}) == ""
+    assert render_text.records_note({}) == ""  # written before results recorded it
+    note = render_text.records_note({"records_digest": "0123abcd"})
     assert "another records file (digest 0123abcd" in note and digest in note
     m = "typed_target"
     rows = [{"study": "w", "target": 0.7, "label vs second": 0.91, "ceiling": 0.954, f"{m} vs label": 0.859}]
@@ -245,20 +247,20 @@ def test_the_efficiency_goal_verdict_compares_the_pretrained_arm_with_evopress_a
                ("pretrained", "best_wanda_ppl"): {"median": pre}}
         return out | ({("evopress", "best_wanda_ppl"): {"median": evo}} if evo is not None else {})
 
-    text = render._goal(e, stats([3, 3, 4], 130.0, 155.0))
+    text = efficiency._goal(e, stats([3, 3, 4], 130.0, 155.0))
     assert "within 10 evaluations met" in text and "0.839 times" in text
     assert "lower beyond the noise floor (floor 12.0% at 70%, wanda)" in text
-    assert "within noise of it" in render._goal(e, stats([3, 3, 4], 137.0, 155.0))
-    assert "higher beyond the noise floor" in render._goal(e, stats([3, 3, 4], 180.0, 155.0))
-    assert "within 10 evaluations not met" in render._goal(e, stats([3, 12, 14], 150.0, 155.0))
-    assert "within 10 evaluations not met" in render._goal(e, stats([3, 3, None], 150.0, 155.0))
-    assert render._goal(e, stats([3, 3, 3], 150.0, None)).endswith("within 10 evaluations met.")
+    assert "within noise of it" in efficiency._goal(e, stats([3, 3, 4], 137.0, 155.0))
+    assert "higher beyond the noise floor" in efficiency._goal(e, stats([3, 3, 4], 180.0, 155.0))
+    assert "within 10 evaluations not met" in efficiency._goal(e, stats([3, 12, 14], 150.0, 155.0))
+    assert "within 10 evaluations not met" in efficiency._goal(e, stats([3, 3, None], 150.0, 155.0))
+    assert efficiency._goal(e, stats([3, 3, 3], 150.0, None)).endswith("within 10 evaluations met.")
     both = stats([3, 3, 4], 130.0, 155.0) | {("pretrained", "best_wanda_ppl_other"): {"median": 200.0},
                                              ("evopress", "best_wanda_ppl_other"): {"median": 250.0}}
-    assert render._goal(e, both).endswith(
+    assert efficiency._goal(e, both).endswith(
         "(floor 12.0% at 70%, wanda); on the other domain 0.800 times (no noise floor measured there).")
     one = stats([3, 3, 4], 130.0, 155.0) | {("pretrained", "best_wanda_ppl_other"): {"median": 200.0}}
-    assert "other domain" not in render._goal(e, one)
+    assert "other domain" not in efficiency._goal(e, one)
 
 
 def test_the_goal_counts_the_draws_where_the_pretrained_arm_verifies_below_evopress(
@@ -279,19 +281,19 @@ def test_the_goal_counts_the_draws_where_the_pretrained_arm_verifies_below_evopr
             run("evopress", {"0": 150.0, "1": 155.0, "2": 145.0}),
             run("tpe", {"0": 100.0, "1": 100.0, "2": 100.0})]
     e = {"target": 0.7, "verify": {"pruner": "wanda"}, "runs": runs}
-    assert render._paired_draws(e, "pretrained", "evopress") == (2, 3)
-    assert render._paired_draws(e, "evopress", "pretrained") == (1, 3)
+    assert efficiency._paired_draws(e, "pretrained", "evopress") == (2, 3)
+    assert efficiency._paired_draws(e, "evopress", "pretrained") == (1, 3)
     stats: dict[tuple[str, str], dict[str, Any]] = {
         ("pretrained", "evals_to_ramp"): {"runs": 3, "reached": 3, "median": 3},
         ("pretrained", "best_wanda_ppl"): {"median": 140.0},
         ("evopress", "best_wanda_ppl"): {"median": 150.0}}
     assert "0.933 times the EvoPress-style sampler's, lower on 2 of 3 calibration draws, within noise" \
-        in render._goal(e, stats)
+        in efficiency._goal(e, stats)
     one = {**e, "runs": [run("pretrained", {"0": 1.0}), run("evopress", {"0": 2.0})]}
-    assert render._paired_draws(one, "pretrained", "evopress") is None
+    assert efficiency._paired_draws(one, "pretrained", "evopress") is None
     other = {**e, "runs": [run("pretrained", {"0": 1.0, "1": 1.0}), run("evopress", {"0": 2.0, "2": 2.0})]}
-    assert render._paired_draws(other, "pretrained", "evopress") is None
-    assert "calibration draws" not in render._goal(other, stats)
+    assert efficiency._paired_draws(other, "pretrained", "evopress") is None
+    assert "calibration draws" not in efficiency._goal(other, stats)
 
 
 def test_a_resumed_partial_keeps_only_rows_whose_label_is_their_records_fitness(table: FeatureTable) -> None:
@@ -308,10 +310,10 @@ def test_the_kept_arms_note_names_the_commits_of_kept_and_measured_runs() -> Non
     runs = [{"arm": "tpe", "seed": 0, "kept_from": "a" * 40, "commit": "a" * 40},
             {"arm": "pretrained", "seed": 0, "commit": "b" * 40},
             {"arm": "online", "seed": 0, "commit": "c" * 40}]
-    text = render._kept_note({"runs": runs})[1]
+    text = efficiency._kept_note({"runs": runs})[1]
     assert text.startswith("Arms tpe: kept") and f"measured at commit {'a' * 10})" in text
     assert text.endswith(f"The other arms ran at commit {'b' * 10}, {'c' * 10}.")
-    assert render._kept_note({"runs": runs[1:]}) == []
+    assert efficiency._kept_note({"runs": runs[1:]}) == []
 
 
 def test_the_damage_arm_is_compared_with_the_plain_pretrained_arm_against_the_noise_floor(
@@ -326,10 +328,11 @@ def test_the_damage_arm_is_compared_with_the_plain_pretrained_arm_against_the_no
         return {("pretrained_damage", "best_wanda_ppl"): {"median": damage},
                 ("pretrained", "best_wanda_ppl"): {"median": plain}}
 
-    text = render._damage_verdict(e, stats(126.3, 136.6))
+    text = efficiency._damage_verdict(e, stats(126.3, 136.6))
     assert text == ", 0.925 times the pretrained arm's, within noise of it"
-    assert render._damage_verdict(e, stats(100.0, 136.6)).endswith("lower beyond the noise floor")
-    assert render._damage_verdict({"target": 0.5, "verify": {"pruner": "wanda"}}, stats(100.0, 136.6)) == ""
+    assert efficiency._damage_verdict(e, stats(100.0, 136.6)).endswith("lower beyond the noise floor")
+    at_50 = {"target": 0.5, "verify": {"pruner": "wanda"}}
+    assert efficiency._damage_verdict(at_50, stats(100.0, 136.6)) == ""
 
 
 def test_the_readme_block_is_a_paragraph_then_one_bullet_per_check(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -337,12 +340,12 @@ def test_the_readme_block_is_a_paragraph_then_one_bullet_per_check(monkeypatch: 
     import _damage_render
 
     monkeypatch.setattr(_damage_render, "render_sentence", lambda: "")
-    monkeypatch.setattr(render, "_efficiency_sentence", lambda: " Efficiency.")
+    monkeypatch.setattr(efficiency, "render_sentence", lambda: " Efficiency.")
     head, blank, *bullets = render.render_readme().split("\n")
     assert head.startswith("Short-listing uses the `") and blank == ""
     assert bullets == ["- Ceiling.", "- Efficiency."]  # no bullet for a check without a result
     monkeypatch.setattr(render, "_ceiling_sentence", lambda: "")
-    monkeypatch.setattr(render, "_efficiency_sentence", lambda: "")
+    monkeypatch.setattr(efficiency, "render_sentence", lambda: "")
     assert "\n" not in render.render_readme()
 
 
@@ -362,8 +365,8 @@ def test_the_efficiency_bullet_nests_one_line_per_arm_then_the_goal(
          "summary": [*summary("tpe", 29, 200.0), *summary("pretrained", 3, 140.0),
                      *summary("evopress", 33, 150.0)]}
     (tmp_path / "predictor_efficiency_cpu.json").write_text(json.dumps(e))
-    monkeypatch.setattr(render, "result_path", lambda name: (tmp_path / name, False))
-    lead, *arms = render._efficiency_sentence().split("\n")
+    monkeypatch.setattr(efficiency, "result_path", lambda name: (tmp_path / name, False))
+    lead, *arms = efficiency.render_sentence().split("\n")
     assert lead == (" At 70% with 98,304 search tokens per arm (`benchmarks/predictor_efficiency.py`, 3 "
                     "calibration draws; the noise floor at 70% is in BENCHMARKS.md):")
     assert [a[:14] for a in arms] == ["  - TPE alone:", "  - TPE with a", "  - The EvoPre", "  - Against th"]
