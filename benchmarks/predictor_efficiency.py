@@ -94,6 +94,9 @@ ARMS = ("tpe", "online", "pretrained", "pretrained_additive", "pretrained_damage
 #: row records its own (``commit``): the TPE rows once kept as 568f618's had been measured at
 #: 4e9544d (the result file's history), and one of them did not reproduce on later code.
 KEEPABLE = ("tpe", "evopress")
+#: Options that choose what a process does, not how the arms are measured: left out of the
+#: result's settings, which a later ``--keep`` compares.
+OPERATIONAL = ("progress", "arms", "seeds", "report", "keep", "curves_only", "centres")
 #: What each arm's summary reports (the other domain's only where the verification scored one).
 METRICS = ("evals_to_ramp", "tokens_to_ramp", "best_fitness", "best_wanda_ppl", "best_wanda_ppl_other")
 PRETRAIN_TARGETS = (0.5, 0.6, 0.75)
@@ -314,7 +317,7 @@ def main() -> None:
                    help=f"measure the pretrained_damage arm's curves at these of its targets "
                         f"{list(DAMAGE_TARGETS)} into the library's cache, and stop: one process per "
                         f"share of them, before the arm runs")
-    p.add_argument("--centres", nargs="+", default=list(CENTRES), choices=CENTRES,
+    p.add_argument("--centres", nargs="+", default=None, choices=CENTRES,
                    help="with --curves-only: only the curves around these centres (a second process "
                         "can take a target's other centre while the first measures the one before)")
     p.add_argument("--report", action="store_true",
@@ -323,6 +326,8 @@ def main() -> None:
     unknown = sorted(set(args.curves_only or ()) - set(DAMAGE_TARGETS))
     if unknown:
         p.error(f"--curves-only: the damage arm's curves are at {list(DAMAGE_TARGETS)}, not {unknown}")
+    if args.centres and not args.curves_only:
+        p.error("--centres chooses the curves --curves-only measures; the arms use every centre")
 
     name = f"predictor_efficiency_{'cuda' if args.device == 'cuda' else 'cpu'}.json"
     partial = PENDING / f"{name}.partial"  # hours: committed between sessions
@@ -344,8 +349,9 @@ def main() -> None:
         runs = merge_partial(partial, keep, args.keep)
     ev = Evaluator.build(loaded, base.evaluator, progress=False)
     if args.curves_only:
-        curves = measure_curves(ev, args.fidelity, args.curves_only, args.centres)
-        print(f"damage curves at {args.curves_only} around {args.centres}: {curves.tokens_read:,} "
+        centres = args.centres or CENTRES
+        curves = measure_curves(ev, args.fidelity, args.curves_only, centres)
+        print(f"damage curves at {args.curves_only} around {list(centres)}: {curves.tokens_read:,} "
               "search tokens, in the library's cache", flush=True)
         return
     pretrained = any(a.startswith("pretrained") for a in args.arms)
@@ -373,11 +379,6 @@ def main() -> None:
             runs = merge_partial(partial, runs, args.keep, ramp)
     ev.close()
     write_report(args, name, base, merge_partial(partial, runs, args.keep, ramp), ramp)
-
-
-#: Options that choose what a process does, not how the arms are measured: left out of the
-#: result's settings, which a later ``--keep`` compares.
-OPERATIONAL = ("progress", "arms", "seeds", "report", "keep", "curves_only", "centres")
 
 
 def settings_of(args: argparse.Namespace) -> dict[str, Any]:

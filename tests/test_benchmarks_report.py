@@ -717,3 +717,14 @@ def test_efficiency_settings_leave_out_what_only_chooses_the_work() -> None:
     args = argparse.Namespace(model="smollm2-135m", fidelity=2048, draws=3, progress=True, arms=["tpe"],
                               seeds=[0], report=True, keep=[], curves_only=[0.7], centres=["uniform"])
     assert predictor_efficiency.settings_of(args) == {"model": "smollm2-135m", "fidelity": 2048, "draws": 3}
+
+
+def test_centres_without_curves_only_is_refused(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import predictor_efficiency
+
+    monkeypatch.setattr(sys, "argv", ["predictor_efficiency.py", "--centres", "uniform"])
+    with pytest.raises(SystemExit):  # before the model loads
+        predictor_efficiency.main()
+    assert "--centres chooses the curves --curves-only measures" in capsys.readouterr().err
