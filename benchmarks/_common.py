@@ -65,11 +65,17 @@ ARCHIVED_NOTE = ("measured on older code without a manifest (archived in benchma
 #: hour of CPU measuring the same 360 plans again).
 PREDICTOR_RUNS = RESULTS / "predictor_runs"
 PREDICTOR_RECORDS = "predictor_records_{device}.jsonl"
+#: Fresh studies (benchmarks/predictor_data.py --fresh): the same kinds at other seeds, never
+#: trained on, for benchmarks/predictor_fresh.py to rank.
+FRESH_RUNS = RESULTS / "predictor_fresh_runs"
+FRESH_RECORDS = "predictor_records_fresh_{device}.jsonl"
 
 
-def predictor_study_folders() -> list[Path]:
-    """The predictor studies' folders on this machine (not the efficiency runs' ``eff-*``)."""
-    return sorted(p.parent for p in PREDICTOR_RUNS.glob("*/study.db") if not p.parent.name.startswith("eff-"))
+def predictor_study_folders(runs: Path | None = None) -> list[Path]:
+    """The predictor studies' folders on this machine under ``runs`` (:data:`PREDICTOR_RUNS` by
+    default; not the efficiency runs' ``eff-*``)."""
+    root = PREDICTOR_RUNS if runs is None else runs
+    return sorted(p.parent for p in root.glob("*/study.db") if not p.parent.name.startswith("eff-"))
 
 
 def predictor_records(device: str = "cpu") -> tuple[list[Any], str]:
@@ -79,13 +85,30 @@ def predictor_records(device: str = "cpu") -> tuple[list[Any], str]:
     from allocsearch.search.records import folder_records
 
     folders = predictor_study_folders()
-    if folders:
-        return folder_records(folders), f"{PREDICTOR_RUNS.name}/"
     path = RESULTS / PREDICTOR_RECORDS.format(device=device)
+    if folders:
+        records = folder_records(folders)
+        if path.is_file():
+            _check_folders_cover(records, read_records(path), path.name)
+        return records, f"{PREDICTOR_RUNS.name}/"
     if not path.is_file():
         raise SystemExit(f"no predictor studies under {PREDICTOR_RUNS} and no {path.name}: "
                          "run benchmarks/predictor_data.py first")
     return read_records(path), path.name
+
+
+def _check_folders_cover(folders: Sequence[Any], committed: Sequence[Any], name: str) -> None:
+    """Refuse study folders that lack trials of the committed records: a shard's or an
+    extension's part run (other seeds, an interrupted study) would otherwise stand in for them,
+    and every predictor result would be measured on other plans without a word."""
+    have = {(r.study, r.trial) for r in folders}
+    missing = sorted({r.study for r in committed if (r.study, r.trial) not in have})
+    if missing:
+        shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+        raise SystemExit(f"the study folders under {PREDICTOR_RUNS} lack trials of {len(missing)} "
+                         f"studies in {name} ({shown}): finish benchmarks/predictor_data.py and "
+                         "write the records with --records-only, or move the folders away to read "
+                         f"{name}")
 
 
 def records_digest(records: Sequence[Any]) -> str:

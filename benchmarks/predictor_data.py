@@ -18,6 +18,13 @@ benchmarks/results/predictor_data_<device>.json (per study its config, trials, s
 and the seconds its trials took) and
 benchmarks/results/predictor_records_<device>.jsonl: the records of every study folder there,
 the file the predictor benchmarks read on a machine without the folders.
+
+    python benchmarks/predictor_data.py --fresh              # the same kinds at seeds 3-5 (~2 h)
+
+``--fresh`` runs the same study kinds at seeds no predictor is trained on (3, 4, 5 unless
+``--seeds`` says others, none of 0-2) into benchmarks/results/predictor_fresh_runs/, and writes
+predictor_data_fresh_<device>.json and predictor_records_fresh_<device>.jsonl:
+benchmarks/predictor_fresh.py ranks their plans with the predictor trained on the records above.
 """
 
 from __future__ import annotations
@@ -31,6 +38,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
+    FRESH_RECORDS,
+    FRESH_RUNS,
     PREDICTOR_RECORDS,
     PREDICTOR_RUNS,
     RESULTS,
@@ -52,14 +61,20 @@ from allocsearch.search import StudyConfig, run_study, tokens_read
 from allocsearch.search.records import folder_records
 from allocsearch.search.storage import load_study
 
-RUNS = PREDICTOR_RUNS
 #: (target %, sampler): four targets, four samplers, more at 70% for the per-target figures.
 DEFAULT_STUDIES = ("70-tpe", "70-evopress", "70-random", "60-cmaes", "60-evopress", "50-tpe",
                    "50-random", "75-cmaes", "75-tpe")
 #: Three seeds of each: leave-one-study-out has 21 held-out studies at 60-75% to be judged on.
 DEFAULT_SEEDS = (0, 1, 2)
+#: ``--fresh``: seeds of studies no predictor result trains on.
+FRESH_SEEDS = (3, 4, 5)
 #: Few priors, so the samplers make most of the plans.
 WARM = "[{method: uniform}, {method: ramp, grid: {slope: [0.1, 0.3]}}, {method: alpha, params: {eps: 0.1}}]"
+
+
+def runs_of(args: argparse.Namespace) -> Path:
+    """Where the studies' folders are: the fresh studies' own folder with ``--fresh``."""
+    return FRESH_RUNS if args.fresh else PREDICTOR_RUNS
 
 
 def study_config(key: str, seed: int, args: argparse.Namespace) -> StudyConfig:
@@ -73,7 +88,7 @@ def study_config(key: str, seed: int, args: argparse.Namespace) -> StudyConfig:
     if sampler == "tpe":
         overrides.append("sampler.params={n_startup_trials: 15}")
     cfg = StudyConfig.load(STUDIES / "smollm2-70.yaml", overrides)
-    return dataclasses.replace(cfg, name=f"pred-{key}-s{seed}", output=RUNS / f"{key}-s{seed}")
+    return dataclasses.replace(cfg, name=f"pred-{key}-s{seed}", output=runs_of(args) / f"{key}-s{seed}")
 
 
 def study_row(key: str, cfg: StudyConfig) -> dict[str, Any]:
@@ -96,17 +111,23 @@ def main() -> None:
                    help="<target pct>-<sampler> keys")
     p.add_argument("--n-trials", type=int, default=40)
     p.add_argument("--fidelity", type=int, default=2048, help="search tokens per trial")
-    p.add_argument("--seeds", type=int, nargs="+", default=list(DEFAULT_SEEDS),
-                   help="each study key is run at each of these seeds")
+    p.add_argument("--seeds", type=int, nargs="+", default=None,
+                   help="each study key is run at each of these seeds (0 1 2; with --fresh, 3 4 5)")
     p.add_argument("--shard", type=shard_of, default=None, metavar="I/N",
                    help="run every N-th (study, seed) from the I-th only, and write no result")
     p.add_argument("--progress", action="store_true")
     p.add_argument("--records-only", action="store_true",
                    help="only write the records file from the study folders already here")
+    p.add_argument("--fresh", action="store_true",
+                   help="studies for benchmarks/predictor_fresh.py: seeds no predictor trains on")
     args = p.parse_args()
+    if args.seeds is None:
+        args.seeds = list(FRESH_SEEDS if args.fresh else DEFAULT_SEEDS)
+    if args.fresh and set(args.seeds) & set(DEFAULT_SEEDS):
+        p.error(f"--fresh studies must not share a seed with the training records' {list(DEFAULT_SEEDS)}")
     if args.records_only:
         device = "cuda" if args.device == "cuda" else "cpu"
-        return write_records_file(device)
+        return write_records_file(device, args.fresh)
     keys = [(k, seed) for seed in args.seeds for k in args.studies]
     configs = [study_config(k, seed, args) for k, seed in keys]
     mine = list(range(len(keys)))[args.shard[0]::args.shard[1]] if args.shard else range(len(keys))
@@ -124,7 +145,8 @@ def main() -> None:
     rows = [study_row(k, cfg) for (k, _), cfg in zip(keys, configs, strict=True)]
     print_table(rows, ["study", "seed", "target", "sampler", "trials", "search_tokens", "best_fitness",
                        "seconds"])
-    out = write_json(f"predictor_data_{loaded.device.type}.json", {
+    fresh = "_fresh" if args.fresh else ""
+    out = write_json(f"predictor_data{fresh}_{loaded.device.type}.json", {
         "command": command_line(), "model": args.model, "dtype": args.dtype,
         "fidelity": args.fidelity, "seeds": args.seeds, "warm_start": WARM,
         "environment": environment(), "rows": rows,
@@ -132,12 +154,13 @@ def main() -> None:
                  "data": "embedded", "evaluation": f"fitness at {args.fidelity} search tokens",
                  "seeds": args.seeds})
     print(f"wrote {out}")
-    write_records_file(loaded.device.type)
+    write_records_file(loaded.device.type, args.fresh)
 
 
-def write_records_file(device: str) -> None:
-    records = folder_records(predictor_study_folders())
-    path = write_records(records, RESULTS / PREDICTOR_RECORDS.format(device=device))
+def write_records_file(device: str, fresh: bool = False) -> None:
+    records = folder_records(predictor_study_folders(FRESH_RUNS if fresh else PREDICTOR_RUNS))
+    name = FRESH_RECORDS if fresh else PREDICTOR_RECORDS
+    path = write_records(records, RESULTS / name.format(device=device))
     print(f"wrote {path} ({len(records)} records)")
 
 

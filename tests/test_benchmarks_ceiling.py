@@ -338,13 +338,16 @@ def test_the_damage_arm_is_compared_with_the_plain_pretrained_arm_against_the_no
 def test_the_readme_block_is_a_paragraph_then_one_bullet_per_check(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(render, "_ceiling_sentence", lambda: " Ceiling.")
     import _damage_render
+    import _fresh_render
 
     monkeypatch.setattr(_damage_render, "render_sentence", lambda: "")
+    monkeypatch.setattr(_fresh_render, "render_sentence", lambda: " Fresh.")
     monkeypatch.setattr(efficiency, "render_sentence", lambda: " Efficiency.")
     head, blank, *bullets = render.render_readme().split("\n")
     assert head.startswith("Short-listing uses the `") and blank == ""
-    assert bullets == ["- Ceiling.", "- Efficiency."]  # no bullet for a check without a result
+    assert bullets == ["- Ceiling.", "- Fresh.", "- Efficiency."]  # none for a check without a result
     monkeypatch.setattr(render, "_ceiling_sentence", lambda: "")
+    monkeypatch.setattr(_fresh_render, "render_sentence", lambda: "")
     monkeypatch.setattr(efficiency, "render_sentence", lambda: "")
     assert "\n" not in render.render_readme()
 

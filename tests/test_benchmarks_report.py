@@ -194,6 +194,36 @@ def test_predictor_benchmarks_read_the_committed_records_without_the_study_folde
         _common.predictor_records("cuda")
 
 
+def test_predictor_benchmarks_refuse_study_folders_that_lack_committed_trials(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Study folders stand in for the committed records only when they hold every trial of
+    them: a shard's part run (other seeds, an interrupted study) is refused, naming what lacks."""
+    import _common
+
+    import allocsearch.search.records as search_records
+    from allocsearch.allocation import get_allocator
+    from allocsearch.predictor.records import PlanRecord, write_records
+    from tests.helpers import tiny_profile
+
+    monkeypatch.setattr(_common, "RESULTS", tmp_path)
+    plan = get_allocator("uniform").allocate(tiny_profile(), 0.6)
+    committed = [PlanRecord(plan, 10.0 + t, tokens=2048, study=s, trial=t)
+                 for s in ("pred-60-x-s0", "pred-60-x-s1") for t in range(2)]
+    write_records(committed, tmp_path / "predictor_records_cpu.jsonl")
+    monkeypatch.setattr(_common, "predictor_study_folders", lambda: [tmp_path / "f"])
+    in_folders: list[PlanRecord] = []
+    monkeypatch.setattr(search_records, "folder_records", lambda folders: in_folders)
+    in_folders[:] = [*committed[:3], PlanRecord(plan, 9.0, tokens=2048, study="pred-60-x-s3", trial=0)]
+    with pytest.raises(SystemExit, match=r"lack trials of 1 studies in predictor_records_cpu\.jsonl "
+                                         r"\(pred-60-x-s1\)"):
+        _common.predictor_records("cpu")
+    in_folders.append(committed[3])  # every committed trial, and one more study: the folders serve
+    got, source = _common.predictor_records("cpu")
+    assert source == "predictor_runs/"
+    assert [(r.study, r.trial) for r in got] == [(r.study, r.trial) for r in in_folders]
+
+
 def test_efficiency_keeps_earlier_arms_only_when_measured_alike(tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """``predictor_efficiency.py --keep``: the committed result's rows of the kept arms, marked

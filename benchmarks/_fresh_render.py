@@ -1,0 +1,74 @@
+"""The fresh-studies sentence of README.md and its table in docs/results.md, rendered from the
+JSON benchmarks/predictor_fresh.py wrote (nothing until it has)."""
+
+from __future__ import annotations
+
+from statistics import median
+from typing import Any
+
+from _common import records_result
+from predictor import deciding
+
+NAME = "predictor_fresh_cpu.json"
+COLUMNS = ("default", "blend", "additive", "damage")
+
+
+def _result() -> tuple[dict[str, Any] | None, str]:
+    """The fresh result, and why it is not current (see :func:`records_result`)."""
+    return records_result(NAME)
+
+
+def _lowest(d: dict[str, Any], col: str, k: int = 3) -> list[dict[str, Any]]:
+    """The ``k`` 60-75% studies ranked worst by ``col``."""
+    return sorted((r for r in d["studies"] if deciding(r["target"])), key=lambda r: r[col])[:k]
+
+
+def render_sentence() -> str:
+    """One sentence for the README's predictor paragraph (empty until measured)."""
+    d, stale = _result()
+    if d is None:
+        return ""
+    if stale:
+        return f" The fresh-studies check (`benchmarks/predictor_fresh.py`) has no current result: {stale}."
+    s = {r["ranking"]: r for r in d["rows"]}
+    n = sum(1 for r in d["studies"] if deciding(r["target"]))
+    spread = median(r["spread"] for r in d["studies"] if deciding(r["target"]))
+    worst = ", ".join(f"{r['study']} {r['blend']:.3f} (spread {r['spread']:.3f})"
+                      for r in _lowest(d, "blend"))
+
+    def part(k: str) -> str:
+        return f"{s[k]['min']:.3f} (median {s[k]['median']:.3f}, {s[k]['below_0.9']} below 0.9)"
+
+    return (f" On fresh studies (`benchmarks/predictor_fresh.py`): trained on all {d['records']:,} "
+            f"committed records, the `{d['default_model']}` model ranks the plans of {len(d['studies'])} "
+            f"studies of the same kinds at other seeds, which no model was trained or chosen on, at a "
+            f"lowest Spearman of "
+            f"{part('default')} over the {n} at 60-75%; with measured damage {part('blend')}; the additive "
+            f"baseline {part('additive')}. The lowest blends are on the studies whose plans lie closest "
+            f"together ({worst}; spread: the interquartile range of a study's log-fitness, median "
+            f"{spread:.3f} over these {n}). The held-out figures above are measured on "
+            f"the studies the models were chosen on; these are what a new study can expect.")
+
+
+def render_lines() -> list[str]:
+    """Its per-study table for docs/results.md (empty until measured)."""
+    d, stale = _result()
+    if d is None:
+        return []
+    note = f" *Not current: {stale}.*" if stale else ""
+    s = {r["ranking"]: r for r in d["rows"]}
+    cols = [k for k in COLUMNS if k in s]
+    lines = ["", f"**Fresh studies** (`{d['manifest']['command']}`).{note} The `{d['default_model']}` model "
+             f"and the additive baseline trained on every committed record ({d['records']:,}), ranking the "
+             f"{d['fresh_records']:,} plans of studies of the same kinds at other seeds "
+             f"(`benchmarks/predictor_data.py --fresh`). Spearman per study: `default`; `blend`, with the "
+             f"measured damage of the {d['tokens']}-token curves; `additive`; `damage` alone. `spread`: the "
+             f"interquartile range of the study's log-fitness.", "",
+             "| study | " + " | ".join(cols) + " | spread |", "| --- |" + " --- |" * (len(cols) + 1)]
+    for r in d["studies"]:
+        cells = [f"{r[k]:.3f}" for k in (*cols, "spread")]
+        lines.append(f"| {r['study']} | " + " | ".join(cells) + " |")
+    each = [f"{k} min {s[k]['min']:.3f}, median {s[k]['median']:.3f}, {s[k]['below_0.9']} below 0.9"
+            for k in cols]
+    lines += ["", "Over the 60-75% studies: " + "; ".join(each) + "."]
+    return lines

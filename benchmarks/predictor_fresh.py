@@ -1,0 +1,135 @@
+"""Fresh studies: the shipped predictor ranking the plans of studies no predictor was trained on.
+
+benchmarks/predictor.py and benchmarks/predictor_damage.py hold each of the 27 committed
+predictor studies out in turn: their Spearman is measured on those studies' plans, which also
+chose the model (a selection effect). Here the default model (and the additive baseline) is
+trained on every committed record, as ``allocsearch predictor train`` would, and ranks the plans
+of studies of the same kinds at other seeds (benchmarks/predictor_data.py --fresh: seeds 3-5,
+run after the models were chosen): plans it has never seen, as a user's next study would be.
+
+Per fresh study, the Spearman against its labels of: ``default``, ``blend`` (the default model
+plus the measured damage of benchmarks/predictor_damage.py's 2048-token curves, read back from
+its resume file or the library's curve cache, measured where neither has them), ``additive``,
+and ``damage`` alone; and ``spread``, the interquartile range of the study's log-fitness: a
+study whose plans lie within the labels' noise of each other cannot be ranked by anything.
+
+    python benchmarks/predictor_data.py --fresh      # the fresh studies (~2 h of one core)
+    python benchmarks/predictor_fresh.py             # the table (~3 min with the curves cached)
+
+Writes benchmarks/results/predictor_fresh_<device>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np
+from _common import (
+    FRESH_RECORDS,
+    RESULTS,
+    STUDIES,
+    add_model_args,
+    command_line,
+    environment,
+    predictor_records,
+    print_table,
+    records_digest,
+    write_json,
+)
+from predictor_damage import LABEL_TOKENS, _key, measure_all, study_rows, summary
+
+from allocsearch.data import DataConfig
+from allocsearch.evaluate import Evaluator
+from allocsearch.models import load_model
+from allocsearch.predictor import FeatureTable, Predictor
+from allocsearch.predictor.base import DEFAULT_MODEL
+from allocsearch.predictor.damage import CENTRES, CentredCurves, DamageCurves
+from allocsearch.predictor.records import PlanRecord, read_records
+from allocsearch.profile import build_profile
+from allocsearch.search import StudyConfig
+
+TARGETS = (0.6, 0.7, 0.75)  # where predictor_damage.py measures its curves
+
+
+def fresh_records(device: str) -> list[PlanRecord]:
+    """The fresh studies' records, or a SystemExit naming the command that makes them."""
+    path = RESULTS / FRESH_RECORDS.format(device=device)
+    if not path.is_file():
+        raise SystemExit(f"no {path.name}: run benchmarks/predictor_data.py --fresh first")
+    return read_records(path)
+
+
+def check_fresh(train: list[PlanRecord], fresh: list[PlanRecord]) -> None:
+    """Refuse fresh records that share a study with the training records."""
+    shared = sorted({r.study for r in train} & {r.study for r in fresh})
+    if shared:
+        raise SystemExit(f"the fresh records share studies with the training records: {', '.join(shared)}")
+
+
+def spread(records: list[PlanRecord], rows: list[dict[str, Any]]) -> None:
+    """Add each study's interquartile range of log-fitness to its row."""
+    for row in rows:
+        y = np.log([r.fitness for r in records if r.study == row["study"]])
+        q75, q25 = np.percentile(y, [75, 25])
+        row["spread"] = float(q75 - q25)
+
+
+def curves_at_label_tokens(loaded: Any) -> DamageCurves:
+    """predictor_damage.py's 2048-token curves (its resume file, the cache, or measured)."""
+    base = StudyConfig.load(STUDIES / "smollm2-70.yaml")  # the predictor studies' evaluator
+    config = dataclasses.replace(base.evaluator, fidelities=(LABEL_TOKENS,))
+    ev = Evaluator.build(loaded, config, progress=False)
+    pairs = [(t, c) for t in TARGETS for c in CENTRES]
+    done = measure_all(ev, pairs, None, LABEL_TOKENS)
+    ev.close()
+    return DamageCurves(tuple(CentredCurves.from_dict(done[_key(t, c)]["curves"]) for t, c in pairs))
+
+
+def rankings(table: FeatureTable, train: list[PlanRecord], fresh: list[PlanRecord], curves: DamageCurves,
+             members: int, seed: int) -> dict[str, np.ndarray]:
+    """(plans,) scores of the fresh plans per ranking, each model trained on every ``train`` record."""
+    plans = [r.plan for r in fresh]
+    default = Predictor.train(table, train, model=DEFAULT_MODEL, members=members, seed=seed)
+    additive = Predictor.train(table, train, model="additive", members=members, seed=seed)
+    return {"default": default.predict(plans)[0], "blend": default.with_damage(curves).predict(plans)[0],
+            "additive": additive.predict(plans)[0], "damage": curves.of_plans(plans)}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_model_args(p)
+    p.add_argument("--members", type=int, default=5)
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args()
+    loaded = load_model(args.model, device=args.device, dtype=args.dtype)
+    train, _ = predictor_records(loaded.device.type)
+    fresh = fresh_records(loaded.device.type)
+    check_fresh(train, fresh)
+    curves = curves_at_label_tokens(loaded)
+    table = FeatureTable.from_profile(build_profile(loaded, DataConfig(), progress=False))
+    rows = study_rows(fresh, rankings(table, train, fresh, curves, args.members, args.seed))
+    best = [{"ranking": k} | v for k, v in summary(rows).items()]
+    spread(fresh, rows)
+    print_table(rows, list(rows[0]))
+    print_table(best, ["ranking", "min", "median", "below_0.9"])
+    path = write_json(f"predictor_fresh_{loaded.device.type}.json", {
+        "command": command_line(), "environment": environment(),
+        "records": len(train), "records_digest": records_digest(train),
+        "fresh_records": len(fresh), "fresh_digest": records_digest(fresh),
+        "default_model": DEFAULT_MODEL, "members": args.members, "seed": args.seed,
+        "targets": list(TARGETS), "centres": list(CENTRES), "tokens": LABEL_TOKENS,
+        "rows": best, "studies": rows,
+    }, protocol={"device": loaded.device.type, "dtype": args.dtype, "model": args.model, "data": "embedded",
+                 "calibration": "the predictor studies' profile (studies/smollm2-70.yaml)",
+                 "evaluation": f"search tokens 0-{LABEL_TOKENS}", "seeds": [args.seed]})
+    print(f"\nwrote {path}")
+
+
+if __name__ == "__main__":
+    main()
