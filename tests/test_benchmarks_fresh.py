@@ -82,10 +82,11 @@ def test_the_fresh_sentence_names_the_lowest_studies_and_their_spread(
     monkeypatch.setattr(_fresh_render, "records_result", lambda name: (data, ""))
     text = _fresh_render.render_sentence()
     assert "trained on all 1,080 committed records, the `m` model ranks the plans of 5 studies" in text
-    assert "at a lowest Spearman of 0.600 (median 0.900, 3 below 0.9) over the 4 at 60-75%" in text
-    # the 50% study is not judged: the three lowest blends at 60-75%, and the median spread of those 4
-    assert "(pred-60-a-s3 0.700 (spread 0.040), pred-75-c-s3 0.800 (spread 0.500), " \
-           "pred-70-d-s3 0.920 (spread 1.000); spread: " in text
+    assert ("at a lowest Spearman of 0.600 (median 0.900, 3 below 0.9; lowest pred-60-a-s3 0.600 (spread "
+            "0.040), pred-75-c-s3 0.700 (spread 0.500)) over the 4 at 60-75%") in text
+    # the 50% study is not judged: the blend's two lowest at 60-75%, and the median spread of those 4
+    assert ("with measured damage 0.700 (median 0.900, 2 below 0.9; lowest pred-60-a-s3 0.700 (spread "
+            "0.040), pred-75-c-s3 0.800 (spread 0.500)); the additive baseline 0.500 (median 0.900)") in text
     assert "median 0.750 over these 4" in text
     assert "| pred-60-a-s3 | 0.600 | 0.700 | 0.500 | 0.600 | 0.040 |" in _fresh_render.render_lines()
     monkeypatch.setattr(_fresh_render, "records_result", lambda name: (data, "its records differ"))
