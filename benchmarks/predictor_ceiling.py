@@ -86,7 +86,31 @@ def second_measure(ev: Evaluator, plan: Any, label_tokens: int) -> tuple[float, 
     return first.value, math.exp(rest)
 
 
-def _key(r: Any) -> str:
+def measure_again(ev: Evaluator, chosen: list[PlanRecord], done: dict[str, Any], partial: Path,
+                  shard: tuple[int, int] | None, label_tokens: int) -> None:
+    """Measure each of ``chosen`` not yet in ``done`` again (:func:`second_measure`) into
+    ``done``, saved to ``partial`` (this shard's file) after each plan."""
+    own = [plan_key(r) for r in chosen]
+    for i, r in enumerate(chosen):
+        key = plan_key(r)
+        if key in done:
+            continue
+        again, later = second_measure(ev, r.plan, label_tokens)
+        done[key] = {"label": r.fitness, "again": again, "second": later} | code_state()
+        save_rows(partial, done, shard, own)
+        if i % 20 == 0:
+            print(f"  {i}/{len(chosen)} {key}: label {r.fitness:.3f} again {again:.3f} second {later:.3f}",
+                  flush=True)
+
+
+def reliability(label: np.ndarray, second: np.ndarray) -> dict[str, float]:
+    """The Spearman of two measurements of the same plans (``label``, ``second``: (plans,)) and
+    the ceiling it sets on any predictor's Spearman against the first (its square root)."""
+    rel = _rho(label, second)
+    return {"label vs second": rel, "ceiling": math.sqrt(max(rel, 0.0))}
+
+
+def plan_key(r: Any) -> str:
     """A record's key in the partial file."""
     return f"{r.study}|{r.trial}"
 
@@ -96,7 +120,7 @@ def current_rows(done: dict[str, Any], records: list[PlanRecord]) -> dict[str, A
     a records file measured again (new plans under the same names) would otherwise pair one
     plan's label with another plan's second measurement. A row stands when its stored label is
     its record's fitness."""
-    fitness = {_key(r): r.fitness for r in records}
+    fitness = {plan_key(r): r.fitness for r in records}
     kept = {k: v for k, v in done.items() if k in fitness and v["label"] == fitness[k]}
     if len(kept) < len(done):
         print(f"measuring again: {len(done) - len(kept)} rows of the partial file belong to other "
@@ -139,17 +163,7 @@ def main() -> None:
     chosen.sort(key=lambda r: not deciding(r.target))
     if args.shard is not None:
         chosen = chosen[args.shard[0]::args.shard[1]]
-    own = [_key(r) for r in chosen]
-    for i, r in enumerate(chosen):
-        key = _key(r)
-        if key in done:
-            continue
-        again, later = second_measure(ev, r.plan, args.label_tokens)
-        done[key] = {"label": r.fitness, "again": again, "second": later} | code_state()
-        save_rows(partial, done, args.shard, own)
-        if i % 20 == 0:
-            print(f"  {i}/{len(chosen)} {key}: label {r.fitness:.3f} again {again:.3f} second {later:.3f}",
-                  flush=True)
+    measure_again(ev, chosen, done, partial, args.shard, args.label_tokens)
     ev.close()
     if args.shard is not None:
         print(f"shard {args.shard[0]}/{args.shard[1]} done; run again without --shard to write the result")
@@ -192,11 +206,11 @@ def minimum_over_deciding(rows: list[dict[str, Any]]) -> dict[str, float]:
 def both_halves(records: list[PlanRecord], done: dict[str, Any]) -> list[PlanRecord] | None:
     """Each record labelled with its perplexity on both halves (twice the tokens, half the
     noise variance), or None unless every record was measured again."""
-    if any(_key(r) not in done for r in records):
+    if any(plan_key(r) not in done for r in records):
         return None
     # NLL adds over tokens: log ppl on both halves is the mean of the two logs.
     return [dataclasses.replace(r, tokens=2 * r.tokens, fitness=math.exp(
-        (math.log(r.fitness) + math.log(done[_key(r)]["second"])) / 2)) for r in records]
+        (math.log(r.fitness) + math.log(done[plan_key(r)]["second"])) / 2)) for r in records]
 
 
 def study_rows(table: FeatureTable, records: list[PlanRecord], done: dict[str, Any], members: int,
@@ -215,14 +229,13 @@ def study_rows(table: FeatureTable, records: list[PlanRecord], done: dict[str, A
     rows = []
     for study in sorted({r.study for r in records}):
         idx = [i for i, r in enumerate(records) if r.study == study]
-        if any(_key(records[i]) not in done for i in idx):
+        if any(plan_key(records[i]) not in done for i in idx):
             continue  # not all of its plans are measured yet
         label = np.log([records[i].fitness for i in idx])
-        second = np.log([done[_key(records[i])]["second"] for i in idx])
+        second = np.log([done[plan_key(records[i])]["second"] for i in idx])
         both = (label + second) / 2
         row: dict[str, Any] = {"study": study, "target": records[idx[0]].target, "n": len(idx),
-                               "label vs second": (rel := _rho(label, second)),
-                               "ceiling": math.sqrt(max(rel, 0.0))}
+                               **reliability(label, second)}
         for model, h in held.items():
             row[f"{model} vs label"] = _rho(h.mean[idx], label)
             row[f"{model} vs second"] = _rho(h.mean[idx], second)

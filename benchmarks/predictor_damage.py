@@ -73,7 +73,7 @@ def partial_path(tokens: int) -> Path:
     return RUNS / f"predictor_damage_{tokens}.partial.json"
 
 
-def _key(target: float, centre: str) -> str:
+def curve_key(target: float, centre: str) -> str:
     return f"{target:g}|{centre}"
 
 
@@ -83,9 +83,9 @@ def measure_all(ev: Evaluator, pairs: list[tuple[float, str]], shard: tuple[int,
     partial = partial_path(tokens)
     # Curves measured on other library code are measured again (as every suite's resume does).
     done = fresh_entries(load_done(partial), partial.name)
-    own = [_key(t, c) for t, c in pairs]
+    own = [curve_key(t, c) for t, c in pairs]
     for t, c in pairs:
-        key = _key(t, c)
+        key = curve_key(t, c)
         if key in done:
             continue
         start = time.perf_counter()
@@ -215,7 +215,7 @@ def main() -> None:
     curves = {}
     for tokens, rows_done in done.items():
         save_partial(partial_path(tokens), rows_done)
-        curves[tokens] = DamageCurves(tuple(CentredCurves.from_dict(rows_done[_key(t, c)]["curves"])
+        curves[tokens] = DamageCurves(tuple(CentredCurves.from_dict(rows_done[curve_key(t, c)]["curves"])
                                             for t, c in pairs))
     records, _ = predictor_records(loaded.device.type)
     table = FeatureTable.from_profile(build_profile(loaded, DataConfig(), progress=False))
@@ -231,7 +231,7 @@ def main() -> None:
         "targets": sorted(args.targets), "centres": args.centres, "tokens": args.tokens,
         "cost": {str(tokens): cost(done[tokens], curves[tokens], pairs) | {"study_tokens": study_tokens}
                  for tokens in args.tokens},
-        "curves": {f"{_key(t, c)}|{tokens}": {k: v for k, v in done[tokens][_key(t, c)].items()
+        "curves": {f"{curve_key(t, c)}|{tokens}": {k: v for k, v in done[tokens][curve_key(t, c)].items()
                                               if k != "curves"} for tokens in args.tokens for t, c in pairs},
         "rows": best, "studies": rows,
     }, protocol={"device": loaded.device.type, "dtype": args.dtype, "model": args.model, "data": "embedded",
@@ -243,7 +243,7 @@ def main() -> None:
 def cost(done: dict[str, Any], curves: DamageCurves, pairs: list[tuple[float, str]]) -> dict[str, Any]:
     """What measuring ``curves`` took: evaluations, search tokens, seconds of one core."""
     return {"evaluations": sum(e.curves.num_blocks * len(e.curves.levels) + 1 for e in curves.entries),
-            "tokens": curves.tokens_read, "seconds": sum(done[_key(t, c)]["seconds"] for t, c in pairs)}
+            "tokens": curves.tokens_read, "seconds": sum(done[curve_key(t, c)]["seconds"] for t, c in pairs)}
 
 
 if __name__ == "__main__":

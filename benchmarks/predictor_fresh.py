@@ -13,9 +13,18 @@ its resume file or the library's curve cache, measured where neither has them), 
 and ``damage`` alone; and ``spread``, the interquartile range of the study's log-fitness: a
 study whose plans lie within the labels' noise of each other cannot be ranked by anything.
 
+``--retest`` names fresh studies (any whose name contains one of the words) whose plans are
+measured again on the next 2048 search tokens, as benchmarks/predictor_ceiling.py does for the
+committed ones: their rows gain ``label vs second`` (the labels' reliability) and ``ceiling``
+(its square root: about the best Spearman any predictor can reach against these labels).
+
     python benchmarks/predictor_data.py --fresh      # the fresh studies (~2 h of one core)
     python benchmarks/predictor_fresh.py             # the table (~3 min with the curves cached)
+    python benchmarks/predictor_fresh.py --retest 70-evopress-s4 --shard 0/2   # beside 1/2, then
+    python benchmarks/predictor_fresh.py --retest 70-evopress-s4               # (~10 min a study)
 
+The re-measured plans are kept in results/runs/predictor_fresh_retest.partial.json (a run
+resumes; ``--shard I/N`` measures every N-th plan into its own file and writes no result).
 Writes benchmarks/results/predictor_fresh_<device>.json.
 """
 
@@ -30,9 +39,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
+from _code_state import fresh_entries
 from _common import (
     FRESH_RECORDS,
     RESULTS,
+    RUNS,
     STUDIES,
     add_model_args,
     command_line,
@@ -42,7 +53,9 @@ from _common import (
     records_digest,
     write_json,
 )
-from predictor_damage import LABEL_TOKENS, _key, measure_all, study_rows, summary
+from _shards import load_done, save_partial, shard_of
+from predictor_ceiling import current_rows, measure_again, plan_key, reliability
+from predictor_damage import LABEL_TOKENS, curve_key, measure_all, study_rows, summary
 
 from allocsearch.data import DataConfig
 from allocsearch.evaluate import Evaluator
@@ -80,15 +93,47 @@ def spread(records: list[PlanRecord], rows: list[dict[str, Any]]) -> None:
         row["spread"] = float(q75 - q25)
 
 
+def evaluator(loaded: Any, fidelities: tuple[int, ...]) -> Evaluator:
+    """The predictor studies' Evaluator at ``fidelities``."""
+    base = StudyConfig.load(STUDIES / "smollm2-70.yaml")
+    return Evaluator.build(loaded, dataclasses.replace(base.evaluator, fidelities=fidelities), progress=False)
+
+
+def retest(loaded: Any, fresh: list[PlanRecord], words: list[str],
+           shard: tuple[int, int] | None) -> dict[str, Any]:
+    """The plans of the fresh studies named by ``words`` measured again (resumed from the
+    partial file; with ``shard``, this shard's share only): study|trial -> label and second."""
+    partial = RUNS / "predictor_fresh_retest.partial.json"
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    done = current_rows(fresh_entries(load_done(partial), partial.name), fresh)
+    chosen = [r for r in fresh if any(w in r.study for w in words)]
+    if shard is not None:
+        chosen = chosen[shard[0]::shard[1]]
+    ev = evaluator(loaded, (LABEL_TOKENS, 2 * LABEL_TOKENS))
+    measure_again(ev, chosen, done, partial, shard, LABEL_TOKENS)
+    ev.close()
+    if shard is None:
+        save_partial(partial, done)  # the shards' rows folded in
+    return done
+
+
+def add_reliability(records: list[PlanRecord], rows: list[dict[str, Any]], done: dict[str, Any]) -> None:
+    """Add the labels' reliability and ceiling to the row of each study whose plans were all
+    measured again."""
+    for row in rows:
+        mine = [r for r in records if r.study == row["study"]]
+        if all(plan_key(r) in done for r in mine):
+            row |= reliability(np.log([r.fitness for r in mine]),
+                               np.log([done[plan_key(r)]["second"] for r in mine]))
+
+
 def curves_at_label_tokens(loaded: Any) -> DamageCurves:
     """predictor_damage.py's 2048-token curves (its resume file, the cache, or measured)."""
-    base = StudyConfig.load(STUDIES / "smollm2-70.yaml")  # the predictor studies' evaluator
-    config = dataclasses.replace(base.evaluator, fidelities=(LABEL_TOKENS,))
-    ev = Evaluator.build(loaded, config, progress=False)
+    ev = evaluator(loaded, (LABEL_TOKENS,))
     pairs = [(t, c) for t in TARGETS for c in CENTRES]
     done = measure_all(ev, pairs, None, LABEL_TOKENS)
     ev.close()
-    return DamageCurves(tuple(CentredCurves.from_dict(done[_key(t, c)]["curves"]) for t, c in pairs))
+    return DamageCurves(tuple(CentredCurves.from_dict(done[curve_key(t, c)]["curves"]) for t, c in pairs))
 
 
 def rankings(table: FeatureTable, train: list[PlanRecord], fresh: list[PlanRecord], curves: DamageCurves,
@@ -106,16 +151,27 @@ def main() -> None:
     add_model_args(p)
     p.add_argument("--members", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--retest", nargs="+", default=[],
+                   help="fresh studies (names containing these) whose plans are measured again")
+    p.add_argument("--shard", type=shard_of, default=None, metavar="I/N",
+                   help="with --retest: measure every N-th plan from the I-th only, and write no result")
     args = p.parse_args()
+    if args.shard is not None and not args.retest:
+        p.error("--shard splits the plans of --retest; give --retest")
     loaded = load_model(args.model, device=args.device, dtype=args.dtype)
     train, _ = predictor_records(loaded.device.type)
     fresh = fresh_records(loaded.device.type)
     check_fresh(train, fresh)
+    done = retest(loaded, fresh, args.retest, args.shard) if args.retest else {}
+    if args.shard is not None:
+        print(f"shard {args.shard[0]}/{args.shard[1]} done; run again without --shard to write the result")
+        return
     curves = curves_at_label_tokens(loaded)
     table = FeatureTable.from_profile(build_profile(loaded, DataConfig(), progress=False))
     rows = study_rows(fresh, rankings(table, train, fresh, curves, args.members, args.seed))
     best = [{"ranking": k} | v for k, v in summary(rows).items()]
     spread(fresh, rows)
+    add_reliability(fresh, rows, done)
     print_table(rows, list(rows[0]))
     print_table(best, ["ranking", "min", "median", "below_0.9"])
     path = write_json(f"predictor_fresh_{loaded.device.type}.json", {
@@ -123,7 +179,7 @@ def main() -> None:
         "records": len(train), "records_digest": records_digest(train),
         "fresh_records": len(fresh), "fresh_digest": records_digest(fresh),
         "default_model": DEFAULT_MODEL, "members": args.members, "seed": args.seed,
-        "targets": list(TARGETS), "centres": list(CENTRES), "tokens": LABEL_TOKENS,
+        "targets": list(TARGETS), "centres": list(CENTRES), "tokens": LABEL_TOKENS, "retest": args.retest,
         "rows": best, "studies": rows,
     }, protocol={"device": loaded.device.type, "dtype": args.dtype, "model": args.model, "data": "embedded",
                  "calibration": "the predictor studies' profile (studies/smollm2-70.yaml)",

@@ -51,18 +51,18 @@ def studies(table: FeatureTable, n_studies: int = 4, per: int = 12) -> list[Plan
 
 def second_halves(records: list[PlanRecord]) -> dict[str, Any]:
     """A second measurement a little off the label, as the disjoint tokens give."""
-    return {ceiling._key(r): {"label": r.fitness, "again": r.fitness,
+    return {ceiling.plan_key(r): {"label": r.fitness, "again": r.fitness,
                               "second": r.fitness * (1.0 + 0.01 * (i % 3))} for i, r in enumerate(records)}
 
 
 def test_both_halves_is_the_geometric_mean_on_twice_the_tokens(table: FeatureTable) -> None:
     records = studies(table, 2, 3)
-    done = {ceiling._key(r): {"second": 4.0 * r.fitness} for r in records}
+    done = {ceiling.plan_key(r): {"second": 4.0 * r.fitness} for r in records}
     both = ceiling.both_halves(records, done)
     assert both is not None
     assert [b.fitness for b in both] == pytest.approx([2.0 * r.fitness for r in records], rel=1e-12)
     assert {b.tokens for b in both} == {256} and [b.plan for b in both] == [r.plan for r in records]
-    del done[ceiling._key(records[-1])]
+    del done[ceiling.plan_key(records[-1])]
     assert ceiling.both_halves(records, done) is None
 
 
@@ -75,7 +75,7 @@ def test_rows_have_the_in_sample_and_trained_on_both_columns_only_when_measured(
         assert r["ceiling"] == pytest.approx(math.sqrt(max(r["label vs second"], 0.0)), abs=1e-12)
         assert r[f"{DEFAULT_MODEL} in-sample vs label"] > 0.8  # the fitness is a function of a feature
         assert -1.0 <= r[f"{DEFAULT_MODEL} trained on both vs both"] <= 1.0
-    del done[ceiling._key(records[0])]  # s0 not fully measured: no row, and no relabelled training
+    del done[ceiling.plan_key(records[0])]  # s0 not fully measured: no row, and no relabelled training
     rows = ceiling.study_rows(table, records, done, members=2, seed=0)
     assert [r["study"] for r in rows] == ["s1", "s2", "s3"]
     assert all(f"{DEFAULT_MODEL} trained on both vs both" not in r for r in rows)
@@ -303,7 +303,7 @@ def test_a_resumed_partial_keeps_only_rows_whose_label_is_their_records_fitness(
     # The records measured again: same study and trial names, other plans and fitness.
     redone = [dataclasses.replace(r, fitness=r.fitness * 1.5) if r.study == "s1" else r for r in records]
     kept = ceiling.current_rows(done | {"gone|0": {"label": 1.0}}, redone)
-    assert set(kept) == {ceiling._key(r) for r in records if r.study == "s0"}
+    assert set(kept) == {ceiling.plan_key(r) for r in records if r.study == "s0"}
 
 
 def test_the_kept_arms_note_names_the_commits_of_kept_and_measured_runs() -> None:

@@ -91,3 +91,25 @@ def test_the_fresh_sentence_names_the_lowest_studies_and_their_spread(
     assert "| pred-60-a-s3 | 0.600 | 0.700 | 0.500 | 0.600 | 0.040 |" in _fresh_render.render_lines()
     monkeypatch.setattr(_fresh_render, "records_result", lambda name: (data, "its records differ"))
     assert _fresh_render.render_sentence().endswith("has no current result: its records differ.")
+
+
+def test_retested_studies_gain_their_labels_reliability_and_ceiling() -> None:
+    recs = records("a", [1.0, 2.0, 3.0, 4.0]) + records("b", [1.0, 2.0, 3.0])
+    # a: the second measurement swaps one neighbouring pair; b: one plan not measured again
+    seconds = {"a|0": 1.5, "a|1": 3.5, "a|2": 2.5, "a|3": 4.5, "b|0": 1.0, "b|1": 2.0}
+    done = {k: {"label": 0.0, "second": v} for k, v in seconds.items()}
+    rows: list[dict[str, Any]] = [{"study": "a"}, {"study": "b"}]
+    predictor_fresh.add_reliability(recs, rows, done)
+    assert rows[0]["label vs second"] == pytest.approx(0.8, abs=1e-12)  # 1 - 6 * 2 / (4 * 15)
+    assert rows[0]["ceiling"] == pytest.approx(np.sqrt(0.8), abs=1e-12)
+    assert rows[1] == {"study": "b"}
+    low = predictor_fresh.reliability(np.array([1.0, 2.0, 3.0]), np.array([3.0, 2.0, 1.0]))
+    assert low == {"label vs second": pytest.approx(-1.0), "ceiling": 0.0}
+
+
+def test_a_shard_without_studies_to_retest_is_refused(monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(sys, "argv", ["predictor_fresh.py", "--shard", "0/2"])
+    with pytest.raises(SystemExit) as exc:
+        predictor_fresh.main()
+    assert exc.value.code == 2 and "--shard splits the plans of --retest" in capsys.readouterr().err
