@@ -11,6 +11,7 @@ from predictor import deciding
 
 NAME = "predictor_fresh_cpu.json"
 COLUMNS = ("default", "blend", "additive", "damage")
+RETEST = ("label vs second", "ceiling")  # the columns of studies measured again (--retest)
 
 
 def _result() -> tuple[dict[str, Any] | None, str]:
@@ -21,6 +22,25 @@ def _result() -> tuple[dict[str, Any] | None, str]:
 def _lowest(d: dict[str, Any], col: str, k: int = 3) -> list[dict[str, Any]]:
     """The ``k`` 60-75% studies ranked worst by ``col``."""
     return sorted((r for r in d["studies"] if deciding(r["target"])), key=lambda r: r[col])[:k]
+
+
+def _traits(r: dict[str, Any]) -> str:
+    """A study's spread, and its labels' ceiling where its plans were measured again."""
+    ceiling = f", ceiling {r['ceiling']:.3f}" if "ceiling" in r else ""
+    return f"spread {r['spread']:.3f}{ceiling}"
+
+
+def _ceilings(d: dict[str, Any]) -> str:
+    """The clause on the studies measured again (empty without any)."""
+    tested = [r for r in d["studies"] if "ceiling" in r]
+    if not tested:
+        return ""
+    under = [r for r in tested if r["ceiling"] < 0.9]
+    listed = "".join(f"; {r['study']} {r['ceiling']:.3f} (blend {r['blend']:.3f})" for r in under)
+    return (f" Of the {len(tested)} studies whose plans were measured again on the next {d['tokens']} "
+            f"tokens, the ceiling is below 0.9 for {len(under)} (the root of the two measurements' Spearman: "
+            f"about what a predictor that knew each plan's noise-free fitness would reach against these "
+            f"labels){listed}.")
 
 
 def render_sentence() -> str:
@@ -35,7 +55,7 @@ def render_sentence() -> str:
     spread = median(r["spread"] for r in d["studies"] if deciding(r["target"]))
 
     def part(k: str) -> str:
-        low = ", ".join(f"{r['study']} {r[k]:.3f} (spread {r['spread']:.3f})" for r in _lowest(d, k, 2))
+        low = ", ".join(f"{r['study']} {r[k]:.3f} ({_traits(r)})" for r in _lowest(d, k, 2))
         return (f"{s[k]['min']:.3f} (median {s[k]['median']:.3f}, {s[k]['below_0.9']} below 0.9; lowest "
                 f"{low})")
 
@@ -45,8 +65,8 @@ def render_sentence() -> str:
             f"lowest Spearman of {part('default')} over the {n} at 60-75%; with measured damage "
             f"{part('blend')}; the additive baseline {s['additive']['min']:.3f} (median "
             f"{s['additive']['median']:.3f}). Spread: the interquartile range of a study's log-fitness, "
-            f"median {spread:.3f} over these {n}. The held-out figures above are measured on the studies "
-            f"the models were chosen on; these on plans of studies none of them saw.")
+            f"median {spread:.3f} over these {n}.{_ceilings(d)} The held-out figures above are measured on "
+            f"the studies the models were chosen on; these on plans of studies none of them saw.")
 
 
 def render_lines() -> list[str]:
@@ -62,10 +82,13 @@ def render_lines() -> list[str]:
              f"{d['fresh_records']:,} plans of studies of the same kinds at other seeds "
              f"(`benchmarks/predictor_data.py --fresh`). Spearman per study: `default`; `blend`, with the "
              f"measured damage of the {d['tokens']}-token curves; `additive`; `damage` alone. `spread`: the "
-             f"interquartile range of the study's log-fitness.", "",
-             "| study | " + " | ".join(cols) + " | spread |", "| --- |" + " --- |" * (len(cols) + 1)]
+             f"interquartile range of the study's log-fitness; `label vs second`, `ceiling`: for the "
+             f"studies measured again on the next {d['tokens']} tokens, the two measurements' Spearman "
+             f"and its root.", "",
+             "| study | " + " | ".join(extra := [*cols, "spread", *RETEST]) + " |",
+             "| --- |" + " --- |" * len(extra)]
     for r in d["studies"]:
-        cells = [f"{r[k]:.3f}" for k in (*cols, "spread")]
+        cells = [f"{r[k]:.3f}" if k in r else "" for k in extra]
         lines.append(f"| {r['study']} | " + " | ".join(cells) + " |")
     each = [f"{k} min {s[k]['min']:.3f}, median {s[k]['median']:.3f}, {s[k]['below_0.9']} below 0.9"
             for k in cols]

@@ -17,6 +17,7 @@ import _common
 import _fresh_render
 import predictor_data
 import predictor_fresh
+from predictor_ceiling import reliability
 
 from allocsearch.allocation import get_allocator
 from allocsearch.predictor.records import PlanRecord, write_records
@@ -87,8 +88,17 @@ def test_the_fresh_sentence_names_the_lowest_studies_and_their_spread(
     # the 50% study is not judged: the blend's two lowest at 60-75%, and the median spread of those 4
     assert ("with measured damage 0.700 (median 0.900, 2 below 0.9; lowest pred-60-a-s3 0.700 (spread "
             "0.040), pred-75-c-s3 0.800 (spread 0.500)); the additive baseline 0.500 (median 0.900)") in text
-    assert "median 0.750 over these 4" in text
-    assert "| pred-60-a-s3 | 0.600 | 0.700 | 0.500 | 0.600 | 0.040 |" in _fresh_render.render_lines()
+    assert "median 0.750 over these 4. The held-out figures above" in text  # none measured again
+    studies[1] |= {"label vs second": 0.64, "ceiling": 0.8}
+    studies[2] |= {"label vs second": 0.9801, "ceiling": 0.99}
+    text = _fresh_render.render_sentence()
+    assert "lowest pred-60-a-s3 0.700 (spread 0.040, ceiling 0.800), pred-75-c-s3" in text
+    assert ("median 0.750 over these 4. Of the 2 studies whose plans were measured again on the next 2048 "
+            "tokens, the ceiling is below 0.9 for 1") in text
+    assert "reach against these labels); pred-60-a-s3 0.800 (blend 0.700). The held-out" in text
+    lines = _fresh_render.render_lines()
+    assert "| pred-60-a-s3 | 0.600 | 0.700 | 0.500 | 0.600 | 0.040 | 0.640 | 0.800 |" in lines
+    assert "| pred-75-c-s3 | 0.700 | 0.800 | 0.500 | 0.600 | 0.500 |  |  |" in lines
     monkeypatch.setattr(_fresh_render, "records_result", lambda name: (data, "its records differ"))
     assert _fresh_render.render_sentence().endswith("has no current result: its records differ.")
 
@@ -103,7 +113,7 @@ def test_retested_studies_gain_their_labels_reliability_and_ceiling() -> None:
     assert rows[0]["label vs second"] == pytest.approx(0.8, abs=1e-12)  # 1 - 6 * 2 / (4 * 15)
     assert rows[0]["ceiling"] == pytest.approx(np.sqrt(0.8), abs=1e-12)
     assert rows[1] == {"study": "b"}
-    low = predictor_fresh.reliability(np.array([1.0, 2.0, 3.0]), np.array([3.0, 2.0, 1.0]))
+    low = reliability(np.array([1.0, 2.0, 3.0]), np.array([3.0, 2.0, 1.0]))
     assert low == {"label vs second": pytest.approx(-1.0), "ceiling": 0.0}
 
 
