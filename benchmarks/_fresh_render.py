@@ -77,15 +77,16 @@ def render_lines() -> list[str]:
     note = f" *Not current: {stale}.*" if stale else ""
     s = {r["ranking"]: r for r in d["rows"]}
     cols = [k for k in COLUMNS if k in s]
+    retest = [k for k in RETEST if any(k in r for r in d["studies"])]
     lines = ["", f"**Fresh studies** (`{d['manifest']['command']}`).{note} The `{d['default_model']}` model "
              f"and the additive baseline trained on every committed record ({d['records']:,}), ranking the "
              f"{d['fresh_records']:,} plans of studies of the same kinds at other seeds "
              f"(`benchmarks/predictor_data.py --fresh`). Spearman per study: `default`; `blend`, with the "
              f"measured damage of the {d['tokens']}-token curves; `additive`; `damage` alone. `spread`: the "
-             f"interquartile range of the study's log-fitness; `label vs second`, `ceiling`: for the "
-             f"studies measured again on the next {d['tokens']} tokens, the two measurements' Spearman "
-             f"and its root.", "",
-             "| study | " + " | ".join(extra := [*cols, "spread", *RETEST]) + " |",
+             f"interquartile range of the study's log-fitness"
+             + (f"; `label vs second`, `ceiling`: for the studies measured again on the next {d['tokens']} "
+                f"tokens, the two measurements' Spearman and its root." if retest else "."), "",
+             "| study | " + " | ".join(extra := [*cols, "spread", *retest]) + " |",
              "| --- |" + " --- |" * len(extra)]
     for r in d["studies"]:
         cells = [f"{r[k]:.3f}" if k in r else "" for k in extra]

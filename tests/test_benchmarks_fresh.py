@@ -89,6 +89,7 @@ def test_the_fresh_sentence_names_the_lowest_studies_and_their_spread(
     assert ("with measured damage 0.700 (median 0.900, 2 below 0.9; lowest pred-60-a-s3 0.700 (spread "
             "0.040), pred-75-c-s3 0.800 (spread 0.500)); the additive baseline 0.500 (median 0.900)") in text
     assert "median 0.750 over these 4. The held-out figures above" in text  # none measured again
+    assert "| pred-75-c-s3 | 0.700 | 0.800 | 0.500 | 0.600 | 0.500 |" in _fresh_render.render_lines()
     studies[1] |= {"label vs second": 0.64, "ceiling": 0.8}
     studies[2] |= {"label vs second": 0.9801, "ceiling": 0.99}
     text = _fresh_render.render_sentence()
