@@ -40,7 +40,17 @@ def _ceilings(d: dict[str, Any]) -> str:
     return (f" Of the {len(tested)} studies whose plans were measured again on the next {d['tokens']} "
             f"tokens, the ceiling is below 0.9 for {len(under)} (the root of the two measurements' Spearman: "
             f"about what a predictor that knew each plan's noise-free fitness would reach against these "
-            f"labels){listed}.")
+            f"labels){listed}.{_above(under, d['tokens'])}")
+
+
+def _above(under: list[dict[str, Any]], tokens: int) -> str:
+    """Where the blend ranks a study above its ceiling, why it can (empty elsewhere)."""
+    above = [r["study"] for r in under if r["blend"] > r["ceiling"]]
+    if not above:
+        return ""
+    return (f" The blend ranks {' and '.join(above)} above the ceiling: its damage curves are measured on "
+            f"the same {tokens} tokens as the labels, so it can share their noise, which the ceiling "
+            f"assumes no predictor does.")
 
 
 def render_sentence() -> str:

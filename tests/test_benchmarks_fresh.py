@@ -97,6 +97,10 @@ def test_the_fresh_sentence_names_the_lowest_studies_and_their_spread(
     assert ("median 0.750 over these 4. Of the 2 studies whose plans were measured again on the next 2048 "
             "tokens, the ceiling is below 0.9 for 1") in text
     assert "reach against these labels); pred-60-a-s3 0.800 (blend 0.700). The held-out" in text
+    studies[1]["ceiling"] = 0.5
+    assert ("; pred-60-a-s3 0.500 (blend 0.700). The blend ranks pred-60-a-s3 above the ceiling: its damage "
+            "curves are measured on the same 2048 tokens as the labels") in _fresh_render.render_sentence()
+    studies[1]["ceiling"] = 0.8
     lines = _fresh_render.render_lines()
     assert "| pred-60-a-s3 | 0.600 | 0.700 | 0.500 | 0.600 | 0.040 | 0.640 | 0.800 |" in lines
     assert "| pred-75-c-s3 | 0.700 | 0.800 | 0.500 | 0.600 | 0.500 |  |  |" in lines
