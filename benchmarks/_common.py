@@ -97,6 +97,18 @@ def predictor_records(device: str = "cpu") -> tuple[list[Any], str]:
     return read_records(path), path.name
 
 
+def predictor_evaluator(loaded: Any, fidelities: tuple[int, ...]) -> Any:
+    """The predictor studies' Evaluator (studies/smollm2-70.yaml's, at ``fidelities``): the one
+    their labels, the damage curves and the labels' re-measurement are read with."""
+    import dataclasses
+
+    from allocsearch.evaluate import Evaluator
+    from allocsearch.search import StudyConfig
+
+    base = StudyConfig.load(STUDIES / "smollm2-70.yaml")
+    return Evaluator.build(loaded, dataclasses.replace(base.evaluator, fidelities=fidelities), progress=False)
+
+
 def _check_folders_cover(folders: Sequence[Any], committed: Sequence[Any], name: str) -> None:
     """Refuse study folders that lack trials of the committed records: a shard's or an
     extension's part run (other seeds, an interrupted study) would otherwise stand in for them,

@@ -52,10 +52,10 @@ import numpy as np
 from _code_state import code_state, fresh_entries
 from _common import (
     RUNS,
-    STUDIES,
     add_model_args,
     command_line,
     environment,
+    predictor_evaluator,
     predictor_records,
     print_table,
     records_digest,
@@ -72,7 +72,6 @@ from allocsearch.predictor import FeatureTable, Predictor, hold_out
 from allocsearch.predictor.base import DEFAULT_MODEL
 from allocsearch.predictor.records import PlanRecord
 from allocsearch.profile import build_profile
-from allocsearch.search import StudyConfig
 
 
 def second_measure(ev: Evaluator, plan: Any, label_tokens: int) -> tuple[float, float]:
@@ -101,6 +100,21 @@ def measure_again(ev: Evaluator, chosen: list[PlanRecord], done: dict[str, Any],
         if i % 20 == 0:
             print(f"  {i}/{len(chosen)} {key}: label {r.fitness:.3f} again {again:.3f} second {later:.3f}",
                   flush=True)
+
+
+def remeasured(ev: Evaluator, records: list[PlanRecord], chosen: list[PlanRecord], partial: Path,
+               shard: tuple[int, int] | None, label_tokens: int) -> dict[str, Any]:
+    """``partial``'s rows of ``records`` (resumed), plus this shard's share of ``chosen``
+    measured again (:func:`measure_again`); without ``shard``, the shards' rows folded into
+    ``partial``. study|trial -> label, label again, second."""
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    done = current_rows(fresh_entries(load_done(partial), partial.name), records)
+    if shard is not None:
+        chosen = chosen[shard[0]::shard[1]]
+    measure_again(ev, chosen, done, partial, shard, label_tokens)
+    if shard is None:
+        save_partial(partial, done)  # the shards' rows folded in
+    return done
 
 
 def reliability(label: np.ndarray, second: np.ndarray) -> dict[str, float]:
@@ -150,25 +164,18 @@ def main() -> None:
                         "result)")
     args = p.parse_args()
 
-    base = StudyConfig.load(STUDIES / "smollm2-70.yaml")  # the predictor studies' evaluator
-    config = dataclasses.replace(base.evaluator, fidelities=(args.label_tokens, 2 * args.label_tokens))
     loaded = load_model(args.model, device=args.device, dtype=args.dtype)
     records, _ = predictor_records(loaded.device.type)
-    ev = Evaluator.build(loaded, config, progress=False)
-    partial = RUNS / "predictor_ceiling.partial.json"
-    partial.parent.mkdir(parents=True, exist_ok=True)
-    done = current_rows(fresh_entries(load_done(partial), partial.name), records)
     chosen = [r for r in records if args.studies is None or any(s in r.study for s in args.studies)]
     # The studies the bar is set on first: an interrupted run has measured what matters.
     chosen.sort(key=lambda r: not deciding(r.target))
-    if args.shard is not None:
-        chosen = chosen[args.shard[0]::args.shard[1]]
-    measure_again(ev, chosen, done, partial, args.shard, args.label_tokens)
+    ev = predictor_evaluator(loaded, (args.label_tokens, 2 * args.label_tokens))
+    done = remeasured(ev, records, chosen, RUNS / "predictor_ceiling.partial.json", args.shard,
+                      args.label_tokens)
     ev.close()
     if args.shard is not None:
         print(f"shard {args.shard[0]}/{args.shard[1]} done; run again without --shard to write the result")
         return
-    save_partial(partial, done)  # the shards' rows folded in
 
     table = FeatureTable.from_profile(build_profile(loaded, DataConfig(), progress=False))
     rows = study_rows(table, records, done, args.members, args.seed)

@@ -30,7 +30,6 @@ the curves on 512 search tokens each (a quarter of the cost, noisier) and ranks 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import time
 from collections.abc import Callable
@@ -43,10 +42,10 @@ import numpy as np
 from _code_state import code_state, fresh_entries
 from _common import (
     RUNS,
-    STUDIES,
     add_model_args,
     command_line,
     environment,
+    predictor_evaluator,
     predictor_records,
     print_table,
     records_digest,
@@ -64,9 +63,9 @@ from allocsearch.predictor.base import DEFAULT_MODEL
 from allocsearch.predictor.damage import CENTRES, CentredCurves, DamageCurves, measure_damage
 from allocsearch.predictor.records import PlanRecord
 from allocsearch.profile import build_profile
-from allocsearch.search import StudyConfig
 
 LABEL_TOKENS = 2048  # the predictor studies' fitness tokens (benchmarks/predictor_data.py)
+TARGETS = (0.6, 0.7, 0.75)  # the targets whose curves are measured by default
 
 def partial_path(tokens: int) -> Path:
     """The resumable curves measured with ``tokens`` search tokens per evaluation."""
@@ -187,7 +186,7 @@ def rankings(table: FeatureTable, records: list[PlanRecord], curves: dict[int, D
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_args(p)
-    p.add_argument("--targets", type=float, nargs="+", default=[0.6, 0.7, 0.75])
+    p.add_argument("--targets", type=float, nargs="+", default=list(TARGETS))
     p.add_argument("--centres", nargs="+", default=list(CENTRES))
     p.add_argument("--tokens", type=int, nargs="+", default=[LABEL_TOKENS],
                    help="search tokens per evaluation: the first for the main columns (the studies' "
@@ -198,15 +197,13 @@ def main() -> None:
                    help="measure every N-th (target, centre) from the I-th only, into its own partial file")
     args = p.parse_args()
 
-    base = StudyConfig.load(STUDIES / "smollm2-70.yaml")  # the predictor studies' evaluator
     loaded = load_model(args.model, device=args.device, dtype=args.dtype)
     pairs = [(t, c) for t in sorted(args.targets) for c in args.centres]
     RUNS.mkdir(parents=True, exist_ok=True)
     mine = pairs[args.shard[0]::args.shard[1]] if args.shard else pairs
     done: dict[int, dict[str, Any]] = {}
     for tokens in args.tokens:
-        config = dataclasses.replace(base.evaluator, fidelities=(tokens,))
-        ev = Evaluator.build(loaded, config, progress=False)
+        ev = predictor_evaluator(loaded, (tokens,))
         done[tokens] = measure_all(ev, mine, args.shard, tokens)
         ev.close()
     if args.shard is not None:

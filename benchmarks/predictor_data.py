@@ -72,9 +72,9 @@ FRESH_SEEDS = (3, 4, 5)
 WARM = "[{method: uniform}, {method: ramp, grid: {slope: [0.1, 0.3]}}, {method: alpha, params: {eps: 0.1}}]"
 
 
-def runs_of(args: argparse.Namespace) -> Path:
+def runs_of(fresh: bool) -> Path:
     """Where the studies' folders are: the fresh studies' own folder with ``--fresh``."""
-    return FRESH_RUNS if args.fresh else PREDICTOR_RUNS
+    return FRESH_RUNS if fresh else PREDICTOR_RUNS
 
 
 def study_config(key: str, seed: int, args: argparse.Namespace) -> StudyConfig:
@@ -88,7 +88,7 @@ def study_config(key: str, seed: int, args: argparse.Namespace) -> StudyConfig:
     if sampler == "tpe":
         overrides.append("sampler.params={n_startup_trials: 15}")
     cfg = StudyConfig.load(STUDIES / "smollm2-70.yaml", overrides)
-    return dataclasses.replace(cfg, name=f"pred-{key}-s{seed}", output=runs_of(args) / f"{key}-s{seed}")
+    return dataclasses.replace(cfg, name=f"pred-{key}-s{seed}", output=runs_of(args.fresh) / f"{key}-s{seed}")
 
 
 def study_row(key: str, cfg: StudyConfig) -> dict[str, Any]:
@@ -158,7 +158,7 @@ def main() -> None:
 
 
 def write_records_file(device: str, fresh: bool = False) -> None:
-    records = folder_records(predictor_study_folders(FRESH_RUNS if fresh else PREDICTOR_RUNS))
+    records = folder_records(predictor_study_folders(runs_of(fresh)))
     name = FRESH_RECORDS if fresh else PREDICTOR_RECORDS
     path = write_records(records, RESULTS / name.format(device=device))
     print(f"wrote {path} ({len(records)} records)")

@@ -31,7 +31,6 @@ Writes benchmarks/results/predictor_fresh_<device>.json.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
@@ -39,35 +38,30 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
-from _code_state import fresh_entries
 from _common import (
     FRESH_RECORDS,
     RESULTS,
     RUNS,
-    STUDIES,
     add_model_args,
     command_line,
     environment,
+    predictor_evaluator,
     predictor_records,
     print_table,
     records_digest,
     write_json,
 )
-from _shards import load_done, save_partial, shard_of
-from predictor_ceiling import current_rows, measure_again, plan_key, reliability
-from predictor_damage import LABEL_TOKENS, curve_key, measure_all, study_rows, summary
+from _shards import shard_of
+from predictor_ceiling import plan_key, reliability, remeasured
+from predictor_damage import LABEL_TOKENS, TARGETS, curve_key, measure_all, study_rows, summary
 
 from allocsearch.data import DataConfig
-from allocsearch.evaluate import Evaluator
 from allocsearch.models import load_model
 from allocsearch.predictor import FeatureTable, Predictor
 from allocsearch.predictor.base import DEFAULT_MODEL
 from allocsearch.predictor.damage import CENTRES, CentredCurves, DamageCurves
 from allocsearch.predictor.records import PlanRecord, read_records
 from allocsearch.profile import build_profile
-from allocsearch.search import StudyConfig
-
-TARGETS = (0.6, 0.7, 0.75)  # where predictor_damage.py measures its curves
 
 
 def fresh_records(device: str) -> list[PlanRecord]:
@@ -93,27 +87,14 @@ def spread(records: list[PlanRecord], rows: list[dict[str, Any]]) -> None:
         row["spread"] = float(q75 - q25)
 
 
-def evaluator(loaded: Any, fidelities: tuple[int, ...]) -> Evaluator:
-    """The predictor studies' Evaluator at ``fidelities``."""
-    base = StudyConfig.load(STUDIES / "smollm2-70.yaml")
-    return Evaluator.build(loaded, dataclasses.replace(base.evaluator, fidelities=fidelities), progress=False)
-
-
 def retest(loaded: Any, fresh: list[PlanRecord], words: list[str],
            shard: tuple[int, int] | None) -> dict[str, Any]:
     """The plans of the fresh studies named by ``words`` measured again (resumed from the
     partial file; with ``shard``, this shard's share only): study|trial -> label and second."""
-    partial = RUNS / "predictor_fresh_retest.partial.json"
-    partial.parent.mkdir(parents=True, exist_ok=True)
-    done = current_rows(fresh_entries(load_done(partial), partial.name), fresh)
     chosen = [r for r in fresh if any(w in r.study for w in words)]
-    if shard is not None:
-        chosen = chosen[shard[0]::shard[1]]
-    ev = evaluator(loaded, (LABEL_TOKENS, 2 * LABEL_TOKENS))
-    measure_again(ev, chosen, done, partial, shard, LABEL_TOKENS)
+    ev = predictor_evaluator(loaded, (LABEL_TOKENS, 2 * LABEL_TOKENS))
+    done = remeasured(ev, fresh, chosen, RUNS / "predictor_fresh_retest.partial.json", shard, LABEL_TOKENS)
     ev.close()
-    if shard is None:
-        save_partial(partial, done)  # the shards' rows folded in
     return done
 
 
@@ -129,7 +110,7 @@ def add_reliability(records: list[PlanRecord], rows: list[dict[str, Any]], done:
 
 def curves_at_label_tokens(loaded: Any) -> DamageCurves:
     """predictor_damage.py's 2048-token curves (its resume file, the cache, or measured)."""
-    ev = evaluator(loaded, (LABEL_TOKENS,))
+    ev = predictor_evaluator(loaded, (LABEL_TOKENS,))
     pairs = [(t, c) for t in TARGETS for c in CENTRES]
     done = measure_all(ev, pairs, None, LABEL_TOKENS)
     ev.close()
