@@ -129,9 +129,12 @@ class Screener:
         if cand is None:
             return None
         s = self.settings
+        # The key too: the trial's parameters are suggested after the study lock is released,
+        # and until then another worker can tell this proposal is taken only from the key.
         store.mark_screened(study, trial, {
             "round": self.rounds, "source": cand.source, "mean": cand.mean, "std": cand.std,
-            "bound": cand.bound(s.kappa), "pool": self.pool_size, "trained_on": self._trained_on})
+            "bound": cand.bound(s.kappa), "pool": self.pool_size, "trained_on": self._trained_on,
+            "key": plan_key(cand.plan)})
         line = {"kind": "proposed", "trial": trial.number, "round": self.rounds,
                 "values": cand.values, "plan": encode_plan(cand.plan)}
         append_text(self.output / "screening.jsonl", json.dumps(line, default=float) + "\n")
@@ -146,7 +149,8 @@ class Screener:
 
     def study_keys(self, read: Sequence[store.StoredTrial], exclude: int = -1) -> set[str]:
         """The prepared plans of every trial of the study, as ``store.trials`` read them (any
-        state, any fidelity; enqueued ones from their fixed values), but ``exclude``."""
+        state, any fidelity; enqueued ones from their fixed values, a screened one whose
+        parameters are not suggested yet from its proposal's key), but ``exclude``."""
         out = set()
         for t in read:
             if t.number == exclude:
@@ -158,6 +162,8 @@ class Screener:
                 elif t.proposed:
                     cand = self._candidate(t.proposed, "trial")
                     key = plan_key(cand.plan) if cand is not None else None
+                elif t.screened is not None:
+                    key = t.screened.get("key")
                 if key is not None and t.state in FINISHED:
                     self._keys[t.number] = key
             if key is not None:

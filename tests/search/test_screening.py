@@ -269,6 +269,36 @@ def test_a_candidate_any_trial_holds_is_never_proposed(screened: Any, evaluator:
     assert screener._pop(seen) is fresh
 
 
+def test_a_proposal_is_taken_before_its_trial_suggests_it(screened: Any, evaluator: Evaluator) -> None:
+    """A screened trial is asked under the study lock, its parameters suggested after: another
+    worker's screener must skip the proposal from the screened mark alone (two workers once
+    measured one plan twice)."""
+    import optuna
+
+    from allocsearch.search.screening import Screener, plan_key
+    from allocsearch.search.settings import PredictorSettings
+
+    run, out = screened
+    study = optuna.create_study()  # the finished trials of the screened study, in memory
+    study.add_trials([t for t in run.study.get_trials() if t.state.is_finished()])
+    for name, value in run.study.user_attrs.items():  # the model, profile and fitness facts
+        study.set_user_attr(name, value)
+    first, second = (Screener(PredictorSettings(**PREDICTOR), run.space, evaluator.profile, 0.6, out,
+                              prepare=evaluator.prepare) for _ in range(2))
+    done = store.trials(study)[3]
+    fresh = first._candidate({k: v + 0.05 if k == "offset_0" else v for k, v in done.params.items()},
+                             "trial")
+    assert fresh is not None and plan_key(fresh.plan) not in first.study_keys(store.trials(study))
+    first._queue, second._queue = [fresh], [fresh]
+    asked = study.ask()
+    assert first.propose(study, study._storage.get_trial(asked._trial_id)) == fresh.values
+    assert not store.trials(study)[asked.number].params  # proposed, not suggested yet
+    other = study.ask()
+    seen = second.study_keys(store.trials(study), exclude=other.number)
+    assert plan_key(fresh.plan) in seen
+    assert second._pop(seen) is None and not second._queue
+
+
 def test_short_listing_trains_on_the_first_fidelity_when_the_pruner_stops_trials_there(
     evaluator: Evaluator, tmp_path: Path
 ) -> None:
