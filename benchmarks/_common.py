@@ -274,6 +274,28 @@ def command_line() -> str:
     return shlex.join(["python", name, *sys.argv[1:]])
 
 
+def rerun_command(result: dict[str, Any]) -> str:
+    """The command that measures ``result`` again from nothing. A ``--report`` run only
+    wrote what earlier processes measured (one per seed, say), so on a fresh clone it finds
+    nothing to report: the same arguments without ``--report``, over every seed the result
+    holds (its ``seeds``), measure it all in one process."""
+    import shlex
+
+    command = str(result.get("manifest", {}).get("command") or result.get("command") or "")
+    argv = shlex.split(command)
+    if "--report" not in argv:
+        return command
+    out = [a for a in argv if a != "--report"]
+    seeds = result.get("seeds")
+    if "--seeds" in out and isinstance(seeds, list) and seeds:
+        at = out.index("--seeds") + 1
+        end = at
+        while end < len(out) and out[end].isdigit():  # the seeds this process was given
+            end += 1
+        out[at:end] = [str(s) for s in seeds]
+    return shlex.join(out)
+
+
 def manifest(protocol: dict[str, Any]) -> dict[str, Any]:
     """How and where a result was made: the command, the code (the git commit when the
     benchmark started, whether the tree had uncommitted changes then, and the commit when it

@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 import numpy as np
-from _common import ARCHIVED_NOTE, result_path
+from _common import ARCHIVED_NOTE, rerun_command, result_path
 from _render_text import fmt, records_note
 
 
@@ -157,7 +157,7 @@ def render_lines() -> list[str]:
     e_path, e_archived = result_path("predictor_efficiency_cpu.json")
     if e_path.is_file() and not e_archived:
         e = json.loads(e_path.read_text())
-        lines += ["", f"**Sample efficiency at {e['target']:.0%}** (`{e['manifest']['command']}`; see the "
+        lines += ["", f"**Sample efficiency at {e['target']:.0%}** (`{rerun_command(e)}`; see the "
                   f"script's docstring for the arms). Ramp prior (slope 0.3) in the same run: fitness "
                   f"{e['ramp']['fitness']:.2f}, verified {e['ramp']['wanda_ppl']:.2f}"
                   + (f" (other domain {e['ramp']['wanda_ppl_other']:.2f})"

@@ -9,7 +9,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
-from _common import ARCHIVED_NOTE, RESULTS, result_path
+from _common import ARCHIVED_NOTE, RESULTS, rerun_command, result_path
 from _paired_render import paired_note
 from _sparsegpt_render import PRIORS, _draws, _fmt, _starts, compare, lower_on, searched
 
@@ -135,19 +135,28 @@ def prior_moves(plain: dict[str, Any], mine: dict[str, Any]) -> list[tuple[str, 
 
 def remeasured_note(plain: dict[str, Any], tagged: list[tuple[str, dict[str, Any]]]) -> str:
     """How far the same prior plans moved between the plain suite's run and a variant's own
-    run (its priors verified again): the size of a cross-run difference, per draw."""
-    parts = []
+    run (its priors verified again): the size of a cross-run difference, per draw. Variants
+    whose figures agree (the same plans verified on the same builds) share one sentence."""
+    same: dict[tuple[str, str], list[str]] = {}  # (target, what moved) -> the variants' tags
     for tag, v in tagged:
         for pct, mine in v["runs"].items():
             if pct not in plain["runs"] or not own_priors(mine):
                 continue
             moves = prior_moves(plain["runs"][pct], mine)
             if moves:
-                change = build_change(plain, v)
-                parts.append(f"At {pct}% the `{tag}` variant verified the plain suite's prior plans again "
-                             f"in its own run ({change or 'the same builds'}): " + "; ".join(
-                                 f"{label} {a:.2f} there, {b:.2f} here (a draw moved by up to {m:.1%})"
-                                 for label, a, b, m in moves) + ".")
+                what = f"({build_change(plain, v) or 'the same builds'}): " + "; ".join(
+                    f"{label} {a:.2f} there, {b:.2f} here (a draw moved by up to {m:.1%})"
+                    for label, a, b, m in moves) + "."
+                same.setdefault((pct, what), []).append(tag)
+    parts = []
+    for (pct, what), tags in same.items():
+        if len(tags) == 1:
+            parts.append(f"At {pct}% the `{tags[0]}` variant verified the plain suite's prior plans again "
+                         f"in its own run {what}")
+        else:
+            names = ", ".join(f"`{t}`" for t in tags[:-1]) + f" and `{tags[-1]}`"
+            parts.append(f"At {pct}% the {names} variants each verified the plain suite's prior plans "
+                         f"again in their own runs, with the same figures {what}")
     return " ".join(parts)
 
 
@@ -189,7 +198,7 @@ TABLE_HEAD = ["| target | plan | search fitness | ppl (pydoc) | x best prior | l
 def _device_block(tag: str, q: dict[str, Any]) -> list[str]:
     """One GPU run's table (its own priors and searched seeds) under a line saying what ran."""
     env = q["environment"]
-    lines = ["", f"On {env['device']} (`{q['command']}`; torch {env['torch']}; {budget(q)} per seed, "
+    lines = ["", f"On {env['device']} (`{rerun_command(q)}`; torch {env['torch']}; {budget(q)} per seed, "
              f"seeds {q['seeds']}; the same verification, its own priors measured in the same run):", "",
              *TABLE_HEAD]
     for pct, state in q["runs"].items():
@@ -205,16 +214,37 @@ def budget(q: dict[str, Any]) -> str:
     return f"{a['rounds']} anchored rounds of {a['trials_per_round']} trials from {a['start']}"
 
 
-def _cost_sentence(runs: dict[str, Any], name: str) -> str:
-    """Search tokens and wall time per seed of one suite's runs."""
-    parts = []
+def _seed_costs(runs: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(target %, seed, "trials, search tokens, minutes") for each searched seed of a suite's runs."""
+    out = []
     for pct, state in runs.items():
         for key in sorted(k for k in state if k.startswith("searched:")):
             r = state[key]
             tokens = f"{r['search_tokens']:,} tokens, " if "search_tokens" in r else ""
-            parts.append(f"{pct}% {key.split(':')[1]}: {r['trials']} trials, {tokens}"
-                         f"{r['search_s'] / 60:.0f} min")
+            minutes = f"{r['search_s'] / 60:.0f} min"
+            out.append((pct, key.split(":")[1], f"{r['trials']} trials, {tokens}{minutes}"))
+    return out
+
+
+def _cost_sentence(runs: dict[str, Any], name: str) -> str:
+    """Search tokens and wall time per seed of one suite's runs, in one sentence."""
+    parts = [f"{pct}% {seed}: {cost}" for pct, seed, cost in _seed_costs(runs)]
     return f"{name}: " + "; ".join(parts) + "." if parts else ""
+
+
+def _cost_table(named: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """Search tokens and wall time per seed of several runs (name, runs): one row per run
+    and target, one column per seed."""
+    rows = [(name, pct, seed, cost) for name, runs in named for pct, seed, cost in _seed_costs(runs)]
+    if not rows:
+        return []
+    seeds = sorted({r[2] for r in rows}, key=lambda s: (len(s), s))
+    cells: dict[tuple[str, str], dict[str, str]] = {}
+    for name, pct, seed, cost in rows:
+        cells.setdefault((name, pct), {})[seed] = cost
+    return ["| run | target | " + " | ".join(seeds) + " |", "|---|---|" + "---|" * len(seeds),
+            *(f"| {name} | {pct}% | " + " | ".join(by.get(s, "-") for s in seeds) + " |"
+              for (name, pct), by in cells.items())]
 
 
 def _lead(q: dict[str, Any], suite: ModuleSuite, archived: bool) -> str:
@@ -225,7 +255,7 @@ def _lead(q: dict[str, Any], suite: ModuleSuite, archived: bool) -> str:
     kind = "database" if masks == "database" else "ranks"
     where = f", {kind} at the `{reference}` reference" if reference not in (None, NO_REFERENCE) else ""
     return (("*(" + ARCHIVED_NOTE + ".)* " if archived else "")
-            + f"**{suite.lead}** (`{q['command']}`; {env['device']}, {env['threads']} thread(s), torch "
+            + f"**{suite.lead}** (`{rerun_command(q)}`; {env['device']}, {env['threads']} thread(s), torch "
             f"{env['torch']}; `spaces/{study['space']}.yaml`{where}; seeds {q['seeds']}, {_starts(q)}, "
             f"{q['offspring']} EvoPress offspring each). Every plan pruned once per calibration draw {draws} "
             f"({verify['nsamples']} x {verify['seqlen']}) and measured on {q['evaluation']['windows']} x 512 "
@@ -253,17 +283,19 @@ def render(suite: ModuleSuite = SPARSEGPT) -> str:
     note = " ".join(n for n in notes if n)
     if note:
         lines += ["", note]
-    cost = _cost_sentence(q["runs"], "Search cost per seed, per-module")
-    for tag, v in tagged:
-        cost += " " + _cost_sentence(v["runs"], f"{tag} (`{v['command']}`)")
+    named = [("per-module", q["runs"]), *((f"`{tag}`", v["runs"]) for tag, v in tagged)]
     if suite.per_block is not None:
         block, block_archived = result_path(suite.per_block)
         if block.is_file():
-            label = "Per-block (the `sparsegpt` suite" + (", archived: one-shot database, older code)"
-                                                          if block_archived else ")")
-            cost += " " + _cost_sentence(json.loads(block.read_text()).get("runs", {}), label)
+            label = "per-block (`sparsegpt` suite" + (", archived: one-shot database, older code)"
+                                                       if block_archived else ")")
+            named.append((label, json.loads(block.read_text()).get("runs", {})))
+    cost = ["Search cost per seed (trials, search tokens where recorded, wall minutes):", "",
+            *_cost_table(named)]
+    if tagged:
+        cost += ["", "The variants' commands:", *(f"- `{tag}`: `{rerun_command(v)}`" for tag, v in tagged)]
     gpu = [line for tag, v in on_devices(suite) for line in _device_block(tag, v)]
-    return "\n".join([*lines, "", cost, *gpu])
+    return "\n".join([*lines, "", *cost, *gpu])
 
 
 def render_wanda() -> str:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from _common import ARCHIVED_NOTE, RESULTS, reference_fidelities, reference_key, result_path
+from _common import ARCHIVED_NOTE, RESULTS, reference_fidelities, reference_key, rerun_command, result_path
 
 #: The prior rows of a target, in table order: uniform, then each family chosen on the search split.
 PRIORS = ("uniform", "owl", "alpha", "ramp")
@@ -53,7 +53,7 @@ def render() -> str:
         + _reference_sentence(corr, rho, fid[-1]) + _one_draw_sentence(rho) + _draws_70_sentence(),
         "",
         f"{old['quality']}**Search vs priors, all pruned with sequential SparseGPT** "
-        f"(`{quality['command']}`; "
+        f"(`{rerun_command(quality)}`; "
         f"{env['device']}, {env['threads']} thread(s), torch {env['torch']}; seeds "
         f"{quality['seeds']}; {_starts(quality)}; {quality['offspring']} EvoPress offspring per study "
         f"beyond the warm starts, on `spaces/levels.yaml`; "

@@ -27,7 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import ARCHIVE, DOCS, RESULTS, ROOT, with_block
+from _common import ARCHIVE, DOCS, RESULTS, ROOT, rerun_command, with_block
 
 from allocsearch.io import atomic_write_text
 
@@ -162,7 +162,9 @@ def manifest_line(data: dict[str, Any]) -> str:
     """Command, commit, device, threads and date of a current result, on one line."""
     m = data["manifest"]
     commit = m["commit"][:10] + (" (uncommitted changes)" if m["dirty"] else "")
-    return (f"`{m['command']}` · commit {commit} · {m.get('device', m['machine'].get('gpu') or 'cpu')}"
+    command = rerun_command(data)
+    parts = "" if command == m["command"] else " (its parts ran one per process; `--report` wrote it)"
+    return (f"`{command}`{parts} · commit {commit} · {m.get('device', m['machine'].get('gpu') or 'cpu')}"
             f" · {m['machine']['threads']} threads · {m['date']}")
 
 

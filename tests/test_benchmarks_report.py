@@ -759,3 +759,23 @@ def test_centres_without_curves_only_is_refused(
     with pytest.raises(SystemExit):  # before the model loads
         predictor_efficiency.main()
     assert "--centres chooses the curves --curves-only measures" in capsys.readouterr().err
+
+
+def test_a_result_written_by_report_shows_the_command_that_measures_it_all() -> None:
+    """``--report`` only writes what separate processes measured: the docs show the same
+    arguments without it, over every seed the result holds (the JSON keeps what ran)."""
+    from _common import rerun_command
+
+    m = {"commit": "a" * 40, "dirty": False, "machine": {"threads": 1}, "date": "today",
+         "command": "python benchmarks/quality.py --suite wanda_modules --report --targets 0.7 "
+                    "--seeds 0 --offspring 40 --set 'warm_start=[{method: uniform}]'"}
+    data = {"manifest": m, "seeds": [0, 1, 2]}
+    assert rerun_command(data) == ("python benchmarks/quality.py --suite wanda_modules --targets 0.7 "
+                                   "--seeds 0 1 2 --offspring 40 --set 'warm_start=[{method: uniform}]'")
+    line = manifest_line(data)
+    assert line.startswith("`python benchmarks/quality.py --suite wanda_modules --targets 0.7 --seeds 0 1 2 ")
+    assert "(its parts ran one per process; `--report` wrote it)" in line
+    assert rerun_command({"command": "python benchmarks/x.py --report"}) == "python benchmarks/x.py"
+    ran = {"manifest": m | {"command": "python benchmarks/quality.py --seeds 0"}, "seeds": [0, 1]}
+    assert rerun_command(ran) == "python benchmarks/quality.py --seeds 0"  # ran as recorded: kept
+    assert "wrote it" not in manifest_line(ran)

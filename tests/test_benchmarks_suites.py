@@ -267,6 +267,16 @@ def test_a_variant_with_its_own_priors_is_compared_with_them_else_marked_borrowe
                            "its own run (transformers 5.24 there, 5.25 here): uniform 300.00 there, "
                            "300.00 here (a draw moved by up to 0.0%)")
     assert "ramp 200.00 there, 190.00 here (a draw moved by up to 10.0%)." in note
+    # Two variants with the same figures share one sentence; one that differs has its own.
+    again = [*tagged, ("curves2", tagged[0][1]),
+             ("same", {"environment": q["environment"], "runs": {"70": own}})]
+    note = mr.remeasured_note(q, again)
+    assert note.startswith("At 70% the `curves` and `curves2` variants each verified the plain suite's "
+                           "prior plans again in their own runs, with the same figures (transformers "
+                           "5.24 there, 5.25 here): uniform 300.00 there")
+    assert note.count("ramp 200.00 there, 190.00 here") == 2
+    assert "At 70% the `same` variant verified the plain suite's prior plans again in its own run " \
+           "(the same builds): uniform" in note
 
 
 def test_prior_plans_are_the_same_to_the_last_bits_of_a_sparsity() -> None:
@@ -300,3 +310,21 @@ def test_a_variant_that_measured_its_own_priors_is_not_labelled_as_borrowing(
     # The plain suite's partial results count too (its run not written yet).
     (runs / "quality_s_70.partial.json").write_text(json.dumps({"70": own}))
     assert _suite_state.still_borrowed("s", "70", "cpu", own)
+
+
+def test_the_search_costs_are_one_row_per_run_and_target_one_column_per_seed() -> None:
+    import _modules_render as mr
+
+    def searched(trials: int, minutes: float, tokens: int | None = None) -> dict[str, Any]:
+        return {"trials": trials, "search_s": minutes * 60} | ({"search_tokens": tokens} if tokens else {})
+
+    plain = {"70": {"searched:s0": searched(149, 40, 415744), "searched:s10": searched(149, 12, 1000),
+                    "searched:s2": searched(149, 33, 428032), "measured:uniform": {}}}
+    variant = {"70": {"searched:s0": searched(73, 9.6)}}
+    assert mr._cost_table([("per-module", plain), ("`curves`", variant)]) == [
+        "| run | target | s0 | s2 | s10 |", "|---|---|---|---|---|",
+        "| per-module | 70% | 149 trials, 415,744 tokens, 40 min | 149 trials, 428,032 tokens, 33 min "
+        "| 149 trials, 1,000 tokens, 12 min |",
+        "| `curves` | 70% | 73 trials, 10 min | - | - |"]
+    assert mr._cost_table([("none", {"70": {}})]) == []
+    assert mr._cost_sentence(variant, "curves") == "curves: 70% s0: 73 trials, 10 min."
