@@ -149,7 +149,7 @@ class Screener:
 
     def study_keys(self, read: Sequence[store.StoredTrial], exclude: int = -1) -> set[str]:
         """The prepared plans of every trial of the study, as ``store.trials`` read them (any
-        state, any fidelity; enqueued ones from their fixed values, a screened one whose
+        state, any fidelity; enqueued ones from their fixed values, a running screened one whose
         parameters are not suggested yet from its proposal's key), but ``exclude``."""
         out = set()
         for t in read:
@@ -162,8 +162,8 @@ class Screener:
                 elif t.proposed:
                     cand = self._candidate(t.proposed, "trial")
                     key = plan_key(cand.plan) if cand is not None else None
-                elif t.screened is not None:
-                    key = t.screened.get("key")
+                elif t.screened is not None and t.state == TrialState.RUNNING:
+                    key = t.screened.get("key")  # not one that died before it was suggested
                 if key is not None and t.state in FINISHED:
                     self._keys[t.number] = key
             if key is not None:

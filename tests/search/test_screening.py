@@ -297,6 +297,9 @@ def test_a_proposal_is_taken_before_its_trial_suggests_it(screened: Any, evaluat
     seen = second.study_keys(store.trials(study), exclude=other.number)
     assert plan_key(fresh.plan) in seen
     assert second._pop(seen) is None and not second._queue
+    # A screened trial that failed before its parameters were suggested took nothing.
+    study.tell(asked, state=TrialState.FAIL)
+    assert plan_key(fresh.plan) not in second.study_keys(store.trials(study), exclude=other.number)
 
 
 def test_short_listing_trains_on_the_first_fidelity_when_the_pruner_stops_trials_there(
