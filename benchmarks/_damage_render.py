@@ -18,7 +18,7 @@ def _result() -> tuple[dict[str, Any] | None, str]:
     return records_result(NAME)
 
 
-def _summary(d: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def by_ranking(d: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Ranking name -> its min, median and count below 0.9 over the 60-75% studies."""
     return {r["ranking"]: r for r in d["rows"]}
 
@@ -39,7 +39,7 @@ def render_sentence() -> str:
     if stale:
         return (f" The measured-damage check (`benchmarks/predictor_damage.py`) has no current "
                 f"result: {stale}.")
-    s = _summary(d)
+    s = by_ranking(d)
     kind, blend = s["default kind out"], s["blend kind out"]
     n = sum(1 for r in d["studies"] if deciding(r["target"]))
     meets = blend["min"] >= 0.9 and s["blend"]["min"] >= 0.9
@@ -88,7 +88,7 @@ def _ceilings(d: dict[str, Any]) -> str:
 
 def _cheaper(d: dict[str, Any]) -> str:
     """The clauses on curves measured on fewer tokens (empty without any)."""
-    s = _summary(d)
+    s = by_ranking(d)
     return "".join(f"; with curves on {t} tokens each ({_cost(d, t)}), the blend's lowest is "
                    f"{s[f'blend kind out, {t} tokens']['min']:.3f} "
                    f"({s[f'blend kind out, {t} tokens']['below_0.9']} below 0.9, kind held out)"
@@ -101,7 +101,7 @@ def render_lines() -> list[str]:
     if d is None:
         return []
     note = f" *Not current: {stale}.*" if stale else ""
-    s = _summary(d)
+    s = by_ranking(d)
     cols = [k for k in COLUMNS if k in s] + [k for k in s if k not in COLUMNS]
     lines = ["", f"**Measured damage** (`{d['manifest']['command']}`).{note} Block curves around "
              f"{', '.join(d['centres'])} at {', '.join(f'{t:g}' for t in d['targets'])} ({_cost(d)}); a "

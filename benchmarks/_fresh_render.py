@@ -7,6 +7,7 @@ from statistics import median
 from typing import Any
 
 from _common import records_result
+from _damage_render import by_ranking
 from predictor import deciding
 
 NAME = "predictor_fresh_cpu.json"
@@ -60,7 +61,7 @@ def render_sentence() -> str:
         return ""
     if stale:
         return f" The fresh-studies check (`benchmarks/predictor_fresh.py`) has no current result: {stale}."
-    s = {r["ranking"]: r for r in d["rows"]}
+    s = by_ranking(d)
     n = sum(1 for r in d["studies"] if deciding(r["target"]))
     spread = median(r["spread"] for r in d["studies"] if deciding(r["target"]))
 
@@ -85,7 +86,7 @@ def render_lines() -> list[str]:
     if d is None:
         return []
     note = f" *Not current: {stale}.*" if stale else ""
-    s = {r["ranking"]: r for r in d["rows"]}
+    s = by_ranking(d)
     cols = [k for k in COLUMNS if k in s]
     retest = [k for k in RETEST if any(k in r for r in d["studies"])]
     lines = ["", f"**Fresh studies** (`{d['manifest']['command']}`).{note} The `{d['default_model']}` model "

@@ -95,6 +95,12 @@ def measure_all(ev: Evaluator, pairs: list[tuple[float, str]], shard: tuple[int,
     return done
 
 
+def curves_of(done: dict[str, Any], pairs: list[tuple[float, str]]) -> DamageCurves:
+    """The curves of every (target, centre) of ``pairs`` among the measured entries ``done``
+    (what :func:`measure_all` returns)."""
+    return DamageCurves(tuple(CentredCurves.from_dict(done[curve_key(t, c)]["curves"]) for t, c in pairs))
+
+
 def other_targets(curves: DamageCurves, target: float) -> DamageCurves:
     """The curves of every measured target but ``target``: what a study at a target nobody
     measured reads (the nearest other target's)."""
@@ -212,8 +218,7 @@ def main() -> None:
     curves = {}
     for tokens, rows_done in done.items():
         save_partial(partial_path(tokens), rows_done)
-        curves[tokens] = DamageCurves(tuple(CentredCurves.from_dict(rows_done[curve_key(t, c)]["curves"])
-                                            for t, c in pairs))
+        curves[tokens] = curves_of(rows_done, pairs)
     records, _ = predictor_records(loaded.device.type)
     table = FeatureTable.from_profile(build_profile(loaded, DataConfig(), progress=False))
     rows = study_rows(records, rankings(table, records, curves, args.members, args.seed))

@@ -53,13 +53,13 @@ from _common import (
 )
 from _shards import shard_of
 from predictor_ceiling import plan_key, reliability, remeasured
-from predictor_damage import LABEL_TOKENS, TARGETS, curve_key, measure_all, study_rows, summary
+from predictor_damage import LABEL_TOKENS, TARGETS, curves_of, measure_all, study_rows, summary
 
 from allocsearch.data import DataConfig
 from allocsearch.models import load_model
 from allocsearch.predictor import FeatureTable, Predictor
 from allocsearch.predictor.base import DEFAULT_MODEL
-from allocsearch.predictor.damage import CENTRES, CentredCurves, DamageCurves
+from allocsearch.predictor.damage import CENTRES, DamageCurves
 from allocsearch.predictor.records import PlanRecord, read_records
 from allocsearch.profile import build_profile
 
@@ -114,7 +114,7 @@ def curves_at_label_tokens(loaded: Any) -> DamageCurves:
     pairs = [(t, c) for t in TARGETS for c in CENTRES]
     done = measure_all(ev, pairs, None, LABEL_TOKENS)
     ev.close()
-    return DamageCurves(tuple(CentredCurves.from_dict(done[curve_key(t, c)]["curves"]) for t, c in pairs))
+    return curves_of(done, pairs)
 
 
 def rankings(table: FeatureTable, train: list[PlanRecord], fresh: list[PlanRecord], curves: DamageCurves,
