@@ -49,6 +49,7 @@ KINDS = [
          "the best searched plan against the lowest verified prior, paired across calibration "
          "draws, on both domains."),
     Kind("demo", "The first command", "scripts/demo.sh end to end, as a new user runs it."),
+    Kind("tour", "The README's tour", "Every command of the README's tour, as written, in a new folder."),
     Kind("quality_uniform", "Uniform pruning", "Dense and one-ratio pruners on SmolLM2-135M."),
     Kind("quality_priors", "Allocation priors", "Each prior family's parameters chosen on the search "
          "split, measured on the evaluation split (sequential Wanda)."),
@@ -396,12 +397,14 @@ def blocks() -> list[tuple[Path, str, Callable[[], str]]]:
     import demo
     import nas
     import tasks
+    import tour
     import workers
 
     return [(ROOT / "README.md", "headline", headline),
             (ROOT / "README.md", "curves", curves.render_readme),
             (ROOT / "README.md", "predictor", _predictor_render.render_readme),
             (ROOT / "README.md", "demo", demo.render_readme),
+            (ROOT / "README.md", "tour", tour.render_readme),
             (DOCS / "results.md", "sparsegpt-results", _sparsegpt_render.render),
             (DOCS / "results.md", "sparsegpt-modules-results", _modules_render.render),
             (DOCS / "results.md", "wanda-modules-results", _modules_render.render_wanda),
