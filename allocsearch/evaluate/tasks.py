@@ -194,6 +194,7 @@ def task_accuracy(
     check_tasks(config, cache_dir)
     import datasets
     import lm_eval
+    import lm_eval.evaluator
 
     resolved = _resolve(config, cache_dir)
     manager = _task_manager(tuple(resolved.include), resolved.builtin)
@@ -205,6 +206,11 @@ def task_accuracy(
     if not progress:
         datasets.disable_progress_bars()
     was_training = loaded.model.training
+    # lm-eval stamps its result with `git describe` run in the working directory; outside a git
+    # checkout git prints "fatal: not a git repository" to the user's terminal. We do not read
+    # the stamp, so lm-eval is not asked for it.
+    stamp = lm_eval.evaluator.get_git_commit_hash
+    lm_eval.evaluator.get_git_commit_hash = _no_commit
     try:
         model = _wrap(loaded, config.batch_size, progress)
         out = lm_eval.simple_evaluate(
@@ -216,11 +222,16 @@ def task_accuracy(
         raise TaskError(f"tasks {resolved.names}: cannot load their data ({first}); hub tasks "
                         f"need the Hugging Face hub or its cache") from exc
     finally:
+        lm_eval.evaluator.get_git_commit_hash = stamp
         loaded.model.train(was_training)
         quiet.setLevel(level)
         if bars:
             datasets.enable_progress_bars()
     return _scores(out, resolved.names, config)
+
+
+def _no_commit() -> None:
+    return None
 
 
 @functools.lru_cache(maxsize=8)
