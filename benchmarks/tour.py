@@ -14,6 +14,7 @@ what each step costs before copying it.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shlex
@@ -94,8 +95,6 @@ def render_readme() -> str:
     path = RESULTS / "tour_cpu.json"
     if not path.is_file():
         return "Not yet timed (`python benchmarks/tour.py` runs every command below and times it)."
-    import json
-
     d = json.loads(path.read_text())
     m = d["manifest"]
     steps = "; ".join(f"`{_label(r['command'])}` {_duration(r['seconds'])}" for r in d["rows"])
