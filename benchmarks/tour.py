@@ -101,7 +101,7 @@ def render_readme() -> str:
     total = sum(r["seconds"] for r in d["rows"])
     return (f"Every command below, run as written in a new folder with an empty cache "
             f"(`{m['command']}`, commit {m['commit'][:10]}, {m['date']}, "
-            f"{d['cores']} CPU core(s)): {steps}; {_duration(total)} in all. "
+            f"{d['cores']} CPU core{'' if d['cores'] == 1 else 's'}): {steps}; {_duration(total)} in all. "
             f"The first command that needs the model converts it and profiles it once; the curves "
             f"and the study are the long steps, and both are kept (a rerun reads the cache, a "
             f"study resumes).")

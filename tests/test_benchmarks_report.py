@@ -46,10 +46,11 @@ def test_every_current_result_has_a_manifest_and_the_headline_reads_none_of_the_
 
 
 def test_benchmarks_md_is_short_enough_to_read() -> None:
-    # One section per current result (about 10 lines each, a table's first rows) and one archive
-    # row per family: past this, results of older code belong in the archive.
+    # One section per current result (about 10 lines each, a table's first rows; a step-by-step
+    # result such as the tour's 8 commands takes 17) and one archive row per family: past this,
+    # results of older code belong in the archive.
     current = len(list(RESULTS.glob("*.json")))
-    assert len((ROOT / "BENCHMARKS.md").read_text().splitlines()) <= 10.5 * current
+    assert len((ROOT / "BENCHMARKS.md").read_text().splitlines()) <= 11 * current
 
 
 def test_a_family_says_what_it_answers_once() -> None:

@@ -66,5 +66,5 @@ def test_the_readme_line_names_each_step_and_its_time(tmp_path: Path,
     (tmp_path / "tour_cpu.json").write_text(json.dumps({"rows": rows, "cores": 1, "manifest": manifest}))
     assert tour.render_readme().startswith(
         "Every command below, run as written in a new folder with an empty cache "
-        "(`python benchmarks/tour.py`, commit 0123456789, d, 1 CPU core(s)): `allocate` 12 s; "
+        "(`python benchmarks/tour.py`, commit 0123456789, d, 1 CPU core): `allocate` 12 s; "
         "`study curves` 25.0 min; `plan show` 3 s; 25.3 min in all.")
