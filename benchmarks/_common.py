@@ -7,6 +7,7 @@ import argparse
 import functools
 import json
 import platform
+import shlex
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -266,7 +267,6 @@ def restart_unfinished(cfg: StudyConfig) -> bool:
 def command_line() -> str:
     """The command that is running, as a user would paste it: ``python benchmarks/<script>``
     and its arguments, quoted for the shell where they need it."""
-    import shlex
     import sys
 
     script = Path(sys.argv[0])
@@ -279,8 +279,6 @@ def rerun_command(result: dict[str, Any]) -> str:
     wrote what earlier processes measured (one per seed, say), so on a fresh clone it finds
     nothing to report: the same arguments without ``--report``, over every seed the result
     holds (its ``seeds``), measure it all in one process."""
-    import shlex
-
     command = str(result.get("manifest", {}).get("command") or result.get("command") or "")
     argv = shlex.split(command)
     if "--report" not in argv:

@@ -1,14 +1,14 @@
 """The README's tour, run as written: every ``allocsearch`` command of its "A tour" section, timed.
 
-    python benchmarks/tour.py      # about an hour on one CPU core: the curves and the study
+    python benchmarks/tour.py      # the curves and the study take most of its time
 
 In a new temporary folder holding a copy of ``studies/`` (the commands name its configs, and
-their outputs land beside them), with ``ALLOCSEARCH_CACHE`` pointing there too (so the model
+their outputs land beside them), with an empty ``ALLOCSEARCH_CACHE`` beside it (so the model
 conversion, the profile and the block curves are made anew, as on a new machine), runs each
 command of the README's tour in order with this environment's ``allocsearch``, stops at the
 first that fails, and writes benchmarks/results/tour_cpu.json: the seconds each took and the
-files it wrote. The README renders those times under the tour's heading, so a reader knows
-what each step costs before copying it.
+files it wrote in the folder (new or rewritten). The README renders those times under the
+tour's heading, so a reader knows what each step costs before copying it.
 """
 
 from __future__ import annotations
@@ -42,16 +42,23 @@ def tour_commands(readme: str) -> list[str]:
     return [" ".join(m.group(1).split()) for m in re.finditer(r"^ {4,}(allocsearch .+)$", text, re.MULTILINE)]
 
 
-def _files(folder: Path) -> set[str]:
-    return {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}
+def _files(folder: Path) -> dict[str, int]:
+    """Every file under ``folder`` (relative path) -> its modification time (ns)."""
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+
+
+def _written(before: dict[str, int], after: dict[str, int]) -> list[str]:
+    """The files of ``after`` that are new or have another modification time than ``before``'s."""
+    return sorted(f for f, mtime in after.items() if before.get(f) != mtime)
 
 
 def run_tour(commands: list[str], folder: Path, env: dict[str, str], log: Path) -> list[dict[str, Any]]:
-    """Each command run in ``folder``: its seconds and the files it added; stops at a failure."""
+    """Each command run in ``folder``: its seconds and the files it wrote there (new or rewritten);
+    stops at a failure. ``log`` (every command's output) belongs outside ``folder``."""
     bin_dir = Path(sys.executable).parent
     rows: list[dict[str, Any]] = []
+    before = _files(folder)
     for step, command in enumerate(commands, start=1):
-        before = _files(folder)
         argv = [str(bin_dir / "allocsearch"), *shlex.split(command)[1:]]
         start = time.perf_counter()
         with log.open("a") as out:
@@ -59,9 +66,10 @@ def run_tour(commands: list[str], folder: Path, env: dict[str, str], log: Path) 
             out.flush()
             done = subprocess.run(argv, cwd=folder, env=env, stdout=out, stderr=subprocess.STDOUT)
         seconds = time.perf_counter() - start
-        added = sorted(f for f in _files(folder) - before if not f.startswith("cache/"))
+        after = _files(folder)
         rows.append({"step": step, "command": command, "seconds": seconds, "minutes": seconds / 60,
-                     "returncode": done.returncode, "wrote": added})
+                     "returncode": done.returncode, "wrote": _written(before, after)})
+        before = after
         if done.returncode != 0:
             break
     return rows
@@ -72,11 +80,11 @@ def main() -> None:
     p.parse_args()
     commands = tour_commands((ROOT / "README.md").read_text())
     with tempfile.TemporaryDirectory(prefix="allocsearch-tour-") as tmp:
-        folder = Path(tmp)
+        folder = Path(tmp) / "tour"  # the commands' folder; the cache and the log beside it
         shutil.copytree(ROOT / "studies", folder / "studies",
                         ignore=lambda d, names: [n for n in names if (Path(d) / n).is_dir()])
-        env = os.environ | {"ALLOCSEARCH_CACHE": str(folder / "cache")}
-        log = folder / "tour.log"
+        env = os.environ | {"ALLOCSEARCH_CACHE": str(Path(tmp) / "cache")}
+        log = Path(tmp) / "tour.log"
         rows = run_tour(commands, folder, env, log)
         tail = log.read_text().splitlines()[-30:]
     print_table(rows, ["step", "minutes", "returncode", "command"])

@@ -49,10 +49,23 @@ def test_the_readmes_tour_runs_from_a_prior_to_an_exported_recipe() -> None:
 
 def test_the_tour_stops_at_the_first_failing_command(tmp_path: Path) -> None:
     env = {"PATH": "/usr/bin:/bin", "ALLOCSEARCH_CACHE": str(tmp_path / "cache")}
+    folder = tmp_path / "tour"
+    folder.mkdir()
     commands = ["allocsearch --version", "allocsearch plan show missing.json", "allocsearch --version"]
-    rows = tour.run_tour(commands, tmp_path, env, tmp_path / "log")
+    rows = tour.run_tour(commands, folder, env, tmp_path / "log")
     assert [r["returncode"] == 0 for r in rows] == [True, False]
     assert "$ allocsearch plan show missing.json" in (tmp_path / "log").read_text()
+
+
+def test_a_step_lists_the_files_it_wrote_new_or_rewritten(tmp_path: Path) -> None:
+    before = {"kept.txt": 1, "report.json": 1}
+    after = {"kept.txt": 1, "report.json": 2, "plan.json": 3}
+    assert tour._written(before, after) == ["plan.json", "report.json"]
+    env = {"PATH": "/usr/bin:/bin", "ALLOCSEARCH_CACHE": str(tmp_path / "cache")}
+    folder = tmp_path / "tour"
+    folder.mkdir()
+    (row,) = tour.run_tour(["allocsearch --version"], folder, env, tmp_path / "log")
+    assert row["returncode"] == 0 and row["wrote"] == []  # the log lies outside the folder
 
 
 def test_the_readme_line_names_each_step_and_its_time(tmp_path: Path,
