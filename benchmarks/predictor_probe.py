@@ -1,0 +1,207 @@
+"""A measured window beside the predictor: does it rank the held-out studies' plans?
+
+Every committed record's plan (benchmarks/predictor_data.py's studies, 2048-token labels) is
+probed on one window of the same Evaluator's search tokens (:class:`WindowProbe`; --window 4 by
+default: tokens 2048-2560, past the labels' own, so no label token is scored twice) with each
+fitness of --fitness (the studies' ``ppl``; ``kl``, to the dense model). Then each kind of study
+(its seeds together) is held out, as benchmarks/predictor.py's deciding rule holds them out, and
+its plans ranked by:
+
+- ``default``: the default model trained on the other kinds;
+- ``blend``: the same plus the measured damage (benchmarks/predictor_damage.py's curves,
+  :meth:`Predictor.with_damage`);
+- ``probe (F)``: the probe alone;
+- ``stack (F)``: :class:`ProbeStack` of the blend and the probe, its two weights fitted on the
+  other kinds' plans, each of them predicted by a blend trained without it and without the
+  held-out kind (nested: no label of the held-out kind reaches the stack).
+
+Spearman against the labels per study; the summary over the 60-75% studies. The cost beside
+it: seconds per probe and per label evaluation (--time-labels plans timed in the same run).
+
+    python benchmarks/predictor_probe.py --shard 0/2     # beside --shard 1/2, one core each
+    python benchmarks/predictor_probe.py                 # after the shards: the table (~5 min)
+
+The probes are kept in results/runs/predictor_probe_w<window>.partial.json (a run resumes;
+probes measured on other library code are measured again). The damage curves are read from
+benchmarks/predictor_damage.py's resume state (measured there where missing or stale). Writes
+benchmarks/results/predictor_probe_<device>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np
+from _code_state import code_state, fresh_entries
+from _common import (
+    RUNS,
+    add_model_args,
+    command_line,
+    environment,
+    predictor_evaluator,
+    predictor_records,
+    print_table,
+    records_digest,
+    write_json,
+)
+from _shards import load_done, save_partial, save_rows, shard_of
+from predictor import study_kind
+from predictor_damage import LABEL_TOKENS, TARGETS, curves_of, measure_all, study_rows, summary
+
+from allocsearch.data import DataConfig
+from allocsearch.evaluate import Evaluator
+from allocsearch.models import load_model
+from allocsearch.predictor import FeatureTable, PlanRecord, Predictor
+from allocsearch.predictor.base import DEFAULT_MODEL
+from allocsearch.predictor.damage import CENTRES, DamageCurves
+from allocsearch.predictor.probe import ProbeStack, WindowProbe
+from allocsearch.profile import build_profile
+
+PROBE_EVALUATOR_TOKENS = 4 * LABEL_TOKENS  # the studies' full fidelity: windows 0-15
+
+
+def partial_path(window: int) -> Path:
+    return RUNS / f"predictor_probe_w{window}.partial.json"
+
+
+def record_key(r: PlanRecord) -> str:
+    return f"{r.study}|{r.trial}"
+
+
+def measure_probes(ev: Evaluator, records: list[PlanRecord], window: int, fitnesses: list[str],
+                   shard: tuple[int, int] | None) -> dict[str, Any]:
+    """Each record's probe per fitness (this shard's share), measured or read back."""
+    partial = partial_path(window)
+    done = fresh_entries(load_done(partial), partial.name)
+    probes = {f: WindowProbe(ev, window, f) for f in fitnesses}
+    mine = records[shard[0]::shard[1]] if shard else records
+    own = [record_key(r) for r in mine]
+    for i, r in enumerate(mine):
+        key = record_key(r)
+        if key in done and all(f in done[key] for f in fitnesses):
+            continue
+        entry: dict[str, float] = {}
+        for f, probe in probes.items():  # the first applies the plan; the others find it applied
+            start = time.perf_counter()
+            entry[f] = probe(r.plan)
+            entry[f"{f} seconds"] = time.perf_counter() - start
+        done[key] = entry | code_state()
+        if i % 20 == 19 or i == len(mine) - 1:
+            save_rows(partial, done, shard, own)
+            print(f"  {i + 1}/{len(mine)} probed", flush=True)
+    return done
+
+
+def time_labels(ev: Evaluator, records: list[PlanRecord], n: int) -> float:
+    """Mean seconds of one label evaluation (the studies' 2048 tokens), over ``n`` records."""
+    picked = records[:: max(1, len(records) // n)][:n]
+    start = time.perf_counter()
+    for r in picked:
+        ev.fitness(r.plan, fidelity=LABEL_TOKENS)
+    return (time.perf_counter() - start) / max(1, len(picked))
+
+
+def blend_of(table: FeatureTable, train: list[PlanRecord], test: list[PlanRecord], curves: DamageCurves,
+             members: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(default, blend) predicted log-fitness of ``test``, both (plans,), by a model of ``train``."""
+    pred = Predictor.train(table, train, model=DEFAULT_MODEL, members=members, seed=seed)
+    plans = [r.plan for r in test]
+    return pred.predict(plans)[0], pred.with_damage(curves).predict(plans)[0]
+
+
+def rankings(table: FeatureTable, records: list[PlanRecord], curves: DamageCurves,
+             probes: dict[str, np.ndarray], members: int, seed: int
+             ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, dict[str, float]]]]:
+    """Every ranking of the records (name -> (plans,) scores), kind held out, and the stack
+    weights fitted for each held-out kind (kind -> fitness -> weights)."""
+    kinds = [study_kind(r) for r in records]
+    names = sorted(set(kinds))
+    idx = {k: [i for i, kk in enumerate(kinds) if kk == k] for k in names}
+    ranked = {"default": np.zeros(len(records)), "blend": np.zeros(len(records))}
+    ranked |= {f"probe ({f})": v for f, v in probes.items()}
+    ranked |= {f"stack ({f})": np.zeros(len(records)) for f in probes}
+    log_label = np.log([r.fitness for r in records])
+    weights: dict[str, dict[str, dict[str, float]]] = {}
+    for held in names:
+        out = [i for i in range(len(records)) if kinds[i] != held]
+        test = [records[i] for i in idx[held]]
+        d, b = blend_of(table, [records[i] for i in out], test, curves, members, seed)
+        ranked["default"][idx[held]], ranked["blend"][idx[held]] = d, b
+        # The stack's training plans, each predicted without its own kind and without ``held``.
+        inner = np.zeros(len(records))
+        for other in names:
+            if other == held:
+                continue
+            train = [records[i] for i in out if kinds[i] != other]
+            part = [records[i] for i in idx[other]]
+            inner[idx[other]] = blend_of(table, train, part, curves, members, seed)[1]
+        studies = [records[i].study for i in out]
+        weights[held] = {}
+        for f, probe in probes.items():
+            stack = ProbeStack.fit(inner[out], probe[out], log_label[out], studies)
+            ranked[f"stack ({f})"][idx[held]] = stack.score(b, probe[idx[held]])
+            weights[held][f] = {"model": stack.model, "probe": stack.probe}
+        print(f"  {held}: held out", flush=True)
+    return ranked, weights
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_model_args(p)
+    p.add_argument("--window", type=int, default=4, help="the search window probed (0-based, 512 tokens)")
+    p.add_argument("--fitness", nargs="+", default=["ppl", "kl"], choices=["ppl", "kl"])
+    p.add_argument("--members", type=int, default=5)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--time-labels", type=int, default=20, help="label evaluations timed beside the probes")
+    p.add_argument("--shard", type=shard_of, default=None, metavar="I/N",
+                   help="probe every N-th record from the I-th only, into its own partial file")
+    args = p.parse_args()
+
+    loaded = load_model(args.model, device=args.device, dtype=args.dtype)
+    records, _ = predictor_records(loaded.device.type)
+    RUNS.mkdir(parents=True, exist_ok=True)
+    ev = predictor_evaluator(loaded, (LABEL_TOKENS, PROBE_EVALUATOR_TOKENS))
+    done = measure_probes(ev, records, args.window, args.fitness, args.shard)
+    if args.shard is not None:
+        print(f"shard {args.shard[0]}/{args.shard[1]} done; run again without --shard to write the result")
+        return
+    save_partial(partial_path(args.window), done)
+    label_seconds = time_labels(ev, records, args.time_labels)
+    ev.close()
+    pairs = [(t, c) for t in TARGETS for c in CENTRES]
+    curves_ev = predictor_evaluator(loaded, (LABEL_TOKENS,))
+    curves = curves_of(measure_all(curves_ev, pairs, None, LABEL_TOKENS), pairs)
+    curves_ev.close()
+    probes = {f: np.log(np.maximum([done[record_key(r)][f] for r in records], 1e-12)) for f in args.fitness}
+    table = FeatureTable.from_profile(build_profile(loaded, DataConfig(), progress=False))
+    ranked, weights = rankings(table, records, curves, probes, args.members, args.seed)
+    rows = study_rows(records, ranked)
+    print_table(rows, list(rows[0]))
+    best = [{"ranking": k} | v for k, v in summary(rows).items()]
+    print_table(best, ["ranking", "min", "median", "below_0.9"])
+    seconds = {f: float(np.mean([done[record_key(r)][f"{f} seconds"] for r in records]))
+               for f in args.fitness}
+    path = write_json(f"predictor_probe_{loaded.device.type}.json", {
+        "command": command_line(), "environment": environment(),
+        "records": len(records), "records_digest": records_digest(records),
+        "default_model": DEFAULT_MODEL, "members": args.members, "seed": args.seed,
+        "window": args.window, "probe_tokens": int(ev.windows.shape[1]), "label_tokens": LABEL_TOKENS,
+        "fitnesses": args.fitness, "targets": list(TARGETS), "centres": list(CENTRES),
+        # A probe's seconds per fitness, in --fitness order: the first one's include applying the plan.
+        "cost": {"probe_seconds": seconds, "label_seconds": label_seconds, "labels_timed": args.time_labels},
+        "weights": weights, "rows": best, "studies": rows,
+    }, protocol={"device": loaded.device.type, "dtype": args.dtype, "model": args.model, "data": "embedded",
+                 "calibration": "the predictor studies' profile (studies/smollm2-70.yaml)",
+                 "evaluation": f"labels: search tokens 0-{LABEL_TOKENS}; probes: window {args.window}",
+                 "seeds": [args.seed]})
+    print(f"\nwrote {path}")
+
+
+if __name__ == "__main__":
+    main()
