@@ -1,7 +1,8 @@
 """The predictor's blocks of README.md and docs/results.md, rendered from the JSON files
 benchmarks/predictor.py (held-out quality) and benchmarks/predictor_ceiling.py (the labels' own
 noise) wrote; the efficiency and measured-damage parts come from :mod:`_efficiency_render` and
-:mod:`_damage_render`, the fresh studies' from :mod:`_fresh_render`."""
+:mod:`_damage_render`, the window probe's from :mod:`_probe_render`, the fresh studies' from
+:mod:`_fresh_render`."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 import _damage_render
 import _efficiency_render
 import _fresh_render
+import _probe_render
 from _common import ARCHIVED_NOTE, RESULTS, records_result, result_path
 from _render_text import fmt, records_note
 from predictor import deciding
@@ -42,6 +44,7 @@ def render_readme() -> str:
         f" **The library's default is `{DEFAULT_MODEL}`: it differs from this measurement.**"
     # The default model's sentence, then one bullet per further check that has a result.
     more = [t.strip() for t in (_ceiling_sentence(), _damage_render.render_sentence(),
+                                _probe_render.render_sentence(),
                                 _fresh_render.render_sentence(), _efficiency_render.render_sentence())
             if t.strip()]
     head = _quality_sentence(q, best, against, agree) + records_note(q)
@@ -160,7 +163,8 @@ def render_results() -> str:
                          f"{r.get('extrapolates', 'not measured')} | {r['meets_bar']} |")
         lines += ["", f"Parity plot of the default model: `benchmarks/results/{q['parity_plot']}`."]
     return "\n".join(lines + _efficiency_render.render_lines() + _ceiling_lines()
-                     + _damage_render.render_lines() + _fresh_render.render_lines())
+                     + _damage_render.render_lines() + _probe_render.render_lines()
+                     + _fresh_render.render_lines())
 
 
 def _study_lines(q: dict[str, Any], kind_out: bool = False) -> list[str]:

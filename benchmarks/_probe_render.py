@@ -1,0 +1,80 @@
+"""The window-probe sentence of README.md and its table in docs/results.md, rendered from the
+JSON benchmarks/predictor_probe.py wrote (nothing until it has)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from _common import records_result
+from predictor import deciding
+
+NAME = "predictor_probe_cpu.json"
+
+
+def by_ranking(d: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Ranking name -> its min, median and count below 0.9 over the 60-75% studies."""
+    return {r["ranking"]: r for r in d["rows"]}
+
+
+def _cost(d: dict[str, Any]) -> str:
+    """A probe's tokens and seconds against a label evaluation's, measured in the same run."""
+    c, first = d["cost"], d["fitnesses"][0]
+    share = c["probe_seconds"][first] / c["label_seconds"]
+    return (f"{d['probe_tokens']} tokens and {c['probe_seconds'][first]:.2f} s of one core per plan, "
+            f"{share:.0%} of a {d['label_tokens']}-token label evaluation's {c['label_seconds']:.2f} s")
+
+
+def _best_stack(d: dict[str, Any]) -> str:
+    """The stack column with the highest lowest Spearman (ties: the first fitness)."""
+    s = by_ranking(d)
+    return max((f"stack ({f})" for f in d["fitnesses"]), key=lambda k: s[k]["min"])
+
+
+def render_sentence() -> str:
+    """One sentence for the README's predictor paragraph (empty until measured)."""
+    d, stale = records_result(NAME)
+    if d is None:
+        return ""
+    if stale:
+        return f" The window-probe check (`benchmarks/predictor_probe.py`) has no current result: {stale}."
+    s = by_ranking(d)
+    best = _best_stack(d)
+    n = sum(1 for r in d["studies"] if deciding(r["target"]))
+    alone = [s[f"probe ({f})"] | {"fitness": f} for f in d["fitnesses"]]
+    probes = "; ".join(f"the {a['fitness']} probe alone {a['min']:.3f} ({a['below_0.9']} below)"
+                       for a in alone)
+    verdict = ("That meets the 0.9 bar on every study, with a measurement of each plan"
+               if s[best]["below_0.9"] == 0 else "The 0.9 bar is not met with it either")
+    return (f" A measured window (`benchmarks/predictor_probe.py`): each plan's fitness on search window "
+            f"{d['window']}, none of the labels' tokens ({_cost(d)}), stacked with the damage blend (two "
+            f"weights fitted on the other kinds' plans, nested), ranks the {n} studies at 60-75% with each "
+            f"kind held out at a lowest Spearman of {s[best]['min']:.3f} (median {s[best]['median']:.3f}, "
+            f"{s[best]['below_0.9']} below 0.9; `{best}`), against the blend's {s['blend']['min']:.3f} "
+            f"({s['blend']['below_0.9']} below) and the default model's {s['default']['min']:.3f}; {probes}. "
+            f"{verdict}: the probe is a forward pass per candidate, not a model, and the search does not "
+            f"use it yet.")
+
+
+def render_lines() -> list[str]:
+    """Its per-study table for docs/results.md (empty until measured)."""
+    d, stale = records_result(NAME)
+    if d is None:
+        return []
+    note = f" *Not current: {stale}.*" if stale else ""
+    s = by_ranking(d)
+    cols = list(s)
+    weights = "; ".join(f"{kind} " + ", ".join(f"{f} ({w['model']:.3f}, {w['probe']:.3f})"
+                                               for f, w in per.items()) for kind, per in d["weights"].items())
+    lines = ["", f"**Measured window** (`{d['manifest']['command']}`).{note} Each plan probed on search "
+             f"window {d['window']} ({_cost(d)}). Spearman per study, its kind held out: `default`, the "
+             f"`{d['default_model']}` model; `blend`, plus the measured damage; `probe (F)`, the probe's "
+             f"fitness F alone; `stack (F)`, the blend's prediction and the log-probe weighted "
+             f"as fitted on the other kinds' plans (each predicted without its own kind and the held-out "
+             f"one). Weights (model, probe) per held-out kind: {weights}.", "",
+             "| study | " + " | ".join(cols) + " |", "| --- |" + " --- |" * len(cols)]
+    for r in d["studies"]:
+        lines.append(f"| {r['study']} | " + " | ".join(f"{r[k]:.3f}" for k in cols) + " |")
+    each = [f"{k} min {s[k]['min']:.3f}, median {s[k]['median']:.3f}, {s[k]['below_0.9']} below 0.9"
+            for k in cols]
+    lines += ["", "Over the 60-75% studies: " + "; ".join(each) + "."]
+    return lines
