@@ -16,7 +16,7 @@ its plans ranked by:
   held-out kind (nested: no label of the held-out kind reaches the stack).
 
 Spearman against the labels per study; the summary over the 60-75% studies. The cost beside
-it: seconds per probe and per label evaluation (--time-labels plans timed in the same run).
+it: seconds per probe and per label evaluation, both timed on the same --time-plans plans.
 
     python benchmarks/predictor_probe.py --shard 0/2     # beside --shard 1/2, one core each
     python benchmarks/predictor_probe.py                 # after the shards: the table (~5 min)
@@ -98,13 +98,28 @@ def measure_probes(ev: Evaluator, records: list[PlanRecord], window: int, fitnes
     return done
 
 
-def time_labels(ev: Evaluator, records: list[PlanRecord], n: int) -> float:
-    """Mean seconds of one label evaluation (the studies' 2048 tokens), over ``n`` records."""
+def time_costs(ev: Evaluator, records: list[PlanRecord], window: int, fitnesses: list[str],
+               n: int) -> dict[str, Any]:
+    """Mean seconds of one probe per fitness and of one label evaluation (the studies' 2048
+    tokens) on the same ``n`` records, one after the other in this process: the probes' own
+    timings were taken beside other shards. Each plan is applied afresh before each timing
+    (from the dense model), so every figure includes writing the plan."""
     picked = records[:: max(1, len(records) // n)][:n]
-    start = time.perf_counter()
+    probes = {f: WindowProbe(ev, window, f) for f in fitnesses}
+    for probe in probes.values():
+        probe(None)  # the dense reference a KL probe needs is built once, outside the timing
+    spent = dict.fromkeys([*fitnesses, "label"], 0.0)
     for r in picked:
-        ev.fitness(r.plan, fidelity=LABEL_TOKENS)
-    return (time.perf_counter() - start) / max(1, len(picked))
+        for name in spent:
+            ev.restore()
+            start = time.perf_counter()
+            if name == "label":
+                ev.fitness(r.plan, fidelity=LABEL_TOKENS)
+            else:
+                probes[name](r.plan)
+            spent[name] += time.perf_counter() - start
+    return {"probe_seconds": {f: spent[f] / len(picked) for f in fitnesses},
+            "label_seconds": spent["label"] / len(picked), "plans_timed": len(picked)}
 
 
 def blend_of(table: FeatureTable, train: list[PlanRecord], test: list[PlanRecord], curves: DamageCurves,
@@ -158,7 +173,8 @@ def main() -> None:
     p.add_argument("--fitness", nargs="+", default=["ppl", "kl"], choices=["ppl", "kl"])
     p.add_argument("--members", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--time-labels", type=int, default=20, help="label evaluations timed beside the probes")
+    p.add_argument("--time-plans", type=int, default=20,
+                   help="plans whose probes and label evaluation are timed one after the other")
     p.add_argument("--shard", type=shard_of, default=None, metavar="I/N",
                    help="probe every N-th record from the I-th only, into its own partial file")
     args = p.parse_args()
@@ -172,7 +188,7 @@ def main() -> None:
         print(f"shard {args.shard[0]}/{args.shard[1]} done; run again without --shard to write the result")
         return
     save_partial(partial_path(args.window), done)
-    label_seconds = time_labels(ev, records, args.time_labels)
+    costs = time_costs(ev, records, args.window, args.fitness, args.time_plans)
     ev.close()
     pairs = [(t, c) for t in TARGETS for c in CENTRES]
     curves_ev = predictor_evaluator(loaded, (LABEL_TOKENS,))
@@ -185,16 +201,13 @@ def main() -> None:
     print_table(rows, list(rows[0]))
     best = [{"ranking": k} | v for k, v in summary(rows).items()]
     print_table(best, ["ranking", "min", "median", "below_0.9"])
-    seconds = {f: float(np.mean([done[record_key(r)][f"{f} seconds"] for r in records]))
-               for f in args.fitness}
     path = write_json(f"predictor_probe_{loaded.device.type}.json", {
         "command": command_line(), "environment": environment(),
         "records": len(records), "records_digest": records_digest(records),
         "default_model": DEFAULT_MODEL, "members": args.members, "seed": args.seed,
         "window": args.window, "probe_tokens": int(ev.windows.shape[1]), "label_tokens": LABEL_TOKENS,
         "fitnesses": args.fitness, "targets": list(TARGETS), "centres": list(CENTRES),
-        # A probe's seconds per fitness, in --fitness order: the first one's include applying the plan.
-        "cost": {"probe_seconds": seconds, "label_seconds": label_seconds, "labels_timed": args.time_labels},
+        "cost": costs,
         "weights": weights, "rows": best, "studies": rows,
     }, protocol={"device": loaded.device.type, "dtype": args.dtype, "model": args.model, "data": "embedded",
                  "calibration": "the predictor studies' profile (studies/smollm2-70.yaml)",

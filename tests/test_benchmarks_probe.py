@@ -40,6 +40,9 @@ def test_probes_are_measured_once_and_resumed(tmp_path: Path, monkeypatch: pytes
         assert entry["ppl"] == pytest.approx(WindowProbe(ev, 2, "ppl")(r.plan), rel=1e-9)
         assert entry["kl"] == pytest.approx(WindowProbe(ev, 2, "kl")(r.plan), rel=1e-9)
         assert entry["ppl seconds"] > 0 and "commit" in entry
+    costs = probe_bench.time_costs(ev, records, 2, ["ppl", "kl"], 2)
+    assert costs["plans_timed"] == 2 and costs["label_seconds"] > 0
+    assert set(costs["probe_seconds"]) == {"ppl", "kl"} and min(costs["probe_seconds"].values()) > 0
     calls: list[Any] = []
 
     def counted(self: WindowProbe, plan: Any) -> float:
@@ -89,7 +92,7 @@ def _result() -> dict[str, Any]:
     return {"records_digest": "abc", "default_model": "m", "window": 4, "probe_tokens": 512,
             "label_tokens": 2048, "fitnesses": ["ppl", "kl"], "studies": rows,
             "rows": [{"ranking": k} | v for k, v in damage_bench.summary(rows).items()],
-            "cost": {"probe_seconds": {"ppl": 1.5, "kl": 0.5}, "label_seconds": 5.0, "labels_timed": 20},
+            "cost": {"probe_seconds": {"ppl": 1.5, "kl": 0.5}, "label_seconds": 5.0, "plans_timed": 20},
             "weights": {"pred-70-tpe": {"ppl": {"model": 0.2, "probe": 0.6},
                                         "kl": {"model": 0.3, "probe": 0.4}}},
             "manifest": {"command": "python benchmarks/predictor_probe.py"}}
