@@ -99,9 +99,9 @@ def measure_probes(ev: Evaluator, records: list[PlanRecord], window: int, fitnes
 
 
 def time_costs(ev: Evaluator, records: list[PlanRecord], window: int, fitnesses: list[str],
-               n: int) -> dict[str, Any]:
-    """Mean seconds of one probe per fitness and of one label evaluation (the studies' 2048
-    tokens) on the same ``n`` records, one after the other in this process: the probes' own
+               n: int, label_tokens: int = LABEL_TOKENS) -> dict[str, Any]:
+    """Mean seconds of one probe per fitness and of one label evaluation (``label_tokens``, the
+    studies' 2048) on the same ``n`` records, one after the other in this process: the probes' own
     timings were taken beside other shards. Each plan is applied afresh before each timing
     (from the dense model), so every figure includes writing the plan."""
     picked = records[:: max(1, len(records) // n)][:n]
@@ -114,7 +114,7 @@ def time_costs(ev: Evaluator, records: list[PlanRecord], window: int, fitnesses:
             ev.restore()
             start = time.perf_counter()
             if name == "label":
-                ev.fitness(r.plan, fidelity=LABEL_TOKENS)
+                ev.fitness(r.plan, fidelity=label_tokens)
             else:
                 probes[name](r.plan)
             spent[name] += time.perf_counter() - start

@@ -40,7 +40,7 @@ def test_probes_are_measured_once_and_resumed(tmp_path: Path, monkeypatch: pytes
         assert entry["ppl"] == pytest.approx(WindowProbe(ev, 2, "ppl")(r.plan), rel=1e-9)
         assert entry["kl"] == pytest.approx(WindowProbe(ev, 2, "kl")(r.plan), rel=1e-9)
         assert entry["ppl seconds"] > 0 and "commit" in entry
-    costs = probe_bench.time_costs(ev, records, 2, ["ppl", "kl"], 2)
+    costs = probe_bench.time_costs(ev, records, 2, ["ppl", "kl"], 2, label_tokens=64)
     assert costs["plans_timed"] == 2 and costs["label_seconds"] > 0
     assert set(costs["probe_seconds"]) == {"ppl", "kl"} and min(costs["probe_seconds"].values()) > 0
     calls: list[Any] = []
