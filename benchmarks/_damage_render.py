@@ -111,11 +111,16 @@ def render_lines() -> list[str]:
              f"other studies; `blend`, its prediction plus the damage scaled to the same spread within a "
              f"study (over the training studies); `kind out`, the study's other seeds held out too; "
              f"`other target`, each study's plans reading the curves of the nearest other measured target; "
-             f"`damage`, the damage alone.", "",
-             "| study | " + " | ".join(cols) + " |", "| --- |" + " --- |" * len(cols)]
-    for r in d["studies"]:
-        lines.append(f"| {r['study']} | " + " | ".join(f"{r[k]:.3f}" for k in cols) + " |")
+             f"`damage`, the damage alone."]
+    return lines + study_table(d, cols)
+
+
+def study_table(d: dict[str, Any], cols: list[str]) -> list[str]:
+    """A result's per-study Spearman table (``d["studies"]``, columns ``cols``) and the line that
+    sums each column up over the 60-75% studies (``d["rows"]``)."""
+    s = by_ranking(d)
+    lines = ["", "| study | " + " | ".join(cols) + " |", "| --- |" + " --- |" * len(cols)]
+    lines += [f"| {r['study']} | " + " | ".join(f"{r[k]:.3f}" for k in cols) + " |" for r in d["studies"]]
     each = [f"{k} min {s[k]['min']:.3f}, median {s[k]['median']:.3f}, {s[k]['below_0.9']} below 0.9"
             for k in cols]
-    lines += ["", "Over the 60-75% studies: " + "; ".join(each) + "."]
-    return lines
+    return [*lines, "", "Over the 60-75% studies: " + "; ".join(each) + "."]

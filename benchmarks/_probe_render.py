@@ -6,14 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from _common import records_result
+from _damage_render import by_ranking, study_table
 from predictor import deciding
 
 NAME = "predictor_probe_cpu.json"
-
-
-def by_ranking(d: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Ranking name -> its min, median and count below 0.9 over the 60-75% studies."""
-    return {r["ranking"]: r for r in d["rows"]}
 
 
 def _cost(d: dict[str, Any]) -> str:
@@ -61,8 +57,6 @@ def render_lines() -> list[str]:
     if d is None:
         return []
     note = f" *Not current: {stale}.*" if stale else ""
-    s = by_ranking(d)
-    cols = list(s)
     weights = "; ".join(f"{kind} " + ", ".join(f"{f} ({w['model']:.3f}, {w['probe']:.3f})"
                                                for f, w in per.items()) for kind, per in d["weights"].items())
     lines = ["", f"**Measured window** (`{d['manifest']['command']}`).{note} Each plan probed on search "
@@ -70,11 +64,5 @@ def render_lines() -> list[str]:
              f"`{d['default_model']}` model; `blend`, plus the measured damage; `probe (F)`, the probe's "
              f"fitness F alone; `stack (F)`, the blend's prediction and the log-probe weighted "
              f"as fitted on the other kinds' plans (each predicted without its own kind and the held-out "
-             f"one). Weights (model, probe) per held-out kind: {weights}.", "",
-             "| study | " + " | ".join(cols) + " |", "| --- |" + " --- |" * len(cols)]
-    for r in d["studies"]:
-        lines.append(f"| {r['study']} | " + " | ".join(f"{r[k]:.3f}" for k in cols) + " |")
-    each = [f"{k} min {s[k]['min']:.3f}, median {s[k]['median']:.3f}, {s[k]['below_0.9']} below 0.9"
-            for k in cols]
-    lines += ["", "Over the 60-75% studies: " + "; ".join(each) + "."]
-    return lines
+             f"one). Weights (model, probe) per held-out kind: {weights}."]
+    return lines + study_table(d, list(by_ranking(d)))
