@@ -24,7 +24,9 @@ it: seconds per probe and per label evaluation, both timed on the same --time-pl
 The probes are kept in results/runs/predictor_probe_w<window>.partial.json (a run resumes;
 probes measured on other library code are measured again). The damage curves are read from
 benchmarks/predictor_damage.py's resume state (measured there where missing or stale). Writes
-benchmarks/results/predictor_probe_<device>.json.
+benchmarks/results/predictor_probe_<device>.json (``_w<window>`` added for another window: window 0,
+the first quarter of each label's own tokens, asks how well a prefix of the fitness a search's
+first rung measures, with the model, orders the candidates for that rung).
 """
 
 from __future__ import annotations
@@ -64,10 +66,16 @@ from allocsearch.predictor.probe import ProbeStack, WindowProbe
 from allocsearch.profile import build_profile
 
 PROBE_EVALUATOR_TOKENS = 4 * LABEL_TOKENS  # the studies' full fidelity: windows 0-15
+DEFAULT_WINDOW = 4  # tokens 2048-2560: the first window past the labels' 2048
 
 
 def partial_path(window: int) -> Path:
     return RUNS / f"predictor_probe_w{window}.partial.json"
+
+
+def result_name(device: str, window: int) -> str:
+    """The result's file: another window than the default's is a variant of it."""
+    return f"predictor_probe_{device}{'' if window == DEFAULT_WINDOW else f'_w{window}'}.json"
 
 
 def record_key(r: PlanRecord) -> str:
@@ -169,7 +177,8 @@ def rankings(table: FeatureTable, records: list[PlanRecord], curves: DamageCurve
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_args(p)
-    p.add_argument("--window", type=int, default=4, help="the search window probed (0-based, 512 tokens)")
+    p.add_argument("--window", type=int, default=DEFAULT_WINDOW,
+                   help="the search window probed (0-based, 512 tokens); 0-3 lie inside the labels' tokens")
     p.add_argument("--fitness", nargs="+", default=["ppl", "kl"], choices=["ppl", "kl"])
     p.add_argument("--members", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
@@ -201,7 +210,7 @@ def main() -> None:
     print_table(rows, list(rows[0]))
     best = [{"ranking": k} | v for k, v in summary(rows).items()]
     print_table(best, ["ranking", "min", "median", "below_0.9"])
-    path = write_json(f"predictor_probe_{loaded.device.type}.json", {
+    path = write_json(result_name(loaded.device.type, args.window), {
         "command": command_line(), "environment": environment(),
         "records": len(records), "records_digest": records_digest(records),
         "default_model": DEFAULT_MODEL, "members": args.members, "seed": args.seed,

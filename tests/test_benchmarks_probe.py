@@ -54,6 +54,11 @@ def test_probes_are_measured_once_and_resumed(tmp_path: Path, monkeypatch: pytes
     assert calls == []  # every probe read back
 
 
+def test_another_window_is_a_variant_of_the_default_result() -> None:
+    assert probe_bench.result_name("cpu", 4) == "predictor_probe_cpu.json" == render.NAME
+    assert probe_bench.result_name("cpu", 0) == "predictor_probe_cpu_w0.json"
+
+
 def _three_kinds(table: FeatureTable) -> list[PlanRecord]:
     """Three kinds of two seeds each at 70% (the tiny studies relabelled)."""
     four = damaged_studies(table, zigzag_curves(table))  # studies s0..s3, 12 plans each
