@@ -339,14 +339,18 @@ def test_the_readme_block_is_a_paragraph_then_one_bullet_per_check(monkeypatch: 
     monkeypatch.setattr(render, "_ceiling_sentence", lambda: " Ceiling.")
     import _damage_render
     import _fresh_render
+    import _probe_render
 
     monkeypatch.setattr(_damage_render, "render_sentence", lambda: "")
+    monkeypatch.setattr(_probe_render, "render_sentence", lambda: " Probe.")
     monkeypatch.setattr(_fresh_render, "render_sentence", lambda: " Fresh.")
     monkeypatch.setattr(efficiency, "render_sentence", lambda: " Efficiency.")
     head, blank, *bullets = render.render_readme().split("\n")
     assert head.startswith("Short-listing uses the `") and blank == ""
-    assert bullets == ["- Ceiling.", "- Fresh.", "- Efficiency."]  # none for a check without a result
+    # One per check with a result, in the README's order; none for a check without one.
+    assert bullets == ["- Ceiling.", "- Probe.", "- Fresh.", "- Efficiency."]
     monkeypatch.setattr(render, "_ceiling_sentence", lambda: "")
+    monkeypatch.setattr(_probe_render, "render_sentence", lambda: "")
     monkeypatch.setattr(_fresh_render, "render_sentence", lambda: "")
     monkeypatch.setattr(efficiency, "render_sentence", lambda: "")
     assert "\n" not in render.render_readme()

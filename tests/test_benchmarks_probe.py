@@ -49,7 +49,7 @@ def test_probes_are_measured_once_and_resumed(tmp_path: Path, monkeypatch: pytes
         calls.append(plan)
         return 1.0
 
-    monkeypatch.setattr(probe_bench.WindowProbe, "__call__", counted)
+    monkeypatch.setattr(WindowProbe, "__call__", counted)
     assert probe_bench.measure_probes(ev, records, 2, ["ppl", "kl"], None) == done
     assert calls == []  # every probe read back
 
