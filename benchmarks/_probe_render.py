@@ -10,6 +10,7 @@ from _damage_render import by_ranking, study_table
 from predictor import deciding
 
 NAME = "predictor_probe_cpu.json"
+INSIDE = "predictor_probe_cpu_w0.json"  # the probe on the first window of each label's own tokens
 
 
 def _cost(d: dict[str, Any]) -> str:
@@ -51,7 +52,22 @@ def render_sentence() -> str:
             f"weights fitted on the other kinds' plans, nested), ranks the {n} studies at 60-75% with each "
             f"kind held out at a lowest Spearman of {stacks}, against the blend's {figures('blend')} and the "
             f"default model's {figures('default')}; each probe alone: {alone}. {verdict}: the probe is a "
-            f"forward pass per candidate, not a model, and the search does not use it yet.")
+            f"forward pass per candidate, not a model, and the search does not use it yet.{_inside()}")
+
+
+def _inside() -> str:
+    """The clause on the probe of window 0, the first quarter of each label's own tokens (empty
+    until measured): how a search's first rung would be ordered by a prefix of what it measures."""
+    d, stale = records_result(INSIDE)
+    if d is None or stale:
+        return ""
+    s = by_ranking(d)
+    each = " and ".join(f"{s[f'stack ({f})']['min']:.3f} with the {f} probe (median "
+                        f"{s[f'stack ({f})']['median']:.3f}, {s[f'stack ({f})']['below_0.9']} below 0.9)"
+                        for f in d["fitnesses"])
+    return (f" Probed on window {d['window']} instead, the first quarter of each label's own tokens (so a "
+            f"probe and its label share them, as a search's first rung and a prefix of it would), the "
+            f"stack's lowest is {each} (`{d['manifest']['command']}`).")
 
 
 def render_lines() -> list[str]:

@@ -115,6 +115,15 @@ def test_the_sentence_and_table_render_the_result(tmp_path: Path, monkeypatch: p
            "0.920 (median 0.925, 0 below 0.9) with the kl probe, against the blend's 0.860 (median 0.865, " \
            "2 below 0.9) and the default model's 0.810 (median 0.815, 2 below 0.9); each probe alone: ppl " \
            "0.820 (1 below), kl 0.700 (2 below). That meets the 0.9 bar" in text
+    assert "Probed on window" not in text  # no window-0 variant yet
+    command = "python benchmarks/predictor_probe.py --window 0"
+    inside = _result() | {"window": 0, "manifest": {"command": command}}
+    (tmp_path / render.INSIDE).write_text(json.dumps(inside))
+    assert render.render_sentence().endswith(
+        " Probed on window 0 instead, the first quarter of each label's own tokens (so a probe and its "
+        "label share them, as a search's first rung and a prefix of it would), the stack's lowest is 0.900 "
+        "with the ppl probe (median 0.905, 1 below 0.9) and 0.920 with the kl probe (median 0.925, 0 below "
+        f"0.9) (`{command}`).")
     r = _result()
     for row in r["studies"]:
         row["stack (kl)"] = row["stack (ppl)"] = 0.85
