@@ -20,6 +20,7 @@ it: seconds per probe and per label evaluation, both timed on the same --time-pl
 
     python benchmarks/predictor_probe.py --shard 0/2     # beside --shard 1/2, one core each
     python benchmarks/predictor_probe.py                 # after the shards: the table (~5 min)
+    python benchmarks/predictor_probe.py --window 0 --fresh --fitness ppl   # studies no model saw
 
 The probes are kept in results/runs/predictor_probe_w<window>.partial.json (a run resumes;
 probes measured on other library code are measured again). The damage curves are read from
@@ -55,6 +56,7 @@ from _common import (
 from _shards import load_done, save_partial, save_rows, shard_of
 from predictor import study_kind
 from predictor_damage import LABEL_TOKENS, TARGETS, curves_of, measure_all, study_rows, summary
+from predictor_fresh import fresh_records
 
 from allocsearch.data import DataConfig
 from allocsearch.evaluate import Evaluator
@@ -73,9 +75,10 @@ def partial_path(window: int) -> Path:
     return RUNS / f"predictor_probe_w{window}.partial.json"
 
 
-def result_name(device: str, window: int) -> str:
-    """The result's file: another window than the default's is a variant of it."""
-    return f"predictor_probe_{device}{'' if window == DEFAULT_WINDOW else f'_w{window}'}.json"
+def result_name(device: str, window: int, fresh: bool = False) -> str:
+    """The result's file: another window than the default's, or the fresh studies, a variant of it."""
+    suffix = ("" if window == DEFAULT_WINDOW else f"_w{window}") + ("_fresh" if fresh else "")
+    return f"predictor_probe_{device}{suffix}.json"
 
 
 def record_key(r: PlanRecord) -> str:
@@ -174,6 +177,30 @@ def rankings(table: FeatureTable, records: list[PlanRecord], curves: DamageCurve
     return ranked, weights
 
 
+def fresh_rankings(table: FeatureTable, train: list[PlanRecord], fresh: list[PlanRecord],
+                   curves: DamageCurves, probes: dict[str, np.ndarray], members: int, seed: int
+                   ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, dict[str, float]]]]:
+    """The fresh studies' rankings (name -> (fresh plans,) scores) by models of every committed
+    record, and the stack weights, fitted once on the committed plans (each predicted without its
+    kind; under the key ``"all"``). ``probes``: fitness -> (train + fresh,) log-probes, the
+    committed records first."""
+    kinds = [study_kind(r) for r in train]
+    inner = np.zeros(len(train))
+    for kind in sorted(set(kinds)):
+        idx = [i for i, k in enumerate(kinds) if k == kind]
+        rest = [r for r, k in zip(train, kinds, strict=True) if k != kind]
+        inner[idx] = blend_of(table, rest, [train[i] for i in idx], curves, members, seed)[1]
+    d, b = blend_of(table, train, fresh, curves, members, seed)
+    ranked = {"default": d, "blend": b} | {f"probe ({f})": v[len(train):] for f, v in probes.items()}
+    log_label = np.log([r.fitness for r in train])
+    weights: dict[str, dict[str, float]] = {}
+    for f, v in probes.items():
+        stack = ProbeStack.fit(inner, v[:len(train)], log_label, [r.study for r in train])
+        ranked[f"stack ({f})"] = stack.score(b, v[len(train):])
+        weights[f] = {"model": stack.model, "probe": stack.probe}
+    return ranked, {"all": weights}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_args(p)
@@ -186,13 +213,17 @@ def main() -> None:
                    help="plans whose probes and label evaluation are timed one after the other")
     p.add_argument("--shard", type=shard_of, default=None, metavar="I/N",
                    help="probe every N-th record from the I-th only, into its own partial file")
+    p.add_argument("--fresh", action="store_true",
+                   help="rank the fresh studies' plans (benchmarks/predictor_data.py --fresh) by models and "
+                        "stack weights of every committed record instead of holding kinds out")
     args = p.parse_args()
 
     loaded = load_model(args.model, device=args.device, dtype=args.dtype)
     records, _ = predictor_records(loaded.device.type)
+    fresh = fresh_records(loaded.device.type) if args.fresh else []
     RUNS.mkdir(parents=True, exist_ok=True)
     ev = predictor_evaluator(loaded, (LABEL_TOKENS, PROBE_EVALUATOR_TOKENS))
-    done = measure_probes(ev, records, args.window, args.fitness, args.shard)
+    done = measure_probes(ev, records + fresh, args.window, args.fitness, args.shard)
     if args.shard is not None:
         print(f"shard {args.shard[0]}/{args.shard[1]} done; run again without --shard to write the result")
         return
@@ -203,16 +234,21 @@ def main() -> None:
     curves_ev = predictor_evaluator(loaded, (LABEL_TOKENS,))
     curves = curves_of(measure_all(curves_ev, pairs, None, LABEL_TOKENS), pairs)
     curves_ev.close()
-    probes = {f: np.log(np.maximum([done[record_key(r)][f] for r in records], 1e-12)) for f in args.fitness}
+    probes = {f: np.log(np.maximum([done[record_key(r)][f] for r in records + fresh], 1e-12))
+              for f in args.fitness}
     table = FeatureTable.from_profile(build_profile(loaded, DataConfig(), progress=False))
-    ranked, weights = rankings(table, records, curves, probes, args.members, args.seed)
-    rows = study_rows(records, ranked)
+    if args.fresh:
+        ranked, weights = fresh_rankings(table, records, fresh, curves, probes, args.members, args.seed)
+    else:
+        ranked, weights = rankings(table, records, curves, probes, args.members, args.seed)
+    rows = study_rows(fresh or records, ranked)
     print_table(rows, list(rows[0]))
     best = [{"ranking": k} | v for k, v in summary(rows).items()]
     print_table(best, ["ranking", "min", "median", "below_0.9"])
-    path = write_json(result_name(loaded.device.type, args.window), {
+    path = write_json(result_name(loaded.device.type, args.window, args.fresh), {
         "command": command_line(), "environment": environment(),
         "records": len(records), "records_digest": records_digest(records),
+        **({"fresh_records": len(fresh), "fresh_digest": records_digest(fresh)} if fresh else {}),
         "default_model": DEFAULT_MODEL, "members": args.members, "seed": args.seed,
         "window": args.window, "probe_tokens": int(ev.windows.shape[1]), "label_tokens": LABEL_TOKENS,
         "fitnesses": args.fitness, "targets": list(TARGETS), "centres": list(CENTRES),

@@ -90,6 +90,23 @@ def test_the_stack_ranks_by_a_perfect_probe_and_its_weights_never_see_the_held_o
     assert after["pred-70-tpe"] != before["pred-70-tpe"]
 
 
+def test_fresh_studies_are_ranked_by_weights_of_the_committed_plans() -> None:
+    table = FeatureTable.from_profile(tiny_profile())
+    records = _three_kinds(table)
+    train, fresh = records[:48], [replace(r, study=r.study.replace("-s", "-s9")) for r in records[48:]]
+    log_label = np.log([r.fitness for r in train + fresh])
+    curves = zigzag_curves(table)
+    ranked, weights = probe_bench.fresh_rankings(table, train, fresh, curves, {"ppl": log_label}, 2, 0)
+    assert list(ranked) == ["default", "blend", "probe (ppl)", "stack (ppl)"]
+    assert all(len(v) == len(fresh) for v in ranked.values())
+    fitted = weights["all"]["ppl"]
+    assert (fitted["model"], fitted["probe"]) == pytest.approx((0.0, 1.0), abs=1e-9)
+    rows = damage_bench.study_rows(fresh, ranked)
+    assert [r["study"] for r in rows] == ["pred-70-cmaes-s90", "pred-70-cmaes-s91"]
+    assert all(r["stack (ppl)"] == pytest.approx(1.0) for r in rows)
+    assert probe_bench.result_name("cpu", 0, fresh=True) == "predictor_probe_cpu_w0_fresh.json"
+
+
 def _result() -> dict[str, Any]:
     rows = [{"study": f"s{i}", "target": t, "n": 40, "default": 0.80 + i / 100, "blend": 0.85 + i / 100,
              "probe (ppl)": 0.72 + i / 10, "probe (kl)": 0.6 + i / 10, "stack (ppl)": 0.8899 + i / 100,
