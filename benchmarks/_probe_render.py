@@ -11,6 +11,7 @@ from predictor import deciding
 
 NAME = "predictor_probe_cpu.json"
 INSIDE = "predictor_probe_cpu_w0.json"  # the probe on the first window of each label's own tokens
+FRESH = "predictor_probe_cpu_w0_fresh.json"  # the same on the fresh studies, weights from the committed
 
 
 def _cost(d: dict[str, Any]) -> str:
@@ -67,7 +68,27 @@ def _inside() -> str:
                         for f in d["fitnesses"])
     return (f" Probed on window {d['window']} instead, the first quarter of each label's own tokens (so a "
             f"probe and its label share them, as a search's first rung and a prefix of it would), the "
-            f"stack's lowest is {each} (`{d['manifest']['command']}`).")
+            f"stack's lowest is {each} (`{d['manifest']['command']}`).{_fresh()}")
+
+
+def _fresh() -> str:
+    """The clause on the fresh studies (empty until measured): the window-0 stack, its weights
+    fitted on the committed plans, ranking studies at seeds no model or weight was chosen on."""
+    d, stale = records_result(FRESH)
+    if d is None or stale:
+        return ""
+    s = by_ranking(d)
+    n = sum(1 for r in d["studies"] if deciding(r["target"]))
+
+    def at(col: str) -> str:
+        return f"{s[col]['min']:.3f} (median {s[col]['median']:.3f}, {s[col]['below_0.9']} below 0.9)"
+
+    stacks = " and ".join(f"{at(f'stack ({f})')} with the {f} probe" for f in d["fitnesses"])
+    low = _below(d, f"stack ({d['fitnesses'][0]})")
+    listed = f" ({low})" if low else ""
+    return (f" On the {n} fresh studies at 60-75% (other seeds, which no model or weight was chosen on; "
+            f"models and weights from every committed plan), it ranks at a lowest {stacks}{listed}, "
+            f"against the blend's {at('blend')} (`{d['manifest']['command']}`).")
 
 
 def render_lines() -> list[str]:

@@ -141,6 +141,13 @@ def test_the_sentence_and_table_render_the_result(tmp_path: Path, monkeypatch: p
         "label share them, as a search's first rung and a prefix of it would), the stack's lowest is 0.900 "
         "with the ppl probe (median 0.905, 1 below 0.9) and 0.920 with the kl probe (median 0.925, 0 below "
         f"0.9) (`{command}`).")
+    fresh = _result() | {"window": 0, "fitnesses": ["ppl"], "manifest": {"command": command + " --fresh"}}
+    (tmp_path / render.FRESH).write_text(json.dumps(fresh))
+    assert render.render_sentence().endswith(
+        f"(`{command}`). On the 2 fresh studies at 60-75% (other seeds, which no model or weight was chosen "
+        "on; models and weights from every committed plan), it ranks at a lowest 0.900 (median 0.905, 1 "
+        "below 0.9) with the ppl probe (s1 0.8999), against the blend's 0.860 (median 0.865, 2 below 0.9) "
+        f"(`{command} --fresh`).")
     r = _result()
     for row in r["studies"]:
         row["stack (kl)"] = row["stack (ppl)"] = 0.85
