@@ -64,7 +64,7 @@ from allocsearch.models import load_model
 from allocsearch.predictor import FeatureTable, PlanRecord, Predictor
 from allocsearch.predictor.base import DEFAULT_MODEL
 from allocsearch.predictor.damage import CENTRES, DamageCurves
-from allocsearch.predictor.probe import ProbeStack, WindowProbe
+from allocsearch.predictor.probe import ProbeStack, WindowProbe, log_probes
 from allocsearch.profile import build_profile
 
 PROBE_EVALUATOR_TOKENS = 4 * LABEL_TOKENS  # the studies' full fidelity: windows 0-15
@@ -141,37 +141,40 @@ def blend_of(table: FeatureTable, train: list[PlanRecord], test: list[PlanRecord
     return pred.predict(plans)[0], pred.with_damage(curves).predict(plans)[0]
 
 
+def kind_out(table: FeatureTable, records: list[PlanRecord], curves: DamageCurves, members: int,
+             seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(default, blend) predicted log-fitness of every record, both (plans,), each by a model
+    trained on the records of the other kinds."""
+    kinds = [study_kind(r) for r in records]
+    default, blend = np.zeros(len(records)), np.zeros(len(records))
+    for kind in sorted(set(kinds)):
+        idx = [i for i, k in enumerate(kinds) if k == kind]
+        rest = [r for r, k in zip(records, kinds, strict=True) if k != kind]
+        default[idx], blend[idx] = blend_of(table, rest, [records[i] for i in idx], curves, members, seed)
+    return default, blend
+
+
 def rankings(table: FeatureTable, records: list[PlanRecord], curves: DamageCurves,
              probes: dict[str, np.ndarray], members: int, seed: int
              ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, dict[str, float]]]]:
     """Every ranking of the records (name -> (plans,) scores), kind held out, and the stack
     weights fitted for each held-out kind (kind -> fitness -> weights)."""
-    kinds = [study_kind(r) for r in records]
-    names = sorted(set(kinds))
-    idx = {k: [i for i, kk in enumerate(kinds) if kk == k] for k in names}
-    ranked = {"default": np.zeros(len(records)), "blend": np.zeros(len(records))}
-    ranked |= {f"probe ({f})": v for f, v in probes.items()}
+    default, blend = kind_out(table, records, curves, members, seed)
+    ranked = {"default": default, "blend": blend} | {f"probe ({f})": v for f, v in probes.items()}
     ranked |= {f"stack ({f})": np.zeros(len(records)) for f in probes}
     log_label = np.log([r.fitness for r in records])
+    kinds = [study_kind(r) for r in records]
     weights: dict[str, dict[str, dict[str, float]]] = {}
-    for held in names:
-        out = [i for i in range(len(records)) if kinds[i] != held]
-        test = [records[i] for i in idx[held]]
-        d, b = blend_of(table, [records[i] for i in out], test, curves, members, seed)
-        ranked["default"][idx[held]], ranked["blend"][idx[held]] = d, b
+    for held in sorted(set(kinds)):
+        out = [i for i, k in enumerate(kinds) if k != held]
+        test = [i for i, k in enumerate(kinds) if k == held]
         # The stack's training plans, each predicted without its own kind and without ``held``.
-        inner = np.zeros(len(records))
-        for other in names:
-            if other == held:
-                continue
-            train = [records[i] for i in out if kinds[i] != other]
-            part = [records[i] for i in idx[other]]
-            inner[idx[other]] = blend_of(table, train, part, curves, members, seed)[1]
+        inner = kind_out(table, [records[i] for i in out], curves, members, seed)[1]
         studies = [records[i].study for i in out]
         weights[held] = {}
         for f, probe in probes.items():
-            stack = ProbeStack.fit(inner[out], probe[out], log_label[out], studies)
-            ranked[f"stack ({f})"][idx[held]] = stack.score(b, probe[idx[held]])
+            stack = ProbeStack.fit(inner, probe[out], log_label[out], studies)
+            ranked[f"stack ({f})"][test] = stack.score(blend[test], probe[test])
             weights[held][f] = {"model": stack.model, "probe": stack.probe}
         print(f"  {held}: held out", flush=True)
     return ranked, weights
@@ -184,12 +187,7 @@ def fresh_rankings(table: FeatureTable, train: list[PlanRecord], fresh: list[Pla
     record, and the stack weights, fitted once on the committed plans (each predicted without its
     kind; under the key ``"all"``). ``probes``: fitness -> (train + fresh,) log-probes, the
     committed records first."""
-    kinds = [study_kind(r) for r in train]
-    inner = np.zeros(len(train))
-    for kind in sorted(set(kinds)):
-        idx = [i for i, k in enumerate(kinds) if k == kind]
-        rest = [r for r, k in zip(train, kinds, strict=True) if k != kind]
-        inner[idx] = blend_of(table, rest, [train[i] for i in idx], curves, members, seed)[1]
+    inner = kind_out(table, train, curves, members, seed)[1]
     d, b = blend_of(table, train, fresh, curves, members, seed)
     ranked = {"default": d, "blend": b} | {f"probe ({f})": v[len(train):] for f, v in probes.items()}
     log_label = np.log([r.fitness for r in train])
@@ -234,8 +232,7 @@ def main() -> None:
     curves_ev = predictor_evaluator(loaded, (LABEL_TOKENS,))
     curves = curves_of(measure_all(curves_ev, pairs, None, LABEL_TOKENS), pairs)
     curves_ev.close()
-    probes = {f: np.log(np.maximum([done[record_key(r)][f] for r in records + fresh], 1e-12))
-              for f in args.fitness}
+    probes = {f: log_probes([done[record_key(r)][f] for r in records + fresh]) for f in args.fitness}
     table = FeatureTable.from_profile(build_profile(loaded, DataConfig(), progress=False))
     if args.fresh:
         ranked, weights = fresh_rankings(table, records, fresh, curves, probes, args.members, args.seed)

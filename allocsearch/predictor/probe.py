@@ -86,7 +86,12 @@ class WindowProbe:
         """(plans,) the log of each plan's probe: the scale :class:`ProbeStack` adds."""
         values = [self(p) for p in tqdm(plans, desc=f"probe ({self.fitness})", disable=not progress,
                                         unit="plan", leave=False)]
-        return np.log(np.maximum(np.array(values, dtype=np.float64), 1e-12))
+        return log_probes(values)
+
+
+def log_probes(values: Sequence[float]) -> NDArray[np.float64]:
+    """(plans,) the log of probe values (a KL of 0, the dense model's, floored at 1e-12)."""
+    return np.log(np.maximum(np.asarray(values, dtype=np.float64), 1e-12))
 
 
 @dataclass(frozen=True)
