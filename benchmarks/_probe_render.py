@@ -22,6 +22,16 @@ def _cost(d: dict[str, Any]) -> str:
             f"{share:.0%} of a {d['label_tokens']}-token label evaluation's {c['label_seconds']:.2f} s")
 
 
+def _spread(s: dict[str, dict[str, Any]], col: str) -> str:
+    """A ranking's median and count below 0.9 over the 60-75% studies (``s``: by_ranking)."""
+    return f"median {s[col]['median']:.3f}, {s[col]['below_0.9']} below 0.9"
+
+
+def _figures(s: dict[str, dict[str, Any]], col: str, extra: str = "") -> str:
+    """A ranking's lowest, then its :func:`_spread` (and ``extra``) in parentheses."""
+    return f"{s[col]['min']:.3f} ({_spread(s, col)}{extra})"
+
+
 def _below(d: dict[str, Any], col: str) -> str:
     """The 60-75% studies ``col`` ranks below 0.9, worst first (4 decimals: 0.8998 is below)."""
     low = sorted((r for r in d["studies"] if deciding(r["target"]) and r[col] < 0.9), key=lambda r: r[col])
@@ -38,11 +48,10 @@ def render_sentence() -> str:
     s = by_ranking(d)
     n = sum(1 for r in d["studies"] if deciding(r["target"]))
 
-    def figures(col: str, listed: bool = False) -> str:
-        low = f": {_below(d, col)}" if listed and s[col]["below_0.9"] else ""
-        return f"{s[col]['min']:.3f} (median {s[col]['median']:.3f}, {s[col]['below_0.9']} below 0.9{low})"
+    def listed(col: str) -> str:  # the studies below 0.9 named too
+        return _figures(s, col, f": {_below(d, col)}" if s[col]["below_0.9"] else "")
 
-    stacks = " and ".join(f"{figures(f'stack ({f})', True)} with the {f} probe" for f in d["fitnesses"])
+    stacks = " and ".join(f"{listed(f'stack ({f})')} with the {f} probe" for f in d["fitnesses"])
     alone = ", ".join(f"{f} {s[f'probe ({f})']['min']:.3f} ({s[f'probe ({f})']['below_0.9']} below)"
                       for f in d["fitnesses"])
     met = any(s[f"stack ({f})"]["below_0.9"] == 0 for f in d["fitnesses"])
@@ -51,9 +60,9 @@ def render_sentence() -> str:
     return (f" A measured window (`benchmarks/predictor_probe.py`): each plan's fitness on search window "
             f"{d['window']}, none of the labels' tokens ({_cost(d)}), stacked with the damage blend (two "
             f"weights fitted on the other kinds' plans, nested), ranks the {n} studies at 60-75% with each "
-            f"kind held out at a lowest Spearman of {stacks}, against the blend's {figures('blend')} and the "
-            f"default model's {figures('default')}; each probe alone: {alone}. {verdict}: the probe is a "
-            f"forward pass per candidate, not a model, and the search does not use it yet.{_inside()}")
+            f"kind held out at a lowest Spearman of {stacks}, against the blend's {_figures(s, 'blend')} and "
+            f"the default model's {_figures(s, 'default')}; each probe alone: {alone}. {verdict}: the probe "
+            f"is a forward pass per candidate, not a model, and the search does not use it yet.{_inside()}")
 
 
 def _inside() -> str:
@@ -63,8 +72,7 @@ def _inside() -> str:
     if d is None or stale:
         return ""
     s = by_ranking(d)
-    each = " and ".join(f"{s[f'stack ({f})']['min']:.3f} with the {f} probe (median "
-                        f"{s[f'stack ({f})']['median']:.3f}, {s[f'stack ({f})']['below_0.9']} below 0.9)"
+    each = " and ".join(f"{s[f'stack ({f})']['min']:.3f} with the {f} probe ({_spread(s, f'stack ({f})')})"
                         for f in d["fitnesses"])
     return (f" Probed on window {d['window']} instead, the first quarter of each label's own tokens (so a "
             f"probe and its label share them, as a search's first rung and a prefix of it would), the "
@@ -80,15 +88,12 @@ def _fresh() -> str:
     s = by_ranking(d)
     n = sum(1 for r in d["studies"] if deciding(r["target"]))
 
-    def at(col: str) -> str:
-        return f"{s[col]['min']:.3f} (median {s[col]['median']:.3f}, {s[col]['below_0.9']} below 0.9)"
-
-    stacks = " and ".join(f"{at(f'stack ({f})')} with the {f} probe" for f in d["fitnesses"])
+    stacks = " and ".join(f"{_figures(s, f'stack ({f})')} with the {f} probe" for f in d["fitnesses"])
     low = _below(d, f"stack ({d['fitnesses'][0]})")
     listed = f" ({low})" if low else ""
     return (f" On the {n} fresh studies at 60-75% (other seeds, which no model or weight was chosen on; "
             f"models and weights from every committed plan), it ranks at a lowest {stacks}{listed}, "
-            f"against the blend's {at('blend')} (`{d['manifest']['command']}`).")
+            f"against the blend's {_figures(s, 'blend')} (`{d['manifest']['command']}`).")
 
 
 def render_lines() -> list[str]:
