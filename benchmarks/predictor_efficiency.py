@@ -6,6 +6,8 @@ equal search tokens, and the EvoPress-style sampler at five times those tokens.
     python benchmarks/predictor_efficiency.py --curves-only 0.6 0.7 &   # the damage arm's curves,
     python benchmarks/predictor_efficiency.py --curves-only 0.75        # split over two cores
     python benchmarks/predictor_efficiency.py --curves-only 0.7 --centres "ramp slope=0.3"
+    python benchmarks/predictor_efficiency.py --variant probe --arms pretrained_damage_probe &
+    python benchmarks/predictor_efficiency.py --variant probe --arms pretrained_damage
 
 Arms (studies/smollm2-70.yaml, uniform warm start only, fitness = perplexity on ``--fidelity``
 search tokens, ``--max-tokens`` search tokens each, TPE with 10 random start-up trials):
@@ -24,6 +26,10 @@ search tokens, ``--max-tokens`` search tokens each, TPE with 10 random start-up 
   one-off per model and Evaluator, shared by every study at those targets; each row reports
   them (``damage_tokens``, and ``damage_tokens_target``: the curves at the study's own target,
   the only ones its plans read) beside the study's own;
+- ``pretrained_damage_probe``: ``pretrained_damage`` whose rounds measure their ``--probe``
+  best candidates on the first search window and queue the ``k`` best by prediction and probe
+  stacked (``predictor.probe``, :mod:`allocsearch.search.probing`); the probes' tokens count in
+  its ``--max-tokens``, so it runs fewer trials;
 - ``evopress``: the EvoPress-style sampler and its multi-step selection (fidelities 2048/8192),
   ``--evopress-tokens`` search tokens (491,520, as in the samplers suite).
 
@@ -87,7 +93,9 @@ from allocsearch.search import StudyConfig, run_study, store
 
 #: The runs' study folders, pretrained predictors and damage curves (git-ignored).
 FOLDER = RUNS / "predictor_efficiency"
-ARMS = ("tpe", "online", "pretrained", "pretrained_additive", "pretrained_damage", "evopress")
+ARMS = ("tpe", "online", "pretrained", "pretrained_additive", "pretrained_damage", "pretrained_damage_probe",
+        "evopress")
+DAMAGE_ARMS = ("pretrained_damage", "pretrained_damage_probe")
 #: Arms whose runs do not use a predictor: ``--keep`` may take them from the committed result
 #: (same settings and verification, measured on the same library code) when only the default
 #: model changed. A resumed result's manifest names only its last process's commit, so each
@@ -96,7 +104,10 @@ ARMS = ("tpe", "online", "pretrained", "pretrained_additive", "pretrained_damage
 KEEPABLE = ("tpe", "evopress")
 #: Options that choose what a process does, not how the arms are measured: left out of the
 #: result's settings, which a later ``--keep`` compares.
-OPERATIONAL = ("progress", "arms", "seeds", "report", "keep", "curves_only", "centres")
+OPERATIONAL = ("progress", "arms", "seeds", "report", "keep", "curves_only", "centres", "variant")
+#: Options added since results were first written, at their defaults: a committed result
+#: without them ran as with these (``--keep`` compares settings).
+ADDED = {"probe": 8}
 #: What each arm's summary reports (the other domain's only where the verification scored one).
 METRICS = ("evals_to_ramp", "tokens_to_ramp", "best_fitness", "best_wanda_ppl", "best_wanda_ppl_other")
 PRETRAIN_TARGETS = (0.5, 0.6, 0.75)
@@ -105,7 +116,7 @@ PRETRAIN_TARGETS = (0.5, 0.6, 0.75)
 DAMAGE_TARGETS = (0.6, 0.7, 0.75)
 #: The short-list's predictor model of each arm that has one.
 ARM_MODEL = {"online": DEFAULT_MODEL, "pretrained": DEFAULT_MODEL, "pretrained_additive": "additive",
-             "pretrained_damage": DEFAULT_MODEL}
+             "pretrained_damage": DEFAULT_MODEL, "pretrained_damage_probe": DEFAULT_MODEL}
 
 
 def arm_config(arm: str, seed: int, args: argparse.Namespace, files: dict[str, Path],
@@ -125,10 +136,11 @@ def arm_config(arm: str, seed: int, args: argparse.Namespace, files: dict[str, P
     common = f"pool: {args.pool}, k: {args.k}, share: {args.share}"
     if arm == "online":
         over.append(f"predictor={{model: {DEFAULT_MODEL}, warmup: {args.warmup}, {common}}}")
-    elif arm == "pretrained_damage":
+    elif arm in DAMAGE_ARMS:
         if damage is None:
-            raise ValueError("the pretrained_damage arm needs the damage curves' file")
-        over.append(f"predictor={{file: {files[arm]}, damage: {damage}, {common}}}")
+            raise ValueError(f"the {arm} arm needs the damage curves' file")
+        probe = f", probe: {args.probe}" if arm == "pretrained_damage_probe" else ""
+        over.append(f"predictor={{file: {files[arm]}, damage: {damage}, {common}{probe}}}")
     elif arm.startswith("pretrained"):
         over.append(f"predictor={{file: {files[arm]}, {common}}}")
     cfg = StudyConfig.load(STUDIES / "smollm2-70.yaml", over)
@@ -185,10 +197,14 @@ def other_ppl(verified: Verification) -> dict[str, float]:
 
 
 def reach(trials: list[store.StoredTrial], threshold: float) -> tuple[int | None, int | None]:
-    """(search tokens, real evaluations) until the best fitness is at or below ``threshold``."""
-    tokens = 0
+    """(search tokens, real evaluations) until the best fitness is at or below ``threshold``; a
+    screening round's probes (read before its first proposal) count from that trial on."""
+    tokens, rounds = 0, set()
     for n, t in enumerate(trials, 1):
         tokens += t.tokens
+        if t.screened is not None and t.screened["round"] not in rounds:
+            rounds.add(t.screened["round"])
+            tokens += int(t.screened.get("probe_tokens", 0))
         if t.value is not None and t.value <= threshold:
             return tokens, n
     return None, None
@@ -213,7 +229,9 @@ def one_run(arm: str, seed: int, cfg: StudyConfig, ev: Evaluator, ramp_fitness: 
     other = {f"best_{k}": v for k, v in other_ppl(verified).items()}
     return {"arm": arm, "seed": seed, "model": ARM_MODEL.get(arm), "trials": len(trials),
             "screened_trials": sum(x.screened is not None for x in trials),
-            "search_tokens": sum(x.tokens for x in trials), "tokens_to_ramp": tokens,
+            # Setup tokens: the probes of a probed short-list (0 in the other arms).
+            "search_tokens": sum(x.tokens for x in trials) + store.setup_tokens(run.study),
+            "probe_tokens": store.setup_tokens(run.study), "tokens_to_ramp": tokens,
             "evals_to_ramp": evals, "best_fitness": best.value, "best_trial": best.number,
             "best_wanda_ppl": verified.ppl, "best_wanda_draws": verified.by_seed, **other,
             "seconds": time.perf_counter() - t, **code_state()}
@@ -244,6 +262,7 @@ def kept_runs(path: Path, arms: list[str], settings: dict[str, Any],
     old = json.loads(path.read_text())
     # A verification key added since the result was written counts as equal at its empty default.
     verify = {k: v for k, v in json.loads(json.dumps(verify)).items() if k in old.get("verify", {}) or v}
+    settings = {k: v for k, v in settings.items() if k in old.get("settings", {}) or ADDED.get(k, v) != v}
     if old.get("settings") != settings or old.get("verify") != verify:
         print(f"not keeping runs from {path.name}: measured with other settings", flush=True)
         return []
@@ -304,6 +323,12 @@ def main() -> None:
     p.add_argument("--pool", type=int, default=2000)
     p.add_argument("--k", type=int, default=4)
     p.add_argument("--share", type=float, default=0.5)
+    p.add_argument("--probe", type=int, default=ADDED["probe"],
+                   help="candidates the pretrained_damage_probe arm probes per round (k of them queued)")
+    p.add_argument("--variant", default=None,
+                   help="write predictor_efficiency_<device>_<VARIANT>.json (and its own partial file): "
+                        "a subset of arms measured again beside the full result, e.g. a new arm and "
+                        "the one it is compared with")
     p.add_argument("--warmup", type=int, default=16)
     p.add_argument("--draws", type=int, default=3, help="calibration draws of the verification")
     p.add_argument("--other-domain", action=argparse.BooleanOptionalAction, default=True,
@@ -329,7 +354,8 @@ def main() -> None:
     if args.centres and not args.curves_only:
         p.error("--centres chooses the curves --curves-only measures; the arms use every centre")
 
-    name = f"predictor_efficiency_{'cuda' if args.device == 'cuda' else 'cpu'}.json"
+    name = (f"predictor_efficiency_{'cuda' if args.device == 'cuda' else 'cpu'}"
+            f"{'_' + args.variant if args.variant else ''}.json")
     partial = PENDING / f"{name}.partial"  # hours: committed between sessions
     FOLDER.mkdir(parents=True, exist_ok=True)
     other = other_domain_file(RUNS) if args.other_domain else None  # written once, read by every arm
@@ -357,7 +383,7 @@ def main() -> None:
     pretrained = any(a.startswith("pretrained") for a in args.arms)
     files = pretrain(FeatureTable.from_profile(ev.profile), loaded.device.type) if pretrained else {}
     damage, extra = None, {}
-    if "pretrained_damage" in args.arms:
+    if set(DAMAGE_ARMS) & set(args.arms):
         damage, curves = damage_curves(ev, args.fidelity)
         extra = damage_tokens(curves, base.target)
     plan = get_allocator("ramp", slope=0.3).allocate(ev.profile, base.target)
@@ -372,7 +398,7 @@ def main() -> None:
             cfg = arm_config(arm, seed, args, files, damage, other)
             start_afresh(cfg.output)  # not in the partial file: it did not finish
             runs.append(one_run(arm, seed, cfg, ev, ramp["fitness"], args.progress)
-                        | (extra if arm == "pretrained_damage" else {}))
+                        | (extra if arm in DAMAGE_ARMS else {}))
             r = runs[-1]
             print(f"  {arm:20s} seed {seed}: best {r['best_fitness']:.2f}, verified "
                   f"{r['best_wanda_ppl']:.2f}; ramp after {r['evals_to_ramp']} evaluations", flush=True)
@@ -393,7 +419,7 @@ def write_report(args: argparse.Namespace, name: str, base: StudyConfig, runs: l
                        "best_fitness", "best_wanda_ppl"])
     print_table(rows, ["arm", "metric", "runs", "reached", "median", "min", "max"])
     settings = settings_of(args)
-    device = name.split("_")[-1].removesuffix(".json")
+    device = "cuda" if args.device == "cuda" else "cpu"
     out = write_json(name, {"target": base.target, "settings": settings, "default_model": DEFAULT_MODEL,
                             "records_digest": records_digest(predictor_records(device)[0]),
                             "ramp": ramp, "verify": dataclasses.asdict(base.verify),

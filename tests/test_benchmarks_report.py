@@ -251,6 +251,10 @@ def test_efficiency_keeps_earlier_arms_only_when_measured_alike(tmp_path: Path,
     assert kept_runs(path, ["tpe"], settings, verify | {"calibration_seeds": (0, 1)}) == []
     assert kept_runs(path, ["tpe"], settings, verify | {"also": ("wikitext",)}) == []
     assert kept_runs(tmp_path / "none.json", ["tpe"], settings, verify) == []
+    # An option added since (the probe arm's --probe) counts as equal at its default only.
+    assert kept_runs(path, ["tpe"], settings | {"probe": 8}, verify) == [
+        {"arm": "tpe", "seed": 0, "kept_from": "abc"}]
+    assert kept_runs(path, ["tpe"], settings | {"probe": 12}, verify) == []
     monkeypatch.setattr(predictor_efficiency, "library_changed_since",
                         lambda commit, unused: commit == "older")
     tpe_only = [{"arm": "tpe", "seed": 0, "kept_from": "abc"}]
@@ -300,6 +304,24 @@ def test_kept_arms_ignore_predictor_model_code_but_not_the_record_type_or_the_se
     assert library_changed(measured, default, tmp_path)  # without the allowance, it counts
     assert library_changed(first, added, tmp_path, code)  # the search changed since
     assert library_changed(measured, commit("allocsearch/predictor/records.py", "b"), tmp_path, code)
+
+
+def test_tokens_to_the_ramp_charge_each_rounds_probes_once() -> None:
+    """A probed round's tokens count from its first proposal on, once per round."""
+    from optuna.trial import TrialState
+    from predictor_efficiency import reach
+
+    from allocsearch.search.store import StoredTrial
+
+    def trial(n: int, value: float, screened: dict[str, int] | None) -> StoredTrial:
+        return StoredTrial(n, TrialState.COMPLETE, (value,), {}, {}, None, screened=screened, tokens=100)
+
+    first, second = {"round": 1, "probe_tokens": 40}, {"round": 2, "probe_tokens": 30}
+    trials = [trial(0, 9.0, None), trial(1, 8.0, first), trial(2, 7.0, first), trial(3, 5.0, second)]
+    assert reach(trials, 7.0) == (340, 3)
+    assert reach(trials, 5.0) == (470, 4)
+    assert reach(trials, 1.0) == (None, None)
+    assert reach([trial(0, 1.0, {"round": 1})], 2.0) == (100, 1)  # an unprobed round reads none
 
 
 def test_efficiency_rows_summarise_each_arm() -> None:
@@ -747,7 +769,8 @@ def test_efficiency_settings_leave_out_what_only_chooses_the_work() -> None:
     import predictor_efficiency
 
     args = argparse.Namespace(model="smollm2-135m", fidelity=2048, draws=3, progress=True, arms=["tpe"],
-                              seeds=[0], report=True, keep=[], curves_only=[0.7], centres=["uniform"])
+                              seeds=[0], report=True, keep=[], curves_only=[0.7], centres=["uniform"],
+                              variant="probe")
     assert predictor_efficiency.settings_of(args) == {"model": "smollm2-135m", "fidelity": 2048, "draws": 3}
 
 

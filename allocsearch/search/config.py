@@ -229,6 +229,10 @@ class StudyConfig:
             raise StudyConfigError(f"{where}: predictor.tokens {predictor.tokens} is not one of "
                                    f"evaluator.fidelities {list(evaluator.fidelities)} (in whole "
                                    f"{evaluator.seqlen}-token windows)")
+        windows = evaluator.windows_needed
+        if predictor.probe and predictor.probe_window >= windows:
+            raise StudyConfigError(f"{where}: predictor.probe_window {predictor.probe_window} is past the "
+                                   f"evaluator's {windows} search windows (0..{windows - 1})")
         _check_tasks(tasks, objectives, sampler[0], anchor, predictor, where)
         if anchor.rounds and data.get("storage"):
             raise StudyConfigError(f"{where}: anchored rounds run in one process, one SQLite study "

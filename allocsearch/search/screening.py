@@ -13,6 +13,9 @@ of candidates without a forward pass, and queue the ``k`` best by the optimistic
   minimising the bound on the predictor alone (an in-memory Optuna study was slower per
   candidate; see :meth:`Screener._evolve`).
 
+With ``probe``, the round measures its best candidates on one search window and queues by
+prediction and probe together (:mod:`allocsearch.search.probing`).
+
 Candidates are compared as the evaluator will measure them (after its snapping and budget
 projection), and a candidate whose prepared plan any trial of the study already holds, in
 whatever state or at whatever fidelity, is never proposed. The study holds real evaluations
@@ -29,7 +32,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +51,7 @@ from allocsearch.profile import Profile
 from allocsearch.search import store
 from allocsearch.search.layout import SpaceLayout
 from allocsearch.search.mutation import mutate
+from allocsearch.search.probing import ProbedRound, ShortlistProbe
 from allocsearch.search.records import study_records
 from allocsearch.search.samplers.shortlist import ShortlistSampler
 from allocsearch.search.settings import PredictorSettings
@@ -66,6 +70,7 @@ class Candidate:
     source: str  # "mutation" (of a real trial) | "evolved" (of a screened candidate)
     mean: float = 0.0
     std: float = 0.0
+    probe: float | None = None  # its fitness on the probe's window, where probed
 
     def bound(self, kappa: float) -> float:
         return self.mean - kappa * self.std
@@ -96,6 +101,8 @@ class Screener:
     recon: tuple[Sequence[float], Mapping[str, Sequence[float]]] | None = None
     #: A saved predictor to start from (its feature table and records are used).
     pretrained: Predictor | None = None
+    #: Measures each round's best candidates on a window (``settings.probe`` of them).
+    prober: ShortlistProbe | None = None
     table: FeatureTable = field(init=False)
     predictor: Predictor | None = field(default=None, init=False)
     rounds: int = field(default=0, init=False)
@@ -112,6 +119,7 @@ class Screener:
         self._queue: list[Candidate] = []
         self._keys: dict[int, str] = {}  # finished trial number -> its prepared plan's key
         self._trained_on = -1
+        self._probed: ProbedRound | None = None  # the last probed round
 
     # --------------------------------------------------------------- proposals
     def propose(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, Any] | None:
@@ -124,7 +132,9 @@ class Screener:
         seen = self.study_keys(read, exclude=trial.number)
         cand = self._pop(seen)
         if cand is None:
-            self._round(read, records, seen)
+            probed = self._round(read, records, seen)
+            if probed:
+                store.add_probe_tokens(study, probed)
             cand = self._pop(seen)
         if cand is None:
             return None
@@ -134,7 +144,7 @@ class Screener:
         store.mark_screened(study, trial, {
             "round": self.rounds, "source": cand.source, "mean": cand.mean, "std": cand.std,
             "bound": cand.bound(s.kappa), "pool": self.pool_size, "trained_on": self._trained_on,
-            "key": plan_key(cand.plan)})
+            "key": plan_key(cand.plan)} | self._probe_attrs(cand))
         line = {"kind": "proposed", "trial": trial.number, "round": self.rounds,
                 "values": cand.values, "plan": encode_plan(cand.plan)}
         append_text(self.output / "screening.jsonl", json.dumps(line, default=float) + "\n")
@@ -171,9 +181,10 @@ class Screener:
         return out
 
     # ------------------------------------------------------------------ rounds
-    def _round(self, read: Sequence[store.StoredTrial], records: list[PlanRecord], seen: set[str]) -> None:
+    def _round(self, read: Sequence[store.StoredTrial], records: list[PlanRecord], seen: set[str]) -> int:
         """Train (every ``retrain_every`` rounds, when there is something new), screen a pool,
-        queue the best ``k`` that no trial holds."""
+        queue the best ``k`` that no trial holds (with a probe: the best ``k`` by prediction and
+        probe of the ``probe`` best by the bound). Returns the search tokens the probes read."""
         s = self.settings
         start = time.perf_counter()
         # The study's round count, not this process's: a resumed study continues its numbering.
@@ -187,16 +198,31 @@ class Screener:
         parents = [dict(r.plan.provenance.get("params") or {}) for r in best]
         pool = self._offspring(parents, round(s.pool * s.mutations), "mutation")
         pool += self._evolve(pool, s.pool - len(pool))
-        picked = set(seen)
-        self._queue = []
+        picked, wanted = set(seen), max(s.k, s.probe) if self.prober is not None else s.k
+        short: list[Candidate] = []
         for c in sorted(pool, key=lambda c: c.bound(s.kappa)):
-            if len(self._queue) == s.k:
+            if len(short) == wanted:
                 break
             if plan_key(c.plan) not in picked:
                 picked.add(plan_key(c.plan))
-                self._queue.append(c)
+                short.append(c)
+        probes: dict[int, float] = {}  # id of a probed candidate of the pool -> its probe
+        if self.prober is not None:
+            r = self._probed = ProbedRound.run(self.prober, [c.plan for c in short], [c.mean for c in short],
+                                               read, records)
+            probes = {id(c): float(p) for c, p in zip(short, r.probes, strict=True)}
+            short = [short[i] for i in r.order]
+        self._queue = [replace(c, probe=probes.get(id(c))) for c in short[: s.k]]
         self.pool_size = len(pool)
-        self._log(pool, self._queue, len(records), time.perf_counter() - start)
+        self._log(pool, {id(c) for c in short[: s.k]}, probes, len(records), time.perf_counter() - start)
+        return len(probes) * self.prober.tokens if self.prober is not None else 0
+
+    def _probe_attrs(self, cand: Candidate) -> dict[str, Any]:
+        """A probed proposal's probe, the stack's weights and its round's probe tokens (a
+        study's count charges those once per round)."""
+        r = self._probed
+        return {} if cand.probe is None or r is None else {
+            "probe": cand.probe, "stack": [r.stack.model, r.stack.probe], "probe_tokens": r.tokens}
 
     def _train(self, records: list[PlanRecord]) -> Predictor:
         s, seed = self.settings, self.seed + self.rounds
@@ -247,14 +273,16 @@ class Screener:
         return out
 
     # ------------------------------------------------------------------ log
-    def _log(self, pool: list[Candidate], chosen: list[Candidate], trained_on: int, seconds: float) -> None:
-        ids = {id(c) for c in chosen}
+    def _log(self, pool: list[Candidate], queued: set[int], probes: dict[int, float], trained_on: int,
+             seconds: float) -> None:
+        """One line per candidate of the pool (``queued``, ``probes``: by the candidate's id)."""
         kappa = self.settings.kappa
         lines = [json.dumps({"round": self.rounds, "source": c.source, "mean": round(c.mean, 5),
                              "std": round(c.std, 5), "bound": round(c.bound(kappa), 5),
-                             "queued": id(c) in ids, "trained_on": trained_on,
+                             "queued": id(c) in queued, "trained_on": trained_on,
                              "round_seconds": round(seconds, 3),
-                             "blocks": [round(b, 4) for b in c.plan.block_sparsity()]})
+                             "blocks": [round(b, 4) for b in c.plan.block_sparsity()]}
+                            | ({"probe": probes[id(c)]} if id(c) in probes else {}))
                  for c in pool]
         self.output.mkdir(parents=True, exist_ok=True)
         append_text(self.output / "screening.jsonl", "\n".join(lines) + "\n")  # one write per round
@@ -266,8 +294,9 @@ def attach_screener(study: optuna.Study, settings: PredictorSettings, space: Sea
     new screener's short list (a saved predictor from ``settings.file`` when given)."""
     if settings.curves is not None and settings.curves.fingerprint != ev.profile.identity.fingerprint:
         raise ValueError(f"predictor.damage {settings.damage} was measured on another model than the study's")
+    prober = ShortlistProbe.on(ev, settings.probe_window) if settings.probe else None
     screener = Screener(settings, space, ev.profile, target, output, seed, prepare=ev.prepare,
-                        recon=ev.backend.recon_errors(), pretrained=settings.pretrained)
+                        recon=ev.backend.recon_errors(), pretrained=settings.pretrained, prober=prober)
     study.sampler = ShortlistSampler(study.sampler, screener.propose, settings.share)
     return screener
 

@@ -187,7 +187,9 @@ class PredictorSettings:
     with one (a predictor JSON from ``allocsearch predictor train``), at the first searched
     trial, and ``model`` is the file's. ``damage`` (a JSON from ``allocsearch predictor
     damage``) adds the measured damage to every trained predictor's mean (in place of a file's
-    own)."""
+    own). ``probe: N`` measures the ``N`` best candidates of each round by the bound on search
+    window ``probe_window`` and queues the ``k`` best by prediction and probe stacked
+    (:mod:`allocsearch.search.probing`); its tokens count in the study's budget."""
 
     model: str = "none"
     file: str | None = None
@@ -203,6 +205,11 @@ class PredictorSettings:
     #: first, in a study whose pruner stops most trials there); None: the full fidelity.
     tokens: int | None = None
     damage: str | None = None
+    #: Candidates measured on one search window per round (0: none; else at least ``k``).
+    probe: int = 0
+    #: The window they are measured on (0-based, ``seqlen`` tokens; 0: the first every
+    #: trial reads).
+    probe_window: int = 0
     #: ``file`` as loaded by the validation below (read once; not part of the settings' value).
     pretrained: Predictor | None = field(default=None, init=False, compare=False, repr=False)
     #: ``damage`` as loaded by the validation below.
@@ -218,6 +225,12 @@ class PredictorSettings:
                              "retrain_every >= 1 and members >= 1")
         if self.kappa < 0 or not 0.0 <= self.mutations <= 1.0 or not 0.0 < self.share <= 1.0:
             raise ValueError("predictor needs kappa >= 0, 0 <= mutations <= 1 and 0 < share <= 1")
+        if self.probe < 0 or 0 < self.probe < self.k or self.probe_window < 0:
+            raise ValueError(f"predictor.probe must be 0 (off) or at least k={self.k}, and "
+                             f"probe_window >= 0; got probe={self.probe}, probe_window={self.probe_window}")
+        if self.probe and not self.enabled:
+            raise ValueError("predictor.probe orders a short-list: give predictor.model or "
+                             "predictor.file too")
         if self.tokens is not None and self.tokens < 1:
             raise ValueError(f"predictor.tokens must be a positive token count, got {self.tokens}")
         if self.file is not None:

@@ -308,13 +308,18 @@ def save_block_curves(study: optuna.Study, data: dict[str, Any], tokens: int, ar
 
 
 def setup_tokens(study: optuna.Study) -> int:
-    """Search tokens read outside the trials (the block curves before them, the finalists'
-    real measurements after them), part of the study's count."""
+    """Search tokens read outside the trials (the block curves before them, a short-list's
+    probes among them, the finalists' real measurements after them), part of the study's count."""
     return int(study.user_attrs.get(_SETUP_TOKENS, 0))
 
 
 def _add_setup_tokens(study: optuna.Study, tokens: int) -> None:
     study.set_user_attr(_SETUP_TOKENS, setup_tokens(study) + int(tokens))
+
+
+def add_probe_tokens(study: optuna.Study, tokens: int) -> None:
+    """Count the search tokens a short-list's probes read (outside any trial) as the study's."""
+    _add_setup_tokens(study, tokens)
 
 
 def finalists(study: optuna.Study) -> dict[str, Any] | None:
