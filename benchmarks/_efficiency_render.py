@@ -5,6 +5,7 @@ the noise floor of verification."""
 from __future__ import annotations
 
 import json
+import statistics
 from typing import Any
 
 import numpy as np
@@ -50,12 +51,62 @@ def render_sentence() -> str:
                     f"median {fmt(evo['median'], 1)} over {evo['runs']} seed{'s' if evo['runs'] > 1 else ''}"
                     + (f" (other domain {fmt(other['median'], 1)})" if other else "") + ".")
     arms.append(_goal(e, stats).strip())
+    probed = probe_sentence()
+    if probed:
+        arms.append(probed)
     draws = e["settings"].get("draws", 1)
     lead = (f" At 70% with {e['settings']['max_tokens']:,} search tokens per arm "
             f"(`benchmarks/predictor_efficiency.py`, {'one' if draws == 1 else draws} calibration "
             f"draw{'s' if draws > 1 else ''}; the noise floor at 70% is in BENCHMARKS.md):"
             f"{records_note(e)}")
     return "\n".join([lead, *(f"  - {a}" for a in arms)])
+
+
+PROBE_VARIANT = "predictor_efficiency_cpu_probe.json"
+
+
+def _probe_variant() -> dict[str, Any] | None:
+    """The probed arm's run beside the damage arm measured again (None until measured, or
+    without both arms)."""
+    path, archived = result_path(PROBE_VARIANT)
+    if archived or not path.is_file():
+        return None
+    e: dict[str, Any] = json.loads(path.read_text())
+    arms = {r["arm"] for r in e["runs"]}
+    return e if {"pretrained_damage", "pretrained_damage_probe"} <= arms else None
+
+
+def probe_sentence() -> str:
+    """The probed short-list against the damage arm, both from the probe variant's run (empty
+    without it): reach, verified medians, probe tokens, the ratio's verdict."""
+    e = _probe_variant()
+    if e is None:
+        return ""
+    stats = {(s["arm"], s["metric"]): s for s in e["summary"]}
+    arm = "pretrained_damage_probe"
+    mine, plain = stats[(arm, "best_wanda_ppl")], stats[("pretrained_damage", "best_wanda_ppl")]
+    probe_runs = [r for r in e["runs"] if r["arm"] == arm]
+    reach = stats[(arm, "evals_to_ramp")]
+    trials = statistics.median(r["trials"] for r in probe_runs)
+    probe_tokens = statistics.median(r["probe_tokens"] for r in probe_runs)
+    text = (f"Probed rounds (`predictor.probe: {e['settings']['probe']}`, window 0; `--variant probe`, "
+            f"the damage arm measured again in the same run): {trials:.0f} trials (median), the probes "
+            f"reading {probe_tokens:,.0f} of the {e['settings']['max_tokens']:,} tokens; reached the ramp "
+            f"prior's fitness in "
+            f"{reach['reached']} of {reach['runs']} seeds (median {fmt(reach['median'], 0)} real "
+            f"evaluations), verified median {fmt(mine['median'], 1)} against {fmt(plain['median'], 1)}")
+    floor = _floor(e)
+    if floor is None or mine["median"] is None or plain["median"] is None:
+        return text + "."
+    ratio = mine["median"] / plain["median"]
+    return (text + f", {ratio:.3f} times{_lower_on(e, 'pretrained_damage_probe', 'pretrained_damage')}, "
+            f"{_verdict(ratio, floor)}{_other_domain(stats, 'pretrained_damage_probe', 'pretrained_damage')}."
+            f" Best verified per seed: {_per_seed(probe_runs)} probed, "
+            f"{_per_seed([r for r in e['runs'] if r['arm'] == 'pretrained_damage'])} not.")
+
+
+def _per_seed(runs: list[dict[str, Any]]) -> str:
+    return "/".join(fmt(r["best_wanda_ppl"], 1) for r in sorted(runs, key=lambda r: r["seed"]))
 
 
 def _floor(e: dict[str, Any]) -> float | None:
@@ -173,7 +224,29 @@ def render_lines() -> list[str]:
                   f"curves ({r['damage_tokens_target']:,} at {e['target']:.0%}), measured once per model and "
                   f"Evaluator and shared by every study at their targets; `search_tokens` leaves them out."
                   for r in e["rows"] if r.get("damage_tokens") is not None]
+        lines += _probe_lines()
     elif e_path.is_file():
         lines += ["", f"*Sample efficiency: {ARCHIVED_NOTE}* (`benchmarks/predictor_efficiency.py` "
                   f"measures it again)."]
+    return lines
+
+
+def _probe_lines() -> list[str]:
+    """The probe variant's runs, one row per arm and seed (nothing until measured)."""
+    e = _probe_variant()
+    if e is None:
+        return []
+    lines = ["", f"**Probed rounds at {e['target']:.0%}** (`{rerun_command(e)}`, one process per arm; "
+             f"each round probes its {e['settings']['probe']} best candidates on window 0 and queues "
+             f"{e['settings']['k']}; the probes' tokens count in the arm's {e['settings']['max_tokens']:,}). "
+             f"{probe_sentence()}", "",
+             "| arm | seed | trials | screened | probe tokens | evaluations to the ramp | best fitness "
+             "| verified | verified (other domain) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in sorted(e["runs"], key=lambda r: (r["arm"], r["seed"])):
+        lines.append(f"| {r['arm']} | {r['seed']} | {r['trials']} | {r['screened_trials']} | "
+                     f"{r.get('probe_tokens', 0):,} | {fmt(r['evals_to_ramp'], 0)} | "
+                     f"{fmt(r['best_fitness'], 2)} | "
+                     f"{fmt(r['best_wanda_ppl'], 2)} | "
+                     f"{fmt(r['best_wanda_ppl_other'], 2) if r.get('best_wanda_ppl_other') else '-'} |")
     return lines

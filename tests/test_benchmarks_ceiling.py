@@ -381,3 +381,47 @@ def test_the_efficiency_bullet_nests_one_line_per_arm_then_the_goal(
     assert arms[2] == ("  - The EvoPress-style sampler with 491,520 tokens: verified median 150.0 over "
                        "3 seeds.")
     assert "0.933 times the EvoPress-style sampler's, within noise of it" in arms[3]
+
+
+def test_the_probed_arm_is_compared_with_the_damage_arm_of_its_own_run(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The probe variant's sentence: trials, probe tokens and reach of the probed arm, its
+    verified median against the damage arm measured in the same run, paired by draw, with the
+    verdict against the noise floor; nothing without the variant or one of its two arms."""
+    import report
+
+    monkeypatch.setattr(report, "noise_floors", lambda: {(0.7, "wanda"): 0.12})
+    monkeypatch.setattr(efficiency, "result_path", lambda name: (tmp_path / name, False))
+    assert efficiency.probe_sentence() == "" and efficiency._probe_lines() == []
+
+    def run(arm: str, seed: int, ppl: float, draws: dict[str, float], **extra: Any) -> dict[str, Any]:
+        return {"arm": arm, "seed": seed, "trials": 48, "screened_trials": 23, "probe_tokens": 0,
+                "evals_to_ramp": 3, "best_fitness": 120.0, "best_wanda_ppl": ppl,
+                "best_wanda_draws": draws} | extra
+
+    probe = "pretrained_damage_probe"
+    runs = [run(probe, 0, 110.0, {"0": 100.0, "1": 120.0}, trials=40, probe_tokens=20480),
+            run(probe, 1, 115.0, {"0": 105.0, "1": 125.0}, trials=38, probe_tokens=24576),
+            run("pretrained_damage", 0, 130.0, {"0": 120.0, "1": 140.0}),
+            run("pretrained_damage", 1, 125.0, {"0": 115.0, "1": 135.0})]
+    summary = [{"arm": a, "metric": m, "runs": 2, "reached": 2, "median": v}
+               for a, m, v in [(probe, "evals_to_ramp", 3), (probe, "best_wanda_ppl", 112.5),
+                               ("pretrained_damage", "evals_to_ramp", 3),
+                               ("pretrained_damage", "best_wanda_ppl", 127.5)]]
+    e = {"target": 0.7, "verify": {"pruner": "wanda"}, "settings": {"probe": 8, "k": 4, "max_tokens": 98304},
+         "runs": runs, "summary": summary, "rows": [],
+         "manifest": {"command": "python benchmarks/predictor_efficiency.py --variant probe", "commit": "a" * 40,
+                      "dirty": False, "machine": {"threads": 1}, "date": "d", "seeds": [0, 1]}}
+    (tmp_path / efficiency.PROBE_VARIANT).write_text(json.dumps(e))
+    text = efficiency.probe_sentence()
+    assert text.startswith("Probed rounds (`predictor.probe: 8`, window 0;")
+    assert "39 trials (median), the probes reading 22,528 of the 98,304 tokens" in text
+    assert "verified median 112.5 against 127.5, 0.882 times, lower on 2 of 2 calibration draws, " \
+        "within noise of it" in text
+    assert text.endswith("Best verified per seed: 110.0/115.0 probed, 130.0/125.0 not.")
+    table = efficiency._probe_lines()
+    assert table[1].startswith("**Probed rounds at 70%**") and len(table) == 5 + len(runs)
+    assert "| pretrained_damage_probe | 1 | 38 | 23 | 24,576 | 3 | 120.00 | 115.00 | - |" in table
+    (tmp_path / efficiency.PROBE_VARIANT).write_text(json.dumps(e | {"runs": runs[:2]}))
+    assert efficiency.probe_sentence() == ""
