@@ -236,7 +236,7 @@ def _probe_lines() -> list[str]:
     e = _probe_variant()
     if e is None:
         return []
-    lines = ["", f"**Probed rounds at {e['target']:.0%}** (`{rerun_command(e)}`, one process per arm; "
+    lines = ["", f"**A probed short-list at {e['target']:.0%}** (`{rerun_command(e)}`, one process per arm; "
              f"each round probes its {e['settings']['probe']} best candidates on window 0 and queues "
              f"{e['settings']['k']}; the probes' tokens count in the arm's {e['settings']['max_tokens']:,}). "
              f"{probe_sentence()}", "",

@@ -421,7 +421,7 @@ def test_the_probed_arm_is_compared_with_the_damage_arm_of_its_own_run(
         "within noise of it" in text
     assert text.endswith("Best verified per seed: 110.0/115.0 probed, 130.0/125.0 not.")
     table = efficiency._probe_lines()
-    assert table[1].startswith("**Probed rounds at 70%**") and len(table) == 5 + len(runs)
+    assert table[1].startswith("**A probed short-list at 70%**") and len(table) == 5 + len(runs)
     assert "| pretrained_damage_probe | 1 | 38 | 23 | 24,576 | 3 | 120.00 | 115.00 | - |" in table
     (tmp_path / efficiency.PROBE_VARIANT).write_text(json.dumps(e | {"runs": runs[:2]}))
     assert efficiency.probe_sentence() == ""
