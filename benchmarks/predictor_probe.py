@@ -21,6 +21,13 @@ it: seconds per probe and per label evaluation, both timed on the same --time-pl
     python benchmarks/predictor_probe.py --shard 0/2     # beside --shard 1/2, one core each
     python benchmarks/predictor_probe.py                 # after the shards: the table (~5 min)
     python benchmarks/predictor_probe.py --window 0 --fresh --fitness ppl   # studies no model saw
+    python benchmarks/predictor_probe.py --window 0 --fresh --fitness ppl --retest 75-cmaes-s4 ...
+
+``--retest`` (with ``--fresh``) also ranks the named fresh studies against a second measurement
+of their plans on the next 2048 search tokens (benchmarks/predictor_fresh.py's, resumed from its
+partial file or measured here, sharded as the probes are): no token of it is a probe's or a
+label's, so a ranking that only shares the label's noise (a window-0 probe reads the label's
+first 512 tokens) shows it there.
 
 The probes are kept in results/runs/predictor_probe_w<window>.partial.json (a run resumes;
 probes measured on other library code are measured again). The damage curves are read from
@@ -55,8 +62,10 @@ from _common import (
 )
 from _shards import load_done, save_partial, save_rows, shard_of
 from predictor import study_kind
+from predictor_ceiling import plan_key, reliability
 from predictor_damage import LABEL_TOKENS, TARGETS, curves_of, measure_all, study_rows, summary
-from predictor_fresh import fresh_records
+from predictor_fresh import fresh_records, retest
+from scipy.stats import spearmanr
 
 from allocsearch.data import DataConfig
 from allocsearch.evaluate import Evaluator
@@ -199,6 +208,23 @@ def fresh_rankings(table: FeatureTable, train: list[PlanRecord], fresh: list[Pla
     return ranked, {"all": weights}
 
 
+def second_rows(fresh: list[PlanRecord], ranked: dict[str, np.ndarray], second: dict[str, Any]
+                ) -> list[dict[str, Any]]:
+    """Per fresh study whose plans were all measured again: the labels' reliability
+    (``label vs second``, ``ceiling``) and each ranking's Spearman against the second measurement."""
+    out = []
+    for study in sorted({r.study for r in fresh}):
+        idx = [i for i, r in enumerate(fresh) if r.study == study]
+        if not all(plan_key(fresh[i]) in second for i in idx):
+            continue
+        again = np.log([second[plan_key(fresh[i])]["second"] for i in idx])
+        row: dict[str, Any] = {"study": study, "target": fresh[idx[0]].target, "n": len(idx)}
+        row |= reliability(np.log([fresh[i].fitness for i in idx]), again)
+        row |= {f"{k} vs second": float(spearmanr(v[idx], again).statistic) for k, v in ranked.items()}
+        out.append(row)
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_args(p)
@@ -214,7 +240,12 @@ def main() -> None:
     p.add_argument("--fresh", action="store_true",
                    help="rank the fresh studies' plans (benchmarks/predictor_data.py --fresh) by models and "
                         "stack weights of every committed record instead of holding kinds out")
+    p.add_argument("--retest", nargs="+", default=[], metavar="STUDY",
+                   help="with --fresh: also rank these fresh studies (any whose name contains one of the "
+                        "words) against a second measurement of their plans on the next 2048 tokens")
     args = p.parse_args()
+    if args.retest and not args.fresh:
+        p.error("--retest ranks fresh studies against a second measurement: give --fresh")
 
     loaded = load_model(args.model, device=args.device, dtype=args.dtype)
     records, _ = predictor_records(loaded.device.type)
@@ -222,6 +253,7 @@ def main() -> None:
     RUNS.mkdir(parents=True, exist_ok=True)
     ev = predictor_evaluator(loaded, (LABEL_TOKENS, PROBE_EVALUATOR_TOKENS))
     done = measure_probes(ev, records + fresh, args.window, args.fitness, args.shard)
+    second = retest(loaded, fresh, args.retest, args.shard) if args.retest else {}
     if args.shard is not None:
         print(f"shard {args.shard[0]}/{args.shard[1]} done; run again without --shard to write the result")
         return
@@ -242,6 +274,9 @@ def main() -> None:
     print_table(rows, list(rows[0]))
     best = [{"ranking": k} | v for k, v in summary(rows).items()]
     print_table(best, ["ranking", "min", "median", "below_0.9"])
+    retested = second_rows(fresh, ranked, second) if second else []
+    if retested:
+        print_table(retested, list(retested[0]))
     path = write_json(result_name(loaded.device.type, args.window, args.fresh), {
         "command": command_line(), "environment": environment(),
         "records": len(records), "records_digest": records_digest(records),
@@ -251,6 +286,7 @@ def main() -> None:
         "fitnesses": args.fitness, "targets": list(TARGETS), "centres": list(CENTRES),
         "cost": costs,
         "weights": weights, "rows": best, "studies": rows,
+        **({"retest": args.retest, "retested": retested} if args.retest else {}),
     }, protocol={"device": loaded.device.type, "dtype": args.dtype, "model": args.model, "data": "embedded",
                  "calibration": "the predictor studies' profile (studies/smollm2-70.yaml)",
                  "evaluation": f"labels: search tokens 0-{LABEL_TOKENS}; probes: window {args.window}",

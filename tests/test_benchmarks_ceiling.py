@@ -411,8 +411,9 @@ def test_the_probed_arm_is_compared_with_the_damage_arm_of_its_own_run(
                                ("pretrained_damage", "best_wanda_ppl", 127.5)]]
     e = {"target": 0.7, "verify": {"pruner": "wanda"}, "settings": {"probe": 8, "k": 4, "max_tokens": 98304},
          "runs": runs, "summary": summary, "rows": [],
-         "manifest": {"command": "python benchmarks/predictor_efficiency.py --variant probe", "commit": "a" * 40,
-                      "dirty": False, "machine": {"threads": 1}, "date": "d", "seeds": [0, 1]}}
+         "manifest": {"command": "python benchmarks/predictor_efficiency.py --variant probe",
+                      "commit": "a" * 40, "dirty": False, "machine": {"threads": 1}, "date": "d",
+                      "seeds": [0, 1]}}
     (tmp_path / efficiency.PROBE_VARIANT).write_text(json.dumps(e))
     text = efficiency.probe_sentence()
     assert text.startswith("Probed rounds (`predictor.probe: 8`, window 0;")

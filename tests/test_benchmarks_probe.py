@@ -107,6 +107,22 @@ def test_fresh_studies_are_ranked_by_weights_of_the_committed_plans() -> None:
     assert probe_bench.result_name("cpu", 0, fresh=True) == "predictor_probe_cpu_w0_fresh.json"
 
 
+def test_retested_studies_are_ranked_against_their_second_measurement() -> None:
+    """Only studies whose plans were all measured again get a row: the labels' reliability and
+    each ranking's Spearman against the second measurement (here the reverse of the label's
+    order for one study: a ranking equal to the label scores -1 there)."""
+    plan = random_plan(tiny_profile().identity, 0.6, seed=0)
+    fresh = [PlanRecord(plan, float(i + 1), study=s, trial=i) for s in ("a", "b") for i in range(5)]
+    label = np.log([r.fitness for r in fresh])
+    ranked = {"probe (ppl)": label, "default": -label}
+    second = {f"a|{i}": {"second": float(10 - i)} for i in range(5)} | {"b|0": {"second": 1.0}}
+    rows = probe_bench.second_rows(fresh, ranked, second)
+    assert [r["study"] for r in rows] == ["a"]
+    assert rows[0]["label vs second"] == pytest.approx(-1.0) and rows[0]["ceiling"] == 0.0
+    assert rows[0]["probe (ppl) vs second"] == pytest.approx(-1.0)
+    assert rows[0]["default vs second"] == pytest.approx(1.0)
+
+
 def _result() -> dict[str, Any]:
     rows = [{"study": f"s{i}", "target": t, "n": 40, "default": 0.80 + i / 100, "blend": 0.85 + i / 100,
              "probe (ppl)": 0.72 + i / 10, "probe (kl)": 0.6 + i / 10, "stack (ppl)": 0.8899 + i / 100,
