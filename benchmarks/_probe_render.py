@@ -62,7 +62,8 @@ def render_sentence() -> str:
             f"weights fitted on the other kinds' plans, nested), ranks the {n} studies at 60-75% with each "
             f"kind held out at a lowest Spearman of {stacks}, against the blend's {_figures(s, 'blend')} and "
             f"the default model's {_figures(s, 'default')}; each probe alone: {alone}. {verdict}: the probe "
-            f"is a forward pass per candidate, not a model, and the search does not use it yet.{_inside()}")
+            f"is a forward pass per candidate, not a model (a study probes its short list with "
+            f"`predictor.probe`).{_inside()}")
 
 
 def _inside() -> str:
@@ -93,7 +94,25 @@ def _fresh() -> str:
     listed = f" ({low})" if low else ""
     return (f" On the {n} fresh studies at 60-75% (other seeds, which no model or weight was chosen on; "
             f"models and weights from every committed plan), it ranks at a lowest {stacks}{listed}, "
-            f"against the blend's {_figures(s, 'blend')} (`{d['manifest']['command']}`).")
+            f"against the blend's {_figures(s, 'blend')} (`{d['manifest']['command']}`).{_retested(d)}")
+
+
+def _retested(d: dict[str, Any]) -> str:
+    """The clause on the retested fresh studies (empty without them): each ranking's lowest
+    Spearman against a second measurement that shares no token with the probe or the label."""
+    rows = d.get("retested") or []
+    if not rows:
+        return ""
+    cols = [c.removesuffix(" vs second") for c in rows[0]
+            if c.endswith(" vs second") and c != "label vs second"]
+    low = {c: min(r[f"{c} vs second"] for r in rows) for c in cols}
+    worst = min(rows, key=lambda r: r["label vs second"])
+    each = ", ".join(f"{c} {low[c]:.3f}" for c in cols)
+    return (f" Against a second measurement of the plans of {len(rows)} of them (the next "
+            f"{d['label_tokens']} search tokens, none a probe's or a label's), the lowest Spearman is "
+            f"{each}; the labels themselves match it at a lowest {worst['label vs second']:.3f} "
+            f"({worst['study']}). A ranking that agrees with a label better than a second measurement "
+            f"does shares that label's noise, as a window-0 probe (it reads the label's first tokens) can.")
 
 
 def render_lines() -> list[str]:
@@ -110,4 +129,20 @@ def render_lines() -> list[str]:
              f"fitness F alone; `stack (F)`, the blend's prediction and the log-probe weighted "
              f"as fitted on the other kinds' plans (each predicted without its own kind and the held-out "
              f"one). Weights (model, probe) per held-out kind: {weights}."]
-    return lines + study_table(d, list(by_ranking(d)))
+    return lines + study_table(d, list(by_ranking(d))) + _retest_lines()
+
+
+def _retest_lines() -> list[str]:
+    """The fresh result's retested studies, one row each (empty without them)."""
+    d, stale = records_result(FRESH)
+    rows = (d or {}).get("retested") or []
+    if d is None or stale or not rows:
+        return []
+    cols = [c for c in rows[0] if c not in ("study", "target", "n")]
+    return ["", f"**Against a second measurement** (`{d['manifest']['command']}`). The fresh studies "
+            f"whose plans were measured again on the next {d['label_tokens']} search tokens: the labels' "
+            "reliability "
+            "(`label vs second`, and its `ceiling`) and each ranking's Spearman against the second "
+            "measurement, which shares no token with the probe (window 0) or the label.", "",
+            "| study | plans | " + " | ".join(cols) + " |", "|" + " --- |" * (len(cols) + 2),
+            *(f"| {r['study']} | {r['n']} | " + " | ".join(f"{r[c]:.3f}" for c in cols) + " |" for r in rows)]

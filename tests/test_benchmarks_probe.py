@@ -176,3 +176,20 @@ def test_the_sentence_and_table_render_the_result(tmp_path: Path, monkeypatch: p
     assert lines[-1].startswith("Over the 60-75% studies: default min 0.810, median 0.815, 2 below 0.9;")
     monkeypatch.setattr(_common, "committed_records_digest", lambda: "other")
     assert "no current result: its records differ" in render.render_sentence()
+    monkeypatch.setattr(_common, "committed_records_digest", lambda: "abc")  # current again
+    lines = render.render_lines()
+    assert not any("Against a second measurement" in x for x in lines)  # no retested studies yet
+    retested = [{"study": "s1", "target": 0.6, "n": 40, "label vs second": 0.5, "ceiling": 0.707,
+                 "blend vs second": 0.4, "stack (ppl) vs second": 0.3},
+                {"study": "s2", "target": 0.7, "n": 40, "label vs second": 0.9, "ceiling": 0.949,
+                 "blend vs second": 0.8, "stack (ppl) vs second": 0.85}]
+    (tmp_path / render.FRESH).write_text(json.dumps(fresh | {"retested": retested}))
+    assert render.render_sentence().endswith(
+        f"(`{command} --fresh`). Against a second measurement of the plans of 2 of them (the next 2048 "
+        "search tokens, none a probe's or a label's), the lowest Spearman is blend 0.400, stack (ppl) "
+        "0.300; the labels themselves match it at a lowest 0.500 (s1). A ranking that agrees with a label "
+        "better than a second measurement does shares that label's noise, as a window-0 probe (it reads "
+        "the label's first tokens) can.")
+    table = render.render_lines()
+    assert "| study | plans | label vs second | ceiling | blend vs second | stack (ppl) vs second |" in table
+    assert "| s1 | 40 | 0.500 | 0.707 | 0.400 | 0.300 |" in table
