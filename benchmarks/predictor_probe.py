@@ -253,6 +253,8 @@ def main() -> None:
     RUNS.mkdir(parents=True, exist_ok=True)
     ev = predictor_evaluator(loaded, (LABEL_TOKENS, PROBE_EVALUATOR_TOKENS))
     done = measure_probes(ev, records + fresh, args.window, args.fitness, args.shard)
+    if args.retest:
+        ev.restore()  # the retest builds its own Evaluator, on the dense weights
     second = retest(loaded, fresh, args.retest, args.shard) if args.retest else {}
     if args.shard is not None:
         print(f"shard {args.shard[0]}/{args.shard[1]} done; run again without --shard to write the result")
