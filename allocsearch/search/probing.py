@@ -10,9 +10,12 @@ as recorded when the trial was proposed, label the fitness the predictor trains 
 that, and whenever the fit is degenerate, the probe alone orders the short list. Probes read
 search tokens: they count in the study's budget (``max_tokens``) as setup tokens.
 
-Why: on held-out studies a window-0 probe stacked with the predictor ranked plans closer to
-their measured fitness than any model of the plan alone (``benchmarks/predictor_probe.py``),
-at about a quarter of a 2048-token evaluation each.
+Why: on held-out studies a window-0 probe stacked with the predictor agreed with the plans'
+measured fitness better than any model of the plan alone (``benchmarks/predictor_probe.py``),
+at about a quarter of a 2048-token evaluation each; part of that agreement is the noise of the
+tokens the probe shares with the fitness, and at 70% the probed short list did not verify
+better than the unprobed one at equal tokens (``benchmarks/predictor_efficiency.py --variant
+probe``), so it is off by default.
 """
 
 from __future__ import annotations
@@ -83,13 +86,15 @@ def study_stack(read: Sequence[store.StoredTrial], records: Sequence[PlanRecord]
     """The stack's weights from the study's probed trials that ``records`` label (at least
     ``minimum`` of them), else :data:`PROBE_ALONE`."""
     label = {r.trial: float(np.log(r.fitness)) for r in records}
-    rows = [(t.screened["mean"], float(np.log(max(t.screened["probe"], 1e-12))), label[t.number])
-            for t in read if t.screened is not None and "probe" in t.screened and t.number in label]
-    if len(rows) < minimum:
+    probed = [t.screened | {"label": label[t.number]} for t in read
+              if t.screened is not None and "probe" in t.screened and t.number in label]
+    if len(probed) < minimum:
         return PROBE_ALONE
-    x = np.asarray(rows, dtype=np.float64)  # (trials, 3): predicted, log-probe, log-label
+    predicted = np.array([p["mean"] for p in probed], dtype=np.float64)  # (trials,)
+    log_label = np.array([p["label"] for p in probed], dtype=np.float64)
     try:
-        stack = ProbeStack.fit(x[:, 0], x[:, 1], x[:, 2], [0] * len(rows))
+        stack = ProbeStack.fit(predicted, log_probes([p["probe"] for p in probed]), log_label,
+                               [0] * len(probed))
     except ValueError:  # every label equal
         return PROBE_ALONE
     # A probe weight of zero or less would order the list against the measured window (the

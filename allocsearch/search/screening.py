@@ -207,15 +207,16 @@ class Screener:
                 picked.add(plan_key(c.plan))
                 short.append(c)
         probes: dict[int, float] = {}  # id of a probed candidate of the pool -> its probe
+        tokens = 0
         if self.prober is not None:
             r = self._probed = ProbedRound.run(self.prober, [c.plan for c in short], [c.mean for c in short],
                                                read, records)
             probes = {id(c): float(p) for c, p in zip(short, r.probes, strict=True)}
-            short = [short[i] for i in r.order]
+            short, tokens = [short[i] for i in r.order], r.tokens
         self._queue = [replace(c, probe=probes.get(id(c))) for c in short[: s.k]]
         self.pool_size = len(pool)
         self._log(pool, {id(c) for c in short[: s.k]}, probes, len(records), time.perf_counter() - start)
-        return len(probes) * self.prober.tokens if self.prober is not None else 0
+        return tokens
 
     def _probe_attrs(self, cand: Candidate) -> dict[str, Any]:
         """A probed proposal's probe, the stack's weights and its round's probe tokens (a
