@@ -83,8 +83,8 @@ def probe_sentence() -> str:
     if e is None:
         return ""
     stats = {(s["arm"], s["metric"]): s for s in e["summary"]}
-    arm = "pretrained_damage_probe"
-    mine, plain = stats[(arm, "best_wanda_ppl")], stats[("pretrained_damage", "best_wanda_ppl")]
+    arm, other = "pretrained_damage_probe", "pretrained_damage"
+    mine, plain = stats[(arm, "best_wanda_ppl")], stats[(other, "best_wanda_ppl")]
     probe_runs = [r for r in e["runs"] if r["arm"] == arm]
     reach = stats[(arm, "evals_to_ramp")]
     trials = statistics.median(r["trials"] for r in probe_runs)
@@ -99,10 +99,9 @@ def probe_sentence() -> str:
     if floor is None or mine["median"] is None or plain["median"] is None:
         return text + "."
     ratio = mine["median"] / plain["median"]
-    return (text + f", {ratio:.3f} times{_lower_on(e, 'pretrained_damage_probe', 'pretrained_damage')}, "
-            f"{_verdict(ratio, floor)}{_other_domain(stats, 'pretrained_damage_probe', 'pretrained_damage')}."
-            f" Best verified per seed: {_per_seed(probe_runs)} probed, "
-            f"{_per_seed([r for r in e['runs'] if r['arm'] == 'pretrained_damage'])} not.")
+    return (text + f", {ratio:.3f} times{_lower_on(e, arm, other)}, {_verdict(ratio, floor)}"
+            f"{_other_domain(stats, arm, other)}. Best verified per seed: {_per_seed(probe_runs)} probed, "
+            f"{_per_seed([r for r in e['runs'] if r['arm'] == other])} not.")
 
 
 def _per_seed(runs: list[dict[str, Any]]) -> str:

@@ -90,10 +90,6 @@ def result_name(device: str, window: int, fresh: bool = False) -> str:
     return f"predictor_probe_{device}{suffix}.json"
 
 
-def record_key(r: PlanRecord) -> str:
-    return f"{r.study}|{r.trial}"
-
-
 def measure_probes(ev: Evaluator, records: list[PlanRecord], window: int, fitnesses: list[str],
                    shard: tuple[int, int] | None) -> dict[str, Any]:
     """Each record's probe per fitness (this shard's share), measured or read back."""
@@ -101,9 +97,9 @@ def measure_probes(ev: Evaluator, records: list[PlanRecord], window: int, fitnes
     done = fresh_entries(load_done(partial), partial.name)
     probes = {f: WindowProbe(ev, window, f) for f in fitnesses}
     mine = records[shard[0]::shard[1]] if shard else records
-    own = [record_key(r) for r in mine]
+    own = [plan_key(r) for r in mine]
     for i, r in enumerate(mine):
-        key = record_key(r)
+        key = plan_key(r)
         if key in done and all(f in done[key] for f in fitnesses):
             continue
         entry: dict[str, float] = {}
@@ -266,7 +262,7 @@ def main() -> None:
     curves_ev = predictor_evaluator(loaded, (LABEL_TOKENS,))
     curves = curves_of(measure_all(curves_ev, pairs, None, LABEL_TOKENS), pairs)
     curves_ev.close()
-    probes = {f: log_probes([done[record_key(r)][f] for r in records + fresh]) for f in args.fitness}
+    probes = {f: log_probes([done[plan_key(r)][f] for r in records + fresh]) for f in args.fitness}
     table = FeatureTable.from_profile(build_profile(loaded, DataConfig(), progress=False))
     if args.fresh:
         ranked, weights = fresh_rankings(table, records, fresh, curves, probes, args.members, args.seed)

@@ -19,6 +19,7 @@ import _common
 import _probe_render as render
 import predictor_damage as damage_bench
 import predictor_probe as probe_bench
+from predictor_ceiling import plan_key
 
 from allocsearch.budget import random_plan
 from allocsearch.evaluate import EvaluatorConfig
@@ -36,7 +37,7 @@ def test_probes_are_measured_once_and_resumed(tmp_path: Path, monkeypatch: pytes
     done = probe_bench.measure_probes(ev, records, 2, ["ppl", "kl"], None)
     assert set(done) == {f"pred-60-tpe-s0|{i}" for i in range(3)}
     for r in records:
-        entry = done[probe_bench.record_key(r)]
+        entry = done[plan_key(r)]
         assert entry["ppl"] == pytest.approx(WindowProbe(ev, 2, "ppl")(r.plan), rel=1e-9)
         assert entry["kl"] == pytest.approx(WindowProbe(ev, 2, "kl")(r.plan), rel=1e-9)
         assert entry["ppl seconds"] > 0 and "commit" in entry

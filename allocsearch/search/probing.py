@@ -54,10 +54,6 @@ class ShortlistProbe:
         probe = WindowProbe(ev, window)
         return cls(probe, probe.tokens)
 
-    def log_many(self, plans: Sequence[Plan]) -> NDArray[np.float64]:
-        """(plans,) log of each plan's probe."""
-        return log_probes([self.measure(p) for p in plans])
-
 
 @dataclass(frozen=True)
 class ProbedRound:
@@ -75,10 +71,10 @@ class ProbedRound:
         """Probe ``plans`` (their ``predicted`` log-fitness beside) and order them by the
         study's stack (:func:`study_stack` of ``read`` and ``records``)."""
         stack = study_stack(read, records)
-        logs = prober.log_many(plans)
-        scores = stack.score(np.asarray(predicted, dtype=np.float64), logs)
+        values = [prober.measure(p) for p in plans]
+        scores = stack.score(np.asarray(predicted, dtype=np.float64), log_probes(values))
         order = np.argsort(scores, kind="stable").astype(np.int64)
-        return cls(stack, np.exp(logs), order, len(plans) * prober.tokens)
+        return cls(stack, np.asarray(values, dtype=np.float64), order, len(plans) * prober.tokens)
 
 
 def study_stack(read: Sequence[store.StoredTrial], records: Sequence[PlanRecord],
