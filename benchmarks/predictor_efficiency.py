@@ -227,11 +227,11 @@ def one_run(arm: str, seed: int, cfg: StudyConfig, ev: Evaluator, ramp_fitness: 
     tokens, evals = reach(trials, ramp_fitness)
     verified = run.verified[best.number]
     other = {f"best_{k}": v for k, v in other_ppl(verified).items()}
+    setup = store.setup_tokens(run.study)  # the probes of a probed short-list (0 in the other arms)
     return {"arm": arm, "seed": seed, "model": ARM_MODEL.get(arm), "trials": len(trials),
             "screened_trials": sum(x.screened is not None for x in trials),
-            # Setup tokens: the probes of a probed short-list (0 in the other arms).
-            "search_tokens": sum(x.tokens for x in trials) + store.setup_tokens(run.study),
-            "probe_tokens": store.setup_tokens(run.study), "tokens_to_ramp": tokens,
+            "search_tokens": sum(x.tokens for x in trials) + setup, "probe_tokens": setup,
+            "tokens_to_ramp": tokens,
             "evals_to_ramp": evals, "best_fitness": best.value, "best_trial": best.number,
             "best_wanda_ppl": verified.ppl, "best_wanda_draws": verified.by_seed, **other,
             "seconds": time.perf_counter() - t, **code_state()}
@@ -354,8 +354,7 @@ def main() -> None:
     if args.centres and not args.curves_only:
         p.error("--centres chooses the curves --curves-only measures; the arms use every centre")
 
-    name = (f"predictor_efficiency_{'cuda' if args.device == 'cuda' else 'cpu'}"
-            f"{'_' + args.variant if args.variant else ''}.json")
+    name = f"predictor_efficiency_{result_device(args)}{'_' + args.variant if args.variant else ''}.json"
     partial = PENDING / f"{name}.partial"  # hours: committed between sessions
     FOLDER.mkdir(parents=True, exist_ok=True)
     other = other_domain_file(RUNS) if args.other_domain else None  # written once, read by every arm
@@ -407,6 +406,11 @@ def main() -> None:
     write_report(args, name, base, merge_partial(partial, runs, args.keep, ramp), ramp)
 
 
+def result_device(args: argparse.Namespace) -> str:
+    """The device a result is named and recorded for (its file name, its records, its protocol)."""
+    return "cuda" if args.device == "cuda" else "cpu"
+
+
 def settings_of(args: argparse.Namespace) -> dict[str, Any]:
     """The options a result's runs were measured with."""
     return {k: v for k, v in vars(args).items() if k not in OPERATIONAL}
@@ -419,7 +423,7 @@ def write_report(args: argparse.Namespace, name: str, base: StudyConfig, runs: l
                        "best_fitness", "best_wanda_ppl"])
     print_table(rows, ["arm", "metric", "runs", "reached", "median", "min", "max"])
     settings = settings_of(args)
-    device = "cuda" if args.device == "cuda" else "cpu"
+    device = result_device(args)
     out = write_json(name, {"target": base.target, "settings": settings, "default_model": DEFAULT_MODEL,
                             "records_digest": records_digest(predictor_records(device)[0]),
                             "ramp": ramp, "verify": dataclasses.asdict(base.verify),
